@@ -1,0 +1,83 @@
+"""Configuration from environment variables, each with an embedded default.
+
+Nothing needs to be configured to start: the defaults put every piece of state under ``./var``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _var_dir() -> Path:
+    return Path(os.environ.get("VAR_DIR", "var")).resolve()
+
+
+def _secret_key(var_dir: Path) -> str:
+    """A stable SECRET_KEY for the embedded setup: generated once and kept under var/."""
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    path = var_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    var_dir: Path
+    database_url: str
+    redis_url: str
+    storage_dir: Path
+    inbound_domain: str
+    smtp_host: str
+    smtp_port: int
+    port: int
+    secret_key: str
+    max_message_bytes: int
+    queue_name: str = "inbox"
+    job_timeout: int = 300
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def redis_is_embedded(self) -> bool:
+        """True when REDIS_URL was not given: the start command runs its own redis-server."""
+        return "REDIS_URL" not in os.environ
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        var_dir = _var_dir()
+        return cls(
+            var_dir=var_dir,
+            database_url=os.environ.get("DATABASE_URL", f"sqlite:///{var_dir / 'inbox.db'}"),
+            redis_url=os.environ.get("REDIS_URL", f"unix://{var_dir / 'redis.sock'}"),
+            storage_dir=Path(os.environ.get("STORAGE_DIR", var_dir / "storage")).resolve(),
+            inbound_domain=os.environ.get("INBOUND_DOMAIN", "inbox.localhost").lower(),
+            smtp_host=os.environ.get("SMTP_HOST", "127.0.0.1"),
+            smtp_port=_int("SMTP_PORT", 2525),
+            port=_int("PORT", 8000),
+            secret_key=_secret_key(var_dir),
+            max_message_bytes=_int("MAX_MESSAGE_BYTES", 25 * 1024 * 1024),
+            queue_name=os.environ.get("QUEUE_NAME", "inbox"),
+            job_timeout=_int("JOB_TIMEOUT", 300),
+        )
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual ``postgres://`` / ``postgresql://`` spellings and use psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url

@@ -1,0 +1,61 @@
+"""Enqueueing work for the worker on RQ.
+
+Job ids are derived from what the job works on, so enqueueing the same work twice while it waits or
+runs does not run it twice; jobs are referenced by dotted path so that callers need not import them.
+"""
+
+from __future__ import annotations
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from core.config import Settings
+
+INGEST_JOB = "worker.jobs.ingest_message"
+EXTRACT_JOB = "worker.jobs.extract_document"
+
+# Transient failures (database locked, Redis hiccup) are retried with backoff; the jobs themselves
+# turn permanent failures (a corrupt PDF) into a visible state instead of raising.
+_RETRY = Retry(max=3, interval=[10, 60, 300])
+_ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def connect(settings: Settings) -> Redis:
+    return Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+
+
+def get_queue(settings: Settings, connection: Redis | None = None) -> Queue:
+    return Queue(settings.queue_name, connection=connection or connect(settings))
+
+
+def _enqueue_once(queue: Queue, func: str, job_id: str, arg: int, timeout: int, force: bool) -> str:
+    try:
+        existing = Job.fetch(job_id, connection=queue.connection)
+    except NoSuchJobError:
+        existing = None
+    if existing is not None:
+        status = existing.get_status(refresh=True)
+        # A running job is never replaced; a waiting one only when a person asked for a re-run.
+        if status == JobStatus.STARTED or (status in _ACTIVE and not force):
+            return job_id
+        existing.delete()
+    queue.enqueue(
+        func,
+        arg,
+        job_id=job_id,
+        job_timeout=timeout,
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        retry=_RETRY,
+    )
+    return job_id
+
+
+def enqueue_ingest(queue: Queue, message_id: int, timeout: int = 120, force: bool = False) -> str:
+    return _enqueue_once(queue, INGEST_JOB, f"ingest-message-{message_id}", message_id, timeout, force)
+
+
+def enqueue_extract(queue: Queue, document_id: int, timeout: int = 300, force: bool = False) -> str:
+    return _enqueue_once(queue, EXTRACT_JOB, f"extract-document-{document_id}", document_id, timeout, force)

@@ -1,0 +1,198 @@
+"""Tenants, inbound addresses, users, memberships and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import string
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.models import ApiToken, InboundAddress, Membership, Role, Tenant, User, utcnow
+from core.services import NotFound, ServiceError
+
+_hasher = PasswordHasher()
+_ADDRESS_ALPHABET = string.ascii_lowercase + string.digits
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$|^[^@\s]+@localhost$")
+
+
+# Inbound addresses ---------------------------------------------------------------------------
+
+
+def new_local_part() -> str:
+    """``xxx-xxx``: random lower-case letters and digits."""
+    pick = lambda: "".join(secrets.choice(_ADDRESS_ALPHABET) for _ in range(3))  # noqa: E731
+    return f"{pick()}-{pick()}"
+
+
+def address_of(address: InboundAddress, domain: str) -> str:
+    return f"{address.local_part}@{domain}"
+
+
+def primary_address(session: Session, tenant_id: int) -> InboundAddress:
+    """The tenant's newest address that is not retiring."""
+    stmt = (
+        select(InboundAddress)
+        .where(InboundAddress.tenant_id == tenant_id, InboundAddress.retires_at.is_(None))
+        .order_by(InboundAddress.id.desc())
+    )
+    address = session.scalars(stmt).first()
+    if address is None:
+        raise NotFound("tenant has no inbound address")
+    return address
+
+
+def parse_recipient(recipient: str, domain: str) -> str | None:
+    """The lower-case local part (``+tag`` removed) when ``recipient`` is at ``domain``, else None."""
+    recipient = recipient.strip().strip("<>").lower()
+    local, sep, rcpt_domain = recipient.rpartition("@")
+    if not sep or rcpt_domain != domain.lower() or not local:
+        return None
+    return local.split("+", 1)[0]
+
+
+def resolve_recipient(session: Session, recipient: str, domain: str) -> Tenant | None:
+    """The tenant an address belongs to, matched case-insensitively with any ``+tag``; None if unknown."""
+    local = parse_recipient(recipient, domain)
+    if local is None:
+        return None
+    address = session.scalars(select(InboundAddress).where(InboundAddress.local_part == local)).first()
+    if address is None or (address.retires_at is not None and address.retires_at <= utcnow()):
+        return None
+    return address.tenant
+
+
+def create_tenant(session: Session, name: str) -> tuple[Tenant, InboundAddress]:
+    name = name.strip()
+    if not name:
+        raise ServiceError("a tenant needs a name")
+    tenant = Tenant(name=name)
+    session.add(tenant)
+    session.flush()
+    while True:  # collisions are rare; retry until the address is unused
+        local = new_local_part()
+        if session.scalar(select(InboundAddress.id).where(InboundAddress.local_part == local)) is None:
+            break
+    address = InboundAddress(tenant_id=tenant.id, local_part=local)
+    session.add(address)
+    session.flush()
+    return tenant, address
+
+
+def find_tenant(session: Session, ref: str, domain: str) -> Tenant:
+    """A tenant by id or by one of its inbound addresses."""
+    if ref.isdigit():
+        tenant = session.get(Tenant, int(ref))
+    else:
+        tenant = resolve_recipient(session, ref if "@" in ref else f"{ref}@{domain}", domain)
+    if tenant is None:
+        raise NotFound(f"no tenant {ref!r}")
+    return tenant
+
+
+# Users ---------------------------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(user: User, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_user(session: Session, email: str, password: str, tenant: Tenant, role: Role | str) -> User:
+    email = email.strip().lower()
+    if not _EMAIL_RE.match(email):
+        raise ServiceError(f"not an email address: {email!r}")
+    if len(password) < 8:
+        raise ServiceError("the password must have at least 8 characters")
+    role = Role(role)
+    user = session.scalars(select(User).where(func.lower(User.email) == email)).first()
+    if user is None:
+        user = User(email=email, password_hash=hash_password(password))
+        session.add(user)
+        session.flush()
+    else:
+        user.password_hash = hash_password(password)
+    membership = session.scalars(
+        select(Membership).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
+    ).first()
+    if membership is None:
+        session.add(Membership(user_id=user.id, tenant_id=tenant.id, role=role.value))
+    else:
+        membership.role = role.value
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        _hasher.hash(password)  # spend the same time whether or not the user exists
+        return None
+    if not user.is_active or not verify_password(user, password):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def membership(session: Session, user_id: int, tenant_id: int) -> Membership | None:
+    return session.scalars(
+        select(Membership).where(Membership.user_id == user_id, Membership.tenant_id == tenant_id)
+    ).first()
+
+
+# API tokens ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenIdentity:
+    user: User
+    tenant: Tenant
+    role: Role
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, user: User, tenant: Tenant | None = None) -> str:
+    """A new bearer token for ``user`` in ``tenant`` (default: the user's first tenant). Shown once."""
+    if tenant is None:
+        if not user.memberships:
+            raise ServiceError(f"{user.email} belongs to no tenant")
+        tenant = user.memberships[0].tenant
+    elif membership(session, user.id, tenant.id) is None:
+        raise ServiceError(f"{user.email} is not a member of {tenant.name}")
+    token = "ii_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, tenant_id=tenant.id, token_hash=_token_hash(token), prefix=token[:8]))
+    session.flush()
+    return token
+
+
+def identify_token(session: Session, token: str) -> TokenIdentity | None:
+    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).first()
+    if row is None or row.revoked_at is not None or not row.user.is_active:
+        return None
+    member = membership(session, row.user_id, row.tenant_id)
+    if member is None:
+        return None
+    row.last_used_at = utcnow()
+    return TokenIdentity(user=row.user, tenant=row.tenant, role=Role(member.role))
+
+
+def find_user(session: Session, email: str) -> User:
+    user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        raise NotFound(f"no user {email!r}")
+    return user

@@ -1,0 +1,307 @@
+"""Documents under review, their validation into invoices, and the duplicate flow."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from core.fields import FIELDS, check_complete, coerce, number_key
+from core.models import (
+    Client,
+    DocType,
+    Document,
+    DocumentStatus,
+    Invoice,
+    InvoiceFile,
+    StoredFile,
+    utcnow,
+)
+from core.services import NotFound, ServiceError, ValidationFailed
+
+T = TypeVar("T")
+MAX_PER_PAGE = 200
+DUPLICATE_REASON = "It seems this invoice has already been imported"
+FROZEN_NUMBER = (
+    "The number of a validated invoice cannot be changed. To change it, delete the invoice and import "
+    "the file again."
+)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def paginate(session: Session, stmt: Select[Any], page: int = 1, per_page: int = 50) -> Page[Any]:
+    page = max(1, int(page))
+    per_page = min(MAX_PER_PAGE, max(1, int(per_page)))
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    items = session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).all()
+    return Page(items=items, page=page, per_page=per_page, total=total)
+
+
+# Queries (always scoped to a tenant) ---------------------------------------------------------
+
+
+def documents_query(tenant_id: int, status: str | None = None) -> Select[Any]:
+    stmt = select(Document).where(Document.tenant_id == tenant_id)
+    if status:
+        stmt = stmt.where(Document.status == DocumentStatus(status).value)
+    return stmt.order_by(Document.created_at.desc(), Document.id.desc())
+
+
+def get_document(session: Session, tenant_id: int, document_id: int) -> Document:
+    doc = session.get(Document, document_id)
+    if doc is None or doc.tenant_id != tenant_id:
+        raise NotFound("no such document")
+    return doc
+
+
+def next_pending(session: Session, tenant_id: int, after_id: int | None = None) -> Document | None:
+    """The next document waiting for review (oldest first), skipping ``after_id``."""
+    stmt = select(Document).where(
+        Document.tenant_id == tenant_id,
+        Document.status.in_([DocumentStatus.PENDING.value, DocumentStatus.DUPLICATE.value]),
+    )
+    if after_id is not None:
+        stmt = stmt.where(Document.id != after_id)
+    return session.scalars(stmt.order_by(Document.created_at, Document.id)).first()
+
+
+def invoices_query(tenant_id: int, doc_type: str | None = None, status: str | None = None) -> Select[Any]:
+    stmt = select(Invoice).where(Invoice.tenant_id == tenant_id)
+    if doc_type:
+        stmt = stmt.where(Invoice.doc_type == DocType(doc_type).value)
+    if status:
+        stmt = stmt.where(Invoice.status == status)
+    return stmt.order_by(Invoice.issue_date.desc(), Invoice.id.desc())
+
+
+def get_invoice(session: Session, tenant_id: int, invoice_id: int) -> Invoice:
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None or invoice.tenant_id != tenant_id:
+        raise NotFound("no such invoice")
+    return invoice
+
+
+def get_file(session: Session, tenant_id: int, file_id: int) -> StoredFile:
+    stored = session.get(StoredFile, file_id)
+    if stored is None or stored.tenant_id != tenant_id:
+        raise NotFound("no such file")
+    return stored
+
+
+# Duplicates ----------------------------------------------------------------------------------
+
+
+def find_duplicate(session: Session, doc: Document) -> tuple[Invoice | None, str | None]:
+    """The validated invoice this document repeats, by identical file or by number; else (None, None)."""
+    by_file = session.scalars(
+        select(Invoice)
+        .outerjoin(InvoiceFile, InvoiceFile.invoice_id == Invoice.id)
+        .where(
+            Invoice.tenant_id == doc.tenant_id,
+            or_(Invoice.file_id == doc.file_id, InvoiceFile.file_id == doc.file_id),
+        )
+    ).first()
+    if by_file is not None:
+        return by_file, f"{DUPLICATE_REASON}: the same file is attached to invoice {by_file.number}."
+    if doc.number and doc.doc_type:
+        by_number = session.scalars(
+            select(Invoice).where(
+                Invoice.tenant_id == doc.tenant_id,
+                Invoice.direction == doc.direction,
+                Invoice.doc_type == doc.doc_type,
+                Invoice.number_key == number_key(doc.number),
+            )
+        ).first()
+        if by_number is not None:
+            return by_number, f"{DUPLICATE_REASON}: invoice {by_number.number} has the same number."
+    return None, None
+
+
+def same_file_pending(session: Session, doc: Document) -> Document | None:
+    """Another document of the tenant, not yet validated nor discarded, made of the very same bytes."""
+    return session.scalars(
+        select(Document).where(
+            Document.tenant_id == doc.tenant_id,
+            Document.file_id == doc.file_id,
+            Document.id != doc.id,
+            Document.status.in_([DocumentStatus.PENDING.value, DocumentStatus.DUPLICATE.value]),
+        )
+    ).first()
+
+
+def finish_extraction(
+    session: Session,
+    doc: Document,
+    fields: dict[str, Any],
+    field_info: dict[str, Any],
+    source: str | None,
+) -> Document:
+    """Record what extraction found (unknown fields stay empty) and route the document to review.
+
+    ``fields`` holds typed values; values the extractor could not type are dropped, never guessed.
+    """
+    values, _errors = coerce({k: v for k, v in fields.items() if k in FIELDS})
+    for name, value in values.items():
+        setattr(doc, name, value)
+    doc.field_info = {k: v for k, v in field_info.items() if k in values}
+    doc.extraction_source = source
+    duplicate, reason = find_duplicate(session, doc)
+    if duplicate is not None:
+        doc.status, doc.duplicate_of_id, doc.reason = DocumentStatus.DUPLICATE.value, duplicate.id, reason
+    elif (twin := same_file_pending(session, doc)) is not None:
+        doc.status, doc.duplicate_of_id = DocumentStatus.DUPLICATE.value, None
+        doc.reason = f"{DUPLICATE_REASON}: the same file is already waiting for review (document {twin.id})."
+    else:
+        doc.status, doc.reason = DocumentStatus.PENDING.value, None
+    return doc
+
+
+def fail_document(doc: Document, reason: str) -> None:
+    doc.status, doc.reason = DocumentStatus.FAILED.value, reason
+
+
+# Validation ----------------------------------------------------------------------------------
+
+
+def _normalized_name(name: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", name)
+    ascii_only = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(ascii_only.casefold().split())
+
+
+def find_or_create_client(session: Session, tenant_id: int, name: str) -> Client:
+    key = _normalized_name(name)
+    client = session.scalars(
+        select(Client).where(Client.tenant_id == tenant_id, Client.normalized_name == key)
+    ).first()
+    if client is None:
+        client = Client(tenant_id=tenant_id, name=name, normalized_name=key)
+        session.add(client)
+        session.flush()
+    return client
+
+
+def update_fields(session: Session, tenant_id: int, document_id: int, data: dict[str, Any]) -> Document:
+    """Save a reviewer's corrections without validating (a draft)."""
+    doc = get_document(session, tenant_id, document_id)
+    if doc.status in (DocumentStatus.VALIDATED.value, DocumentStatus.DISCARDED.value):
+        raise ServiceError(f"a {doc.status} document cannot be edited")
+    values, errors = coerce(data)
+    if errors:
+        raise ValidationFailed(errors)
+    for name, value in values.items():
+        setattr(doc, name, value)
+    return doc
+
+
+def validate_document(
+    session: Session, tenant_id: int, document_id: int, data: dict[str, Any], user_id: int | None
+) -> Invoice:
+    """Confirm a reviewed document: it becomes an invoice (or credit note) with its original file.
+
+    All in one transaction (the caller's): the client is found or created and the invoice number
+    is frozen from then on.
+    """
+    doc = get_document(session, tenant_id, document_id)
+    if doc.status == DocumentStatus.VALIDATED.value:
+        if "number" in data and data["number"] != doc.number:
+            raise ValidationFailed({"number": FROZEN_NUMBER})
+        raise ServiceError("this document is already validated")
+    if doc.status not in (DocumentStatus.PENDING.value, DocumentStatus.FAILED.value):
+        raise ServiceError(f"a {doc.status} document cannot be validated")
+    values, errors = coerce(data)
+    current = {name: getattr(doc, name) for name in FIELDS} | values
+    errors |= {k: v for k, v in check_complete(current).items() if k not in errors}
+    if not errors:
+        clash = session.scalars(
+            select(Invoice).where(
+                Invoice.tenant_id == tenant_id,
+                Invoice.direction == doc.direction,
+                Invoice.doc_type == current["doc_type"],
+                Invoice.number_key == number_key(current["number"]),
+            )
+        ).first()
+        if clash is not None:
+            errors["number"] = f"{DUPLICATE_REASON}: invoice {clash.number} has the same number."
+    if errors:
+        raise ValidationFailed(errors)
+
+    for name, value in values.items():
+        setattr(doc, name, value)
+    client = find_or_create_client(session, tenant_id, current["client"])
+    invoice = Invoice(
+        tenant_id=tenant_id,
+        direction=doc.direction,
+        number_key=number_key(current["number"]),
+        client_id=client.id,
+        file_id=doc.file_id,
+        document_id=doc.id,
+        validated_by_id=user_id,
+        **{name: current[name] for name in FIELDS if name != "client"},
+    )
+    session.add(invoice)
+    session.flush()
+    doc.status, doc.reason, doc.invoice_id = DocumentStatus.VALIDATED.value, None, invoice.id
+    doc.validated_at, doc.validated_by_id = utcnow(), user_id
+    return invoice
+
+
+DUPLICATE_ACTIONS = ("link", "replace", "discard")
+
+
+def resolve_duplicate(
+    session: Session, tenant_id: int, document_id: int, action: str, user_id: int | None
+) -> Document:
+    """The reviewer's decision on a duplicate: link the file to the existing invoice, replace the
+    existing invoice's file with it, or discard the new document. Files are never deleted."""
+    doc = get_document(session, tenant_id, document_id)
+    if doc.status != DocumentStatus.DUPLICATE.value:
+        raise ServiceError("this document is not waiting for a duplicate decision")
+    if action not in DUPLICATE_ACTIONS:
+        raise ServiceError(f"action must be one of {', '.join(DUPLICATE_ACTIONS)}")
+    if action == "discard":
+        doc.status = DocumentStatus.DISCARDED.value
+        doc.reason = "Discarded as a duplicate."
+        return doc
+    if doc.duplicate_of_id is None:
+        raise ServiceError("the original is not validated yet: only discard is possible")
+    invoice = get_invoice(session, tenant_id, doc.duplicate_of_id)
+    if action == "link":
+        already = invoice.file_id == doc.file_id or any(a.file_id == doc.file_id for a in invoice.attachments)
+        if not already:
+            session.add(InvoiceFile(invoice_id=invoice.id, file_id=doc.file_id, document_id=doc.id))
+        doc.reason = f"File linked to invoice {invoice.number}."
+    else:
+        previous = invoice.file_id
+        invoice.file_id, invoice.document_id = doc.file_id, doc.id
+        # The replaced file stays stored and attached, so nothing a person sent is lost.
+        if previous != doc.file_id and not any(a.file_id == previous for a in invoice.attachments):
+            session.add(InvoiceFile(invoice_id=invoice.id, file_id=previous))
+        doc.reason = f"File of invoice {invoice.number} replaced."
+    doc.status, doc.invoice_id = DocumentStatus.VALIDATED.value, invoice.id
+    doc.validated_at, doc.validated_by_id = utcnow(), user_id
+    session.flush()
+    return doc
+
+
+def discard_document(session: Session, tenant_id: int, document_id: int) -> Document:
+    doc = get_document(session, tenant_id, document_id)
+    if doc.status == DocumentStatus.VALIDATED.value:
+        raise ServiceError("a validated document cannot be discarded; delete the invoice instead")
+    doc.status, doc.reason = DocumentStatus.DISCARDED.value, "Deleted by a reviewer."
+    return doc

@@ -1,0 +1,80 @@
+"""Durable file storage on a local (or mounted) directory.
+
+Every write goes to a temporary file, is fsynced, renamed into place and the directory fsynced, so a
+file that a caller was told is stored survives a crash. Keys are relative paths chosen by the callers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+class StorageError(OSError):
+    """The storage refused a write (full disk, permissions, ...)."""
+
+
+class FileStorage:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"storage key escapes the storage root: {key!r}")
+        return path
+
+    def write(self, key: str, data: bytes) -> None:
+        """Write ``data`` at ``key`` durably; an existing file at ``key`` is replaced atomically."""
+        path = self.path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageError(exc.errno, f"cannot store {key}: {exc.strerror or exc}") from exc
+
+    def read(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    # Key schemes -----------------------------------------------------------------------------
+
+    @staticmethod
+    def raw_message_key(tenant_id: int, sha256: str) -> str:
+        now = datetime.now(UTC)
+        return f"raw/{tenant_id}/{now:%Y/%m}/{now:%Y%m%dT%H%M%S}-{sha256[:16]}-{secrets.token_hex(4)}.eml"
+
+    @staticmethod
+    def file_key(tenant_id: int, sha256: str) -> str:
+        return f"files/{tenant_id}/{sha256[:2]}/{sha256}"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

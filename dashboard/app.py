@@ -1,0 +1,59 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+
+from core.config import Settings, normalize_database_url
+from core.db import engine_options, install_sqlite_pragmas
+from core.storage import FileStorage
+from dashboard.extensions import csrf, db, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = ROOT / "templates"
+MIGRATIONS_DIR = ROOT / "core" / "migrations"
+
+
+def create_app(settings: Settings | None = None, **config: Any) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, template_folder=str(TEMPLATES_DIR), static_folder="static")
+    url = normalize_database_url(settings.database_url)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(url),
+        MAX_CONTENT_LENGTH=settings.max_message_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        # Behind TLS in production; the embedded default serves plain HTTP on localhost.
+        SESSION_COOKIE_SECURE=os.environ.get("COOKIE_SECURE", "0") == "1",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    app.config.update(config)
+    app.extensions["inbox.settings"] = settings
+    app.extensions["inbox.storage"] = FileStorage(settings.storage_dir)
+
+    db.init_app(app)
+    with app.app_context():
+        install_sqlite_pragmas(db.engine)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    from dashboard.blueprints import register_blueprints
+
+    register_blueprints(app)
+    return app
+
+
+def settings() -> Settings:
+    return current_app.extensions["inbox.settings"]
+
+
+def storage() -> FileStorage:
+    return current_app.extensions["inbox.storage"]

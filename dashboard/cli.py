@@ -1,0 +1,85 @@
+"""``inbox``: the application's Flask CLI (``inbox db upgrade``, ``inbox tenant create``, ...)."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import FlaskGroup, with_appcontext
+
+from core.models import Role
+from core.services import ServiceError, accounts
+from dashboard.app import create_app, settings
+from dashboard.extensions import db
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)
+def cli() -> None:
+    """invoice-inbox: turn invoices sent by email into verified records."""
+
+
+def main() -> None:
+    cli(prog_name="inbox")
+
+
+def _fail(exc: ServiceError) -> None:
+    raise click.ClickException(str(exc))
+
+
+@cli.group()
+def tenant() -> None:
+    """Tenants (companies) and their inbound addresses."""
+
+
+@tenant.command("create")
+@click.argument("name")
+@with_appcontext
+def tenant_create(name: str) -> None:
+    """Create a tenant and print its inbound address."""
+    try:
+        _tenant, address = accounts.create_tenant(db.session, name)
+    except ServiceError as exc:
+        _fail(exc)
+    db.session.commit()
+    click.echo(accounts.address_of(address, settings().inbound_domain))
+
+
+@cli.group()
+def user() -> None:
+    """Users and their roles in tenants."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--tenant", "tenant_ref", required=True, help="The tenant's inbound address or id.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.MEMBER.value)
+@click.password_option(prompt="Password", help="Prompted for when not given.")
+@with_appcontext
+def user_create(email: str, tenant_ref: str, role: str, password: str) -> None:
+    """Create a user (or add an existing one to a tenant)."""
+    try:
+        target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain)
+        created = accounts.create_user(db.session, email, password, target, role)
+    except ServiceError as exc:
+        _fail(exc)
+    db.session.commit()
+    click.echo(f"{created.email} is {role} of {target.name}")
+
+
+@cli.group()
+def token() -> None:
+    """API bearer tokens."""
+
+
+@token.command("create")
+@click.argument("email")
+@click.option("--tenant", "tenant_ref", default=None, help="The tenant (default: the user's first).")
+@with_appcontext
+def token_create(email: str, tenant_ref: str | None) -> None:
+    """Create an API token; it is printed once, alone on the last line."""
+    try:
+        found = accounts.find_user(db.session, email)
+        target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain) if tenant_ref else None
+        value = accounts.create_token(db.session, found, target)
+    except ServiceError as exc:
+        _fail(exc)
+    db.session.commit()
+    click.echo(value)
