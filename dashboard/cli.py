@@ -83,3 +83,50 @@ def token_create(email: str, tenant_ref: str | None) -> None:
         _fail(exc)
     db.session.commit()
     click.echo(value)
+
+
+# The processes of the Procfile ---------------------------------------------------------------
+
+
+@cli.command("smtp")
+def smtp_command() -> None:
+    """Run the SMTP gateway in the foreground."""
+    from mailgate.smtp import main as smtp_main
+
+    from core.config import Settings
+
+    smtp_main(Settings.from_env())
+
+
+@cli.command("worker")
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+def worker_command(burst: bool) -> None:
+    """Run an RQ worker for the processing jobs."""
+    from worker.main import run
+
+    from core.config import Settings
+
+    run(Settings.from_env(), burst=burst)
+
+
+@cli.command("sweep")
+def sweep_command() -> None:
+    """Queue stored messages that have no job (e.g. received while Redis was down)."""
+    from mailgate.sweep import main as sweep_main
+
+    from core.config import Settings
+
+    click.echo(f"{sweep_main(Settings.from_env())} message(s) queued")
+
+
+@cli.command("start")
+def start_command() -> None:
+    """Start everything on the embedded defaults: migrations, demo data, web, smtp, worker, Redis."""
+    from core.config import Settings
+    from dashboard.devstack import run_stack
+
+    run_stack(Settings.from_env())
+
+
+if __name__ == "__main__":
+    main()

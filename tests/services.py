@@ -87,3 +87,32 @@ def drop_postgres_database(admin_url: str, db_url: str) -> None:
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
+
+
+def process_env(settings) -> dict[str, str]:  # noqa: ANN001 - core.config.Settings
+    """The environment under which a child process (worker, smtp, web) sees the test's settings."""
+    return dict(
+        os.environ,
+        VAR_DIR=str(settings.var_dir),
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        STORAGE_DIR=str(settings.storage_dir),
+        INBOUND_DOMAIN=settings.inbound_domain,
+        SECRET_KEY=settings.secret_key,
+        QUEUE_NAME=settings.queue_name,
+        MAX_MESSAGE_BYTES=str(settings.max_message_bytes),
+    )
+
+
+def run_worker_burst(settings, timeout: float = 120) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+    """Run a real ``inbox worker --burst`` process until the queue is empty."""
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard.cli", "worker", "--burst"],
+        env=process_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
