@@ -1,0 +1,55 @@
+"""Who is calling: a bearer token, and only a bearer token (session cookies are never looked at)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Response, g, request
+
+from core.models import Role
+from core.services import accounts
+from dashboard.api.base import bp, dbs, json_error
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITER_ROLES = frozenset({Role.ADMIN, Role.MEMBER})  # support staff of the operator only read
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Plain values, so that later commits (which expire ORM objects) cost no reload."""
+
+    tenant_id: int
+    user_id: int
+    role: Role
+
+
+def caller() -> Caller:
+    return g.api_caller
+
+
+def bearer_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def unauthorized(message: str, invalid_token: bool) -> Response:
+    challenge = 'Bearer realm="api"' + (', error="invalid_token"' if invalid_token else "")
+    return json_error(401, message, headers={"WWW-Authenticate": challenge})
+
+
+@bp.before_request
+def authenticate() -> Response | None:
+    token = bearer_token()
+    if token is None:
+        return unauthorized("an Authorization: Bearer <token> header is required", invalid_token=False)
+    session = dbs()
+    identity = accounts.identify_token(session, token)
+    if identity is None:
+        return unauthorized("the token is invalid or revoked", invalid_token=True)
+    g.api_caller = Caller(identity.tenant.id, identity.user.id, identity.role)
+    # Commit last_used_at now, so that it is kept even when the request itself fails.
+    session.commit()
+    if request.method not in READ_METHODS and identity.role not in WRITER_ROLES:
+        return json_error(403, f"the {identity.role.value} role is read-only")
+    return None

@@ -1,0 +1,86 @@
+"""Model objects as JSON: amounts as decimal strings, dates and datetimes in ISO 8601 (with offset)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from core.models import Document, InboundMessage, Invoice, InvoiceFields, Tenant
+
+CENT = Decimal("0.01")
+
+
+def money(value: Decimal | None) -> str | None:
+    # Quantized here too: a value just set by a service is not yet re-read through the Money type.
+    return None if value is None else format(value.quantize(CENT), "f")
+
+
+def iso(value: date | datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _fields(obj: InvoiceFields) -> dict[str, Any]:
+    """The invoice fields common to documents and invoices (``client`` differs and is added by each)."""
+    return {
+        "type": obj.doc_type,
+        "number": obj.number,
+        "title": obj.title,
+        "issuer": obj.issuer,
+        "amount": money(obj.amount),
+        "net_amount": money(obj.net_amount),
+        "tax_amount": money(obj.tax_amount),
+        "currency": obj.currency,
+        "issue_date": iso(obj.issue_date),
+        "due_date": iso(obj.due_date),
+    }
+
+
+def tenant_json(tenant: Tenant, inbound_address: str | None) -> dict[str, Any]:
+    return {"id": tenant.id, "name": tenant.name, "inbound_address": inbound_address}
+
+
+def message_json(message: InboundMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "status": message.status,
+        "reason": message.reason,
+        "sender": message.sender,
+        "recipient": message.recipient,
+        "subject": message.subject,
+        "received_at": iso(message.received_at),
+        "source": message.source,
+        "documents": [doc.id for doc in message.documents],
+    }
+
+
+def document_json(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc.id,
+        "status": doc.status,
+        "reason": doc.reason,
+        "filename": doc.filename,
+        **_fields(doc),
+        "client": doc.client,
+        "extraction_source": doc.extraction_source,
+        "field_info": doc.field_info or {},
+        "duplicate_of": doc.duplicate_of_id,
+        "invoice_id": doc.invoice_id,
+        "message_id": doc.message_id,
+        "created_at": iso(doc.created_at),
+    }
+
+
+def invoice_json(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "id": invoice.id,
+        **_fields(invoice),
+        "client": invoice.client.name if invoice.client is not None else None,
+        "client_id": invoice.client_id,
+        "status": invoice.status,
+        "amount_paid": money(invoice.amount_paid),
+        "file_id": invoice.file_id,
+        "attachments": [attachment.file_id for attachment in invoice.attachments],
+        "document_id": invoice.document_id,
+        "created_at": iso(invoice.created_at),
+    }

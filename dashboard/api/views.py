@@ -1,0 +1,105 @@
+"""The endpoints. Each one parses its input, calls the same core service as the dashboard, commits
+when it changed something, and serializes; errors are turned into JSON by ``dashboard.api.errors``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, jsonify
+from sqlalchemy import Select
+from sqlalchemy.orm import selectinload
+
+from core.models import DocType, DocumentStatus, InboundMessage, Invoice, InvoiceStatus, MessageStatus, Tenant
+from core.services import NotFound, accounts, documents
+from dashboard.api.auth import caller
+from dashboard.api.base import ApiError, bp, dbs
+from dashboard.api.download import attachment
+from dashboard.api.params import enum_param, field_input, json_object, page_params
+from dashboard.api.serializers import document_json, invoice_json, message_json, tenant_json
+from dashboard.app import settings, storage
+
+# Ids beyond a 32-bit integer column cannot exist; refusing them in routing avoids driver overflows.
+ID = "int(min=1, max=2147483647)"
+
+
+def paginated(stmt: Select[Any], serialize: Callable[[Any], dict[str, Any]]) -> Response:
+    page, per_page = page_params()
+    result = documents.paginate(dbs(), stmt, page, per_page)
+    return jsonify(
+        items=[serialize(item) for item in result.items],
+        page=result.page,
+        per_page=result.per_page,
+        total=result.total,
+        pages=result.pages,
+    )
+
+
+@bp.get("/tenant")
+def get_tenant() -> Response:
+    session, tenant_id = dbs(), caller().tenant_id
+    tenant = session.get(Tenant, tenant_id)
+    try:
+        address = accounts.address_of(accounts.primary_address(session, tenant_id), settings().inbound_domain)
+    except NotFound:
+        address = None  # every address retiring: the tenant still exists
+    return jsonify(tenant_json(tenant, address))
+
+
+@bp.get("/messages")
+def list_messages() -> Response:
+    stmt = documents.messages_query(caller().tenant_id, enum_param("status", MessageStatus))
+    return paginated(stmt.options(selectinload(InboundMessage.documents)), message_json)
+
+
+@bp.get("/documents")
+def list_documents() -> Response:
+    stmt = documents.documents_query(caller().tenant_id, enum_param("status", DocumentStatus))
+    return paginated(stmt, document_json)
+
+
+@bp.get(f"/documents/<{ID}:document_id>")
+def get_document(document_id: int) -> Response:
+    return jsonify(document_json(documents.get_document(dbs(), caller().tenant_id, document_id)))
+
+
+@bp.get(f"/documents/<{ID}:document_id>/file")
+def get_document_file(document_id: int) -> Response:
+    session, tenant_id = dbs(), caller().tenant_id
+    doc = documents.get_document(session, tenant_id, document_id)
+    stored = documents.get_file(session, tenant_id, doc.file_id)
+    return attachment(storage().read(stored.storage_key), stored.content_type, doc.filename)
+
+
+@bp.post(f"/documents/<{ID}:document_id>/validate")
+def validate_document(document_id: int) -> Response:
+    data = field_input(json_object())
+    who = caller()
+    session = dbs()
+    invoice = documents.validate_document(session, who.tenant_id, document_id, data, who.user_id)
+    session.commit()
+    return jsonify(invoice_json(invoice))
+
+
+@bp.post(f"/documents/<{ID}:document_id>/duplicate")
+def resolve_duplicate(document_id: int) -> Response:
+    action = json_object().get("action")
+    if action not in documents.DUPLICATE_ACTIONS:
+        raise ApiError(400, f"action must be one of {', '.join(documents.DUPLICATE_ACTIONS)}")
+    who = caller()
+    session = dbs()
+    doc = documents.resolve_duplicate(session, who.tenant_id, document_id, action, who.user_id)
+    session.commit()
+    return jsonify(document_json(doc))
+
+
+@bp.get("/invoices")
+def list_invoices() -> Response:
+    doc_type, status = enum_param("type", DocType), enum_param("status", InvoiceStatus)
+    stmt = documents.invoices_query(caller().tenant_id, doc_type, status)
+    return paginated(stmt.options(selectinload(Invoice.client), selectinload(Invoice.attachments)), invoice_json)
+
+
+@bp.get(f"/invoices/<{ID}:invoice_id>")
+def get_invoice(invoice_id: int) -> Response:
+    return jsonify(invoice_json(documents.get_invoice(dbs(), caller().tenant_id, invoice_id)))
