@@ -41,7 +41,7 @@ CURRENCIES = frozenset(
         "VND", "VUV", "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWL",
     )
 )
-_AMOUNT_RE = re.compile(r"^-?\d+(\.\d{1,2})?$")
+_AMOUNT_RE = re.compile(r"^-?\d{1,16}(\.\d{1,2})?$")  # fits NUMERIC(18, 2)
 
 
 def parse_amount(text: str) -> Decimal:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.fields import FIELDS, check_complete, coerce, number_key
@@ -16,8 +16,10 @@ from core.models import (
     DocType,
     Document,
     DocumentStatus,
+    InboundMessage,
     Invoice,
     InvoiceFile,
+    MessageStatus,
     StoredFile,
     utcnow,
 )
@@ -78,6 +80,38 @@ def next_pending(session: Session, tenant_id: int, after_id: int | None = None) 
     if after_id is not None:
         stmt = stmt.where(Document.id != after_id)
     return session.scalars(stmt.order_by(Document.created_at, Document.id)).first()
+
+
+REVIEW_STATUSES = (DocumentStatus.PENDING.value, DocumentStatus.DUPLICATE.value)
+
+
+def review_queue_query(tenant_id: int) -> Select[Any]:
+    """Documents waiting for a person (pending verification or a duplicate decision), newest first."""
+    stmt = select(Document).where(Document.tenant_id == tenant_id, Document.status.in_(REVIEW_STATUSES))
+    return stmt.order_by(Document.created_at.desc(), Document.id.desc())
+
+
+def pending_after(session: Session, tenant_id: int, doc: Document) -> Document | None:
+    """The waiting document that follows ``doc`` in review order (oldest first), wrapping around.
+
+    Unlike ``next_pending`` alone, skipping documents one after the other visits each of them instead
+    of bouncing between the two oldest.
+    """
+    later = or_(
+        Document.created_at > doc.created_at,
+        and_(Document.created_at == doc.created_at, Document.id > doc.id),
+    )
+    stmt = select(Document).where(Document.tenant_id == tenant_id, Document.status.in_(REVIEW_STATUSES), later)
+    found = session.scalars(stmt.order_by(Document.created_at, Document.id)).first()
+    return found or next_pending(session, tenant_id, after_id=doc.id)
+
+
+def messages_query(tenant_id: int, status: str | None = None) -> Select[Any]:
+    """Every message received for the tenant (or those with ``status``), newest first."""
+    stmt = select(InboundMessage).where(InboundMessage.tenant_id == tenant_id)
+    if status:
+        stmt = stmt.where(InboundMessage.status == MessageStatus(status).value)
+    return stmt.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
 
 
 def invoices_query(tenant_id: int, doc_type: str | None = None, status: str | None = None) -> Select[Any]:

@@ -1,0 +1,170 @@
+"""Pending verification: the queue, the review page (original beside the fields) and its actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response
+
+from core.fields import FIELDS
+from core.models import DocType, Document, DocumentStatus
+from core.services import NotFound, ServiceError, ValidationFailed
+from core.services import documents as docs
+from dashboard.extensions import db
+from dashboard.web import input_value, not_found_for, paginated, send_stored_file, tenant_id, tenant_required
+
+bp = Blueprint("review", __name__)
+not_found_for(bp)
+
+UNSURE_BELOW = 0.8  # extractor confidence under which a field is flagged for a closer look
+EDITABLE = (DocumentStatus.PENDING.value, DocumentStatus.FAILED.value)
+
+
+@bp.get("/")
+@tenant_required
+def home() -> Response:
+    return redirect(url_for(".pending"))
+
+
+@bp.get("/pending")
+@tenant_required
+def pending() -> str:
+    failed = request.args.get("show") == "failed"
+    stmt = docs.documents_query(tenant_id(), DocumentStatus.FAILED) if failed else docs.review_queue_query(tenant_id())
+    page = paginated(stmt.options(selectinload(Document.message)))
+    return render_template("pending.html", page=page, failed=failed)
+
+
+# The review page -----------------------------------------------------------------------------
+
+
+def unsure_fields(doc: Document) -> dict[str, float]:
+    """Fields the extractor was unsure of, with its confidence."""
+    unsure: dict[str, float] = {}
+    for name, info in (doc.field_info or {}).items():
+        confidence = info.get("confidence") if isinstance(info, dict) else None
+        if isinstance(confidence, int | float) and confidence < UNSURE_BELOW:
+            unsure[name] = float(confidence)
+    return unsure
+
+
+def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
+    values = {name: input_value(getattr(doc, name)) for name in FIELDS} | (form or {})
+    invoice = doc.invoice if doc.invoice is not None and doc.invoice.tenant_id == doc.tenant_id else None
+    original = doc.duplicate_of if doc.duplicate_of and doc.duplicate_of.tenant_id == doc.tenant_id else None
+    return render_template(
+        "review.html",
+        doc=doc,
+        values=values,
+        errors=errors or {},
+        editable=doc.status in EDITABLE,
+        unsure=unsure_fields(doc),
+        invoice=invoice,
+        original=original,
+        frozen_number=docs.FROZEN_NUMBER,
+        file_url=url_for(".document_file", doc_id=doc.id),
+    )
+
+
+def _form_fields() -> dict[str, str]:
+    return {name: request.form[name] for name in FIELDS if name in request.form}
+
+
+def _kind(doc_type: str | None) -> str:
+    return "Credit note" if doc_type == DocType.CREDIT_NOTE.value else "Invoice"
+
+
+@bp.get("/documents/<int:doc_id>")
+@tenant_required
+def document(doc_id: int) -> str:
+    return _render(docs.get_document(db.session, tenant_id(), doc_id))
+
+
+@bp.post("/documents/<int:doc_id>")
+@tenant_required
+def save_document(doc_id: int) -> Any:
+    """Confirm (validate into an invoice) or save a draft; field errors come back next to each field."""
+    doc = docs.get_document(db.session, tenant_id(), doc_id)
+    action, form = request.form.get("action"), _form_fields()
+    if action not in ("confirm", "save"):
+        abort(400)
+    try:
+        if action == "confirm":
+            invoice = docs.validate_document(db.session, tenant_id(), doc.id, form, current_user.id)
+            db.session.commit()
+            flash(f"{_kind(invoice.doc_type)} {invoice.number} confirmed.", "success")
+        else:
+            docs.update_fields(db.session, tenant_id(), doc.id, form)
+            db.session.commit()
+            flash("Draft saved.", "success")
+    except ValidationFailed as exc:
+        db.session.rollback()
+        return _render(doc, form, exc.errors), 422
+    except IntegrityError:  # another reviewer confirmed the same number a moment ago
+        db.session.rollback()
+        return _render(doc, form, {"number": docs.DUPLICATE_REASON}), 422
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    return redirect(url_for(".document", doc_id=doc.id))
+
+
+def _to_next(doc: Document) -> Response:
+    following = docs.pending_after(db.session, tenant_id(), doc)
+    if following is None:
+        flash("Nothing else is waiting for verification.", "info")
+        return redirect(url_for(".pending"))
+    return redirect(url_for(".document", doc_id=following.id))
+
+
+@bp.get("/documents/<int:doc_id>/next")
+@tenant_required
+def next_document(doc_id: int) -> Response:
+    return _to_next(docs.get_document(db.session, tenant_id(), doc_id))
+
+
+@bp.post("/documents/<int:doc_id>/discard")
+@tenant_required
+def discard(doc_id: int) -> Response:
+    try:
+        doc = docs.discard_document(db.session, tenant_id(), doc_id)
+    except NotFound:
+        raise
+    except ServiceError as exc:  # e.g. a document already validated: say why, stay on it
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for(".document", doc_id=doc_id))
+    db.session.commit()
+    flash(f"{doc.filename} deleted.", "success")
+    return _to_next(doc)
+
+
+@bp.post("/documents/<int:doc_id>/duplicate")
+@tenant_required
+def duplicate(doc_id: int) -> Response:
+    """The reviewer's decision on a duplicate: link, replace or discard."""
+    action = request.form.get("action", "")
+    try:
+        doc = docs.resolve_duplicate(db.session, tenant_id(), doc_id, action, current_user.id)
+    except NotFound:
+        raise
+    except ServiceError as exc:  # e.g. a document already validated: say why, stay on it
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for(".document", doc_id=doc_id))
+    db.session.commit()
+    flash(doc.reason or "Done.", "success")
+    if action == "discard" or doc.invoice_id is None:
+        return _to_next(doc)
+    return redirect(url_for("invoices.detail", invoice_id=doc.invoice_id))
+
+
+@bp.get("/documents/<int:doc_id>/file")
+@tenant_required
+def document_file(doc_id: int) -> Response:
+    doc = docs.get_document(db.session, tenant_id(), doc_id)
+    return send_stored_file(docs.get_file(db.session, tenant_id(), doc.file_id), doc.filename)

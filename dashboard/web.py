@@ -1,0 +1,276 @@
+"""Shared helpers for the HTML side of the dashboard.
+
+- the current tenant (kept in the session, re-checked against the user's memberships on every request),
+- ``tenant_required``: login required + a tenant the user still belongs to,
+- pagination arguments, safe local redirects, serving stored files,
+- ``init_web(app)``: security headers, display filters, error pages (idempotent; auth.bp calls it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from functools import wraps
+from pathlib import PurePosixPath
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import werkzeug.exceptions
+from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, send_file, session, url_for
+from flask_login import current_user, login_required, logout_user
+from sqlalchemy import Select, func, select
+from werkzeug.exceptions import HTTPException
+
+from core.models import Membership, StoredFile, Tenant
+from core.services import NotFound, accounts
+from core.services.documents import MAX_PER_PAGE, Page, paginate, review_queue_query
+from dashboard.extensions import db
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+TENANT_KEY = "tenant_id"
+PER_PAGE = 50
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "object-src 'self'",  # the original PDF is embedded from our own file route
+        "frame-src 'self'",
+        "frame-ancestors 'self'",
+        "base-uri 'self'",
+        "form-action 'self'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+# Stored files are attacker-supplied: only these types are shown inline (an HTML or SVG "invoice"
+# served inline from our origin would run script); anything else is downloaded as opaque bytes.
+PDF_TYPE = "application/pdf"
+IMAGE_TYPES = frozenset(("image/png", "image/jpeg", "image/gif", "image/webp"))
+INLINE_TYPES = IMAGE_TYPES | {PDF_TYPE}
+# The file itself may load and run nothing. PDFs go without "sandbox": built-in PDF viewers have not always
+# rendered sandboxed documents (Chromium 156 does; other browsers are not checked here).
+FILE_POLICY = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
+FILE_POLICY_PDF = "default-src 'none'; object-src 'self'; frame-ancestors 'self'"
+
+
+# Current tenant ------------------------------------------------------------------------------
+
+
+def select_tenant(tenant_id: int) -> None:
+    session[TENANT_KEY] = tenant_id
+
+
+def _current_membership() -> Membership | None:
+    """The membership for the tenant in the session, falling back to the user's first one."""
+    user = current_user.user
+    wanted = session.get(TENANT_KEY)
+    if isinstance(wanted, int):
+        member = accounts.membership(db.session, user.id, wanted)
+        if member is not None:
+            return member
+    if user.memberships:  # removed from the chosen tenant meanwhile: fall back, never keep stale access
+        first = user.memberships[0]
+        select_tenant(first.tenant_id)
+        return first
+    return None
+
+
+def tenant_required(view: Callable[P, R]) -> Callable[P, R | Any]:
+    """Login required, and ``g.tenant`` / ``g.membership`` set to a tenant the user belongs to."""
+
+    @wraps(view)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R | Any:
+        member = _current_membership()
+        if member is None:
+            logout_user()
+            session.pop(TENANT_KEY, None)
+            abort(403, "Your account has no access to any company.")
+        g.membership, g.tenant = member, member.tenant
+        return view(*args, **kwargs)
+
+    return login_required(wrapped)
+
+
+def tenant_id() -> int:
+    return int(g.tenant.id)
+
+
+# Pagination, redirects -----------------------------------------------------------------------
+
+
+def page_arg() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+def paginated(stmt: Select[Any], per_page: int = PER_PAGE) -> Page[Any]:
+    return paginate(db.session, stmt, page_arg(), min(per_page, MAX_PER_PAGE))
+
+
+def page_url(page: int) -> str:
+    """The current page's URL with another ``page`` argument (other arguments kept)."""
+    args = request.args.to_dict() | (request.view_args or {}) | {"page": page}
+    return url_for(request.endpoint or "review.pending", **args)
+
+
+_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\\\x7f]")
+
+
+def is_local_url(target: str | None) -> bool:
+    """Only a path on this site (``/pending``), never ``//host``, ``https://...`` or ``/\\host``."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return False
+    if _UNSAFE_URL_CHARS.search(target):  # browsers drop tabs/newlines and read "\" as "/"
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
+def local_redirect(target: str | None, fallback: str) -> Response:
+    return redirect(target if is_local_url(target) else fallback)  # type: ignore[return-value]
+
+
+# Files ---------------------------------------------------------------------------------------
+
+
+def _safe_filename(name: str) -> str:
+    """The base name without control characters (they would break the header)."""
+    return re.sub(r"[\x00-\x1f\x7f/\\]", "_", PurePosixPath(name or "").name).strip()[:200] or "document"
+
+
+def send_stored_file(stored: StoredFile, filename: str) -> Response:
+    """The stored bytes with their own type, inline when that type is safe to show; 404 when missing."""
+    from dashboard.app import storage
+
+    path = storage().path(stored.storage_key)
+    if not path.is_file():
+        abort(404)
+    inline = stored.content_type in INLINE_TYPES
+    response = send_file(
+        path,
+        mimetype=stored.content_type if inline else "application/octet-stream",
+        as_attachment=not inline,
+        download_name=_safe_filename(filename),
+        conditional=True,
+        etag=stored.sha256,
+        max_age=0,
+    )
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = FILE_POLICY_PDF if stored.content_type == PDF_TYPE else FILE_POLICY
+    return response
+
+
+# Display filters -----------------------------------------------------------------------------
+
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
+NARROW_NBSP, NBSP = "\u202f", "\u00a0"
+
+
+def format_date(value: date | datetime | None) -> str:
+    """dd/mm/yyyy; a timestamp is shown in the display time zone, with hh:mm."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(_display_zone()).strftime("%d/%m/%Y %H:%M")
+    return value.strftime("%d/%m/%Y")
+
+
+def format_money(value: Decimal | None, currency: str | None = None) -> str:
+    """``1 234,56 €``: French grouping with narrow no-break spaces; other codes after the amount."""
+    if value is None:
+        return ""
+    sign = "-" if value < 0 else ""
+    whole, _, cents = f"{abs(value):.2f}".partition(".")
+    groups = []
+    while whole:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    text = f"{sign}{NARROW_NBSP.join(groups)},{cents}"
+    if currency:
+        text += NBSP + CURRENCY_SYMBOLS.get(currency, currency)
+    return text
+
+
+def input_value(value: Any) -> str:
+    """A stored value as a form input shows it: ISO dates, plain decimals, empty for None."""
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _display_zone() -> ZoneInfo:
+    from flask import current_app
+
+    try:
+        return ZoneInfo(current_app.config.get("DISPLAY_TIMEZONE", "Europe/Paris"))
+    except ZoneInfoNotFoundError:  # no tzdata on this host: UTC rather than a crash
+        return ZoneInfo("UTC")
+
+
+def _pending_count() -> int:
+    stmt = review_queue_query(tenant_id()).order_by(None)
+    return db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+def _template_context() -> dict[str, Any]:
+    tenant: Tenant | None = g.get("tenant")
+    if tenant is None or not current_user.is_authenticated:
+        return {"current_tenant": None, "memberships": [], "pending_count": 0}
+    return {
+        "current_tenant": tenant,
+        "memberships": current_user.user.memberships,
+        "pending_count": _pending_count(),
+    }
+
+
+# Wiring --------------------------------------------------------------------------------------
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)  # a view (or the API) may have set a stricter one
+    return response
+
+
+def _error_page(exc: HTTPException) -> Any:
+    if request.path.startswith("/api/"):
+        return exc  # the JSON API answers its own errors
+    return render_template("error.html", error=exc), exc.code or 500
+
+
+def not_found_for(bp: Blueprint) -> None:
+    """A service's ``NotFound`` (e.g. another tenant's object) becomes the usual 404 page in ``bp``."""
+    bp.register_error_handler(NotFound, lambda _exc: _error_page(werkzeug.exceptions.NotFound()))
+
+
+def init_web(app: Flask) -> None:
+    """Register the HTML side's hooks once per app (safe to call again)."""
+    if app.extensions.get("inbox.web"):
+        return
+    app.extensions["inbox.web"] = True
+    app.config.setdefault("DISPLAY_TIMEZONE", "Europe/Paris")
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, _error_page)
+    app.context_processor(_template_context)
+    app.add_template_filter(format_date, "dmy")
+    app.add_template_filter(format_money, "money")
+    app.add_template_filter(input_value, "input_value")
+    app.jinja_env.globals.update(page_url=page_url, PDF_TYPE=PDF_TYPE, IMAGE_TYPES=IMAGE_TYPES)
