@@ -1,0 +1,347 @@
+"""The generic extractor: invoice fields from the text of any layout, by labels ("Facture N°", "Total TTC").
+
+It works best on layout-preserving text (``pdftotext -layout``), where two or more spaces separate
+columns: a value is looked for after its label in the same cell, then in the next cells of the line, then
+(for column headings) in the cell underneath. Fields are read in an order that lets specific labels claim
+their cells before generic ones ("Date d'échéance" before "Date", "Total HT" before "Total"), and labels
+of things that are not ours ("N° TVA", "Date de livraison") are claimed first of all.
+
+Nothing is invented: a field without a readable value is left out. Later issues extend this module
+(more languages in ``labels``, IBAN/VAT/SIREN checks, fuzzy client matching, OCR text); keep it a pure
+function of the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from core.extraction import labels as L
+from core.extraction.result import GENERIC, Extraction
+from core.extraction.values import clean_spaces, currency_codes_in, find_dates, find_money, fold, parse_date
+from core.fields import CURRENCIES
+
+MAX_LINES = 5000  # ~50 pages of text; the rest is terms and conditions
+_BELOW_LOOKAHEAD = 3  # lines examined under a column heading
+_TITLE_LINES = 25  # non-empty lines at the top where the document's title is looked for
+
+
+@dataclass(frozen=True)
+class Cell:
+    line: int
+    index: int
+    start: int
+    end: int
+    text: str
+    folded: str
+
+
+@dataclass(frozen=True)
+class _Found:
+    value: Any
+    confidence: float
+    cells: tuple[Cell, ...]  # the label cell and the value cell(s), claimed once the field is set
+    note: str | None = None
+    currency: str | None = None
+    ambiguous_currency: bool = False
+
+
+class _Doc:
+    def __init__(self, text: str) -> None:
+        self.lines: list[list[Cell]] = []
+        for no, raw in enumerate(text.splitlines()[:MAX_LINES]):
+            line = clean_spaces(raw)
+            folded = fold(line)
+            cells = [
+                Cell(no, i, m.start(), m.end(), m.group(), folded[m.start() : m.end()])
+                for i, m in enumerate(re.finditer(r"\S+(?: \S+)*", line))
+            ]
+            self.lines.append(cells)
+        self.claimed: set[tuple[int, int]] = set()
+
+    def cells(self) -> Iterator[Cell]:
+        for line in self.lines:
+            for cell in line:
+                if (cell.line, cell.index) not in self.claimed:
+                    yield cell
+
+    def after(self, cell: Cell) -> list[Cell]:
+        return [c for c in self.lines[cell.line][cell.index + 1 :] if (c.line, c.index) not in self.claimed]
+
+    def below(self, cell: Cell) -> Cell | None:
+        """The cell under ``cell`` in the next non-empty lines (the value of a column heading)."""
+        seen = 0
+        for line in self.lines[cell.line + 1 :]:
+            if not line:
+                continue
+            seen += 1
+            if seen > _BELOW_LOOKAHEAD:
+                return None
+            best, overlap = None, 0
+            for c in line:
+                common = min(c.end, cell.end) - max(c.start, cell.start)
+                if common > overlap and (c.line, c.index) not in self.claimed:
+                    best, overlap = c, common
+            if best is not None:
+                return best
+            # A line that does not reach into this column (a note on the left) is stepped over.
+        return None
+
+    def claim(self, cells: tuple[Cell, ...]) -> None:
+        self.claimed.update((c.line, c.index) for c in cells)
+
+
+# Value readers: from the text after a label, a typed value and a confidence factor ---------------
+
+_LEAD = re.compile(r"^[\s:#=.\-]*")
+_NO_PREFIX = re.compile(r"^(?:n[°º]|no\b\.?|nr\b\.?|#)\s*[:.]?\s*", re.IGNORECASE)
+_NUMBER_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_/.]*(?: [0-9][A-Za-z0-9\-_/.]*)?")
+_AMOUNT_LIKE = re.compile(r"^\d+[.,]\d{2}$")
+_TRAILING_TITLE = re.compile(r"\s+(?:FACTURE|INVOICE|AVOIR|CREDIT NOTE|TAX INVOICE|NOTE DE CR[EÉ]DIT)$")
+_LEGAL_FORM = re.compile(r"\b(?:sarl|sas|sasu|sa|eurl|sci|snc|scop|gie|ltd|llc|llp|inc|plc|gmbh|ag|bv|nv|srl|spa"
+                         r"|sl|oy|ab|as|corp|co)\b\.?")
+
+
+def _strip_lead(text: str) -> str:
+    return _LEAD.sub("", text).strip()
+
+
+def _read_number(text: str) -> tuple[str, float] | None:
+    text = _NO_PREFIX.sub("", _strip_lead(text), count=1)
+    match = _NUMBER_TOKEN.match(text)
+    if not match:
+        return None
+    token = match.group().rstrip("./-_")
+    if " " in token and any(ch.isdigit() for ch in token.split(" ")[0]):
+        token = token.split(" ")[0]  # "12345 2026..." is a number then something else
+    if not any(ch.isdigit() for ch in token) or len(token) > 40 or _AMOUNT_LIKE.match(token):
+        return None
+    found = parse_date(token)
+    if found is not None and found.end - found.start >= len(token) - 1:
+        return None  # a date, not a number
+    return token, 1.0
+
+
+def _read_date(text: str) -> tuple[Any, float] | None:
+    found = parse_date(text[:80])
+    if found is None or found.start > 20:  # the date must follow its label, not sit far along the line
+        return None
+    return found.value, 0.8 if found.ambiguous else 1.0
+
+
+def _is_label(text: str) -> bool:
+    folded = fold(text).rstrip(" :")
+    return any(label.regex.fullmatch(folded) for group in L.ALL_LABELS for label in group)
+
+
+def _read_text(text: str, *, name_like: bool) -> tuple[str, float] | None:
+    value = _strip_lead(text).rstrip(" :").strip()
+    if len(value) < 2 or sum(ch.isalpha() for ch in value) < 2 or _is_label(value):
+        return None
+    if name_like:
+        if find_dates(value) or find_money(value):
+            return None  # a company name holds no date and no amount
+        if "@" in value or value.lower().startswith(("http", "www.")):
+            return None
+        if re.match(r"^\d", value):
+            return None  # "12 rue de la Paix": an address line, not a name
+    return value[:300], 1.0
+
+
+# Finding fields ------------------------------------------------------------------------------------
+
+
+def _candidates(
+    doc: _Doc, cell: Cell, rest: str, label: L.Label, joined: bool
+) -> Iterator[tuple[str, tuple[Cell, ...], float]]:
+    """Texts where the value of a label may be, nearest first, with the cells each uses and a confidence factor."""
+    following = doc.after(cell)
+    if joined:  # amounts and dates: the rest of the line, whatever the columns
+        line_rest = "  ".join([rest, *(c.text for c in following)]).strip()
+        if line_rest:
+            yield line_rest, (cell, *following), 1.0
+    else:
+        if rest.strip(" :.-#"):
+            yield rest, (cell,), 1.0
+        if following:
+            yield following[0].text, (cell, following[0]), 1.0
+    if not label.below:
+        return
+    if not rest.strip(" :.-#"):  # a column heading: its value is underneath
+        under = doc.below(cell)
+        if under is not None:
+            yield under.text, (cell, under), 1.0
+    elif L.starts_with_label(fold(_strip_lead(rest))):
+        # Several headings run together (text without columns): the line below mixes their values.
+        under = doc.below(cell)
+        if under is not None:
+            yield under.text, (cell, under), 0.5
+
+
+def _find(
+    doc: _Doc,
+    group: list[L.Label],
+    read: Callable[[str], tuple[Any, float] | None],
+    *,
+    last: bool = False,
+    joined: bool = False,
+) -> _Found | None:
+    """The value of the first label of ``group`` that has one (the first or last occurrence)."""
+    for label in group:
+        results: list[_Found] = []
+        for cell in list(doc.cells()):
+            match = label.regex.match(cell.folded)
+            if not match:
+                continue
+            rest = cell.text[match.end() :]
+            for text, used, where in _candidates(doc, cell, rest, label, joined):
+                read_value = read(text)
+                if read_value is not None:
+                    value, factor = read_value
+                    results.append(_Found(value, label.confidence * factor * where, used))
+                    break
+        if results:
+            for found in results:
+                doc.claim(found.cells)
+            return results[-1] if last else results[0]
+    return None
+
+
+def _read_money(text: str) -> tuple[Any, float] | None:
+    amounts = find_money(text)
+    if not amounts:
+        return None
+    chosen = amounts[-1]  # the amount column is the rightmost one ("TVA 20 % sur 1 000,00   200,00")
+    return chosen, 1.0
+
+
+def _find_money(doc: _Doc, group: list[L.Label]) -> _Found | None:
+    found = _find(doc, group, _read_money, last=True, joined=True)
+    if found is None:
+        return None
+    money = found.value
+    return _Found(money.value, found.confidence, found.cells, currency=money.currency,
+                  ambiguous_currency=money.ambiguous_currency)
+
+
+def _doc_type(doc: _Doc) -> tuple[str, float] | None:
+    """From the title at the top of the page (terms further down may mention "credit notes" in passing)."""
+    credit = invoice = 0.0
+    top = [line for line in doc.lines if line][:_TITLE_LINES]
+    for line in top:
+        for cell in line:
+            f = cell.folded
+            if re.match(r"(?:facture d'avoir|note de credit|credit note|credit memo|avoir)\b", f):
+                credit = max(credit, 0.9)
+            elif re.search(r"\b(?:facture d'avoir|note de credit|credit note|credit memo)\b", f):
+                credit = max(credit, 0.8)
+            if re.match(r"(?:facture|invoice|tax invoice)\b", f):
+                invoice = max(invoice, 0.9)
+            elif re.search(r"\b(?:facture|invoice)\b", f):
+                invoice = max(invoice, 0.7)
+            if re.search(r"\bAVOIR\b", cell.text):  # the title in capitals; "avoir" in a sentence is the verb
+                credit = max(credit, 0.85)
+    if credit:
+        return "credit_note", credit  # a credit note cites the invoice it cancels: it wins
+    if invoice:
+        return "invoice", invoice
+    return None
+
+
+def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
+    """The issuer when no label names it: the first name-like cell at the top of the page."""
+    seen = 0
+    for line in doc.lines:
+        if not line:
+            continue
+        seen += 1
+        if seen > 6:
+            return None
+        for cell in line[:2]:
+            if (cell.line, cell.index) in doc.claimed or L.DOC_TITLES.match(cell.folded) or ":" in cell.text:
+                continue
+            if L.starts_with_label(cell.folded):
+                continue
+            # Without columns the title shares the line: "Dupont Conseil SARL FACTURE".
+            name = _TRAILING_TITLE.sub("", cell.text)
+            # "Au bon moulin SARL - 1242 chemin de l'olive - 84340 Malaucene": the name is the first part.
+            name = re.split(r"\s+[-|\u2022\u25cf\u00b7]\s+", name)[0]
+            read = _read_text(name, name_like=True)
+            if read is None or len(read[0]) > 80 or read[0].upper() in CURRENCIES:
+                continue
+            if client and fold(read[0]) == fold(client):
+                continue
+            return read[0], 0.6 if _LEGAL_FORM.search(fold(read[0])) else 0.45
+    return None
+
+
+def extract_fields(text: str) -> Extraction:
+    """Invoice fields found in ``text`` by their labels, each with ``{"source": "generic", "confidence"}``."""
+    result = Extraction()
+    if not text or not text.strip():
+        return result
+    doc = _Doc(text)
+
+    # Claim the cells of what is not ours ("N° TVA : FR...") before any field can misread them.
+    doc.claim(tuple(c for c in doc.cells() if any(label.regex.match(c.folded) for label in L.IGNORE)))
+
+    def put(name: str, found: _Found | tuple[Any, float] | None) -> None:
+        if found is None:
+            return
+        if isinstance(found, tuple):
+            result.set(name, found[0], GENERIC, found[1])
+        else:
+            result.set(name, found.value, GENERIC, found.confidence, found.note)
+
+    put("due_date", _find(doc, L.DUE_DATE, _read_date, joined=True))
+    put("issue_date", _find(doc, L.ISSUE_DATE, _read_date, joined=True))
+    put("number", _find(doc, L.DOC_NUMBER, _read_number))
+    amounts = {
+        "net_amount": _find_money(doc, L.NET_AMOUNT),
+        "tax_amount": _find_money(doc, L.TAX_AMOUNT),
+        "amount": _find_money(doc, L.AMOUNT),
+    }
+    for name, found in amounts.items():
+        put(name, found)
+    put("client", _find(doc, L.CLIENT, lambda t: _read_text(t, name_like=True)))
+    put("issuer", _find(doc, L.ISSUER, lambda t: _read_text(t, name_like=True)))
+    put("title", _find(doc, L.TITLE, lambda t: _read_text(t, name_like=False)))
+    put("doc_type", _doc_type(doc))
+    if "issuer" not in result.fields and result.fields.keys() & {"doc_type", "number", "amount"}:
+        # Only on what reads as an invoice: the top line of a letter is a greeting, not an issuer.
+        put("issuer", _letterhead(doc, result.fields.get("client")))
+
+    check_totals(result)
+    _currency(result, [f for f in amounts.values() if f is not None], text)
+    return result
+
+
+def check_totals(result: Extraction) -> None:
+    """Total = net + tax: all three agree -> high confidence; they disagree -> low, with a note."""
+    amount, net, tax = (result.fields.get(n) for n in ("amount", "net_amount", "tax_amount"))
+    if amount is None or net is None or tax is None:
+        return
+    if net + tax == amount:
+        for name in ("amount", "net_amount", "tax_amount"):
+            result.adjust(name, max(result.confidence(name), 0.97))
+    else:
+        note = f"net {net} + tax {tax} is {net + tax}, not {amount}: check the amounts"
+        for name in ("amount", "net_amount", "tax_amount"):
+            result.adjust(name, min(result.confidence(name), 0.4), note)
+
+
+def _currency(result: Extraction, amounts: list[_Found], text: str) -> None:
+    written = {f.currency for f in amounts if f.currency}
+    if len(written) == 1:
+        code = written.pop()
+        ambiguous = all(f.ambiguous_currency for f in amounts if f.currency)
+        result.set("currency", code, GENERIC, 0.6 if ambiguous else 0.9,
+                   "\"$\" alone: USD assumed" if ambiguous else None)
+        return
+    if written or not (amounts or result.fields.keys() & {"doc_type", "number"}):
+        return  # several currencies next to the totals (let a person choose), or not an invoice at all
+    codes = currency_codes_in(text)
+    if len(codes) == 1:
+        result.set("currency", codes[0], GENERIC, 0.6)

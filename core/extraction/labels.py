@@ -1,0 +1,137 @@
+"""The labels the generic extractor looks for, per field (French and English; add languages here).
+
+Patterns are regular expressions on *folded* text (lower case, no accents, straight quotes, see
+``values.fold``) and must match at the start of a cell (a run of text separated from the next by two or
+more spaces in a layout-preserving extraction). Within a field, stronger labels come first: the first
+label that yields a readable value wins.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Label:
+    pattern: str
+    confidence: float = 0.9
+    below: bool = True  # the value may be in the cell under the label (column headings)
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return _compiled(self.pattern)
+
+
+_cache: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    if pattern not in _cache:
+        _cache[pattern] = re.compile(rf"(?:{pattern})(?![a-z0-9])")
+    return _cache[pattern]
+
+
+_NO = r"(?:n°|no\b\.?|nr\b\.?|num\b\.?|numero|number|#)"
+
+# Labels whose values are NOT ours: consumed first so that "N° client", "N° TVA" or "Date de livraison" are
+# never read as the invoice number, the tax or the issue date.
+IGNORE = [
+    Label(r"date (?:de |d')(?:livraison|commande|prestation|paiement|reglement|virement|execution|expedition"
+          r"|operation|vente)"),
+    Label(r"(?:delivery|order|shipping|shipment|payment|service|supply|sale|ship|print|printed) date"),
+    Label(r"date of (?:delivery|order|supply|service|sale|payment)"),
+    Label(r"date (?:de )?(?:debut|fin)|(?:start|end) date|periode|period|du \d"),
+    Label(rf"{_NO}\s*(?:de |du |d')?(?:la |l')?(?:commande|bon de commande|client|tva|siret|siren|tel\b|telephone"
+          r"|compte|contrat|dossier|rcs|order|customer|account|vat|tax|po\b|purchase order|contract|phone|bl\b"
+          r"|bon de livraison|livraison|devis|quote|lot|tva intra\w*|identification|fiscal|eori|ape|naf)"),
+    Label(r"(?:votre|your|notre|our) ref(?:erence)?\.?"),
+    Label(r"(?:code|ref(?:erence)?\.?|id(?:entifiant)?)\s*(?:client|customer|commande|order)"),
+    Label(rf"(?:customer|client|account|order|vat|tax|purchase order|po|commande|contrat|contract)\s*"
+          rf"(?:{_NO}|id\b|code|ref(?:erence)?|identification|reg(?:istration)?)"),
+    Label(r"(?:tva|vat|tax)\s*(?:intra(?:communautaire|com)?\.?|id\b|reg(?:istration)?\.?|number|n°|no\b\.?)"),
+    Label(r"(?:siret|siren|rcs|naf|ape|iban|bic|swift|capital|tel\b|telephone|phone|fax|e-?mail|web|site|rib"
+          r"|code banque|code guichet|banque|bank)"),
+    Label(r"(?:bon de commande|purchase order|commande|order|devis|quote|quotation|contrat|contract)\b"),
+    Label(r"(?:date de |date d'|n° de |n° d'|numero de |numero d')?(?:la )?(?:facture|avoir) (?:associee|d'origine"
+          r"|initiale|rectifiee|precedente)|(?:original|related|corrected|previous) invoice(?: number| date| no\.?)?"),
+    Label(r"ship(?:ped)? to|deliver(?:ed)? to|livre a|livrer a|adresse de livraison|lieu de livraison"
+          r"|shipping address|delivery address"),
+]
+
+DOC_NUMBER = [
+    Label(rf"(?:facture d'avoir|facture|avoir|note de credit|invoice|credit note|credit memo|tax invoice)\s*{_NO}",
+          0.95),
+    Label(rf"{_NO}\s*(?:de |d'|of )?(?:la |l'|the )?(?:facture|avoir|invoice|credit note|note de credit)", 0.95),
+    Label(r"(?:invoice|facture|avoir|credit note)\s*(?:id|ref(?:erence)?\.?)", 0.85),
+    Label(r"ref(?:erence)?\.?\s*(?:de (?:la |l')?)?(?:facture|avoir|invoice)", 0.85),
+    Label(r"(?:facture|invoice|avoir|credit note|tax invoice)", 0.6, below=False),  # "FACTURE FA-2026-0042"
+    Label(rf"{_NO}|reference|ref\.?", 0.6),
+]
+
+DUE_DATE = [
+    Label(r"date d'echeance|date limite de (?:paiement|reglement)|date de paiement prevue"
+          r"|a (?:payer|regler) (?:avant le|avant|au plus tard le|le)|payable (?:avant le|au plus tard le|le)"
+          r"|paiement (?:avant le|au plus tard le)|echeance|(?:payment )?due date|date due|due by|due on"
+          r"|payment due(?: date| by| on)?|payable (?:by|on)|pay by", 0.9),
+    Label(r"due", 0.7),
+]
+
+ISSUE_DATE = [
+    Label(r"date (?:de (?:la )?facture|de facturation|d'emission|de l'avoir|d'edition|de la facture)"
+          r"|facture (?:du|emise le)|avoir du|emise? le|fait le|invoice date|date of (?:invoice|issue)"
+          r"|issue(?:d)? (?:date|on)|credit note date|billing date|invoice dated|dated", 0.9),
+    Label(r"date", 0.75),
+]
+
+# The total with tax first; what remains to pay (after a deposit) only when no total is printed.
+AMOUNT = [
+    Label(r"(?:total|montant)\s*(?:ttc|t\.t\.c\.?|toutes taxes comprises|tva comprise)|grand total"
+          r"|total amount|invoice total|montant total|total \(?incl(?:\.|uding|usive)?\s*(?:vat|tax(?:es)?)\)?"
+          r"|total (?:avec|y compris) (?:la )?tva|total (?:facture|de la facture)", 0.9),
+    Label(r"net a payer|total a payer|montant a payer|reste a payer|solde a payer|montant du|total du"
+          r"|total net a payer|amount due|total due|balance due|due payable|amount payable|total payable"
+          r"|total to pay", 0.85),
+    Label(r"total(?!\s*(?:ht|h\.t|hors|tva|t\.v\.a|vat|tax|taxes|excl|excluding|net|sans|qte|quantite|quantity"
+          r"|items?|articles?|lignes?|remise|discount|pages?|poids|weight|kg)\b)", 0.7, below=False),
+]
+
+NET_AMOUNT = [
+    Label(r"(?:total|montant|sous-total|sous total)\s*(?:ht|h\.t\.?|hors taxes?|hors tva|net ht)\b"
+          r"|total net ht|base ht|sub-?total|sub total|sous-?total|sous total"
+          r"|total \(?excl(?:\.|uding|usive)?\s*(?:vat|tax(?:es)?)\)?|net amount|total net|net total"
+          r"|total before tax(?:es)?|amount before tax(?:es)?|montant net", 0.9),
+]
+
+TAX_AMOUNT = [
+    Label(r"total\s*(?:de (?:la )?)?(?:tva|t\.v\.a\.?|taxes?|vat)|(?:tva|vat|tax) total"
+          r"|montant total (?:de (?:la )?)?tva|total sales tax", 0.9),
+    Label(r"montant\s*(?:de (?:la )?)?(?:tva|t\.v\.a\.?|taxes?)|vat amount|tax amount|sales tax", 0.85),
+    Label(r"tva|t\.v\.a\.?|vat|tax|taxes", 0.8, below=False),  # below a "TVA" heading: a line's rate or tax
+]
+
+CLIENT = [
+    Label(r"factures? a l'ordre de|factures? a\s*(?::|$)|facturer a|adresse de facturation|destinataire"
+          r"|bill(?:ed)? to(?: address)?|billing address|invoice address|invoice(?:d)? to|sold to|customer"
+          r"|client|a l'attention de|attn\.?", 0.85),
+]
+
+ISSUER = [
+    Label(r"emetteur|vendeur|fournisseur|prestataire|emis par|seller|supplier|issued by|sold by|vendor|biller"
+          r"|from", 0.85),
+]
+
+TITLE = [
+    Label(r"objet|subject|object|intitule|concerne|libelle", 0.8),
+]
+
+# Cells that are document titles, never a company name.
+DOC_TITLES = re.compile(r"^(?:facture|avoir|invoice|credit note|credit memo|tax invoice|note de credit|devis"
+                        r"|quote|receipt|recu|facture d'avoir|duplicata|copie|copy|original)\b")
+
+ALL_LABELS = [IGNORE, DOC_NUMBER, DUE_DATE, ISSUE_DATE, AMOUNT, NET_AMOUNT, TAX_AMOUNT, CLIENT, ISSUER, TITLE]
+
+
+def starts_with_label(folded: str) -> bool:
+    """True when ``folded`` begins with any known label (such a cell is a heading, not a value)."""
+    return any(label.regex.match(folded) for group in ALL_LABELS for label in group)

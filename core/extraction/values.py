@@ -1,0 +1,214 @@
+"""Reading dates and amounts as invoices print them (French and English first; more languages later).
+
+Pure functions over text. They only return what is written: a date that cannot be read is None, never
+today; an ambiguous one (``03/04/2026``) is read day-first and flagged so that its confidence drops.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from core.fields import CURRENCIES
+
+# Folding ---------------------------------------------------------------------------------------
+
+_FOLD_MAP = {
+    "\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'",
+    "\u201c": '"', "\u201d": '"', "\u00ab": '"', "\u00bb": '"',
+    "\u00a0": " ", "\u202f": " ", "\u2007": " ", "\u2009": " ", "\t": " ",
+    "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u2010": "-", "\u2011": "-",
+    "\u00ba": "\u00b0",  # masculine ordinal, often typed for the degree sign in "N°"
+}
+
+
+def fold_char(char: str) -> str:
+    mapped = _FOLD_MAP.get(char)
+    if mapped is not None:
+        return mapped
+    base = unicodedata.normalize("NFD", char)[0]
+    return base.lower() if len(base.lower()) == 1 else char
+
+
+def fold(text: str) -> str:
+    """Lower case without accents, typographic quotes, dashes and spaces unified, SAME LENGTH as ``text``.
+
+    Keeping the length lets a pattern matched on the folded text be cut out of the original text.
+    """
+    return "".join(fold_char(c) for c in text)
+
+
+def clean_spaces(text: str) -> str:
+    """Typographic spaces (no-break, narrow no-break, thin) and tabs as plain spaces, same length."""
+    return text.translate({0xA0: " ", 0x202F: " ", 0x2007: " ", 0x2009: " ", 0x09: " "})
+
+
+# Dates -----------------------------------------------------------------------------------------
+
+MONTHS: dict[str, int] = {}
+for _number, _names in enumerate(
+    (
+        ("janvier", "janv", "january", "jan"),
+        ("fevrier", "fevr", "fev", "february", "feb"),
+        ("mars", "march", "mar"),
+        ("avril", "avr", "april", "apr"),
+        ("mai", "may"),
+        ("juin", "june", "jun"),
+        ("juillet", "juil", "july", "jul"),
+        ("aout", "august", "aug"),
+        ("septembre", "sept", "september", "sep"),
+        ("octobre", "oct", "october"),
+        ("novembre", "nov", "november"),
+        ("decembre", "dec", "december"),
+    ),
+    start=1,
+):
+    for _name in _names:
+        MONTHS[_name] = _number
+
+_MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
+# Patterns run on folded text (lower case, no accents).
+_ISO = re.compile(r"(?<![\d/.-])(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?![\d/.-]?\d)")
+_NUMERIC = re.compile(r"(?<![\d/.-])(\d{1,2})[/.-](\d{1,2})[/.-](\d{4}|\d{2})(?![\d/.-]?\d)")
+_DAY_MONTH = re.compile(rf"(?<!\d)(\d{{1,2}})(?:er|st|nd|rd|th)?\.?\s+({_MONTH_RE})\.?,?\s+(\d{{4}})(?!\d)")
+_MONTH_DAY = re.compile(rf"(?<![a-z])({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\s?,?\s+(\d{{4}})(?!\d)")
+
+
+@dataclass(frozen=True)
+class FoundDate:
+    value: date
+    start: int
+    end: int
+    ambiguous: bool  # day and month could be swapped (both <= 12, numeric form)
+
+
+def _make_date(year: int, month: int, day: int) -> date | None:
+    if year < 100:
+        year += 2000
+    if not 1990 <= year <= 2100:
+        return None
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def find_dates(text: str) -> list[FoundDate]:
+    """Every date written in ``text`` (any case, accents or not), in order of appearance."""
+    folded = fold(text)
+    found: list[FoundDate] = []
+    taken: list[tuple[int, int]] = []
+
+    def add(value: date | None, match: re.Match[str], ambiguous: bool = False) -> None:
+        span = match.span()
+        if value is None or any(s < span[1] and span[0] < e for s, e in taken):
+            return
+        taken.append(span)
+        found.append(FoundDate(value, span[0], span[1], ambiguous))
+
+    for m in _DAY_MONTH.finditer(folded):
+        add(_make_date(int(m[3]), MONTHS[m[2]], int(m[1])), m)
+    for m in _MONTH_DAY.finditer(folded):
+        add(_make_date(int(m[3]), MONTHS[m[1]], int(m[2])), m)
+    for m in _ISO.finditer(folded):
+        add(_make_date(int(m[1]), int(m[2]), int(m[3])), m)
+    for m in _NUMERIC.finditer(folded):
+        first, second, year = int(m[1]), int(m[2]), int(m[3])
+        if first > 12 or second <= 12:
+            # Day first, as in Europe; ambiguous when both could be a month.
+            add(_make_date(year, second, first), m, ambiguous=first <= 12 and first != second)
+        else:
+            add(_make_date(year, first, second), m)  # 11/23/2026: only month-first makes sense
+    found.sort(key=lambda d: d.start)
+    return found
+
+
+def parse_date(text: str) -> FoundDate | None:
+    """The first date in ``text``."""
+    dates = find_dates(text)
+    return dates[0] if dates else None
+
+
+# Amounts ---------------------------------------------------------------------------------------
+
+_SYMBOLS = {"€": "EUR", "£": "GBP", "$": "USD", "us$": "USD", "ca$": "CAD", "c$": "CAD", "a$": "AUD",
+            "au$": "AUD", "chf": "CHF", "fr.": "CHF"}
+_CUR = r"(?:us\$|ca\$|c\$|au\$|a\$|[€£$]|[a-z]{3}\b)"
+# On folded text. Thousands groups need a separator and three digits, decimals one or two digits.
+_MONEY = re.compile(
+    rf"(?P<pre>{_CUR}\s?)?(?P<sign>-\s?)?(?P<pre2>[€£$]\s?)?"
+    r"(?P<num>\d{1,3}(?:[ .,'](?:\d{3}))+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)(?!\d|[.,/-]\d)"
+    rf"(?P<post>\s?{_CUR})?"
+)
+
+
+@dataclass(frozen=True)
+class FoundMoney:
+    value: Decimal
+    currency: str | None
+    ambiguous_currency: bool  # "$" alone: most often USD, but CAD, AUD... print it too
+    start: int
+    end: int
+
+
+def parse_number(num: str) -> Decimal | None:
+    """``1 234,56``, ``1.234,56``, ``1,234.56``, ``1234.5``, ``1'234.56`` -> Decimal; None if unreadable."""
+    num = num.replace(" ", "").replace("'", "")
+    match = re.search(r"[.,](\d{1,2})$", num)
+    if match:
+        whole, decimals = num[: match.start()], match.group(1)
+    else:
+        whole, decimals = num, ""
+    whole = whole.replace(".", "").replace(",", "")
+    if not whole.isdigit():
+        return None
+    try:
+        return Decimal(f"{whole}.{decimals or '0'}").quantize(Decimal("0.01"))
+    except InvalidOperation:
+        return None
+
+
+def _currency(written: str | None) -> tuple[str | None, bool]:
+    if not written:
+        return None, False
+    symbol = written.strip()
+    if symbol in _SYMBOLS:
+        return _SYMBOLS[symbol], symbol == "$"
+    code = symbol.upper()
+    return (code, False) if code in CURRENCIES else (None, False)
+
+
+def find_money(text: str) -> list[FoundMoney]:
+    """Amounts in ``text``: numbers with decimals or with a currency; never a rate (``20 %``)."""
+    folded = fold(text)
+    found: list[FoundMoney] = []
+    for m in _MONEY.finditer(folded):
+        rest = folded[m.end() :]
+        if re.match(r"\s*%", rest):
+            continue
+        pre, pre_ambiguous = _currency(m["pre"] or m["pre2"])
+        post, post_ambiguous = _currency(m["post"])
+        currency = pre or post
+        has_decimals = re.search(r"[.,]\d{1,2}$", m["num"]) is not None
+        if not has_decimals and currency is None:
+            continue  # a quantity, a year, a postcode...
+        value = parse_number(m["num"])
+        if value is None:
+            continue
+        if m["sign"]:
+            value = -value
+        found.append(FoundMoney(value, currency, pre_ambiguous if pre else post_ambiguous, m.start("num"), m.end()))
+    return found
+
+
+def currency_codes_in(text: str) -> list[str]:
+    """ISO codes and symbols written anywhere in ``text``, most frequent first."""
+    counts: dict[str, int] = {}
+    for m in re.finditer(r"(?<![A-Za-z])([A-Z]{3})(?![A-Za-z])|(€|£)", text):
+        code = m.group(1) if m.group(1) in CURRENCIES else _SYMBOLS.get(m.group(2) or "")
+        if code:
+            counts[code] = counts.get(code, 0) + 1
+    return sorted(counts, key=lambda c: -counts[c])

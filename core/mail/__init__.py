@@ -1,0 +1,1 @@
+"""Reading received email: pure functions over raw bytes, no database, no storage."""

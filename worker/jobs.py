@@ -1,0 +1,167 @@
+"""The RQ jobs. ``core.queue`` enqueues them by dotted path (``worker.jobs.ingest_message``), keep the names.
+
+Each job opens a session on the process-wide engine, calls a service from ``core.services.processing``,
+commits, and only then enqueues follow-up work (so the next job sees committed rows). Jobs are safe to run
+twice: the services are idempotent and job ids are deterministic.
+
+Settings come from the environment (``Settings.from_env()``), unless the worker installed its own with
+``configure()`` before forking. The engine is created lazily and disposed in forked children, whose
+connections must never be shared with the parent.
+
+Failures: the services turn what a person can act on into a visible state and return normally. What they
+raise (database down, disk full) is re-raised so that RQ retries with backoff (``core.queue``); on the
+last attempt the message or document is marked failed with a reason first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+from redis import Redis
+from rq import get_current_job
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, configure_mappers, sessionmaker
+
+from core.config import Settings
+from core.db import make_engine, make_session_factory, session_scope
+from core.models import InboundMessage
+from core.queue import connect, enqueue_extract, get_queue
+from core.services import processing
+from core.storage import FileStorage
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_settings: Settings | None = None
+_engine: Engine | None = None
+_factory: sessionmaker[Session] | None = None
+_redis: Redis | None = None
+
+
+def configure(settings: Settings | None) -> None:
+    """Use ``settings`` in this process from now on (None: read the environment again)."""
+    global _settings
+    reset()
+    with _lock:
+        _settings = settings
+
+
+def reset() -> None:
+    """Drop the engine and the Redis connection (they are created again on next use)."""
+    global _engine, _factory, _redis
+    with _lock:
+        if _engine is not None:
+            _engine.dispose()
+        if _redis is not None:
+            _redis.close()
+        _engine = _factory = _redis = None
+
+
+def _after_fork_in_child() -> None:
+    # The parent's pooled connections belong to the parent: forget them without closing them.
+    global _engine, _factory, _redis
+    if _engine is not None:
+        _engine.dispose(close=False)
+    _engine = _factory = _redis = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def current_settings() -> Settings:
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = Settings.from_env()
+        return _settings
+
+
+def _session_factory() -> sessionmaker[Session]:
+    global _engine, _factory
+    settings = current_settings()
+    with _lock:
+        if _factory is None:
+            _engine = make_engine(settings.database_url)
+            # Logged errors must not carry values (file names, subjects) from the statements.
+            _engine.hide_parameters = True
+            _factory = make_session_factory(_engine)
+        return _factory
+
+
+def _storage() -> FileStorage:
+    return FileStorage(current_settings().storage_dir)
+
+
+def _connection() -> Redis:
+    global _redis
+    settings = current_settings()
+    with _lock:
+        if _redis is None:
+            _redis = connect(settings)
+        return _redis
+
+
+def warm_up() -> None:
+    """In the worker's parent: configure the ORM and initialise the engine's dialect once, so that every
+    forked job skips that work (~0.2 s each); no connection is kept for the children to inherit."""
+    try:
+        configure_mappers()
+        factory = _session_factory()
+        with factory() as session:
+            session.execute(select(InboundMessage.id).limit(1))
+    except Exception as exc:  # the database may not be up yet: jobs retry on their own
+        logger.warning("database warm-up failed: %s", type(exc).__name__)
+    finally:
+        if _engine is not None:
+            _engine.dispose()
+
+
+def _last_attempt() -> bool:
+    """True unless RQ will run this job again (outside RQ there is no retry)."""
+    job = get_current_job()
+    return job is None or not (job.retries_left or 0) > 0
+
+
+def _record(action: Callable[[Session], None]) -> None:
+    """Best effort: write a failure state in its own transaction (the database may be what failed)."""
+    try:
+        with session_scope(_session_factory()) as session:
+            action(session)
+    except Exception:
+        logger.exception("could not record the failure")
+
+
+# The jobs ------------------------------------------------------------------------------------
+
+
+def ingest_message(message_id: int) -> list[int]:
+    """Unpack a stored message into documents, then queue one extraction per new document."""
+    try:
+        with session_scope(_session_factory()) as session:
+            document_ids = processing.ingest_message(session, _storage(), message_id)
+        queue = get_queue(current_settings(), _connection())
+        for document_id in document_ids:
+            enqueue_extract(queue, document_id)
+    except Exception as exc:
+        if _last_attempt():
+            reason = processing.transient_reason(exc, "this email")
+            _record(lambda session: processing.record_message_failure(session, message_id, reason))
+        raise
+    logger.info("message %s ingested: %d document(s) to extract", message_id, len(document_ids))
+    return document_ids
+
+
+def extract_document(document_id: int) -> None:
+    """Extract the fields of a document and route it to review (or to failed, with a reason)."""
+    try:
+        with session_scope(_session_factory()) as session:
+            processing.extract_document(session, _storage(), document_id)
+    except Exception as exc:
+        if _last_attempt():
+            reason = processing.transient_reason(exc, "this file")
+            _record(lambda session: processing.record_document_failure(session, document_id, reason))
+        raise
