@@ -313,6 +313,7 @@ class Invoice(InvoiceFields, Base):
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=InvoiceStatus.OPEN.value)
     amount_paid: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    paid_at: Mapped[date | None] = mapped_column(Date)  # date of the payment that settled it
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id"))
     document_id: Mapped[int | None] = mapped_column(
         ForeignKey("documents.id", ondelete="SET NULL", use_alter=True)

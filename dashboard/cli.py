@@ -91,9 +91,8 @@ def token_create(email: str, tenant_ref: str | None) -> None:
 @cli.command("smtp")
 def smtp_command() -> None:
     """Run the SMTP gateway in the foreground."""
-    from mailgate.smtp import main as smtp_main
-
     from core.config import Settings
+    from mailgate.smtp import main as smtp_main
 
     smtp_main(Settings.from_env())
 
@@ -112,9 +111,8 @@ def worker_command(burst: bool) -> None:
 @cli.command("sweep")
 def sweep_command() -> None:
     """Queue stored messages that have no job (e.g. received while Redis was down)."""
-    from mailgate.sweep import main as sweep_main
-
     from core.config import Settings
+    from mailgate.sweep import main as sweep_main
 
     click.echo(f"{sweep_main(Settings.from_env())} message(s) queued")
 

@@ -92,7 +92,7 @@ def run_stack(settings: Settings) -> None:
         children.append(("redis", proc))
 
     inbox = [sys.executable, "-m", "dashboard.cli"]
-    subprocess.run([*inbox, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([*inbox, "db", "upgrade", "heads"], env=env, check=True, capture_output=True)
     demo = ensure_demo(settings)
     gunicorn = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{settings.port}", "--workers", "2",
                 "--access-logfile", "-", "dashboard.wsgi:app"]

@@ -5,7 +5,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
-import core.models  # noqa: F401  (registers the tables on the metadata)
+import core.schema  # noqa: F401  (registers every table on the metadata)
 from core.db import Base
 
 db = SQLAlchemy(model_class=Base)

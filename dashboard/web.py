@@ -24,7 +24,7 @@ from flask_login import current_user, login_required, logout_user
 from sqlalchemy import Select, func, select
 from werkzeug.exceptions import HTTPException
 
-from core.models import Membership, StoredFile, Tenant
+from core.models import Membership, Role, StoredFile, Tenant
 from core.services import NotFound, accounts
 from core.services.documents import MAX_PER_PAGE, Page, paginate, review_queue_query
 from dashboard.extensions import db
@@ -99,6 +99,9 @@ def tenant_required(view: Callable[P, R]) -> Callable[P, R | Any]:
             session.pop(TENANT_KEY, None)
             abort(403, "Your account has no access to any company.")
         g.membership, g.tenant = member, member.tenant
+        # The operator's support staff look, never change: every state change is refused for them.
+        if member.role == Role.SUPPORT.value and request.method not in ("GET", "HEAD", "OPTIONS"):
+            abort(403, "Support access is read-only.")
         return view(*args, **kwargs)
 
     return login_required(wrapped)

@@ -40,7 +40,7 @@ PASSWORD = "correct horse battery"
 def _migrate(settings: Settings) -> None:
     app = create_app(settings)
     with app.app_context():
-        upgrade(directory=str(MIGRATIONS_DIR))
+        upgrade(directory=str(MIGRATIONS_DIR), revision="heads")
         from dashboard.extensions import db
 
         if db.engine.dialect.name == "sqlite":  # fold the WAL into the file so that copies are complete

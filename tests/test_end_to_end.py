@@ -78,10 +78,14 @@ def test_invoice_by_smtp_reaches_review_and_is_validated(settings, app, tenant, 
     assert file_response.status_code == 200 and file_response.data == pdf
 
     # The reviewer corrects the title and confirms.
-    validated = api(client, tenant.token, "POST", f"/documents/{doc['id']}/validate", json={"title": "Conseil novembre"})
+    validated = api(
+        client, tenant.token, "POST", f"/documents/{doc['id']}/validate", json={"title": "Conseil novembre"}
+    )
     assert validated.status_code == 200, validated.get_data(as_text=True)
     invoices = api(client, tenant.token, "GET", "/invoices").get_json()["items"]
-    assert [(i["number"], i["title"], i["amount"]) for i in invoices] == [("FA-2026-0042", "Conseil novembre", "1200.00")]
+    assert [(i["number"], i["title"], i["amount"]) for i in invoices] == [
+        ("FA-2026-0042", "Conseil novembre", "1200.00")
+    ]
     assert pending(client, tenant.token) == []
 
 

@@ -11,6 +11,16 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 
+  // Copy buttons: data-copy names the element whose text goes to the clipboard.
+  document.querySelectorAll("button[data-copy]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const target = document.querySelector(button.dataset.copy);
+      if (target && navigator.clipboard) {
+        navigator.clipboard.writeText(target.textContent.trim()).then(() => { button.textContent = "Copied"; });
+      }
+    });
+  });
+
   // The company switcher submits as soon as a company is chosen.
   document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
     select.addEventListener("change", () => select.form.requestSubmit());

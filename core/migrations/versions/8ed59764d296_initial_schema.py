@@ -143,6 +143,7 @@ def upgrade():
     sa.Column('client_id', sa.Integer(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('amount_paid', core.models.Money(precision=18, scale=2), nullable=False),
+    sa.Column('paid_at', sa.Date(), nullable=True),
     sa.Column('file_id', sa.Integer(), nullable=False),
     sa.Column('document_id', sa.Integer(), nullable=True),
     sa.Column('created_at', core.models.UTCDateTime(timezone=True), nullable=False),
