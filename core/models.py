@@ -340,3 +340,23 @@ class InvoiceFile(Base):
 
     invoice: Mapped[Invoice] = relationship(back_populates="attachments")
     file: Mapped[StoredFile] = relationship()
+
+
+class AuditEvent(Base):
+    """Who did what to which tenant's data: support staff's reads, settings changes, decisions.
+
+    The tenant's admins can read their tenant's trail; nothing in the application updates or deletes it.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_email: Mapped[str] = mapped_column(String(254), default="")  # kept if the user is deleted
+    action: Mapped[str] = mapped_column(String(64))  # e.g. "support.view_imports", "settings.update"
+    target: Mapped[str | None] = mapped_column(String(200))  # e.g. "document:42"
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
