@@ -37,9 +37,12 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 extra=""
-[ "$want_test" = 1 ] && extra="[test]"
+stamp=.venv/.installed
+if [ "$want_test" = 1 ]; then
+  extra="[test]"
+  stamp=.venv/.installed-test
+fi
 # Reinstall only when the declared dependencies changed since the last install.
-stamp=.venv/.installed$( [ "$want_test" = 1 ] && echo -test )
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -m pip install -q -e ".${extra}" 2>&1 | grep -v '^WARNING: Location' || true

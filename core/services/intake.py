@@ -71,17 +71,21 @@ def mark_queued(session: Session, message_id: int) -> None:
         message.queued_at = utcnow()
 
 
-def messages_to_requeue(session: Session, stale_after: timedelta) -> list[int]:
+def messages_to_requeue(
+    session: Session, stale_after: timedelta, *, received_grace: timedelta = timedelta(0)
+) -> list[int]:
     """Messages stored but never queued, and queued ones that no job finished within ``stale_after``.
 
     The sweep re-enqueues them; job ids are deterministic, so a message whose job is still waiting in
-    Redis is not processed twice.
+    Redis is not processed twice. ``received_grace`` leaves out messages received more recently than
+    that: their receiver is still queueing them, and two enqueues racing could both create the job.
     """
-    cutoff = utcnow() - stale_after
+    now = utcnow()
     stmt = select(InboundMessage.id).where(
         or_(
-            InboundMessage.status == MessageStatus.RECEIVED.value,
-            (InboundMessage.status == MessageStatus.QUEUED.value) & (InboundMessage.queued_at < cutoff),
+            (InboundMessage.status == MessageStatus.RECEIVED.value)
+            & (InboundMessage.received_at <= now - received_grace),
+            (InboundMessage.status == MessageStatus.QUEUED.value) & (InboundMessage.queued_at < now - stale_after),
         )
     )
     return list(session.scalars(stmt.order_by(InboundMessage.id)))

@@ -1,0 +1,454 @@
+"""The SMTP gateway: accepts mail for tenant addresses at the inbound domain, and nothing else.
+
+The contract with senders: ``250`` means the raw message is on disk (fsynced) and its row committed,
+once per tenant among the recipients. Whatever prevents that is answered ``451`` so that the sender
+retries. Queueing the ingest job comes after the 250 is decided and is best effort; the sweep
+(``mailgate.sweep``), run at start-up and periodically, queues what it missed.
+
+aiosmtpd runs the sessions on one asyncio loop; database and file work runs in small thread pools so
+that an fsync or a lock wait in one session does not stall the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, syntax
+from aiosmtpd.smtp import Session as SMTPSession
+from rq import Queue
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import Settings
+from core.db import make_engine, make_session_factory, session_scope
+from core.queue import get_queue
+from core.services import accounts, intake
+from core.storage import FileStorage
+from mailgate.sweep import queue_message, sweep_once
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+QueueFactory = Callable[[], Queue]
+
+IDENT = "invoice-inbox ESMTP"  # the banner names no software version
+REPLY_ACCEPTED = "250 2.0.0 OK: message accepted"
+REPLY_RCPT_OK = "250 2.1.5 OK"
+REPLY_UNKNOWN_RCPT = "550 5.1.1 No such recipient here"
+REPLY_RELAY_DENIED = "550 5.7.1 Relay access denied"
+REPLY_TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
+REPLY_TRY_LATER = "451 4.3.0 Temporary failure, please try again later"
+REPLY_NOT_STORED = "451 4.3.0 Could not store the message, please try again later"
+
+# Beyond this many queueing tasks waiting (Redis slow or down), new messages are left to the sweep
+# instead of piling up work in memory.
+_MAX_PENDING_QUEUEING = 100
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-server limits; each can be set in ``Settings.extra`` or the environment (names below)."""
+
+    max_recipients: int = 50  # SMTP_MAX_RECIPIENTS
+    max_connections: int = 100  # SMTP_MAX_CONNECTIONS
+    command_timeout: float = 300.0  # SMTP_TIMEOUT; RFC 5321 4.5.3.2.7 asks servers to wait 5 minutes
+    sweep_interval: float = 30.0  # SMTP_SWEEP_INTERVAL
+    shutdown_grace: float = 8.0  # SMTP_SHUTDOWN_GRACE; under Docker's default 10 s stop timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        def pick(name: str, default: float) -> float:
+            value = settings.extra.get(name) or os.environ.get(name)
+            return float(value) if value else default
+
+        return cls(
+            max_recipients=int(pick("SMTP_MAX_RECIPIENTS", cls.max_recipients)),
+            max_connections=int(pick("SMTP_MAX_CONNECTIONS", cls.max_connections)),
+            command_timeout=pick("SMTP_TIMEOUT", cls.command_timeout),
+            sweep_interval=pick("SMTP_SWEEP_INTERVAL", cls.sweep_interval),
+            shutdown_grace=pick("SMTP_SHUTDOWN_GRACE", cls.shutdown_grace),
+        )
+
+
+class InboxEnvelope(Envelope):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tenants: dict[int, str] = {}  # tenant id -> the first recipient given for it, as given
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """What the store thread needs, copied off the envelope (which belongs to the loop)."""
+
+    raw: bytes
+    sender: str
+    peer: str | None
+    recipients: dict[int, str]
+
+
+class _InFlight:
+    """Counts work that a graceful stop waits for; entered on the loop, waited on from another thread."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._cond = threading.Condition()
+
+    def enter(self) -> None:
+        with self._cond:
+            self._count += 1
+
+    def leave(self) -> None:
+        with self._cond:
+            self._count -= 1
+            self._cond.notify_all()
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        self.enter()
+        try:
+            yield
+        finally:
+            self.leave()
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        """True once nothing is in flight, False if ``timeout`` seconds passed first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._count == 0, timeout)
+
+
+def _peer_ip(session: SMTPSession) -> str | None:
+    peer: Any = session.peer  # (host, port[, flow, scope]) for TCP
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])[:64]
+    return None if peer is None else str(peer)[:64]
+
+
+class InboxHandler:
+    """The aiosmtpd hooks, plus the server's background work: queueing accepted messages, sweeping."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        queue_factory: QueueFactory,
+        limits: Limits,
+        *,
+        engine: Engine | None = None,
+    ) -> None:
+        self.settings = settings
+        self.limits = limits
+        self.session_factory = session_factory
+        self.storage = FileStorage(settings.storage_dir)
+        self.in_flight = _InFlight()
+        self.connections = 0  # only touched on the loop
+        self._engine = engine  # disposed by close() when the handler owns it
+        self._queue_factory = queue_factory
+        self._queue: Queue | None = None
+        self._queue_lock = threading.Lock()
+        # Separate pools: a Redis outage (slow enqueues, failing sweeps) must never delay storing.
+        self._store_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="smtp-store")
+        self._queue_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-queue")
+        self._sweep_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-sweep")
+        self._queueing: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # aiosmtpd hooks ----------------------------------------------------------------------------
+
+    async def handle_RCPT(
+        self, server: SMTP, session: SMTPSession, envelope: InboxEnvelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.limits.max_recipients:
+            return REPLY_TOO_MANY_RCPTS
+        peer = _peer_ip(session)
+        if accounts.parse_recipient(address, self.settings.inbound_domain) is None:
+            log.info("refused relay: peer=%s from=%r rcpt=%r", peer, envelope.mail_from, address)
+            return REPLY_RELAY_DENIED
+        try:
+            tenant_id = await self._in_thread(self._store_pool, self._lookup, address)
+        except Exception:
+            log.exception("recipient lookup failed: peer=%s rcpt=%r", peer, address)
+            return REPLY_TRY_LATER
+        if tenant_id is None:
+            log.info("refused unknown recipient: peer=%s from=%r rcpt=%r", peer, envelope.mail_from, address)
+            return REPLY_UNKNOWN_RCPT
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        envelope.tenants.setdefault(tenant_id, address)
+        return REPLY_RCPT_OK
+
+    async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: InboxEnvelope) -> str:
+        # original_content: the bytes as received (dot-unstuffed), never decoded or altered.
+        delivery = _Delivery(
+            raw=envelope.original_content or b"",
+            sender=envelope.mail_from or "",
+            peer=_peer_ip(session),
+            recipients=dict(envelope.tenants),
+        )
+        try:
+            message_ids = await self._in_thread(self._store_pool, self._store, delivery)
+        except Exception:
+            log.exception(
+                "could not store a message, answered 451: peer=%s from=%r rcpt=%r",
+                delivery.peer, delivery.sender, envelope.rcpt_tos,
+            )
+            return REPLY_NOT_STORED
+        log.info(
+            "accepted message(s) %s: peer=%s from=%r rcpt=%r size=%d",
+            message_ids, delivery.peer, delivery.sender, envelope.rcpt_tos, len(delivery.raw),
+        )
+        self._queue_soon(message_ids)
+        return REPLY_ACCEPTED
+
+    async def handle_exception(self, error: Exception) -> str:
+        # Anything unexpected in a session: temporary failure (the sender retries), no details leaked.
+        log.error("SMTP session error", exc_info=error)
+        return REPLY_TRY_LATER
+
+    # Blocking work, run in the pools -----------------------------------------------------------
+
+    def _lookup(self, address: str) -> int | None:
+        with session_scope(self.session_factory) as session:
+            tenant = accounts.resolve_recipient(session, address, self.settings.inbound_domain)
+            return None if tenant is None else tenant.id
+
+    def _store(self, delivery: _Delivery) -> list[int]:
+        """Every tenant's file, then all rows in ONE commit: every tenant gets the message or none does.
+
+        A failure leaves at most orphan files (nothing lost, the sender retries). A crash after the
+        commit but before the 250 reaches the sender makes it retry: a duplicate, never a loss.
+        """
+        with session_scope(self.session_factory) as session:
+            messages = [
+                intake.store_message(
+                    session, self.storage, tenant_id, delivery.raw,
+                    recipient=recipient, envelope_sender=delivery.sender, peer=delivery.peer,
+                )
+                for tenant_id, recipient in delivery.recipients.items()
+            ]
+        return [message.id for message in messages]
+
+    def _get_queue(self) -> Queue:
+        with self._queue_lock:
+            if self._queue is None:
+                self._queue = self._queue_factory()
+            return self._queue
+
+    def _queue_messages(self, message_ids: list[int]) -> None:
+        queue = self._get_queue()
+        for message_id in message_ids:
+            queue_message(self.session_factory, queue, message_id)
+
+    def _sweep_once(self) -> int:
+        return sweep_once(self.settings, self.session_factory, self._get_queue())
+
+    async def _in_thread(self, pool: ThreadPoolExecutor, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, func, *args)
+
+    # Background work on the loop ---------------------------------------------------------------
+
+    def _queue_soon(self, message_ids: list[int]) -> None:
+        """Queue in the background: the 250 never waits for Redis."""
+        if len(self._queueing) >= _MAX_PENDING_QUEUEING:
+            log.warning("queueing backlog full, message(s) %s left to the sweep", message_ids)
+            return
+        self.in_flight.enter()  # now, not when the task starts, so that wait_idle() cannot miss it
+        task = asyncio.get_running_loop().create_task(self._queue_now(message_ids))
+        self._queueing.add(task)
+        task.add_done_callback(self._queueing_done)  # runs even if the task is cancelled unstarted
+
+    def _queueing_done(self, task: asyncio.Task[None]) -> None:
+        self._queueing.discard(task)
+        self.in_flight.leave()
+
+    async def _queue_now(self, message_ids: list[int]) -> None:
+        try:
+            await self._in_thread(self._queue_pool, self._queue_messages, message_ids)
+        except Exception as exc:
+            log.warning(
+                "could not queue message(s) %s (%s); they stay received until the sweep queues them",
+                message_ids, exc, exc_info=not isinstance(exc, redis.RedisError),
+            )
+
+    async def sweep(self) -> int:
+        """One sweep in the sweep thread; a failure is logged and never raised."""
+        try:
+            return await self._in_thread(self._sweep_pool, self._sweep_once)
+        except Exception as exc:
+            log.warning(
+                "sweep failed (%s); next try in %ss", exc, self.limits.sweep_interval,
+                exc_info=not isinstance(exc, redis.RedisError),
+            )
+            return 0
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await self.sweep()
+            await asyncio.sleep(self.limits.sweep_interval)
+
+    def start_background(self) -> None:
+        """Start the periodic sweep (first run now); called on the loop when the server starts."""
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    def close(self) -> None:
+        """After the loop stopped: let the threads finish their current item, release the database."""
+        for pool in (self._store_pool, self._queue_pool, self._sweep_pool):
+            pool.shutdown(wait=True, cancel_futures=True)
+        if self._queue is not None:
+            self._queue.connection.close()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+class InboxSMTP(SMTP):
+    """aiosmtpd's SMTP session with our envelope, connection counting and tracked DATA."""
+
+    event_handler: InboxHandler
+
+    def __init__(self, handler: InboxHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._counted = False
+
+    def _create_envelope(self) -> InboxEnvelope:
+        return InboxEnvelope()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None  # STARTTLS calls this again for the same connection
+        super().connection_made(transport)
+        if first and not self._counted:
+            self._counted = True
+            self.event_handler.connections += 1
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted:
+            self._counted = False
+            self.event_handler.connections -= 1
+        super().connection_lost(error)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        # Receiving, storing and answering are one unit that a graceful stop lets finish.
+        with self.event_handler.in_flight.track():
+            await super().smtp_DATA(arg)
+
+
+class _TooBusy(asyncio.Protocol):
+    """Answers a connection over the cap with 421 and closes it (RFC 5321 3.8)."""
+
+    def __init__(self, hostname: str) -> None:
+        self._hostname = hostname
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        log.warning("connection limit reached, refused peer=%s", (transport.get_extra_info("peername") or ["?"])[0])
+        transport.write(f"421 4.7.0 {self._hostname} Too many connections, try again later\r\n".encode())
+        transport.close()
+
+
+class InboxController(Controller):
+    """aiosmtpd's threaded controller, plus the connection cap, the sweep and a graceful stop.
+
+    Not restartable: ``stop()`` releases the handler's threads and database engine.
+    """
+
+    handler: InboxHandler
+
+    def factory(self) -> asyncio.BaseProtocol:  # type: ignore[override]
+        if self.handler.connections >= self.handler.limits.max_connections:
+            return _TooBusy(self.SMTP_kwargs["hostname"])
+        return InboxSMTP(self.handler, **self.SMTP_kwargs)
+
+    def _create_server(self) -> Awaitable[asyncio.AbstractServer]:
+        return self._serve()
+
+    async def _serve(self) -> asyncio.AbstractServer:
+        server = await super()._create_server()
+        self.handler.start_background()
+        return server
+
+    def stop(self, no_assert: bool = False, *, grace: float | None = None) -> None:
+        """Stop accepting connections, let messages in flight finish (up to ``grace`` s), then stop."""
+        server = self.server
+        if self._thread is not None and server is not None:
+            self.loop.call_soon_threadsafe(server.close)
+            grace = self.handler.limits.shutdown_grace if grace is None else grace
+            if not self.handler.in_flight.wait_idle(grace):
+                log.warning("stopping with messages still in flight; their senders will retry")
+        super().stop(no_assert)
+        self.handler.close()
+
+
+def _keep_bodies_out_of_logs() -> None:
+    # aiosmtpd logs every command line at INFO (AUTH arguments too) and every DATA line at DEBUG;
+    # our own log lines say what matters without bodies or secrets.
+    aiosmtpd_log = logging.getLogger("mail.log")
+    if aiosmtpd_log.level < logging.WARNING:
+        aiosmtpd_log.setLevel(logging.WARNING)
+
+
+def build_controller(
+    settings: Settings,
+    *,
+    hostname: str | None = None,
+    port: int | None = None,
+    queue_factory: QueueFactory | None = None,
+    limits: Limits | None = None,
+) -> InboxController:
+    """A ready-to-``start()`` server on ``hostname:port`` (default: ``settings.smtp_host/smtp_port``).
+
+    ``port`` must be a real port number: the controller connects to it once to check that it is up.
+    """
+    limits = limits or Limits.from_settings(settings)
+    engine = make_engine(settings.database_url)
+    handler = InboxHandler(
+        settings,
+        make_session_factory(engine),
+        queue_factory or (lambda: get_queue(settings)),
+        limits,
+        engine=engine,
+    )
+    _keep_bodies_out_of_logs()
+    return InboxController(
+        handler,
+        hostname=settings.smtp_host if hostname is None else hostname,
+        port=settings.smtp_port if port is None else port,
+        server_hostname=settings.inbound_domain,  # the banner name; also spares a DNS lookup per session
+        ident=IDENT,
+        data_size_limit=settings.max_message_bytes,
+        enable_SMTPUTF8=True,
+        decode_data=False,
+        timeout=limits.command_timeout,
+    )
+
+
+def main(settings: Settings) -> None:
+    """Run the SMTP server in the foreground until SIGTERM or SIGINT, then stop gracefully."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    controller = build_controller(settings)
+    stopping = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        try:
+            controller.start()
+        except BaseException:
+            controller.handler.close()
+            raise
+        log.info("SMTP listening on %s:%s", controller.hostname, controller.port)
+        while not stopping.wait(1.0):
+            pass
+        log.info("SMTP stopping: no new connections, finishing messages in flight")
+        controller.stop()
+        log.info("SMTP stopped")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,469 @@
+"""The SMTP gateway over real sockets, with the real database, Redis, file storage and swaks."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq import Queue
+from rq.job import Job
+from sqlalchemy import select, text
+
+from core.config import Settings
+from core.models import InboundMessage
+from core.queue import get_queue
+from core.storage import FileStorage, sha256_hex
+from mailgate.smtp import InboxController, Limits, build_controller
+from mailgate.sweep import sweep_once
+from tests.conftest import INBOUND_DOMAIN
+from tests.services import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+SENDER = "billing@supplier.example"
+BODY_MARKER = b"BODY-MARKER-7f3a"
+# CRLF line ends (as on the wire), 8-bit text, and lines that need dot-stuffing on the wire.
+RAW = (
+    b"From: Supplier Billing <billing@supplier.example>\r\n"
+    b"To: invoices\r\n"
+    b"Subject: Invoice F-2024-001\r\n"
+    b"Message-ID: <f2024001@supplier.example>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: 8bit\r\n"
+    b"\r\n"
+    b"Montant d\xc3\xbb : 1 200,00 \xe2\x82\xac\r\n"
+    b".a line that starts with a dot\r\n"
+    b"..and one with two\r\n" + BODY_MARKER + b"\r\n"
+)
+
+
+# Helpers (also used by test_sweep) ---------------------------------------------------------
+
+
+@contextmanager
+def running_server(settings: Settings, **limits: float) -> Iterator[InboxController]:
+    """A started server on a free port; the periodic sweep only runs at start-up unless asked."""
+    limits.setdefault("sweep_interval", 3600)
+    controller = build_controller(settings, port=free_port(), limits=Limits(**limits))  # type: ignore[arg-type]
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def _enabled_loggers() -> None:
+    # The Alembic env.py of the migration fixtures calls fileConfig(), which disables loggers that
+    # existed before it ran, ours and aiosmtpd's included; the log assertions need them.
+    for name in ("mailgate", "mailgate.smtp", "mailgate.sweep", "mail.log"):
+        logging.getLogger(name).disabled = False
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[InboxController]:
+    with running_server(settings) as controller:
+        yield controller
+
+
+def connect(controller: InboxController) -> smtplib.SMTP:
+    return smtplib.SMTP(controller.hostname, controller.port, local_hostname="client.example", timeout=10)
+
+
+def send(smtp: smtplib.SMTP, recipients: list[str], raw: bytes = RAW) -> tuple[int, bytes]:
+    """MAIL, RCPT..., DATA step by step; returns the DATA reply (smtplib.data dot-stuffs)."""
+    smtp.ehlo_or_helo_if_needed()
+    assert smtp.mail(SENDER)[0] == 250
+    for recipient in recipients:
+        assert smtp.rcpt(recipient)[0] == 250, recipient
+    return smtp.data(raw)
+
+
+def settle(controller: InboxController) -> None:
+    """Wait for the background queueing of accepted messages."""
+    assert controller.handler.in_flight.wait_idle(10)
+
+
+def stored_messages(session_factory) -> list[InboundMessage]:
+    with session_factory() as session:
+        return list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
+
+
+def job_exists(redis_url: str, message_id: int) -> bool:
+    with Redis.from_url(redis_url) as connection:
+        return Job.exists(f"ingest-message-{message_id}", connection=connection)
+
+
+@contextmanager
+def open_queue(settings: Settings) -> Iterator[Queue]:
+    queue = get_queue(settings)
+    try:
+        yield queue
+    finally:
+        queue.connection.close()
+
+
+# Accepting ---------------------------------------------------------------------------------
+
+
+def test_accepted_message_is_committed_before_250_then_queued(server, tenant, settings, session_factory, redis_url):
+    with connect(server) as smtp:
+        code, reply = send(smtp, [tenant.address])
+        # Right after the 250, before any waiting: the row is already committed.
+        assert code == 250 and reply.startswith(b"2.0.0"), reply
+        assert len(stored_messages(session_factory)) == 1
+    settle(server)
+    [message] = stored_messages(session_factory)
+    assert message.tenant_id == tenant.tenant.id
+    assert message.status == "queued" and message.queued_at is not None
+    assert message.peer == "127.0.0.1" and message.recipient == tenant.address and message.source == "smtp"
+    assert message.subject == "Invoice F-2024-001" and message.message_id_header == "<f2024001@supplier.example>"
+    stored = FileStorage(settings.storage_dir).read(message.raw_key)
+    assert stored == RAW  # the bytes as sent: dot-unstuffed, 8-bit intact, nothing added
+    assert message.raw_sha256 == sha256_hex(RAW) and message.raw_size == len(RAW)
+    assert job_exists(redis_url, message.id)
+
+
+def test_banner_and_ehlo_advertise_size_smtputf8_and_8bitmime(server):
+    with connect(server) as smtp:
+        code, _ = smtp.ehlo()
+        assert code == 250
+        assert smtp.esmtp_features["size"] == str(25 * 1024 * 1024)
+        assert {"smtputf8", "8bitmime"} <= set(smtp.esmtp_features)
+        assert "auth" not in smtp.esmtp_features and "starttls" not in smtp.esmtp_features
+    with socket.create_connection((server.hostname, server.port), timeout=5) as sock:
+        banner = sock.recv(200)
+    assert banner.startswith(f"220 {INBOUND_DOMAIN} ".encode()) and b"Python" not in banner
+
+
+def test_null_sender_is_accepted(server, tenant, session_factory):
+    with connect(server) as smtp:
+        smtp.ehlo()
+        assert smtp.mail("<>")[0] == 250
+        assert smtp.rcpt(tenant.address)[0] == 250
+        assert smtp.data(RAW)[0] == 250
+    assert len(stored_messages(session_factory)) == 1
+
+
+def test_smtputf8_sender_is_accepted_and_recorded_without_from_header(server, tenant, session_factory):
+    sender = "comptabilité@fournisseur.example"
+    with connect(server) as smtp:
+        smtp.ehlo()
+        assert smtp.mail(sender, ["SMTPUTF8"])[0] == 250
+        assert smtp.rcpt(tenant.address)[0] == 250
+        assert smtp.data(b"Subject: sans From\r\n\r\nbonjour\r\n")[0] == 250
+    [message] = stored_messages(session_factory)
+    assert message.sender == sender  # no From: header, so the envelope sender is what we know
+
+
+# Recipients --------------------------------------------------------------------------------
+
+
+def test_unknown_recipient_is_refused_at_rcpt_with_550_511(server, tenant, session_factory):
+    unknown = f"zzz-zzz@{INBOUND_DOMAIN}"
+    with connect(server) as smtp, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        smtp.sendmail(SENDER, [unknown], RAW)
+    code, reply = refused.value.recipients[unknown]
+    assert code == 550 and reply.startswith(b"5.1.1")
+    assert stored_messages(session_factory) == []
+
+
+def test_other_domains_are_refused_never_relayed(server, tenant, session_factory):
+    local = tenant.address.split("@")[0]
+    others = [f"{local}@other.example", "someone@gmail.com", f"{local}@sub.{INBOUND_DOMAIN}"]
+    with connect(server) as smtp:
+        smtp.ehlo()
+        assert smtp.mail(SENDER)[0] == 250
+        for address in others:
+            code, reply = smtp.rcpt(address)
+            assert code == 550 and reply.startswith(b"5.7.1"), (address, reply)
+    assert stored_messages(session_factory) == []
+
+
+def test_tagged_and_upper_case_addresses_are_accepted_as_given(server, tenant, session_factory):
+    local, domain = tenant.address.split("@")
+    given = f"{local.upper()}+Factures@{domain.upper()}"
+    with connect(server) as smtp:
+        assert smtp.sendmail(SENDER, [given], RAW) == {}
+    [message] = stored_messages(session_factory)
+    assert message.tenant_id == tenant.tenant.id and message.recipient == given
+
+
+def test_good_and_bad_recipients_mixed_stores_for_the_good_one(server, tenant, session_factory):
+    unknown = f"nop-nop@{INBOUND_DOMAIN}"
+    with connect(server) as smtp:
+        refused = smtp.sendmail(SENDER, [unknown, tenant.address], RAW)
+    assert refused == {unknown: (550, b"5.1.1 No such recipient here")}
+    [message] = stored_messages(session_factory)
+    assert message.recipient == tenant.address
+
+
+def test_recipients_per_message_are_capped_with_452(settings, tenant, session_factory):
+    local, domain = tenant.address.split("@")
+    recipients = [f"{local}+{n}@{domain}" for n in range(3)]
+    with running_server(settings, max_recipients=2) as server, connect(server) as smtp:
+        refused = smtp.sendmail(SENDER, recipients, RAW)
+    assert refused == {recipients[2]: (452, b"4.5.3 Too many recipients")}
+    [message] = stored_messages(session_factory)  # one tenant: stored once
+    assert message.recipient == recipients[0]
+
+
+def test_message_to_two_tenants_is_stored_once_per_tenant(
+    server, tenant, other_tenant, settings, session_factory, redis_url
+):
+    local, domain = tenant.address.split("@")
+    recipients = [tenant.address, other_tenant.address, f"{local}+again@{domain}"]
+    with connect(server) as smtp:
+        assert send(smtp, recipients)[0] == 250
+    settle(server)
+    messages = stored_messages(session_factory)
+    assert [(m.tenant_id, m.recipient) for m in messages] == [
+        (tenant.tenant.id, tenant.address),
+        (other_tenant.tenant.id, other_tenant.address),
+    ]
+    storage = FileStorage(settings.storage_dir)
+    assert messages[0].raw_key != messages[1].raw_key
+    assert all(storage.read(m.raw_key) == RAW for m in messages)
+    assert all(m.status == "queued" and job_exists(redis_url, m.id) for m in messages)
+
+
+# Limits ------------------------------------------------------------------------------------
+
+
+def test_size_limit_refuses_with_552_at_mail_and_at_data(settings, tenant, session_factory):
+    small = replace(settings, max_message_bytes=1024)
+    big = RAW + (b"x" * 70 + b"\r\n") * 30  # over 1024 bytes in lines of legal length
+    with running_server(small) as server, connect(server) as smtp:
+        smtp.ehlo()
+        assert smtp.esmtp_features["size"] == "1024"
+        # smtplib declares SIZE= itself: refused at MAIL FROM.
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            smtp.sendmail(SENDER, [tenant.address], big)
+        assert refused.value.smtp_code == 552
+        smtp.rset()
+        assert smtp.mail(SENDER, ["SIZE=1025"])[0] == 552
+        smtp.rset()
+        # Without SIZE=: refused once the data went over the limit.
+        assert send(smtp, [tenant.address], big)[0] == 552
+        assert stored_messages(session_factory) == []
+        # The session goes on.
+        assert send(smtp, [tenant.address])[0] == 250
+    assert len(stored_messages(session_factory)) == 1
+
+
+def test_connections_over_the_cap_get_421(settings, tenant):
+    with running_server(settings, max_connections=1) as server:
+        _wait_for(lambda: server.handler.connections == 0)  # the controller's start-up probe
+        with connect(server) as first:
+            with pytest.raises(smtplib.SMTPConnectError) as refused:
+                connect(server)
+            assert refused.value.smtp_code == 421 and b"4.7.0" in refused.value.smtp_error
+            assert first.noop()[0] == 250
+        _wait_for(lambda: server.handler.connections == 0)
+        with connect(server) as again:
+            assert again.noop()[0] == 250
+
+
+def test_idle_connection_is_closed_after_the_command_timeout(settings):
+    with running_server(settings, command_timeout=0.5) as server, connect(server) as smtp:
+        time.sleep(1.5)
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            smtp.noop()
+
+
+# Failures ----------------------------------------------------------------------------------
+
+
+def test_redis_down_still_accepts_fast_and_the_sweep_queues_later(
+    server, tenant, settings, session_factory, redis_proc, redis_url
+):
+    redis_proc.stop()
+    try:
+        started = time.monotonic()
+        with connect(server) as smtp:
+            code, _ = send(smtp, [tenant.address])
+        assert code == 250 and time.monotonic() - started < 3
+        settle(server)  # the queueing attempt has failed by now
+        [message] = stored_messages(session_factory)
+        assert message.status == "received"
+    finally:
+        redis_proc.start()
+    assert not job_exists(redis_url, message.id)
+    # The sweep leaves messages younger than a minute to the handler's own queueing; skip ahead.
+    with open_queue(settings) as queue:
+        assert sweep_once(settings, session_factory, queue, received_grace=timedelta(0)) == 1
+    [message] = stored_messages(session_factory)
+    assert message.status == "queued" and job_exists(redis_url, message.id)
+
+
+def test_storage_failure_answers_451_stores_nothing_and_the_server_recovers(
+    settings, tenant, session_factory, tmp_path
+):
+    blocker = tmp_path / "afile"  # a file where a directory should be: mkdir fails, even as root
+    blocker.write_text("not a directory")
+    broken = replace(settings, storage_dir=blocker / "storage")
+    with running_server(broken) as server, connect(server) as smtp:
+        code, reply = send(smtp, [tenant.address])
+        assert code == 451 and reply.startswith(b"4.3.0"), reply
+        assert stored_messages(session_factory) == []
+        blocker.unlink()  # the disk is back: the same session goes on
+        assert send(smtp, [tenant.address])[0] == 250
+    [message] = stored_messages(session_factory)
+    assert FileStorage(broken.storage_dir).read(message.raw_key) == RAW
+
+
+def test_failure_for_one_tenant_stores_for_no_tenant(settings, tenant, other_tenant, session_factory, tmp_path):
+    # The second tenant's directory cannot be created; the first tenant's row must not stay either.
+    storage_dir = tmp_path / "storage"
+    (storage_dir / "raw").mkdir(parents=True)
+    (storage_dir / "raw" / str(other_tenant.tenant.id)).write_text("not a directory")
+    with running_server(replace(settings, storage_dir=storage_dir)) as server, connect(server) as smtp:
+        code, _ = send(smtp, [tenant.address, other_tenant.address])
+    assert code == 451
+    assert stored_messages(session_factory) == []
+
+
+def test_database_failure_answers_451(server, tenant, session_factory):
+    # A real database error: the messages table is away while the message arrives.
+    with session_factory.kw["bind"].begin() as conn:
+        conn.execute(text("ALTER TABLE messages RENAME TO messages_away"))
+    try:
+        with connect(server) as smtp:
+            code, reply = send(smtp, [tenant.address])
+            assert code == 451 and reply.startswith(b"4.3.0")
+    finally:
+        with session_factory.kw["bind"].begin() as conn:
+            conn.execute(text("ALTER TABLE messages_away RENAME TO messages"))
+    assert stored_messages(session_factory) == []
+    with connect(server) as smtp:  # and it keeps answering
+        assert send(smtp, [tenant.address])[0] == 250
+
+
+# Logging, swaks, lifecycle -----------------------------------------------------------------
+
+
+def test_log_has_peer_and_envelope_but_never_the_body(settings, tenant, caplog):
+    logging.getLogger("mail.log").setLevel(logging.NOTSET)  # as in a fresh process logging at DEBUG
+    caplog.set_level(logging.DEBUG)
+    with running_server(settings) as server, connect(server) as smtp:
+        assert send(smtp, [tenant.address])[0] == 250
+        smtp.mail(SENDER)
+        assert smtp.rcpt(f"zzz-zzz@{INBOUND_DOMAIN}")[0] == 550
+        settle(server)
+    assert "peer=127.0.0.1" in caplog.text and SENDER in caplog.text and tenant.address in caplog.text
+    assert "zzz-zzz" in caplog.text  # refusals are logged too
+    assert BODY_MARKER.decode() not in caplog.text and "Montant" not in caplog.text
+
+
+def test_swaks_sends_an_attachment(server, tenant, settings, session_factory, tmp_path):
+    pdf = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+    (tmp_path / "facture-42.pdf").write_bytes(pdf)
+    result = subprocess.run(
+        ["swaks", "--server", server.hostname, "--port", str(server.port), "--helo", "supplier.example",
+         "--from", SENDER, "--to", tenant.address, "--header", "Subject: Facture 42",
+         "--attach-type", "application/pdf", "--attach", f"@{tmp_path / 'facture-42.pdf'}"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "<-  250 2.0.0" in result.stdout, result.stdout
+    [message] = stored_messages(session_factory)
+    assert message.subject == "Facture 42" and message.tenant_id == tenant.tenant.id
+    raw = FileStorage(settings.storage_dir).read(message.raw_key)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    [attachment] = list(parsed.iter_attachments())
+    assert attachment.get_filename() == "facture-42.pdf" and attachment.get_content() == pdf
+
+
+def test_stop_finishes_the_message_in_flight_and_refuses_new_connections(settings, tenant, session_factory):
+    raw = b"Subject: in flight\r\n\r\nhello\r\n"
+    controller = build_controller(settings, port=free_port(), limits=Limits(sweep_interval=3600))
+    controller.start()
+    stopper = threading.Thread(target=controller.stop)
+    try:
+        with connect(controller) as smtp:
+            assert send_start(smtp, tenant.address) == 354
+            smtp.send(raw[:10])  # half of the message, then the server is told to stop
+            stopper.start()
+            time.sleep(0.5)
+            assert stopper.is_alive()  # waiting for the message in flight
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((controller.hostname, controller.port), timeout=2)
+            smtp.send(raw[10:] + b".\r\n")
+            code, reply = smtp.getreply()
+            assert code == 250, reply
+    finally:
+        if stopper.ident is None:  # failed before asking the server to stop
+            controller.stop()
+        else:
+            stopper.join(15)
+    assert not stopper.is_alive()
+    [message] = stored_messages(session_factory)
+    assert message.subject == "in flight" and message.status == "queued"
+
+
+def send_start(smtp: smtplib.SMTP, recipient: str) -> int:
+    smtp.ehlo()
+    assert smtp.mail(SENDER)[0] == 250 and smtp.rcpt(recipient)[0] == 250
+    return smtp.docmd("DATA")[0]
+
+
+def test_main_serves_until_sigterm(settings, tenant, session_factory, tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "VAR_DIR": str(tmp_path / "main-var"),
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "STORAGE_DIR": str(settings.storage_dir),
+        "INBOUND_DOMAIN": settings.inbound_domain,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(port),
+        "QUEUE_NAME": settings.queue_name,
+        "SECRET_KEY": "test",
+    }
+    code = "from core.config import Settings; from mailgate.smtp import main; main(Settings.from_env())"
+    with subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            _wait_for(lambda: _accepts(port), timeout=20)
+            with smtplib.SMTP("127.0.0.1", port, local_hostname="client.example", timeout=10) as smtp:
+                assert send(smtp, [tenant.address])[0] == 250
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, stderr
+    assert f"SMTP listening on 127.0.0.1:{port}" in stderr and "SMTP stopped" in stderr
+    [message] = stored_messages(session_factory)
+    assert message.status == "queued"
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _wait_for(condition, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
