@@ -85,9 +85,7 @@ def _session_factory() -> sessionmaker[Session]:
     settings = current_settings()
     with _lock:
         if _factory is None:
-            _engine = make_engine(settings.database_url)
-            # Logged errors must not carry values (file names, subjects) from the statements.
-            _engine.hide_parameters = True
+            _engine = make_engine(settings.database_url)  # hides SQL parameters from error logs
             _factory = make_session_factory(_engine)
         return _factory
 
