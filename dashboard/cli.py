@@ -101,9 +101,8 @@ def smtp_command() -> None:
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 def worker_command(burst: bool) -> None:
     """Run an RQ worker for the processing jobs."""
-    from worker.main import run
-
     from core.config import Settings
+    from worker.main import run
 
     run(Settings.from_env(), burst=burst)
 
@@ -124,6 +123,20 @@ def start_command() -> None:
     from dashboard.devstack import run_stack
 
     run_stack(Settings.from_env())
+
+
+@cli.command("imap")
+@click.option(
+    "--catch-all", "catch_all", multiple=True, metavar="URL",
+    help="An operator mailbox routed to tenants by recipient: imaps://user:password@host/INBOX "
+    "(repeatable; IMAP_CATCH_ALL in the environment keeps the password off the command line).",
+)
+def imap_command(catch_all: tuple[str, ...]) -> None:
+    """Run the IMAP poller for every enabled mailbox until SIGTERM."""
+    from core.config import Settings
+    from mailgate.imap import main as imap_main
+
+    imap_main(Settings.from_env(), list(catch_all))
 
 
 if __name__ == "__main__":
