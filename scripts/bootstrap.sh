@@ -9,17 +9,22 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-# Debian packages: redis-server (the embedded queue), poppler-utils (pdftotext for invoice2data).
-packages=(redis-server poppler-utils)
-commands=(redis-server pdftotext)
+# Debian packages: redis-server (the embedded queue), poppler-utils (pdftotext for invoice2data),
+# tesseract-ocr (OCR of scans and photos, the worker runs it) with its French and German data.
+packages=(redis-server poppler-utils tesseract-ocr)
+commands=(redis-server pdftotext tesseract)
 if [ "$want_test" = 1 ]; then
-  packages+=(chromium swaks)
-  commands+=(chromium swaks)
+  packages+=(chromium swaks dovecot-imapd)
+  commands+=(chromium swaks doveadm)
 fi
 
 missing=()
 for i in "${!commands[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
+done
+# Tesseract's language data ships as packages without commands: ask tesseract which it has.
+for lang in fra deu; do
+  tesseract --list-langs 2>/dev/null | grep -qx "$lang" || missing+=("tesseract-ocr-$lang")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then
@@ -44,8 +49,14 @@ if [ "$want_test" = 1 ]; then
 fi
 # Reinstall only when the declared dependencies changed since the last install.
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -m pip install -q -e ".${extra}" 2>&1 | grep -v '^WARNING: Location' || true
+  # pip's and setuptools' chatter goes to a log, shown only when the install fails.
+  mkdir -p var
+  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e ".${extra}"; } \
+      > var/pip-install.log 2>&1; then
+    cat var/pip-install.log >&2
+    echo "pip install failed (log: var/pip-install.log)" >&2
+    exit 1
+  fi
   .venv/bin/python -c "import core, dashboard, mailgate, worker" || { echo "install failed" >&2; exit 1; }
   touch "$stamp"
 fi
