@@ -34,6 +34,11 @@ def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value).resolve() if value else None
+
+
 @dataclass(frozen=True)
 class Settings:
     var_dir: Path
@@ -49,6 +54,10 @@ class Settings:
     queue_name: str = "inbox"
     job_timeout: int = 300
     extra: dict[str, str] = field(default_factory=dict)
+    # SMTP STARTTLS: offered only when a certificate is configured (PEM files).
+    smtp_tls_cert: Path | None = None
+    smtp_tls_key: Path | None = None
+    smtp_require_tls: bool = False  # refuse mail before STARTTLS (only with a certificate)
 
     @property
     def redis_is_embedded(self) -> bool:
@@ -71,6 +80,9 @@ class Settings:
             max_message_bytes=_int("MAX_MESSAGE_BYTES", 25 * 1024 * 1024),
             queue_name=os.environ.get("QUEUE_NAME", "inbox"),
             job_timeout=_int("JOB_TIMEOUT", 300),
+            smtp_tls_cert=_path("SMTP_TLS_CERT"),
+            smtp_tls_key=_path("SMTP_TLS_KEY"),
+            smtp_require_tls=os.environ.get("SMTP_REQUIRE_TLS", "").lower() in {"1", "true", "yes", "on"},
         )
 
 

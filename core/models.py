@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -93,6 +94,7 @@ class MessageStatus(enum.StrEnum):
     PROCESSED = "processed"
     IGNORED = "ignored"
     FAILED = "failed"
+    QUARANTINED = "quarantined"  # sender not on the tenant's allow-list: held until released or deleted
 
 
 class DocumentStatus(enum.StrEnum):
@@ -194,7 +196,12 @@ class InboundMessage(Base):
     """One received email (or upload) for one tenant, stored raw before it was acknowledged."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_tenant_received", "tenant_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_messages_tenant_received", "tenant_id", "received_at"),
+        # Duplicate checks: by Message-ID (sender control) and by raw SHA-256 (IMAP after a UIDVALIDITY change).
+        Index("ix_messages_tenant_message_id", "tenant_id", "message_id_header"),
+        Index("ix_messages_tenant_raw_sha256", "tenant_id", "raw_sha256"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -213,6 +220,12 @@ class InboundMessage(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Sender control: upstream Authentication-Results verdicts, the SMTP envelope sender, the earlier
+    # message this one repeats, and who released it from quarantine (a release skips the allow-list).
+    auth_results: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    envelope_sender: Mapped[str | None] = mapped_column(String(320))
+    duplicate_of_message_id: Mapped[int | None] = mapped_column(Integer)
+    released_by: Mapped[str | None] = mapped_column(String(254))
 
     tenant: Mapped[Tenant] = relationship()
     documents: Mapped[list[Document]] = relationship(back_populates="message", order_by="Document.part_index")
@@ -244,6 +257,7 @@ class Client(Base):
     name: Mapped[str] = mapped_column(String(300))
     normalized_name: Mapped[str] = mapped_column(String(300))
     vat_id: Mapped[str | None] = mapped_column(String(32))
+    iban: Mapped[str | None] = mapped_column(String(64))  # issue 6: recognise the payer on bank statements
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -284,6 +298,9 @@ class Document(InvoiceFields, Base):
     extraction_source: Mapped[str | None] = mapped_column(String(64))
     # Per field: {"source": ..., "confidence": 0..1}; the review page shows where to look first.
     field_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What extraction found beyond the fields: an e-invoice's format, VAT breakdown and lines, identifiers
+    # checked by their check digits (VAT ids, IBANs, SIREN/SIRET), notes on pages not read.
+    extraction_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"))
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -324,6 +341,7 @@ class Invoice(InvoiceFields, Base):
     client: Mapped[Client | None] = relationship()
     file: Mapped[StoredFile] = relationship(foreign_keys=[file_id])
     attachments: Mapped[list[InvoiceFile]] = relationship(back_populates="invoice", order_by="InvoiceFile.id")
+    matches: Mapped[list[Match]] = relationship(back_populates="invoice", order_by="Match.id")  # bank payments
 
 
 class InvoiceFile(Base):
@@ -360,3 +378,295 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     ip: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Receivables (issue 5) ---
+
+
+class CashDirection(enum.StrEnum):
+    IN = "in"  # money the tenant expects to receive (a receivable)
+    OUT = "out"  # money the tenant expects to pay (a payable)
+
+
+class CashKind(enum.StrEnum):
+    EXPECTED = "expected"  # recorded when an invoice is validated, at its due date
+    ACTUAL = "actual"  # a payment that happened (written by bank reconciliation)
+
+
+class CashMovement(Base):
+    """A cash movement for the treasury forecast: expected at an invoice's due date, or actual.
+
+    The forecast reads the invoice's ``amount_paid`` / ``status`` too, so a payment matched later
+    reduces what is still expected without rewriting this row.
+    """
+
+    __tablename__ = "cash_movements"
+    __table_args__ = (Index("ix_cash_movements_tenant_date", "tenant_id", "kind", "expected_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
+    direction: Mapped[str] = mapped_column(String(8), default=CashDirection.IN.value)
+    kind: Mapped[str] = mapped_column(String(16), default=CashKind.EXPECTED.value)
+    expected_date: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ClientAssignment(Base):
+    """A client a member follows: with the tenant's *restrict access* on, members see only these."""
+
+    __tablename__ = "client_assignments"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "client_id", "user_id"),
+        Index("ix_client_assignments_user", "tenant_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    client: Mapped[Client] = relationship()
+
+
+# --- Bank and reconciliation (issue 6) ---
+
+
+class TransactionStatus(enum.StrEnum):
+    UNMATCHED = "unmatched"
+    SUGGESTED = "suggested"  # at least one match proposal waits for a person
+    MATCHED = "matched"  # at least one applied match
+    IGNORED = "ignored"  # explained without a document (a rule's category, or set aside by a person)
+
+
+class MatchState(enum.StrEnum):
+    SUGGESTED = "suggested"
+    APPLIED = "applied"
+    REJECTED = "rejected"  # refused by a person, or undone (then ``undone_at`` is set)
+
+
+class BankAccount(Base):
+    """One bank account of the tenant, known by its IBAN (or the identifier its statements give)."""
+
+    __tablename__ = "bank_accounts"
+    __table_args__ = (UniqueConstraint("tenant_id", "iban"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    iban: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    currency: Mapped[str | None] = mapped_column(String(3))
+    # The CSV layout of this bank's exports (core.banking.CsvMapping fields), saved on first upload.
+    csv_mapping: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    balance: Mapped[Decimal | None] = mapped_column(Money)  # closing balance of the latest statement
+    balance_date: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BankTransaction(Base):
+    """One booked (or pending) line of a bank statement; amount signed: + money in, - money out."""
+
+    __tablename__ = "bank_transactions"
+    __table_args__ = (
+        UniqueConstraint("account_id", "fingerprint"),
+        Index("ix_bank_transactions_tenant_status", "tenant_id", "status", "booking_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("bank_accounts.id", ondelete="CASCADE"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    booking_date: Mapped[date] = mapped_column(Date)
+    value_date: Mapped[date | None] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    counterparty: Mapped[str | None] = mapped_column(String(300))
+    iban: Mapped[str | None] = mapped_column(String(64))
+    remittance: Mapped[str] = mapped_column(Text, default="")
+    reference: Mapped[str | None] = mapped_column(String(300))
+    pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    category: Mapped[str | None] = mapped_column(String(100))
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("matching_rules.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default=TransactionStatus.UNMATCHED.value)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    account: Mapped[BankAccount] = relationship()
+    matches: Mapped[list[Match]] = relationship(back_populates="transaction", order_by="Match.id")
+
+
+class Match(Base):
+    """A transaction (or part of it) paying an invoice, or settling a credit note.
+
+    ``amount`` is what the invoice is credited with; ``write_off`` is the part of it not received in
+    cash (bank fees deducted, an early-payment discount): cash = amount - write_off.
+    """
+
+    __tablename__ = "matches"
+    __table_args__ = (Index("ix_matches_tenant_state", "tenant_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("bank_transactions.id", ondelete="CASCADE"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    write_off: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    score: Mapped[int] = mapped_column(Integer, default=0)  # 0..100
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(16), default=MatchState.SUGGESTED.value)
+    created_by: Mapped[str] = mapped_column(String(8), default="auto")  # auto | user
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    transaction: Mapped[BankTransaction] = relationship(back_populates="matches")
+    invoice: Mapped[Invoice] = relationship(back_populates="matches")
+
+
+class MatchingRule(Base):
+    """Recurring transactions without a document (bank fees, subscriptions) get a category."""
+
+    __tablename__ = "matching_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    counterparty_pattern: Mapped[str | None] = mapped_column(String(200))  # case-insensitive substring
+    text_pattern: Mapped[str | None] = mapped_column(String(200))  # in remittance / reference
+    min_amount: Mapped[Decimal | None] = mapped_column(Money)  # signed bounds, inclusive
+    max_amount: Mapped[Decimal | None] = mapped_column(Money)
+    category: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Forwarding confirmations ---
+
+
+class ForwardingConfirmation(Base):
+    """A provider's "confirm forwarding" email that reached a tenant's address: the code its admins need.
+
+    ``authenticated`` is True only when a trusted receiving server reported a DKIM pass for the provider,
+    False when it reported none, None when no trusted verdict exists; the raw verdicts are kept as received.
+    """
+
+    __tablename__ = "forwarding_confirmations"
+    __table_args__ = (Index("ix_forwarding_confirmations_tenant_received", "tenant_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), unique=True)
+    provider: Mapped[str] = mapped_column(String(16))  # "gmail" | "microsoft"
+    code: Mapped[str | None] = mapped_column(String(16))
+    link: Mapped[str | None] = mapped_column(String(2048))
+    requester: Mapped[str | None] = mapped_column(String(320))
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(String(998), default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    authenticated: Mapped[bool | None] = mapped_column(Boolean)
+    auth_results: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    message: Mapped[InboundMessage] = relationship()
+
+
+# --- Mailboxes (IMAP) ---
+
+
+class MailboxSecurity(enum.StrEnum):
+    SSL = "ssl"  # implicit TLS (port 993)
+    STARTTLS = "starttls"  # plain connect, then STARTTLS before login (port 143)
+    PLAIN = "plain"  # no TLS: loopback test servers only
+
+
+class MailboxAuth(enum.StrEnum):
+    PASSWORD = "password"  # noqa: S105 - the name of a login method
+    XOAUTH2 = "xoauth2"  # Gmail, Microsoft 365: an access token, or a refresh token exchanged for one
+
+
+class Mailbox(Base):
+    """An IMAP mailbox polled for a tenant, or by the operator (``tenant_id`` NULL: catch-all routing).
+
+    Secrets (password, access/refresh tokens, OAuth client secret) are stored Fernet-encrypted
+    (``core.secrets``); they are never shown back, logged or sent to the browser.
+    """
+
+    __tablename__ = "mailboxes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=993)
+    security: Mapped[str] = mapped_column(String(16), default=MailboxSecurity.SSL.value)
+    username: Mapped[str] = mapped_column(String(320))
+    auth: Mapped[str] = mapped_column(String(16), default=MailboxAuth.PASSWORD.value)
+    secret_encrypted: Mapped[str | None] = mapped_column(Text)  # password, or OAuth2 access token
+    oauth_provider: Mapped[str | None] = mapped_column(String(16))  # "google" | "microsoft"
+    oauth_client_id: Mapped[str | None] = mapped_column(String(255))
+    oauth_client_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    oauth_refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    folder: Mapped[str] = mapped_column(String(255), default="INBOX")
+    processed_folder: Mapped[str | None] = mapped_column(String(255))  # moved there once stored
+    unrouted_folder: Mapped[str | None] = mapped_column(String(255))  # catch-all: what names no tenant
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Where the poller is: the folder's UIDVALIDITY and the highest UID below which all is handled.
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the settings are saved (not on state updates): the poller restarts a mailbox when it changes.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MailboxImportOutcome(enum.StrEnum):
+    STORED = "stored"  # stored for one tenant or more (message_ids)
+    DUPLICATE = "duplicate"  # same Message-ID and bytes already stored for the tenant(s)
+    UNROUTED = "unrouted"  # catch-all: no tenant address among the recipients
+    REJECTED = "rejected"  # left in the mailbox, with a reason (e.g. too large)
+
+
+class MailboxImport(Base):
+    """What became of one IMAP message, keyed by (mailbox, UIDVALIDITY, UID): never imported twice.
+
+    Written in the same transaction as the stored messages; ``settled`` turns true once the message
+    was flagged \\Seen or moved, so a crash between the two finishes the flag on restart.
+    """
+
+    __tablename__ = "mailbox_imports"
+    __table_args__ = (UniqueConstraint("mailbox_id", "uidvalidity", "uid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(16))
+    message_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    message_id_header: Mapped[str | None] = mapped_column(String(998))
+    reason: Mapped[str | None] = mapped_column(Text)
+    settled: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Sender control ---
+# An optional per-tenant allow-list of sender addresses ("alice@example.com") and domains ("@example.com").
+
+
+class SenderRule(Base):
+    """One allowed sender: an address or ``@domain``, stored lower-case."""
+
+    __tablename__ = "sender_rules"
+    __table_args__ = (UniqueConstraint("tenant_id", "pattern"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    pattern: Mapped[str] = mapped_column(String(320))
+    created_by: Mapped[str] = mapped_column(String(254), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+

@@ -53,7 +53,8 @@ def _enqueue_once(queue: Queue, func: str, job_id: str, arg: int, timeout: int, 
     return job_id
 
 
-def enqueue_ingest(queue: Queue, message_id: int, timeout: int = 120, force: bool = False) -> str:
+def enqueue_ingest(queue: Queue, message_id: int, timeout: int = 300, force: bool = False) -> str:
+    # As long as an extraction: the ingest job extracts the email's first document itself.
     return _enqueue_once(queue, INGEST_JOB, f"ingest-message-{message_id}", message_id, timeout, force)
 
 

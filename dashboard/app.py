@@ -11,6 +11,7 @@ from flask import Flask, current_app
 from core.config import Settings, normalize_database_url
 from core.db import engine_options, install_sqlite_pragmas
 from core.storage import FileStorage
+from dashboard import querycount
 from dashboard.extensions import csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     from dashboard.blueprints import register_blueprints
 
     register_blueprints(app)
+    querycount.install(app)  # benchmarks only: does nothing unless INBOX_COUNT_QUERIES=1
     return app
 
 

@@ -1,6 +1,6 @@
 """``inbox start``: the whole service on the embedded defaults, in one terminal.
 
-Runs what the Procfile runs (web, smtp, worker) as child processes, plus a private redis-server on a
+Runs what the Procfile runs (web, smtp, worker, imap) as child processes, plus a private redis-server on a
 unix socket under ``var/`` when REDIS_URL is not given. Production runs the Procfile's processes
 under a real supervisor instead; this module only exists so that a newcomer needs one command.
 """
@@ -96,7 +96,9 @@ def run_stack(settings: Settings) -> None:
     demo = ensure_demo(settings)
     gunicorn = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{settings.port}", "--workers", "2",
                 "--access-logfile", "-", "dashboard.wsgi:app"]
-    for name, command in (("web", gunicorn), ("smtp", [*inbox, "smtp"]), ("worker", [*inbox, "worker"])):
+    processes = (("web", gunicorn), ("smtp", [*inbox, "smtp"]), ("worker", [*inbox, "worker"]),
+                 ("imap", [*inbox, "imap"]))
+    for name, command in processes:
         children.append((name, subprocess.Popen(command, env=env)))
 
     url = f"http://127.0.0.1:{settings.port}/"

@@ -12,10 +12,15 @@ that an fsync or a lock wait in one session does not stall the others.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
+import re
 import signal
+import ssl
 import threading
+import time
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -50,6 +55,11 @@ REPLY_RELAY_DENIED = "550 5.7.1 Relay access denied"
 REPLY_TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
 REPLY_TRY_LATER = "451 4.3.0 Temporary failure, please try again later"
 REPLY_NOT_STORED = "451 4.3.0 Could not store the message, please try again later"
+REPLY_TOO_MANY_REFUSED = "421 4.7.0 Too many refused recipients, try again later"
+
+# What our own addresses look like (local parts are generated; +tags and dots allowed). Anything else
+# at our domain (quoted local parts, %-hack, embedded @) is refused without a database lookup.
+_PLAIN_LOCAL_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,63}")
 
 # Beyond this many queueing tasks waiting (Redis slow or down), new messages are left to the sweep
 # instead of piling up work in memory.
@@ -62,9 +72,23 @@ class Limits:
 
     max_recipients: int = 50  # SMTP_MAX_RECIPIENTS
     max_connections: int = 100  # SMTP_MAX_CONNECTIONS
+    max_connections_per_client: int = 20  # SMTP_MAX_CONNECTIONS_PER_IP; one client cannot take all slots
     command_timeout: float = 300.0  # SMTP_TIMEOUT; RFC 5321 4.5.3.2.7 asks servers to wait 5 minutes
     sweep_interval: float = 30.0  # SMTP_SWEEP_INTERVAL
     shutdown_grace: float = 8.0  # SMTP_SHUTDOWN_GRACE; under Docker's default 10 s stop timeout
+    # DATA: the connection is dropped when no byte arrives for data_idle_timeout (RFC 5321 4.5.3.2.5:
+    # 3 minutes per data block), or when the whole transfer takes longer than command_timeout plus the
+    # expected size (SIZE= if declared, else the size limit) at data_min_rate bytes/s: 25 MB at the
+    # default 20 kB/s gets ~27 minutes, a trickling client is still cut off.
+    data_idle_timeout: float = 180.0  # SMTP_DATA_IDLE_TIMEOUT
+    data_min_rate: float = 20_000.0  # SMTP_DATA_MIN_RATE (bytes/s)
+    # Address enumeration: after this many refused recipients from one client IP (IPv6: its /64)
+    # within refused_window seconds, every RCPT from it is answered 421 and the connection dropped.
+    max_refused_recipients: int = 10  # SMTP_MAX_REFUSED_RCPTS
+    refused_window: float = 600.0  # SMTP_REFUSED_WINDOW
+    # Clients the per-client limits do not apply to: an MX relay of ours in front of the gateway, whose
+    # one address carries everybody's mail. SMTP_LIMIT_EXEMPT="10.0.0.5,192.0.2.0/24" (IPs or networks).
+    exempt_networks: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -75,10 +99,107 @@ class Limits:
         return cls(
             max_recipients=int(pick("SMTP_MAX_RECIPIENTS", cls.max_recipients)),
             max_connections=int(pick("SMTP_MAX_CONNECTIONS", cls.max_connections)),
+            max_connections_per_client=int(pick("SMTP_MAX_CONNECTIONS_PER_IP", cls.max_connections_per_client)),
             command_timeout=pick("SMTP_TIMEOUT", cls.command_timeout),
             sweep_interval=pick("SMTP_SWEEP_INTERVAL", cls.sweep_interval),
             shutdown_grace=pick("SMTP_SHUTDOWN_GRACE", cls.shutdown_grace),
+            data_idle_timeout=pick("SMTP_DATA_IDLE_TIMEOUT", cls.data_idle_timeout),
+            data_min_rate=pick("SMTP_DATA_MIN_RATE", cls.data_min_rate),
+            max_refused_recipients=int(pick("SMTP_MAX_REFUSED_RCPTS", cls.max_refused_recipients)),
+            refused_window=pick("SMTP_REFUSED_WINDOW", cls.refused_window),
+            exempt_networks=_networks(settings.extra.get("SMTP_LIMIT_EXEMPT") or os.environ.get("SMTP_LIMIT_EXEMPT")),
         )
+
+    def exempt(self, peer: str | None) -> bool:
+        """True for a client the per-client limits (connections, refused recipients) do not apply to."""
+        if not self.exempt_networks or peer is None:
+            return False
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in ipaddress.ip_network(network) for network in self.exempt_networks)
+
+    def data_budget(self, expected_bytes: int) -> float:
+        """Seconds a whole DATA transfer of ``expected_bytes`` may take."""
+        return self.command_timeout + expected_bytes / self.data_min_rate
+
+
+def _networks(value: str | None) -> tuple[str, ...]:
+    """Comma-separated IPs/networks, validated now so that a typo fails at start-up."""
+    items = [item.strip() for item in (value or "").split(",") if item.strip()]
+    return tuple(str(ipaddress.ip_network(item, strict=False)) for item in items)
+
+
+class RefusalLimiter:
+    """Refused recipients per client network in a sliding window, in memory, for one process.
+
+    Enough for the few SMTP instances a deployment runs: an enumerating client gets ``limit`` answers
+    per window from each instance. Memory is bounded: at most ``max_clients`` networks (least recently
+    refused evicted first) of at most ``limit`` timestamps each.
+    """
+
+    def __init__(
+        self, limit: int, window: float, *, max_clients: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_clients = max_clients
+        self._clock = clock
+        self._refusals: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()  # used from the loop only today; cheap insurance
+
+    @staticmethod
+    def client_key(peer: str | None) -> str:
+        """The unit that is limited: the IPv4 address, or the IPv6 /64 (one host usually owns one)."""
+        if peer is None:
+            return "?"
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return peer
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.ipv4_mapped is not None:
+                return str(address.ipv4_mapped)
+            return str(ipaddress.ip_network(f"{address}/64", strict=False))
+        return str(address)
+
+    def blocked(self, peer: str | None) -> bool:
+        if self.limit <= 0:
+            return False
+        with self._lock:
+            times = self._refusals.get(self.client_key(peer))
+            return times is not None and len(times) >= self.limit and self._clock() - times[0] < self.window
+
+    def record(self, peer: str | None) -> None:
+        if self.limit <= 0:
+            return
+        key = self.client_key(peer)
+        with self._lock:
+            times = self._refusals.pop(key, None) or deque(maxlen=self.limit)
+            times.append(self._clock())
+            self._refusals[key] = times  # (re)inserted last: the most recently refused
+            while len(self._refusals) > self.max_clients:
+                self._refusals.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._refusals)
+
+
+def make_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The STARTTLS context when a certificate is configured, else None (STARTTLS not offered).
+
+    Raises at start-up when the files cannot be loaded: better than silently serving plain text.
+    """
+    if settings.smtp_tls_cert is None:
+        if settings.smtp_require_tls:
+            raise ValueError("SMTP_REQUIRE_TLS needs a certificate: set SMTP_TLS_CERT (and SMTP_TLS_KEY)")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)  # server side, no client certificates
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    key = None if settings.smtp_tls_key is None else str(settings.smtp_tls_key)
+    context.load_cert_chain(str(settings.smtp_tls_cert), key)  # key None: the key is in the cert file
+    return context
 
 
 class InboxEnvelope(Envelope):
@@ -151,7 +272,9 @@ class InboxHandler:
         self.session_factory = session_factory
         self.storage = FileStorage(settings.storage_dir)
         self.in_flight = _InFlight()
+        self.refusals = RefusalLimiter(limits.max_refused_recipients, limits.refused_window)
         self.connections = 0  # only touched on the loop
+        self.connections_by_client: dict[str, int] = {}  # RefusalLimiter.client_key -> open connections
         self._engine = engine  # disposed by close() when the handler owns it
         self._queue_factory = queue_factory
         self._queue: Queue | None = None
@@ -168,18 +291,35 @@ class InboxHandler:
     async def handle_RCPT(
         self, server: SMTP, session: SMTPSession, envelope: InboxEnvelope, address: str, rcpt_options: list[str]
     ) -> str:
+        peer = _peer_ip(session)
+        limited = not self.limits.exempt(peer)
+        if limited and self.refusals.blocked(peer):
+            # Every RCPT, known or not: answering known ones 250 would keep the enumeration going.
+            log.warning("refused recipients over the limit, dropping: peer=%s rcpt=%r", peer, address)
+            if isinstance(server, InboxSMTP):
+                server.drop_after_reply = True
+            return REPLY_TOO_MANY_REFUSED
         if len(envelope.rcpt_tos) >= self.limits.max_recipients:
             return REPLY_TOO_MANY_RCPTS
-        peer = _peer_ip(session)
+        local, _, domain = address.rpartition("@")
         if accounts.parse_recipient(address, self.settings.inbound_domain) is None:
+            if limited:
+                self.refusals.record(peer)
             log.info("refused relay: peer=%s from=%r rcpt=%r", peer, envelope.mail_from, address)
             return REPLY_RELAY_DENIED
+        if not _PLAIN_LOCAL_PART.fullmatch(local):
+            if limited:
+                self.refusals.record(peer)
+            log.info("refused odd local part: peer=%s from=%r rcpt=%r", peer, envelope.mail_from, address)
+            return REPLY_UNKNOWN_RCPT
         try:
             tenant_id = await self._in_thread(self._store_pool, self._lookup, address)
         except Exception:
             log.exception("recipient lookup failed: peer=%s rcpt=%r", peer, address)
             return REPLY_TRY_LATER
         if tenant_id is None:
+            if limited:
+                self.refusals.record(peer)
             log.info("refused unknown recipient: peer=%s from=%r rcpt=%r", peer, envelope.mail_from, address)
             return REPLY_UNKNOWN_RCPT
         envelope.rcpt_tos.append(address)
@@ -318,6 +458,9 @@ class InboxSMTP(SMTP):
     def __init__(self, handler: InboxHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._counted = False
+        self._client = "?"  # the client key (IP, IPv6 /64) counted against max_connections_per_client
+        self.drop_after_reply = False  # set by a hook whose reply must end the connection
+        self._data_deadline: float | None = None  # loop time by which DATA must be complete
 
     def _create_envelope(self) -> InboxEnvelope:
         return InboxEnvelope()
@@ -327,19 +470,70 @@ class InboxSMTP(SMTP):
         super().connection_made(transport)
         if first and not self._counted:
             self._counted = True
-            self.event_handler.connections += 1
+            handler = self.event_handler
+            handler.connections += 1
+            self._client = RefusalLimiter.client_key(_peer_ip(self.session)) if self.session else "?"
+            handler.connections_by_client[self._client] = handler.connections_by_client.get(self._client, 0) + 1
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._counted:
             self._counted = False
-            self.event_handler.connections -= 1
+            handler = self.event_handler
+            handler.connections -= 1
+            left = handler.connections_by_client.get(self._client, 1) - 1
+            if left > 0:
+                handler.connections_by_client[self._client] = left
+            else:  # no entry for a client without connections: the dict stays as small as the cap
+                handler.connections_by_client.pop(self._client, None)
         super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        handler = self.event_handler
+        over = handler.connections_by_client.get(self._client, 0) > handler.limits.max_connections_per_client
+        if over and not handler.limits.exempt(_peer_ip(self.session) if self.session else None):
+            log.warning("per-client connection limit reached, refused peer=%s", self._client)
+            await self.push(f"421 4.7.0 {self.hostname} Too many connections from your address, try again later")
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._data_deadline is not None:  # in DATA: progress pushes the idle timer, not the deadline
+            left = self._data_deadline - self.loop.time()
+            self._reset_timeout(max(0.001, min(self.event_handler.limits.data_idle_timeout, left)))
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        await super().smtp_RCPT(arg)
+        if self.drop_after_reply and self.transport is not None:
+            self.transport.close()  # the reply already written is flushed first
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
-        # Receiving, storing and answering are one unit that a graceful stop lets finish.
-        with self.event_handler.in_flight.track():
-            await super().smtp_DATA(arg)
+        # aiosmtpd's command timer would otherwise cut every DATA transfer at command_timeout.
+        limits = self.event_handler.limits
+        budget = limits.data_budget(self._expected_size())
+        self._data_deadline = self.loop.time() + budget
+        self._reset_timeout(min(limits.data_idle_timeout, budget))
+        try:
+            # Receiving, storing and answering are one unit that a graceful stop lets finish.
+            with self.event_handler.in_flight.track():
+                await super().smtp_DATA(arg)
+        finally:
+            self._data_deadline = None
+            if self.transport is not None:
+                self._reset_timeout()  # back to the command timeout for what follows
+
+    def _expected_size(self) -> int:
+        """SIZE= from MAIL FROM when declared (RFC 1870), else the size limit."""
+        limit = self.data_size_limit or 0
+        for option in self.envelope.mail_options if self.envelope is not None else []:
+            name, _, value = option.partition("=")
+            if name == "SIZE" and value.isdigit():
+                return min(int(value), limit) if limit else int(value)
+        return limit
 
 
 class _TooBusy(asyncio.Protocol):
@@ -409,6 +603,7 @@ def build_controller(
     ``port`` must be a real port number: the controller connects to it once to check that it is up.
     """
     limits = limits or Limits.from_settings(settings)
+    tls_context = make_tls_context(settings)
     engine = make_engine(settings.database_url)
     handler = InboxHandler(
         settings,
@@ -428,6 +623,8 @@ def build_controller(
         enable_SMTPUTF8=True,
         decode_data=False,
         timeout=limits.command_timeout,
+        tls_context=tls_context,
+        require_starttls=tls_context is not None and settings.smtp_require_tls,
     )
 
 

@@ -5,13 +5,20 @@
     pdf = make_invoice_pdf(number="FA-2026-0001", language="en")
     raw = make_email("abc-def@in.example.test", pdf)
 
-``make_invoice_pdf`` prints every value with the labels a French (``fr``) or English (``en``) invoice uses;
+``make_invoice_pdf`` prints every value with the labels a French (``fr``), English (``en``) or German (``de``)
+invoice uses;
 ``layout`` picks one of a few page arrangements (``LAYOUTS``) so that extraction is not tuned to one page:
 
 - 0: letterhead at the top left, "Facturé à" / "Bill to" block, one label per line, totals at the bottom
   right after an item table whose header repeats "Total HT" (the trap of table headers);
 - 1: issuer and client side by side under column headings ("Émetteur" / "Client"), the number and dates
-  in a row of column headings with their values underneath, ISO dates, ``1.000,00 EUR`` / ``EUR 1,000.00``.
+  in a row of column headings with their values underneath, ISO dates, ``1.000,00 EUR`` / ``EUR 1,000.00``;
+- 2: a key/value block on the right (labels in one column, values in another far to the right), other
+  label wordings ("N° de facture", "Invoice #", "Rechnungs-Nr."), long dates ("23 novembre 2026",
+  "November 23, 2026", "23. November 2026"), the client under "Client" / "Billed to" / "Kunde", totals in a
+  two-column table;
+- 3: one field a line in capitals ("FACTURE N° ...", "DATE D'ÉMISSION ..."), the issuer in a letterhead line
+  with its address after a dash, amounts with the currency code first (``EUR 1 000,00``).
 """
 
 from __future__ import annotations
@@ -26,8 +33,8 @@ from email.utils import format_datetime, make_msgid
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen.canvas import Canvas
 
-LAYOUTS = (0, 1)
-LANGUAGES = ("fr", "en")
+LAYOUTS = (0, 1, 2, 3)
+LANGUAGES = ("fr", "en", "de")
 NBSP = "\u00a0"
 
 _MONTHS = {
@@ -35,6 +42,8 @@ _MONTHS = {
            "novembre", "décembre"],
     "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December"],
+    "de": ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
+           "November", "Dezember"],
 }
 _SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
 
@@ -86,8 +95,40 @@ _LABELS = {
         "total_alt": "Amount due",
         "footer": "Payment by bank transfer within 30 days.",
         "title": "Consulting services",
+        "number2": "Invoice #", "issue2": "Date of issue", "due2": "Payment due", "client2": "Billed to",
+        "net2": "Subtotal", "tax2": "Tax", "total2": "Balance due", "credit2": "Credit note #",
+    },
+    "de": {
+        "invoice": "RECHNUNG",
+        "credit_note": "GUTSCHRIFT",
+        "number_invoice": "Rechnungsnummer",
+        "number_credit_note": "Gutschriftsnummer",
+        "number_heading": "Rechnungs-Nr.",
+        "issue_date": "Rechnungsdatum",
+        "issue_heading": "Datum",
+        "due_date": "Fällig am",
+        "due_heading": "Zahlungsziel",
+        "bill_to": "Rechnungsempfänger:",
+        "issuer_heading": "Rechnungssteller",
+        "client_heading": "Kunde",
+        "subject": "Betreff",
+        "items": ("Beschreibung", "Menge", "Einzelpreis", "Gesamt"),
+        "net": "Nettobetrag",
+        "tax": "MwSt.",
+        "total": "Gesamtbetrag",
+        "net_alt": "Summe netto",
+        "tax_alt": "Umsatzsteuer",
+        "total_alt": "Bruttobetrag",
+        "footer": "Zahlbar innerhalb von 30 Tagen ohne Abzug per Überweisung.",
+        "title": "Beratungsleistungen",
+        "number2": "Rechnungs-Nr.", "issue2": "Rechnungsdatum", "due2": "Zahlungsziel", "client2": "Kunde",
+        "net2": "Zwischensumme", "tax2": "zzgl. MwSt.", "total2": "Zu zahlender Betrag", "credit2": "Gutschrift Nr.",
     },
 }
+_LABELS["fr"].update({
+    "number2": "N° de facture", "issue2": "Date d'émission", "due2": "À payer avant le", "client2": "Client",
+    "net2": "Sous-total HT", "tax2": "Montant TVA", "total2": "Net à payer", "credit2": "N° d'avoir",
+})
 
 
 def format_amount(value: Decimal, currency: str, language: str, layout: int = 0) -> str:
@@ -95,6 +136,12 @@ def format_amount(value: Decimal, currency: str, language: str, layout: int = 0)
     sign = "-" if value < 0 else ""
     whole, cents = f"{abs(value):.2f}".split(".")
     groups = f"{int(whole):,}"
+    if layout == 3:  # code first: "EUR 1 000,00", "EUR 1,000.00", "EUR 1.000,00"
+        sep, dec = {"fr": (NBSP, ","), "de": (".", ",")}.get(language, (",", "."))
+        return f"{currency} {sign}{groups.replace(',', sep)}{dec}{cents}"
+    if language == "de":
+        suffix = _SYMBOLS.get(currency, currency) if layout != 1 else currency
+        return f"{sign}{groups.replace(',', '.')},{cents}{NBSP}{suffix}"
     if language == "fr":
         sep = NBSP if layout == 0 else "."
         text = f"{sign}{groups.replace(',', sep)},{cents}"
@@ -109,6 +156,15 @@ def format_amount(value: Decimal, currency: str, language: str, layout: int = 0)
 def format_date(value: date, language: str, layout: int = 0) -> str:
     if layout == 1:
         return value.isoformat()
+    if layout == 2:  # written out
+        month = _MONTHS[language][value.month - 1]
+        if language == "fr":
+            return f"{value.day} {month} {value.year}"
+        if language == "de":
+            return f"{value.day}. {month} {value.year}"
+        return f"{month} {value.day}, {value.year}"
+    if language == "de":
+        return value.strftime("%d.%m.%Y")
     if language == "fr":
         return value.strftime("%d/%m/%Y")
     return f"{_MONTHS['en'][value.month - 1]} {value.day}, {value.year}"
@@ -118,7 +174,7 @@ def _rate(net: Decimal, tax: Decimal, language: str) -> str:
     if not net:
         return ""
     rate = (tax / net * 100).quantize(Decimal("0.1")).normalize()
-    text = f"{rate:f}".replace(".", ",") if language == "fr" else f"{rate:f}"
+    text = f"{rate:f}".replace(".", ",") if language in ("fr", "de") else f"{rate:f}"
     return f" ({text}{NBSP}%)" if language == "fr" else f" ({text}%)"
 
 
@@ -151,7 +207,7 @@ def make_invoice_pdf(
     canvas = Canvas(buffer, pagesize=A4, invariant=True)  # invariant: same input, same bytes
     canvas.setTitle(f"{labels['credit_note' if credit_note else 'invoice']} {number}")
     canvas.setAuthor(issuer)
-    (_layout_letterhead if layout == 0 else _layout_columns)(canvas, labels, values)
+    (_layout_letterhead, _layout_columns, _layout_key_values, _layout_capitals)[layout](canvas, labels, values)
     for page in range(2, pages + 1):
         canvas.showPage()
         canvas.setFont("Helvetica", 9)
@@ -280,6 +336,76 @@ def _layout_columns(canvas: Canvas, labels: dict, v: _Values) -> None:
     canvas.drawString(50, 80, labels["footer"])
 
 
+def _sep(v: _Values) -> str:
+    return " : " if v.language == "fr" else ": "
+
+
+def _layout_key_values(canvas: Canvas, labels: dict, v: _Values) -> None:
+    canvas.setFont("Helvetica-Bold", 16)
+    canvas.drawString(50, 795, v.issuer)
+    _issuer_address(canvas, 50, 778, v.language)
+    canvas.setFont("Helvetica-Bold", 22)
+    canvas.drawString(330, 795, labels["credit_note" if v.credit_note else "invoice"])
+
+    canvas.setFont("Helvetica", 10)
+    rows = [(labels["credit2" if v.credit_note else "number2"], v.number), (labels["issue2"], v.day(v.issue_date))]
+    if v.due_date is not None:
+        rows.append((labels["due2"], v.day(v.due_date)))
+    for i, (label, value) in enumerate(rows):
+        canvas.drawString(330, 760 - 14 * i, label)
+        canvas.drawString(450, 760 - 14 * i, value)
+
+    canvas.setFont("Helvetica-Bold", 10)
+    canvas.drawString(50, 680, labels["client2"])
+    canvas.setFont("Helvetica", 10)
+    canvas.drawString(50, 666, v.client)
+    _client_address(canvas, 50, 652)
+    canvas.drawString(50, 600, f"{labels['subject']}{_sep(v)}{v.title}")
+
+    canvas.setFont("Helvetica-Bold", 9)
+    columns = (50, 300, 380, 480)
+    for x, text in zip(columns, labels["items"], strict=True):
+        canvas.drawString(x, 540, text)
+    canvas.setFont("Helvetica", 9)
+    for x, text in zip(columns, (v.title, "1", v.money(v.net), v.money(v.net)), strict=True):
+        canvas.drawString(x, 524, text)
+
+    totals = [(labels["net2"], v.net), (labels["tax2"] + _rate(v.net, v.tax, v.language), v.tax),
+              (labels["total2"], v.total)]
+    for i, (label, amount) in enumerate(totals):
+        canvas.setFont("Helvetica-Bold" if i == 2 else "Helvetica", 10)
+        canvas.drawString(330, 460 - 16 * i, label)
+        canvas.drawRightString(545, 460 - 16 * i, v.money(amount))
+    canvas.setFont("Helvetica", 8)
+    canvas.drawString(50, 80, labels["footer"])
+
+
+def _layout_capitals(canvas: Canvas, labels: dict, v: _Values) -> None:
+    canvas.setFont("Helvetica-Bold", 12)
+    address = "12 rue de la Paix, 75002 Paris" if v.language != "de" else "Hauptstraße 5, 10115 Berlin"
+    canvas.drawString(50, 800, f"{v.issuer} - {address}")
+    canvas.setFont("Helvetica-Bold", 18)
+    title = labels["credit_note" if v.credit_note else "invoice"]
+    canvas.drawString(50, 760, title)
+
+    canvas.setFont("Helvetica", 10)
+    number_label = labels["number_credit_note" if v.credit_note else "number_invoice"]
+    rows = [(number_label.upper(), v.number), (labels["issue_date"].upper(), v.day(v.issue_date))]
+    if v.due_date is not None:
+        rows.append((labels["due_date"].upper(), v.day(v.due_date)))
+    rows.append((labels["client_heading"].upper(), v.client))
+    rows.append((labels["subject"].upper(), v.title))
+    for i, (label, value) in enumerate(rows):
+        canvas.drawString(50, 720 - 15 * i, f"{label}{_sep(v)}{value}")
+
+    totals = [(labels["net_alt"], v.net), (labels["tax_alt"], v.tax), (labels["total_alt"], v.total)]
+    for i, (label, amount) in enumerate(totals):
+        canvas.setFont("Helvetica-Bold" if i == 2 else "Helvetica", 10)
+        canvas.drawString(50, 560 - 16 * i, f"{label.upper()}{_sep(v)}{v.money(amount)}")
+    canvas.setFont("Helvetica", 8)
+    canvas.drawString(50, 80, labels["footer"])
+
+
 def make_image(width: int = 400, height: int = 300) -> bytes:
     """A PNG large enough not to be taken for a signature logo (a photographed receipt, say)."""
     import random
@@ -321,10 +447,50 @@ def make_email(
     return message.as_bytes(policy=policy.SMTP)  # CRLF line ends, as on the wire (smtplib sends bytes as is)
 
 
+def render_png(pdf_bytes: bytes, page: int = 0, dpi: int = 200) -> bytes:
+    """A page of a PDF as a PNG, as a scanner or a phone would give it (grey, no text layer)."""
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(pdf_bytes)
+    try:
+        image = document[page].render(scale=dpi / 72, grayscale=True).to_pil()
+    finally:
+        document.close()
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def make_scanned_pdf(pdf_bytes: bytes, copies: int = 1, dpi: int = 200) -> bytes:
+    """A PDF of images only (a scan) showing the first page of ``pdf_bytes``, ``copies`` pages long."""
+    from reportlab.lib.utils import ImageReader
+
+    png = render_png(pdf_bytes, dpi=dpi)
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=A4, invariant=True)
+    width, height = A4
+    for _ in range(copies):
+        canvas.drawImage(ImageReader(io.BytesIO(png)), 0, 0, width, height)
+        canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
+
+
+def encrypt_pdf(pdf_bytes: bytes, user_password: str = "", owner_password: str = "owner") -> bytes:  # noqa: S107
+    """``pdf_bytes`` encrypted with pypdf (AES-256): a user password is needed to open it unless empty."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes)))
+    writer.encrypt(user_password=user_password, owner_password=owner_password, algorithm="AES-256")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 def corrupt_pdf() -> bytes:
     """Starts like a PDF (``%PDF-``), so that every mailer and sniffer calls it one, but is garbage."""
     return b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R" + bytes(range(256)) * 8
 
 
-__all__ = ["LANGUAGES", "LAYOUTS", "corrupt_pdf", "format_amount", "format_date", "make_email", "make_image",
-           "make_invoice_pdf"]
+__all__ = ["LANGUAGES", "LAYOUTS", "corrupt_pdf", "encrypt_pdf", "format_amount", "format_date", "make_email",
+           "make_image", "make_invoice_pdf", "make_scanned_pdf", "render_png"]

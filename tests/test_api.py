@@ -446,6 +446,8 @@ def test_validate_with_overrides(session, api, doc):
         "due_date": "2026-03-01",
         "status": "open",
         "amount_paid": "0.00",
+        "paid_at": None,  # issue 6
+        "matches": [],  # issue 6
         "file_id": doc.file_id,
         "attachments": [],
         "document_id": doc.id,

@@ -15,7 +15,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from core.extraction import PdfUnreadable, extract_fields, extract_pdf, extract_text_fields, load_templates, read_pdf
 from core.extraction.templated import apply_templates
-from tests.invoicegen import LAYOUTS, corrupt_pdf, make_image, make_invoice_pdf
+from tests.invoicegen import LANGUAGES, LAYOUTS, corrupt_pdf, make_image, make_invoice_pdf
 
 I2D_CORPUS = Path("/work/shared/corpus/invoice2data")
 
@@ -31,11 +31,11 @@ DEFAULTS = {
     "amount": Decimal("1200.00"),
     "currency": "EUR",
 }
-TITLES = {"fr": "Mission de conseil", "en": "Consulting services"}
+TITLES = {"fr": "Mission de conseil", "en": "Consulting services", "de": "Beratungsleistungen"}
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("language", ["fr", "en"])
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_generated_invoice_gives_every_field_exactly(language: str, layout: int):
     found = extract_pdf(make_invoice_pdf(language=language, layout=layout))
     assert found.has_text and found.pages == 1
@@ -48,14 +48,14 @@ def test_generated_invoice_gives_every_field_exactly(language: str, layout: int)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("language", ["fr", "en"])
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_generated_credit_note(language: str, layout: int):
     found = extract_pdf(make_invoice_pdf(language=language, layout=layout, credit_note=True, number="AV-2026-0003"))
     assert found.extraction.fields == {**DEFAULTS, "doc_type": "credit_note", "number": "AV-2026-0003",
                                        "title": TITLES[language]}
 
 
-@pytest.mark.parametrize("language", ["fr", "en"])
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_other_values_and_currencies(language: str):
     pdf = make_invoice_pdf(
         number="2026/118", issuer="Studio Lumière EURL", client="Globex Corporation", issue_date=date(2026, 2, 3),
@@ -98,6 +98,11 @@ def test_labels_without_readable_values_give_nothing():
         ("23 Nov. 2026", date(2026, 11, 23)),
         ("11/23/2026", date(2026, 11, 23)),
         ("23.11.26", date(2026, 11, 23)),
+        ("23.11.2026", date(2026, 11, 23)),
+        ("23. November 2026", date(2026, 11, 23)),
+        ("3. März 2026", date(2026, 3, 3)),
+        ("1. Dezember 2026", date(2026, 12, 1)),
+        ("15. Okt. 2026", date(2026, 10, 15)),
     ],
 )
 def test_date_formats(written: str, expected: date):
@@ -114,6 +119,9 @@ def test_date_formats(written: str, expected: date):
         ("€ 99,90", "99.90", "EUR"),
         ("CHF 1'234.50", "1234.50", "CHF"),
         ("1\u202f234,56\u00a0€", "1234.56", "EUR"),
+        ("EUR 1 234,56", "1234.56", "EUR"),
+        ("1.234.567,89 €", "1234567.89", "EUR"),
+        ("£1,234.56", "1234.56", "GBP"),
     ],
 )
 def test_amount_formats(written: str, amount: str, currency: str):
@@ -277,3 +285,112 @@ def test_invoice2data_samples_match_their_bundled_template(path: Path):
     if "amount" in expected:
         assert fields["amount"] == Decimal(str(expected["amount"])).quantize(Decimal("0.01"))
     assert fields["currency"] == expected["currency"]
+
+
+def _plain(value):
+    if isinstance(value, date):
+        return value.strftime("%Y-%m-%d")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if k != "template_name"}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+I2D_ALL = sorted(I2D_CORPUS.glob("*.json")) if I2D_CORPUS.is_dir() else []
+
+
+@pytest.mark.skipif(not I2D_ALL, reason="the shared corpus is not mounted")
+@pytest.mark.parametrize("expected_path", [p for p in I2D_ALL if p.stem != "saeco"], ids=lambda p: p.stem)
+def test_invoice2data_output_equals_the_expected_json(expected_path: Path):
+    """What invoice2data's own command line gives (area fields included: NetpresseInvoice's date)."""
+    expected = _plain(json.loads(expected_path.read_text())[0])
+    pdf, txt = expected_path.with_suffix(".pdf"), expected_path.with_suffix(".txt")
+    if pdf.exists():
+        output = extract_pdf(pdf.read_bytes()).template_output
+    else:
+        from core.extraction.templated import OUR_TEMPLATES
+
+        match = apply_templates(txt.read_text(), load_templates([OUR_TEMPLATES, I2D_CORPUS / "templates"]))
+        output = match.output if match else None
+    assert _plain(dict(output or {})) == expected
+
+
+@pytest.mark.skipif(not (I2D_CORPUS / "saeco.pdf").exists(), reason="the shared corpus is not mounted")
+def test_saeco_text_in_an_image_is_read_by_ocr_and_matches_its_template():
+    found = extract_pdf((I2D_CORPUS / "saeco.pdf").read_bytes())
+    assert found.ocr and found.template == "nl.saeco.philips.eluscious.yml"
+    assert found.extraction.fields["number"] == "VF1005193039"
+    assert found.extraction.fields["amount"] == Decimal("49.99")
+    assert found.extraction.fields["issue_date"] == date(2022, 9, 8)
+    assert found.extraction.field_info["number"]["source"].startswith("ocr+invoice2data:")
+
+
+# German, identifiers, the template index ------------------------------------------------------------
+
+GERMAN = """Müller & Söhne GmbH                                              RECHNUNG
+Hauptstraße 5, 10115 Berlin
+USt-IdNr.: DE136695976          Steuernummer: 27/123/45678
+
+Rechnungsempfänger:
+Acme SAS
+
+Rechnungsnummer: RE-2026-0042
+Kundennummer: 10023
+Rechnungsdatum: 23. November 2026
+Lieferdatum: 20.11.2026
+Zahlungsziel: 23.12.2026
+
+Nettobetrag                      1.000,00 €
+zzgl. 19 % MwSt.                   190,00 €
+Gesamtbetrag                     1.190,00 €
+"""
+
+
+def test_german_labels():
+    fields = extract_fields(GERMAN).fields
+    assert fields == {
+        "doc_type": "invoice", "number": "RE-2026-0042", "issuer": "Müller & Söhne GmbH", "client": "Acme SAS",
+        "issue_date": date(2026, 11, 23), "due_date": date(2026, 12, 23), "net_amount": Decimal("1000.00"),
+        "tax_amount": Decimal("190.00"), "amount": Decimal("1190.00"), "currency": "EUR",
+    }
+
+
+def test_gutschrift_is_a_credit_note():
+    text = GERMAN.replace("RECHNUNG", "GUTSCHRIFT").replace("Rechnungsnummer", "Gutschriftsnummer")
+    fields = extract_fields(text).fields
+    assert (fields["doc_type"], fields["number"]) == ("credit_note", "RE-2026-0042")
+
+
+def test_identifiers_are_kept_only_with_right_check_digits():
+    from core.extraction.identifiers import find_identifiers
+
+    text = ("TVA FR40303265045 / FR41303265045 (wrong key) - USt-IdNr. DE136695976 - BTW NL815254295B01\n"
+            "SIRET 732 829 320 00074 - SIRET 732 829 320 00075 (wrong) - SIREN 552 100 554\n"
+            "IBAN FR76 3000 6000 0112 3456 7890 189 - BIC AGRIFRPP - IBAN FR76 3000 6000 0112 3456 7890 188\n")
+    found = find_identifiers(text)
+    assert found.vat_ids == ["FR40303265045", "DE136695976", "NL815254295B01"]
+    assert found.sirets == ["73282932000074"]
+    assert "552100554" in found.sirens and "732829320" in found.sirens
+    assert found.ibans == ["FR7630006000011234567890189"]
+
+
+def test_template_index_gives_the_same_match_as_a_full_scan(tmp_path: Path):
+    from core.extraction.templated import TemplateIndex
+
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    for i in range(300):
+        (folder / f"t{i}.yml").write_text(
+            f"issuer: Vendor {i}\nkeywords:\n  - Vendor{i:04d} Ltd\n  - Invoice\nfields:\n"
+            f"  amount: Total\\s+(\\d+\\.\\d\\d)\n  invoice_number: Number\\s+(\\S+)\n  date: Date\\s+(\\S+)\n"
+            "options:\n  currency: EUR\n  date_formats:\n    - '%Y-%m-%d'\n")
+    templates = load_templates([folder])
+    text = "Vendor0123 Ltd\nInvoice\nNumber V-123\nDate 2026-11-23\nTotal 99.00\n"
+    index = TemplateIndex(templates)
+    candidates = index.candidates(text)
+    assert [t["issuer"] for t in candidates if t.matches_input(text)] == [
+        t["issuer"] for t in templates if t.matches_input(text)] == ["Vendor 123"]
+    assert len(candidates) < 20  # most templates are never tested
+    match = apply_templates(text, templates)
+    assert match is not None and match.issuer == "Vendor 123" and match.extraction.fields["amount"] == Decimal("99.00")

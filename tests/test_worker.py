@@ -275,8 +275,9 @@ def test_sigterm_is_a_warm_shutdown(env_settings, session, storage, tenant, tmp_
     assert "Acme SAS" not in output and "Facture FA-2026-0042" not in output  # no contents in the logs
 
 
-def test_unexpected_errors_end_as_failed_with_a_reason(env_settings, session, storage, tenant):
+def test_unexpected_errors_end_as_failed_with_a_reason(env_settings, session, storage, tenant, monkeypatch):
     # A real fault, no mock: the stored files are replaced by directories (reading them raises).
+    monkeypatch.setattr(jobs, "INLINE_EXTRACTIONS", 0)  # break the file between ingest and extraction
     broken_id = receive(session, storage, env_settings, tenant, make_email(tenant.address, make_invoice_pdf()))
     raw_path = storage.path(message(session, broken_id).raw_key)
     raw_path.unlink()

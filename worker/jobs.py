@@ -21,7 +21,8 @@ import threading
 from collections.abc import Callable
 
 from redis import Redis
-from rq import get_current_job
+from rq import Queue, get_current_job
+from rq.timeouts import BaseTimeoutException
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
@@ -135,6 +136,12 @@ def _record(action: Callable[[Session], None]) -> None:
 
 # The jobs ------------------------------------------------------------------------------------
 
+# Most emails carry one invoice: extracting the first document in the ingest job itself saves a whole
+# job (fork, connections, RQ bookkeeping) per email; further documents get jobs of their own.
+INLINE_EXTRACTIONS = 1
+# What RQ raises in a job whose time limit is up.
+TIME_LIMIT_ERRORS = (BaseTimeoutException,)
+
 
 def ingest_message(message_id: int) -> list[int]:
     """Unpack a stored message into documents, then queue one extraction per new document."""
@@ -142,7 +149,7 @@ def ingest_message(message_id: int) -> list[int]:
         with session_scope(_session_factory()) as session:
             document_ids = processing.ingest_message(session, _storage(), message_id)
         queue = get_queue(current_settings(), _connection())
-        for document_id in document_ids:
+        for document_id in document_ids[INLINE_EXTRACTIONS:]:
             enqueue_extract(queue, document_id)
     except Exception as exc:
         if _last_attempt():
@@ -150,14 +157,26 @@ def ingest_message(message_id: int) -> list[int]:
             _record(lambda session: processing.record_message_failure(session, message_id, reason))
         raise
     logger.info("message %s ingested: %d document(s) to extract", message_id, len(document_ids))
+    for document_id in document_ids[:INLINE_EXTRACTIONS]:
+        _extract_inline(queue, document_id)
     return document_ids
+
+
+def _extract_inline(queue: Queue, document_id: int) -> None:
+    """Extract in the ingest job itself; if that fails for a passing reason, leave it to its own job."""
+    try:
+        with session_scope(_session_factory()) as session:
+            processing.extract_document(session, _storage(), document_id, TIME_LIMIT_ERRORS)
+    except Exception:
+        logger.warning("document %s: inline extraction failed, queued on its own", document_id, exc_info=True)
+        enqueue_extract(queue, document_id)
 
 
 def extract_document(document_id: int) -> None:
     """Extract the fields of a document and route it to review (or to failed, with a reason)."""
     try:
         with session_scope(_session_factory()) as session:
-            processing.extract_document(session, _storage(), document_id)
+            processing.extract_document(session, _storage(), document_id, TIME_LIMIT_ERRORS)
     except Exception as exc:
         if _last_attempt():
             reason = processing.transient_reason(exc, "this file")

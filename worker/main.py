@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 
@@ -35,6 +36,40 @@ def configure_logging(level: int = logging.INFO) -> None:
     extraction.quiet_libraries()  # pdfminer would log whole documents at DEBUG
 
 
+# Modules the jobs import on first use. Imported in the parent, they are inherited by every forked job
+# instead of being imported again by each one (measured: ~1.5 s of imports on a job's first run).
+PRELOAD = (
+    "core.services.bank",
+    "core.services.reconciliation",
+    "core.services.senders",
+    "core.services.forwarding",
+    "core.banking",
+    "core.einvoice",
+    "core.mail.authresults",
+    "core.mail.images",
+    "core.mail.tnef",
+    "tnefparse",
+    "PIL.Image",
+    "pypdfium2",
+    "pypdf.filters",
+    "invoice2data.input.pdftotext",
+    "invoice2data.extract",
+    "encodings.idna",
+    "encodings.cp1252",
+    "encodings.latin_1",
+    "encodings.utf_16",
+    "encodings.utf_16_le",
+)
+
+
+def preload() -> None:
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional format's library missing only costs its job the import
+            logger.warning("could not preload %s", name)
+
+
 def build_worker(settings: Settings) -> Worker:
     connection = connect(settings)
     return Worker([get_queue(settings, connection)], connection=connection)
@@ -45,6 +80,7 @@ def run(settings: Settings, burst: bool = False, with_scheduler: bool = True) ->
     configure_logging()
     jobs.configure(settings)  # the jobs of this worker use its settings, not whatever the environment says
     extraction.warm_up()
+    preload()
     jobs.warm_up()
     worker = build_worker(settings)
     logger.info("worker %s listening on queue %r", worker.name, settings.queue_name)

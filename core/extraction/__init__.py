@@ -1,21 +1,40 @@
-"""Invoice fields out of a PDF: text (``text``), invoice2data templates (``templated``), generic labels
-(``generic``). Template values win; the generic extractor fills what the template does not give.
+"""Invoice fields out of a PDF or an image: text (``text``, or ``ocr`` for scans and images), invoice2data
+templates (``templated``), generic labels (``generic``). Template values win; the generic extractor fills
+what the template does not give. Structured e-invoices are read before any of this, by ``core.einvoice``.
 
-    from core.extraction import extract_pdf, PdfUnreadable
+    from core.extraction import extract_pdf, extract_image, PdfUnreadable, PdfPasswordProtected, ImageRefused
     found = extract_pdf(pdf_bytes)          # raises PdfUnreadable for a damaged/encrypted file
-    found.has_text, found.extraction.fields, found.extraction.field_info, found.extraction.source
+    found.has_text, found.ocr, found.notes, found.extraction.fields, found.extraction.field_info
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from core.extraction import identifiers
 from core.extraction.generic import check_totals, extract_fields
+from core.extraction.ocr import (
+    OCR_CONFIDENCE,
+    ImageRefused,
+    OcrUnavailable,
+    has_images,
+    ocr_image_bytes,
+    ocr_pdf,
+)
 from core.extraction.result import GENERIC, Extraction, template_source
-from core.extraction.templated import apply_templates, load_templates, quiet_libraries
-from core.extraction.text import MAX_PAGES, PdfText, PdfUnreadable, read_pdf
+from core.extraction.templated import apply_templates, load_templates, quiet_libraries, template_index
+from core.extraction.text import (
+    MAX_PAGES,
+    PdfPasswordProtected,
+    PdfText,
+    PdfUnreadable,
+    open_pdf,
+    pdfium_text,
+    read_pdf,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +42,13 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PdfExtraction:
     extraction: Extraction
-    has_text: bool  # False: a scan without a text layer (no OCR yet)
+    has_text: bool  # False: no text layer and OCR gave nothing (or could not run)
     pages: int
     template: str | None  # the invoice2data template that matched, if any
+    ocr: bool = False  # the text came from Tesseract
+    notes: tuple[str, ...] = ()  # for the reviewer: pages not read, OCR unavailable...
+    template_output: dict[str, Any] | None = None  # invoice2data's raw output (benchmarks compare it)
+    text: str = ""  # the text the fields were read from (identifiers are looked for in it)
 
 
 def extract_text_fields(texts: list[str], templates: list[Any] | None = None) -> tuple[Extraction, str | None]:
@@ -33,38 +56,130 @@ def extract_text_fields(texts: list[str], templates: list[Any] | None = None) ->
 
     ``templates`` defaults to ``load_templates()`` (bundled + ours, loaded once per process).
     """
-    texts = [t for t in texts if t and t.strip()]
-    if not texts:
-        return Extraction(), None
-    result, template = Extraction(), None
-    for text in texts:  # templates were mostly written for pdftotext's layout, some for other readers
+    extraction, template, _output = _text_fields(texts, templates)
+    return extraction, template
+
+
+def _text_fields(
+    texts: list[str | Callable[[], str]], templates: list[Any] | None = None, pdf: bytes | None = None
+) -> tuple[Extraction, str | None, dict[str, Any] | None]:
+    """``texts``: best first; a callable is only called (a text only read) when no template matched before it."""
+    first = next((t for t in texts if isinstance(t, str) and t.strip()), None)
+    if first is None:
+        return Extraction(), None, None
+    result, template, output = Extraction(), None, None
+    for candidate in texts:  # templates were mostly written for pdftotext's layout, some for other readers
+        text = candidate() if callable(candidate) else candidate
+        if not text or not text.strip():
+            continue
         try:
-            match = apply_templates(text, templates)
+            match = apply_templates(text, templates, pdf)
         except Exception:  # a broken template must not cost us the generic extraction
             logger.exception("invoice2data template matching failed")
             match = None
         if match is not None:
-            result, template = match.extraction, match.name
+            result, template, output = match.extraction, match.name, match.output
             break
-    result.fill_from(extract_fields(texts[0]))
+    result.fill_from(extract_fields(first))
     check_totals(result)
-    return result, template
+    return result, template, output
 
 
-def extract_pdf(data: bytes, max_pages: int = MAX_PAGES) -> PdfExtraction:
-    """Everything we can read from a PDF. Raises ``PdfUnreadable`` when it cannot be opened."""
-    pdf = read_pdf(data, max_pages)
-    if not pdf.has_text:
-        return PdfExtraction(Extraction(), False, pdf.pages, None)
-    extraction, template = extract_text_fields([pdf.best, pdf.text] if pdf.layout else [pdf.text])
-    return PdfExtraction(extraction, True, pdf.pages, template)
+def pages_note(pages: int, max_pages: int) -> str | None:
+    if pages <= max_pages:
+        return None
+    return f"only the first {max_pages} of {pages} pages were read; check the totals on the last pages by hand"
+
+
+def extract_pdf(
+    data: bytes, max_pages: int = MAX_PAGES, ocr: bool = True, templates: list[Any] | None = None
+) -> PdfExtraction:
+    """Everything we can read from a PDF: its text layer, else (``ocr``) Tesseract's reading of its first
+    pages. Raises ``PdfPasswordProtected`` or ``PdfUnreadable`` when it cannot be opened."""
+    pdf = read_pdf(data, max_pages, layout_first=True)
+    notes = tuple(n for n in [pages_note(pdf.pages, max_pages)] if n)
+    if pdf.has_text:
+        texts: list[str | Callable[[], str]] = [pdf.text]
+        if pdf.layout is not None:  # pypdfium2's text: read only if no template matches the layout text
+            texts.append(lambda: pdfium_text(data, max_pages))
+        extraction, template, output = _text_fields(texts, templates, data)
+        found = PdfExtraction(extraction, True, pdf.pages, template, notes=notes, template_output=output,
+                              text=pdf.best)
+        if ocr and template is None and not extraction.fields.keys() >= WEAK_FIELDS:
+            return _maybe_ocr_images(data, found, templates)
+        return found
+    if not ocr:
+        return PdfExtraction(Extraction(), False, pdf.pages, None, notes=notes)
+    document = open_pdf(data)
+    try:
+        scanned = ocr_pdf(document)
+    except OcrUnavailable as exc:
+        logger.warning("OCR unavailable: %s", exc)
+        return PdfExtraction(Extraction(), False, pdf.pages, None, notes=(*notes, f"OCR failed: {exc}"))
+    finally:
+        document.close()
+    if pdf.pages > scanned.pages:
+        notes = (*notes, f"OCR read the first {scanned.pages} of {pdf.pages} pages")
+    return _from_ocr(scanned.text, pdf.pages, notes, templates)
+
+
+WEAK_FIELDS = {"number", "amount"}  # a text layer that gives neither may hide the invoice in its images
+
+
+def _maybe_ocr_images(data: bytes, found: PdfExtraction, templates: list[Any] | None) -> PdfExtraction:
+    """A text layer without a number or a total, on a page with images: some text may be in the images
+    (saeco.pdf: the issuer's details are a picture). OCR the pages and keep what reads better."""
+    document = open_pdf(data)
+    try:
+        if not has_images(document):
+            return found
+        scanned = ocr_pdf(document)
+    except OcrUnavailable as exc:
+        logger.warning("OCR unavailable: %s", exc)
+        return found
+    finally:
+        document.close()
+    by_ocr = _from_ocr(scanned.text, found.pages, found.notes, templates)
+    if by_ocr.template is not None or len(by_ocr.extraction.fields) > len(found.extraction.fields):
+        return by_ocr
+    return found
+
+
+def extract_image(data: bytes, templates: list[Any] | None = None) -> PdfExtraction:
+    """Fields of a photographed or scanned invoice (PNG, JPEG, TIFF...), by OCR.
+
+    Raises ``ImageRefused`` for an image that cannot or must not be decoded (a decompression bomb).
+    """
+    try:
+        scanned = ocr_image_bytes(data)
+    except OcrUnavailable as exc:
+        logger.warning("OCR unavailable: %s", exc)
+        return PdfExtraction(Extraction(), False, 1, None, notes=(f"OCR failed: {exc}",))
+    return _from_ocr(scanned.text, 1, (), templates)
+
+
+def _from_ocr(text: str, pages: int, notes: tuple[str, ...], templates: list[Any] | None) -> PdfExtraction:
+    if len("".join(text.split())) < 20:  # a blank page, a photo of a cat
+        return PdfExtraction(Extraction(), False, pages, None, ocr=True, notes=notes)
+    extraction, template, output = _text_fields([text], templates)
+    return PdfExtraction(as_ocr(extraction), True, pages, template, ocr=True, notes=notes, template_output=output,
+                         text=text)
+
+
+def as_ocr(extraction: Extraction) -> Extraction:
+    """Fields read from OCR text: sources prefixed ``ocr+``, confidences lowered (a 0 may be an O, a 1 an l)."""
+    for info in extraction.field_info.values():
+        info["source"] = f"ocr+{info.get('source', GENERIC)}"[:64]
+        info["confidence"] = round(float(info.get("confidence", 0.0)) * OCR_CONFIDENCE, 2)
+    return extraction
 
 
 def warm_up() -> None:
     """Load what every job needs once, in the worker's parent process, so forked jobs start warm."""
     quiet_libraries()
-    load_templates()
+    template_index(load_templates())
     extract_fields("Facture N° FA-1\nDate : 23 novembre 2026\nTotal TTC : 1 200,00 €")
+    identifiers.load_checkers()
     try:  # invoice2data parses template dates with dateparser, whose language data loads on first use
         from invoice2data.extract import _dates
 
@@ -76,10 +191,13 @@ def warm_up() -> None:
 __all__ = [
     "GENERIC",
     "Extraction",
+    "ImageRefused",
     "PdfExtraction",
+    "PdfPasswordProtected",
     "PdfText",
     "PdfUnreadable",
     "extract_fields",
+    "extract_image",
     "extract_pdf",
     "extract_text_fields",
     "load_templates",

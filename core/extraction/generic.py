@@ -99,9 +99,10 @@ _LEAD = re.compile(r"^[\s:#=.\-]*")
 _NO_PREFIX = re.compile(r"^(?:n[°º]|no\b\.?|nr\b\.?|#)\s*[:.]?\s*", re.IGNORECASE)
 _NUMBER_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_/.]*(?: [0-9][A-Za-z0-9\-_/.]*)?")
 _AMOUNT_LIKE = re.compile(r"^\d+[.,]\d{2}$")
-_TRAILING_TITLE = re.compile(r"\s+(?:FACTURE|INVOICE|AVOIR|CREDIT NOTE|TAX INVOICE|NOTE DE CR[EÉ]DIT)$")
+_TRAILING_TITLE = re.compile(r"\s+(?:FACTURE|INVOICE|AVOIR|CREDIT NOTE|TAX INVOICE|NOTE DE CR[EÉ]DIT"
+                             r"|RECHNUNG|GUTSCHRIFT)$")
 _LEGAL_FORM = re.compile(r"\b(?:sarl|sas|sasu|sa|eurl|sci|snc|scop|gie|ltd|llc|llp|inc|plc|gmbh|ag|bv|nv|srl|spa"
-                         r"|sl|oy|ab|as|corp|co)\b\.?")
+                         r"|sl|oy|ab|as|corp|co|kg|ohg|ug|mbh|e\.k)\b\.?")
 
 
 def _strip_lead(text: str) -> str:
@@ -133,7 +134,7 @@ def _read_date(text: str) -> tuple[Any, float] | None:
 
 def _is_label(text: str) -> bool:
     folded = fold(text).rstrip(" :")
-    return any(label.regex.fullmatch(folded) for group in L.ALL_LABELS for label in group)
+    return L.is_label(folded)
 
 
 def _read_text(text: str, *, name_like: bool) -> tuple[str, float] | None:
@@ -233,13 +234,14 @@ def _doc_type(doc: _Doc) -> tuple[str, float] | None:
     for line in top:
         for cell in line:
             f = cell.folded
-            if re.match(r"(?:facture d'avoir|note de credit|credit note|credit memo|avoir)\b", f):
+            if re.match(r"(?:facture d'avoir|note de credit|credit note|credit memo|avoir|gutschrift"
+                        r"|rechnungskorrektur|stornorechnung)\b", f):
                 credit = max(credit, 0.9)
-            elif re.search(r"\b(?:facture d'avoir|note de credit|credit note|credit memo)\b", f):
+            elif re.search(r"\b(?:facture d'avoir|note de credit|credit note|credit memo|gutschrift)\b", f):
                 credit = max(credit, 0.8)
-            if re.match(r"(?:facture|invoice|tax invoice)\b", f):
+            if re.match(r"(?:facture|invoice|tax invoice|rechnung)\b", f):
                 invoice = max(invoice, 0.9)
-            elif re.search(r"\b(?:facture|invoice)\b", f):
+            elif re.search(r"\b(?:facture|invoice|rechnung)\b", f):
                 invoice = max(invoice, 0.7)
             if re.search(r"\bAVOIR\b", cell.text):  # the title in capitals; "avoir" in a sentence is the verb
                 credit = max(credit, 0.85)
@@ -285,7 +287,7 @@ def extract_fields(text: str) -> Extraction:
     doc = _Doc(text)
 
     # Claim the cells of what is not ours ("N° TVA : FR...") before any field can misread them.
-    doc.claim(tuple(c for c in doc.cells() if any(label.regex.match(c.folded) for label in L.IGNORE)))
+    doc.claim(tuple(c for c in doc.cells() if L.ANY_IGNORED.match(c.folded)))
 
     def put(name: str, found: _Found | tuple[Any, float] | None) -> None:
         if found is None:

@@ -1,4 +1,4 @@
-"""The labels the generic extractor looks for, per field (French and English; add languages here).
+"""The labels the generic extractor looks for, per field (French, English and German; add languages here).
 
 Patterns are regular expressions on *folded* text (lower case, no accents, straight quotes, see
 ``values.fold``) and must match at the start of a cell (a run of text separated from the next by two or
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -18,8 +19,8 @@ class Label:
     confidence: float = 0.9
     below: bool = True  # the value may be in the cell under the label (column headings)
 
-    @property
-    def regex(self) -> re.Pattern[str]:
+    @cached_property
+    def regex(self) -> re.Pattern[str]:  # cached on the instance: looked up ~10^4 times per document
         return _compiled(self.pattern)
 
 
@@ -57,15 +58,25 @@ IGNORE = [
           r"|initiale|rectifiee|precedente)|(?:original|related|corrected|previous) invoice(?: number| date| no\.?)?"),
     Label(r"ship(?:ped)? to|deliver(?:ed)? to|livre a|livrer a|adresse de livraison|lieu de livraison"
           r"|shipping address|delivery address"),
+    # German: tax and company ids, customer/order numbers, delivery and service dates, bank details.
+    Label(r"(?:ust|umsatzsteuer)[-\s]?(?:id(?:ent)?(?:\.|-)?(?:nr|nummer)?\.?|identifikationsnummer)|st(?:euer)?[-\s]?nr\.?"
+          r"|steuernummer|ust-?idnr\.?|vat[-\s]?id|handelsregister|amtsgericht|registergericht|hrb\b|geschaftsfuhrer"
+          r"|kunden[-\s]?(?:nr|nummer)\.?|kundennummer|auftrags[-\s]?(?:nr|nummer)\.?|bestell[-\s]?(?:nr|nummer)\.?"
+          r"|lieferschein[-\s]?(?:nr|nummer)?\.?|liefer(?:datum|schein|anschrift|adresse)|leistungs(?:datum|zeitraum)"
+          r"|bestelldatum|auftragsdatum|bankverbindung|kontoinhaber|bankleitzahl|blz|konto(?:nummer|nr\.?)?"
+          r"|telefon|tel\.|e-?mail|ansprechpartner|seite \d"),
 ]
 
 DOC_NUMBER = [
     Label(rf"(?:facture d'avoir|facture|avoir|note de credit|invoice|credit note|credit memo|tax invoice)\s*{_NO}",
           0.95),
+    Label(r"(?:rechnungs|gutschrifts|beleg)[-\s]?(?:nummer|nr\.?)|(?:rechnung|gutschrift|beleg)\s*(?:nr\.?|nummer|#)",
+          0.95),
     Label(rf"{_NO}\s*(?:de |d'|of )?(?:la |l'|the )?(?:facture|avoir|invoice|credit note|note de credit)", 0.95),
     Label(r"(?:invoice|facture|avoir|credit note)\s*(?:id|ref(?:erence)?\.?)", 0.85),
     Label(r"ref(?:erence)?\.?\s*(?:de (?:la |l')?)?(?:facture|avoir|invoice)", 0.85),
-    Label(r"(?:facture|invoice|avoir|credit note|tax invoice)", 0.6, below=False),  # "FACTURE FA-2026-0042"
+    Label(r"(?:facture|invoice|avoir|credit note|tax invoice|rechnung|gutschrift)", 0.6,
+          below=False),  # "FACTURE FA-2026-0042"
     Label(rf"{_NO}|reference|ref\.?", 0.6),
 ]
 
@@ -73,25 +84,32 @@ DUE_DATE = [
     Label(r"date d'echeance|date limite de (?:paiement|reglement)|date de paiement prevue"
           r"|a (?:payer|regler) (?:avant le|avant|au plus tard le|le)|payable (?:avant le|au plus tard le|le)"
           r"|paiement (?:avant le|au plus tard le)|echeance|(?:payment )?due date|date due|due by|due on"
-          r"|payment due(?: date| by| on)?|payable (?:by|on)|pay by", 0.9),
+          r"|payment due(?: date| by| on)?|payable (?:by|on)|pay by"
+          r"|falligkeit(?:sdatum)?|faelligkeit(?:sdatum)?|fallig (?:am|bis|zum)|faellig (?:am|bis|zum)"
+          r"|zahlbar (?:bis|am)"
+          r"|zahlungsziel|zahlungsfrist|zu zahlen bis", 0.9),
+    Label(r"fallig|faellig", 0.75),
     Label(r"due", 0.7),
 ]
 
 ISSUE_DATE = [
     Label(r"date (?:de (?:la )?facture|de facturation|d'emission|de l'avoir|d'edition|de la facture)"
           r"|facture (?:du|emise le)|avoir du|emise? le|fait le|invoice date|date of (?:invoice|issue)"
-          r"|issue(?:d)? (?:date|on)|credit note date|billing date|invoice dated|dated", 0.9),
-    Label(r"date", 0.75),
+          r"|issue(?:d)? (?:date|on)|credit note date|billing date|invoice dated|dated"
+          r"|rechnungsdatum|gutschriftsdatum|ausstellungsdatum|belegdatum|datum der rechnung", 0.9),
+    Label(r"date|datum", 0.75),
 ]
 
 # The total with tax first; what remains to pay (after a deposit) only when no total is printed.
 AMOUNT = [
     Label(r"(?:total|montant)\s*(?:ttc|t\.t\.c\.?|toutes taxes comprises|tva comprise)|grand total"
           r"|total amount|invoice total|montant total|total \(?incl(?:\.|uding|usive)?\s*(?:vat|tax(?:es)?)\)?"
-          r"|total (?:avec|y compris) (?:la )?tva|total (?:facture|de la facture)", 0.9),
+          r"|total (?:avec|y compris) (?:la )?tva|total (?:facture|de la facture)"
+          r"|gesamtbetrag(?: brutto)?|bruttobetrag|rechnungsbetrag|gesamtsumme(?: brutto)?|summe brutto|endbetrag"
+          r"|gesamt brutto|bruttosumme|brutto gesamt", 0.9),
     Label(r"net a payer|total a payer|montant a payer|reste a payer|solde a payer|montant du|total du"
           r"|total net a payer|amount due|total due|balance due|due payable|amount payable|total payable"
-          r"|total to pay", 0.85),
+          r"|total to pay|zu zahlen(?:der betrag)?|zahlbetrag|offener betrag", 0.85),
     Label(r"total(?!\s*(?:ht|h\.t|hors|tva|t\.v\.a|vat|tax|taxes|excl|excluding|net|sans|qte|quantite|quantity"
           r"|items?|articles?|lignes?|remise|discount|pages?|poids|weight|kg)\b)", 0.7, below=False),
 ]
@@ -100,38 +118,61 @@ NET_AMOUNT = [
     Label(r"(?:total|montant|sous-total|sous total)\s*(?:ht|h\.t\.?|hors taxes?|hors tva|net ht)\b"
           r"|total net ht|base ht|sub-?total|sub total|sous-?total|sous total"
           r"|total \(?excl(?:\.|uding|usive)?\s*(?:vat|tax(?:es)?)\)?|net amount|total net|net total"
-          r"|total before tax(?:es)?|amount before tax(?:es)?|montant net", 0.9),
+          r"|total before tax(?:es)?|amount before tax(?:es)?|montant net"
+          r"|nettobetrag|netto(?:summe|gesamt)|summe netto|gesamt netto|gesamtbetrag netto"
+          r"|zwischensumme|warenwert", 0.9),
+    Label(r"netto", 0.8, below=False),
 ]
 
 TAX_AMOUNT = [
     Label(r"total\s*(?:de (?:la )?)?(?:tva|t\.v\.a\.?|taxes?|vat)|(?:tva|vat|tax) total"
-          r"|montant total (?:de (?:la )?)?tva|total sales tax", 0.9),
+          r"|montant total (?:de (?:la )?)?tva|total sales tax"
+          r"|(?:summe|gesamt) (?:mwst|ust)\.?|mehrwertsteuer(?:betrag)?|umsatzsteuer(?:betrag)?"
+          r"|mwst[-\s]?betrag|ust[-\s]?betrag",
+          0.9),
     Label(r"montant\s*(?:de (?:la )?)?(?:tva|t\.v\.a\.?|taxes?)|vat amount|tax amount|sales tax", 0.85),
-    Label(r"tva|t\.v\.a\.?|vat|tax|taxes", 0.8, below=False),  # below a "TVA" heading: a line's rate or tax
+    Label(r"tva|t\.v\.a\.?|vat|tax|taxes|(?:zzgl\.?|inkl\.?|enthaltene) (?:\d+(?:[.,]\d+)? ?% )?(?:mwst|ust)\.?"
+          r"|mwst\.?|ust\.?", 0.8, below=False),  # below a "TVA" heading: a line's rate or tax
 ]
 
 CLIENT = [
     Label(r"factures? a l'ordre de|factures? a\s*(?::|$)|facturer a|adresse de facturation|destinataire"
           r"|bill(?:ed)? to(?: address)?|billing address|invoice address|invoice(?:d)? to|sold to|customer"
-          r"|client|a l'attention de|attn\.?", 0.85),
+          r"|client|a l'attention de|attn\.?|rechnungsempfanger|rechnungsempfaenger|rechnungsadresse|rechnung an"
+          r"|empfanger|kunde|auftraggeber", 0.85),
 ]
 
 ISSUER = [
     Label(r"emetteur|vendeur|fournisseur|prestataire|emis par|seller|supplier|issued by|sold by|vendor|biller"
-          r"|from", 0.85),
+          r"|from|rechnungssteller|lieferant|verkaufer|absender|leistungserbringer", 0.85),
 ]
 
 TITLE = [
-    Label(r"objet|subject|object|intitule|concerne|libelle", 0.8),
+    Label(r"objet|subject|object|intitule|concerne|libelle|betreff", 0.8),
 ]
 
 # Cells that are document titles, never a company name.
 DOC_TITLES = re.compile(r"^(?:facture|avoir|invoice|credit note|credit memo|tax invoice|note de credit|devis"
-                        r"|quote|receipt|recu|facture d'avoir|duplicata|copie|copy|original)\b")
+                        r"|quote|receipt|recu|facture d'avoir|duplicata|copie|copy|original|rechnung|gutschrift"
+                        r"|rechnungskorrektur|stornorechnung|angebot|quittung)\b")
 
 ALL_LABELS = [IGNORE, DOC_NUMBER, DUE_DATE, ISSUE_DATE, AMOUNT, NET_AMOUNT, TAX_AMOUNT, CLIENT, ISSUER, TITLE]
 
 
+def _alternation(labels: list[Label]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{label.regex.pattern})" for label in labels))
+
+
+# One pattern per test instead of one per label: these run on every cell of every document.
+ANY_LABEL = _alternation([label for group in ALL_LABELS for label in group])
+ANY_IGNORED = _alternation(IGNORE)
+
+
 def starts_with_label(folded: str) -> bool:
     """True when ``folded`` begins with any known label (such a cell is a heading, not a value)."""
-    return any(label.regex.match(folded) for group in ALL_LABELS for label in group)
+    return ANY_LABEL.match(folded) is not None
+
+
+def is_label(folded: str) -> bool:
+    """True when ``folded`` is nothing but a known label."""
+    return ANY_LABEL.fullmatch(folded) is not None

@@ -49,8 +49,8 @@ class Extraction:
     @property
     def source(self) -> str | None:
         """The main source: the template when one contributed, else the generic extractor."""
-        sources = [info.get("source") for info in self.field_info.values()]
+        sources = [str(info.get("source")) for info in self.field_info.values() if info.get("source")]
         for src in sources:
-            if src and src != GENERIC:
+            if not src.endswith(GENERIC):  # "invoice2data:<issuer>", "ocr+invoice2data:<issuer>"
                 return src
-        return GENERIC if sources else None
+        return sources[0] if sources else None

@@ -39,6 +39,13 @@ class PdfUnreadable(Exception):
         self.detail = detail
 
 
+class PdfPasswordProtected(PdfUnreadable):
+    """The PDF needs a user password to be opened (an owner password alone does not stop reading)."""
+
+    def __init__(self) -> None:
+        super().__init__("password-protected")
+
+
 @dataclass(frozen=True)
 class PdfText:
     pages: int  # pages in the document (text is read from the first MAX_PAGES only)
@@ -61,16 +68,32 @@ def _short(exc: Exception) -> str:
     return (inner.group(1) if inner else message)[:160]
 
 
-def read_pdf(data: bytes, max_pages: int = MAX_PAGES) -> PdfText:
-    """The text of ``data``; raises ``PdfUnreadable`` with a short detail a person can understand."""
+def open_pdf(data: bytes) -> pypdfium2.PdfDocument:
+    """``data`` opened with pypdfium2; ``PdfPasswordProtected`` or ``PdfUnreadable`` when it cannot be."""
     try:
-        document = pypdfium2.PdfDocument(data)
+        return pypdfium2.PdfDocument(data)
     except pypdfium2.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise PdfPasswordProtected() from exc
         raise PdfUnreadable(_short(exc)) from exc
+
+
+def read_pdf(data: bytes, max_pages: int = MAX_PAGES, layout_first: bool = False) -> PdfText:
+    """The text of ``data``; raises ``PdfUnreadable`` with a short detail a person can understand.
+
+    ``layout_first``: when ``pdftotext -layout`` gives a text layer, skip pypdfium2's text (``text`` is then
+    the layout text; ``pdfium_text`` reads the other one if it is needed after all). pypdfium2 still opens
+    the file: it alone tells an encrypted or damaged PDF apart.
+    """
+    document = open_pdf(data)
     try:
         pages = len(document)
         if pages == 0:
             raise PdfUnreadable("the document has no pages")
+        if layout_first:
+            layout = layout_text(data, max_pages)
+            if layout is not None and PdfText(pages, layout, layout).has_text:
+                return PdfText(pages=pages, text=layout, layout=layout)
         texts: list[str] = []
         errors = 0
         for index in range(min(pages, max_pages)):
@@ -91,6 +114,14 @@ def read_pdf(data: bytes, max_pages: int = MAX_PAGES) -> PdfText:
     if not result.has_text:
         return result
     return PdfText(pages=pages, text=text, layout=layout_text(data, max_pages))
+
+
+def pdfium_text(data: bytes, max_pages: int = MAX_PAGES) -> str:
+    """pypdfium2's text alone (another reading order than pdftotext's, that some templates were written for)."""
+    try:
+        return read_pdf(data, max_pages).text
+    except PdfUnreadable:
+        return ""
 
 
 @lru_cache(maxsize=1)

@@ -20,23 +20,30 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
 
+from core.mail.archives import ZIP_TYPES, expand_zip, is_zip
+from core.mail.images import is_document_image
+from core.mail.tnef import expand_tnef, is_tnef
+
 logger = logging.getLogger(__name__)
 
 MAX_PARTS = 100  # MIME parts examined per message (a mail bomb is not worth more)
 MAX_TOTAL_BYTES = 50 * 1024 * 1024  # decoded bytes taken per message
 MAX_DEPTH = 12  # nesting of multiparts and forwarded messages
-MIN_IMAGE_BYTES = 2048  # smaller images are signature logos and tracking pixels, not invoices
 MAX_FILENAME_CHARS = 150
+MAX_XML_BYTES = 5 * 1024 * 1024  # an e-invoice XML is a few hundred KB at most
 
 NO_ATTACHMENT_REASON = "No PDF or image attachment found in this email"
+ONLY_LOGOS_REASON = "Only small images (logos, signatures, icons) were found in this email; no invoice to import"
 
 PDF = "application/pdf"
+XML = "application/xml"  # a structured e-invoice (CII / UBL) sent as its own file
+_LOGO = "logo"  # an image too small to be an invoice page: skipped
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/tiff", "image/gif", "image/webp")
 _PDF_ALIASES = {PDF, "application/x-pdf", "application/acrobat", "applications/vnd.pdf", "text/pdf", "text/x-pdf"}
 _GENERIC_TYPES = {"application/octet-stream", "application/binary", "application/unknown", "application/download",
                   "application/force-download", "binary/octet-stream"}
 _EXTENSIONS = {PDF: ".pdf", "image/png": ".png", "image/jpeg": ".jpg", "image/tiff": ".tif", "image/gif": ".gif",
-               "image/webp": ".webp"}
+               "image/webp": ".webp", XML: ".xml"}
 
 
 @dataclass(frozen=True)
@@ -80,28 +87,31 @@ def unpack(raw: bytes, *, max_parts: int = MAX_PARTS, max_total_bytes: int = MAX
 
     attachments: list[Attachment] = []
     notes: list[str] = []
+    logos = 0
     total = 0
     for index, part in enumerate(_walk(message)):
         if index >= max_parts:
             notes.append(f"only the first {max_parts} parts of this email were examined")
             break
         try:
-            found = _take(part, index, len(attachments) + 1)
+            taken = _take(part, index, len(attachments) + 1)
         except Exception as exc:  # one broken part must not hide the others
             logger.info("part %d skipped: %s", index, type(exc).__name__)
             continue
-        if found is None:
-            continue
-        if total + len(found.data) > max_total_bytes:
-            note = f"files beyond {max_total_bytes / (1024 * 1024):g} MB in total were not imported"
-            if note not in notes:
-                notes.append(note)
-            continue
-        total += len(found.data)
-        attachments.append(found)
+        logos += taken.logos
+        notes.extend(note for note in taken.notes if note not in notes)
+        for found in taken.attachments:
+            if total + len(found.data) > max_total_bytes:
+                note = f"files beyond {max_total_bytes / (1024 * 1024):g} MB in total were not imported"
+                if note not in notes:
+                    notes.append(note)
+                continue
+            total += len(found.data)
+            attachments.append(found)
 
     if not attachments:
-        reason = NO_ATTACHMENT_REASON + (f" ({'; '.join(notes)})" if notes else "")
+        base = ONLY_LOGOS_REASON if logos and not notes else NO_ATTACHMENT_REASON
+        reason = base + (f" ({'; '.join(notes)})" if notes else "")
         return Unpacked([], reason)
     return Unpacked(attachments, ("Some files were left out: " + "; ".join(notes) + ".") if notes else None)
 
@@ -126,11 +136,12 @@ def _children(part: Message) -> list[Message]:
         payload = part.get_payload()
     except Exception:
         return []
-    if isinstance(payload, list):  # multipart/*, and message/rfc822 holding its message
-        return [p for p in payload if isinstance(p, Message)]
+    encoded = str(part.get("Content-Transfer-Encoding", "")).strip().lower() in ("base64", "quoted-printable")
+    if isinstance(payload, list) and not (encoded and _content_type(part) == "message/rfc822"):
+        return [p for p in payload if isinstance(p, Message)]  # multipart/*, and message/rfc822 holding its message
     if _content_type(part) == "message/rfc822":
         # Some mailers base64-encode a forwarded message, which the parser then leaves as text.
-        inner = _decoded(part)
+        inner = _decoded(part) if not encoded else _decoded_forward(part)
         if inner:
             try:
                 return [BytesParser(policy=policy.default).parsebytes(inner)]
@@ -139,29 +150,104 @@ def _children(part: Message) -> list[Message]:
     return []
 
 
+def _decoded_forward(part: Message) -> bytes:
+    """A base64 / quoted-printable forwarded message: the parser took the encoded text for a message."""
+    import base64
+    import quopri
+
+    try:
+        raw = part.as_bytes(policy=policy.compat32)
+        body = raw.split(b"\n\n", 1)[-1] if b"\r\n\r\n" not in raw else raw.split(b"\r\n\r\n", 1)[-1]
+        if str(part.get("Content-Transfer-Encoding", "")).strip().lower() == "base64":
+            return base64.b64decode(b"".join(body.split()), validate=False)
+        return quopri.decodestring(body)
+    except Exception:
+        return b""
+
+
 # One part ------------------------------------------------------------------------------------
 
 
-def _take(part: Message, index: int, ordinal: int) -> Attachment | None:
+@dataclass
+class _Taken:
+    attachments: list[Attachment] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    logos: int = 0
+
+
+def _take(part: Message, index: int, ordinal: int) -> _Taken:
+    taken = _Taken()
     declared = _content_type(part)
     if declared.startswith(("multipart/", "message/")):
-        return None
+        return taken
     name = _filename(part)
     if declared.startswith("text/") and name is None:
-        return None  # a body, not a file
+        return taken  # a body, not a file
     data = _decoded(part)
     if not data:
-        return None
+        return taken
+    if is_zip(data) and (declared in ZIP_TYPES or declared in _GENERIC_TYPES or _has_ext(name, ".zip")):
+        archive_name = sanitize_filename(name, "", ordinal)
+        expanded = expand_zip(data, archive_name)
+        taken.notes.extend(expanded.notes)
+        _add_members(taken, expanded.files, index, ordinal)
+        if not taken.attachments and not expanded.notes:
+            taken.notes.append(f"the archive {archive_name} holds no PDF, image or e-invoice")
+        return taken
+    if is_tnef(data):  # winmail.dat, whatever its declared type
+        files, notes = expand_tnef(data)
+        taken.notes.extend(notes)
+        _add_members(taken, files, index, ordinal)
+        return taken
+    kind = classify(data, declared, name)
+    if kind == _LOGO:
+        taken.logos += 1
+    elif kind is not None:
+        taken.attachments.append(Attachment(sanitize_filename(name, kind, ordinal), kind, data, index))
+    return taken
+
+
+def _add_members(taken: _Taken, files: list[tuple[str, bytes]], index: int, ordinal: int) -> None:
+    """Files from inside an archive get part indexes of their own: (part + 1) * 1000 + position."""
+    for position, (member, content) in enumerate(files[:999], start=1):
+        kind = classify(content, "application/octet-stream", member)
+        if kind == _LOGO:
+            taken.logos += 1
+        elif kind is not None:
+            filename = sanitize_filename(member, kind, ordinal + len(taken.attachments))
+            taken.attachments.append(Attachment(filename, kind, content, (index + 1) * 1000 + position))
+
+
+def classify(data: bytes, declared: str, name: str | None) -> str | None:
+    """PDF, an image type, ``XML`` (an e-invoice), ``"logo"`` (a small image, skipped) or None (not ours)."""
     kind = sniff(data)
     if kind is None and (declared in _PDF_ALIASES or (declared in _GENERIC_TYPES and _has_ext(name, ".pdf"))):
         # Declared a PDF but does not look like one: take it anyway, so that a person sees
         # "the PDF could not be read" rather than the file silently disappearing.
         kind = PDF
+    if kind is None and is_einvoice_xml(data, name):
+        return XML
     if kind is None:
         return None
-    if kind != PDF and len(data) < MIN_IMAGE_BYTES:
-        return None
-    return Attachment(sanitize_filename(name, kind, ordinal), kind, data, index)
+    if kind != PDF and not is_document_image(data):
+        return _LOGO
+    return kind
+
+
+def is_einvoice_xml(data: bytes, name: str | None = None) -> bool:
+    """A CII or UBL invoice XML, or one that claims to be and is broken (extraction then says why)."""
+    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"<") or len(data) > MAX_XML_BYTES:
+        return False
+    from core.einvoice import EInvoiceError, read_einvoice
+
+    try:
+        return read_einvoice(data, name or "") is not None
+    except EInvoiceError:
+        return True
+    except Exception as exc:  # some other XML the reader chokes on: not an invoice for us
+        logger.info("XML attachment not read: %s", type(exc).__name__)
+        return False
 
 
 def _content_type(part: Message) -> str:

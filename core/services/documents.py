@@ -292,6 +292,11 @@ def validate_document(
     session.flush()
     doc.status, doc.reason, doc.invoice_id = DocumentStatus.VALIDATED.value, None, invoice.id
     doc.validated_at, doc.validated_by_id = utcnow(), user_id
+    # Receivables (issue 5): the expected cash at the due date, in this same transaction. Client
+    # balances and analytics are computed on read from the invoice, so they need nothing more here.
+    from core.services.receivables import record_expected_cash
+
+    record_expected_cash(session, invoice)
     return invoice
 
 

@@ -51,6 +51,7 @@ def store_message(
         source=source.value,
         recipient=recipient[:320],
         sender=sender or envelope_sender[:320],
+        envelope_sender=envelope_sender[:320] or None,
         subject=subject,
         message_id_header=message_id,
         peer=peer,

@@ -9,14 +9,19 @@ the infrastructure (database, disk) are raised, so that the job is retried.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core import extraction
+from core.einvoice import EInvoice, EInvoiceError, read_einvoice, to_fields
+from core.extraction.identifiers import find_identifiers
 from core.mail.unpack import PDF, Attachment, unpack
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, StoredFile, utcnow
+from core.services import forwarding, senders
+from core.services.clients import prefill_client
 from core.services.documents import fail_document, finish_extraction
 from core.storage import FileStorage, StorageError, sha256_hex
 
@@ -24,8 +29,21 @@ logger = logging.getLogger(__name__)
 
 RAW_MISSING = "The stored message file is missing; restore it from a backup, then re-run the message."
 NO_TEXT_NOTE = "no text layer; fill in by hand"
-NO_TEXT_REASON = "This file has no text layer (a scan or a photo): fill in the fields by hand."
+NO_TEXT_REASON = "This file has no text layer and OCR read nothing usable in it: fill in the fields by hand."
 UNREADABLE_PDF = "The PDF could not be read (it may be damaged or encrypted): {detail}"
+PROTECTED_PDF = "This PDF is password-protected: ask the sender for an unprotected copy"
+IMAGE_REFUSED = "The image could not be read: {detail}. Ask the sender for a PDF or a smaller image."
+EINVOICE_UNREADABLE = "The e-invoice could not be read: {reason}"
+NOT_AN_EINVOICE = (
+    "This XML file is not an invoice in a format we read (Factur-X, ZUGFeRD, XRechnung, UBL); "
+    "fill in the fields by hand from the sender's PDF."
+)
+TIMED_OUT = (
+    "Reading this file took too long and was stopped (a very large or unusual file). Nothing was lost: "
+    "fill in the fields by hand, or ask the sender for a simpler copy."
+)
+XML_TYPES = {"application/xml", "text/xml"}
+MAX_STORED_LINES = 200  # e-invoice lines kept in extraction_details for the review page
 FILE_MISSING = "The stored file is missing from storage; restore it from a backup, then re-run the extraction."
 # Infrastructure errors: raised to the job, which is retried; never turned into a "failed" verdict at once.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, StorageError)
@@ -69,9 +87,28 @@ def _ingest(session: Session, storage: FileStorage, message: InboundMessage) -> 
         session.flush()
         return []
 
+    # Forwarding confirmations (Gmail, Microsoft) are never invoices: keep the code for the admins, stop.
+    confirmation = forwarding.capture_confirmation(session, message, raw)
+    if confirmation is not None:
+        _finish_message(message, MessageStatus.IGNORED, forwarding.reason_for(confirmation))
+        session.flush()
+        return []
+
+    # Sender control: a repeat of an earlier message is ignored, an unlisted sender is quarantined.
+    stopped = senders.screen(session, message, raw)
+    if stopped is not None:
+        _finish_message(message, *stopped)
+        session.flush()
+        return []
+
+    # Bank statements (issue 6): imported for reconciliation, never made into invoice documents.
+    from core.services.bank import import_mail_statements
+
+    statements = import_mail_statements(session, message.tenant_id, raw)
     unpacked = unpack(raw)
     if not unpacked.attachments:
-        _finish_message(message, MessageStatus.IGNORED, unpacked.reason)
+        status = MessageStatus.PROCESSED if statements.found else MessageStatus.IGNORED
+        _finish_message(message, status, statements.reason or unpacked.reason)
         session.flush()
         return []
 
@@ -142,10 +179,17 @@ def record_message_failure(session: Session, message_id: int, reason: str) -> No
 # Documents -> fields -------------------------------------------------------------------------
 
 
-def extract_document(session: Session, storage: FileStorage, document_id: int) -> None:
+def extract_document(
+    session: Session,
+    storage: FileStorage,
+    document_id: int,
+    time_limit_errors: tuple[type[BaseException], ...] = (),
+) -> None:
     """Read the fields of a document waiting in ``extracting`` and send it to review (or ``failed``).
 
     Does nothing for a document in any other status, so a repeated job changes nothing.
+    ``time_limit_errors``: what the caller's time limit raises (the job runner's); such a document ends
+    failed without a retry, since the same file would run out of time again.
     """
     doc = session.get(Document, document_id)
     if doc is None or doc.status != DocumentStatus.EXTRACTING.value:
@@ -154,6 +198,12 @@ def extract_document(session: Session, storage: FileStorage, document_id: int) -
         _extract(session, storage, doc)
     except TRANSIENT_ERRORS:
         raise
+    except time_limit_errors:
+        logger.warning("document %s: extraction timed out", document_id)
+        session.rollback()
+        doc = session.get(Document, document_id)
+        if doc is not None and doc.status == DocumentStatus.EXTRACTING.value:
+            fail_document(doc, TIMED_OUT)
     except Exception as exc:
         logger.exception("document %s: extraction failed", document_id)
         fail_document(doc, unexpected_reason(exc, "this file"))
@@ -167,31 +217,144 @@ def _extract(session: Session, storage: FileStorage, doc: Document) -> None:
     except FileNotFoundError:
         fail_document(doc, FILE_MISSING)
         return
-    if stored.content_type.startswith("image/"):
-        _no_text(session, doc)  # no OCR yet (a later issue adds Tesseract)
+    content_type = stored.content_type
+    if is_xml(content_type, data):
+        _extract_xml(session, doc, data)
+    elif content_type == PDF:
+        _extract_pdf(session, doc, data)
+    elif content_type.startswith("image/"):
+        _extract_image(session, doc, data)
+    else:
+        fail_document(doc, f"Files of type {content_type} cannot be read; fill in the fields by hand.")
+
+
+def is_xml(content_type: str, data: bytes) -> bool:
+    """A standalone XML file (a CII or UBL e-invoice, or some other XML): by type, or by its first bytes."""
+    if content_type in XML_TYPES or content_type.endswith("+xml"):
+        return True
+    if content_type == PDF or content_type.startswith("image/"):
+        return False
+    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"<")
+
+
+def _read_einvoice(doc: Document, data: bytes) -> EInvoice | None:
+    """The e-invoice in ``data``; None when there is none. Raises ``EInvoiceError`` for a broken one."""
+    return read_einvoice(data, doc.filename or "")
+
+
+def _extract_xml(session: Session, doc: Document, data: bytes) -> None:
+    try:
+        einv = _read_einvoice(doc, data)
+    except EInvoiceError as exc:
+        fail_document(doc, EINVOICE_UNREADABLE.format(reason=exc.reason))
         return
-    if stored.content_type != PDF:
-        fail_document(doc, f"Files of type {stored.content_type} cannot be read; fill in the fields by hand.")
+    if einv is None:
+        fail_document(doc, NOT_AN_EINVOICE)
+        return
+    _finish_einvoice(session, doc, einv)
+
+
+def _extract_pdf(session: Session, doc: Document, data: bytes) -> None:
+    # A Factur-X / ZUGFeRD / XRechnung PDF is read exactly from its XML; the PDF stays what people see.
+    try:
+        einv = _read_einvoice(doc, data)
+    except EInvoiceError as exc:
+        fail_document(doc, EINVOICE_UNREADABLE.format(reason=exc.reason))
+        return
+    if einv is not None:
+        _finish_einvoice(session, doc, einv)
         return
     try:
         found = extraction.extract_pdf(data)
+    except extraction.PdfPasswordProtected:
+        fail_document(doc, PROTECTED_PDF)
+        logger.info("document %s: password-protected PDF", doc.id)
+        return
     except extraction.PdfUnreadable as exc:
         fail_document(doc, UNREADABLE_PDF.format(detail=exc.detail))
         logger.info("document %s: unreadable PDF (%s)", doc.id, exc.detail)
         return
+    _finish_text(session, doc, found)
+
+
+def _extract_image(session: Session, doc: Document, data: bytes) -> None:
+    try:
+        found = extraction.extract_image(data)
+    except extraction.ImageRefused as exc:
+        fail_document(doc, IMAGE_REFUSED.format(detail=exc.detail))
+        logger.info("document %s: image refused (%s)", doc.id, exc.detail)
+        return
+    _finish_text(session, doc, found)
+
+
+def _finish_text(session: Session, doc: Document, found: extraction.PdfExtraction) -> None:
+    notes = list(found.notes)
     if not found.has_text:
-        _no_text(session, doc)
+        _no_text(session, doc, notes)
         return
     result = found.extraction
-    finish_extraction(session, doc, result.fields, result.field_info, result.source)
+    fields, field_info = dict(result.fields), {k: dict(v) for k, v in result.field_info.items()}
+    ids = find_identifiers(found.text)
+    prefill_client(session, doc.tenant_id, fields, field_info, ids.vat_ids)
+    finish_extraction(session, doc, fields, field_info, result.source)
+    details: dict[str, Any] = {"reader": "ocr" if found.ocr else "text", "pages": found.pages}
+    if found.template:
+        details["template"] = found.template
+    if notes:
+        details["notes"] = notes
+    if ids.as_dict():
+        details["identifiers"] = ids.as_dict()  # checked by their check digits (python-stdnum)
+    doc.extraction_details = details
     logger.info("document %s: %s, %d field(s) found, %s", doc.id, result.source, len(result.fields), doc.status)
 
 
-def _no_text(session: Session, doc: Document) -> None:
+def _finish_einvoice(session: Session, doc: Document, einv: EInvoice) -> None:
+    fields = to_fields(einv)
+    field_info = fields.pop("field_info")
+    prefill_client(session, doc.tenant_id, fields, field_info, [v for v in (einv.buyer_vat_id,) if v])
+    finish_extraction(session, doc, fields, field_info, einv.source)
+    doc.extraction_details = einvoice_details(einv)
+    logger.info("document %s: %s, %s", doc.id, einv.source, doc.status)
+
+
+def einvoice_details(einv: EInvoice) -> dict[str, Any]:
+    """What the e-invoice says beyond our fields, JSON-ready (amounts as strings, exact): kept for review."""
+
+    def text(value: Any) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "reader": "einvoice",
+        "format": einv.format,
+        "profile": einv.profile,
+        "type_code": einv.type_code,
+        "seller_vat_id": einv.seller_vat_id,
+        "buyer_vat_id": einv.buyer_vat_id,
+        "amount_due": text(einv.amount_due),
+        "iban": einv.iban,
+        "payment_reference": einv.payment_reference,
+        "vat_breakdown": [
+            {"category": row.category, "rate": text(row.rate), "base": text(row.base), "tax": text(row.tax)}
+            for row in einv.vat_breakdown
+        ],
+        "lines": [
+            {"description": (line.description or "")[:300], "quantity": text(line.quantity),
+             "unit_price": text(line.unit_price), "net_amount": text(line.net_amount)}
+            for line in einv.lines[:MAX_STORED_LINES]
+        ],
+        "lines_total": len(einv.lines),
+        "warnings": list(einv.warnings),
+    }
+
+
+def _no_text(session: Session, doc: Document, notes: list[str] | None = None) -> None:
     """No text to read: straight to review with empty fields, saying why (duplicates are still caught)."""
     finish_extraction(session, doc, {}, {}, "none")
     # Not a field (no confidence): a note on the whole document, kept apart from the field names.
     doc.field_info = {"_document": {"source": "none", "note": NO_TEXT_NOTE}}
+    if notes:
+        doc.extraction_details = {"reader": "none", "notes": notes}
     if doc.status == DocumentStatus.PENDING.value:
         doc.reason = NO_TEXT_REASON
 

@@ -4,7 +4,11 @@ The modules below register themselves on ``bp`` when imported: ``auth`` (who is 
 (JSON errors everywhere under the prefix) and ``views`` (the endpoints).
 """
 
-from dashboard.api import auth, errors, views  # noqa: F401  (registration by import)
+from dashboard.api import analytics as _receivables  # noqa: F401  (issue 5: analytics, clients)
+from dashboard.api import auth, errors, forwarding, views  # noqa: F401  (registration by import)
+from dashboard.api import bank as _bank  # noqa: F401  (issue 6: statements, transactions, matches)
+from dashboard.api import mailboxes as _mailboxes  # noqa: F401  (IMAP mailboxes)
+from dashboard.api import uploads as _uploads  # noqa: F401  (issue 5 part 2: uploads, message progress)
 from dashboard.api.base import bp
 
 __all__ = ["bp"]

@@ -6,7 +6,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from core.models import Document, InboundMessage, Invoice, InvoiceFields, Tenant
+from sqlalchemy.orm import selectinload
+
+from core.models import Document, InboundMessage, Invoice, InvoiceFields, Match, Tenant
 
 CENT = Decimal("0.01")
 
@@ -71,6 +73,14 @@ def document_json(doc: Document) -> dict[str, Any]:
     }
 
 
+# What invoice_json reads, loaded with the invoices (a constant number of queries per page).
+INVOICE_JSON_LOAD = (
+    selectinload(Invoice.client),
+    selectinload(Invoice.attachments),
+    selectinload(Invoice.matches).selectinload(Match.transaction),
+)
+
+
 def invoice_json(invoice: Invoice) -> dict[str, Any]:
     return {
         "id": invoice.id,
@@ -79,8 +89,23 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
         "client_id": invoice.client_id,
         "status": invoice.status,
         "amount_paid": money(invoice.amount_paid),
+        "paid_at": iso(invoice.paid_at),  # issue 6
+        "matches": [_invoice_match(m) for m in invoice.matches if m.state != "rejected"],
         "file_id": invoice.file_id,
         "attachments": [attachment.file_id for attachment in invoice.attachments],
         "document_id": invoice.document_id,
         "created_at": iso(invoice.created_at),
+    }
+
+
+def _invoice_match(match: Any) -> dict[str, Any]:
+    """A bank match as seen from its invoice (issue 6: reconciliation)."""
+    return {
+        "id": match.id,
+        "transaction_id": match.transaction_id,
+        "state": match.state,
+        "amount": money(match.amount),
+        "write_off": money(match.write_off),
+        "score": match.score,
+        "booking_date": iso(match.transaction.booking_date),
     }

@@ -10,13 +10,13 @@ from flask import Response, jsonify
 from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
-from core.models import DocType, DocumentStatus, InboundMessage, Invoice, InvoiceStatus, MessageStatus, Tenant
-from core.services import NotFound, accounts, documents
+from core.models import DocType, DocumentStatus, InboundMessage, InvoiceStatus, MessageStatus, Tenant
+from core.services import NotFound, access, accounts, documents
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.download import attachment
 from dashboard.api.params import enum_param, field_input, json_object, page_params
-from dashboard.api.serializers import document_json, invoice_json, message_json, tenant_json
+from dashboard.api.serializers import INVOICE_JSON_LOAD, document_json, invoice_json, message_json, tenant_json
 from dashboard.app import settings, storage
 
 # Ids beyond a 32-bit integer column cannot exist; refusing them in routing avoids driver overflows.
@@ -97,9 +97,17 @@ def resolve_duplicate(document_id: int) -> Response:
 def list_invoices() -> Response:
     doc_type, status = enum_param("type", DocType), enum_param("status", InvoiceStatus)
     stmt = documents.invoices_query(caller().tenant_id, doc_type, status)
-    return paginated(stmt.options(selectinload(Invoice.client), selectinload(Invoice.attachments)), invoice_json)
+    stmt = access.scope_invoices(stmt, _viewer())  # restricted members: their clients' invoices only
+    return paginated(
+        stmt.options(*INVOICE_JSON_LOAD), invoice_json
+    )
 
 
 @bp.get(f"/invoices/<{ID}:invoice_id>")
 def get_invoice(invoice_id: int) -> Response:
-    return jsonify(invoice_json(documents.get_invoice(dbs(), caller().tenant_id, invoice_id)))
+    invoice = documents.get_invoice(dbs(), caller().tenant_id, invoice_id)
+    return jsonify(invoice_json(access.check_invoice(dbs(), _viewer(), invoice)))
+
+
+def _viewer() -> access.Viewer:
+    return access.viewer_for(dbs(), caller().tenant_id, caller().user_id)

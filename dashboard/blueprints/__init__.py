@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Flask
 
 # The map of the product: an area adds its module here.
-AREAS = ("auth", "review", "invoices", "imports", "settings", "api")
+AREAS = ("auth", "review", "invoices", "imports", "settings", "api", "clients", "analytics", "members",
+         "forwarding", "support", "senders", "mailboxes", "bank")
 
 
 def register_blueprints(app: Flask) -> None:

@@ -1,15 +1,24 @@
-"""Validated invoices and credit notes: the two lists and the invoice page with its files."""
+"""Validated invoices and credit notes: the two lists and the invoice page with its files.
+
+What a person sees here goes through ``core.services.access`` (a restricted member sees only the
+invoices of the clients assigned to them). Admins may delete an invoice; anyone who sees it may attach
+a file to it.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from core.models import DocType, Document, Invoice
+from core.services import NotFound, ServiceError, access, audit, receivables
 from core.services import documents as docs
+from dashboard.app import storage
 from dashboard.extensions import db
+from dashboard.viewer import current_viewer
 from dashboard.web import not_found_for, paginated, send_stored_file, tenant_id, tenant_required
 
 bp = Blueprint("invoices", __name__)
@@ -18,6 +27,7 @@ not_found_for(bp)
 
 def _list(doc_type: DocType) -> str:
     stmt = docs.invoices_query(tenant_id(), doc_type.value).options(selectinload(Invoice.client))
+    stmt = access.scope_invoices(stmt, current_viewer())
     return render_template("invoices.html", page=paginated(stmt), doc_type=doc_type.value)
 
 
@@ -33,10 +43,15 @@ def credit_notes() -> str:
     return _list(DocType.CREDIT_NOTE)
 
 
+def _visible_invoice(invoice_id: int) -> Invoice:
+    invoice = docs.get_invoice(db.session, tenant_id(), invoice_id)
+    return access.check_invoice(db.session, current_viewer(), invoice)
+
+
 @bp.get("/invoices/<int:invoice_id>")
 @tenant_required
 def detail(invoice_id: int) -> str:
-    invoice = docs.get_invoice(db.session, tenant_id(), invoice_id)
+    invoice = _visible_invoice(invoice_id)
     attachments = [a for a in invoice.attachments if a.file.tenant_id == invoice.tenant_id]
     return render_template(
         "invoice.html",
@@ -44,14 +59,69 @@ def detail(invoice_id: int) -> str:
         attachments=attachments,
         file_url=url_for(".file", file_id=invoice.file_id),
         frozen_number=docs.FROZEN_NUMBER,
+        movements=receivables.cash_movements(db.session, tenant_id(), invoice.id),
+        is_admin=current_viewer().is_admin,
+        max_mb=receivables.MAX_ATTACHMENT_BYTES // (1024 * 1024),
     )
+
+
+@bp.post("/invoices/<int:invoice_id>/files")
+@tenant_required
+def attach(invoice_id: int) -> Response:
+    """Attach a file as is (a signed copy, a purchase order...): no extraction, no review."""
+    _visible_invoice(invoice_id)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash("Choose a file to attach.", "error")
+        return redirect(url_for(".detail", invoice_id=invoice_id))
+    data = upload.stream.read(receivables.MAX_ATTACHMENT_BYTES + 1)
+    try:
+        stored = receivables.attach_file(db.session, storage(), current_viewer(), invoice_id, data)
+    except NotFound:
+        raise
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for(".detail", invoice_id=invoice_id))
+    audit.record(db.session, tenant_id(), "invoice.attach_file", actor=current_user.user,
+                 target=f"invoice:{invoice_id}", detail={"file_id": stored.id, "size": stored.size},
+                 ip=request.remote_addr)
+    db.session.commit()
+    flash("File attached.", "success")
+    return redirect(url_for(".detail", invoice_id=invoice_id))
+
+
+@bp.post("/invoices/<int:invoice_id>/delete")
+@tenant_required
+def delete(invoice_id: int) -> Response:
+    """Admins only: the invoice and its cash movements go, its documents become discarded, files stay."""
+    viewer = current_viewer()
+    invoice = _visible_invoice(invoice_id)
+    if not viewer.is_admin:
+        abort(403, "Only an admin can delete an invoice.")
+    number, kind = invoice.number, invoice.doc_type
+    try:
+        receivables.delete_invoice(db.session, viewer, invoice_id, request.form.get("reason", ""))
+    except NotFound:
+        raise
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for(".detail", invoice_id=invoice_id))
+    audit.record(db.session, tenant_id(), "invoice.delete", actor=current_user.user, target=f"invoice:{invoice_id}",
+                 detail={"number": number, "reason": request.form.get("reason", "")[:500]}, ip=request.remote_addr)
+    db.session.commit()
+    flash(f"Invoice {number} deleted. Its file is kept; import it again to re-enter it.", "success")
+    return redirect(url_for(".credit_notes" if kind == DocType.CREDIT_NOTE.value else ".index"))
 
 
 @bp.get("/files/<int:file_id>")
 @tenant_required
 def file(file_id: int) -> Response:
-    """Any stored file of the tenant (an invoice's original or an attached copy)."""
+    """Any stored file of the tenant (an invoice's original or an attached copy) the viewer may see."""
     stored = docs.get_file(db.session, tenant_id(), file_id)
+    if not access.can_see_file(db.session, current_viewer(), stored.id):
+        raise NotFound("no such file")
     # Downloads get the name the file first arrived with.
     first_name = (
         select(Document.filename)

@@ -12,9 +12,10 @@ from werkzeug.wrappers import Response
 
 from core.fields import FIELDS
 from core.models import DocType, Document, DocumentStatus
-from core.services import NotFound, ServiceError, ValidationFailed
+from core.services import NotFound, ServiceError, ValidationFailed, access, receivables
 from core.services import documents as docs
 from dashboard.extensions import db
+from dashboard.viewer import current_viewer
 from dashboard.web import input_value, not_found_for, paginated, send_stored_file, tenant_id, tenant_required
 
 bp = Blueprint("review", __name__)
@@ -54,8 +55,12 @@ def unsure_fields(doc: Document) -> dict[str, float]:
 
 def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
     values = {name: input_value(getattr(doc, name)) for name in FIELDS} | (form or {})
-    invoice = doc.invoice if doc.invoice is not None and doc.invoice.tenant_id == doc.tenant_id else None
+    viewer = current_viewer()
+    # Documents are open to every member; the invoices they became follow the access policy.
+    invoice = doc.invoice if doc.invoice and access.can_see_invoice(db.session, viewer, doc.invoice) else None
+    # A restricted member still decides on duplicates (link/replace) but gets no link to the original.
     original = doc.duplicate_of if doc.duplicate_of and doc.duplicate_of.tenant_id == doc.tenant_id else None
+    original_visible = original is not None and access.can_see_invoice(db.session, viewer, original)
     return render_template(
         "review.html",
         doc=doc,
@@ -65,8 +70,10 @@ def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str,
         unsure=unsure_fields(doc),
         invoice=invoice,
         original=original,
+        original_visible=original_visible,
         frozen_number=docs.FROZEN_NUMBER,
         file_url=url_for(".document_file", doc_id=doc.id),
+        client_names=receivables.client_names(db.session, viewer) if doc.status in EDITABLE else [],
     )
 
 

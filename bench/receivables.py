@@ -1,0 +1,119 @@
+"""Receivables read cost: the clients list, one client's balance and the analytics summary, computed on read.
+
+    .venv/bin/python bench/receivables.py [--database-url URL] [--clients 2000] [--invoices 50000] [--rounds 5]
+
+Fills a fresh, migrated database (SQLite file by default) with one tenant, ``--clients`` clients and
+``--invoices`` invoices (a mix of open, partly paid and paid, one expected cash movement each), then
+prints the median time of each read over ``--rounds`` runs as a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flask_migrate import upgrade  # noqa: E402
+
+from core.config import Settings  # noqa: E402
+from core.db import make_engine, make_session_factory  # noqa: E402
+from core.models import CashMovement, Client, Invoice, StoredFile  # noqa: E402
+from core.services import accounts, analytics, receivables  # noqa: E402
+from core.services.access import viewer_for  # noqa: E402
+from dashboard.app import MIGRATIONS_DIR, create_app  # noqa: E402
+
+TODAY = date(2026, 11, 24)
+
+
+def fill(url: str, clients: int, invoices: int) -> tuple[int, int]:
+    session = make_session_factory(make_engine(url))()
+    tenant, _address = accounts.create_tenant(session, "Bench")
+    user = accounts.create_user(session, "bench@example.test", "bench password 123", tenant, "admin")
+    stored = StoredFile(tenant_id=tenant.id, sha256="0" * 64, size=1, content_type="application/pdf",
+                        storage_key="none")
+    session.add(stored)
+    session.flush()
+    client_rows = [Client(tenant_id=tenant.id, name=f"Client {i}", normalized_name=f"client {i}")
+                   for i in range(clients)]
+    session.add_all(client_rows)
+    session.flush()
+    rng = random.Random(5)
+    for i in range(invoices):
+        due = TODAY + timedelta(days=rng.randint(-150, 80))
+        amount = Decimal(rng.randint(100, 500_000)) / 100
+        state = rng.random()
+        paid = amount if state < 0.5 else (amount / 2).quantize(Decimal("0.01")) if state < 0.6 else Decimal(0)
+        invoice = Invoice(
+            tenant_id=tenant.id, direction="receivable", doc_type="invoice", number=f"F-{i}", number_key=f"F-{i}",
+            client_id=client_rows[rng.randrange(clients)].id, amount=amount, currency="EUR",
+            issue_date=due - timedelta(days=30), due_date=due, file_id=stored.id, amount_paid=paid,
+            status="paid" if paid == amount else "partially_paid" if paid else "open",
+            paid_at=due + timedelta(days=rng.randint(-10, 30)) if paid == amount else None,
+        )
+        session.add(invoice)
+        if i % 1000 == 999:
+            session.flush()
+    session.flush()
+    session.add_all(CashMovement(tenant_id=tenant.id, invoice_id=inv.id, direction="in", kind="expected",
+                                 expected_date=inv.due_date, amount=inv.amount, currency="EUR")
+                    for inv in session.query(Invoice).filter(Invoice.tenant_id == tenant.id))
+    session.commit()
+    if session.get_bind().dialect.name == "postgresql" and not os.environ.get("BENCH_NO_ANALYZE"):
+        # What autovacuum does some time after a bulk load (BENCH_NO_ANALYZE=1 measures before it).
+        session.connection().exec_driver_sql("ANALYZE")
+        session.commit()
+    ids = (tenant.id, user.id)
+    session.close()
+    return ids
+
+
+def timed(fn, rounds: int) -> float:  # noqa: ANN001
+    runs = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url")
+    parser.add_argument("--clients", type=int, default=2000)
+    parser.add_argument("--invoices", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    settings = replace(Settings.from_env(), database_url=url)
+    app = create_app(settings)
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS_DIR), revision="heads")
+    tenant_id, user_id = fill(url, args.clients, args.invoices)
+    session = make_session_factory(make_engine(url))()
+    viewer = viewer_for(session, tenant_id, user_id)
+    some_client = session.query(Client.id).filter(Client.tenant_id == tenant_id).first()[0]
+    rows = [
+        ("clients list, page 1 by amount due", lambda: receivables.client_balances(
+            session, viewer, currency="EUR", today=TODAY, sort="-amount_due")),
+        ("one client's balance", lambda: receivables.client_balance(
+            session, viewer, some_client, currency="EUR", today=TODAY)),
+        ("analytics summary", lambda: analytics.summary(session, viewer, currency="EUR", today=TODAY)),
+    ]
+    print(f"{session.get_bind().dialect.name}, {args.clients} clients, {args.invoices} invoices\n")
+    print("| read | median (ms) |\n|---|---:|")
+    for label, fn in rows:
+        print(f"| {label} | {timed(fn, args.rounds):.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Who sees which validated invoices: the one access policy used by the dashboard and the API.
+
+With the tenant's *restrict access* setting on, a member sees validated invoices (and their clients,
+files and analytics) only for the clients assigned to them; admins and the operator's support staff see
+everything. Documents under review are not restricted: every member can still import and validate
+every document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, exists, or_, select, true
+from sqlalchemy.orm import Session
+
+from core.models import Client, ClientAssignment, Document, Invoice, InvoiceFile, Membership, Role, Tenant
+from core.services import NotFound, ServiceError
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Plain values (no ORM objects), so a commit that expires the session costs no reload."""
+
+    tenant_id: int
+    user_id: int
+    role: str
+    restricted: bool  # True when this person sees only their assigned clients
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN.value
+
+
+def viewer_for(session: Session, tenant_id: int, user_id: int) -> Viewer:
+    """The policy for ``user_id`` in ``tenant_id``; NotFound when they are not a member."""
+    member = session.scalars(
+        select(Membership).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
+    ).first()
+    tenant = session.get(Tenant, tenant_id)
+    if member is None or tenant is None:
+        raise NotFound("no such membership")
+    restricted = bool(tenant.restrict_access) and member.role == Role.MEMBER.value
+    return Viewer(tenant_id=tenant_id, user_id=user_id, role=member.role, restricted=restricted)
+
+
+def _assigned(viewer: Viewer) -> Select[Any]:
+    return select(ClientAssignment.client_id).where(
+        ClientAssignment.tenant_id == viewer.tenant_id, ClientAssignment.user_id == viewer.user_id
+    )
+
+
+def client_clause(viewer: Viewer, client_id: Any) -> ColumnElement[bool]:
+    """A WHERE clause on a client-id column: true for every client this viewer may see."""
+    if not viewer.restricted:
+        return true()
+    return client_id.in_(_assigned(viewer))
+
+
+def invoice_clause(viewer: Viewer) -> ColumnElement[bool]:
+    return client_clause(viewer, Invoice.client_id)
+
+
+def scope_invoices(stmt: Select[Any], viewer: Viewer) -> Select[Any]:
+    """``stmt`` (a select over Invoice) limited to what the viewer may see."""
+    return stmt.where(invoice_clause(viewer)) if viewer.restricted else stmt
+
+
+def scope_clients(stmt: Select[Any], viewer: Viewer) -> Select[Any]:
+    return stmt.where(client_clause(viewer, Client.id)) if viewer.restricted else stmt
+
+
+def visible_client_ids(session: Session, viewer: Viewer) -> set[int] | None:
+    """The ids of the clients this viewer may see, or None for "all of them"."""
+    if not viewer.restricted:
+        return None
+    return set(session.scalars(_assigned(viewer)))
+
+
+def can_see_invoice(session: Session, viewer: Viewer, invoice: Invoice) -> bool:
+    if invoice.tenant_id != viewer.tenant_id:
+        return False
+    if not viewer.restricted:
+        return True
+    ids = visible_client_ids(session, viewer) or set()
+    return invoice.client_id in ids
+
+
+def check_invoice(session: Session, viewer: Viewer, invoice: Invoice) -> Invoice:
+    """The invoice, or NotFound (the same answer as for another tenant's: nothing is revealed)."""
+    if not can_see_invoice(session, viewer, invoice):
+        raise NotFound("no such invoice")
+    return invoice
+
+
+def check_client(session: Session, viewer: Viewer, client: Client) -> Client:
+    if client.tenant_id != viewer.tenant_id:
+        raise NotFound("no such client")
+    if viewer.restricted and client.id not in (visible_client_ids(session, viewer) or set()):
+        raise NotFound("no such client")
+    return client
+
+
+def can_see_file(session: Session, viewer: Viewer, file_id: int) -> bool:
+    """A stored file is visible when a document holds it (documents are never restricted) or when a
+    visible invoice holds it as its original or an attachment."""
+    if not viewer.restricted:
+        return True
+    by_document = exists().where(Document.tenant_id == viewer.tenant_id, Document.file_id == file_id)
+    attached = select(InvoiceFile.invoice_id).where(InvoiceFile.file_id == file_id)
+    by_invoice = exists().where(
+        Invoice.tenant_id == viewer.tenant_id,
+        or_(Invoice.file_id == file_id, Invoice.id.in_(attached)),
+        invoice_clause(viewer),
+    )
+    return bool(session.scalar(select(or_(by_document, by_invoice))))
+
+
+# Assignments (admin) -------------------------------------------------------------------------
+
+
+def require_admin(viewer: Viewer) -> None:
+    if not viewer.is_admin:
+        raise ServiceError("only an admin can do this")
+
+
+def assign_client(session: Session, viewer: Viewer, user_id: int, client_id: int) -> ClientAssignment:
+    """Give a member access to a client (idempotent)."""
+    require_admin(viewer)
+    member = session.scalars(
+        select(Membership).where(Membership.tenant_id == viewer.tenant_id, Membership.user_id == user_id)
+    ).first()
+    client = session.get(Client, client_id)
+    if member is None or client is None or client.tenant_id != viewer.tenant_id:
+        raise NotFound("no such member or client")
+    found = session.scalars(
+        select(ClientAssignment).where(
+            ClientAssignment.tenant_id == viewer.tenant_id,
+            ClientAssignment.user_id == user_id,
+            ClientAssignment.client_id == client_id,
+        )
+    ).first()
+    if found is None:
+        found = ClientAssignment(tenant_id=viewer.tenant_id, user_id=user_id, client_id=client_id)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def unassign_client(session: Session, viewer: Viewer, user_id: int, client_id: int) -> None:
+    require_admin(viewer)
+    for row in session.scalars(
+        select(ClientAssignment).where(
+            ClientAssignment.tenant_id == viewer.tenant_id,
+            ClientAssignment.user_id == user_id,
+            ClientAssignment.client_id == client_id,
+        )
+    ):
+        session.delete(row)
+    session.flush()
+
+
+def set_restrict_access(session: Session, viewer: Viewer, enabled: bool) -> Tenant:
+    require_admin(viewer)
+    tenant = session.get(Tenant, viewer.tenant_id)
+    if tenant is None:
+        raise NotFound("no such tenant")
+    tenant.restrict_access = enabled
+    session.flush()
+    return tenant

@@ -1,0 +1,236 @@
+"""Bank statements, transactions, matches, rules and the treasury over the JSON API (issue 6).
+
+Same services as the dashboard's bank pages; every query scoped to the token's tenant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request
+from sqlalchemy.orm import selectinload
+
+from core.models import BankAccount, BankTransaction, Match, MatchingRule, MatchState, TransactionStatus
+from core.services import bank, reconciliation
+from dashboard.api.auth import caller
+from dashboard.api.base import ApiError, bp, dbs
+from dashboard.api.params import enum_param, json_object
+from dashboard.api.serializers import iso, money
+from dashboard.api.views import ID, paginated
+
+MAX_STATEMENT_BYTES = 50 * 1024 * 1024
+
+
+def account_json(account: BankAccount) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "iban": account.iban,
+        "name": account.name,
+        "currency": account.currency,
+        "balance": money(account.balance),
+        "balance_date": iso(account.balance_date),
+        "csv_mapping": account.csv_mapping,
+    }
+
+
+def match_json(match: Match) -> dict[str, Any]:
+    return {
+        "id": match.id,
+        "transaction_id": match.transaction_id,
+        "invoice_id": match.invoice_id,
+        "invoice_number": match.invoice.number if match.invoice is not None else None,
+        "amount": money(match.amount),
+        "write_off": money(match.write_off),
+        "score": match.score,
+        "reasons": list(match.reasons or []),
+        "state": match.state,
+        "created_by": match.created_by,
+        "created_at": iso(match.created_at),
+        "decided_at": iso(match.decided_at),
+        "undone_at": iso(match.undone_at),
+    }
+
+
+def transaction_json(tx: BankTransaction) -> dict[str, Any]:
+    return {
+        "id": tx.id,
+        "account_id": tx.account_id,
+        "booking_date": iso(tx.booking_date),
+        "value_date": iso(tx.value_date),
+        "amount": money(tx.amount),
+        "currency": tx.currency,
+        "counterparty": tx.counterparty,
+        "iban": tx.iban,
+        "remittance": tx.remittance,
+        "reference": tx.reference,
+        "pending": tx.pending,
+        "category": tx.category,
+        "status": tx.status,
+        "matches": [match_json(m) for m in tx.matches if m.state != MatchState.REJECTED.value],
+    }
+
+
+def rule_json(rule: MatchingRule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "name": rule.name,
+        "counterparty_pattern": rule.counterparty_pattern,
+        "text_pattern": rule.text_pattern,
+        "min_amount": money(rule.min_amount),
+        "max_amount": money(rule.max_amount),
+        "category": rule.category,
+    }
+
+
+def _optional_id(value: Any, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    text = str(value)
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 2**31:
+        raise ApiError(400, f"{name} must be a positive integer")
+    return int(text)
+
+
+@bp.post("/bank-statements")
+def upload_statement() -> tuple[Response, int]:
+    upload = request.files.get("file")
+    if upload is None:
+        raise ApiError(400, "send the statement as a multipart form field named 'file'")
+    data = upload.read(MAX_STATEMENT_BYTES + 1)
+    if len(data) > MAX_STATEMENT_BYTES:
+        raise ApiError(413, "the statement is larger than 50 MB")
+    account_id = _optional_id(request.form.get("account_id"), "account_id")
+    session, who = dbs(), caller()
+    result = bank.import_statement(session, who.tenant_id, data, upload.filename or "", account_id)
+    session.commit()
+    return jsonify(
+        statements=result.statements, created=result.created, duplicates=result.duplicates,
+        pending=result.pending, applied=result.applied, suggested=result.suggested,
+        categorised=result.categorised, accounts=result.account_ids, transactions=result.transaction_ids,
+    ), 201  # fmt: skip
+
+
+@bp.get("/bank-accounts")
+def list_bank_accounts() -> Response:
+    return paginated(bank.accounts_query(caller().tenant_id), account_json)
+
+
+@bp.get("/transactions")
+def list_transactions() -> Response:
+    account_id = _optional_id(request.args.get("account_id"), "account_id")
+    stmt = bank.transactions_query(caller().tenant_id, enum_param("status", TransactionStatus), account_id)
+    options = selectinload(BankTransaction.matches).selectinload(Match.invoice)
+    return paginated(stmt.options(options), transaction_json)
+
+
+@bp.get(f"/transactions/<{ID}:transaction_id>")
+def get_transaction(transaction_id: int) -> Response:
+    return jsonify(transaction_json(bank.get_transaction(dbs(), caller().tenant_id, transaction_id)))
+
+
+@bp.post(f"/transactions/<{ID}:transaction_id>/split")
+def split_transaction(transaction_id: int) -> Response:
+    body = json_object()
+    parts = body.get("parts")
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise ApiError(400, 'parts must be a list of {"invoice_id": ..., "amount": "..."}')
+    pairs = [(_optional_id(p.get("invoice_id"), "invoice_id") or 0, p.get("amount")) for p in parts]
+    session, who = dbs(), caller()
+    reconciliation.split_transaction(session, who.tenant_id, transaction_id, pairs, who.user_id, body.get("write_off"))
+    session.commit()
+    return jsonify(transaction_json(bank.get_transaction(session, who.tenant_id, transaction_id)))
+
+
+@bp.post(f"/transactions/<{ID}:transaction_id>/accept")
+def accept_transaction(transaction_id: int) -> Response:
+    session, who = dbs(), caller()
+    reconciliation.accept_suggestions(session, who.tenant_id, transaction_id, who.user_id)
+    session.commit()
+    return jsonify(transaction_json(bank.get_transaction(session, who.tenant_id, transaction_id)))
+
+
+@bp.post(f"/transactions/<{ID}:transaction_id>/category")
+def categorise_transaction(transaction_id: int) -> Response:
+    category = json_object().get("category")
+    if category is not None and not isinstance(category, str):
+        raise ApiError(400, "category must be a string or null")
+    session, who = dbs(), caller()
+    tx = reconciliation.set_category(session, who.tenant_id, transaction_id, category)
+    session.commit()
+    return jsonify(transaction_json(tx))
+
+
+@bp.get("/matches")
+def list_matches() -> Response:
+    stmt = reconciliation.matches_query(caller().tenant_id, enum_param("state", MatchState))
+    return paginated(stmt.options(selectinload(Match.invoice)), match_json)
+
+
+_DECISIONS = {
+    "accept": reconciliation.accept_match,
+    "reject": reconciliation.reject_match,
+    "undo": reconciliation.undo_match,
+}
+
+
+@bp.post(f"/matches/<{ID}:match_id>/<any(accept, reject, undo):decision>")
+def decide_match(match_id: int, decision: str) -> Response:
+    session, who = dbs(), caller()
+    match = _DECISIONS[decision](session, who.tenant_id, match_id, who.user_id)
+    session.commit()
+    return jsonify(match_json(match))
+
+
+@bp.post("/reconcile")
+def reconcile() -> Response:
+    session, who = dbs(), caller()
+    summary = reconciliation.run_matching(session, who.tenant_id)
+    session.commit()
+    return jsonify(transactions=summary.transactions, applied=summary.applied, suggested=summary.suggested)
+
+
+@bp.get("/matching-rules")
+def list_rules() -> Response:
+    return paginated(reconciliation.rules_query(caller().tenant_id), rule_json)
+
+
+@bp.post("/matching-rules")
+def create_rule() -> tuple[Response, int]:
+    body = json_object()
+    for key, value in body.items():
+        if isinstance(value, bool) or (value is not None and not isinstance(value, str | int | float)):
+            raise ApiError(422, "validation failed", {key: "must be a string, a number or null"})
+    session, who = dbs(), caller()
+    rule = reconciliation.create_rule(session, who.tenant_id, body)
+    session.commit()
+    return jsonify(rule_json(rule)), 201
+
+
+@bp.delete(f"/matching-rules/<{ID}:rule_id>")
+def delete_rule(rule_id: int) -> tuple[str, int]:
+    session, who = dbs(), caller()
+    reconciliation.delete_rule(session, who.tenant_id, rule_id)
+    session.commit()
+    return "", 204
+
+
+@bp.get("/treasury")
+def get_treasury() -> Response:
+    view = reconciliation.treasury(dbs(), caller().tenant_id)
+    return jsonify(
+        accounts=[account_json(a) for a in view.accounts],
+        positions=[
+            {
+                "currency": p.currency, "balance": money(p.balance), "expected_in": money(p.expected_in),
+                "expected_out": money(p.expected_out), "difference": money(p.difference),
+                "projected": money(p.projected), "overdue": money(p.overdue),
+            }
+            for p in view.positions
+        ],
+        movements=[
+            {"invoice_id": m.invoice.id, "number": m.invoice.number, "date": iso(m.expected_date),
+             "amount": money(m.amount), "currency": m.invoice.currency}
+            for m in view.movements[:500]
+        ],
+        source=view.source,
+    )  # fmt: skip

@@ -1,0 +1,61 @@
+"""Uploads and message progress on the API: ``POST /uploads``, ``GET /messages/<id>``, re-processing."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify
+
+from core.models import User
+from core.services import uploads
+from dashboard.api.auth import caller
+from dashboard.api.base import bp, dbs, json_error
+from dashboard.api.serializers import document_json, message_json
+
+ID = "int(min=1, max=2147483647)"
+
+
+def _message_with_documents(message_id: int) -> dict[str, object]:
+    session, tid = dbs(), caller().tenant_id
+    message = uploads.get_message(session, tid, message_id)  # 404 for another tenant's message
+    body = message_json(message)
+    body["stage"] = uploads.stage(message)
+    body["in_progress"] = uploads.in_progress(message)
+    body["documents"] = [document_json(doc) for doc in message.documents]
+    return body
+
+
+@bp.post("/uploads")
+def create_upload() -> tuple[Response, int]:
+    from dashboard.blueprints.imports import accept_upload, request_files
+
+    who = caller()
+    user = dbs().get(User, who.user_id)
+    message = accept_upload(who.tenant_id, request_files(), user.email if user is not None else "api")
+    return jsonify(_message_with_documents(message.id)), 202
+
+
+@bp.get(f"/messages/<{ID}:message_id>")
+def get_message(message_id: int) -> Response:
+    return jsonify(_message_with_documents(message_id))
+
+
+@bp.post(f"/messages/<{ID}:message_id>/reprocess")
+def reprocess_message(message_id: int) -> tuple[Response, int]:
+    from dashboard.blueprints.imports import enqueue_message
+
+    message = uploads.reprocess_message(dbs(), caller().tenant_id, message_id)
+    dbs().commit()
+    enqueue_message(message.id, force=True)
+    return jsonify(_message_with_documents(message_id)), 202
+
+
+@bp.post(f"/documents/<{ID}:document_id>/reprocess")
+def reprocess_document(document_id: int) -> tuple[Response, int]:
+    from dashboard.blueprints.imports import enqueue_document
+
+    doc = uploads.reprocess_document(dbs(), caller().tenant_id, document_id)
+    dbs().commit()
+    if not enqueue_document(doc.id):
+        uploads.reprocess_not_queued(dbs(), doc.id)
+        dbs().commit()
+        return json_error(503, uploads.QUEUE_UNREACHABLE), 503
+    return jsonify(document_json(doc)), 202

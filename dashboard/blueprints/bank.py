@@ -1,0 +1,272 @@
+"""Bank: statement uploads (CSV column mapping saved per account), transactions, match suggestions to
+accept or reject, undo, split, matching rules, the treasury view and CSV exports (issue 6)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any, TypeVar
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response
+
+from core.models import BankTransaction, Match, MatchState, TransactionStatus
+from core.reconcile.csvexport import to_csv
+from core.services import NotFound, ServiceError, ValidationFailed, bank, reconciliation
+from dashboard.api.download import attachment
+from dashboard.extensions import db
+from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
+
+T = TypeVar("T")
+
+bp = Blueprint("bank", __name__, url_prefix="/bank")
+not_found_for(bp)
+
+MAX_UPLOAD = 50 * 1024 * 1024
+SPLIT_ROWS = 5
+MAPPING_COLUMNS = (
+    ("booking_date", "Booking date"), ("value_date", "Value date"), ("amount", "Signed amount"),
+    ("debit", "Debit (money out)"), ("credit", "Credit (money in)"), ("currency", "Currency"),
+    ("counterparty_name", "Counterparty"), ("counterparty_iban", "Counterparty IBAN"),
+    ("remittance", "Remittance text"), ("reference", "Reference"), ("status", "Status (pending rows)"),
+)  # fmt: skip
+
+
+def _user_id() -> int:
+    from flask_login import current_user
+
+    return int(current_user.user.id)
+
+
+def _attempt(action: Callable[[], T], done: str | None = None) -> T | None:
+    """Run a service call in the request's transaction: commit (and say so), or roll back and say why.
+
+    NotFound goes on to the 404 page: the object is not this tenant's.
+    """
+    try:
+        result = action()
+    except NotFound:
+        raise
+    except ServiceError as exc:
+        db.session.rollback()
+        _fail(exc)
+        return None
+    db.session.commit()
+    if done:
+        flash(done, "info")
+    return result
+
+
+def _fail(exc: ServiceError) -> None:
+    if isinstance(exc, ValidationFailed):
+        for field, message in exc.errors.items():
+            flash(f"{field}: {message}", "error")
+    else:
+        flash(str(exc), "error")
+
+
+def _back(default: str) -> Response:
+    from dashboard.web import local_redirect
+
+    return local_redirect(request.form.get("next"), default)
+
+
+@bp.get("")
+@tenant_required
+def index() -> str:
+    status = request.args.get("status") or None
+    if status not in (None, *(s.value for s in TransactionStatus)):
+        abort(400)
+    stmt = bank.transactions_query(tenant_id(), status).options(
+        selectinload(BankTransaction.matches).selectinload(Match.invoice), selectinload(BankTransaction.account)
+    )
+    accounts = db.session.scalars(bank.accounts_query(tenant_id())).all()
+    return render_template(
+        "bank/index.html", page=paginated(stmt), status=status, accounts=accounts,
+        statuses=[s.value for s in TransactionStatus],
+    )  # fmt: skip
+
+
+@bp.post("/upload")
+@tenant_required
+def upload() -> Response:
+    file = request.files.get("file")
+    if file is None or not file.filename:
+        flash("Choose a statement file (CAMT.053, MT940, OFX or CSV).", "error")
+        return redirect(url_for(".index"))
+    data = file.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        flash("The file is larger than 50 MB: not a bank statement.", "error")
+        return redirect(url_for(".index"))
+    raw_account = request.form.get("account_id", "")
+    account_id = int(raw_account) if raw_account.isdigit() and len(raw_account) < 10 else None
+    try:
+        result = bank.import_statement(db.session, tenant_id(), data, file.filename, account_id)
+    except ServiceError as exc:
+        db.session.rollback()
+        _fail(exc)
+        if account_id is not None and "CSV layout" in str(exc):
+            flash("Describe this bank's CSV columns once below; the mapping is saved for the account.", "info")
+            return redirect(url_for(".account", account_id=account_id))
+        return redirect(url_for(".index"))
+    db.session.commit()
+    flash(f"{file.filename}: {result.summary()}.", "info")
+    return redirect(url_for(".index"))
+
+
+@bp.route("/accounts/<int:account_id>", methods=["GET", "POST"])
+@tenant_required
+def account(account_id: int) -> Any:
+    acct = bank.get_account(db.session, tenant_id(), account_id)
+    if request.method == "POST":
+        form = {key: request.form.get(key, "").strip() for key, _ in MAPPING_COLUMNS}
+        form |= {
+            "delimiter": request.form.get("delimiter", ";"),
+            "decimal_comma": request.form.get("decimal_comma") == "1",
+            "date_formats": [f for f in request.form.get("date_formats", "").split() if f][:6] or None,
+            "encoding": request.form.get("encoding", "").strip() or None,
+        }
+        name = request.form.get("name", "").strip()[:200]
+        try:
+            bank.save_csv_mapping(db.session, tenant_id(), account_id, form)
+            if name:
+                acct.name = name
+            db.session.commit()
+            flash("CSV mapping saved: upload this bank's exports again.", "info")
+        except ServiceError as exc:
+            db.session.rollback()
+            _fail(exc)
+        return redirect(url_for(".account", account_id=account_id))
+    mapping = acct.csv_mapping or {}
+    return render_template("bank/account.html", account=acct, mapping=mapping, columns=MAPPING_COLUMNS)
+
+
+@bp.get("/transactions/<int:transaction_id>")
+@tenant_required
+def transaction(transaction_id: int) -> str:
+    tx = bank.get_transaction(db.session, tenant_id(), transaction_id)
+    return render_template(
+        "bank/transaction.html", tx=tx, split_rows=range(SPLIT_ROWS),
+        allocated=reconciliation.allocated_cash(db.session, tx),
+    )  # fmt: skip
+
+
+@bp.post("/matches/<int:match_id>/<any(accept, reject, undo):decision>")
+@tenant_required
+def decide(match_id: int, decision: str) -> Response:
+    action = {
+        "accept": reconciliation.accept_match,
+        "reject": reconciliation.reject_match,
+        "undo": reconciliation.undo_match,
+    }[decision]
+    done = {"accept": "Match applied.", "reject": "Suggestion rejected.", "undo": "Match undone."}[decision]
+    match = _attempt(lambda: action(db.session, tenant_id(), match_id, _user_id()), done)
+    if match is None:
+        return _back(url_for(".index"))
+    return _back(url_for(".transaction", transaction_id=match.transaction_id))
+
+
+@bp.post("/transactions/<int:transaction_id>/accept")
+@tenant_required
+def accept_all(transaction_id: int) -> Response:
+    _attempt(
+        lambda: reconciliation.accept_suggestions(db.session, tenant_id(), transaction_id, _user_id()),
+        "Suggestions applied.",
+    )
+    return _back(url_for(".transaction", transaction_id=transaction_id))
+
+
+@bp.post("/transactions/<int:transaction_id>/split")
+@tenant_required
+def split(transaction_id: int) -> Response:
+    tx = bank.get_transaction(db.session, tenant_id(), transaction_id)
+    sign = 1 if tx.amount > 0 else -1
+
+    def allocate() -> None:
+        parts = []
+        for index in range(SPLIT_ROWS):
+            number = request.form.get(f"number-{index}", "").strip()
+            amount = request.form.get(f"amount-{index}", "").strip()
+            if number or amount:
+                invoice = reconciliation.find_open_invoice(db.session, tenant_id(), number, sign)
+                parts.append((invoice.id, amount))
+        reconciliation.split_transaction(
+            db.session, tenant_id(), transaction_id, parts, _user_id(), request.form.get("write_off") or None
+        )
+
+    _attempt(allocate, "Transaction allocated.")
+    return redirect(url_for(".transaction", transaction_id=transaction_id))
+
+
+@bp.post("/transactions/<int:transaction_id>/category")
+@tenant_required
+def categorise(transaction_id: int) -> Response:
+    _attempt(
+        lambda: reconciliation.set_category(db.session, tenant_id(), transaction_id, request.form.get("category"))
+    )
+    return redirect(url_for(".transaction", transaction_id=transaction_id))
+
+
+@bp.post("/reconcile")
+@tenant_required
+def reconcile() -> Response:
+    summary = reconciliation.run_matching(db.session, tenant_id())
+    db.session.commit()
+    flash(f"{summary.applied} matched automatically, {summary.suggested} suggestion(s).", "info")
+    return redirect(url_for(".index"))
+
+
+@bp.route("/rules", methods=["GET", "POST"])
+@tenant_required
+def rules() -> Any:
+    if request.method == "POST":
+        fields = ("name", "counterparty_pattern", "text_pattern", "min_amount", "max_amount", "category")
+        try:
+            rule = reconciliation.create_rule(db.session, tenant_id(), {k: request.form.get(k, "") for k in fields})
+            db.session.commit()
+            flash(f"Rule “{rule.name}” saved and applied to past transactions.", "info")
+        except ServiceError as exc:
+            db.session.rollback()
+            _fail(exc)
+        return redirect(url_for(".rules"))
+    items = db.session.scalars(reconciliation.rules_query(tenant_id())).all()
+    return render_template("bank/rules.html", rules=items)
+
+
+@bp.post("/rules/<int:rule_id>/delete")
+@tenant_required
+def delete_rule(rule_id: int) -> Response:
+    reconciliation.delete_rule(db.session, tenant_id(), rule_id)
+    db.session.commit()
+    flash("Rule deleted.", "info")
+    return redirect(url_for(".rules"))
+
+
+@bp.get("/treasury")
+@tenant_required
+def treasury() -> str:
+    view = reconciliation.treasury(db.session, tenant_id(), today=date.today())
+    return render_template("bank/treasury.html", view=view, today=date.today(), movements=view.movements[:200])
+
+
+@bp.get("/export/<any(invoices, payments, matches):kind>.csv")
+@tenant_required
+def export(kind: str) -> Response:
+    french = request.args.get("style") == "excel-fr"
+    header, rows = reconciliation.export_rows(db.session, tenant_id(), kind)
+    data = to_csv(header, rows, french=french)
+    return attachment(data, "text/csv; charset=utf-8", f"{kind}-{date.today().isoformat()}.csv")
+
+
+@bp.get("/suggestions")
+@tenant_required
+def suggestions() -> str:
+    stmt = (
+        select(BankTransaction)
+        .where(BankTransaction.tenant_id == tenant_id(), BankTransaction.status == TransactionStatus.SUGGESTED.value)
+        .options(selectinload(BankTransaction.matches).selectinload(Match.invoice))
+        .order_by(BankTransaction.booking_date.desc(), BankTransaction.id.desc())
+    )
+    return render_template("bank/suggestions.html", page=paginated(stmt), suggested=MatchState.SUGGESTED.value)

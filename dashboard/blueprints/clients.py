@@ -1,0 +1,60 @@
+"""Clients: the list with each one's balance, and a page per client with what is open and received."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+from sqlalchemy.orm import selectinload
+
+from core.models import DocType, Document, Invoice
+from core.services import receivables
+from core.services.documents import paginate as _paginate
+from dashboard.extensions import db
+from dashboard.viewer import current_viewer, today
+from dashboard.web import PER_PAGE, not_found_for, page_arg, tenant_id, tenant_required
+
+bp = Blueprint("clients", __name__)
+not_found_for(bp)
+
+
+def _int_arg(name: str) -> int:
+    raw = request.args.get(name, "1")
+    return max(1, int(raw)) if raw.isdigit() and len(raw) < 10 else 1
+
+
+@bp.get("/clients")
+@tenant_required
+def index() -> str:
+    viewer = current_viewer()
+    currency, currencies = receivables.pick_currency(db.session, viewer, request.args.get("currency"))
+    sort = request.args.get("sort", "-amount_due")
+    page = receivables.client_balances(
+        db.session, viewer, currency=currency, today=today(), sort=sort, page=page_arg(), per_page=PER_PAGE
+    )
+    return render_template("clients.html", active_nav="clients", page=page, currency=currency,
+                           currencies=currencies, sort=sort if sort in receivables.SORTS else "-amount_due")
+
+
+@bp.get("/clients/<int:client_id>")
+@tenant_required
+def detail(client_id: int) -> str:
+    viewer = current_viewer()
+    client = receivables.get_client(db.session, viewer, client_id)
+    currency, currencies = receivables.pick_currency(db.session, viewer, request.args.get("currency"))
+    balance = receivables.client_balance(db.session, viewer, client.id, currency=currency, today=today())
+    invoices = _paginate(
+        db.session,
+        receivables.client_invoices_query(viewer, client.id, DocType.INVOICE).options(selectinload(Invoice.client)),
+        _int_arg("page"), PER_PAGE,
+    )
+    credit_notes = _paginate(
+        db.session, receivables.client_invoices_query(viewer, client.id, DocType.CREDIT_NOTE),
+        _int_arg("credit_page"), PER_PAGE,
+    )
+    documents = _paginate(
+        db.session,
+        receivables.client_documents_query(tenant_id(), client).options(selectinload(Document.message)),
+        _int_arg("docs_page"), PER_PAGE,
+    )
+    return render_template("client.html", active_nav="clients", client=client, balance=balance,
+                           currency=currency, currencies=currencies, invoices=invoices,
+                           credit_notes=credit_notes, documents=documents, today=today())

@@ -1,0 +1,177 @@
+"""Restricted access: a member's session (and token) sees only their assigned clients' invoices, an
+admin sees everything and manages the assignments (admin only, CSRF on)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.models import AuditEvent, ClientAssignment, DocumentStatus, Invoice, Membership, Role, Tenant, User
+from core.services import accounts, receivables
+from core.storage import FileStorage
+from tests.conftest import PASSWORD, TenantFixture
+from tests.invoicegen import make_image
+from tests.test_clients import TODAY, admin_viewer, confirm
+from tests.test_dashboard import csrf_token, login, make_document, post, text
+
+
+@dataclass
+class Team:
+    member: User
+    member_token: str
+    alpha: Invoice  # assigned to the member
+    beta: Invoice  # not assigned
+
+
+@pytest.fixture
+def team(session: Session, storage: FileStorage, tenant: TenantFixture) -> Team:
+    member = accounts.create_user(session, "member@acme.example", PASSWORD, tenant.tenant, Role.MEMBER)
+    token = accounts.create_token(session, member, tenant.tenant)
+    session.commit()
+    alpha = confirm(session, storage, tenant.tenant.id, tenant.admin, "A-1", "Alpha SA", "100.00")
+    beta = confirm(session, storage, tenant.tenant.id, tenant.admin, "B-1", "Beta SARL", "2000.00")
+    session.add(ClientAssignment(tenant_id=tenant.tenant.id, client_id=alpha.client_id, user_id=member.id))
+    session.get(Tenant, tenant.tenant.id).restrict_access = True
+    session.commit()
+    return Team(member, token, alpha, beta)
+
+
+def web(app: Flask, email: str) -> FlaskClient:
+    app.config["INBOX_TODAY"] = TODAY.isoformat()
+    client = app.test_client()
+    assert login(client, email).status_code == 302
+    return client
+
+
+def api(app: Flask, token: str, path: str) -> tuple[int, dict]:
+    response = app.test_client().get(f"/api/v1{path}", headers={"Authorization": f"Bearer {token}"})
+    return response.status_code, response.get_json()
+
+
+def test_member_sees_only_assigned_clients_in_the_dashboard(app: Flask, session: Session, storage: FileStorage,
+                                                            tenant: TenantFixture, team: Team) -> None:
+    attached = receivables.attach_file(session, storage, admin_viewer(session, tenant), team.beta.id, make_image())
+    session.commit()
+    member, admin = web(app, team.member.email), web(app, tenant.admin.email)
+
+    listing = text(member.get("/invoices"))
+    assert "A-1" in listing and "B-1" not in listing
+    assert member.get(f"/invoices/{team.alpha.id}").status_code == 200
+    assert member.get(f"/invoices/{team.beta.id}").status_code == 404
+    assert member.get(f"/files/{attached.id}").status_code == 404  # only reachable through Beta's invoice
+    clients = text(member.get("/clients"))
+    assert "Alpha SA" in clients and "Beta SARL" not in clients
+    assert member.get(f"/clients/{team.beta.client_id}").status_code == 404
+    analytics = text(member.get("/analytics"))
+    assert 'id="kpi-due">100,00\u00a0€' in analytics
+
+    everything = text(admin.get("/invoices"))
+    assert "A-1" in everything and "B-1" in everything
+    assert admin.get(f"/invoices/{team.beta.id}").status_code == 200
+    assert admin.get(f"/files/{attached.id}").status_code == 200
+    assert 'id="kpi-due">2\u202f100,00\u00a0€' in text(admin.get("/analytics"))
+
+
+def test_member_can_still_review_and_validate_every_document(app: Flask, session: Session, storage: FileStorage,
+                                                             tenant: TenantFixture, team: Team) -> None:
+    doc = make_document(session, storage, tenant.tenant.id, filename="gamma.pdf", status=DocumentStatus.PENDING)
+    member = web(app, team.member.email)
+    assert "gamma.pdf" in text(member.get("/pending"))
+    datalist = text(member.get(f"/documents/{doc.id}")).split('<datalist id="clients">')[1].split("</datalist>")[0]
+    assert "Alpha SA" in datalist and "Beta SARL" not in datalist
+    response = post(member, f"/documents/{doc.id}", {
+        "action": "confirm", "doc_type": "invoice", "number": "G-1", "client": "Gamma", "amount": "5.00",
+        "currency": "EUR", "issue_date": "2026-11-01", "due_date": "2026-12-01"}, page=f"/documents/{doc.id}")
+    assert response.status_code == 302
+    assert session.scalar(select(func.count()).where(Invoice.number == "G-1")) == 1
+    assert ">G-1</a>" not in text(member.get("/invoices"))  # validated, but Gamma is not assigned to them
+
+
+def test_member_token_sees_only_assigned_clients_in_the_api(app: Flask, tenant: TenantFixture, team: Team) -> None:
+    status, body = api(app, team.member_token, "/invoices")
+    assert status == 200 and [item["number"] for item in body["items"]] == ["A-1"] and body["total"] == 1
+    assert api(app, team.member_token, f"/invoices/{team.beta.id}")[0] == 404
+    assert api(app, team.member_token, f"/invoices/{team.alpha.id}")[0] == 200
+    status, body = api(app, team.member_token, "/analytics")
+    assert status == 200 and body["amount_due"] == "100.00"
+    status, body = api(app, team.member_token, "/clients")
+    assert [item["name"] for item in body["items"]] == ["Alpha SA"]
+    assert api(app, team.member_token, f"/clients/{team.beta.client_id}")[0] == 404
+
+    status, body = api(app, tenant.token, "/invoices")
+    assert sorted(item["number"] for item in body["items"]) == ["A-1", "B-1"]
+    assert api(app, tenant.token, "/analytics")[1]["amount_due"] == "2100.00"
+
+
+def test_restriction_off_means_members_see_everything(app: Flask, session: Session, tenant: TenantFixture,
+                                                      team: Team) -> None:
+    session.get(Tenant, tenant.tenant.id).restrict_access = False
+    session.commit()
+    member = web(app, team.member.email)
+    assert "B-1" in text(member.get("/invoices"))
+    assert api(app, team.member_token, f"/invoices/{team.beta.id}")[0] == 200
+
+
+def test_assignments_are_managed_by_admins_only_with_csrf(app: Flask, session: Session, tenant: TenantFixture,
+                                                         team: Team, other_tenant: TenantFixture) -> None:
+    member, admin = web(app, team.member.email), web(app, tenant.admin.email)
+    assert member.get("/settings/members").status_code == 403
+    assert post(member, f"/settings/members/{team.member.id}/clients", {"client_id": str(team.beta.client_id)}
+                ).status_code == 403
+    assert post(member, "/settings/members/restrict", {"restrict_access": "0"}).status_code == 403
+
+    page = admin.get("/settings/members")
+    assert page.status_code == 200 and team.member.email in text(page) and "Alpha SA" in text(page)
+    no_token = admin.post(f"/settings/members/{team.member.id}/clients", data={"client_id": str(team.beta.client_id)})
+    assert no_token.status_code == 400
+    token = csrf_token(page)
+    assert admin.post(f"/settings/members/{team.member.id}/clients",
+                      data={"client_id": str(team.beta.client_id), "csrf_token": token}).status_code == 302
+    assert "B-1" in text(member.get("/invoices"))
+    # Twice is harmless; removing takes the access away again.
+    admin.post(f"/settings/members/{team.member.id}/clients", data={"client_id": str(team.beta.client_id),
+                                                                    "csrf_token": token})
+    assert session.scalar(select(func.count()).select_from(ClientAssignment)) == 2
+    assert admin.post(f"/settings/members/{team.member.id}/clients/{team.beta.client_id}/remove",
+                      data={"csrf_token": token}).status_code == 302
+    assert "B-1" not in text(member.get("/invoices"))
+
+    # Another tenant's client or user cannot be assigned.
+    theirs = confirm(session, session_storage(app), other_tenant.tenant.id, other_tenant.admin, "X", "Xo", "1.00")
+    admin.post(f"/settings/members/{team.member.id}/clients", data={"client_id": str(theirs.client_id),
+                                                                    "csrf_token": token})
+    admin.post(f"/settings/members/{other_tenant.admin.id}/clients", data={"client_id": str(team.beta.client_id),
+                                                                           "csrf_token": token})
+    assert session.scalar(select(func.count()).select_from(ClientAssignment)) == 1
+
+    assert admin.post("/settings/members/restrict", data={"restrict_access": "0", "csrf_token": token}
+                      ).status_code == 302
+    session.expire_all()
+    assert session.get(Tenant, tenant.tenant.id).restrict_access is False
+    actions = set(session.scalars(select(AuditEvent.action).where(AuditEvent.tenant_id == tenant.tenant.id)))
+    assert {"members.assign_client", "members.unassign_client", "settings.restrict_access"} <= actions
+
+
+def session_storage(app: Flask) -> FileStorage:
+    return app.extensions["inbox.storage"]
+
+
+def test_switching_tenant_applies_that_tenants_policy(app: Flask, session: Session, storage: FileStorage,
+                                                      tenant: TenantFixture, team: Team,
+                                                      other_tenant: TenantFixture) -> None:
+    """The member is also an admin of another company: switching shows that company's invoices in full."""
+    session.add(Membership(user_id=team.member.id, tenant_id=other_tenant.tenant.id, role=Role.ADMIN.value))
+    session.commit()
+    theirs = confirm(session, storage, other_tenant.tenant.id, other_tenant.admin, "G-9", "Globex client", "9.00")
+    member = web(app, team.member.email)
+    assert "B-1" not in text(member.get("/invoices"))
+    assert post(member, "/tenant", {"tenant_id": str(other_tenant.tenant.id)}).status_code == 302
+    listing = text(member.get("/invoices"))
+    assert "G-9" in listing and "A-1" not in listing
+    assert member.get(f"/invoices/{theirs.id}").status_code == 200
+    assert member.get(f"/invoices/{team.alpha.id}").status_code == 404
