@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -49,6 +50,9 @@ def live_server(app: Flask) -> Iterator[str]:
 @pytest.fixture
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
+        # `make test` installs it; in CI a missing browser is a failure, never a silent skip.
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing at /usr/bin/chromium (scripts/bootstrap.sh --test installs it)")
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
     with sync_playwright() as playwright:
         # headless=False: the flags above already ask for the new headless mode; Playwright must not add its own.
