@@ -42,6 +42,7 @@ def start_embedded_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
         [binary, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700", "--dir", str(data),
          "--appendonly", "yes", "--save", "60 1"],
         stdout=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor only, which stops us last
     )
     deadline = time.monotonic() + 10
     while True:
@@ -99,7 +100,9 @@ def run_stack(settings: Settings) -> None:
     processes = (("web", gunicorn), ("smtp", [*inbox, "smtp"]), ("worker", [*inbox, "worker"]),
                  ("imap", [*inbox, "imap"]))
     for name, command in processes:
-        children.append((name, subprocess.Popen(command, env=env)))
+        # Own sessions: Ctrl-C in the terminal reaches this supervisor only, which then stops the
+        # children in order (redis last) instead of all of them dying at once.
+        children.append((name, subprocess.Popen(command, env=env, start_new_session=True)))
 
     url = f"http://127.0.0.1:{settings.port}/"
     click.echo(
