@@ -20,7 +20,7 @@ from core.einvoice import EInvoice, EInvoiceError, read_einvoice, to_fields
 from core.extraction.identifiers import find_identifiers
 from core.mail.unpack import PDF, Attachment, unpack
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, StoredFile, utcnow
-from core.services import forwarding, senders
+from core.services import bank, forwarding, senders
 from core.services.clients import prefill_client
 from core.services.documents import fail_document, finish_extraction
 from core.storage import FileStorage, StorageError, sha256_hex
@@ -101,10 +101,8 @@ def _ingest(session: Session, storage: FileStorage, message: InboundMessage) -> 
         session.flush()
         return []
 
-    # Bank statements (issue 6): imported for reconciliation, never made into invoice documents.
-    from core.services.bank import import_mail_statements
-
-    statements = import_mail_statements(session, message.tenant_id, raw)
+    # Bank statements: imported for reconciliation, never made into invoice documents.
+    statements = bank.import_mail_statements(session, message.tenant_id, raw)
     unpacked = unpack(raw)
     if not unpacked.attachments:
         status = MessageStatus.PROCESSED if statements.found else MessageStatus.IGNORED
