@@ -140,6 +140,20 @@ def get_file(session: Session, tenant_id: int, file_id: int) -> StoredFile:
 # Duplicates ----------------------------------------------------------------------------------
 
 
+def invoice_with_number(
+    session: Session, tenant_id: int, direction: str, doc_type: str, number: str
+) -> Invoice | None:
+    """The validated invoice of this tenant, direction and type whose number equals ``number``."""
+    return session.scalars(
+        select(Invoice).where(
+            Invoice.tenant_id == tenant_id,
+            Invoice.direction == direction,
+            Invoice.doc_type == doc_type,
+            Invoice.number_key == number_key(number),
+        )
+    ).first()
+
+
 def find_duplicate(session: Session, doc: Document) -> tuple[Invoice | None, str | None]:
     """The validated invoice this document repeats, by identical file or by number; else (None, None)."""
     by_file = session.scalars(
@@ -153,14 +167,7 @@ def find_duplicate(session: Session, doc: Document) -> tuple[Invoice | None, str
     if by_file is not None:
         return by_file, f"{DUPLICATE_REASON}: the same file is attached to invoice {by_file.number}."
     if doc.number and doc.doc_type:
-        by_number = session.scalars(
-            select(Invoice).where(
-                Invoice.tenant_id == doc.tenant_id,
-                Invoice.direction == doc.direction,
-                Invoice.doc_type == doc.doc_type,
-                Invoice.number_key == number_key(doc.number),
-            )
-        ).first()
+        by_number = invoice_with_number(session, doc.tenant_id, doc.direction, doc.doc_type, doc.number)
         if by_number is not None:
             return by_number, f"{DUPLICATE_REASON}: invoice {by_number.number} has the same number."
     return None, None
@@ -262,14 +269,7 @@ def validate_document(
     current = {name: getattr(doc, name) for name in FIELDS} | values
     errors |= {k: v for k, v in check_complete(current).items() if k not in errors}
     if not errors:
-        clash = session.scalars(
-            select(Invoice).where(
-                Invoice.tenant_id == tenant_id,
-                Invoice.direction == doc.direction,
-                Invoice.doc_type == current["doc_type"],
-                Invoice.number_key == number_key(current["number"]),
-            )
-        ).first()
+        clash = invoice_with_number(session, tenant_id, doc.direction, current["doc_type"], current["number"])
         if clash is not None:
             errors["number"] = f"{DUPLICATE_REASON}: invoice {clash.number} has the same number."
     if errors:
