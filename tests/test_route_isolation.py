@@ -61,16 +61,6 @@ OBJECT_FOR_ENDPOINT = {
 # Arguments that are not ids: a valid value, so that the id is what decides.
 CONSTANT_ARGS = {"decision": "accept", "kind": "invoices", "filename": "app.css"}
 NEVER_EXISTED = 2_000_000_000
-# Known gaps (reported to the owning areas): these answer another tenant's id with something other than
-# 404, but exactly as they answer an id that never existed, so nothing leaks. Remove an entry once fixed.
-NOT_404_YET: dict[tuple[str, str], str] = {
-    ("api.resolve_duplicate", "POST"): "validates the JSON body (400) before looking the document up",
-    ("api.split_transaction", "POST"): "validates the JSON body (400) before looking the transaction up",
-    ("api.accept_transaction", "POST"): "409 'no suggestion' instead of looking the transaction up",
-    ("bank.accept_all", "POST"): "redirects with a flash instead of 404",
-    ("members.assign", "POST"): "redirects with a flash ('no such member') instead of 404",
-    ("members.unassign", "POST"): "redirects with a flash instead of 404",
-}
 # What a restricted member must not reach for a client not assigned to them.
 RESTRICTED_ARGS = {"invoice_id", "client_id", "file_id"}
 
@@ -188,13 +178,9 @@ def test_every_route_is_isolated(
             else:
                 who, ask = "as another tenant's user", lambda u, m=method: send(intruder, m, u, csrf=intruder_csrf)
             status = ask(url)
-            if (rule.endpoint, method) in NOT_404_YET and status in allowed:
-                failures.append(f"{where} now answers {status}: remove it from NOT_404_YET")
             if status not in allowed:
-                # Never an existence leak: the answer must be the one for an id that never existed.
                 never = ask(url_for_rule(rule, world, missing=True))
-                if (rule.endpoint, method) not in NOT_404_YET or status != never:
-                    failures.append(f"{where} {who}: {status} (an id that never existed: {never})")
+                failures.append(f"{where} {who}: {status} (an id that never existed: {never})")
             if set(rule.arguments) & RESTRICTED_ARGS and method == "GET" and not is_api:
                 status = send(restricted, method, url, csrf=restricted_csrf)
                 if status != 404:

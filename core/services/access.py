@@ -149,6 +149,12 @@ def assign_client(session: Session, viewer: Viewer, user_id: int, client_id: int
 
 def unassign_client(session: Session, viewer: Viewer, user_id: int, client_id: int) -> None:
     require_admin(viewer)
+    member = session.scalars(
+        select(Membership).where(Membership.tenant_id == viewer.tenant_id, Membership.user_id == user_id)
+    ).first()
+    client = session.get(Client, client_id)
+    if member is None or client is None or client.tenant_id != viewer.tenant_id:
+        raise NotFound("no such member or client")
     for row in session.scalars(
         select(ClientAssignment).where(
             ClientAssignment.tenant_id == viewer.tenant_id,

@@ -130,6 +130,7 @@ def get_transaction(transaction_id: int) -> Response:
 
 @bp.post(f"/transactions/<{ID}:transaction_id>/split")
 def split_transaction(transaction_id: int) -> Response:
+    bank.get_transaction(dbs(), caller().tenant_id, transaction_id)  # another tenant's id: 404 before any 400
     body = json_object()
     parts = body.get("parts")
     if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
@@ -144,6 +145,7 @@ def split_transaction(transaction_id: int) -> Response:
 @bp.post(f"/transactions/<{ID}:transaction_id>/accept")
 def accept_transaction(transaction_id: int) -> Response:
     session, who = dbs(), caller()
+    bank.get_transaction(session, who.tenant_id, transaction_id)  # 404, not "no suggestion", for a foreign id
     reconciliation.accept_suggestions(session, who.tenant_id, transaction_id, who.user_id)
     session.commit()
     return jsonify(transaction_json(bank.get_transaction(session, who.tenant_id, transaction_id)))

@@ -83,11 +83,12 @@ def validate_document(document_id: int) -> Response:
 
 @bp.post(f"/documents/<{ID}:document_id>/duplicate")
 def resolve_duplicate(document_id: int) -> Response:
+    who = caller()
+    session = dbs()
+    documents.get_document(session, who.tenant_id, document_id)  # another tenant's id: 404 before any 400
     action = json_object().get("action")
     if action not in documents.DUPLICATE_ACTIONS:
         raise ApiError(400, f"action must be one of {', '.join(documents.DUPLICATE_ACTIONS)}")
-    who = caller()
-    session = dbs()
     doc = documents.resolve_duplicate(session, who.tenant_id, document_id, action, who.user_id)
     session.commit()
     return jsonify(document_json(doc))

@@ -171,6 +171,7 @@ def decide(match_id: int, decision: str) -> Response:
 @bp.post("/transactions/<int:transaction_id>/accept")
 @tenant_required
 def accept_all(transaction_id: int) -> Response:
+    bank.get_transaction(db.session, tenant_id(), transaction_id)  # another tenant's id: 404
     _attempt(
         lambda: reconciliation.accept_suggestions(db.session, tenant_id(), transaction_id, _user_id()),
         "Suggestions applied.",

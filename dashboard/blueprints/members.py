@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from core.models import Client, ClientAssignment, Membership
-from core.services import ServiceError, audit
+from core.services import NotFound, ServiceError, audit
 from core.services import access as policy
 from dashboard.extensions import db
 from dashboard.viewer import admin_required
@@ -75,6 +75,8 @@ def assign(user_id: int) -> Response:
     (client_id,) = _ids("client_id")
     try:
         row = policy.assign_client(db.session, viewer, user_id, client_id)
+    except NotFound:
+        raise  # not this tenant's member or client: the 404 page
     except ServiceError as exc:
         db.session.rollback()
         flash(str(exc), "error")
