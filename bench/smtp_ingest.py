@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/smtp_ingest.py [--messages 300] [--concurrency 8] [--rounds 3] [--pdf-kb 200]
         [--database-url postgresql://postgres@127.0.0.1:5432/postgres] [--e2e-seconds 10] [--e2e-rate 10]
-        [--workers 1] [--skip-throughput] [--keep]
+        [--workers 1] [--skip-throughput] [--keep]     (WORKER_CLASS=simple|fork in the environment)
 
 Throughput phase: ``--messages`` e-mails, each with a ~``--pdf-kb`` kB invoice PDF, over ``--concurrency``
 connections (each sends its share one after the other), into (1) the real gateway (``inbox smtp``
@@ -169,10 +169,15 @@ class LoadResult:
     failed: int
     seconds: float
     latencies: list[float]  # MAIL FROM sent -> 250 received, per accepted message
+    cpu: float = 0.0  # CPU seconds (user + system, all threads) the server process used meanwhile
 
     @property
     def rate(self) -> float:
         return self.accepted / self.seconds
+
+    @property
+    def cpu_ms_per_message(self) -> float:
+        return 1000 * self.cpu / self.accepted if self.accepted else float("nan")
 
     def pct(self, q: float) -> float:
         return percentile(self.latencies, q)
@@ -215,6 +220,18 @@ async def load(port: int, recipient: str, messages: Messages, tag: str, total: i
 
 
 # Processes ---------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU time of a process so far (Linux /proc): less sensitive to other load than rates.
+
+    ``children``: plus that of its children that have exited (forked jobs, pdftotext).
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -312,8 +329,16 @@ def stack(database_url: str | None, keep: bool = False) -> Iterator[Stack]:
 def combine(results: list[LoadResult]) -> LoadResult:
     return LoadResult(
         sum(r.accepted for r in results), sum(r.failed for r in results), sum(r.seconds for r in results),
-        [x for r in results for x in r.latencies],
+        [x for r in results for x in r.latencies], sum(r.cpu for r in results),
     )
+
+
+def measured(pid: int, *load_args: object) -> LoadResult:
+    """One load run against the server process ``pid``, with the CPU time that process spent on it."""
+    before = cpu_seconds(pid)
+    result = asyncio.run(load(*load_args))  # type: ignore[arg-type]
+    result.cpu = cpu_seconds(pid) - before
+    return result
 
 
 def throughput(
@@ -330,26 +355,31 @@ def throughput(
     gateway_runs: list[LoadResult] = []
     sink_runs: list[LoadResult] = []
     with (
-        child([sys.executable, "-m", "dashboard.cli", "smtp"], env, st.workdir / "smtp.log", gateway_port),
-        child(sink_args, st.env, st.workdir / "sink.log", sink_port),
+        child([sys.executable, "-m", "dashboard.cli", "smtp"], env, st.workdir / "smtp.log", gateway_port) as gw,
+        child(sink_args, st.env, st.workdir / "sink.log", sink_port) as sink,
     ):
         for port in (gateway_port, sink_port):
             asyncio.run(load(port, st.recipient, messages, "warm", concurrency, concurrency))
         for n in range(rounds):
-            for port, tag, runs in ((gateway_port, "gw", gateway_runs), (sink_port, "sink", sink_runs)):
-                runs.append(asyncio.run(load(port, st.recipient, messages, f"{tag}{n}", per_round, concurrency)))
+            for port, pid, tag, runs in (
+                (gateway_port, gw.pid, "gw", gateway_runs), (sink_port, sink.pid, "sink", sink_runs)
+            ):
+                runs.append(measured(pid, port, st.recipient, messages, f"{tag}{n}", per_round, concurrency))
     ratios = [g.rate / c.rate for g, c in zip(gateway_runs, sink_runs, strict=True)]
     return combine(gateway_runs), combine(sink_runs), ratios
 
 
 def end_to_end(
     st: Stack, messages: Messages, pdf_kb: int, rate: float, seconds: float, workers: int = 1
-) -> tuple[list[float], int, float]:
-    """Latencies 250 -> pending (inf: not pending DRAIN_TIMEOUT s after the last send), messages sent, and
-    the processing rate (documents pending per second from the first send to the last pending one)."""
+) -> tuple[list[float], int, float, float]:
+    """Latencies 250 -> pending (inf: not pending DRAIN_TIMEOUT s after the last send), messages sent, the
+    processing rate (documents pending per second from the first send to the last pending one) and the
+    workers' CPU time per message in ms (their own, their forked jobs' and subprocesses')."""
     port = free_port()
     # Its own queue: the throughput phase left hundreds of jobs on the first one.
-    env = {**st.env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "QUEUE_NAME": "inbox-bench-e2e"}
+    # Every message is its own connection from 127.0.0.1: the per-client cap is not what is measured.
+    env = {**st.env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "QUEUE_NAME": "inbox-bench-e2e",
+           "SMTP_MAX_CONNECTIONS_PER_IP": "100000"}
     engine = make_engine(st.settings.database_url)
     total = int(rate * seconds)
     accepted_at: dict[str, float] = {}
@@ -408,20 +438,25 @@ def end_to_end(
     try:
         with ExitStack() as processes:
             processes.enter_context(child(smtp_args, env, st.workdir / "smtp-e2e.log", port))
-            for n in range(workers):
-                processes.enter_context(child(worker_args, env, st.workdir / f"worker{n or ''}.log"))
+            worker_pids = [
+                processes.enter_context(child(worker_args, env, st.workdir / f"worker{n or ''}.log")).pid
+                for n in range(workers)
+            ]
             asyncio.run(run("e2ewarm", 3, 1.0, 30.0))  # worker start-up and first-import costs out of the numbers
             if len(pending_at) < 3:
                 tail = (st.workdir / "worker.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"warm-up messages never reached pending; worker log:\n{tail}")
             pending_at.clear()
             accepted_at.clear()
+            cpu_before = sum(cpu_seconds(pid, children=True) for pid in worker_pids)
             asyncio.run(run("e2e", total, rate))
+            worker_cpu = sum(cpu_seconds(pid, children=True) for pid in worker_pids) - cpu_before
     finally:
         engine.dispose()
     latencies = [pending_at[m] - accepted_at[m] if m in pending_at else float("inf") for m in accepted_at]
     drain = max(pending_at.values(), default=started["e2e"]) - started["e2e"]
-    return latencies, total, (len(pending_at) / drain if drain > 0 else 0.0)
+    cpu_ms = 1000 * worker_cpu / len(pending_at) if pending_at else float("nan")
+    return latencies, total, (len(pending_at) / drain if drain > 0 else 0.0), cpu_ms
 
 
 def main() -> None:
@@ -450,22 +485,28 @@ def main() -> None:
               f"messages={args.messages} concurrency={args.concurrency} cpus={os.cpu_count()}")
         if not args.skip_throughput:
             gateway, sink, ratios = throughput(st, messages, args.messages, args.concurrency, args.rounds)
-            print("| server | accepted | failed | messages/s | p50 to 250 (ms) | p95 to 250 (ms) |")
-            print("|---|---:|---:|---:|---:|---:|")
+            print("| server | accepted | failed | messages/s | p50 to 250 (ms) | p95 to 250 (ms) | CPU ms/message "
+                  "| CPU busy |")
+            print("|---|---:|---:|---:|---:|---:|---:|---:|")
             for name, result in (("gateway", gateway), ("bare aiosmtpd (ceiling)", sink)):
                 print(f"| {name} | {result.accepted} | {result.failed} | {result.rate:.1f} | "
-                      f"{result.pct(50) * 1000:.0f} | {result.pct(95) * 1000:.0f} |")
+                      f"{result.pct(50) * 1000:.0f} | {result.pct(95) * 1000:.0f} | "
+                      f"{result.cpu_ms_per_message:.1f} | {100 * result.cpu / result.seconds:.0f}% |")
             print(f"ratio gateway/ceiling: {gateway.rate / sink.rate:.2f} overall; per round "
                   + ", ".join(f"{r:.2f}" for r in ratios) + f"; median {statistics.median(ratios):.2f}")
+            # CPU per message barely moves with other load: the ratio a CPU-bound gateway would reach.
+            print(f"CPU ratio (ceiling CPU/message over gateway CPU/message): "
+                  f"{sink.cpu_ms_per_message / gateway.cpu_ms_per_message:.2f}")
         if args.e2e_seconds > 0:
-            latencies, sent, drain_rate = end_to_end(
+            latencies, sent, drain_rate, cpu_ms = end_to_end(
                 st, messages, args.pdf_kb, args.e2e_rate, args.e2e_seconds, args.workers
             )
             done = [x for x in latencies if x != float("inf")]
             print(f"end-to-end at {args.e2e_rate:g} msg/s for {args.e2e_seconds:g} s, {args.workers} worker(s): "
                   f"{len(done)}/{sent} pending; 250 -> pending p50 {percentile(latencies, 50):.2f} s, "
                   f"p95 {percentile(latencies, 95):.2f} s, max {max(latencies, default=float('nan')):.2f} s; "
-                  f"worker throughput {drain_rate:.2f} msg/s")
+                  f"worker throughput {drain_rate:.2f} msg/s; worker CPU {cpu_ms:.0f} ms/message "
+                  f"(at most {1000 / cpu_ms:.1f} msg/s on one idle core)")
 
 
 if __name__ == "__main__":

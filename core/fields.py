@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from core.i18n import N_
 from core.models import DocType
 
 FIELDS: tuple[str, ...] = (
@@ -50,11 +51,11 @@ def parse_amount(text: str) -> Decimal:
     if "," in cleaned and "." not in cleaned:
         cleaned = cleaned.replace(",", ".")
     if not _AMOUNT_RE.match(cleaned):
-        raise ValueError("not an amount (e.g. 1234.56)")
+        raise ValueError(N_("not an amount (e.g. 1234.56)"))
     try:
         return Decimal(cleaned)
     except InvalidOperation as exc:
-        raise ValueError("not an amount (e.g. 1234.56)") from exc
+        raise ValueError(N_("not an amount (e.g. 1234.56)")) from exc
 
 
 def number_key(number: str) -> str:
@@ -83,7 +84,7 @@ def coerce(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
 def _coerce_one(name: str, raw: Any) -> Any:
     if name in AMOUNT_FIELDS:
         if isinstance(raw, bool):
-            raise ValueError("not an amount (e.g. 1234.56)")
+            raise ValueError(N_("not an amount (e.g. 1234.56)"))
         return parse_amount(str(raw)) if not isinstance(raw, Decimal) else raw
     if name in DATE_FIELDS:
         if isinstance(raw, date):
@@ -91,17 +92,17 @@ def _coerce_one(name: str, raw: Any) -> Any:
         try:
             return date.fromisoformat(str(raw).strip())
         except ValueError as exc:
-            raise ValueError("not a date (YYYY-MM-DD)") from exc
+            raise ValueError(N_("not a date (YYYY-MM-DD)")) from exc
     if name == "currency":
         code = str(raw).strip().upper()
         if code not in CURRENCIES:
-            raise ValueError("not an ISO 4217 currency code (e.g. EUR)")
+            raise ValueError(N_("not an ISO 4217 currency code (e.g. EUR)"))
         return code
     if name == "doc_type":
         try:
             return DocType(str(raw).strip()).value
         except ValueError as exc:
-            raise ValueError("must be invoice or credit_note") from exc
+            raise ValueError(N_("must be invoice or credit_note")) from exc
     text = " ".join(str(raw).split())
     if len(text) > TEXT_LIMITS[name]:
         raise ValueError(f"at most {TEXT_LIMITS[name]} characters")
@@ -116,10 +117,10 @@ def check_complete(values: dict[str, Any]) -> dict[str, str]:
         required.append("due_date")  # a credit note is not paid at a due date
     for name in required:
         if values.get(name) in (None, ""):
-            errors[name] = "required"
+            errors[name] = N_("required")
     issue, due = values.get("issue_date"), values.get("due_date")
     if issue and due and due < issue:
-        errors["due_date"] = "the due date is before the issue date"
+        errors["due_date"] = N_("the due date is before the issue date")
     amount, net, tax = (values.get(n) for n in AMOUNT_FIELDS)
     if amount is not None and net is not None and tax is not None and net + tax != amount:
         errors["amount"] = f"net {net} + tax {tax} is {net + tax}, not {amount}"

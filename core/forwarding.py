@@ -7,8 +7,9 @@ to the tenant's admins and to support, and the email is never mistaken for an in
 
 Anyone can send an email that looks like Google's: the result records the upstream ``Authentication-Results``
 verdicts as they are, and ``authenticated`` is only True when a header written by a *trusted* receiving
-server (``trusted_authserv_ids``) says ``dkim=pass`` for the provider's domain. Verifying DKIM ourselves is
-a later step; until then an unverified code is shown with a warning and its link is never clickable.
+server (``trusted_authserv_ids``) says ``dkim=pass`` for the provider's domain. The worker also verifies DKIM
+itself on receipt (``core.mail.senderauth``; ``core.services.forwarding.authenticated`` combines both); an
+unverified code is shown with a warning and its link is never clickable.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
+from core.i18n import N_
+from core.mail import parsed
+
 GMAIL = "gmail"
 MICROSOFT = "microsoft"
-PROVIDER_LABELS = {GMAIL: "Gmail", MICROSOFT: "Microsoft (Outlook / Microsoft 365)"}
+PROVIDER_LABELS = {GMAIL: "Gmail", MICROSOFT: N_("Microsoft (Outlook / Microsoft 365)")}
 # The domain whose DKIM signature makes the email authentic, per provider (subdomains count too).
 DKIM_DOMAINS = {GMAIL: ("google.com",), MICROSOFT: ("microsoft.com", "microsoftonline.com", "outlook.com")}
 
@@ -98,10 +102,10 @@ def recognize(raw: bytes) -> Confirmation | None:
         return None
     try:
         # The header block alone settles the common case (not from a provider) without parsing the body.
-        headers = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+        headers = BytesParser(policy=policy.default).parsebytes(parsed.header_block(raw), headersonly=True)
         if not _is_provider_sender(_from_address(headers)):
             return None
-        return _recognize(BytesParser(policy=policy.default).parsebytes(raw))
+        return _recognize(parsed.parse(raw))
     except Exception:  # a malformed email is simply "not a confirmation"; the normal pipeline explains it
         return None
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -128,6 +129,8 @@ class Tenant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     restrict_access: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What becomes of mail that fails DMARC (core.services.senderauth): accept | quarantine | refuse.
+    dmarc_action: Mapped[str] = mapped_column(String(16), default="accept", server_default="accept")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     addresses: Mapped[list[InboundAddress]] = relationship(back_populates="tenant", order_by="InboundAddress.id")
@@ -155,6 +158,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The dashboard language the person chose ("fr", "en"); None follows the browser.
+    locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", order_by="Membership.id")
 
@@ -226,6 +231,16 @@ class InboundMessage(Base):
     envelope_sender: Mapped[str | None] = mapped_column(String(320))
     duplicate_of_message_id: Mapped[int | None] = mapped_column(Integer)
     released_by: Mapped[str | None] = mapped_column(String(254))
+    # Sender authentication (core.mail.senderauth): the SMTP client's HELO name, kept for the SPF check
+    # made by the worker, and the SPF/DKIM/DMARC verdicts (Verdicts.as_json), ours or a trusted relay's.
+    helo: Mapped[str | None] = mapped_column(String(255))
+    sender_auth: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Address rotation: which of the tenant's addresses the message was sent to, and whether that address
+    # was retiring then (the Imports page asks the admin to update the forwarding rule still using it).
+    inbound_address_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_addresses.id", ondelete="SET NULL"), index=True
+    )
+    to_retiring_address: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     tenant: Mapped[Tenant] = relationship()
     documents: Mapped[list[Document]] = relationship(back_populates="message", order_by="Document.part_index")
@@ -307,6 +322,10 @@ class Document(InvoiceFields, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     validated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Split batches (issue 4): the DocumentSource this document was cut from, and its pages there (0-based).
+    # No foreign key: adding one would rebuild the documents table on SQLite; queries scope by tenant.
+    source_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    source_pages: Mapped[list[int] | None] = mapped_column(JSON)
 
     message: Mapped[InboundMessage | None] = relationship(back_populates="documents")
     file: Mapped[StoredFile] = relationship()
@@ -548,8 +567,9 @@ class MatchingRule(Base):
 class ForwardingConfirmation(Base):
     """A provider's "confirm forwarding" email that reached a tenant's address: the code its admins need.
 
-    ``authenticated`` is True only when a trusted receiving server reported a DKIM pass for the provider,
-    False when it reported none, None when no trusted verdict exists; the raw verdicts are kept as received.
+    ``authenticated`` is True only on a DKIM pass for the provider's domain (verified by us on receipt, or
+    reported by a trusted receiving server), False when checked without one, None when nothing was checked;
+    the raw upstream verdicts are kept as received.
     """
 
     __tablename__ = "forwarding_confirmations"
@@ -669,4 +689,29 @@ class SenderRule(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# --- Several invoices in one file (issue 4) ---
 
+
+class DocumentSource(Base):
+    """A file that held several invoices (a scanned batch), split into one document per invoice.
+
+    The source file stays stored; each document gets a PDF of its own pages (``Document.file_id``) and
+    records them in ``Document.source_pages``. ``detection`` keeps what the splitter found and why.
+    """
+
+    __tablename__ = "document_sources"
+    __table_args__ = (UniqueConstraint("message_id", "part_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    part_index: Mapped[int] = mapped_column(Integer, default=0)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    page_count: Mapped[int] = mapped_column(Integer)
+    detection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    regrouped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    regrouped_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    file: Mapped[StoredFile] = relationship()

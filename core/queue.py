@@ -58,5 +58,35 @@ def enqueue_ingest(queue: Queue, message_id: int, timeout: int = 300, force: boo
     return _enqueue_once(queue, INGEST_JOB, f"ingest-message-{message_id}", message_id, timeout, force)
 
 
+def enqueue_ingest_many(queue: Queue, message_ids: list[int], timeout: int = 300) -> None:
+    """``enqueue_ingest`` for many just-received messages in two round trips (the SMTP gateway's batches).
+
+    A new message has no job yet: those are created in one pipeline. An id that has a job already
+    (a reused id, a race with the sweep) takes ``enqueue_ingest``'s path, which decides what to do with it.
+    """
+    ids = list(dict.fromkeys(message_ids))
+    with queue.connection.pipeline(transaction=False) as pipe:
+        for message_id in ids:
+            pipe.exists(Job.key_for(f"ingest-message-{message_id}"))
+        exists = pipe.execute()
+    new = [message_id for message_id, found in zip(ids, exists, strict=True) if not found]
+    if new:
+        with queue.connection.pipeline() as pipe:
+            queue.enqueue_many(
+                [
+                    Queue.prepare_data(
+                        INGEST_JOB, (message_id,), job_id=f"ingest-message-{message_id}", timeout=timeout,
+                        result_ttl=3600, failure_ttl=7 * 24 * 3600, retry=_RETRY,
+                    )
+                    for message_id in new
+                ],
+                pipeline=pipe,
+            )
+            pipe.execute()
+    for message_id, found in zip(ids, exists, strict=True):
+        if found:
+            enqueue_ingest(queue, message_id, timeout)
+
+
 def enqueue_extract(queue: Queue, document_id: int, timeout: int = 300, force: bool = False) -> str:
     return _enqueue_once(queue, EXTRACT_JOB, f"extract-document-{document_id}", document_id, timeout, force)

@@ -2,6 +2,8 @@
 
 Every write goes to a temporary file, is fsynced, renamed into place and the directory fsynced, so a
 file that a caller was told is stored survives a crash. Keys are relative paths chosen by the callers.
+A caller that stores many files at once (the SMTP gateway's group commit) may defer the directory fsync
+(``write(..., sync_dir=False)``) and make the renames durable with one ``sync_dirs()`` per batch.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,11 +30,15 @@ class FileStorage:
             raise ValueError(f"storage key escapes the storage root: {key!r}")
         return path
 
-    def write(self, key: str, data: bytes) -> None:
-        """Write ``data`` at ``key`` durably; an existing file at ``key`` is replaced atomically."""
+    def write(self, key: str, data: bytes, *, sync_dir: bool = True) -> None:
+        """Write ``data`` at ``key`` durably; an existing file at ``key`` is replaced atomically.
+
+        ``sync_dir=False``: the file's bytes are fsynced but not its name (the rename); the caller must
+        call ``sync_dirs`` with this key before telling anyone the file is stored.
+        """
         path = self.path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_dirs(path.parent)
             tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             try:
@@ -43,9 +50,19 @@ class FileStorage:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-            _fsync_dir(path.parent)
+            if sync_dir:
+                _fsync_dir(path.parent)
         except OSError as exc:
             raise StorageError(exc.errno, f"cannot store {key}: {exc.strerror or exc}") from exc
+
+    def sync_dirs(self, keys: Iterable[str]) -> None:
+        """Make the names of files written with ``sync_dir=False`` durable: one fsync per directory."""
+        directories = {self.path(key).parent for key in keys}
+        try:
+            for directory in sorted(directories):
+                _fsync_dir(directory)
+        except OSError as exc:
+            raise StorageError(exc.errno, f"cannot sync a storage directory: {exc.strerror or exc}") from exc
 
     def read(self, key: str) -> bytes:
         return self.path(key).read_bytes()
@@ -70,6 +87,19 @@ class FileStorage:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _make_dirs(directory: Path) -> None:
+    """``mkdir -p`` whose new entries are durable too (a new month's directory must survive a crash)."""
+    if directory.is_dir():
+        return
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for new in reversed(missing):
+        new.mkdir(exist_ok=True)  # exist_ok: another thread may create it at the same time
+        _fsync_dir(new.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -13,6 +13,7 @@ from core.db import engine_options, install_sqlite_pragmas
 from core.storage import FileStorage
 from dashboard import querycount
 from dashboard.extensions import csrf, db, login_manager, migrate
+from dashboard.i18n import init_i18n
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
+    init_i18n(app)  # before the blueprints: their templates use _()
 
     from dashboard.blueprints import register_blueprints
 

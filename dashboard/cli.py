@@ -6,7 +6,7 @@ import click
 from flask.cli import FlaskGroup, with_appcontext
 
 from core.models import Role
-from core.services import ServiceError, accounts
+from core.services import ServiceError, accounts, addresses
 from dashboard.app import create_app, settings
 from dashboard.extensions import db
 
@@ -40,6 +40,22 @@ def tenant_create(name: str) -> None:
         _fail(exc)
     db.session.commit()
     click.echo(accounts.address_of(address, settings().inbound_domain))
+
+
+@tenant.command("rotate-address")
+@click.argument("tenant_ref")
+@click.option("--grace-days", default=30, show_default=True, type=click.IntRange(0, 365),
+              help="Days the old address keeps working (0: refused at once).")
+@with_appcontext
+def tenant_rotate_address(tenant_ref: str, grace_days: int) -> None:
+    """Issue a new inbound address (e.g. the old one leaked) and print it; audited like the dashboard's."""
+    try:
+        target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain)
+        rotation = addresses.rotate(db.session, target.id, grace_days=grace_days)
+    except ServiceError as exc:
+        _fail(exc)
+    db.session.commit()
+    click.echo(accounts.address_of(rotation.new, settings().inbound_domain))
 
 
 @cli.group()
@@ -83,6 +99,28 @@ def token_create(email: str, tenant_ref: str | None) -> None:
         _fail(exc)
     db.session.commit()
     click.echo(value)
+
+
+@cli.group("summaries")
+def summaries_group() -> None:
+    """Receivables summaries (client balances, amounts by date): derived data kept with the invoices."""
+
+
+@summaries_group.command("rebuild")
+@click.option("--tenant", "tenant_ref", default=None, help="The tenant's inbound address or id (default: all).")
+@with_appcontext
+def summaries_rebuild(tenant_ref: str | None) -> None:
+    """Recompute the summaries from the invoices and cash movements (repair; safe to repeat)."""
+    from core.services import summaries
+
+    try:
+        target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain) if tenant_ref else None
+    except ServiceError as exc:
+        _fail(exc)
+    clients, days = summaries.rebuild(db.session.connection(), target.id if target else None)
+    db.session.commit()
+    click.echo(f"{clients} client summaries and {days} dated amounts rebuilt"
+               + (f" for {target.name}" if target else ""))
 
 
 # The processes of the Procfile ---------------------------------------------------------------

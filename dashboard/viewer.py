@@ -6,6 +6,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import abort, current_app, g
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from core.services import access
@@ -26,7 +27,7 @@ def current_viewer() -> Viewer:
 def admin_required() -> Viewer:
     viewer = current_viewer()
     if not viewer.is_admin:
-        abort(403, "Only an admin of this company can do this.")
+        abort(403, _("Only an admin of this company can do this."))
     return viewer
 
 

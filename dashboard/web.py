@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import werkzeug.exceptions
 from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, send_file, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 from sqlalchemy import Select, func, select
 from werkzeug.exceptions import HTTPException
@@ -27,6 +28,7 @@ from werkzeug.exceptions import HTTPException
 from core.models import Membership, Role, StoredFile, Tenant
 from core.services import NotFound, accounts
 from core.services.documents import MAX_PER_PAGE, Page, paginate, review_queue_query
+from dashboard import i18n
 from dashboard.extensions import db
 
 P = ParamSpec("P")
@@ -97,11 +99,11 @@ def tenant_required(view: Callable[P, R]) -> Callable[P, R | Any]:
         if member is None:
             logout_user()
             session.pop(TENANT_KEY, None)
-            abort(403, "Your account has no access to any company.")
+            abort(403, _("Your account has no access to any company."))
         g.membership, g.tenant = member, member.tenant
         # The operator's support staff look, never change: every state change is refused for them.
         if member.role == Role.SUPPORT.value and request.method not in ("GET", "HEAD", "OPTIONS"):
-            abort(403, "Support access is read-only.")
+            abort(403, _("Support access is read-only."))
         return view(*args, **kwargs)
 
     return login_required(wrapped)
@@ -181,33 +183,16 @@ def send_stored_file(stored: StoredFile, filename: str) -> Response:
 
 # Display filters -----------------------------------------------------------------------------
 
-CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
-NARROW_NBSP, NBSP = "\u202f", "\u00a0"
-
-
 def format_date(value: date | datetime | None) -> str:
-    """dd/mm/yyyy; a timestamp is shown in the display time zone, with hh:mm."""
+    """dd/mm/yyyy; a timestamp is shown in the display time zone, with hh:mm (per locale: dashboard.i18n)."""
     if value is None:
         return ""
-    if isinstance(value, datetime):
-        return value.astimezone(_display_zone()).strftime("%d/%m/%Y %H:%M")
-    return value.strftime("%d/%m/%Y")
+    return i18n.format_date(value, _display_zone() if isinstance(value, datetime) else None)
 
 
 def format_money(value: Decimal | None, currency: str | None = None) -> str:
-    """``1 234,56 €``: French grouping with narrow no-break spaces; other codes after the amount."""
-    if value is None:
-        return ""
-    sign = "-" if value < 0 else ""
-    whole, _, cents = f"{abs(value):.2f}".partition(".")
-    groups = []
-    while whole:
-        groups.insert(0, whole[-3:])
-        whole = whole[:-3]
-    text = f"{sign}{NARROW_NBSP.join(groups)},{cents}"
-    if currency:
-        text += NBSP + CURRENCY_SYMBOLS.get(currency, currency)
-    return text
+    """``1 234,56 €`` in French, ``€1,234.56`` in English (the request's locale: dashboard.i18n)."""
+    return i18n.format_money(value, currency)
 
 
 def input_value(value: Any) -> str:

@@ -6,7 +6,10 @@ retries. Queueing the ingest job comes after the 250 is decided and is best effo
 (``mailgate.sweep``), run at start-up and periodically, queues what it missed.
 
 aiosmtpd runs the sessions on one asyncio loop; database and file work runs in small thread pools so
-that an fsync or a lock wait in one session does not stall the others.
+that an fsync or a lock wait in one session does not stall the others. Group commit: each session
+writes its files (fsynced) in parallel, then the rows of every session waiting for its 250 are
+committed together, in one transaction after one fsync per storage directory (``_GroupCommitter``).
+Marking messages queued after the 250 is batched the same way.
 """
 
 from __future__ import annotations
@@ -37,10 +40,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
-from core.queue import get_queue
+from core.queue import enqueue_ingest_many, get_queue
 from core.services import accounts, intake
 from core.storage import FileStorage
-from mailgate.sweep import queue_message, sweep_once
+from mailgate.senderauth import SenderScreen
+from mailgate.sweep import sweep_once
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +65,13 @@ REPLY_TOO_MANY_REFUSED = "421 4.7.0 Too many refused recipients, try again later
 # at our domain (quoted local parts, %-hack, embedded @) is refused without a database lookup.
 _PLAIN_LOCAL_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,63}")
 
-# Beyond this many queueing tasks waiting (Redis slow or down), new messages are left to the sweep
-# instead of piling up work in memory.
-_MAX_PENDING_QUEUEING = 100
+# Beyond this many accepted messages waiting to be queued (Redis slow or down), new ones are left to
+# the sweep instead of piling up work in memory.
+_MAX_PENDING_QUEUEING = 1000
+# Messages enqueued, then marked queued in one commit, per round of the queueing task.
+_QUEUE_BATCH = 100
+# Deliveries (sessions waiting for their 250) committed in one transaction at most.
+_MAX_COMMIT_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -216,6 +224,94 @@ class _Delivery:
     sender: str
     peer: str | None
     recipients: dict[int, str]
+    helo: str | None = None  # kept for the worker's SPF check
+    sender_auth: dict[str, Any] | None = None  # verdicts evaluated before answering (mailgate.senderauth)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A delivery whose files are written (contents fsynced, directories not yet), rows to commit."""
+
+    delivery: _Delivery
+    files: dict[int, intake.RawFile]  # tenant id -> its copy of the message
+
+
+# What a batch commit gives each delivery: its message ids, or why it could not be committed.
+_Outcome = list[int] | Exception
+
+
+class _GroupCommitter:
+    """Commits the rows of concurrent sessions together: one transaction (one WAL fsync) and one fsync
+    per storage directory for every delivery waiting, instead of one of each per message.
+
+    No timer: when nothing is being committed, a delivery is committed at once (alone, under light
+    load); deliveries arriving during a commit wait for it to finish and then go together in the next
+    one, so batches grow with the load. ``commit`` runs in ``pool`` (one thread: one commit at a time)
+    and returns one outcome per delivery; each waiting session gets its own.
+    """
+
+    def __init__(
+        self, commit: Callable[[list[_Written]], list[_Outcome]], pool: ThreadPoolExecutor, max_batch: int
+    ) -> None:
+        self._commit = commit
+        self._pool = pool
+        self._max_batch = max_batch
+        self._waiting: list[tuple[_Written, asyncio.Future[list[int]]]] = []
+        self._runner: asyncio.Task[None] | None = None
+        # Counters, read by tests and logged at DEBUG: how much batching happens.
+        self.batches = 0
+        self.deliveries = 0
+        self.largest = 0
+
+    @property
+    def waiting(self) -> int:
+        """Deliveries waiting for the next commit (not counting the one being committed)."""
+        return len(self._waiting)
+
+    @property
+    def busy(self) -> bool:
+        return self._runner is not None
+
+    async def submit(self, written: _Written) -> list[int]:
+        """The message ids once committed; raises what prevented the commit."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[int]] = loop.create_future()
+        self._waiting.append((written, future))
+        if self._runner is None:
+            self._runner = loop.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                try:
+                    outcomes: list[_Outcome] = await loop.run_in_executor(
+                        self._pool, self._commit, [written for written, _ in batch]
+                    )
+                except Exception as exc:  # e.g. the directory fsync: nothing of the batch is committed
+                    outcomes = [exc] * len(batch)
+                except BaseException as exc:  # cancelled (the loop is stopping): nobody gets a 250
+                    for _, future in batch + self._waiting:
+                        if not future.done():
+                            future.set_exception(RuntimeError("server stopping"))
+                    self._waiting.clear()
+                    raise exc
+                self.batches += 1
+                self.deliveries += len(batch)
+                self.largest = max(self.largest, len(batch))
+                log.debug("committed %d deliveries in one batch", len(batch))
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():  # the session went away while waiting (its rows are kept)
+                        continue
+                    if isinstance(outcome, Exception):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            self._runner = None
 
 
 class _InFlight:
@@ -283,7 +379,11 @@ class InboxHandler:
         self._store_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="smtp-store")
         self._queue_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-queue")
         self._sweep_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-sweep")
-        self._queueing: set[asyncio.Task[None]] = set()
+        self.sender_screen = SenderScreen(session_factory)  # SPF/DKIM/DMARC before 250, for "refuse" tenants
+        self._commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-commit")
+        self._committer = _GroupCommitter(self._commit_batch, self._commit_pool, _MAX_COMMIT_BATCH)
+        self._to_queue: list[int] = []  # accepted, not handed to the queueing task yet
+        self._queuer: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
     # aiosmtpd hooks ----------------------------------------------------------------------------
@@ -329,14 +429,22 @@ class InboxHandler:
 
     async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: InboxEnvelope) -> str:
         # original_content: the bytes as received (dot-unstuffed), never decoded or altered.
+        raw, peer, helo = envelope.original_content or b"", _peer_ip(session), session.host_name
+        refusal, sender_auth = await self.sender_screen.check(
+            raw, list(envelope.tenants), peer=peer, mail_from=envelope.mail_from or "", helo=helo)
+        if refusal is not None:
+            return refusal  # 550 5.7.1: every recipient's company refuses mail failing DMARC
         delivery = _Delivery(
-            raw=envelope.original_content or b"",
+            raw=raw,
             sender=envelope.mail_from or "",
-            peer=_peer_ip(session),
+            peer=peer,
             recipients=dict(envelope.tenants),
+            helo=helo,
+            sender_auth=sender_auth,
         )
         try:
-            message_ids = await self._in_thread(self._store_pool, self._store, delivery)
+            written = await self._in_thread(self._store_pool, self._write_files, delivery)
+            message_ids = await self._committer.submit(written)  # after the commit that carries its rows
         except Exception:
             log.exception(
                 "could not store a message, answered 451: peer=%s from=%r rcpt=%r",
@@ -359,24 +467,57 @@ class InboxHandler:
 
     def _lookup(self, address: str) -> int | None:
         with session_scope(self.session_factory) as session:
-            tenant = accounts.resolve_recipient(session, address, self.settings.inbound_domain)
-            return None if tenant is None else tenant.id
+            found = accounts.live_address(session, address, self.settings.inbound_domain)
+            return None if found is None else found.tenant_id
 
-    def _store(self, delivery: _Delivery) -> list[int]:
-        """Every tenant's file, then all rows in ONE commit: every tenant gets the message or none does.
+    def _write_files(self, delivery: _Delivery) -> _Written:
+        """Every tenant's copy on disk, contents fsynced; the directories are fsynced by the batch commit."""
+        files = {
+            tenant_id: intake.write_raw(self.storage, tenant_id, delivery.raw, sync_dir=False)
+            for tenant_id in delivery.recipients
+        }
+        return _Written(delivery, files)
 
-        A failure leaves at most orphan files (nothing lost, the sender retries). A crash after the
-        commit but before the 250 reaches the sender makes it retry: a duplicate, never a loss.
+    def _commit_batch(self, batch: list[_Written]) -> list[_Outcome]:
+        """The directories of every file of the batch fsynced once, then all rows in ONE commit.
+
+        Within a delivery, every tenant gets the message or none does. If the batch's commit fails, each
+        delivery is committed on its own, so that one bad message is refused alone. A failure leaves at
+        most orphan files (nothing lost, the sender retries). A crash after the commit but before the
+        250 reaches the sender makes it retry: a duplicate, never a loss.
         """
+        self.storage.sync_dirs(raw_file.key for written in batch for raw_file in written.files.values())
+        try:
+            return list(self._insert_rows(batch))
+        except Exception as exc:
+            if len(batch) == 1:
+                return [exc]
+            log.warning("batch commit of %d deliveries failed (%s), committing them one by one", len(batch), exc)
+        outcomes: list[_Outcome] = []
+        for written in batch:
+            try:
+                outcomes.extend(self._insert_rows([written]))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _insert_rows(self, batch: list[_Written]) -> list[list[int]]:
         with session_scope(self.session_factory) as session:
-            messages = [
-                intake.store_message(
-                    session, self.storage, tenant_id, delivery.raw,
-                    recipient=recipient, envelope_sender=delivery.sender, peer=delivery.peer,
-                )
-                for tenant_id, recipient in delivery.recipients.items()
-            ]
-        return [message.id for message in messages]
+            with session.no_autoflush:  # one INSERT for the whole batch, at the flush below
+                rows = [
+                    [
+                        intake.add_message(
+                            session, tenant_id, written.delivery.raw, raw_file,
+                            recipient=written.delivery.recipients[tenant_id],
+                            envelope_sender=written.delivery.sender, peer=written.delivery.peer,
+                            helo=written.delivery.helo, sender_auth=written.delivery.sender_auth, flush=False,
+                        )
+                        for tenant_id, raw_file in written.files.items()
+                    ]
+                    for written in batch
+                ]
+            session.flush()
+        return [[message.id for message in messages] for messages in rows]
 
     def _get_queue(self) -> Queue:
         with self._queue_lock:
@@ -385,9 +526,14 @@ class InboxHandler:
             return self._queue
 
     def _queue_messages(self, message_ids: list[int]) -> None:
-        queue = self._get_queue()
-        for message_id in message_ids:
-            queue_message(self.session_factory, queue, message_id)
+        """Enqueue the messages' jobs together, then mark them queued in ONE commit.
+
+        Enqueue first, as ``sweep.queue_message`` does: a message is never marked queued without its job.
+        If enqueueing fails, the messages stay ``received`` for the sweep.
+        """
+        enqueue_ingest_many(self._get_queue(), message_ids)
+        with session_scope(self.session_factory) as session:
+            intake.mark_many_queued(session, message_ids)
 
     def _sweep_once(self) -> int:
         return sweep_once(self.settings, self.session_factory, self._get_queue())
@@ -398,18 +544,27 @@ class InboxHandler:
     # Background work on the loop ---------------------------------------------------------------
 
     def _queue_soon(self, message_ids: list[int]) -> None:
-        """Queue in the background: the 250 never waits for Redis."""
-        if len(self._queueing) >= _MAX_PENDING_QUEUEING:
+        """Queue in the background: the 250 never waits for Redis. One task queues whatever is waiting,
+        in rounds, so that messages accepted together are marked queued together."""
+        if len(self._to_queue) >= _MAX_PENDING_QUEUEING:
             log.warning("queueing backlog full, message(s) %s left to the sweep", message_ids)
             return
-        self.in_flight.enter()  # now, not when the task starts, so that wait_idle() cannot miss it
-        task = asyncio.get_running_loop().create_task(self._queue_now(message_ids))
-        self._queueing.add(task)
-        task.add_done_callback(self._queueing_done)  # runs even if the task is cancelled unstarted
+        self._to_queue.extend(message_ids)
+        if self._queuer is None or self._queuer.done():
+            self.in_flight.enter()  # now, not when the task starts, so that wait_idle() cannot miss it
+            self._queuer = asyncio.get_running_loop().create_task(self._queue_pending())
+            self._queuer.add_done_callback(self._queueing_done)  # runs even if the task is cancelled unstarted
 
     def _queueing_done(self, task: asyncio.Task[None]) -> None:
-        self._queueing.discard(task)
+        if self._queuer is task:
+            self._queuer = None
         self.in_flight.leave()
+
+    async def _queue_pending(self) -> None:
+        while self._to_queue:
+            message_ids = self._to_queue[:_QUEUE_BATCH]
+            del self._to_queue[:_QUEUE_BATCH]
+            await self._queue_now(message_ids)
 
     async def _queue_now(self, message_ids: list[int]) -> None:
         try:
@@ -442,8 +597,9 @@ class InboxHandler:
 
     def close(self) -> None:
         """After the loop stopped: let the threads finish their current item, release the database."""
-        for pool in (self._store_pool, self._queue_pool, self._sweep_pool):
+        for pool in (self._store_pool, self._commit_pool, self._queue_pool, self._sweep_pool):
             pool.shutdown(wait=True, cancel_futures=True)
+        self.sender_screen.close()
         if self._queue is not None:
             self._queue.connection.close()
         if self._engine is not None:

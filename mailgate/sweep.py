@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
-from core.queue import enqueue_ingest, get_queue
-from core.services import intake
+from core.queue import enqueue_extract, enqueue_ingest, get_queue
+from core.services import intake, processing
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +47,24 @@ def sweep_once(
     stale_after: timedelta = DEFAULT_STALE_AFTER,
     received_grace: timedelta = DEFAULT_RECEIVED_GRACE,
 ) -> int:
-    """Enqueue every message that needs it; returns how many were enqueued.
+    """Enqueue every message and document that needs it; returns how many were enqueued.
 
     Stops at the first error (typically Redis unreachable) and raises it: what was done stays done,
     the rest waits for the next sweep.
     """
     with session_scope(session_factory) as session:
         message_ids = intake.messages_to_requeue(session, stale_after, received_grace=received_grace)
+        document_ids = processing.documents_to_requeue(session, stale_after)
     for message_id in message_ids:
         queue_message(session_factory, queue, message_id)
-    if message_ids:
-        log.info("sweep queued %d message(s) on %s", len(message_ids), settings.queue_name)
-    return len(message_ids)
+    for document_id in document_ids:
+        enqueue_extract(queue, document_id)
+        with session_scope(session_factory) as session:
+            processing.mark_requeued(session, document_id)
+    if message_ids or document_ids:
+        log.info("sweep queued %d message(s) and %d document(s) on %s", len(message_ids), len(document_ids),
+                 settings.queue_name)
+    return len(message_ids) + len(document_ids)
 
 
 def main(settings: Settings) -> int:

@@ -22,6 +22,10 @@ missing=()
 for i in "${!commands[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
 done
+# swaks speaks STARTTLS only with Perl's TLS modules, which --no-install-recommends leaves out.
+if [ "$want_test" = 1 ] && ! perl -MNet::SSLeay -MIO::Socket::SSL -e 1 2>/dev/null; then
+  missing+=(libnet-ssleay-perl libio-socket-ssl-perl)
+fi
 # Tesseract's language data ships as packages without commands: ask tesseract which it has.
 for lang in fra deu; do
   tesseract --list-langs 2>/dev/null | grep -qx "$lang" || missing+=("tesseract-ocr-$lang")
@@ -60,3 +64,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -c "import core, dashboard, mailgate, worker" || { echo "install failed" >&2; exit 1; }
   touch "$stamp"
 fi
+# The dashboard's translations: *.mo files are build output, not in git (the app also recompiles a .po
+# newer than its .mo when it starts, for checkouts that skip this step).
+.venv/bin/pybabel -q compile -d dashboard/translations

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,14 +28,20 @@ from core.models import InboundAddress, Role, Tenant, User
 from core.services import accounts
 from core.storage import FileStorage
 from dashboard.app import MIGRATIONS_DIR, create_app
+from mailgate.smtp import build_controller
+from tests.dovecot import IMAP_PASSWORD, DovecotServer
 from tests.services import (
     RedisProcess,
     create_postgres_database,
     drop_postgres_database,
+    free_port,
     postgres_admin_url,
 )
 
 INBOUND_DOMAIN = "in.example.test"
+# Sender authentication (core.mail.senderauth) asks DNS about every message; the suite asks no DNS server
+# (workers started by tests inherit this). tests/test_senderauth.py injects its own lookup.
+os.environ.setdefault("SENDER_AUTH_DNS", "off")
 PASSWORD = "correct horse battery"
 
 
@@ -187,6 +195,32 @@ def tenant(session: Session) -> TenantFixture:
 @pytest.fixture
 def other_tenant(session: Session) -> TenantFixture:
     return make_tenant(session, "Globex SARL", "admin@globex.example")
+
+
+# Real servers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp_port(settings: Settings) -> Iterator[int]:
+    """The SMTP gateway in this process, on a free loopback port."""
+    port = free_port()
+    controller = build_controller(settings, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port
+    controller.stop()
+
+
+@pytest.fixture
+def dovecot() -> Iterator[DovecotServer]:
+    # Dovecot's mail processes run as "nobody" when the tests run as root: pytest's tmp_path (0700)
+    # is not reachable for them, so the server gets its own world-traversable directory.
+    workdir = Path(tempfile.mkdtemp(prefix="inbox-dovecot-"))
+    workdir.chmod(0o755)
+    server = DovecotServer(workdir, users={"inbox": IMAP_PASSWORD})
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 __all__ = ["InboundAddress", "TenantFixture", "make_tenant", "replace"]

@@ -70,6 +70,9 @@ userdb {{
 """
 
 
+IMAP_PASSWORD = "Imap-S3cret-7d1f!pass"  # the "inbox" user of the test servers
+
+
 class DovecotServer:
     """A Dovecot child process on ``127.0.0.1:port`` with the given users (name -> password)."""
 

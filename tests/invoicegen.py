@@ -476,6 +476,31 @@ def make_scanned_pdf(pdf_bytes: bytes, copies: int = 1, dpi: int = 200) -> bytes
     return buffer.getvalue()
 
 
+def concat_pdfs(pdfs: list[bytes]) -> bytes:
+    """One PDF holding the pages of ``pdfs`` in order (a batch of invoices scanned or printed together)."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for pdf in pdfs:
+        for page in PdfReader(io.BytesIO(pdf)).pages:
+            writer.add_page(page)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def make_batch_pdf(specs: list[dict]) -> tuple[bytes, list[list[int]]]:
+    """Several invoices in one PDF: one ``make_invoice_pdf(**spec)`` per spec (``pages=2`` adds a
+    "page 2/2" page); returns the PDF and the expected page groups."""
+    pdfs = [make_invoice_pdf(**spec) for spec in specs]
+    groups, start = [], 0
+    for spec in specs:
+        count = int(spec.get("pages", 1))
+        groups.append(list(range(start, start + count)))
+        start += count
+    return concat_pdfs(pdfs), groups
+
+
 def encrypt_pdf(pdf_bytes: bytes, user_password: str = "", owner_password: str = "owner") -> bytes:  # noqa: S107
     """``pdf_bytes`` encrypted with pypdf (AES-256): a user password is needed to open it unless empty."""
     from pypdf import PdfReader, PdfWriter
@@ -492,5 +517,5 @@ def corrupt_pdf() -> bytes:
     return b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R" + bytes(range(256)) * 8
 
 
-__all__ = ["LANGUAGES", "LAYOUTS", "corrupt_pdf", "encrypt_pdf", "format_amount", "format_date", "make_email",
-           "make_image", "make_invoice_pdf", "make_scanned_pdf", "render_png"]
+__all__ = ["LANGUAGES", "LAYOUTS", "concat_pdfs", "corrupt_pdf", "encrypt_pdf", "format_amount", "format_date",
+           "make_batch_pdf", "make_email", "make_image", "make_invoice_pdf", "make_scanned_pdf", "render_png"]

@@ -263,6 +263,7 @@ def test_messages_list_with_documents_and_status_filter(session, storage, api, o
         "subject": "Facture FA-2026-001",
         "received_at": item["received_at"],
         "source": "smtp",
+        "to_retiring_address": False,
         "documents": [doc.id],
     }
     assert datetime.fromisoformat(item["received_at"]).utcoffset() is not None
@@ -299,6 +300,8 @@ def test_document_serialization(api, doc):
         "duplicate_of": None,
         "invoice_id": None,
         "message_id": None,
+        "source_id": None,  # issue 4: not cut from a PDF holding several invoices
+        "source_pages": None,
         "created_at": body["created_at"],
     }
     assert datetime.fromisoformat(body["created_at"]).utcoffset() is not None

@@ -4,16 +4,14 @@ a real SMTP socket, a real redis-server, a real ``inbox worker`` process, the re
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
 import pytest
 from flask.testing import FlaskClient
 
-from mailgate.smtp import build_controller
 from tests.invoicegen import make_email, make_invoice_pdf
-from tests.services import free_port, run_worker_burst
+from tests.services import run_worker_burst
 
 INVOICE = dict(
     number="FA-2026-0042",
@@ -25,15 +23,6 @@ INVOICE = dict(
     tax=Decimal("200.00"),
     currency="EUR",
 )
-
-
-@pytest.fixture
-def smtp_port(settings) -> Iterator[int]:
-    port = free_port()
-    controller = build_controller(settings, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port
-    controller.stop()
 
 
 def send(port: int, to: str, pdf: bytes, filename: str = "facture.pdf") -> None:

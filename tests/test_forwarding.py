@@ -333,7 +333,7 @@ def test_ingest_stores_the_code_and_creates_no_document(
     row = rows[0]
     assert (row.tenant_id, row.message_id, row.code, row.link, row.requester) == (
         tenant.tenant.id, message.id, CODE, VF, REQUESTER)
-    assert row.authenticated is None and row.sent_at == SENT
+    assert row.authenticated is False and row.sent_at == SENT  # checked (core.mail.senderauth): no DKIM pass
 
 
 def test_trusted_dkim_pass_marks_the_code_authenticated(

@@ -38,11 +38,10 @@ from core.secrets import SecretBox, SecretError
 from core.services import mailboxes as svc
 from mailgate.imap import ImapPoller, MailboxWorker, PollerConfig
 from tests.conftest import INBOUND_DOMAIN, PASSWORD, make_tenant
-from tests.dovecot import DovecotServer
+from tests.dovecot import IMAP_PASSWORD, DovecotServer
 from tests.services import process_env
 
 REPO = Path(__file__).resolve().parents[1]
-IMAP_PASSWORD = "Imap-S3cret-7d1f!pass"
 FAST = PollerConfig(
     poll_interval=0.5, idle_timeout=30, backoff_base=0.2, backoff_max=1.0, reload_interval=0.5, timeout=10,
     shutdown_grace=5,
@@ -61,19 +60,6 @@ def _enabled_loggers() -> None:
     # The Alembic env.py of the migration fixtures disables loggers that existed before it ran.
     for name in ("mailgate", "mailgate.imap", "mailgate.sweep"):
         logging.getLogger(name).disabled = False
-
-
-@pytest.fixture
-def dovecot() -> Iterator[DovecotServer]:
-    # Dovecot's mail processes run as "nobody" when the tests run as root: pytest's tmp_path (0700)
-    # is not reachable for them, so the server gets its own world-traversable directory.
-    workdir = Path(tempfile.mkdtemp(prefix="inbox-dovecot-"))
-    workdir.chmod(0o755)
-    server = DovecotServer(workdir, users={"inbox": IMAP_PASSWORD})
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def make_raw(n: int, *, to: str = "invoices@example.test", extra: str = "", tag: str = "t") -> bytes:

@@ -452,5 +452,5 @@ def test_invoice_page_shows_its_payments(session: Session, storage: FileStorage,
     client = app.test_client()
     login(client, tenant.admin.email)
     page = client.get(f"/invoices/{invoice.id}").get_data(as_text=True)
-    assert "Payments" in page and "Paid: 300,00" in page and "settled on 04/02/2026" in page
+    assert "Payments" in page and "Paid: €300.00" in page and "settled on 04/02/2026" in page
     assert f"/bank/transactions/{match.transaction_id}" in page

@@ -26,6 +26,7 @@ from core.models import (
     BankAccount,
     BankTransaction,
     Document,
+    DocumentSource,
     DocumentStatus,
     Mailbox,
     Match,
@@ -34,6 +35,7 @@ from core.models import (
     SenderRule,
     Tenant,
 )
+from core.models_templates import ExtractionTemplate
 from core.services import accounts, intake
 from core.services.processing import store_file
 from core.storage import FileStorage
@@ -42,8 +44,9 @@ from tests.conftest import TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.test_dashboard import csrf_token, login
 
-# Reachable without logging in: the login page itself and the static files.
-ALLOW_ANONYMOUS = {"auth.login", "static"}
+# Reachable without logging in: the login page itself, its language switcher (sets the session's language
+# only) and the static files.
+ALLOW_ANONYMOUS = {"auth.login", "static", "locale.switch"}
 # The operator's support console: a tenant's user is refused it as a whole (403), which tells nothing.
 EXISTENCE_NOT_SECRET = {"support.tenant_overview", "support.tenant_codes", "support.tenant_imports",
                         "support.tenant_message"}
@@ -53,14 +56,18 @@ OBJECT_FOR = {
     "invoice_id": "invoice", "client_id": "client", "account_id": "bank_account",
     "transaction_id": "transaction", "match_id": "match", "mailbox_id": "mailbox", "user_id": "user",
     "tenant_ref": "tenant",
+    "template_id": "extraction_template",
+    "source_id": "source",  # issue 4: a PDF split into several documents
 }
 OBJECT_FOR_ENDPOINT = {
     ("bank.delete_rule", "rule_id"): "matching_rule", ("api.delete_rule", "rule_id"): "matching_rule",
     ("senders.remove", "rule_id"): "sender_rule",
 }
 # Arguments that are not ids: a valid value, so that the id is what decides.
-CONSTANT_ARGS = {"decision": "accept", "kind": "invoices", "filename": "app.css"}
+CONSTANT_ARGS = {"decision": "accept", "kind": "invoices", "filename": "app.css", "page": 0}
 NEVER_EXISTED = 2_000_000_000
+ISO_TEMPLATE = ("issuer: Iso\nkeywords: [Iso SARL]\n"
+                "fields: {amount: 'T (\\d+)', date: 'D (\\S+)', invoice_number: 'N (\\S+)'}\n")
 # What a restricted member must not reach for a client not assigned to them.
 RESTRICTED_ARGS = {"invoice_id", "client_id", "file_id"}
 
@@ -92,6 +99,11 @@ def build_world(session: Session, storage: FileStorage, a: TenantFixture) -> Wor
     sender_rule = SenderRule(tenant_id=tid, pattern="billing@example.com")
     mailbox = Mailbox(tenant_id=tid, host="imap.example.com", username="billing@acme.example")
     session.add_all([match, rule, sender_rule, mailbox])
+    source = DocumentSource(tenant_id=tid, message_id=message.id, part_index=0, file_id=pdf.id, filename="lot.pdf",
+                            page_count=1, detection={})
+    session.add(source)
+    template = ExtractionTemplate(tenant_id=tid, name="Iso", issuer="Iso", source=ISO_TEMPLATE)
+    session.add(template)
     # A restricted member of A: restrict access on, no client assigned.
     restricted = accounts.create_user(session, "restricted@acme.example", a.password, a.tenant, Role.MEMBER)
     session.get(Tenant, tid).restrict_access = True
@@ -101,7 +113,8 @@ def build_world(session: Session, storage: FileStorage, a: TenantFixture) -> Wor
         ids={"document": doc.id, "message": message.id, "file": invoice.file_id, "invoice": invoice.id,
              "client": invoice.client_id, "bank_account": account.id, "transaction": transaction.id,
              "match": match.id, "matching_rule": rule.id, "sender_rule": sender_rule.id, "mailbox": mailbox.id,
-             "user": a.admin.id, "tenant": tid},
+             "user": a.admin.id, "tenant": tid, "extraction_template": template.id,
+             "source": source.id},
         restricted_email=restricted.email,
     )
 
@@ -196,7 +209,7 @@ def test_isolation_checks_can_fail(app: Flask, session: Session, storage: FileSt
     owner, _ = logged_in(app, tenant.admin.email, tenant.password)
     for path in (f"/documents/{world.ids['document']}", f"/invoices/{world.ids['invoice']}",
                  f"/clients/{world.ids['client']}", f"/files/{world.ids['file']}",
-                 f"/bank/transactions/{world.ids['transaction']}"):
+                 f"/bank/transactions/{world.ids['transaction']}", f"/sources/{world.ids['source']}/pages/0.png"):
         assert owner.get(path).status_code == 200, path
     api = app.test_client()
     for path in (f"/api/v1/messages/{world.ids['message']}", f"/api/v1/invoices/{world.ids['invoice']}",

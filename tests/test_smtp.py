@@ -6,6 +6,7 @@ import email
 import email.policy
 import logging
 import os
+import select as select_module
 import signal
 import smtplib
 import socket
@@ -28,7 +29,8 @@ from sqlalchemy import select, text
 from core.config import Settings
 from core.models import InboundMessage
 from core.queue import get_queue
-from core.storage import FileStorage, sha256_hex
+from core.services import accounts
+from core.storage import FileStorage, StorageError, sha256_hex
 from mailgate.smtp import InboxController, Limits, build_controller
 from mailgate.sweep import sweep_once
 from tests.conftest import INBOUND_DOMAIN
@@ -467,3 +469,125 @@ def _wait_for(condition, timeout: float = 5) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+# Group commit --------------------------------------------------------------------------------
+
+
+@contextmanager
+def write_lock(session_factory, *, delete_tenant: int | None = None) -> Iterator[None]:
+    """Hold the database's write lock on messages (a real lock, from another connection) until the block ends.
+
+    ``delete_tenant``: that tenant is deleted in the same transaction, committed when the lock is released.
+    """
+    raw = session_factory.kw["bind"].raw_connection()
+    try:
+        cursor = raw.cursor()
+        if session_factory.kw["bind"].dialect.name == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")  # the single writer's lock; WAL readers go on
+        else:
+            cursor.execute("LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE")  # INSERTs wait, SELECTs do not
+        if delete_tenant is not None:
+            cursor.execute(f"DELETE FROM tenants WHERE id = {int(delete_tenant)}")
+        yield
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def start_data(controller: InboxController, recipient: str) -> smtplib.SMTP:
+    smtp = connect(controller)
+    assert send_start(smtp, recipient) == 354
+    return smtp
+
+
+def raw_numbered(n: int) -> bytes:
+    return RAW.replace(b"<f2024001@supplier.example>", f"<batch-{n}@supplier.example>".encode())
+
+
+def has_reply(smtp: smtplib.SMTP) -> bool:
+    assert smtp.sock is not None
+    return bool(select_module.select([smtp.sock], [], [], 0)[0])
+
+
+def row_exists(session_factory, n: int) -> bool:
+    with session_factory() as session:
+        stmt = select(InboundMessage.id).where(InboundMessage.message_id_header == f"<batch-{n}@supplier.example>")
+        return session.scalar(stmt) is not None
+
+
+def test_concurrent_sessions_are_committed_in_one_batch_each_answered_after_its_row(
+    server, tenant, session_factory
+):
+    committer = server.handler._committer
+    sessions = [start_data(server, tenant.address) for _ in range(4)]
+    try:
+        with write_lock(session_factory):
+            sessions[0].send(raw_numbered(0) + b".\r\n")
+            _wait_for(lambda: committer.busy, timeout=20)  # its commit waits for the lock
+            for n, smtp in enumerate(sessions[1:], start=1):
+                smtp.send(raw_numbered(n) + b".\r\n")
+            _wait_for(lambda: committer.waiting == 3, timeout=20)  # files written, rows waiting together
+            time.sleep(0.3)
+            # Nobody has been answered, and no row exists: durable first, 250 after.
+            assert not any(has_reply(smtp) for smtp in sessions)
+            assert not any(row_exists(session_factory, n) for n in range(4))
+        for n, smtp in enumerate(sessions):
+            code, reply = smtp.getreply()
+            assert code == 250, reply
+            assert row_exists(session_factory, n)  # committed before its 250 was sent
+    finally:
+        for smtp in sessions:
+            smtp.close()
+    # One commit for the first message, ONE for the three that waited meanwhile.
+    assert (committer.batches, committer.deliveries, committer.largest) == (2, 4, 3)
+    settle(server)
+    messages = stored_messages(session_factory)
+    assert len(messages) == 4 and all(m.status == "queued" for m in messages)
+
+
+def test_a_delivery_that_cannot_be_committed_fails_alone(server, tenant, session, session_factory):
+    doomed, address = accounts.create_tenant(session, "Doomed SAS")
+    session.commit()
+    doomed_address = accounts.address_of(address, INBOUND_DOMAIN)
+    committer = server.handler._committer
+    sessions = [start_data(server, tenant.address), start_data(server, tenant.address),
+                start_data(server, doomed_address)]
+    try:
+        # The doomed company is deleted between its RCPT and the commit of its message: its row cannot be
+        # inserted (foreign key), which fails the batch it is in; the others are committed one by one.
+        with write_lock(session_factory, delete_tenant=doomed.id):
+            sessions[0].send(raw_numbered(0) + b".\r\n")
+            _wait_for(lambda: committer.busy, timeout=20)
+            sessions[1].send(raw_numbered(1) + b".\r\n")
+            sessions[2].send(raw_numbered(2) + b".\r\n")
+            _wait_for(lambda: committer.waiting == 2, timeout=20)
+        codes = [smtp.getreply()[0] for smtp in sessions]
+    finally:
+        for smtp in sessions:
+            smtp.close()
+    assert codes == [250, 250, 451]
+    assert [row_exists(session_factory, n) for n in range(3)] == [True, True, False]
+    assert committer.largest == 2
+
+
+def test_a_nul_in_a_header_is_dropped_not_refused(server, tenant, session_factory):
+    # PostgreSQL text cannot hold NUL: storing it as is would refuse the message with 451 forever.
+    raw = RAW.replace(b"Subject: Invoice F-2024-001", b"Subject: Invoice\x00 F-2024-001")
+    with connect(server) as smtp:
+        assert send(smtp, [tenant.address], raw)[0] == 250
+    [message] = stored_messages(session_factory)
+    assert message.subject == "Invoice F-2024-001"
+
+
+def test_file_names_are_durable_per_batch_and_new_directories_too(tmp_path):
+    storage = FileStorage(tmp_path / "storage")
+    keys = [FileStorage.raw_message_key(7, f"{n:064x}") for n in range(3)]
+    for key in keys:
+        storage.write(key, b"x", sync_dir=False)  # creates raw/7/YYYY/MM, each new level fsynced in its parent
+    storage.sync_dirs(keys)  # one directory: one fsync
+    assert all(storage.read(key) == b"x" for key in keys)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    with pytest.raises(StorageError):
+        FileStorage(blocker).sync_dirs(["raw/1/x.eml"])

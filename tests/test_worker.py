@@ -1,5 +1,6 @@
 """The worker pipeline end to end on real components: stored message -> RQ (real redis-server) -> a real RQ
-worker (jobs forked from it, as in production) -> database (SQLite, and PostgreSQL when configured)."""
+worker (the default WORKER_CLASS, as in production; ``fork`` tested too) -> database (SQLite, and PostgreSQL
+when configured)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from core.storage import FileStorage
 from tests.conftest import TenantFixture
 from tests.invoicegen import corrupt_pdf, make_email, make_image, make_invoice_pdf
 from worker import jobs
-from worker.main import run
+from worker.main import InboxSimpleWorker, InboxWorker, run, worker_class
 
 EXPECTED = {
     "doc_type": "invoice",
@@ -78,7 +79,7 @@ def receive(session: Session, storage: FileStorage, settings: Settings, tenant: 
 
 
 def work(settings: Settings) -> None:
-    """A real RQ worker in burst mode: every job runs in a forked child, like in production."""
+    """A real RQ worker in burst mode, of the class production runs (``WORKER_CLASS``)."""
     assert run(settings, burst=True)
 
 
@@ -295,3 +296,29 @@ def test_unexpected_errors_end_as_failed_with_a_reason(env_settings, session, st
     jobs.extract_document(doc_id)
     [doc] = documents(session, ok_id)
     assert doc.status == DocumentStatus.FAILED.value and "failed unexpectedly" in doc.reason
+
+
+def test_worker_class_defaults_to_simple_and_fork_still_works(env_settings, session, storage, tenant, monkeypatch):
+    assert worker_class(env_settings) is InboxSimpleWorker  # no fork per job: what meets the latency goal
+    monkeypatch.setenv("WORKER_CLASS", "fork")
+    assert worker_class(env_settings) is InboxWorker
+    message_id = receive(session, storage, env_settings, tenant, make_email(tenant.address, make_invoice_pdf()))
+    work(env_settings)  # each job in a forked child
+    [doc] = documents(session, message_id)
+    assert doc.status == DocumentStatus.PENDING.value and fields_of(doc) == EXPECTED
+    monkeypatch.setenv("WORKER_CLASS", "threads")
+    with pytest.raises(ValueError, match="WORKER_CLASS must be one of simple, fork"):
+        run(env_settings, burst=True)
+
+
+def test_the_simple_worker_enforces_job_time_limits(env_settings):
+    """Without a fork, the limit is SIGALRM in the worker's main thread: a job over it fails, the worker goes on."""
+    queue = get_queue(env_settings)
+    slow = queue.enqueue("time.sleep", 30, job_timeout=1)
+    quick = queue.enqueue("math.sqrt", 16.0)
+    started = time.monotonic()
+    work(env_settings)
+    assert time.monotonic() - started < 15
+    assert slow.get_status(refresh=True) == "failed"
+    assert "JobTimeoutException" in (slow.latest_result().exc_string or "")
+    assert quick.get_status(refresh=True) == "finished" and quick.return_value() == 4.0

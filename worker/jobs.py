@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from redis import Redis
@@ -29,9 +30,11 @@ from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
+from core.mail import parsed
 from core.models import InboundMessage
 from core.queue import connect, enqueue_extract, get_queue
 from core.services import processing
+from core.services import templates as extraction_templates
 from core.storage import FileStorage
 
 logger = logging.getLogger(__name__)
@@ -112,8 +115,34 @@ def warm_up() -> None:
         factory = _session_factory()
         with factory() as session:
             session.execute(select(InboundMessage.id).limit(1))
+            # Companies' own extraction templates, compiled once here: forked jobs find them compiled and only
+            # compile again a company's templates changed since (see templates_for_extraction).
+            extraction_templates.preload_all(session)
     except Exception as exc:  # the database may not be up yet: jobs retry on their own
         logger.warning("database warm-up failed: %s", type(exc).__name__)
+    finally:
+        if _engine is not None:
+            _engine.dispose()
+
+
+TEMPLATE_REFRESH_SECONDS = 30.0
+_templates_checked = 0.0
+
+
+def refresh_templates(now: float | None = None) -> None:
+    """In the worker's parent, between jobs, at most every ``TEMPLATE_REFRESH_SECONDS``: compile the companies'
+    templates saved since the last look, so that forked jobs inherit them compiled (a job that runs before
+    compiles the changed company's templates itself). No connection is kept for the children to inherit."""
+    global _templates_checked
+    now = time.monotonic() if now is None else now
+    if now - _templates_checked < TEMPLATE_REFRESH_SECONDS:
+        return
+    _templates_checked = now
+    try:
+        with _session_factory()() as session:
+            extraction_templates.preload_all(session)
+    except Exception as exc:  # an optimisation only: the jobs check the templates themselves
+        logger.warning("template refresh failed: %s", type(exc).__name__)
     finally:
         if _engine is not None:
             _engine.dispose()
@@ -156,6 +185,8 @@ def ingest_message(message_id: int) -> list[int]:
             reason = processing.transient_reason(exc, "this email")
             _record(lambda session: processing.record_message_failure(session, message_id, reason))
         raise
+    finally:
+        parsed.forget()  # the email parsed for this job; a non-forking worker would keep it until the next
     logger.info("message %s ingested: %d document(s) to extract", message_id, len(document_ids))
     for document_id in document_ids[:INLINE_EXTRACTIONS]:
         _extract_inline(queue, document_id)

@@ -1,9 +1,18 @@
 """The worker process: RQ's operational policy lives here, in one place.
 
-- One RQ ``Worker`` on ``settings.queue_name``; each job runs in a forked child (a crash or a leak in a PDF
-  library dies with the child). Job timeouts and retries are set when enqueueing (``core.queue``).
-- Templates and other read-only data are loaded in the parent before the first fork, so every job
-  starts warm instead of reloading ~200 invoice2data templates.
+- One RQ worker on ``settings.queue_name``. ``WORKER_CLASS`` chooses how a job runs (``WORKER_CLASSES``):
+  ``simple`` (the default), RQ's ``SimpleWorker``: in the worker process itself, no fork per job: an email
+  costs ~40 ms of CPU instead of ~125 ms with a fork per job (docs/benchmarks.md, SMTP ingest).
+  ``fork``, RQ's ``Worker``: each job in a forked child, so that a crash or a leak in a PDF library dies
+  with the child. The price of ``simple``: a crash in native code (a segfault in a PDF library) or the
+  OOM killer takes the whole worker down: run it under a supervisor that restarts it (systemd
+  ``Restart=always``, a Procfile host; ``inbox start`` does not restart, it stops the whole stack). RQ
+  gives the abandoned job its remaining retries once its heartbeat expires, and the sweep re-queues a
+  message whose job was lost. Memory a job leaks stays in the process until the worker restarts.
+- Job timeouts and retries are set when enqueueing (``core.queue``). Both classes enforce the time limit
+  with SIGALRM in the main thread (RQ's ``UnixSignalDeathPenalty``): a job over it fails and is retried.
+- Templates and other read-only data are loaded before the first job (with ``fork``: in the parent,
+  before the first fork), so every job starts warm instead of reloading ~200 invoice2data templates.
 - SIGTERM or Ctrl+C: warm shutdown (RQ finishes the running job, then exits); a second signal is a cold
   shutdown. Under systemd use ``KillMode=mixed`` so that SIGTERM reaches the parent only.
 - ``with_scheduler``: the scheduler moves retries whose backoff has elapsed back to the queue.
@@ -14,9 +23,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
+import time
+from typing import Any
 
-from rq import Worker
+import redis
+from rq import SimpleWorker, Worker
+from rq.worker import BaseWorker
 
 from core import extraction
 from core.config import Settings
@@ -46,6 +60,8 @@ PRELOAD = (
     "core.banking",
     "core.einvoice",
     "core.mail.authresults",
+    "core.mail.senderauth",
+    "core.mail.psl",  # the Public Suffix List, parsed once here rather than in every job
     "core.mail.images",
     "core.mail.tnef",
     "tnefparse",
@@ -70,9 +86,44 @@ def preload() -> None:
             logger.warning("could not preload %s", name)
 
 
-def build_worker(settings: Settings) -> Worker:
+class InboxWorker(Worker):
+    """RQ's forking worker; before each fork the parent refreshes the companies' compiled extraction
+    templates (rate-limited, see ``jobs.refresh_templates``), so that jobs start with them compiled."""
+
+    def execute_job(self, job: Any, queue: Any) -> Any:
+        jobs.refresh_templates()
+        return super().execute_job(job, queue)
+
+
+class InboxSimpleWorker(SimpleWorker):
+    """RQ's non-forking worker (jobs run in this process), with the same template refresh between jobs."""
+
+    def execute_job(self, job: Any, queue: Any) -> Any:
+        jobs.refresh_templates()
+        return super().execute_job(job, queue)
+
+
+# WORKER_CLASS values. The default is the one that meets the end-to-end goal: one worker keeps a stream of
+# 10 emails/s under 3 s from the 250 to "pending" (docs/benchmarks.md, SMTP ingest).
+WORKER_CLASSES: dict[str, type[BaseWorker]] = {"simple": InboxSimpleWorker, "fork": InboxWorker}
+DEFAULT_WORKER_CLASS = "simple"
+MAINTENANCE_INTERVAL = 60  # seconds
+
+
+def worker_class(settings: Settings) -> type[BaseWorker]:
+    name = settings.extra.get("WORKER_CLASS") or os.environ.get("WORKER_CLASS") or DEFAULT_WORKER_CLASS
+    try:
+        return WORKER_CLASSES[name.strip().lower()]
+    except KeyError:  # a typo fails at start-up rather than running a different worker silently
+        raise ValueError(f"WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}, not {name!r}") from None
+
+
+def build_worker(settings: Settings) -> BaseWorker:
+    cls = worker_class(settings)
     connection = connect(settings)
-    return Worker([get_queue(settings, connection)], connection=connection)
+    # RQ re-queues a job abandoned by a dead worker (SIGKILL, OOM) when a worker's maintenance next runs,
+    # once the job's heartbeat has expired (~90 s): every minute rather than RQ's default ten.
+    return cls([get_queue(settings, connection)], connection=connection, maintenance_interval=MAINTENANCE_INTERVAL)
 
 
 def run(settings: Settings, burst: bool = False, with_scheduler: bool = True) -> bool:
@@ -82,12 +133,31 @@ def run(settings: Settings, burst: bool = False, with_scheduler: bool = True) ->
     extraction.warm_up()
     preload()
     jobs.warm_up()
-    worker = build_worker(settings)
-    logger.info("worker %s listening on queue %r", worker.name, settings.queue_name)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="INFO")
+        return _work_through_outages(settings, burst, with_scheduler)
     finally:
         for sig, handler in previous.items():  # RQ installed its own; give the caller's back
             signal.signal(sig, handler)
         jobs.configure(None)
+
+
+def _work_through_outages(settings: Settings, burst: bool, with_scheduler: bool) -> bool:
+    """Run a worker; when Redis goes away (restart, failover) wait for it and start a new one.
+
+    RQ itself retries only while waiting for a job; an outage at start-up or between jobs raises. A worker
+    that exits then would leave the queue undrained until someone restarts it.
+    """
+    pause = 1.0
+    while True:
+        try:
+            worker = build_worker(settings)
+            logger.info("worker %s (%s) listening on queue %r", worker.name, type(worker).__name__,
+                        settings.queue_name)
+            return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="INFO")
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if burst:
+                raise
+            logger.warning("Redis unreachable (%s): trying again in %.0f s", exc, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 30.0)

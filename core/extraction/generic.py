@@ -26,6 +26,14 @@ from core.fields import CURRENCIES
 MAX_LINES = 5000  # ~50 pages of text; the rest is terms and conditions
 _BELOW_LOOKAHEAD = 3  # lines examined under a column heading
 _TITLE_LINES = 25  # non-empty lines at the top where the document's title is looked for
+# Compiled once (re's own cache costs a lookup per call, and these run for every cell of every document).
+_CELL = re.compile(r"\S+(?: \S+)*")
+_CREDIT_TITLE = re.compile(r"(?:facture d'avoir|note de credit|credit note|credit memo|avoir|gutschrift"
+                           r"|rechnungskorrektur|stornorechnung)\b")
+_CREDIT_WORDS = re.compile(r"\b(?:facture d'avoir|note de credit|credit note|credit memo|gutschrift)\b")
+_INVOICE_TITLE = re.compile(r"(?:facture|invoice|tax invoice|rechnung)\b")
+_INVOICE_WORDS = re.compile(r"\b(?:facture|invoice|rechnung)\b")
+_AVOIR_CAPITALS = re.compile(r"\bAVOIR\b")
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ class _Doc:
             folded = fold(line)
             cells = [
                 Cell(no, i, m.start(), m.end(), m.group(), folded[m.start() : m.end()])
-                for i, m in enumerate(re.finditer(r"\S+(?: \S+)*", line))
+                for i, m in enumerate(_CELL.finditer(line))
             ]
             self.lines.append(cells)
         self.claimed: set[tuple[int, int]] = set()
@@ -190,9 +198,13 @@ def _find(
     joined: bool = False,
 ) -> _Found | None:
     """The value of the first label of ``group`` that has one (the first or last occurrence)."""
+    # Only cells that start with one of the group's labels (one alternation, compiled once per group); nothing
+    # is claimed until a label gives results, and then we return.
+    starts = _any_of(group).match
+    cells = [cell for cell in doc.cells() if starts(cell.folded)]
     for label in group:
         results: list[_Found] = []
-        for cell in list(doc.cells()):
+        for cell in cells:
             match = label.regex.match(cell.folded)
             if not match:
                 continue
@@ -208,6 +220,20 @@ def _find(
                 doc.claim(found.cells)
             return results[-1] if last else results[0]
     return None
+
+
+_groups: dict[int, tuple[list[L.Label], re.Pattern[str]]] = {}
+
+
+def _any_of(group: list[L.Label]) -> re.Pattern[str]:
+    """One pattern matching where any label of ``group`` matches (the groups are module-level lists)."""
+    known = _groups.get(id(group))
+    if known is None or known[0] is not group:
+        known = (group, re.compile("|".join(f"(?:{label.regex.pattern})" for label in group)))
+        if len(_groups) > 64:  # only the label lists of ``labels`` come here; a bound all the same
+            _groups.clear()
+        _groups[id(group)] = known
+    return known[1]
 
 
 def _read_money(text: str) -> tuple[Any, float] | None:
@@ -234,16 +260,15 @@ def _doc_type(doc: _Doc) -> tuple[str, float] | None:
     for line in top:
         for cell in line:
             f = cell.folded
-            if re.match(r"(?:facture d'avoir|note de credit|credit note|credit memo|avoir|gutschrift"
-                        r"|rechnungskorrektur|stornorechnung)\b", f):
+            if _CREDIT_TITLE.match(f):
                 credit = max(credit, 0.9)
-            elif re.search(r"\b(?:facture d'avoir|note de credit|credit note|credit memo|gutschrift)\b", f):
+            elif _CREDIT_WORDS.search(f):
                 credit = max(credit, 0.8)
-            if re.match(r"(?:facture|invoice|tax invoice|rechnung)\b", f):
+            if _INVOICE_TITLE.match(f):
                 invoice = max(invoice, 0.9)
-            elif re.search(r"\b(?:facture|invoice|rechnung)\b", f):
+            elif _INVOICE_WORDS.search(f):
                 invoice = max(invoice, 0.7)
-            if re.search(r"\bAVOIR\b", cell.text):  # the title in capitals; "avoir" in a sentence is the verb
+            if _AVOIR_CAPITALS.search(cell.text):  # the title in capitals; "avoir" in a sentence is the verb
                 credit = max(credit, 0.85)
     if credit:
         return "credit_note", credit  # a credit note cites the invoice it cancels: it wins

@@ -37,6 +37,7 @@ OCR_MAX_PAGES = 3  # an invoice's fields are on its first pages; each page costs
 OCR_TIMEOUT = 60  # seconds per page: well under the extraction job's timeout
 MAX_PIXELS = 50_000_000  # ~ an A3 page at 400 dpi; 4 bytes a pixel once decoded = 200 MB at most
 OCR_CONFIDENCE = 0.75  # factor applied to the extractor's confidence on OCR text
+OCR_MAX_IMAGES = 6  # pictures OCRed in a PDF that has a text layer (each costs up to a page's time)
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this and raises above twice this
 # Tesseract's OpenMP threads fight each other (and the other jobs) on small machines: measured on 2 cores,
@@ -151,22 +152,57 @@ def ocr_pdf(document: object, max_pages: int = OCR_MAX_PAGES) -> OcrText:
     return OcrText("\n".join(texts), count)
 
 
-def has_images(document: object, max_pages: int = OCR_MAX_PAGES, min_share: float = 0.03) -> bool:
-    """True when one of the first pages holds an image of at least ``min_share`` of the page: text may be
-    hidden in it (a scanned letterhead, company details pasted as a picture)."""
-    import pypdfium2
+def _image_boxes(page: object, min_share: float) -> list[tuple[float, float, float, float]]:
+    """The boxes (left, bottom, right, top, in points) of the images covering at least ``min_share`` of a page."""
     from pypdfium2 import raw as pdfium_c
 
+    page_left, page_bottom, page_right, page_top = page.get_cropbox()  # type: ignore[attr-defined]
+    area = max((page_right - page_left) * (page_top - page_bottom), 1.0)
+    boxes = []
+    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2):  # type: ignore[attr-defined]
+        left, bottom, right, top = obj.get_bounds()
+        left, bottom = max(left, page_left), max(bottom, page_bottom)
+        right, top = min(right, page_right), min(top, page_top)
+        if right > left and top > bottom and (right - left) * (top - bottom) / area >= min_share:
+            boxes.append((left, bottom, right, top))
+    return boxes
+
+
+def ocr_images(document: object, max_pages: int = OCR_MAX_PAGES, min_share: float = 0.03,
+               max_images: int = OCR_MAX_IMAGES) -> OcrText:
+    """The text of the pictures on the first pages of a PDF that has a text layer (a letterhead or company
+    details pasted as an image), top to bottom: each picture's area is rendered at ``OCR_DPI`` and OCRed
+    alone. Where the text layer has text it is exact (Tesseract reads "21 %" as "21%", "SCONL0" as
+    "SCONLO"), so only what is not in it is OCRed; the caller puts both texts together."""
+    import pypdfium2
+
     assert isinstance(document, pypdfium2.PdfDocument)
-    for index in range(min(len(document), max_pages)):
+    texts: list[str] = []
+    done = 0
+    count = min(len(document), max_pages)
+    for index in range(count):
         page = document[index]
         try:
-            width, height = page.get_size()
-            area = max(width * height, 1.0)
-            for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2):
-                left, bottom, right, top = obj.get_bounds()
-                if (right - left) * (top - bottom) / area >= min_share:
-                    return True
+            page_left, page_bottom, page_right, page_top = page.get_cropbox()
+            boxes = sorted(_image_boxes(page, min_share), key=lambda b: -b[3])  # y goes up: highest first
+            if boxes and page.get_rotation():  # crops apply to the turned page: read it whole instead
+                boxes = [(page_left, page_bottom, page_right, page_top)]
+            for left, bottom, right, top in boxes:
+                if done >= max_images:
+                    break
+                done += 1
+                scale = OCR_DPI / 72
+                pixels = (right - left) * (top - bottom) * scale * scale
+                if pixels > MAX_PIXELS:
+                    scale *= (MAX_PIXELS / pixels) ** 0.5
+                crop = (left - page_left, bottom - page_bottom, page_right - right, page_top - top)
+                bitmap = page.render(scale=scale, crop=crop, grayscale=True)
+                image = bitmap.to_pil()
+                try:
+                    texts.append(ocr_image(image))
+                finally:
+                    image.close()
+                    bitmap.close()
         finally:
             page.close()
-    return False
+    return OcrText("\n".join(t for t in texts if t.strip()), count)

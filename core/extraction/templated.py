@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
@@ -36,6 +35,8 @@ _SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "₹": "INR", "zł": "PLN", "
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, ...], list[Any]] = {}
+# Set on the templates a tenant wrote in the dashboard: their keywords are plain substrings, never regexes.
+PLAIN_KEYWORDS = "_plain_keywords"
 
 
 def quiet_libraries() -> None:
@@ -96,7 +97,9 @@ class TemplateIndex:
         anchors: dict[int, str] = {}
         for position, template in enumerate(templates):
             # A regex-looking keyword (see keyword_matches) may match text it does not contain literally.
-            keywords = [str(k) for k in (template.get("keywords") or []) if isinstance(k, str) and not _is_regex(k)]
+            plain = bool(template.get(PLAIN_KEYWORDS))  # a tenant's template: keywords are literal text
+            keywords = [str(k) for k in (template.get("keywords") or [])
+                        if isinstance(k, str) and (plain or not _is_regex(k))]
             anchor = max(keywords, key=len, default="")
             if len(anchor) < 3:
                 self.always.append(position)
@@ -113,7 +116,11 @@ class TemplateIndex:
             self.by_trigram.setdefault(rarest, []).append(position)
 
     def candidates(self, text: str) -> list[Any]:
-        present = {text[i : i + 3] for i in range(len(text) - 2)} if len(self.by_trigram) > 8 else None
+        present = None
+        if len(self.by_trigram) > 8:
+            # Layout text is half runs of spaces: a run of 4 or more has the same trigrams as one of 3.
+            short = _SPACE_RUN.sub("   ", text)
+            present = {short[i : i + 3] for i in range(len(short) - 2)}
         positions = list(self.always)
         for trigram, members in self.by_trigram.items():
             if (trigram in present) if present is not None else (trigram in text):
@@ -121,6 +128,7 @@ class TemplateIndex:
         return [self.templates[i] for i in sorted(positions)]
 
 
+_SPACE_RUN = re.compile(" {4,}")
 _REGEX_CHARS = re.compile(r"[\[\]\\()|*+?{}^$]")
 _regexes: dict[str, re.Pattern[str] | None] = {}
 
@@ -148,7 +156,10 @@ def keyword_matches(keyword: str, text: str) -> bool:
 
 def template_matches(template: Any, text: str) -> bool:
     """``InvoiceTemplate.matches_input`` with regex-looking keywords honoured (see ``keyword_matches``)."""
-    if not all(keyword_matches(str(k), text) for k in template.get("keywords") or []):
+    if template.get(PLAIN_KEYWORDS):
+        if not all(str(k) in text for k in template.get("keywords") or []):
+            return False
+    elif not all(keyword_matches(str(k), text) for k in template.get("keywords") or []):
         return False
     return not any(str(k) in text for k in template.get("exclude_keywords") or [])
 
@@ -158,6 +169,9 @@ _indexes: dict[int, TemplateIndex] = {}
 
 def template_index(templates: list[Any]) -> TemplateIndex:
     """The index of a template list (built once per list object: lists from ``load_templates`` are cached)."""
+    own = getattr(templates, "index", None)
+    if isinstance(own, TemplateIndex):  # a tenant's list (see IndexedTemplates) carries its own
+        return own
     index = _indexes.get(id(templates))
     if index is None or index.templates is not templates:
         index = TemplateIndex(templates)
@@ -199,14 +213,15 @@ def _uses_area(template: Any) -> bool:
 def _extract(template: Any, prepared: str, pdf: bytes | None) -> dict[str, Any]:
     if pdf is None or not _uses_area(template):
         return template.extract(prepared, "", None)
-    from invoice2data.input import pdftotext
+    from core.extraction.text import AreaReader
 
-    # A fresh file each time: invoice2data caches area text by path and mtime (the child process of the
-    # job ends with the cache).
-    with tempfile.TemporaryDirectory(prefix="inbox-area-") as folder:
-        path = Path(folder) / "document.pdf"
-        path.write_bytes(pdf)
-        return template.extract(prepared, str(path), pdftotext)
+    # Area text cropped from pypdfium2's words, in-process (invoice2data would write a file and run
+    # pdftotext -bbox-layout on it). A new reader each time: invoice2data caches area text per reader.
+    reader = AreaReader(pdf)
+    try:
+        return template.extract(prepared, "", reader)
+    finally:
+        reader.close()
 
 
 def map_output(template: Any, output: dict[str, Any]) -> Extraction:
@@ -271,3 +286,90 @@ def _currency(value: Any) -> str | None:
     text = str(value).strip()
     code = _SYMBOLS.get(text, text.upper())
     return code if code in CURRENCIES else None
+
+
+# Per-tenant templates ------------------------------------------------------------------------
+# A company's own templates (written in the dashboard, stored in the database) are tried before the shared
+# ones, on that company's documents only. The database side lives in ``core.services.templates``; here are
+# the compiled lists, cached per tenant and per version of its templates.
+
+
+def compile_template(data: dict[str, Any], name: str) -> Any:
+    """An ``InvoiceTemplate`` from a validated template mapping (a copy: ``data`` is left as it was).
+
+    Its keywords are plain substrings (``PLAIN_KEYWORDS``): a reviewer's "Dupont (Paris)" is text, not a regex.
+    """
+    import copy
+
+    from invoice2data.extract.invoice_template import InvoiceTemplate
+    from invoice2data.extract.loader import prepare_template
+
+    template = copy.deepcopy(data)
+    template["template_name"] = name
+    template[PLAIN_KEYWORDS] = True
+    prepared = prepare_template(template)
+    if prepared is None:
+        raise ValueError("the template has no keywords")
+    return InvoiceTemplate(prepared)
+
+
+class IndexedTemplates(list[Any]):
+    """A tenant's templates, then the shared ones, in that order, with the index of the whole list
+    (``template_index`` returns it instead of building one per list)."""
+
+    def __init__(self, own: list[Any], shared: list[Any]) -> None:
+        super().__init__([*own, *shared])
+        self.own = len(own)
+        self.index = TemplateIndex(self)
+
+
+_tenants: dict[int, tuple[Any, IndexedTemplates]] = {}
+
+
+def tenant_templates(tenant_id: int, key: Any, compile_own: Any) -> IndexedTemplates:
+    """The tenant's compiled templates followed by the shared ones, compiled again only when ``key`` (what
+    the tenant's templates look like now: count, last change...) differs from the cached one.
+
+    ``compile_own()`` returns the tenant's compiled templates, best first.
+    """
+    with _lock:
+        cached = _tenants.get(tenant_id)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    templates = IndexedTemplates(list(compile_own()), load_templates())
+    with _lock:
+        _tenants[tenant_id] = (key, templates)
+    return templates
+
+
+def forget_tenant(tenant_id: int) -> None:
+    with _lock:
+        _tenants.pop(tenant_id, None)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One template tried on one text, for the editor: why it did not match, or what it found."""
+
+    matched: bool  # all its keywords are in the text (and none of its exclude_keywords)
+    extraction: Extraction | None = None  # the fields, when it matched and extracted its required fields
+    error: str | None = None  # why it matched but gave nothing (missing required fields...)
+
+
+def try_template(template: Any, text: str, pdf: bytes | None = None) -> Trial:
+    """``template`` on ``text`` exactly as ``apply_templates`` would run it, with the reason when it fails."""
+    if not template_matches(template, text):
+        return Trial(matched=False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            output = _extract(template, template.prepare_input(text), pdf)
+    except Exception as exc:  # RequiredFieldsMissingError says which fields; other errors by their type
+        message = " ".join(str(exc).split())[:300] or type(exc).__name__
+        return Trial(matched=True, error=message)
+    if not isinstance(output, dict) or not output:
+        return Trial(matched=True, error="the template extracted nothing")
+    extraction = map_output(template, output)
+    if not extraction.fields:
+        return Trial(matched=True, error="no value could be read as an invoice field")
+    return Trial(matched=True, extraction=extraction)

@@ -20,6 +20,8 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
 
+from core.i18n import N_
+from core.mail import parsed
 from core.mail.archives import ZIP_TYPES, expand_zip, is_zip
 from core.mail.images import is_document_image
 from core.mail.tnef import expand_tnef, is_tnef
@@ -32,8 +34,8 @@ MAX_DEPTH = 12  # nesting of multiparts and forwarded messages
 MAX_FILENAME_CHARS = 150
 MAX_XML_BYTES = 5 * 1024 * 1024  # an e-invoice XML is a few hundred KB at most
 
-NO_ATTACHMENT_REASON = "No PDF or image attachment found in this email"
-ONLY_LOGOS_REASON = "Only small images (logos, signatures, icons) were found in this email; no invoice to import"
+NO_ATTACHMENT_REASON = N_("No PDF or image attachment found in this email")
+ONLY_LOGOS_REASON = N_("Only small images (logos, signatures, icons) were found in this email; no invoice to import")
 
 PDF = "application/pdf"
 XML = "application/xml"  # a structured e-invoice (CII / UBL) sent as its own file
@@ -80,7 +82,7 @@ def sniff(data: bytes) -> str | None:
 def unpack(raw: bytes, *, max_parts: int = MAX_PARTS, max_total_bytes: int = MAX_TOTAL_BYTES) -> Unpacked:
     """The PDF and image files of ``raw``, in message order, with a reason when something was left out."""
     try:
-        message = BytesParser(policy=policy.default).parsebytes(raw)
+        message = parsed.parse(raw)  # the bank statement import parsed the same email just before
     except Exception as exc:  # the parser is lenient; this is the last line of defence
         logger.warning("unparseable message: %s", type(exc).__name__)
         return Unpacked([], f"The email could not be read ({type(exc).__name__}).")

@@ -19,3 +19,7 @@ class ValidationFailed(ServiceError):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
+
+
+# Registers the flush listener that keeps the receivables summaries in step (issue 5's performance goal).
+from core.services import summaries  # noqa: E402,F401

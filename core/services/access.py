@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, exists, or_, select, true
 from sqlalchemy.orm import Session
 
+from core.i18n import N_
 from core.models import Client, ClientAssignment, Document, Invoice, InvoiceFile, Membership, Role, Tenant
 from core.services import NotFound, ServiceError
 
@@ -121,7 +122,7 @@ def can_see_file(session: Session, viewer: Viewer, file_id: int) -> bool:
 
 def require_admin(viewer: Viewer) -> None:
     if not viewer.is_admin:
-        raise ServiceError("only an admin can do this")
+        raise ServiceError(N_("only an admin can do this"))
 
 
 def assign_client(session: Session, viewer: Viewer, user_id: int, client_id: int) -> ClientAssignment:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import string
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -17,7 +16,12 @@ from core.models import ApiToken, InboundAddress, Membership, Role, Tenant, User
 from core.services import NotFound, ServiceError
 
 _hasher = PasswordHasher()
-_ADDRESS_ALPHABET = string.ascii_lowercase + string.digits
+# New addresses: "inbox-" and 13 characters of lower-case base32 (RFC 4648 alphabet), 65 random bits, so
+# that knowing or guessing a tenant's address is not enough to push documents into its review queue.
+_BASE32_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+ADDRESS_PREFIX = "inbox-"
+ADDRESS_RANDOM_CHARS = 13
+ADDRESS_RE = re.compile(rf"^{ADDRESS_PREFIX}[a-z2-7]{{{ADDRESS_RANDOM_CHARS}}}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$|^[^@\s]+@localhost$")
 
 
@@ -25,9 +29,18 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$|^[^@\s]+@localhost$")
 
 
 def new_local_part() -> str:
-    """``xxx-xxx``: random lower-case letters and digits."""
-    pick = lambda: "".join(secrets.choice(_ADDRESS_ALPHABET) for _ in range(3))  # noqa: E731
-    return f"{pick()}-{pick()}"
+    """``inbox-`` and 13 random base32 characters (65 bits from ``secrets``)."""
+    bits = secrets.randbits(5 * ADDRESS_RANDOM_CHARS)
+    chars = [_BASE32_ALPHABET[(bits >> (5 * i)) & 31] for i in range(ADDRESS_RANDOM_CHARS)]
+    return ADDRESS_PREFIX + "".join(chars)
+
+
+def unused_local_part(session: Session) -> str:
+    """A new local part no address has (collisions are all but impossible; checked anyway)."""
+    while True:
+        local = new_local_part()
+        if session.scalar(select(InboundAddress.id).where(InboundAddress.local_part == local)) is None:
+            return local
 
 
 def address_of(address: InboundAddress, domain: str) -> str:
@@ -58,13 +71,19 @@ def parse_recipient(recipient: str, domain: str) -> str | None:
 
 def resolve_recipient(session: Session, recipient: str, domain: str) -> Tenant | None:
     """The tenant an address belongs to, matched case-insensitively with any ``+tag``; None if unknown."""
+    address = live_address(session, recipient, domain)
+    return None if address is None else address.tenant
+
+
+def live_address(session: Session, recipient: str, domain: str) -> InboundAddress | None:
+    """``resolve_recipient``'s address, without loading its tenant (the SMTP gateway asks at every RCPT)."""
     local = parse_recipient(recipient, domain)
     if local is None:
         return None
     address = session.scalars(select(InboundAddress).where(InboundAddress.local_part == local)).first()
     if address is None or (address.retires_at is not None and address.retires_at <= utcnow()):
         return None
-    return address.tenant
+    return address
 
 
 def create_tenant(session: Session, name: str) -> tuple[Tenant, InboundAddress]:
@@ -74,11 +93,7 @@ def create_tenant(session: Session, name: str) -> tuple[Tenant, InboundAddress]:
     tenant = Tenant(name=name)
     session.add(tenant)
     session.flush()
-    while True:  # collisions are rare; retry until the address is unused
-        local = new_local_part()
-        if session.scalar(select(InboundAddress.id).where(InboundAddress.local_part == local)) is None:
-            break
-    address = InboundAddress(tenant_id=tenant.id, local_part=local)
+    address = InboundAddress(tenant_id=tenant.id, local_part=unused_local_part(session))
     session.add(address)
     session.flush()
     return tenant, address

@@ -1,8 +1,8 @@
 """Receivables analytics: amount due, overdue, ageing, DSO and the expected cash-in per week.
 
-Everything is computed on read for one currency (amounts in different currencies are never added) and
-for what the viewer may see (``core.services.access``). ``today`` is a parameter so that the numbers
-are reproducible.
+Everything is for one currency (amounts in different currencies are never added) and for what the
+viewer may see (``core.services.access``), read from the maintained summaries rather than from every
+invoice (issue 5: 100,000 invoices). ``today`` is a parameter so that the numbers are reproducible.
 
 DSO (days sales outstanding) = amount due today / invoiced over the last 90 days x 90, where "invoiced"
 is the total of receivable invoices (credit notes excluded) issued in ``(today - 90 days, today]``. It is
@@ -14,24 +14,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import CashDirection, CashKind, CashMovement, DocType, Invoice, InvoiceStatus
-from core.services import access
+from core.i18n import N_
+from core.services import access, summaries
 from core.services.access import Viewer
-from core.services.receivables import cents, outstanding_cents, to_money, unpaid_invoices
+from core.services.receivables import to_money
+from core.summary_models import ClientSummary, ReceivableDay
 
 DSO_WINDOW_DAYS = 90
 FORECAST_WEEKS = 12
 # (label, lowest days past due, highest days past due); None = open-ended.
 BUCKETS: tuple[tuple[str, int | None, int | None], ...] = (
-    ("Not due", None, 0),
-    ("1–30 days", 1, 30),
-    ("31–60 days", 31, 60),
-    ("61–90 days", 61, 90),
-    ("> 90 days", 91, None),
+    (N_("Not due"), None, 0),
+    (N_("1–30 days"), 1, 30),
+    (N_("31–60 days"), 31, 60),
+    (N_("61–90 days"), 61, 90),
+    (N_("> 90 days"), 91, None),
 )
 
 
@@ -64,83 +66,69 @@ class Summary:
     weeks: list[Week] = field(default_factory=list)
 
 
-def _ageing(session: Session, viewer: Viewer, currency: str, today: date) -> list[Bucket]:
-    owed = outstanding_cents(session)
-    whens = []
-    for index, (_label, low, high) in enumerate(BUCKETS):
-        # days past due d = today - due_date; low <= d <= high  <=>  today - high <= due_date <= today - low
-        conds = []
-        if high is not None:
-            conds.append(Invoice.due_date >= today - timedelta(days=high))
-        if low is not None:
-            conds.append(Invoice.due_date <= today - timedelta(days=low))
-        whens.append((and_(*conds), index))
-    bucket = case(*whens, else_=0).label("bucket")
+def _days(session: Session, viewer: Viewer, currency: str, kind: str, *where: Any) -> dict[date, int]:
+    """Cents per day of one kind of ``receivable_days`` over a date range, for what the viewer may see."""
+    # The tenant-wide rows for those who see everything; the assigned clients' rows otherwise.
+    clients = (access.client_clause(viewer, ReceivableDay.client_id) if viewer.restricted
+               else ReceivableDay.client_id == summaries.ALL_CLIENTS)
     stmt = (
-        select(bucket, func.sum(owed))
-        .where(unpaid_invoices(viewer.tenant_id, currency), Invoice.due_date.is_not(None),
-               access.invoice_clause(viewer))
-        .group_by(bucket)
+        select(ReceivableDay.day, func.sum(ReceivableDay.cents))
+        .where(ReceivableDay.tenant_id == viewer.tenant_id, ReceivableDay.currency == currency,
+               ReceivableDay.kind == kind, clients, *where)
+        .group_by(ReceivableDay.day)
     )
-    amounts = {int(index): to_money(total) for index, total in session.execute(stmt)}
-    return [Bucket(label, amounts.get(i, Decimal("0.00"))) for i, (label, _l, _h) in enumerate(BUCKETS)]
+    return {day: int(total or 0) for day, total in session.execute(stmt)}
 
 
-def _forecast(session: Session, viewer: Viewer, currency: str, today: date) -> tuple[Decimal, list[Week]]:
-    """Expected cash-in by week from the expected movements, less what was paid since on each invoice;
-    invoices paid in full expect nothing more."""
-    end = today + timedelta(weeks=FORECAST_WEEKS)
-    expected = cents(session, CashMovement.amount) - cents(session, Invoice.amount_paid)
-    remaining = case((expected > 0, expected), else_=0)
-    stmt = (
-        select(CashMovement.expected_date, func.sum(remaining))
-        .join(Invoice, Invoice.id == CashMovement.invoice_id)
-        .where(
-            CashMovement.tenant_id == viewer.tenant_id,
-            CashMovement.kind == CashKind.EXPECTED.value,
-            CashMovement.direction == CashDirection.IN.value,
-            CashMovement.currency == currency,
-            CashMovement.expected_date < end,
-            Invoice.status != InvoiceStatus.PAID.value,
-            access.invoice_clause(viewer),
-        )
-        .group_by(CashMovement.expected_date)
-    )
-    past = 0
+def _ageing(dated_due: int, recent_due: dict[date, int], today: date) -> list[Bucket]:
+    """Buckets by days past due (d = today - due date). ``recent_due`` covers due dates from
+    ``today - 90`` on; everything older (the open-ended bucket) is the dated total less those."""
+    amounts = [0] * len(BUCKETS)
+    for day, total in recent_due.items():
+        past = (today - day).days
+        for index, (_label, low, high) in enumerate(BUCKETS):
+            if (low is None or past >= low) and (high is None or past <= high):
+                amounts[index] += total
+                break
+    amounts[-1] += dated_due - sum(recent_due.values())
+    return [Bucket(label, to_money(amounts[i])) for i, (label, _l, _h) in enumerate(BUCKETS)]
+
+
+def _forecast(expected_total: int, coming: dict[date, int], today: date) -> tuple[Decimal, list[Week]]:
+    """Expected cash-in by week from the expected movements, less what was paid since on each invoice
+    (invoices paid in full expect nothing more). ``coming`` holds the expected dates from today on;
+    what was expected before today is the total less those."""
     weekly = [0] * FORECAST_WEEKS
-    for day, total in session.execute(stmt):
-        if day < today:
-            past += int(total or 0)
-        else:
-            weekly[(day - today).days // 7] += int(total or 0)
+    for day, total in coming.items():
+        if (day - today).days < FORECAST_WEEKS * 7:
+            weekly[(day - today).days // 7] += total
     weeks = [Week(today + timedelta(weeks=i), to_money(v)) for i, v in enumerate(weekly)]
-    return to_money(past), weeks
+    return to_money(expected_total - sum(coming.values())), weeks
 
 
 def summary(session: Session, viewer: Viewer, *, currency: str, today: date) -> Summary:
-    owed = outstanding_cents(session)
-    unpaid = and_(unpaid_invoices(viewer.tenant_id, currency), access.invoice_clause(viewer))
-    due, overdue = session.execute(
-        select(func.sum(owed), func.sum(case((Invoice.due_date < today, owed), else_=0))).where(unpaid)
+    """Read from the maintained summaries (``core.services.summaries``): the totals per client, and
+    date ranges of ``receivable_days`` around today, never the whole invoice history."""
+    due, undated, expected = session.execute(
+        select(func.sum(ClientSummary.due_cents), func.sum(ClientSummary.undated_cents),
+               func.sum(ClientSummary.expected_cents))
+        .where(ClientSummary.tenant_id == viewer.tenant_id, ClientSummary.currency == currency,
+               access.client_clause(viewer, ClientSummary.client_id))
     ).one()
+    due, dated = int(due or 0), int(due or 0) - int(undated or 0)
+    oldest_bucket = today - timedelta(days=max(high for _l, _low, high in BUCKETS if high is not None))
+    recent_due = _days(session, viewer, currency, summaries.DUE, ReceivableDay.day >= oldest_bucket)
+    not_due = sum(total for day, total in recent_due.items() if day >= today)
     window_start = today - timedelta(days=DSO_WINDOW_DAYS)
-    invoiced = session.scalar(
-        select(func.sum(cents(session, Invoice.amount))).where(
-            Invoice.tenant_id == viewer.tenant_id,
-            Invoice.direction == "receivable",
-            Invoice.doc_type == DocType.INVOICE.value,
-            Invoice.currency == currency,
-            Invoice.issue_date > window_start,
-            Invoice.issue_date <= today,
-            access.invoice_clause(viewer),
-        )
-    )
-    result = Summary(currency=currency, today=today, amount_due=to_money(due), overdue=to_money(overdue),
+    invoiced = sum(_days(session, viewer, currency, summaries.INVOICED, ReceivableDay.day > window_start,
+                         ReceivableDay.day <= today).values())
+    result = Summary(currency=currency, today=today, amount_due=to_money(due), overdue=to_money(dated - not_due),
                      invoiced_window=to_money(invoiced))
     if result.invoiced_window > 0:
         result.dso_days = round(float(result.amount_due / result.invoiced_window) * DSO_WINDOW_DAYS, 1)
-    result.ageing = _ageing(session, viewer, currency, today)
-    result.expected_overdue, result.weeks = _forecast(session, viewer, currency, today)
+    result.ageing = _ageing(dated, recent_due, today)
+    coming = _days(session, viewer, currency, summaries.EXPECTED, ReceivableDay.day >= today)
+    result.expected_overdue, result.weeks = _forecast(int(expected or 0), coming, today)
     return result
 
 

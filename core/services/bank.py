@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.banking import CsvMapping, Statement, StatementError, detect_format, guess_csv_mapping, parse_statement
 from core.banking.util import collapse, iban_or_none
+from core.i18n import N_
 from core.models import BankAccount, BankTransaction, Match, TransactionStatus
 from core.services import NotFound, ServiceError, ValidationFailed
 
@@ -77,7 +78,7 @@ def find_or_create_account(
 ) -> BankAccount:
     ref = account_ref(iban)
     if not ref:
-        raise ValidationFailed({"iban": "an IBAN or account number is required"})
+        raise ValidationFailed({"iban": N_("an IBAN or account number is required")})
     account = session.scalars(
         select(BankAccount).where(BankAccount.tenant_id == tenant_id, BankAccount.iban == ref)
     ).first()
@@ -107,33 +108,33 @@ def mapping_from_json(data: dict[str, Any]) -> CsvMapping:
         if name not in MAPPING_FIELDS or value is None or value == "":
             continue
         if isinstance(value, str) and len(value) > MAX_MAPPING_TEXT:
-            errors[name] = f"at most {MAX_MAPPING_TEXT} characters"
+            errors[name] = N_("at most {limit} characters").format(limit=MAX_MAPPING_TEXT)
         elif name == "remittance" and isinstance(value, list):
             values[name] = tuple(v for v in value if isinstance(v, str | int) and v != "")
         elif name == "date_formats" and isinstance(value, list):
             values[name] = tuple(str(v) for v in value)
         elif name in _COLUMN_FIELDS or name == "remittance":
             if isinstance(value, bool) or not isinstance(value, str | int):
-                errors[name] = "a column name or a 0-based column number"
+                errors[name] = N_("a column name or a 0-based column number")
             else:
                 values[name] = value
         elif name in ("has_header", "decimal_comma"):
             values[name] = bool(value)
         elif name == "skip_rows":
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-                errors[name] = "a number of rows from 0 to 100"
+                errors[name] = N_("a number of rows from 0 to 100")
             else:
                 values[name] = value
         elif name in ("delimiter", "quotechar"):
             value = "\t" if value in ("\\t", "tab") else value
             if not isinstance(value, str) or len(value) != 1:
-                errors[name] = "a single character"
+                errors[name] = N_("a single character")
             else:
                 values[name] = value
         elif isinstance(value, str):
             values[name] = value
         else:
-            errors[name] = "must be text"
+            errors[name] = N_("must be text")
     if "booking_date" not in values:
         errors.setdefault("booking_date", "the booking date column is required")
     if "amount" not in values and "debit" not in values and "credit" not in values:
@@ -181,10 +182,12 @@ def _statement_account(
     ref = account_ref(statement.account_iban or statement.account_id)
     if chosen is not None:
         if ref and ref != chosen.iban and statement.account_iban:
-            raise ServiceError(f"the file is a statement of account {ref}, not of {chosen.iban}")
+            raise ServiceError(
+                N_("the file is a statement of account {ref}, not of {iban}").format(ref=ref, iban=chosen.iban)
+            )
         return chosen
     if not ref:
-        raise ServiceError("the statement does not name its account: choose the account and upload again")
+        raise ServiceError(N_("the statement does not name its account: choose the account and upload again"))
     return find_or_create_account(session, tenant_id, ref, statement.currency)
 
 
@@ -251,7 +254,8 @@ def import_statement(
     try:
         statements = parse_statement(data, filename, csv_mapping)
     except StatementError as exc:
-        raise ServiceError(f"The file could not be read as a bank statement: {exc.reason}") from exc
+        message = N_("The file could not be read as a bank statement: {reason}").format(reason=exc.reason)
+        raise ServiceError(message) from exc
 
     result = ImportResult(statements=len(statements))
     new: list[BankTransaction] = []
@@ -332,10 +336,9 @@ class MailStatements:
 
 
 def _mail_parts(raw: bytes) -> list[tuple[str, bytes]]:
-    import email
-    from email import policy
+    from core.mail import parsed
 
-    message = email.message_from_bytes(raw, policy=policy.default)
+    message = parsed.parse(raw)  # parsed once for this and core.mail.unpack (same job, same bytes)
     parts: list[tuple[str, bytes]] = []
     for part in message.walk():
         if len(parts) >= MAX_MAIL_PARTS or part.is_multipart():

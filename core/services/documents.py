@@ -11,6 +11,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.fields import FIELDS, check_complete, coerce, number_key
+from core.i18n import N_
 from core.models import (
     Client,
     DocType,
@@ -27,8 +28,16 @@ from core.services import NotFound, ServiceError, ValidationFailed
 
 T = TypeVar("T")
 MAX_PER_PAGE = 200
-DUPLICATE_REASON = "It seems this invoice has already been imported"
-FROZEN_NUMBER = (
+DUPLICATE_REASON = N_("It seems this invoice has already been imported")
+# The reasons stored on documents, written out in full so that the dashboard can translate them.
+SAME_FILE_REASON = N_("It seems this invoice has already been imported: the same file is attached to invoice {number}.")
+SAME_NUMBER_REASON = N_("It seems this invoice has already been imported: invoice {number} has the same number.")
+WAITING_TWIN_REASON = N_(
+    "It seems this invoice has already been imported: the same file is already waiting for review (document {id})."
+)
+LINKED_REASON = N_("File linked to invoice {number}.")
+REPLACED_REASON = N_("File of invoice {number} replaced.")
+FROZEN_NUMBER = N_(
     "The number of a validated invoice cannot be changed. To change it, delete the invoice and import "
     "the file again."
 )
@@ -165,11 +174,11 @@ def find_duplicate(session: Session, doc: Document) -> tuple[Invoice | None, str
         )
     ).first()
     if by_file is not None:
-        return by_file, f"{DUPLICATE_REASON}: the same file is attached to invoice {by_file.number}."
+        return by_file, SAME_FILE_REASON.format(number=by_file.number)
     if doc.number and doc.doc_type:
         by_number = invoice_with_number(session, doc.tenant_id, doc.direction, doc.doc_type, doc.number)
         if by_number is not None:
-            return by_number, f"{DUPLICATE_REASON}: invoice {by_number.number} has the same number."
+            return by_number, SAME_NUMBER_REASON.format(number=by_number.number)
     return None, None
 
 
@@ -206,7 +215,7 @@ def finish_extraction(
         doc.status, doc.duplicate_of_id, doc.reason = DocumentStatus.DUPLICATE.value, duplicate.id, reason
     elif (twin := same_file_pending(session, doc)) is not None:
         doc.status, doc.duplicate_of_id = DocumentStatus.DUPLICATE.value, None
-        doc.reason = f"{DUPLICATE_REASON}: the same file is already waiting for review (document {twin.id})."
+        doc.reason = WAITING_TWIN_REASON.format(id=twin.id)
     else:
         doc.status, doc.reason = DocumentStatus.PENDING.value, None
     return doc
@@ -241,7 +250,7 @@ def update_fields(session: Session, tenant_id: int, document_id: int, data: dict
     """Save a reviewer's corrections without validating (a draft)."""
     doc = get_document(session, tenant_id, document_id)
     if doc.status in (DocumentStatus.VALIDATED.value, DocumentStatus.DISCARDED.value):
-        raise ServiceError(f"a {doc.status} document cannot be edited")
+        raise ServiceError(N_("a {status} document cannot be edited").format(status=doc.status))
     values, errors = coerce(data)
     if errors:
         raise ValidationFailed(errors)
@@ -262,16 +271,16 @@ def validate_document(
     if doc.status == DocumentStatus.VALIDATED.value:
         if "number" in data and data["number"] != doc.number:
             raise ValidationFailed({"number": FROZEN_NUMBER})
-        raise ServiceError("this document is already validated")
+        raise ServiceError(N_("this document is already validated"))
     if doc.status not in (DocumentStatus.PENDING.value, DocumentStatus.FAILED.value):
-        raise ServiceError(f"a {doc.status} document cannot be validated")
+        raise ServiceError(N_("a {status} document cannot be validated").format(status=doc.status))
     values, errors = coerce(data)
     current = {name: getattr(doc, name) for name in FIELDS} | values
     errors |= {k: v for k, v in check_complete(current).items() if k not in errors}
     if not errors:
         clash = invoice_with_number(session, tenant_id, doc.direction, current["doc_type"], current["number"])
         if clash is not None:
-            errors["number"] = f"{DUPLICATE_REASON}: invoice {clash.number} has the same number."
+            errors["number"] = SAME_NUMBER_REASON.format(number=clash.number)
     if errors:
         raise ValidationFailed(errors)
 
@@ -293,7 +302,7 @@ def validate_document(
     doc.status, doc.reason, doc.invoice_id = DocumentStatus.VALIDATED.value, None, invoice.id
     doc.validated_at, doc.validated_by_id = utcnow(), user_id
     # Receivables (issue 5): the expected cash at the due date, in this same transaction. Client
-    # balances and analytics are computed on read from the invoice, so they need nothing more here.
+    # balances and analytics follow at the flush (core.services.summaries), so nothing more here.
     from core.services.receivables import record_expected_cash
 
     record_expected_cash(session, invoice)
@@ -310,28 +319,28 @@ def resolve_duplicate(
     existing invoice's file with it, or discard the new document. Files are never deleted."""
     doc = get_document(session, tenant_id, document_id)
     if doc.status != DocumentStatus.DUPLICATE.value:
-        raise ServiceError("this document is not waiting for a duplicate decision")
+        raise ServiceError(N_("this document is not waiting for a duplicate decision"))
     if action not in DUPLICATE_ACTIONS:
         raise ServiceError(f"action must be one of {', '.join(DUPLICATE_ACTIONS)}")
     if action == "discard":
         doc.status = DocumentStatus.DISCARDED.value
-        doc.reason = "Discarded as a duplicate."
+        doc.reason = N_("Discarded as a duplicate.")
         return doc
     if doc.duplicate_of_id is None:
-        raise ServiceError("the original is not validated yet: only discard is possible")
+        raise ServiceError(N_("the original is not validated yet: only discard is possible"))
     invoice = get_invoice(session, tenant_id, doc.duplicate_of_id)
     if action == "link":
         already = invoice.file_id == doc.file_id or any(a.file_id == doc.file_id for a in invoice.attachments)
         if not already:
             session.add(InvoiceFile(invoice_id=invoice.id, file_id=doc.file_id, document_id=doc.id))
-        doc.reason = f"File linked to invoice {invoice.number}."
+        doc.reason = LINKED_REASON.format(number=invoice.number)
     else:
         previous = invoice.file_id
         invoice.file_id, invoice.document_id = doc.file_id, doc.id
         # The replaced file stays stored and attached, so nothing a person sent is lost.
         if previous != doc.file_id and not any(a.file_id == previous for a in invoice.attachments):
             session.add(InvoiceFile(invoice_id=invoice.id, file_id=previous))
-        doc.reason = f"File of invoice {invoice.number} replaced."
+        doc.reason = REPLACED_REASON.format(number=invoice.number)
     doc.status, doc.invoice_id = DocumentStatus.VALIDATED.value, invoice.id
     doc.validated_at, doc.validated_by_id = utcnow(), user_id
     session.flush()
@@ -341,6 +350,6 @@ def resolve_duplicate(
 def discard_document(session: Session, tenant_id: int, document_id: int) -> Document:
     doc = get_document(session, tenant_id, document_id)
     if doc.status == DocumentStatus.VALIDATED.value:
-        raise ServiceError("a validated document cannot be discarded; delete the invoice instead")
-    doc.status, doc.reason = DocumentStatus.DISCARDED.value, "Deleted by a reviewer."
+        raise ServiceError(N_("a validated document cannot be discarded; delete the invoice instead"))
+    doc.status, doc.reason = DocumentStatus.DISCARDED.value, N_("Deleted by a reviewer.")
     return doc

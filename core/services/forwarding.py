@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from core.forwarding import GMAIL, MICROSOFT, Confirmation, recognize
+from core.forwarding import DKIM_DOMAINS, GMAIL, MICROSOFT, Confirmation, recognize
+from core.mail.senderauth import Verdicts
 from core.models import ForwardingConfirmation, InboundMessage
 
 logger = logging.getLogger(__name__)
@@ -36,9 +37,15 @@ def trusted_authserv_ids() -> frozenset[str]:
 
 
 def capture_confirmation(
-    session: Session, message: InboundMessage, raw: bytes, *, trusted: Iterable[str] | None = None
+    session: Session, message: InboundMessage, raw: bytes, *, trusted: Iterable[str] | None = None,
+    verdicts: Verdicts | None = None,
 ) -> ForwardingConfirmation | None:
-    """The stored confirmation for ``message`` when ``raw`` is one (created once per message), else None."""
+    """The stored confirmation for ``message`` when ``raw`` is one (created once per message), else None.
+
+    ``verdicts``: the message's sender authentication (core.mail.senderauth). A DKIM pass for the
+    provider's domain there (our own check, or a trusted relay's) makes the code verified; our own check
+    without one makes it unverified, whatever the headers in the message claim.
+    """
     existing = session.scalars(
         select(ForwardingConfirmation).where(ForwardingConfirmation.message_id == message.id)
     ).first()
@@ -58,7 +65,7 @@ def capture_confirmation(
         sender=found.sender,
         subject=found.subject,
         sent_at=found.sent_at,
-        authenticated=found.authenticated(trusted_ids),
+        authenticated=authenticated(found, trusted_ids, verdicts),
         auth_results=found.auth_results_raw,
     )
     session.add(row)
@@ -67,6 +74,16 @@ def capture_confirmation(
     logger.info("message %s: %s confirmation stored (authenticated=%s)", message.id, found.provider,
                 row.authenticated)
     return row
+
+
+def authenticated(found: Confirmation, trusted_ids: Iterable[str], verdicts: Verdicts | None) -> bool | None:
+    """True only on a DKIM pass for the provider's domain (``DKIM_DOMAINS``); False when checked without one."""
+    if verdicts is not None:
+        if verdicts.dkim_pass_for(DKIM_DOMAINS.get(found.provider, ())):
+            return True
+        if verdicts.source == "evaluated":
+            return False  # we verified the signatures ourselves: headers in the message cannot override that
+    return found.authenticated(trusted_ids)
 
 
 def reason_for(confirmation: ForwardingConfirmation) -> str:
@@ -113,6 +130,7 @@ def confirmation_json(row: ForwardingConfirmation) -> dict[str, Any]:
         "sent_at": row.sent_at.isoformat() if row.sent_at else None,
         "received_at": row.received_at.isoformat() if row.received_at else None,
         "authenticated": row.authenticated,
+        "verified": bool(row.authenticated),  # only a DKIM pass for the provider's domain makes a code verified
         "auth_results": row.auth_results,
         "message_id": row.message_id,
     }

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from core.i18n import N_
 from core.models import (
     InboundMessage,
     Mailbox,
@@ -91,44 +92,44 @@ class MailboxInput:
 def _validate(data: MailboxInput, existing: Mailbox | None) -> dict[str, str]:
     errors: dict[str, str] = {}
     if not _HOST_RE.match(data.host):
-        errors["host"] = "Enter the IMAP server's host name (e.g. imap.gmail.com)."
+        errors["host"] = N_("Enter the IMAP server's host name (e.g. imap.gmail.com).")
     try:
         port = int(data.port or (993 if data.security == MailboxSecurity.SSL.value else 143))
         if not 1 <= port <= 65535:
             raise ValueError
     except ValueError:
-        errors["port"] = "Enter a port between 1 and 65535."
+        errors["port"] = N_("Enter a port between 1 and 65535.")
     if data.security not in {s.value for s in MailboxSecurity}:
-        errors["security"] = "Choose SSL/TLS or STARTTLS."
+        errors["security"] = N_("Choose SSL/TLS or STARTTLS.")
     elif data.security == MailboxSecurity.PLAIN.value and not is_loopback(data.host):
-        errors["security"] = "Unencrypted connections are only allowed to a server on this machine (tests)."
+        errors["security"] = N_("Unencrypted connections are only allowed to a server on this machine (tests).")
     if not data.username or len(data.username) > 320 or _CONTROL_RE.search(data.username):
-        errors["username"] = "Enter the mailbox's user name (at most 320 characters)."
+        errors["username"] = N_("Enter the mailbox's user name (at most 320 characters).")
     if data.auth not in {a.value for a in MailboxAuth}:
-        errors["auth"] = "Choose password or OAuth2."
+        errors["auth"] = N_("Choose password or OAuth2.")
     if len(data.secret) > 4096 or _CONTROL_RE.search(data.secret):
-        errors["secret"] = "This secret is too long or contains control characters."  # noqa: S105 - a message, not a secret
+        errors["secret"] = N_("This secret is too long or contains control characters.")  # noqa: S105 - a message, not a secret
     for field in ("folder", "processed_folder"):
         value = getattr(data, field)
         if len(value) > 255 or _CONTROL_RE.search(value):
-            errors[field] = "A folder name has at most 255 characters and no control characters."
+            errors[field] = N_("A folder name has at most 255 characters and no control characters.")
     if data.processed_folder and data.processed_folder == data.folder:
-        errors["processed_folder"] = "The processed folder must differ from the folder that is read."
+        errors["processed_folder"] = N_("The processed folder must differ from the folder that is read.")
     if len(data.name) > 100:
-        errors["name"] = "At most 100 characters."
+        errors["name"] = N_("At most 100 characters.")
     has_secret = bool(data.secret) or (existing is not None and existing.secret_encrypted)
     has_refresh = bool(data.oauth_refresh_token) or (existing is not None and existing.oauth_refresh_token_encrypted)
     if data.auth == MailboxAuth.PASSWORD.value and not has_secret:
-        errors["secret"] = "Enter the password."  # noqa: S105 - a message, not a secret
+        errors["secret"] = N_("Enter the password.")  # noqa: S105 - a message, not a secret
     if data.auth == MailboxAuth.XOAUTH2.value:
         if data.oauth_provider and data.oauth_provider not in OAUTH_PROVIDERS:
-            errors["oauth_provider"] = "Choose Google or Microsoft."
+            errors["oauth_provider"] = N_("Choose Google or Microsoft.")
         if not has_secret and not has_refresh:
-            errors["secret"] = "Paste an access token, or give a refresh token with the client id and secret."  # noqa: S105 - a message, not a secret
+            errors["secret"] = N_("Paste an access token, or give a refresh token with the client id and secret.")  # noqa: S105 - a message, not a secret
         if has_refresh and not (data.oauth_provider and data.oauth_client_id):
-            errors["oauth_client_id"] = "A refresh token needs the provider and the client id."
+            errors["oauth_client_id"] = N_("A refresh token needs the provider and the client id.")
         if len(data.oauth_refresh_token) > 4096 or len(data.oauth_client_secret) > 1024:
-            errors["oauth_refresh_token"] = "Too long."  # noqa: S105 - a message, not a secret
+            errors["oauth_refresh_token"] = N_("Too long.")  # noqa: S105 - a message, not a secret
     return errors
 
 
@@ -236,9 +237,9 @@ def parse_mailbox_url(url: str) -> MailboxInput:
     parts = urlsplit(url)
     security = {"imaps": "ssl", "imap+starttls": "starttls", "imap": "plain"}.get(parts.scheme)
     if security is None:
-        raise ServiceError("a mailbox URL starts with imaps://, imap+starttls:// or imap:// (loopback only)")
+        raise ServiceError(N_("a mailbox URL starts with imaps://, imap+starttls:// or imap:// (loopback only)"))
     if not parts.hostname or not parts.username:
-        raise ServiceError("a mailbox URL needs a user and a host: imaps://user:password@host/INBOX")
+        raise ServiceError(N_("a mailbox URL needs a user and a host: imaps://user:password@host/INBOX"))
     folder = unquote(parts.path.lstrip("/")) or "INBOX"
     return MailboxInput(
         host=parts.hostname,

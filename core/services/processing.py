@@ -9,6 +9,7 @@ the infrastructure (database, disk) are raised, so that the job is retried.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -18,33 +19,37 @@ from sqlalchemy.orm import Session
 from core import extraction
 from core.einvoice import EInvoice, EInvoiceError, read_einvoice, to_fields
 from core.extraction.identifiers import find_identifiers
+from core.i18n import N_
 from core.mail.unpack import PDF, Attachment, unpack
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, StoredFile, utcnow
-from core.services import bank, forwarding, senders
+from core.services import bank, forwarding, senders, splitting
+from core.services import senderauth as sender_auth
+from core.services import templates as tenant_templates
 from core.services.clients import prefill_client
 from core.services.documents import fail_document, finish_extraction
 from core.storage import FileStorage, StorageError, sha256_hex
 
 logger = logging.getLogger(__name__)
 
-RAW_MISSING = "The stored message file is missing; restore it from a backup, then re-run the message."
+RAW_MISSING = N_("The stored message file is missing; restore it from a backup, then re-run the message.")
 NO_TEXT_NOTE = "no text layer; fill in by hand"
-NO_TEXT_REASON = "This file has no text layer and OCR read nothing usable in it: fill in the fields by hand."
-UNREADABLE_PDF = "The PDF could not be read (it may be damaged or encrypted): {detail}"
-PROTECTED_PDF = "This PDF is password-protected: ask the sender for an unprotected copy"
-IMAGE_REFUSED = "The image could not be read: {detail}. Ask the sender for a PDF or a smaller image."
-EINVOICE_UNREADABLE = "The e-invoice could not be read: {reason}"
-NOT_AN_EINVOICE = (
+NO_TEXT_REASON = N_("This file has no text layer and OCR read nothing usable in it: fill in the fields by hand.")
+UNREADABLE_PDF = N_("The PDF could not be read (it may be damaged or encrypted): {detail}")
+PROTECTED_PDF = N_("This PDF is password-protected: ask the sender for an unprotected copy")
+IMAGE_REFUSED = N_("The image could not be read: {detail}. Ask the sender for a PDF or a smaller image.")
+EINVOICE_UNREADABLE = N_("The e-invoice could not be read: {reason}")
+NOT_AN_EINVOICE = N_(
     "This XML file is not an invoice in a format we read (Factur-X, ZUGFeRD, XRechnung, UBL); "
     "fill in the fields by hand from the sender's PDF."
 )
-TIMED_OUT = (
+TIMED_OUT = N_(
     "Reading this file took too long and was stopped (a very large or unusual file). Nothing was lost: "
     "fill in the fields by hand, or ask the sender for a simpler copy."
 )
 XML_TYPES = {"application/xml", "text/xml"}
 MAX_STORED_LINES = 200  # e-invoice lines kept in extraction_details for the review page
-FILE_MISSING = "The stored file is missing from storage; restore it from a backup, then re-run the extraction."
+FILE_MISSING = N_("The stored file is missing from storage; restore it from a backup, then re-run the extraction.")
+UNSUPPORTED_TYPE = N_("Files of type {type} cannot be read; fill in the fields by hand.")
 # Infrastructure errors: raised to the job, which is retried; never turned into a "failed" verdict at once.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, StorageError)
 
@@ -87,15 +92,18 @@ def _ingest(session: Session, storage: FileStorage, message: InboundMessage) -> 
         session.flush()
         return []
 
+    # Sender authentication (SPF, DKIM, DMARC), stored before what relies on it: codes, screening.
+    verdicts = sender_auth.ensure_verdicts(session, message, raw)
+
     # Forwarding confirmations (Gmail, Microsoft) are never invoices: keep the code for the admins, stop.
-    confirmation = forwarding.capture_confirmation(session, message, raw)
+    confirmation = forwarding.capture_confirmation(session, message, raw, verdicts=verdicts)
     if confirmation is not None:
         _finish_message(message, MessageStatus.IGNORED, forwarding.reason_for(confirmation))
         session.flush()
         return []
 
     # Sender control: a repeat of an earlier message is ignored, an unlisted sender is quarantined.
-    stopped = senders.screen(session, message, raw)
+    stopped = senders.screen(session, message, raw) or sender_auth.screen(session, message)
     if stopped is not None:
         _finish_message(message, *stopped)
         session.flush()
@@ -110,11 +118,20 @@ def _ingest(session: Session, storage: FileStorage, message: InboundMessage) -> 
         session.flush()
         return []
 
-    documents = [_document_for(session, storage, message, attachment) for attachment in unpacked.attachments]
+    documents = [doc for attachment in unpacked.attachments for doc in _documents_for(session, storage, message,
+                                                                                     attachment)]
     _finish_message(message, MessageStatus.PROCESSED, unpacked.reason)
     session.flush()
     logger.info("message %s: %d document(s)", message.id, len(documents))
     return [doc.id for doc in documents if doc.status == DocumentStatus.EXTRACTING.value]
+
+
+def _documents_for(
+    session: Session, storage: FileStorage, message: InboundMessage, att: Attachment
+) -> list[Document]:
+    """One document per file, or one per invoice when a PDF holds several (``core.services.splitting``)."""
+    split = splitting.split_attachment(session, storage, message, att)
+    return split if split is not None else [_document_for(session, storage, message, att)]
 
 
 def _document_for(session: Session, storage: FileStorage, message: InboundMessage, att: Attachment) -> Document:
@@ -223,7 +240,7 @@ def _extract(session: Session, storage: FileStorage, doc: Document) -> None:
     elif content_type.startswith("image/"):
         _extract_image(session, doc, data)
     else:
-        fail_document(doc, f"Files of type {content_type} cannot be read; fill in the fields by hand.")
+        fail_document(doc, UNSUPPORTED_TYPE.format(type=content_type))
 
 
 def is_xml(content_type: str, data: bytes) -> bool:
@@ -264,7 +281,7 @@ def _extract_pdf(session: Session, doc: Document, data: bytes) -> None:
         _finish_einvoice(session, doc, einv)
         return
     try:
-        found = extraction.extract_pdf(data)
+        found = extraction.extract_pdf(data, templates=_templates(session, doc))
     except extraction.PdfPasswordProtected:
         fail_document(doc, PROTECTED_PDF)
         logger.info("document %s: password-protected PDF", doc.id)
@@ -276,9 +293,15 @@ def _extract_pdf(session: Session, doc: Document, data: bytes) -> None:
     _finish_text(session, doc, found)
 
 
+def _templates(session: Session, doc: Document) -> list[Any] | None:
+    """The company's own templates first (compiled once per worker and version), then the shared ones;
+    None (the shared list) when it has none."""
+    return tenant_templates.templates_for_extraction(session, doc.tenant_id)
+
+
 def _extract_image(session: Session, doc: Document, data: bytes) -> None:
     try:
-        found = extraction.extract_image(data)
+        found = extraction.extract_image(data, templates=_templates(session, doc))
     except extraction.ImageRefused as exc:
         fail_document(doc, IMAGE_REFUSED.format(detail=exc.detail))
         logger.info("document %s: image refused (%s)", doc.id, exc.detail)
@@ -377,3 +400,21 @@ def transient_reason(exc: BaseException, what: str) -> str:
         f"A temporary problem stopped the processing of {what} after several attempts ({type(exc).__name__}). "
         "Nothing was lost: re-run it once the service is healthy."
     )
+
+
+def documents_to_requeue(session: Session, stale_after: timedelta) -> list[int]:
+    """Documents still ``extracting`` long after any job for them could have run (their job was lost with
+    a Redis restart, or the worker died between unpacking and extracting). The sweep queues them again;
+    a job still waiting or running keeps its deterministic id and is left alone."""
+    stmt = select(Document.id).where(
+        Document.status == DocumentStatus.EXTRACTING.value, Document.updated_at < utcnow() - stale_after
+    )
+    return list(session.scalars(stmt.order_by(Document.id)))
+
+
+def mark_requeued(session: Session, document_id: int) -> None:
+    """The sweep queued it: the next sweep waits ``stale_after`` again before looking at it."""
+    doc = session.get(Document, document_id)
+    if doc is not None and doc.status == DocumentStatus.EXTRACTING.value:
+        doc.updated_at = utcnow()
+        session.flush()

@@ -1,11 +1,13 @@
 """Receivables: what each client owes, the expected cash movements, and the invoice's own lifecycle
 (attach a file, delete the invoice).
 
-Balances are computed on read with aggregate queries rather than kept in denormalised columns: they
-read the invoices' ``amount``, ``amount_paid``, ``status``, ``due_date`` and ``paid_at``, so they stay
-true whoever changes those (bank reconciliation marks invoices paid without knowing about this module),
-and the queries use the ``(tenant_id, doc_type, status)`` index. Amounts are summed in integer cents so
-that SQLite (which stores money as text) adds exactly, like PostgreSQL's NUMERIC.
+Balances are read from the maintained summaries (``core.summary_models``): one row per client and
+currency, kept equal to the invoices in the same transaction as every change by a flush listener
+(``core.services.summaries``), whoever makes it (bank reconciliation marks invoices paid without
+knowing about this module). What depends on today's date ("overdue") is not stored as a flag: it is the
+amount due minus what falls due from today on, a short date range of ``receivable_days``. So the
+clients list reads one row per client instead of every invoice of the tenant (issue 5: 100,000 invoices).
+Amounts are integer cents so that SQLite (which stores money as text) adds exactly, like NUMERIC.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Float, Select, and_, case, cast, delete, func, or_, select
+from sqlalchemy import Float, Select, and_, case, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from core.i18n import N_
 from core.models import (
     CashDirection,
     CashKind,
@@ -29,10 +32,12 @@ from core.models import (
     Invoice,
     InvoiceFile,
     InvoiceStatus,
+    Match,
     StoredFile,
 )
-from core.services import NotFound, ServiceError, access
+from core.services import NotFound, ServiceError, access, summaries
 from core.services.access import Viewer
+from core.summary_models import ClientSummary, ReceivableDay
 
 CENT = Decimal("0.01")
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
@@ -43,43 +48,8 @@ DEFAULT_CURRENCY = "EUR"
 # SQL building blocks -------------------------------------------------------------------------
 
 
-def _is_sqlite(session: Session) -> bool:
-    return session.get_bind().dialect.name == "sqlite"
-
-
-def cents(session: Session, column: Any) -> ColumnElement[int]:
-    """A money column as integer cents (exact on both backends)."""
-    if _is_sqlite(session):
-        return cast(func.round(cast(column, Float) * 100), BigInteger)
-    return cast(column * 100, BigInteger)
-
-
-def days_between(session: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
-    """``later - earlier`` in days, for two DATE columns."""
-    if _is_sqlite(session):
-        return func.julianday(later) - func.julianday(earlier)
-    return later - earlier
-
-
 def to_money(value_cents: Any) -> Decimal:
     return (Decimal(int(value_cents or 0)) / 100).quantize(CENT)
-
-
-def outstanding_cents(session: Session) -> ColumnElement[int]:
-    """What is still owed on one invoice: amount minus what has been paid, never below zero."""
-    diff = cents(session, Invoice.amount) - cents(session, Invoice.amount_paid)
-    return case((diff > 0, diff), else_=0)
-
-
-def unpaid_invoices(tenant_id: int, currency: str) -> ColumnElement[bool]:
-    """Receivable invoices (not credit notes) still owed something, in one currency."""
-    return and_(
-        Invoice.tenant_id == tenant_id,
-        Invoice.direction == "receivable",
-        Invoice.doc_type == DocType.INVOICE.value,
-        Invoice.status != InvoiceStatus.PAID.value,
-        Invoice.currency == currency,
-    )
 
 
 # Currencies ----------------------------------------------------------------------------------
@@ -87,11 +57,13 @@ def unpaid_invoices(tenant_id: int, currency: str) -> ColumnElement[bool]:
 
 def currencies_in_use(session: Session, viewer: Viewer) -> list[str]:
     """The currencies of the viewer's invoices, the most used first (amounts are never mixed)."""
+    used = func.sum(ClientSummary.invoice_count)
     stmt = (
-        select(Invoice.currency, func.count())
-        .where(Invoice.tenant_id == viewer.tenant_id, Invoice.currency.is_not(None), access.invoice_clause(viewer))
-        .group_by(Invoice.currency)
-        .order_by(func.count().desc(), Invoice.currency)
+        select(ClientSummary.currency, used)
+        .where(ClientSummary.tenant_id == viewer.tenant_id, access.client_clause(viewer, ClientSummary.client_id))
+        .group_by(ClientSummary.currency)
+        .having(used > 0)
+        .order_by(used.desc(), ClientSummary.currency)
     )
     return [row[0] for row in session.execute(stmt)]
 
@@ -129,62 +101,57 @@ class RowPage:
         return max(1, -(-self.total // self.per_page))
 
 
-def _balances_subquery(session: Session, tenant_id: int, currency: str, today: date,
-                       client_id: int | None = None) -> Any:
-    owed = outstanding_cents(session)
-    unpaid = unpaid_invoices(tenant_id, currency)
-    is_credit = and_(
-        Invoice.tenant_id == tenant_id,
-        Invoice.doc_type == DocType.CREDIT_NOTE.value,
-        Invoice.status != InvoiceStatus.PAID.value,
-        Invoice.currency == currency,
-    )
-    paid = and_(
-        Invoice.doc_type == DocType.INVOICE.value,
-        Invoice.paid_at.is_not(None),
-        Invoice.due_date.is_not(None),
-        Invoice.currency == currency,
-    )
-    where = [Invoice.tenant_id == tenant_id, Invoice.client_id.is_not(None)]
-    if client_id is not None:  # one client: aggregate its invoices only (uses the client_id index)
-        where.append(Invoice.client_id == client_id)
+def not_yet_due(viewer: Viewer, currency: str, today: date, clients: Any = None) -> Any:
+    """Per client, what is owed on invoices due today or later: overdue = due - undated - this. Only
+    the dates from today on are read (a short range of ``receivable_days``), whatever the history;
+    ``clients`` (a select of client ids) narrows it to those clients."""
+    where = [ReceivableDay.tenant_id == viewer.tenant_id, ReceivableDay.currency == currency,
+             ReceivableDay.kind == summaries.DUE, ReceivableDay.day >= today,
+             ReceivableDay.client_id != summaries.ALL_CLIENTS]
+    if clients is not None:
+        where.append(ReceivableDay.client_id.in_(clients))
     return (
-        select(
-            Invoice.client_id.label("client_id"),
-            func.sum(case((unpaid, owed), else_=0)).label("due"),
-            func.sum(case((and_(unpaid, Invoice.due_date < today), owed), else_=0)).label("overdue"),
-            func.sum(case((unpaid, 1), else_=0)).label("open_count"),
-            func.sum(case((is_credit, owed), else_=0)).label("credit"),
-            func.avg(case((paid, cast(days_between(session, Invoice.paid_at, Invoice.due_date), Float)))).label(
-                "delay"
-            ),
-        )
+        select(ReceivableDay.client_id.label("client_id"), func.sum(ReceivableDay.cents).label("cents"))
         .where(*where)
-        .group_by(Invoice.client_id)
-        # Aggregated once, then joined: with stale statistics (right after a large import) PostgreSQL
-        # otherwise may re-aggregate per client in a nested loop (minutes instead of milliseconds).
-        .cte("balances")
-        .prefix_with("MATERIALIZED", dialect="postgresql")
+        .group_by(ReceivableDay.client_id)
+        .subquery("not_yet_due")
     )
 
 
-def _balances_select(session: Session, viewer: Viewer, currency: str, today: date,
-                     client_id: int | None = None) -> tuple[Select[Any], Any]:
-    sub = _balances_subquery(session, viewer.tenant_id, currency, today, client_id)
+def _clients_with_summary(viewer: Viewer, currency: str) -> Select[Any]:
+    """The viewer's clients joined to their maintained summary (``core.services.summaries``) in
+    ``currency``: everything of a balance but the date-dependent overdue part."""
+    delay = case((ClientSummary.paid_count > 0,
+                  cast(ClientSummary.delay_days, Float) / cast(ClientSummary.paid_count, Float)))
     stmt = (
         select(
-            Client.id,
-            Client.name,
-            func.coalesce(sub.c.due, 0),
-            func.coalesce(sub.c.overdue, 0),
-            func.coalesce(sub.c.open_count, 0),
-            func.coalesce(sub.c.credit, 0),
-            sub.c.delay,
+            Client.id.label("id"),
+            Client.name.label("name"),
+            func.coalesce(ClientSummary.due_cents, 0).label("due"),
+            func.coalesce(ClientSummary.undated_cents, 0).label("undated"),
+            func.coalesce(ClientSummary.open_count, 0).label("open_count"),
+            func.coalesce(ClientSummary.credit_cents, 0).label("credit"),
+            delay.label("delay"),
+            Client.normalized_name.label("sort_name"),
         )
-        .outerjoin(sub, sub.c.client_id == Client.id)
+        .outerjoin(ClientSummary, and_(ClientSummary.tenant_id == viewer.tenant_id,
+                                       ClientSummary.client_id == Client.id, ClientSummary.currency == currency))
         .where(Client.tenant_id == viewer.tenant_id)
     )
-    return access.scope_clients(stmt, viewer), sub
+    return access.scope_clients(stmt, viewer)
+
+
+def _with_overdue(viewer: Viewer, currency: str, today: date, rows: Any, narrow: bool) -> tuple[Select[Any], Any]:
+    """``rows`` (from ``_clients_with_summary``) with their overdue amount; ``narrow`` reads the
+    not-yet-due amounts of those rows' clients only."""
+    later = not_yet_due(viewer, currency, today, select(rows.c.id) if narrow else None)
+    overdue = rows.c.due - rows.c.undated - func.coalesce(later.c.cents, 0)
+    stmt = (
+        select(rows.c.id, rows.c.name, rows.c.due, overdue, rows.c.open_count, rows.c.credit, rows.c.delay)
+        .select_from(rows)
+        .outerjoin(later, later.c.client_id == rows.c.id)
+    )
+    return stmt, overdue
 
 
 def _row(row: Any) -> ClientBalance:
@@ -210,23 +177,36 @@ def client_balances(
     per_page: int = 50,
 ) -> RowPage:
     """One row per client the viewer may see, with its balance in ``currency``; paginated, sorted."""
-    stmt, sub = _balances_select(session, viewer, currency, today)
     sort = sort if sort in SORTS else "-amount_due"
-    key = {"amount_due": func.coalesce(sub.c.due, 0), "overdue": func.coalesce(sub.c.overdue, 0),
-           "name": Client.normalized_name}[sort.lstrip("-")]
-    order = key.desc() if sort.startswith("-") else key.asc()
-    stmt = stmt.order_by(order, Client.normalized_name, Client.id)
     page, per_page = max(1, page), min(200, max(1, per_page))
+    base = _clients_with_summary(viewer, currency)
+    cols = base.selected_columns
+
+    def ordered(key: Any, tie: Any, ident: Any) -> list[Any]:
+        return [key.desc() if sort.startswith("-") else key.asc(), tie, ident]
+
+    if sort.lstrip("-") == "overdue":  # every client's overdue amount is needed to sort
+        rows = base.subquery("balances")
+        stmt, overdue = _with_overdue(viewer, currency, today, rows, narrow=False)
+        stmt = stmt.order_by(*ordered(overdue, rows.c.sort_name, rows.c.id))
+        stmt = stmt.limit(per_page).offset((page - 1) * per_page)
+    else:  # the page first, then what falls due from today on for its clients only
+        key = cols.due if sort.lstrip("-") == "amount_due" else cols.sort_name
+        rows = (base.order_by(*ordered(key, cols.sort_name, cols.id))
+                .limit(per_page).offset((page - 1) * per_page).cte("page"))
+        stmt, _overdue = _with_overdue(viewer, currency, today, rows, narrow=True)
+        key = rows.c.due if sort.lstrip("-") == "amount_due" else rows.c.sort_name
+        stmt = stmt.order_by(*ordered(key, rows.c.sort_name, rows.c.id))
     total = session.scalar(
         access.scope_clients(select(func.count(Client.id)).where(Client.tenant_id == viewer.tenant_id), viewer)
     ) or 0
-    rows = session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).all()
-    return RowPage(items=[_row(r) for r in rows], page=page, per_page=per_page, total=total)
+    return RowPage(items=[_row(r) for r in session.execute(stmt)], page=page, per_page=per_page, total=total)
 
 
 def client_balance(session: Session, viewer: Viewer, client_id: int, *, currency: str, today: date) -> ClientBalance:
-    stmt, _sub = _balances_select(session, viewer, currency, today, client_id)
-    row = session.execute(stmt.where(Client.id == client_id)).first()
+    rows = _clients_with_summary(viewer, currency).where(Client.id == client_id).cte("client")
+    stmt, _overdue = _with_overdue(viewer, currency, today, rows, narrow=True)
+    row = session.execute(stmt).first()
     if row is None:
         raise NotFound("no such client")
     return _row(row)
@@ -312,10 +292,10 @@ def delete_invoice(session: Session, viewer: Viewer, invoice_id: int, reason: st
     if invoice.status != InvoiceStatus.OPEN.value or (invoice.amount_paid or 0) > 0:
         # Payments matched by bank reconciliation point at it: undo those matches first, so that no
         # bank transaction is left reconciled against nothing.
-        raise ServiceError("a payment is recorded on this invoice: undo its payment matches before deleting it")
+        raise ServiceError(N_("a payment is recorded on this invoice: undo its payment matches before deleting it"))
     reason = " ".join((reason or "").split())[:500]
     if not reason:
-        raise ServiceError("say why the invoice is deleted (the reason is kept on its documents)")
+        raise ServiceError(N_("say why the invoice is deleted (the reason is kept on its documents)"))
     note = f"Invoice {invoice.number} deleted: {reason}"
     touched = list(
         session.scalars(
@@ -334,12 +314,25 @@ def delete_invoice(session: Session, viewer: Viewer, invoice_id: int, reason: st
             if doc.status == DocumentStatus.DUPLICATE.value:  # nothing to be a duplicate of any more
                 doc.status, doc.reason = DocumentStatus.PENDING.value, None
     invoice.document_id = None
+    # Bank matches still pointing at it can only be suggestions or undone ones (an applied one leaves a
+    # payment): they go with it, and their transactions' statuses are worked out again below.
+    stale = list(session.scalars(select(Match).where(Match.tenant_id == viewer.tenant_id,
+                                                     Match.invoice_id == invoice.id)))
+    for match in stale:
+        session.delete(match)
     session.flush()
-    session.execute(delete(CashMovement).where(CashMovement.invoice_id == invoice.id))
     session.execute(delete(InvoiceFile).where(InvoiceFile.invoice_id == invoice.id))
-    session.expire(invoice, ["attachments"])
+    session.expire(invoice, ["attachments", "matches"])
     session.delete(invoice)
+    # The summaries listener reads the invoice's cash movements as they were before this flush: they go
+    # with the invoice (ON DELETE CASCADE), not before it in a bulk statement the listener cannot see.
     session.flush()
+    session.execute(delete(CashMovement).where(CashMovement.invoice_id == invoice_id))
+    if stale:
+        from core.services.reconciliation import refresh_transaction
+
+        for transaction_id in sorted({m.transaction_id for m in stale}):
+            refresh_transaction(session, viewer.tenant_id, transaction_id)
     return [doc.id for doc in touched]
 
 
@@ -369,7 +362,7 @@ def attach_file(session: Session, storage: Any, viewer: Viewer, invoice_id: int,
         raise NotFound("no such invoice")
     access.check_invoice(session, viewer, invoice)
     if not data:
-        raise ServiceError("the file is empty")
+        raise ServiceError(N_("the file is empty"))
     if len(data) > MAX_ATTACHMENT_BYTES:
         raise ServiceError(f"the file is larger than {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB")
     stored = store_file(session, storage, viewer.tenant_id, data, sniff_content_type(data))

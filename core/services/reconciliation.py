@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.i18n import N_
 from core.models import (
     BankAccount,
     BankTransaction,
@@ -124,6 +125,11 @@ def _refresh_transaction(session: Session, tx: BankTransaction) -> None:
         tx.status = TransactionStatus.IGNORED.value
     else:
         tx.status = TransactionStatus.UNMATCHED.value
+
+
+def refresh_transaction(session: Session, tenant_id: int, transaction_id: int) -> None:
+    """A transaction's status from its matches (after matches went with a deleted invoice)."""
+    _refresh_transaction(session, _lock_transaction(session, tenant_id, transaction_id))
 
 
 def _apply(session: Session, match: Match, invoice: Invoice, user_id: int | None) -> None:
@@ -304,14 +310,14 @@ def accept_match(session: Session, tenant_id: int, match_id: int, user_id: int |
     tx = _lock_transaction(session, tenant_id, match.transaction_id)
     session.refresh(match)
     if match.state != MatchState.SUGGESTED.value:
-        raise ServiceError(f"this match is {match.state}, not a suggestion")
+        raise ServiceError(N_("this match is {state}, not a suggestion").format(state=match.state))
     invoice = _lock_invoice(session, tenant_id, match.invoice_id)
     if match.amount > open_amount(invoice):
         raise ServiceError(
             f"invoice {invoice.number} has only {open_amount(invoice)} left to pay: split the transaction instead"
         )
     if allocated_cash(session, tx) + match.amount - match.write_off > abs(tx.amount):
-        raise ServiceError("this transaction is already fully allocated")
+        raise ServiceError(N_("this transaction is already fully allocated"))
     _apply(session, match, invoice, user_id)
     _refresh_transaction(session, tx)
     return match
@@ -323,7 +329,7 @@ def accept_suggestions(session: Session, tenant_id: int, transaction_id: int, us
         matches_query(tenant_id, MatchState.SUGGESTED.value, transaction_id).order_by(None).order_by(Match.id)
     ).all()
     if not ids:
-        raise ServiceError("this transaction has no suggestion to accept")
+        raise ServiceError(N_("this transaction has no suggestion to accept"))
     return [accept_match(session, tenant_id, match.id, user_id) for match in ids]
 
 
@@ -332,7 +338,10 @@ def reject_match(session: Session, tenant_id: int, match_id: int, user_id: int |
     tx = _lock_transaction(session, tenant_id, match.transaction_id)
     session.refresh(match)
     if match.state != MatchState.SUGGESTED.value:
-        raise ServiceError(f"this match is {match.state}: only a suggestion can be rejected (undo an applied one)")
+        raise ServiceError(
+            N_("this match is {state}: only a suggestion can be rejected (undo an applied one)")
+            .format(state=match.state)
+        )
     match.state, match.decided_at, match.user_id = MatchState.REJECTED.value, utcnow(), user_id
     _refresh_transaction(session, tx)
     return match
@@ -345,7 +354,7 @@ def undo_match(session: Session, tenant_id: int, match_id: int, user_id: int | N
     tx = _lock_transaction(session, tenant_id, match.transaction_id)
     session.refresh(match)
     if match.state != MatchState.APPLIED.value:
-        raise ServiceError(f"this match is {match.state}: only an applied match can be undone")
+        raise ServiceError(N_("this match is {state}: only an applied match can be undone").format(state=match.state))
     invoice = _lock_invoice(session, tenant_id, match.invoice_id)
     match.state, match.undone_at, match.user_id = MatchState.REJECTED.value, utcnow(), user_id
     invoice.amount_paid = max(ZERO, (invoice.amount_paid or ZERO) - match.amount)
@@ -359,9 +368,9 @@ def _parse_amount(value: Any, what: str) -> Decimal:
     try:
         amount = Decimal(str(value).strip().replace(",", ".")).quantize(CENT)
     except (InvalidOperation, ValueError) as exc:
-        raise ValidationFailed({what: "not an amount"}) from exc
+        raise ValidationFailed({what: N_("not an amount")}) from exc
     if not amount.is_finite() or amount <= 0 or amount >= Decimal("1e12"):
-        raise ValidationFailed({what: "must be a positive amount"})
+        raise ValidationFailed({what: N_("must be a positive amount")})
     return amount
 
 
@@ -382,13 +391,13 @@ def split_transaction(
     tx = _lock_transaction(session, tenant_id, transaction_id)
     wanted = list(parts)
     if not wanted:
-        raise ValidationFailed({"parts": "give at least one invoice and amount"})
+        raise ValidationFailed({"parts": N_("give at least one invoice and amount")})
     if len(wanted) > MAX_SPLIT_PARTS:
-        raise ValidationFailed({"parts": f"at most {MAX_SPLIT_PARTS} invoices"})
+        raise ValidationFailed({"parts": N_("at most {limit} invoices").format(limit=MAX_SPLIT_PARTS)})
     extra = _parse_amount(write_off, "write_off") if write_off not in (None, "", 0, "0") else ZERO
     amounts = [(int(inv), _parse_amount(amount, f"amount[{i}]")) for i, (inv, amount) in enumerate(wanted)]
     if len({i for i, _ in amounts}) != len(amounts):
-        raise ValidationFailed({"parts": "each invoice may appear once"})
+        raise ValidationFailed({"parts": N_("each invoice may appear once")})
     if allocated_cash(session, tx) + sum(a for _, a in amounts) > abs(tx.amount):
         raise ValidationFailed({"parts": f"the amounts exceed what is left of the transaction ({abs(tx.amount)})"})
     invoices = [_lock_invoice(session, tenant_id, invoice_id) for invoice_id, _ in amounts]
@@ -422,7 +431,7 @@ def set_category(session: Session, tenant_id: int, transaction_id: int, category
     tx = _lock_transaction(session, tenant_id, transaction_id)
     category = (category or "").strip()[:100] or None
     if category and tx.status == TransactionStatus.MATCHED.value:
-        raise ServiceError("undo the transaction's matches before giving it a category")
+        raise ServiceError(N_("undo the transaction's matches before giving it a category"))
     tx.category, tx.rule_id = category, None
     if category:
         for match in session.scalars(matches_query(tenant_id, MatchState.SUGGESTED.value, tx.id)):
@@ -454,7 +463,7 @@ def _optional_amount(value: Any, name: str, errors: dict[str, str]) -> Decimal |
             raise InvalidOperation
         return amount
     except (InvalidOperation, ValueError):
-        errors[name] = "not an amount (signed: -9.90 for money out)"
+        errors[name] = N_("not an amount (signed: -9.90 for money out)")
         return None
 
 
@@ -464,15 +473,15 @@ def create_rule(session: Session, tenant_id: int, data: dict[str, Any], apply_to
     text = {k: str(data.get(k) or "").strip() for k in ("name", "counterparty_pattern", "text_pattern", "category")}
     for key, value in text.items():
         if len(value) > MAX_RULE_TEXT:
-            errors[key] = f"at most {MAX_RULE_TEXT} characters"
+            errors[key] = N_("at most {limit} characters").format(limit=MAX_RULE_TEXT)
     if not text["category"]:
-        errors["category"] = "a category is required"
+        errors["category"] = N_("a category is required")
     low = _optional_amount(data.get("min_amount"), "min_amount", errors)
     high = _optional_amount(data.get("max_amount"), "max_amount", errors)
     if low is not None and high is not None and low > high:
-        errors["max_amount"] = "must not be below the minimum"
+        errors["max_amount"] = N_("must not be below the minimum")
     if not (text["counterparty_pattern"] or text["text_pattern"] or low is not None or high is not None):
-        errors["counterparty_pattern"] = "give a counterparty, a text or an amount range to recognise"
+        errors["counterparty_pattern"] = N_("give a counterparty, a text or an amount range to recognise")
     if errors:
         raise ValidationFailed(errors)
     rule = MatchingRule(

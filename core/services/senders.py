@@ -21,6 +21,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.i18n import N_
 from core.models import Document, InboundMessage, MessageSource, MessageStatus, SenderRule, User, utcnow
 from core.services import NotFound, ValidationFailed, audit
 
@@ -29,9 +30,9 @@ MAX_PATTERN_CHARS = 254
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 _LOCAL = re.compile(r"^[^\s@\"<>(),;:\\\[\]]{1,64}$")
 
-NOT_ALLOWED_REASON = "The sender {sender} is not on your list of allowed senders: release or delete it."
-NO_SENDER_REASON = "This email has no readable sender address, and your company accepts only listed senders."
-DELETED_REASON = "Deleted from quarantine by {actor}"
+NOT_ALLOWED_REASON = N_("The sender {sender} is not on your list of allowed senders: release or delete it.")
+NO_SENDER_REASON = N_("This email has no readable sender address, and your company accepts only listed senders.")
+DELETED_REASON = N_("Deleted from quarantine by {actor}")
 
 
 def normalize_pattern(text: str) -> str:
@@ -40,11 +41,11 @@ def normalize_pattern(text: str) -> str:
     if value.startswith("*@"):
         value = value[1:]
     if len(value) > MAX_PATTERN_CHARS or "@" not in value:
-        raise ValidationFailed({"pattern": "Enter an email address (name@example.com) or a domain (@example.com)."})
+        raise ValidationFailed({"pattern": N_("Enter an email address (name@example.com) or a domain (@example.com).")})
     local, _, domain = value.rpartition("@")
     domain = domain.rstrip(".")
     if not _DOMAIN.match(domain) or (local and not _LOCAL.match(local)):
-        raise ValidationFailed({"pattern": "Enter an email address (name@example.com) or a domain (@example.com)."})
+        raise ValidationFailed({"pattern": N_("Enter an email address (name@example.com) or a domain (@example.com).")})
     return f"{local}@{domain}"
 
 
@@ -76,7 +77,7 @@ def add_rule(session: Session, tenant_id: int, text: str, actor: User | None = N
         return existing
     count = len(session.scalars(select(SenderRule.id).where(SenderRule.tenant_id == tenant_id)).all())
     if count >= MAX_RULES:
-        raise ValidationFailed({"pattern": f"At most {MAX_RULES} allowed senders per company."})
+        raise ValidationFailed({"pattern": N_("At most {limit} allowed senders per company.").format(limit=MAX_RULES)})
     rule = SenderRule(tenant_id=tenant_id, pattern=pattern, created_by=actor.email if actor else "")
     try:
         with session.begin_nested():
@@ -142,7 +143,7 @@ def _quarantined(session: Session, tenant_id: int, message_id: int) -> InboundMe
     if message is None or message.tenant_id != tenant_id:
         raise NotFound("No such message.")
     if message.status != MessageStatus.QUARANTINED.value:
-        raise ValidationFailed({"message": "This message is no longer in quarantine."})
+        raise ValidationFailed({"message": N_("This message is no longer in quarantine.")})
     return message
 
 
@@ -172,8 +173,8 @@ def delete(session: Session, tenant_id: int, message_id: int, actor: User | None
 
 # Message-level decisions, taken by ingest before unpacking --------------------------------------
 
-DUPLICATE_REASON = "Already received (same Message-ID as message {id})"
-DUPLICATE_RAW_REASON = "Already received (identical to message {id})"
+DUPLICATE_REASON = N_("Already received (same Message-ID as message {id})")
+DUPLICATE_RAW_REASON = N_("Already received (identical to message {id})")
 
 
 def record_headers(message: InboundMessage, raw: bytes) -> None:
@@ -182,9 +183,10 @@ def record_headers(message: InboundMessage, raw: bytes) -> None:
     from email.parser import BytesHeaderParser
 
     from core.mail.authresults import authentication_results
+    from core.mail.parsed import header_block
 
     try:
-        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(raw[: 256 * 1024])
+        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(header_block(raw[: 256 * 1024]))
     except Exception:  # the header block is beyond reading: nothing to note
         return
     message.auth_results = authentication_results(headers)  # type: ignore[attr-defined]

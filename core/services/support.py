@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from core.i18n import N_
 from core.models import InboundAddress, InboundMessage, Membership, Role, Tenant, User
 from core.services import NotFound, accounts, audit
 from core.services.documents import messages_query
@@ -26,12 +27,12 @@ MAX_QUERY_CHARS = 200
 
 # The actions written to the trail (the admins' audit page explains them with these labels).
 ACTION_LABELS = {
-    "support.search": "Support searched for the company",
-    "support.view_tenant": "Support opened the company's overview",
-    "support.view_imports": "Support read the list of received emails",
-    "support.view_message": "Support read one received email's trail",
-    "support.view_codes": "Support read the forwarding confirmation codes",
-    "support.view_page": "Support read a page of the dashboard",
+    "support.search": N_("Support searched for the company"),
+    "support.view_tenant": N_("Support opened the company's overview"),
+    "support.view_imports": N_("Support read the list of received emails"),
+    "support.view_message": N_("Support read one received email's trail"),
+    "support.view_codes": N_("Support read the forwarding confirmation codes"),
+    "support.view_page": N_("Support read a page of the dashboard"),
 }
 
 

@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.i18n import N_
 from core.models import Document, DocumentStatus, InboundMessage, MessageSource, MessageStatus, utcnow
 from core.services import NotFound, ValidationFailed, accounts
 from core.services.intake import store_message
@@ -30,9 +31,9 @@ PDF = "application/pdf"
 XML = "application/xml"
 # Re-processing: a message that failed or was ignored runs through ingest again.
 REPROCESSABLE_MESSAGES = frozenset({MessageStatus.FAILED.value, MessageStatus.IGNORED.value})
-NOT_REPROCESSABLE = "Only a message that failed or was ignored can be re-processed (this one is {status})."
-DOC_NOT_REPROCESSABLE = "Only a document whose extraction failed can be re-processed (this one is {status})."
-QUEUE_UNREACHABLE = "The file could not be queued for reading (the worker queue was unreachable): try again."
+NOT_REPROCESSABLE = N_("Only a message that failed or was ignored can be re-processed (this one is {status}).")
+DOC_NOT_REPROCESSABLE = N_("Only a document whose extraction failed can be re-processed (this one is {status}).")
+QUEUE_UNREACHABLE = N_("The file could not be queued for reading (the worker queue was unreachable): try again.")
 REFUSED_TYPE = "{name}: only PDF, image (PNG, JPEG, GIF, WebP, TIFF) and XML e-invoice files are accepted."
 
 
@@ -196,7 +197,8 @@ def reprocess_document(session: Session, tenant_id: int, document_id: int) -> Do
 
 
 def reprocess_not_queued(session: Session, document_id: int) -> None:
-    """Back to ``failed`` when its job could not be queued: nothing sweeps ``extracting`` documents."""
+    """Back to ``failed`` when its job could not be queued: the person who asked sees it now, rather than
+    after the sweep's delay."""
     doc = session.get(Document, document_id)
     if doc is not None and doc.status == DocumentStatus.EXTRACTING.value:
         doc.status, doc.reason = DocumentStatus.FAILED.value, QUEUE_UNREACHABLE

@@ -4,10 +4,14 @@ The modules below register themselves on ``bp`` when imported: ``auth`` (who is 
 (JSON errors everywhere under the prefix) and ``views`` (the endpoints).
 """
 
+from dashboard.api import addresses as _addresses  # noqa: F401  (issue 8: inbound addresses, rotation)
 from dashboard.api import analytics as _receivables  # noqa: F401  (issue 5: analytics, clients)
 from dashboard.api import auth, errors, forwarding, views  # noqa: F401  (registration by import)
 from dashboard.api import bank as _bank  # noqa: F401  (issue 6: statements, transactions, matches)
+from dashboard.api import deadletter as _deadletter  # noqa: F401  (issue 7: failed items, retry)
 from dashboard.api import mailboxes as _mailboxes  # noqa: F401  (IMAP mailboxes)
+from dashboard.api import splitting as _splitting  # noqa: F401  (issue 4: page groups of a split PDF)
+from dashboard.api import templates as _templates  # noqa: F401  (issue 4: per-tenant extraction templates)
 from dashboard.api import uploads as _uploads  # noqa: F401  (issue 5 part 2: uploads, message progress)
 from dashboard.api.base import bp
 

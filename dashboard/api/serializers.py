@@ -52,6 +52,7 @@ def message_json(message: InboundMessage) -> dict[str, Any]:
         "subject": message.subject,
         "received_at": iso(message.received_at),
         "source": message.source,
+        "to_retiring_address": message.to_retiring_address,  # address rotation: update the forwarding rule
         "documents": [doc.id for doc in message.documents],
     }
 
@@ -69,6 +70,8 @@ def document_json(doc: Document) -> dict[str, Any]:
         "duplicate_of": doc.duplicate_of_id,
         "invoice_id": doc.invoice_id,
         "message_id": doc.message_id,
+        "source_id": doc.source_id,  # issue 4: cut from a PDF holding several invoices (GET /sources/<id>/groups)
+        "source_pages": doc.source_pages,
         "created_at": iso(doc.created_at),
     }
 

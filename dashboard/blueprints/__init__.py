@@ -6,7 +6,11 @@ from flask import Flask
 
 # The map of the product: an area adds its module here.
 AREAS = ("auth", "review", "invoices", "imports", "settings", "api", "clients", "analytics", "members",
-         "forwarding", "support", "senders", "mailboxes", "bank")
+         "forwarding", "support", "senders", "mailboxes", "bank", "locale",
+         "splitting",  # issue 4: several invoices in one PDF
+         "templates_editor",  # issue 4: per-tenant invoice2data templates
+         "senderauth",  # issue 8: SPF/DKIM/DMARC, the tenant's choice for mail failing DMARC
+         "deadletter")  # issue 7: what failed after its retries, and retry
 
 
 def register_blueprints(app: Flask) -> None:

@@ -9,12 +9,14 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask.blueprints import BlueprintSetupState
+from flask_babel import gettext as _
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from core.models import User
 from core.services import accounts
 from dashboard.extensions import db, login_manager
+from dashboard.i18n import LOCALE_KEY, N_, valid_locale
 from dashboard.web import init_web, is_local_url, select_tenant
 
 bp = Blueprint("auth", __name__)
@@ -50,7 +52,8 @@ def load_user(user_id: str) -> WebUser | None:
 
 
 login_manager.login_view = "auth.login"
-login_manager.login_message = "Please log in to see this page."
+login_manager.login_message = N_("Please log in to see this page.")
+login_manager.localize_callback = _  # flashed in the language of the request
 login_manager.login_message_category = "info"
 
 
@@ -131,16 +134,21 @@ def login() -> Any:
     address = request.remote_addr or "unknown"
     context: dict[str, Any] = {"email": email, "next": target if is_local_url(target) else None}
     if throttle().blocked(email, address):
-        return render_template("login.html", error="Too many failed attempts. Try again in a few minutes.",
+        return render_template("login.html", error=_("Too many failed attempts. Try again in a few minutes."),
                                **context), 429
     user = accounts.authenticate(db.session, email, password) if email and password else None
     if user is None or not user.memberships:
         throttle().failed(email, address)
         db.session.rollback()
-        return render_template("login.html", error="Wrong email or password.", **context)
+        return render_template("login.html", error=_("Wrong email or password."), **context)
     throttle().succeeded(email, address)
+    chosen = valid_locale(session.get(LOCALE_KEY))
+    if chosen and user.locale is None:
+        user.locale = chosen  # the language picked on the login page becomes the person's own
     db.session.commit()  # authenticate() may have upgraded the password hash
-    session.clear()  # nothing from before the login survives it
+    session.clear()  # nothing from before the login survives it (but the language, harmless)
+    if chosen:
+        session[LOCALE_KEY] = chosen
     login_user(WebUser(user))
     select_tenant(user.memberships[0].tenant_id)
     return redirect(_after_login_url(target))
@@ -148,9 +156,12 @@ def login() -> Any:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Response:
+    locale = session.get(LOCALE_KEY)
     logout_user()
     session.clear()
-    flash("You are logged out.", "info")
+    if valid_locale(locale):
+        session[LOCALE_KEY] = locale  # the login page stays in the language just used
+    flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -162,5 +173,5 @@ def switch_tenant() -> Response:
     if member is None:
         abort(404)
     select_tenant(member.tenant_id)
-    flash(f"You are now working on {member.tenant.name}.", "info")
+    flash(_("You are now working on %(name)s.", name=member.tenant.name), "info")
     return redirect(url_for("review.pending"))

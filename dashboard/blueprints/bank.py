@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
@@ -17,6 +18,7 @@ from core.reconcile.csvexport import to_csv
 from core.services import NotFound, ServiceError, ValidationFailed, bank, reconciliation
 from dashboard.api.download import attachment
 from dashboard.extensions import db
+from dashboard.i18n import N_, translate
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
 
 T = TypeVar("T")
@@ -27,11 +29,11 @@ not_found_for(bp)
 MAX_UPLOAD = 50 * 1024 * 1024
 SPLIT_ROWS = 5
 MAPPING_COLUMNS = (
-    ("booking_date", "Booking date"), ("value_date", "Value date"), ("amount", "Signed amount"),
-    ("debit", "Debit (money out)"), ("credit", "Credit (money in)"), ("currency", "Currency"),
-    ("counterparty_name", "Counterparty"), ("counterparty_iban", "Counterparty IBAN"),
-    ("remittance", "Remittance text"), ("reference", "Reference"), ("status", "Status (pending rows)"),
-)  # fmt: skip
+    ("booking_date", N_("Booking date")), ("value_date", N_("Value date")), ("amount", N_("Signed amount")),
+    ("debit", N_("Debit (money out)")), ("credit", N_("Credit (money in)")), ("currency", N_("Currency")),
+    ("counterparty_name", N_("Counterparty")), ("counterparty_iban", N_("Counterparty IBAN")),
+    ("remittance", N_("Remittance text")), ("reference", N_("Reference")), ("status", N_("Status (pending rows)")),
+)  # fmt: skip  (labels translated where shown)
 
 
 def _user_id() -> int:
@@ -62,9 +64,9 @@ def _attempt(action: Callable[[], T], done: str | None = None) -> T | None:
 def _fail(exc: ServiceError) -> None:
     if isinstance(exc, ValidationFailed):
         for field, message in exc.errors.items():
-            flash(f"{field}: {message}", "error")
+            flash(f"{translate(field)}: {translate(message)}", "error")
     else:
-        flash(str(exc), "error")
+        flash(translate(str(exc)), "error")
 
 
 def _back(default: str) -> Response:
@@ -94,11 +96,11 @@ def index() -> str:
 def upload() -> Response:
     file = request.files.get("file")
     if file is None or not file.filename:
-        flash("Choose a statement file (CAMT.053, MT940, OFX or CSV).", "error")
+        flash(_("Choose a statement file (CAMT.053, MT940, OFX or CSV)."), "error")
         return redirect(url_for(".index"))
     data = file.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
-        flash("The file is larger than 50 MB: not a bank statement.", "error")
+        flash(_("The file is larger than 50 MB: not a bank statement."), "error")
         return redirect(url_for(".index"))
     raw_account = request.form.get("account_id", "")
     account_id = int(raw_account) if raw_account.isdigit() and len(raw_account) < 10 else None
@@ -108,11 +110,15 @@ def upload() -> Response:
         db.session.rollback()
         _fail(exc)
         if account_id is not None and "CSV layout" in str(exc):
-            flash("Describe this bank's CSV columns once below; the mapping is saved for the account.", "info")
+            flash(_("Describe this bank's CSV columns once below; the mapping is saved for the account."), "info")
             return redirect(url_for(".account", account_id=account_id))
         return redirect(url_for(".index"))
     db.session.commit()
-    flash(f"{file.filename}: {result.summary()}.", "info")
+    # The summary's words in the request's language (result.summary() is the English one, for logs and the API).
+    flash(_("%(file)s: %(created)s new transaction(s), %(duplicates)s already imported, %(pending)s pending; "
+            "%(applied)s matched automatically, %(suggested)s suggestion(s), %(categorised)s categorised.",
+            file=file.filename, created=result.created, duplicates=result.duplicates, pending=result.pending,
+            applied=result.applied, suggested=result.suggested, categorised=result.categorised), "info")
     return redirect(url_for(".index"))
 
 
@@ -134,7 +140,7 @@ def account(account_id: int) -> Any:
             if name:
                 acct.name = name
             db.session.commit()
-            flash("CSV mapping saved: upload this bank's exports again.", "info")
+            flash(_("CSV mapping saved: upload this bank's exports again."), "info")
         except ServiceError as exc:
             db.session.rollback()
             _fail(exc)
@@ -161,7 +167,7 @@ def decide(match_id: int, decision: str) -> Response:
         "reject": reconciliation.reject_match,
         "undo": reconciliation.undo_match,
     }[decision]
-    done = {"accept": "Match applied.", "reject": "Suggestion rejected.", "undo": "Match undone."}[decision]
+    done = {"accept": _("Match applied."), "reject": _("Suggestion rejected."), "undo": _("Match undone.")}[decision]
     match = _attempt(lambda: action(db.session, tenant_id(), match_id, _user_id()), done)
     if match is None:
         return _back(url_for(".index"))
@@ -174,7 +180,7 @@ def accept_all(transaction_id: int) -> Response:
     bank.get_transaction(db.session, tenant_id(), transaction_id)  # another tenant's id: 404
     _attempt(
         lambda: reconciliation.accept_suggestions(db.session, tenant_id(), transaction_id, _user_id()),
-        "Suggestions applied.",
+        _("Suggestions applied."),
     )
     return _back(url_for(".transaction", transaction_id=transaction_id))
 
@@ -197,7 +203,7 @@ def split(transaction_id: int) -> Response:
             db.session, tenant_id(), transaction_id, parts, _user_id(), request.form.get("write_off") or None
         )
 
-    _attempt(allocate, "Transaction allocated.")
+    _attempt(allocate, _("Transaction allocated."))
     return redirect(url_for(".transaction", transaction_id=transaction_id))
 
 
@@ -215,7 +221,8 @@ def categorise(transaction_id: int) -> Response:
 def reconcile() -> Response:
     summary = reconciliation.run_matching(db.session, tenant_id())
     db.session.commit()
-    flash(f"{summary.applied} matched automatically, {summary.suggested} suggestion(s).", "info")
+    flash(_("%(applied)s matched automatically, %(suggested)s suggestion(s).", applied=summary.applied,
+            suggested=summary.suggested), "info")
     return redirect(url_for(".index"))
 
 
@@ -227,7 +234,7 @@ def rules() -> Any:
         try:
             rule = reconciliation.create_rule(db.session, tenant_id(), {k: request.form.get(k, "") for k in fields})
             db.session.commit()
-            flash(f"Rule “{rule.name}” saved and applied to past transactions.", "info")
+            flash(_("Rule “%(name)s” saved and applied to past transactions.", name=rule.name), "info")
         except ServiceError as exc:
             db.session.rollback()
             _fail(exc)
@@ -241,7 +248,7 @@ def rules() -> Any:
 def delete_rule(rule_id: int) -> Response:
     reconciliation.delete_rule(db.session, tenant_id(), rule_id)
     db.session.commit()
-    flash("Rule deleted.", "info")
+    flash(_("Rule deleted."), "info")
     return redirect(url_for(".rules"))
 
 

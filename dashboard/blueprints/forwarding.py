@@ -7,6 +7,7 @@ and support staff read it through the audited console instead.
 from __future__ import annotations
 
 from flask import Blueprint, abort, g, render_template
+from flask_babel import gettext as _
 
 from core.forwarding import GMAIL, MICROSOFT, PROVIDER_LABELS
 from core.models import Role
@@ -30,7 +31,7 @@ M365_BOUNCE = (
 @tenant_required
 def index() -> str:
     if g.membership.role != Role.ADMIN.value:
-        abort(403, "Only the company's admins can see forwarding confirmation codes.")
+        abort(403, _("Only the company's admins can see forwarding confirmation codes."))
     try:
         address = accounts.address_of(accounts.primary_address(db.session, tenant_id()), app_settings().inbound_domain)
     except NotFound:

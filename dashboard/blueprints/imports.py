@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
@@ -16,6 +17,7 @@ from core.services import documents as docs
 from dashboard.app import settings as app_settings
 from dashboard.app import storage
 from dashboard.extensions import db
+from dashboard.i18n import errors_text, translate
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
 
 logger = logging.getLogger(__name__)
@@ -88,9 +90,9 @@ def upload() -> Response:
         message = accept_upload(tenant_id(), request_files(), current_user.user.email)
     except ValidationFailed as exc:
         db.session.rollback()
-        flash(" ".join(exc.errors.values()), "error")
+        flash(errors_text(exc.errors), "error")
         return redirect(url_for(".index"))  # type: ignore[return-value]
-    flash("Uploaded: the files are being read. Follow their progress below.", "success")
+    flash(_("Uploaded: the files are being read. Follow their progress below."), "success")
     return redirect(url_for(".index", _anchor=f"message-{message.id}"))  # type: ignore[return-value]
 
 
@@ -123,12 +125,12 @@ def reprocess_message(message_id: int) -> Response:
         message = uploads.reprocess_message(db.session, tenant_id(), message_id)
     except ValidationFailed as exc:
         db.session.rollback()
-        flash(" ".join(exc.errors.values()), "error")
+        flash(errors_text(exc.errors), "error")
         return redirect(url_for(".index"))  # type: ignore[return-value]
     db.session.commit()
     queued = enqueue_message(message.id, force=True)
-    flash("Re-processing the message." if queued else "The message will be re-processed once the queue is "
-          "reachable.", "success")
+    flash(_("Re-processing the message.") if queued else _("The message will be re-processed once the queue is "
+          "reachable."), "success")
     return redirect(url_for(".index", _anchor=f"message-{message.id}"))  # type: ignore[return-value]
 
 
@@ -139,13 +141,13 @@ def reprocess_document(document_id: int) -> Response:
         doc = uploads.reprocess_document(db.session, tenant_id(), document_id)
     except ValidationFailed as exc:
         db.session.rollback()
-        flash(" ".join(exc.errors.values()), "error")
+        flash(errors_text(exc.errors), "error")
         return redirect(url_for(".index"))  # type: ignore[return-value]
     db.session.commit()
     if enqueue_document(doc.id):
-        flash("Reading the file again.", "success")
+        flash(_("Reading the file again."), "success")
     else:
         uploads.reprocess_not_queued(db.session, doc.id)
         db.session.commit()
-        flash(uploads.QUEUE_UNREACHABLE, "error")
+        flash(translate(uploads.QUEUE_UNREACHABLE), "error")
     return redirect(url_for(".index", _anchor=f"message-{doc.message_id}"))  # type: ignore[return-value]

@@ -8,6 +8,7 @@ a file to it.
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -18,6 +19,7 @@ from core.services import NotFound, ServiceError, access, audit, receivables
 from core.services import documents as docs
 from dashboard.app import storage
 from dashboard.extensions import db
+from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
 from dashboard.web import not_found_for, paginated, send_stored_file, tenant_id, tenant_required
 
@@ -72,7 +74,7 @@ def attach(invoice_id: int) -> Response:
     _visible_invoice(invoice_id)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        flash("Choose a file to attach.", "error")
+        flash(_("Choose a file to attach."), "error")
         return redirect(url_for(".detail", invoice_id=invoice_id))
     data = upload.stream.read(receivables.MAX_ATTACHMENT_BYTES + 1)
     try:
@@ -81,13 +83,13 @@ def attach(invoice_id: int) -> Response:
         raise
     except ServiceError as exc:
         db.session.rollback()
-        flash(str(exc), "error")
+        flash(translate(str(exc)), "error")
         return redirect(url_for(".detail", invoice_id=invoice_id))
     audit.record(db.session, tenant_id(), "invoice.attach_file", actor=current_user.user,
                  target=f"invoice:{invoice_id}", detail={"file_id": stored.id, "size": stored.size},
                  ip=request.remote_addr)
     db.session.commit()
-    flash("File attached.", "success")
+    flash(_("File attached."), "success")
     return redirect(url_for(".detail", invoice_id=invoice_id))
 
 
@@ -98,7 +100,7 @@ def delete(invoice_id: int) -> Response:
     viewer = current_viewer()
     invoice = _visible_invoice(invoice_id)
     if not viewer.is_admin:
-        abort(403, "Only an admin can delete an invoice.")
+        abort(403, _("Only an admin can delete an invoice."))
     number, kind = invoice.number, invoice.doc_type
     try:
         receivables.delete_invoice(db.session, viewer, invoice_id, request.form.get("reason", ""))
@@ -106,12 +108,12 @@ def delete(invoice_id: int) -> Response:
         raise
     except ServiceError as exc:
         db.session.rollback()
-        flash(str(exc), "error")
+        flash(translate(str(exc)), "error")
         return redirect(url_for(".detail", invoice_id=invoice_id))
     audit.record(db.session, tenant_id(), "invoice.delete", actor=current_user.user, target=f"invoice:{invoice_id}",
                  detail={"number": number, "reason": request.form.get("reason", "")[:500]}, ip=request.remote_addr)
     db.session.commit()
-    flash(f"Invoice {number} deleted. Its file is kept; import it again to re-enter it.", "success")
+    flash(_("Invoice %(number)s deleted. Its file is kept; import it again to re-enter it.", number=number), "success")
     return redirect(url_for(".credit_notes" if kind == DocType.CREDIT_NOTE.value else ".index"))
 
 

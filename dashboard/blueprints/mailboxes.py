@@ -7,6 +7,7 @@ read); members do not see this page. Secrets are write-only: the form never cont
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from core.models import MailboxAuth, MailboxSecurity, Role
@@ -15,24 +16,29 @@ from core.services import ValidationFailed, audit
 from core.services import mailboxes as svc
 from dashboard.app import settings as app_settings
 from dashboard.extensions import db
+from dashboard.i18n import N_
 from dashboard.web import not_found_for, tenant_id, tenant_required
 
 bp = Blueprint("mailboxes", __name__)
 not_found_for(bp)
 
+# Labels translated where shown (|tr in the templates).
 SECURITY_LABELS = {
-    MailboxSecurity.SSL.value: "SSL/TLS (port 993)",
-    MailboxSecurity.STARTTLS.value: "STARTTLS (port 143)",
-    MailboxSecurity.PLAIN.value: "None — a server on this machine only (tests)",
+    MailboxSecurity.SSL.value: N_("SSL/TLS (port 993)"),
+    MailboxSecurity.STARTTLS.value: N_("STARTTLS (port 143)"),
+    MailboxSecurity.PLAIN.value: N_("None — a server on this machine only (tests)"),
 }
-AUTH_LABELS = {MailboxAuth.PASSWORD.value: "Password", MailboxAuth.XOAUTH2.value: "OAuth2 (Gmail, Microsoft 365)"}
-PROVIDER_LABELS = {"": "—", "google": "Google (Gmail, Workspace)", "microsoft": "Microsoft 365 / Outlook"}
+AUTH_LABELS = {
+    MailboxAuth.PASSWORD.value: N_("Password"),
+    MailboxAuth.XOAUTH2.value: N_("OAuth2 (Gmail, Microsoft 365)"),
+}
+PROVIDER_LABELS = {"": "—", "google": N_("Google (Gmail, Workspace)"), "microsoft": N_("Microsoft 365 / Outlook")}
 
 
 def _viewer_role() -> str:
     role = g.membership.role
     if role not in (Role.ADMIN.value, Role.SUPPORT.value):
-        abort(403, "Only the company's admins can manage its mailboxes.")
+        abort(403, _("Only the company's admins can manage its mailboxes."))
     return role
 
 
@@ -96,7 +102,7 @@ def _audit_support_read() -> None:
 @tenant_required
 def new() -> tuple[str, int]:
     if _viewer_role() != Role.ADMIN.value:
-        abort(403, "Support access is read-only.")
+        abort(403, _("Support access is read-only."))
     return _form_page(None, {"security": "ssl", "auth": "password", "folder": "INBOX", "enabled": True}, {})
 
 
@@ -104,7 +110,7 @@ def new() -> tuple[str, int]:
 @tenant_required
 def create() -> Response | tuple[str, int]:
     if _viewer_role() != Role.ADMIN.value:
-        abort(403, "Only the company's admins can manage its mailboxes.")
+        abort(403, _("Only the company's admins can manage its mailboxes."))
     data = svc.MailboxInput.from_form(request.form)
     try:
         mailbox = svc.save_mailbox(db.session, _box(), tenant_id(), data)
@@ -113,7 +119,7 @@ def create() -> Response | tuple[str, int]:
         return _form_page(None, _echo(data), exc.errors, 422)
     _audit("mailbox.create", mailbox.id, {"host": mailbox.host, "username": mailbox.username})
     db.session.commit()
-    flash("Mailbox added: the poller connects to it within a minute.", "success")
+    flash(_("Mailbox added: the poller connects to it within a minute."), "success")
     return redirect(url_for("mailboxes.edit", mailbox_id=mailbox.id))
 
 
@@ -131,7 +137,7 @@ def edit(mailbox_id: int) -> tuple[str, int]:
 @tenant_required
 def update(mailbox_id: int) -> Response | tuple[str, int]:
     if _viewer_role() != Role.ADMIN.value:
-        abort(403, "Only the company's admins can manage its mailboxes.")
+        abort(403, _("Only the company's admins can manage its mailboxes."))
     data = svc.MailboxInput.from_form(request.form)
     try:
         mailbox = svc.save_mailbox(db.session, _box(), tenant_id(), data, mailbox_id)
@@ -141,7 +147,7 @@ def update(mailbox_id: int) -> Response | tuple[str, int]:
     changed = ["secret"] if data.secret else []
     _audit("mailbox.update", mailbox.id, {"host": mailbox.host, "username": mailbox.username, "secrets": changed})
     db.session.commit()
-    flash("Mailbox saved.", "success")
+    flash(_("Mailbox saved."), "success")
     return redirect(url_for("mailboxes.edit", mailbox_id=mailbox.id))
 
 
@@ -149,11 +155,11 @@ def update(mailbox_id: int) -> Response | tuple[str, int]:
 @tenant_required
 def delete(mailbox_id: int) -> Response:
     if _viewer_role() != Role.ADMIN.value:
-        abort(403, "Only the company's admins can manage its mailboxes.")
+        abort(403, _("Only the company's admins can manage its mailboxes."))
     svc.delete_mailbox(db.session, tenant_id(), mailbox_id)
     _audit("mailbox.delete", mailbox_id)
     db.session.commit()
-    flash("Mailbox removed. Messages already imported stay.", "success")
+    flash(_("Mailbox removed. Messages already imported stay."), "success")
     return redirect(url_for("mailboxes.index"))
 
 

@@ -4,6 +4,7 @@ which clients each member is assigned to."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -13,6 +14,7 @@ from core.models import Client, ClientAssignment, Membership
 from core.services import NotFound, ServiceError, audit
 from core.services import access as policy
 from dashboard.extensions import db
+from dashboard.i18n import translate
 from dashboard.viewer import admin_required
 from dashboard.web import not_found_for, tenant_id, tenant_required
 
@@ -58,8 +60,8 @@ def restrict() -> Response:
     policy.set_restrict_access(db.session, viewer, enabled)
     _audit("settings.restrict_access", f"tenant:{viewer.tenant_id}", {"enabled": enabled})
     db.session.commit()
-    flash("Access is now restricted to assigned clients for members." if enabled
-          else "Members now see every client.", "success")
+    flash(_("Access is now restricted to assigned clients for members.") if enabled
+          else _("Members now see every client."), "success")
     return redirect(url_for(".index"))
 
 
@@ -79,11 +81,11 @@ def assign(user_id: int) -> Response:
         raise  # not this tenant's member or client: the 404 page
     except ServiceError as exc:
         db.session.rollback()
-        flash(str(exc), "error")
+        flash(translate(str(exc)), "error")
         return redirect(url_for(".index"))
     _audit("members.assign_client", f"user:{user_id}", {"client_id": row.client_id})
     db.session.commit()
-    flash("Client assigned.", "success")
+    flash(_("Client assigned."), "success")
     return redirect(url_for(".index"))
 
 
@@ -94,5 +96,5 @@ def unassign(user_id: int, client_id: int) -> Response:
     policy.unassign_client(db.session, viewer, user_id, client_id)
     _audit("members.unassign_client", f"user:{user_id}", {"client_id": client_id})
     db.session.commit()
-    flash("Assignment removed.", "success")
+    flash(_("Assignment removed."), "success")
     return redirect(url_for(".index"))

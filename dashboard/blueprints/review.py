@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -12,9 +13,10 @@ from werkzeug.wrappers import Response
 
 from core.fields import FIELDS
 from core.models import DocType, Document, DocumentStatus
-from core.services import NotFound, ServiceError, ValidationFailed, access, receivables
+from core.services import NotFound, ServiceError, ValidationFailed, access, receivables, splitting
 from core.services import documents as docs
 from dashboard.extensions import db
+from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
 from dashboard.web import input_value, not_found_for, paginated, send_stored_file, tenant_id, tenant_required
 
@@ -74,15 +76,26 @@ def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str,
         frozen_number=docs.FROZEN_NUMBER,
         file_url=url_for(".document_file", doc_id=doc.id),
         client_names=receivables.client_names(db.session, viewer) if doc.status in EDITABLE else [],
+        split=_split_context(doc),
     )
+
+
+def _split_context(doc: Document) -> dict[str, Any] | None:
+    """The groups of the file this document was cut from (issue 4), for ``_split_groups.html``."""
+    source = splitting.source_of(db.session, doc)
+    if source is None:
+        return None
+    return {"source": source, "groups": splitting.groups_of(db.session, source)}
 
 
 def _form_fields() -> dict[str, str]:
     return {name: request.form[name] for name in FIELDS if name in request.form}
 
 
-def _kind(doc_type: str | None) -> str:
-    return "Credit note" if doc_type == DocType.CREDIT_NOTE.value else "Invoice"
+def _confirmed(doc_type: str | None, number: str) -> str:
+    if doc_type == DocType.CREDIT_NOTE.value:
+        return _("Credit note %(number)s confirmed.", number=number)
+    return _("Invoice %(number)s confirmed.", number=number)
 
 
 @bp.get("/documents/<int:doc_id>")
@@ -103,11 +116,11 @@ def save_document(doc_id: int) -> Any:
         if action == "confirm":
             invoice = docs.validate_document(db.session, tenant_id(), doc.id, form, current_user.id)
             db.session.commit()
-            flash(f"{_kind(invoice.doc_type)} {invoice.number} confirmed.", "success")
+            flash(_confirmed(invoice.doc_type, invoice.number), "success")
         else:
             docs.update_fields(db.session, tenant_id(), doc.id, form)
             db.session.commit()
-            flash("Draft saved.", "success")
+            flash(_("Draft saved."), "success")
     except ValidationFailed as exc:
         db.session.rollback()
         return _render(doc, form, exc.errors), 422
@@ -116,14 +129,14 @@ def save_document(doc_id: int) -> Any:
         return _render(doc, form, {"number": docs.DUPLICATE_REASON}), 422
     except ServiceError as exc:
         db.session.rollback()
-        flash(str(exc), "error")
+        flash(translate(str(exc)), "error")
     return redirect(url_for(".document", doc_id=doc.id))
 
 
 def _to_next(doc: Document) -> Response:
     following = docs.pending_after(db.session, tenant_id(), doc)
     if following is None:
-        flash("Nothing else is waiting for verification.", "info")
+        flash(_("Nothing else is waiting for verification."), "info")
         return redirect(url_for(".pending"))
     return redirect(url_for(".document", doc_id=following.id))
 
@@ -143,10 +156,10 @@ def discard(doc_id: int) -> Response:
         raise
     except ServiceError as exc:  # e.g. a document already validated: say why, stay on it
         db.session.rollback()
-        flash(str(exc), "error")
+        flash(translate(str(exc)), "error")
         return redirect(url_for(".document", doc_id=doc_id))
     db.session.commit()
-    flash(f"{doc.filename} deleted.", "success")
+    flash(_("%(name)s deleted.", name=doc.filename), "success")
     return _to_next(doc)
 
 
@@ -161,10 +174,10 @@ def duplicate(doc_id: int) -> Response:
         raise
     except ServiceError as exc:  # e.g. a document already validated: say why, stay on it
         db.session.rollback()
-        flash(str(exc), "error")
+        flash(translate(str(exc)), "error")
         return redirect(url_for(".document", doc_id=doc_id))
     db.session.commit()
-    flash(doc.reason or "Done.", "success")
+    flash(translate(doc.reason) if doc.reason else _("Done."), "success")
     if action == "discard" or doc.invoice_id is None:
         return _to_next(doc)
     return redirect(url_for("invoices.detail", invoice_id=doc.invoice_id))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -18,6 +19,7 @@ from core.services import ServiceError, ValidationFailed
 from core.services import senders as svc
 from dashboard.app import settings as app_settings
 from dashboard.extensions import db
+from dashboard.i18n import errors_text
 from dashboard.viewer import admin_required
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
 
@@ -49,7 +51,7 @@ def add() -> Response | tuple[str, int]:
                                error=exc.errors.get("pattern", str(exc)), value=value)
         return page, 400
     db.session.commit()
-    flash(f"{rule.pattern} may now send invoices.", "success")
+    flash(_("%(pattern)s may now send invoices.", pattern=rule.pattern), "success")
     return redirect(url_for(".index"))
 
 
@@ -59,7 +61,7 @@ def remove(rule_id: int) -> Response:
     admin_required()
     svc.remove_rule(db.session, tenant_id(), rule_id, current_user.user)
     db.session.commit()
-    flash("Sender removed from the list.", "success")
+    flash(_("Sender removed from the list."), "success")
     return redirect(url_for(".index"))
 
 
@@ -77,15 +79,15 @@ def release(message_id: int) -> Response:
         message = svc.release(db.session, tenant_id(), message_id, current_user.user)
     except ValidationFailed as exc:
         db.session.rollback()
-        flash(" ".join(exc.errors.values()), "error")
+        flash(errors_text(exc.errors), "error")
         return redirect(url_for(".quarantine"))
     db.session.commit()
     try:
         enqueue_ingest(get_queue(app_settings()), message.id, force=True)
-        flash("Released: the email is being processed.", "success")
+        flash(_("Released: the email is being processed."), "success")
     except Exception as exc:  # Redis unreachable: the message stays queued and the sweep enqueues it
         logger.warning("release of message %s: enqueue failed (%s)", message.id, type(exc).__name__)
-        flash("Released: the email will be processed as soon as the worker queue is reachable.", "success")
+        flash(_("Released: the email will be processed as soon as the worker queue is reachable."), "success")
     return redirect(url_for(".quarantine"))
 
 
@@ -98,8 +100,8 @@ def delete(message_id: int) -> Response:
         if not isinstance(exc, ValidationFailed):
             raise
         db.session.rollback()
-        flash(" ".join(exc.errors.values()), "error")
+        flash(errors_text(exc.errors), "error")
         return redirect(url_for(".quarantine"))
     db.session.commit()
-    flash("Deleted from quarantine (the original email is kept in the imports).", "success")
+    flash(_("Deleted from quarantine (the original email is kept in the imports)."), "success")
     return redirect(url_for(".quarantine"))

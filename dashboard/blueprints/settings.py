@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.wrappers import Response
 
-from core.services import accounts
+from core.services import ValidationFailed, accounts
+from core.services import addresses as addr
 from dashboard.app import settings as app_settings
 from dashboard.extensions import db
+from dashboard.i18n import errors_text
+from dashboard.viewer import admin_required
 from dashboard.web import not_found_for, tenant_id, tenant_required
 
 bp = Blueprint("settings", __name__)
@@ -16,9 +22,39 @@ not_found_for(bp)
 @bp.get("/settings")
 @tenant_required
 def index() -> str:
-    address = accounts.primary_address(db.session, tenant_id())
+    views = addr.tenant_addresses(db.session, tenant_id(), app_settings().inbound_domain)
+    current = next((v for v in views if v.state == addr.AddressState.CURRENT), None)
     return render_template(
         "settings/index.html",
         active_nav="settings",
-        inbound_address=accounts.address_of(address, app_settings().inbound_domain),
+        inbound_address=current.address if current else None,
+        current_address=current,
+        addresses=views,
+        grace_days_default=addr.GRACE_DAYS_DEFAULT,
+        grace_days_max=addr.GRACE_DAYS_MAX,
     )
+
+
+@bp.post("/settings/address/rotate")
+@tenant_required
+def rotate_address() -> Response:
+    """Issue a new inbound address; the old one keeps working for the grace period chosen (admins only)."""
+    admin_required()
+    try:
+        grace_days = addr.parse_grace_days(request.form.get("grace_days"))
+        rotation = addr.rotate(db.session, tenant_id(), grace_days=grace_days, actor=current_user.user,
+                               ip=request.remote_addr)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(errors_text(exc.errors), "error")
+        return redirect(url_for(".index", _anchor="addresses"))
+    db.session.commit()
+    new_address = accounts.address_of(rotation.new, app_settings().inbound_domain)
+    if grace_days:
+        message = _("Your new inbound address is %(address)s. Update your forwarding rules: the old address "
+                    "stops working in %(days)d days.", address=new_address, days=grace_days)
+    else:
+        message = _("Your new inbound address is %(address)s. The old address no longer accepts mail.",
+                    address=new_address)
+    flash(message, "success")
+    return redirect(url_for(".index", _anchor="addresses"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, g, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
@@ -37,7 +38,7 @@ def _client_ip() -> str | None:
 
 def _require_support_user() -> None:
     if not support.is_support_user(db.session, current_user.id):
-        abort(403, "The support console is for the operator's support staff.")
+        abort(403, _("The support console is for the operator's support staff."))
 
 
 def _tenant_for_support(tenant_ref: int) -> Tenant:
@@ -154,7 +155,7 @@ def _audit_support_page_views(response: Response) -> Response:
 @tenant_required
 def audit_trail() -> ResponseReturnValue:
     if g.membership.role != Role.ADMIN.value:
-        abort(403, "Only the company's admins can read its audit trail.")
+        abort(403, _("Only the company's admins can read its audit trail."))
     prefix = request.args.get("action", "").strip()[:64] or None
     page = paginated(audit.events_query(tenant_id(), prefix))
     return render_template("settings/audit.html", page=page, action=prefix or "", labels=support.ACTION_LABELS,

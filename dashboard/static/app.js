@@ -11,12 +11,18 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 
-  // Copy buttons: data-copy names the element whose text goes to the clipboard.
+  // Copy buttons: data-copy names the element whose text goes to the clipboard (data-copied-label: the
+  // button's text once done). Without the Clipboard API (plain HTTP off localhost) the text is selected.
   document.querySelectorAll("button[data-copy]").forEach((button) => {
     button.addEventListener("click", () => {
       const target = document.querySelector(button.dataset.copy);
-      if (target && navigator.clipboard) {
-        navigator.clipboard.writeText(target.textContent.trim()).then(() => { button.textContent = "Copied"; });
+      if (!target) return;
+      const done = () => { button.textContent = button.dataset.copiedLabel || "Copied"; };
+      const select = () => { window.getSelection().selectAllChildren(target); };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(target.textContent.trim()).then(done, select);
+      } else {
+        select();
       }
     });
   });

@@ -11,8 +11,13 @@ document.addEventListener("DOMContentLoaded", () => {
     const tooBig = (files) => {
       let total = 0;
       for (const file of files) total += file.size;
-      if (maxFiles && files.length > maxFiles) return `At most ${maxFiles} files at once.`;
-      if (maxBytes && total > maxBytes) return `These files are too large together (limit ${Math.round(maxBytes / 1048576)} MB).`;
+      // The messages come translated from the page (data-too-many, data-too-large), English otherwise.
+      const say = (key, fallback, values) => Object.entries(values).reduce(
+        (text, [name, value]) => text.replace(`{${name}}`, String(value)), form.dataset[key] || fallback);
+      if (maxFiles && files.length > maxFiles) return say("tooMany", "At most {count} files at once.", { count: maxFiles });
+      if (maxBytes && total > maxBytes) {
+        return say("tooLarge", "These files are too large together (limit {size} MB).", { size: Math.round(maxBytes / 1048576) });
+      }
       return null;
     };
     ["dragenter", "dragover"].forEach((name) => zone.addEventListener(name, (event) => {
@@ -40,8 +45,9 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!table) return;
   const pending = () => Array.from(table.querySelectorAll("tr[data-in-progress]")).map((row) => row.dataset.messageId);
   if (!pending().length) return;
-  const labels = { received: "Received", extracting: "Being read", processed: "Processed", pending: "To verify",
-    failed: "Could not be read", ignored: "Ignored", duplicate: "Duplicate", quarantined: "Quarantined" };
+  const labels = table.dataset.labels ? JSON.parse(table.dataset.labels) : { received: "Received",
+    extracting: "Being read", processed: "Processed", pending: "To verify", failed: "Could not be read",
+    ignored: "Ignored", duplicate: "Duplicate", quarantined: "Quarantined" };  // the page's, in its language
   const setBadge = (holder, status) => {
     const badge = holder && holder.querySelector(".badge");
     if (!badge) return;

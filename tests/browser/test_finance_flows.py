@@ -29,7 +29,7 @@ def pinned_today(app: Flask) -> None:
 
 
 def open_page(browser: Browser) -> tuple[Page, list[str]]:  # noqa: F811
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="fr-FR")
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-GB")  # English UI
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
@@ -63,7 +63,7 @@ def test_review_beside_pdf_then_client_balance(live_server: str, browser: Browse
     page, problems = open_page(browser)
     log_in(page, live_server, tenant.admin.email)
     page.goto(f"{live_server}/clients/{earlier.client_id}")
-    expect(page.locator("#amount-due")).to_have_text("500,00\u00a0€")
+    expect(page.locator("#amount-due")).to_have_text("€500.00")
 
     page.goto(f"{live_server}/documents/{doc.id}")
     viewer = page.locator(f'iframe[src="/documents/{doc.id}/file"]')
@@ -83,15 +83,15 @@ def test_review_beside_pdf_then_client_balance(live_server: str, browser: Browse
 
     page.get_by_role("link", name="Clients", exact=True).click()
     row = page.locator("#clients-table tbody tr", has_text="Acme SAS")
-    expect(row).to_contain_text("1\u202f700,00\u00a0€")
+    expect(row).to_contain_text("€1,700.00")
     row.get_by_role("link", name="Acme SAS").click()
-    expect(page.locator("#amount-due")).to_have_text("1\u202f700,00\u00a0€")
-    expect(page.locator("#overdue")).to_have_text("500,00\u00a0€")
+    expect(page.locator("#amount-due")).to_have_text("€1,700.00")
+    expect(page.locator("#overdue")).to_have_text("€500.00")
     expect(page.locator("#open-invoices")).to_contain_text("FA-2026-0042")
     page.screenshot(path=str(ARTIFACTS / "finance-client.png"), full_page=True)
 
     page.get_by_role("link", name="Analytics", exact=True).click()
-    expect(page.locator("#kpi-due")).to_have_text("1\u202f700,00\u00a0€")
+    expect(page.locator("#kpi-due")).to_have_text("€1,700.00")
     expect(page.locator("figure.chart svg rect")).to_have_count(17)
     page.screenshot(path=str(ARTIFACTS / "finance-analytics.png"), full_page=True)
     no_csp_problems(problems)

@@ -1,0 +1,290 @@
+"""Where each invoice starts in a PDF holding several (a scanned batch, a month of invoices in one file).
+
+Every page is read on its own (the text layer, or Tesseract for a scanned page) and a page starts a new
+invoice only on clear evidence:
+
+- a "page 1/N" marker ("Page 1 sur 3", "Seite 1 von 2") starts one; "page 2/3" always continues one;
+- an invoice-number label with a number other than the current invoice's, on a page that carries an
+  invoice title ("Facture", "Invoice", "Rechnung"...) or that follows the totals of the current invoice;
+- an invoice title on the page following the totals of the current invoice, even without a number read;
+- an invoice title under another issuer than the current invoice's (scans whose number OCR misread).
+
+The current invoice's number on a later page (a header repeated on each page, a copy) never starts one.
+
+Anything else (terms and conditions, a page without a header, the same number repeated on page 2)
+continues the current invoice. Conservative on purpose: a missed boundary costs the reviewer one click
+("start a new group here"), a wrong one splits an invoice in two documents that must be merged back.
+
+    from core.extraction.split import split_pdf, detect
+    found = split_pdf(pdf_bytes)      # raises PdfUnreadable for a damaged/encrypted file
+    found.groups                      # [[0, 1], [2], [3, 4]]: page indexes, one list per invoice
+    found.boundaries                  # [Boundary(page=2, reason="new invoice number FA-2")...]
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+import pypdfium2
+
+from core.extraction.generic import extract_fields
+from core.extraction.ocr import MAX_PIXELS, OCR_DPI, OcrUnavailable, ocr_image
+from core.extraction.text import MAX_PAGES, MIN_TEXT_CHARS, PDFTOTEXT_TIMEOUT, open_pdf
+from core.fields import number_key
+
+logger = logging.getLogger(__name__)
+
+# Scanned pages OCRed to find boundaries (~1.7 s each on one core): beyond, pages continue the last group.
+SPLIT_OCR_MAX_PAGES = 20
+TOP_LINES = 15  # the "header" of a page: its first non-blank lines
+
+# "Page 2/3", "page 2 of 3", "Page 2 sur 3", "Seite 2 von 3", "p. 2/3"
+_MARKER = re.compile(
+    r"\b(?:page|seite|p\.)\s*(\d{1,3})\s*(?:/|sur|of|von|de)\s*(\d{1,3})\b", re.IGNORECASE
+)
+# A title cell: the kind of document, maybe followed by its number label ("Facture N° ...").
+_TITLE = re.compile(
+    r"^(?:facture(?:\s+d'avoir)?|avoir|note\s+de\s+cr[ée]dit|invoice|tax\s+invoice|credit\s+note|rechnung|"
+    r"gutschrift)\b",
+    re.IGNORECASE,
+)
+_CELLS = re.compile(r"\s{2,}")
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """What a page tells about where it stands in an invoice."""
+
+    index: int
+    has_text: bool
+    number: str | None = None  # the invoice number read by its label on this page
+    marker: tuple[int, int] | None = None  # "page k/N"
+    title: bool = False  # an invoice title among the top lines
+    totals: bool = False  # a total amount (the end of an invoice)
+    issuer: str | None = None  # folded to letters and digits, for comparison
+
+
+@dataclass(frozen=True)
+class Boundary:
+    page: int  # the page (0-based) that starts an invoice
+    reason: str
+
+
+@dataclass
+class Split:
+    pages: int
+    groups: list[list[int]]
+    boundaries: list[Boundary] = field(default_factory=list)  # one per group after the first
+    ocr_pages: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, for ``DocumentSource.detection``."""
+        return {
+            "pages": self.pages,
+            "groups": self.groups,
+            "boundaries": [{"page": b.page, "reason": b.reason} for b in self.boundaries],
+            "ocr_pages": self.ocr_pages,
+            "notes": self.notes,
+        }
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+def _has_title(lines: list[str]) -> bool:
+    for line in lines:
+        for cell in _CELLS.split(line.strip()):
+            if len(cell.split()) <= 6 and _TITLE.match(_fold(cell)):
+                return True
+    return False
+
+
+def page_info(index: int, text: str) -> PageInfo:
+    if len(re.sub(r"\s+", "", text)) < MIN_TEXT_CHARS:
+        return PageInfo(index, has_text=False)
+    top = [line for line in text.splitlines() if line.strip()][:TOP_LINES]
+    marker = None
+    for found in _MARKER.finditer(text):
+        k, n = int(found.group(1)), int(found.group(2))
+        if 1 <= k <= n:
+            marker = (k, n)
+            break
+    fields = extract_fields(text).fields
+    number = fields.get("number")
+    return PageInfo(
+        index,
+        has_text=True,
+        number=str(number) if number else None,
+        marker=marker,
+        title=_has_title(top),
+        totals=fields.get("amount") is not None,
+        issuer=_issuer_key(fields.get("issuer")),
+    )
+
+
+def _issuer_key(issuer: object) -> str | None:
+    key = "".join(c for c in _fold(str(issuer or "")) if c.isalnum())
+    return key or None
+
+
+def detect(texts: list[str]) -> Split:
+    """The invoices among pages whose texts are ``texts`` (one string per page, in order)."""
+    infos = [page_info(i, t) for i, t in enumerate(texts)]
+    return decide(infos)
+
+
+def decide(infos: list[PageInfo]) -> Split:
+    if not infos:
+        return Split(pages=0, groups=[])
+    groups: list[list[int]] = [[0]]
+    boundaries: list[Boundary] = []
+    first = infos[0]
+    number = number_key(first.number) if first.number else None
+    closed = first.totals  # the current invoice's totals were seen: what follows may be a new one
+    issuer = first.issuer
+    for info in infos[1:]:
+        reason = _starts(info, number, closed, issuer)
+        if reason is None:
+            groups[-1].append(info.index)
+            if info.number and number is None:
+                number = number_key(info.number)
+            closed = closed or info.totals
+            issuer = issuer or info.issuer
+            continue
+        boundaries.append(Boundary(info.index, reason))
+        groups.append([info.index])
+        number = number_key(info.number) if info.number else None
+        closed, issuer = info.totals, info.issuer
+    return Split(pages=len(infos), groups=groups, boundaries=boundaries)
+
+
+def _starts(info: PageInfo, number: str | None, closed: bool, issuer: str | None = None) -> str | None:
+    """Why ``info`` starts a new invoice, or None when it continues the current one."""
+    if not info.has_text:
+        return None
+    if info.marker is not None:
+        k, n = info.marker
+        if k > 1:
+            return None  # "page 2/3": the same invoice, whatever else the page says
+        if n > 1 or info.title or closed:
+            return f"page 1/{n} marker"
+    if info.number is not None and number_key(info.number) == number:
+        return None  # the header repeated on each page, or a copy of the same invoice: one document
+    new_number = info.number is not None
+    if new_number and number is not None and (info.title or closed):
+        return f"new invoice number {info.number}"
+    if new_number and number is None and closed and info.title:
+        return f"invoice number {info.number} after the totals of the previous invoice"
+    if info.title and closed:
+        return "invoice title after the totals of the previous invoice"
+    if info.title and info.issuer and issuer and info.issuer != issuer:
+        return "invoice title with another issuer"
+    return None
+
+
+# Reading the pages ----------------------------------------------------------------------------
+
+
+def _pdftotext_pages(data: bytes, pages: int) -> list[str] | None:
+    """``pdftotext -layout`` per page (it separates pages with form feeds); None when unavailable."""
+    binary = shutil.which("pdftotext")
+    if binary is None:
+        return None
+    try:
+        proc = subprocess.run(
+            [binary, "-layout", "-enc", "UTF-8", "-l", str(pages), "-q", "-", "-"],
+            input=data, capture_output=True, timeout=PDFTOTEXT_TIMEOUT, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.warning("pdftotext failed: %s", type(exc).__name__)
+        return None
+    if proc.returncode != 0:
+        return None
+    texts = proc.stdout.decode("utf-8", errors="replace").split("\f")
+    if len(texts) < pages:
+        return None
+    return texts[:pages]
+
+
+def ocr_pdf_page(document: pypdfium2.PdfDocument, index: int) -> str:
+    """Tesseract's text of one page of an open PDF, rendered as ``core.extraction.ocr.ocr_pdf`` does."""
+    page = document[index]
+    try:
+        width, height = page.get_size()
+        scale = OCR_DPI / 72
+        pixels = width * height * scale * scale
+        if pixels > MAX_PIXELS:
+            scale *= (MAX_PIXELS / pixels) ** 0.5
+        bitmap = page.render(scale=scale, grayscale=True)
+        image = bitmap.to_pil()
+        try:
+            return ocr_image(image)
+        finally:
+            image.close()
+            bitmap.close()
+    finally:
+        page.close()
+
+
+def page_texts(data: bytes, max_pages: int = MAX_PAGES, ocr_max_pages: int = SPLIT_OCR_MAX_PAGES
+               ) -> tuple[int, list[str], int]:
+    """(pages in the document, one text per page read, pages OCRed). Raises ``PdfUnreadable``."""
+    document = open_pdf(data)
+    try:
+        total = len(document)
+        count = min(total, max_pages)
+        texts = _pdftotext_pages(data, count)
+        if texts is None:
+            texts = []
+            for index in range(count):
+                try:
+                    page = document[index]
+                    textpage = page.get_textpage()
+                    texts.append(textpage.get_text_bounded())
+                    textpage.close()
+                    page.close()
+                except pypdfium2.PdfiumError:
+                    texts.append("")
+        ocred = 0
+        for index, text in enumerate(texts):
+            if len(re.sub(r"\s+", "", text)) >= MIN_TEXT_CHARS or ocred >= ocr_max_pages:
+                continue
+            try:
+                texts[index] = ocr_pdf_page(document, index)
+            except OcrUnavailable as exc:
+                logger.warning("OCR unavailable while splitting: %s", exc)
+                break
+            ocred += 1
+    finally:
+        document.close()
+    return total, texts, ocred
+
+
+def split_pdf(data: bytes, max_pages: int = MAX_PAGES) -> Split:
+    """The invoices in a PDF. Pages beyond ``max_pages`` (not read) continue the last invoice."""
+    document = open_pdf(data)
+    try:
+        total = len(document)
+    finally:
+        document.close()
+    if total <= 1:  # most emails: one page, nothing to read here (extraction reads it next)
+        return Split(pages=total, groups=[list(range(total))])
+    total, texts, ocred = page_texts(data, max_pages)
+    found = detect(texts)
+    found.ocr_pages = ocred
+    if total > len(texts):
+        found.groups[-1].extend(range(len(texts), total))
+        found.pages = total
+        found.notes.append(f"only the first {len(texts)} of {total} pages were read to find the invoices")
+    return found
+
+
+__all__ = ["Boundary", "PageInfo", "Split", "decide", "detect", "page_info", "page_texts", "split_pdf"]

@@ -1,0 +1,31 @@
+"""Dead letters on the API: ``GET /failed`` lists them, ``POST /failed/retry`` retries them all."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify
+
+from core.services import deadletter
+from dashboard.api.auth import caller
+from dashboard.api.base import bp, dbs
+
+
+def _json(item: deadletter.DeadLetter) -> dict[str, object]:
+    return {"kind": item.kind, "id": item.id, "message_id": item.message_id, "label": item.label,
+            "reason": item.reason, "failed_at": item.failed_at.isoformat() if item.failed_at else None,
+            "attempts": item.attempts}
+
+
+@bp.get("/failed")
+def list_failed() -> Response:
+    return jsonify(items=[_json(item) for item in deadletter.dead_letters(dbs(), caller().tenant_id)])
+
+
+@bp.post("/failed/retry")
+def retry_failed() -> tuple[Response, int]:
+    from dashboard.blueprints.imports import enqueue_document, enqueue_message
+
+    session = dbs()
+    message_ids, document_ids = deadletter.retry_all(session, caller().tenant_id)
+    session.commit()
+    queued = sum(enqueue_message(i, force=True) for i in message_ids) + sum(enqueue_document(i) for i in document_ids)
+    return jsonify(messages=message_ids, documents=document_ids, queued=queued), 202

@@ -1,0 +1,44 @@
+"""Settings → Sender authentication: what becomes of mail failing DMARC (admins; CSRF by Flask-WTF)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from core.services import ValidationFailed
+from core.services import senderauth as svc
+from dashboard.extensions import db
+from dashboard.viewer import admin_required
+from dashboard.web import not_found_for, tenant_id, tenant_required
+
+bp = Blueprint("senderauth", __name__)
+not_found_for(bp)
+
+
+def _page(error: str | None = None) -> str:
+    return render_template("settings/sender_auth.html", active_nav="settings",
+                           action=svc.tenant_action(db.session, tenant_id()), labels=svc.ACTION_LABELS,
+                           error=error)
+
+
+@bp.get("/settings/sender-authentication")
+@tenant_required
+def index() -> str:
+    admin_required()
+    return _page()
+
+
+@bp.post("/settings/sender-authentication")
+@tenant_required
+def save() -> Response | tuple[str, int]:
+    admin_required()
+    try:
+        svc.set_tenant_action(db.session, tenant_id(), request.form.get("dmarc_action", "")[:16], current_user.user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        return _page(exc.errors.get("dmarc_action")), 400
+    db.session.commit()
+    flash(_("Saved: mail failing DMARC is handled as chosen."), "success")
+    return redirect(url_for(".index"))
