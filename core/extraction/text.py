@@ -32,6 +32,7 @@ import operator
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -121,9 +122,20 @@ def open_pdf(data: bytes) -> pypdfium2.PdfDocument:
         raise PdfUnreadable(_short(exc)) from exc
 
 
+# PDFium is not thread-safe: one call at a time in a process, whatever the document (pypdfium2's docs).
+# The worker runs one job at a time, but the web process serves requests in threads (page thumbnails,
+# testing a template): whoever calls pypdfium2 outside the worker holds this lock.
+PDFIUM_LOCK = threading.RLock()
+
+
 def read_pdf(data: bytes, max_pages: int = MAX_PAGES) -> PdfText:
     """The text of ``data`` (pypdfium2's and the layout one); raises ``PdfUnreadable`` with a short detail a
     person can understand."""
+    with PDFIUM_LOCK:
+        return _read_pdf(data, max_pages)
+
+
+def _read_pdf(data: bytes, max_pages: int) -> PdfText:
     document = open_pdf(data)
     try:
         pages = len(document)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from core.extraction import templated
 from core.extraction.identifiers import find_identifiers
-from core.extraction.text import PdfUnreadable, read_pdf
+from core.extraction.text import PDFIUM_LOCK, PdfUnreadable, read_pdf
 from core.extraction.values import find_dates, find_money, fold
 from core.models import Document, StoredFile, User, utcnow
 from core.models_templates import ExtractionTemplate
@@ -555,7 +555,8 @@ def _trial(session: Session, storage: FileStorage, tenant_id: int, template: Any
     text, data = document_text(session, storage, tenant_id, doc)
     if text is None:
         return DocumentTrial(doc.id, doc.filename, matched=False, error=NO_TEXT)
-    result = templated.try_template(template, text, data or None)
+    with PDFIUM_LOCK:  # area fields re-open the PDF; the dashboard runs this in a request thread
+        result = templated.try_template(template, text, data or None)
     fields = {name: _as_text(value) for name, value in (result.extraction.fields if result.extraction else {}).items()}
     return DocumentTrial(doc.id, doc.filename, result.matched, fields, result.error)
 

@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from core.extraction.text import PDFIUM_LOCK
 from core.services import ServiceError, ValidationFailed, splitting
 from dashboard.app import storage
 from dashboard.extensions import db
@@ -47,6 +48,11 @@ def form_groups(form: Any, page_count: int) -> list[list[int]]:
 
 
 def render_thumbnail(data: bytes, page_index: int) -> bytes:
+    with PDFIUM_LOCK:  # the browser asks for every thumbnail at once, PDFium takes one call at a time
+        return _render_thumbnail(data, page_index)
+
+
+def _render_thumbnail(data: bytes, page_index: int) -> bytes:
     document = pypdfium2.PdfDocument(data)
     try:
         page = document[page_index]
