@@ -13,6 +13,7 @@ Bounded in CI (``RELIABILITY_MESSAGES``, default 80); the full run is documented
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
@@ -23,7 +24,8 @@ from pathlib import Path
 import pytest
 import redis
 from rq import Queue
-from rq.registry import StartedJobRegistry
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select
 
 from core.config import Settings
@@ -86,7 +88,8 @@ def _counts(settings: Settings, recipient_tenant: int) -> dict[str, object]:
 
 
 def _settle(settings: Settings, tenant_id: int, timeout: float) -> dict[str, object]:
-    """Let the system recover as it does in production: the gateway's sweep, RQ's maintenance, retries."""
+    """Let the system recover as it does in production, only sooner: the gateway's sweep, RQ's maintenance
+    (abandoned jobs) and scheduler (retries with backoff)."""
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
     queue: Queue = get_queue(settings)
@@ -102,6 +105,11 @@ def _settle(settings: Settings, tenant_id: int, timeout: float) -> dict[str, obj
                 # their production intervals so that the test does not wait for minutes.
                 sweep_once(settings, factory, queue, stale_after=timedelta(seconds=20), received_grace=timedelta(0))
                 StartedJobRegistry(queue=queue).cleanup()
+                # Retries wait 10, 60 then 300 s for RQ's scheduler: let them run now.
+                scheduled = ScheduledJobRegistry(queue=queue)
+                for job_id in scheduled.get_job_ids():
+                    with contextlib.suppress(InvalidJobOperation, NoSuchJobError):
+                        scheduled.requeue(job_id)
             except (redis.RedisError, OSError):
                 pass
             time.sleep(1)
