@@ -59,8 +59,9 @@ def sweep_once(
         queue_message(session_factory, queue, message_id)
     for document_id in document_ids:
         enqueue_extract(queue, document_id)
+    if document_ids:
         with session_scope(session_factory) as session:
-            processing.mark_requeued(session, document_id)
+            processing.mark_requeued(session, document_ids)
     if message_ids or document_ids:
         log.info("sweep queued %d message(s) and %d document(s) on %s", len(message_ids), len(document_ids),
                  settings.queue_name)

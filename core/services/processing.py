@@ -12,7 +12,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -412,9 +412,11 @@ def documents_to_requeue(session: Session, stale_after: timedelta) -> list[int]:
     return list(session.scalars(stmt.order_by(Document.id)))
 
 
-def mark_requeued(session: Session, document_id: int) -> None:
-    """The sweep queued it: the next sweep waits ``stale_after`` again before looking at it."""
-    doc = session.get(Document, document_id)
-    if doc is not None and doc.status == DocumentStatus.EXTRACTING.value:
-        doc.updated_at = utcnow()
-        session.flush()
+def mark_requeued(session: Session, document_ids: list[int]) -> None:
+    """The sweep queued them: the next sweep waits ``stale_after`` again before looking at them."""
+    session.execute(
+        update(Document)
+        .where(Document.id.in_(document_ids), Document.status == DocumentStatus.EXTRACTING.value)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )

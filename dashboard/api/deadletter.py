@@ -22,10 +22,10 @@ def list_failed() -> Response:
 
 @bp.post("/failed/retry")
 def retry_failed() -> tuple[Response, int]:
-    from dashboard.blueprints.imports import enqueue_document, enqueue_message
+    from dashboard.blueprints.imports import enqueue_retried
 
     session = dbs()
     message_ids, document_ids = deadletter.retry_all(session, caller().tenant_id)
     session.commit()
-    queued = sum(enqueue_message(i, force=True) for i in message_ids) + sum(enqueue_document(i) for i in document_ids)
+    queued = enqueue_retried(message_ids, document_ids)
     return jsonify(messages=message_ids, documents=document_ids, queued=queued), 202

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from core.services import ValidationFailed, deadletter
-from dashboard.blueprints.imports import enqueue_document, enqueue_message
+from dashboard.blueprints.imports import enqueue_retried
 from dashboard.extensions import db
 from dashboard.i18n import errors_text
 from dashboard.web import not_found_for, tenant_id, tenant_required
@@ -33,8 +33,7 @@ def retry_all() -> Response:
         flash(errors_text(exc.errors), "error")
         return redirect(url_for(".index"))
     db.session.commit()
-    # A job that cannot be queued now is not lost: the sweep queues stale messages and documents.
-    queued = sum(enqueue_message(i, force=True) for i in message_ids) + sum(enqueue_document(i) for i in document_ids)
+    queued = enqueue_retried(message_ids, document_ids)
     total = len(message_ids) + len(document_ids)
     if queued < total:
         flash(_("%(count)s item(s) will be retried once the queue is reachable.", count=total - queued), "error")

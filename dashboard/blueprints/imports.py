@@ -62,6 +62,12 @@ def enqueue_document(document_id: int) -> bool:
     return True
 
 
+def enqueue_retried(message_ids: list[int], document_ids: list[int]) -> int:
+    """Queue what a retry put back (messages forced, documents); how many could be queued now. The others
+    are not lost: the sweep queues stale messages and documents."""
+    return sum(enqueue_message(i, force=True) for i in message_ids) + sum(enqueue_document(i) for i in document_ids)
+
+
 def accept_upload(tid: int, files: list[uploads.UploadedFile], uploader: str) -> InboundMessage:
     """Store, commit, enqueue: shared by the dashboard and the API (raises ``ValidationFailed``)."""
     message = uploads.store_upload(
