@@ -20,14 +20,37 @@ class StorageError(OSError):
     """The storage refused a write (full disk, permissions, ...)."""
 
 
+# Directories a FileStorage remembers as created and checked (inside the root), at most.
+_MAX_CHECKED_DIRS = 4096
+
+
 class FileStorage:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        self._resolved_root = self.root.resolve()  # once: resolving costs a system call per component
+        # Key directory ("raw/7/2026/11") -> its resolved path, once created and checked to be inside
+        # the root: a write into a known directory costs no resolve (an lstat per component) and no
+        # mkdir. Plain dict operations, safe across the threads that share a FileStorage.
+        self._checked_dirs: dict[str, Path] = {}
 
     def path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        path = (self._resolved_root / key).resolve()
+        if not path.is_relative_to(self._resolved_root):
             raise ValueError(f"storage key escapes the storage root: {key!r}")
+        return path
+
+    def _write_path(self, key: str, *, recheck: bool = False) -> Path:
+        """``path(key)`` for a write, its directory created (and fsynced into its parent) if missing."""
+        directory, _, name = key.rpartition("/")
+        known = None if recheck else self._checked_dirs.get(directory)
+        if known is not None and name not in ("", ".", ".."):
+            return known / name
+        path = self.path(key)
+        _make_dirs(path.parent)
+        if name not in ("", ".", ".."):
+            if len(self._checked_dirs) >= _MAX_CHECKED_DIRS:
+                self._checked_dirs.clear()
+            self._checked_dirs[directory] = path.parent
         return path
 
     def write(self, key: str, data: bytes, *, sync_dir: bool = True) -> None:
@@ -36,16 +59,19 @@ class FileStorage:
         ``sync_dir=False``: the file's bytes are fsynced but not its name (the rename); the caller must
         call ``sync_dirs`` with this key before telling anyone the file is stored.
         """
-        path = self.path(key)
         try:
-            _make_dirs(path.parent)
-            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            path = self._write_path(key)
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                tmp, fd = _create_temporary(path)
+            except FileNotFoundError:  # a remembered directory was removed meanwhile: create it again
+                path = self._write_path(key, recheck=True)
+                tmp, fd = _create_temporary(path)
+            try:
+                try:
+                    _write_all(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
                 os.replace(tmp, path)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -87,6 +113,19 @@ class FileStorage:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _create_temporary(path: Path) -> tuple[Path, int]:
+    """A new temporary file beside ``path``, open for writing (renamed over ``path`` once complete)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Unbuffered: a file object would add a stat and a flush to the one write a message needs."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _make_dirs(directory: Path) -> None:

@@ -5,11 +5,14 @@ once per tenant among the recipients. Whatever prevents that is answered ``451``
 retries. Queueing the ingest job comes after the 250 is decided and is best effort; the sweep
 (``mailgate.sweep``), run at start-up and periodically, queues what it missed.
 
-aiosmtpd runs the sessions on one asyncio loop; database and file work runs in small thread pools so
-that an fsync or a lock wait in one session does not stall the others. Group commit: each session
-writes its files (fsynced) in parallel, then the rows of every session waiting for its 250 are
-committed together, in one transaction after one fsync per storage directory (``_GroupCommitter``).
-Marking messages queued after the 250 is batched the same way.
+aiosmtpd runs the sessions on one asyncio loop; database and file work runs in threads so that an
+fsync or a lock wait does not stall the sessions. Group commit (``_GroupCommitter``): one commit thread
+takes every session waiting for its 250, writes their files (each fsynced), fsyncs each storage
+directory once and commits all their rows in one transaction. Messages whose jobs were enqueued after
+their 250 are marked queued in that thread's next transaction. Every hand-off between threads costs
+GIL switches that the loop, busy reading DATA, pays for: a message crosses as few as possible (one, to
+the commit thread; recipients are looked up in the database only when ``RecipientCache`` does not
+know them).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import redis
@@ -40,8 +44,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
+from core.models import utcnow
 from core.queue import enqueue_ingest_many, get_queue
 from core.services import accounts, intake
+from core.services.addresses import AddressMatch
 from core.storage import FileStorage
 from mailgate.senderauth import SenderScreen
 from mailgate.sweep import sweep_once
@@ -72,6 +78,10 @@ _MAX_PENDING_QUEUEING = 1000
 _QUEUE_BATCH = 100
 # Deliveries (sessions waiting for their 250) committed in one transaction at most.
 _MAX_COMMIT_BATCH = 64
+# Messages up to this size are written by the commit thread itself, just before their batch's commit.
+# Bigger ones are written first in the store pool, several at once, so that one 25 MB file does not
+# hold up the small messages of the batch it would be in.
+_INLINE_WRITE_MAX = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,8 @@ class Limits:
     # Clients the per-client limits do not apply to: an MX relay of ours in front of the gateway, whose
     # one address carries everybody's mail. SMTP_LIMIT_EXEMPT="10.0.0.5,192.0.2.0/24" (IPs or networks).
     exempt_networks: tuple[str, ...] = ()
+    # Seconds an accepted recipient is remembered (RecipientCache); 0 asks the database at every RCPT.
+    recipient_cache_seconds: float = 10.0  # SMTP_RECIPIENT_CACHE_SECONDS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -116,6 +128,7 @@ class Limits:
             max_refused_recipients=int(pick("SMTP_MAX_REFUSED_RCPTS", cls.max_refused_recipients)),
             refused_window=pick("SMTP_REFUSED_WINDOW", cls.refused_window),
             exempt_networks=_networks(settings.extra.get("SMTP_LIMIT_EXEMPT") or os.environ.get("SMTP_LIMIT_EXEMPT")),
+            recipient_cache_seconds=pick("SMTP_RECIPIENT_CACHE_SECONDS", cls.recipient_cache_seconds),
         )
 
     def exempt(self, peer: str | None) -> bool:
@@ -194,6 +207,56 @@ class RefusalLimiter:
         return len(self._refusals)
 
 
+@dataclass(frozen=True)
+class KnownRecipient:
+    """A live inbound address as found at RCPT: whose it is, which row, and until when it is accepted."""
+
+    tenant_id: int
+    match: AddressMatch
+    retires_at: datetime | None
+
+    def live(self, now: datetime) -> bool:
+        return self.retires_at is None or self.retires_at > now
+
+
+class RecipientCache:
+    """The addresses this gateway accepted lately, so that a company's stream of invoices costs no
+    database round trip (and no thread hand-off) at every RCPT.
+
+    Only addresses found are kept: an unknown one is looked up every time (it is rare, and the refusal
+    limiter counts it). An entry keeps the address's end date, so a retiring address is refused at its
+    ``retires_at`` to the second; what an admin changes meanwhile (an address rotated without grace, a
+    company deleted) reaches this gateway within ``ttl`` seconds. Bounded: least recently used first out.
+    """
+
+    def __init__(self, ttl: float, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, KnownRecipient]] = OrderedDict()  # loop only
+
+    def get(self, local_part: str) -> KnownRecipient | None:
+        entry = self._entries.get(local_part)
+        if entry is None:
+            return None
+        if self._clock() >= entry[0]:
+            del self._entries[local_part]
+            return None
+        self._entries.move_to_end(local_part)
+        return entry[1]
+
+    def put(self, local_part: str, known: KnownRecipient) -> None:
+        if self.ttl <= 0:
+            return
+        self._entries[local_part] = (self._clock() + self.ttl, known)
+        self._entries.move_to_end(local_part)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 def make_tls_context(settings: Settings) -> ssl.SSLContext | None:
     """The STARTTLS context when a certificate is configured, else None (STARTTLS not offered).
 
@@ -214,6 +277,7 @@ class InboxEnvelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
         self.tenants: dict[int, str] = {}  # tenant id -> the first recipient given for it, as given
+        self.addresses: dict[int, AddressMatch] = {}  # tenant id -> the address that recipient names
 
 
 @dataclass(frozen=True)
@@ -224,6 +288,7 @@ class _Delivery:
     sender: str
     peer: str | None
     recipients: dict[int, str]
+    addresses: dict[int, AddressMatch]  # found at RCPT: the row records it without asking again
     helo: str | None = None  # kept for the worker's SPF check
     sender_auth: dict[str, Any] | None = None  # verdicts evaluated before answering (mailgate.senderauth)
 
@@ -236,32 +301,48 @@ class _Written:
     files: dict[int, intake.RawFile]  # tenant id -> its copy of the message
 
 
-# What a batch commit gives each delivery: its message ids, or why it could not be committed.
+# What the commit thread is given: a delivery to write then commit, or one whose files are written.
+_ToCommit = _Delivery | _Written
+# What a batch commit gives each delivery: its message ids, or why it could not be stored.
 _Outcome = list[int] | Exception
 
 
+@dataclass
+class _CommitResult:
+    """What one run of the commit thread gives back: one outcome per delivery, and how marking went."""
+
+    outcomes: list[_Outcome]
+    marks_error: Exception | None = None
+
+
 class _GroupCommitter:
-    """Commits the rows of concurrent sessions together: one transaction (one WAL fsync) and one fsync
-    per storage directory for every delivery waiting, instead of one of each per message.
+    """Stores concurrent sessions' messages together: their files, one fsync per storage directory and
+    one transaction (one WAL fsync) for every delivery waiting, instead of one of each per message.
 
     No timer: when nothing is being committed, a delivery is committed at once (alone, under light
     load); deliveries arriving during a commit wait for it to finish and then go together in the next
     one, so batches grow with the load. ``commit`` runs in ``pool`` (one thread: one commit at a time)
     and returns one outcome per delivery; each waiting session gets its own.
+
+    Messages whose ingest jobs were enqueued are marked ``queued`` by the same thread, in the next
+    transaction it commits anyway (``mark_queued``): under load, marking costs no commit of its own.
     """
 
     def __init__(
-        self, commit: Callable[[list[_Written]], list[_Outcome]], pool: ThreadPoolExecutor, max_batch: int
+        self, commit: Callable[[list[_ToCommit], list[int]], _CommitResult], pool: ThreadPoolExecutor, max_batch: int
     ) -> None:
         self._commit = commit
         self._pool = pool
         self._max_batch = max_batch
-        self._waiting: list[tuple[_Written, asyncio.Future[list[int]]]] = []
+        self._waiting: list[tuple[_ToCommit, asyncio.Future[list[int]]]] = []
+        self._marks: list[tuple[list[int], asyncio.Future[None]]] = []
         self._runner: asyncio.Task[None] | None = None
         # Counters, read by tests and logged at DEBUG: how much batching happens.
         self.batches = 0
         self.deliveries = 0
         self.largest = 0
+        self.marks_with_deliveries = 0  # commits that carried queued marks along with deliveries
+        self.marks_alone = 0  # commits of queued marks only (nothing else was being committed)
 
     @property
     def waiting(self) -> int:
@@ -269,47 +350,78 @@ class _GroupCommitter:
         return len(self._waiting)
 
     @property
+    def marks_waiting(self) -> int:
+        """Requests to mark messages queued waiting for the next commit."""
+        return len(self._marks)
+
+    @property
     def busy(self) -> bool:
         return self._runner is not None
 
-    async def submit(self, written: _Written) -> list[int]:
-        """The message ids once committed; raises what prevented the commit."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[int]] = loop.create_future()
-        self._waiting.append((written, future))
-        if self._runner is None:
-            self._runner = loop.create_task(self._run())
+    async def submit(self, item: _ToCommit) -> list[int]:
+        """The message ids once committed; raises what prevented storing the message."""
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        self._start()
         return await future
+
+    async def mark_queued(self, message_ids: list[int]) -> None:
+        """``received`` -> ``queued`` for messages whose jobs are enqueued, once committed; raises if not."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._marks.append((message_ids, future))
+        self._start()
+        await future
+
+    def _start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            while self._waiting:
+            while self._waiting or self._marks:
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
+                marks, self._marks = self._marks, []
+                mark_ids = [message_id for ids, _ in marks for message_id in ids]
                 try:
-                    outcomes: list[_Outcome] = await loop.run_in_executor(
-                        self._pool, self._commit, [written for written, _ in batch]
+                    result: _CommitResult = await loop.run_in_executor(
+                        self._pool, self._commit, [item for item, _ in batch], mark_ids
                     )
                 except Exception as exc:  # e.g. the directory fsync: nothing of the batch is committed
-                    outcomes = [exc] * len(batch)
-                except BaseException as exc:  # cancelled (the loop is stopping): nobody gets a 250
-                    for _, future in batch + self._waiting:
+                    result = _CommitResult([exc] * len(batch), exc)
+                except BaseException:  # cancelled (the loop is stopping): nobody gets a 250
+                    futures: list[asyncio.Future[Any]] = [future for _, future in batch + self._waiting]
+                    futures += [future for _, future in marks + self._marks]
+                    for future in futures:
                         if not future.done():
                             future.set_exception(RuntimeError("server stopping"))
                     self._waiting.clear()
-                    raise exc
-                self.batches += 1
-                self.deliveries += len(batch)
-                self.largest = max(self.largest, len(batch))
-                log.debug("committed %d deliveries in one batch", len(batch))
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    self._marks.clear()
+                    raise
+                if batch:
+                    self.batches += 1
+                    self.deliveries += len(batch)
+                    self.largest = max(self.largest, len(batch))
+                    log.debug("committed %d deliveries in one batch", len(batch))
+                if mark_ids:
+                    if batch:
+                        self.marks_with_deliveries += 1
+                    else:
+                        self.marks_alone += 1
+                for (_, future), outcome in zip(batch, result.outcomes, strict=True):
                     if future.done():  # the session went away while waiting (its rows are kept)
                         continue
                     if isinstance(outcome, Exception):
                         future.set_exception(outcome)
                     else:
                         future.set_result(outcome)
+                for _, mark_future in marks:
+                    if not mark_future.done():
+                        if result.marks_error is None:
+                            mark_future.set_result(None)
+                        else:
+                            mark_future.set_exception(result.marks_error)
         finally:
             self._runner = None
 
@@ -369,6 +481,7 @@ class InboxHandler:
         self.storage = FileStorage(settings.storage_dir)
         self.in_flight = _InFlight()
         self.refusals = RefusalLimiter(limits.max_refused_recipients, limits.refused_window)
+        self.recipients = RecipientCache(limits.recipient_cache_seconds)
         self.connections = 0  # only touched on the loop
         self.connections_by_client: dict[str, int] = {}  # RefusalLimiter.client_key -> open connections
         self._engine = engine  # disposed by close() when the handler owns it
@@ -376,7 +489,8 @@ class InboxHandler:
         self._queue: Queue | None = None
         self._queue_lock = threading.Lock()
         # Separate pools: a Redis outage (slow enqueues, failing sweeps) must never delay storing.
-        self._store_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="smtp-store")
+        # The store pool looks recipients up and writes the files too big to write in the commit thread.
+        self._store_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="smtp-store")
         self._queue_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-queue")
         self._sweep_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-sweep")
         self.sender_screen = SenderScreen(session_factory)  # SPF/DKIM/DMARC before 250, for "refuse" tenants
@@ -401,8 +515,9 @@ class InboxHandler:
             return REPLY_TOO_MANY_REFUSED
         if len(envelope.rcpt_tos) >= self.limits.max_recipients:
             return REPLY_TOO_MANY_RCPTS
-        local, _, domain = address.rpartition("@")
-        if accounts.parse_recipient(address, self.settings.inbound_domain) is None:
+        local = address.rpartition("@")[0]
+        local_part = accounts.parse_recipient(address, self.settings.inbound_domain)
+        if local_part is None:
             if limited:
                 self.refusals.record(peer)
             log.info("refused relay: peer=%s from=%r rcpt=%r", peer, envelope.mail_from, address)
@@ -412,19 +527,25 @@ class InboxHandler:
                 self.refusals.record(peer)
             log.info("refused odd local part: peer=%s from=%r rcpt=%r", peer, envelope.mail_from, address)
             return REPLY_UNKNOWN_RCPT
-        try:
-            tenant_id = await self._in_thread(self._store_pool, self._lookup, address)
-        except Exception:
-            log.exception("recipient lookup failed: peer=%s rcpt=%r", peer, address)
-            return REPLY_TRY_LATER
-        if tenant_id is None:
+        found = self.recipients.get(local_part)
+        if found is None:
+            try:
+                found = await self._in_thread(self._store_pool, self._lookup, address)
+            except Exception:
+                log.exception("recipient lookup failed: peer=%s rcpt=%r", peer, address)
+                return REPLY_TRY_LATER
+            if found is not None:
+                self.recipients.put(local_part, found)
+        if found is None or not found.live(utcnow()):
             if limited:
                 self.refusals.record(peer)
             log.info("refused unknown recipient: peer=%s from=%r rcpt=%r", peer, envelope.mail_from, address)
             return REPLY_UNKNOWN_RCPT
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
-        envelope.tenants.setdefault(tenant_id, address)
+        if found.tenant_id not in envelope.tenants:
+            envelope.tenants[found.tenant_id] = address
+            envelope.addresses[found.tenant_id] = found.match
         return REPLY_RCPT_OK
 
     async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: InboxEnvelope) -> str:
@@ -439,12 +560,15 @@ class InboxHandler:
             sender=envelope.mail_from or "",
             peer=peer,
             recipients=dict(envelope.tenants),
+            addresses=dict(envelope.addresses),
             helo=helo,
             sender_auth=sender_auth,
         )
         try:
-            written = await self._in_thread(self._store_pool, self._write_files, delivery)
-            message_ids = await self._committer.submit(written)  # after the commit that carries its rows
+            item: _ToCommit = delivery
+            if len(raw) > _INLINE_WRITE_MAX:
+                item = await self._in_thread(self._store_pool, self._write_files, delivery)
+            message_ids = await self._committer.submit(item)  # after the commit that carries its rows
         except Exception:
             log.exception(
                 "could not store a message, answered 451: peer=%s from=%r rcpt=%r",
@@ -465,10 +589,10 @@ class InboxHandler:
 
     # Blocking work, run in the pools -----------------------------------------------------------
 
-    def _lookup(self, address: str) -> int | None:
+    def _lookup(self, address: str) -> KnownRecipient | None:
         with session_scope(self.session_factory) as session:
             found = accounts.live_address(session, address, self.settings.inbound_domain)
-            return None if found is None else found.tenant_id
+            return None if found is None else KnownRecipient(found.tenant_id, AddressMatch.of(found), found.retires_at)
 
     def _write_files(self, delivery: _Delivery) -> _Written:
         """Every tenant's copy on disk, contents fsynced; the directories are fsynced by the batch commit."""
@@ -478,31 +602,59 @@ class InboxHandler:
         }
         return _Written(delivery, files)
 
-    def _commit_batch(self, batch: list[_Written]) -> list[_Outcome]:
-        """The directories of every file of the batch fsynced once, then all rows in ONE commit.
+    def _commit_batch(self, batch: list[_ToCommit], marks: list[int]) -> _CommitResult:
+        """The files of the batch written (those not written yet), the directories of every file fsynced
+        once, then all rows, and the ``queued`` marks of ``marks``, in ONE commit.
 
-        Within a delivery, every tenant gets the message or none does. If the batch's commit fails, each
-        delivery is committed on its own, so that one bad message is refused alone. A failure leaves at
-        most orphan files (nothing lost, the sender retries). A crash after the commit but before the
-        250 reaches the sender makes it retry: a duplicate, never a loss.
+        A delivery whose files cannot be written is refused alone. Within a delivery, every tenant gets
+        the message or none does. If the batch's commit fails, each delivery is committed on its own, so
+        that one bad message is refused alone. A failure leaves at most orphan files (nothing lost, the
+        sender retries). A crash after the commit but before the 250 reaches the sender makes it retry:
+        a duplicate, never a loss. Marks that fail leave their messages ``received``, for the sweep.
         """
-        self.storage.sync_dirs(raw_file.key for written in batch for raw_file in written.files.values())
+        outcomes: list[_Outcome | None] = [None] * len(batch)
+        written: list[tuple[int, _Written]] = []
+        for index, item in enumerate(batch):
+            try:
+                written.append((index, item if isinstance(item, _Written) else self._write_files(item)))
+            except Exception as exc:
+                outcomes[index] = exc
+        if written:
+            self.storage.sync_dirs(raw_file.key for _, done in written for raw_file in done.files.values())
+        inserted, marks_error = self._insert_batch([done for _, done in written], marks)
+        for (index, _), outcome in zip(written, inserted, strict=True):
+            outcomes[index] = outcome
+        return _CommitResult([outcome for outcome in outcomes if outcome is not None], marks_error)
+
+    def _insert_batch(self, batch: list[_Written], marks: list[int]) -> tuple[list[_Outcome], Exception | None]:
+        """All rows and marks in one transaction; if it fails, delivery by delivery, then the marks alone."""
+        if not batch and not marks:
+            return [], None
         try:
-            return list(self._insert_rows(batch))
+            return list(self._insert_rows(batch, marks)), None
         except Exception as exc:
-            if len(batch) == 1:
-                return [exc]
+            if not batch:
+                return [], exc
+            if len(batch) == 1 and not marks:
+                return [exc], None
             log.warning("batch commit of %d deliveries failed (%s), committing them one by one", len(batch), exc)
         outcomes: list[_Outcome] = []
         for written in batch:
             try:
-                outcomes.extend(self._insert_rows([written]))
+                outcomes.extend(self._insert_rows([written], []))
             except Exception as exc:
                 outcomes.append(exc)
-        return outcomes
+        marks_error: Exception | None = None
+        if marks:
+            try:
+                self._insert_rows([], marks)
+            except Exception as exc:
+                marks_error = exc
+        return outcomes, marks_error
 
-    def _insert_rows(self, batch: list[_Written]) -> list[list[int]]:
+    def _insert_rows(self, batch: list[_Written], marks: list[int]) -> list[list[int]]:
         with session_scope(self.session_factory) as session:
+            intake.mark_many_queued(session, marks)
             with session.no_autoflush:  # one INSERT for the whole batch, at the flush below
                 rows = [
                     [
@@ -510,7 +662,8 @@ class InboxHandler:
                             session, tenant_id, written.delivery.raw, raw_file,
                             recipient=written.delivery.recipients[tenant_id],
                             envelope_sender=written.delivery.sender, peer=written.delivery.peer,
-                            helo=written.delivery.helo, sender_auth=written.delivery.sender_auth, flush=False,
+                            helo=written.delivery.helo, sender_auth=written.delivery.sender_auth,
+                            address=written.delivery.addresses.get(tenant_id), flush=False,
                         )
                         for tenant_id, raw_file in written.files.items()
                     ]
@@ -525,15 +678,8 @@ class InboxHandler:
                 self._queue = self._queue_factory()
             return self._queue
 
-    def _queue_messages(self, message_ids: list[int]) -> None:
-        """Enqueue the messages' jobs together, then mark them queued in ONE commit.
-
-        Enqueue first, as ``sweep.queue_message`` does: a message is never marked queued without its job.
-        If enqueueing fails, the messages stay ``received`` for the sweep.
-        """
+    def _enqueue(self, message_ids: list[int]) -> None:
         enqueue_ingest_many(self._get_queue(), message_ids)
-        with session_scope(self.session_factory) as session:
-            intake.mark_many_queued(session, message_ids)
 
     def _sweep_once(self) -> int:
         return sweep_once(self.settings, self.session_factory, self._get_queue())
@@ -567,8 +713,14 @@ class InboxHandler:
             await self._queue_now(message_ids)
 
     async def _queue_now(self, message_ids: list[int]) -> None:
+        """Enqueue the messages' jobs together, then mark them queued (in the commit thread's next commit).
+
+        Enqueue first, as ``sweep.queue_message`` does: a message is never marked queued without its job.
+        If enqueueing fails, the messages stay ``received`` for the sweep.
+        """
         try:
-            await self._in_thread(self._queue_pool, self._queue_messages, message_ids)
+            await self._in_thread(self._queue_pool, self._enqueue, message_ids)
+            await self._committer.mark_queued(message_ids)
         except Exception as exc:
             log.warning(
                 "could not queue message(s) %s (%s); they stay received until the sweep queues them",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import logging
@@ -24,14 +25,15 @@ import pytest
 from redis import Redis
 from rq import Queue
 from rq.job import Job
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from core.config import Settings
-from core.models import InboundMessage
+from core.models import InboundAddress, InboundMessage, utcnow
 from core.queue import get_queue
 from core.services import accounts
+from core.services.addresses import AddressMatch
 from core.storage import FileStorage, StorageError, sha256_hex
-from mailgate.smtp import InboxController, Limits, build_controller
+from mailgate.smtp import InboxController, KnownRecipient, Limits, RecipientCache, build_controller
 from mailgate.sweep import sweep_once
 from tests.conftest import INBOUND_DOMAIN
 from tests.services import free_port
@@ -516,6 +518,25 @@ def row_exists(session_factory, n: int) -> bool:
         return session.scalar(stmt) is not None
 
 
+def one_then_two_together(server, session_factory, recipients: list[str], *, delete_tenant: int | None = None
+                          ) -> list[int]:
+    """Three messages (``raw_numbered(0..2)``): the first committed alone while the write lock holds its
+    commit, the other two waiting meanwhile and then committed in one batch; returns the DATA reply codes."""
+    committer = server.handler._committer
+    sessions = [start_data(server, recipient) for recipient in recipients]
+    try:
+        with write_lock(session_factory, delete_tenant=delete_tenant):
+            sessions[0].send(raw_numbered(0) + b".\r\n")
+            _wait_for(lambda: committer.busy, timeout=20)
+            sessions[1].send(raw_numbered(1) + b".\r\n")
+            sessions[2].send(raw_numbered(2) + b".\r\n")
+            _wait_for(lambda: committer.waiting == 2, timeout=20)
+        return [smtp.getreply()[0] for smtp in sessions]
+    finally:
+        for smtp in sessions:
+            smtp.close()
+
+
 def test_concurrent_sessions_are_committed_in_one_batch_each_answered_after_its_row(
     server, tenant, session_factory
 ):
@@ -527,7 +548,7 @@ def test_concurrent_sessions_are_committed_in_one_batch_each_answered_after_its_
             _wait_for(lambda: committer.busy, timeout=20)  # its commit waits for the lock
             for n, smtp in enumerate(sessions[1:], start=1):
                 smtp.send(raw_numbered(n) + b".\r\n")
-            _wait_for(lambda: committer.waiting == 3, timeout=20)  # files written, rows waiting together
+            _wait_for(lambda: committer.waiting == 3, timeout=20)  # received, waiting together for the next commit
             time.sleep(0.3)
             # Nobody has been answered, and no row exists: durable first, 250 after.
             assert not any(has_reply(smtp) for smtp in sessions)
@@ -550,25 +571,44 @@ def test_a_delivery_that_cannot_be_committed_fails_alone(server, tenant, session
     doomed, address = accounts.create_tenant(session, "Doomed SAS")
     session.commit()
     doomed_address = accounts.address_of(address, INBOUND_DOMAIN)
+    # The doomed company is deleted between its RCPT and the commit of its message: its row cannot be
+    # inserted (foreign key), which fails the batch it is in; the others are committed one by one.
+    recipients = [tenant.address, tenant.address, doomed_address]
+    codes = one_then_two_together(server, session_factory, recipients, delete_tenant=doomed.id)
+    assert codes == [250, 250, 451]
+    assert [row_exists(session_factory, n) for n in range(3)] == [True, True, False]
+    assert server.handler._committer.largest == 2
+
+
+def test_queued_marks_ride_in_the_next_commit_of_deliveries(server, tenant, session_factory):
     committer = server.handler._committer
-    sessions = [start_data(server, tenant.address), start_data(server, tenant.address),
-                start_data(server, doomed_address)]
+    with connect(server) as smtp:
+        assert send(smtp, [tenant.address])[0] == 250
+    settle(server)
+    [first] = stored_messages(session_factory)
+    with session_factory() as session:  # as the queueing task leaves it: its job enqueued, not marked yet
+        session.execute(text("UPDATE messages SET status = 'received', queued_at = NULL WHERE id = :id"),
+                        {"id": first.id})
+        session.commit()
+    sessions = [start_data(server, tenant.address) for _ in range(2)]
     try:
-        # The doomed company is deleted between its RCPT and the commit of its message: its row cannot be
-        # inserted (foreign key), which fails the batch it is in; the others are committed one by one.
-        with write_lock(session_factory, delete_tenant=doomed.id):
+        with write_lock(session_factory):
             sessions[0].send(raw_numbered(0) + b".\r\n")
             _wait_for(lambda: committer.busy, timeout=20)
+            marked = asyncio.run_coroutine_threadsafe(committer.mark_queued([first.id]), server.loop)
             sessions[1].send(raw_numbered(1) + b".\r\n")
-            sessions[2].send(raw_numbered(2) + b".\r\n")
-            _wait_for(lambda: committer.waiting == 2, timeout=20)
-        codes = [smtp.getreply()[0] for smtp in sessions]
+            _wait_for(lambda: committer.waiting == 1 and committer.marks_waiting == 1, timeout=20)
+            carried_before = committer.marks_with_deliveries
+        assert [smtp.getreply()[0] for smtp in sessions] == [250, 250]
+        marked.result(timeout=20)
     finally:
         for smtp in sessions:
             smtp.close()
-    assert codes == [250, 250, 451]
-    assert [row_exists(session_factory, n) for n in range(3)] == [True, True, False]
-    assert committer.largest == 2
+    # The mark went in the same transaction as the delivery that waited with it: no commit of its own.
+    assert committer.marks_with_deliveries > carried_before
+    settle(server)
+    messages = stored_messages(session_factory)
+    assert [m.status for m in messages] == ["queued"] * 3 and messages[0].queued_at is not None
 
 
 def test_a_nul_in_a_header_is_dropped_not_refused(server, tenant, session_factory):
@@ -591,3 +631,126 @@ def test_file_names_are_durable_per_batch_and_new_directories_too(tmp_path):
     blocker.write_text("a file")
     with pytest.raises(StorageError):
         FileStorage(blocker).sync_dirs(["raw/1/x.eml"])
+
+
+def test_a_delivery_whose_file_cannot_be_written_fails_alone(server, tenant, session, session_factory, settings):
+    # The commit thread writes the files of the batch it is about to commit: one that cannot be written
+    # (its company's directory is blocked by a file) is refused alone; the others of its batch are stored.
+    blocked, address = accounts.create_tenant(session, "Blocked SAS")
+    session.commit()
+    (Path(settings.storage_dir) / "raw").mkdir(parents=True, exist_ok=True)
+    (Path(settings.storage_dir) / "raw" / str(blocked.id)).write_text("a file where a directory should be")
+    recipients = [tenant.address, accounts.address_of(address, INBOUND_DOMAIN), tenant.address]
+    codes = one_then_two_together(server, session_factory, recipients)
+    assert codes == [250, 451, 250]
+    assert [row_exists(session_factory, n) for n in range(3)] == [True, False, True]
+    assert server.handler._committer.largest == 2
+    storage = FileStorage(settings.storage_dir)
+    for n, message in zip((0, 2), stored_messages(session_factory), strict=True):
+        stored = storage.read(message.raw_key)
+        assert f"<batch-{n}@supplier.example>".encode() in stored and sha256_hex(stored) == message.raw_sha256
+
+
+def test_a_message_over_a_megabyte_is_written_before_its_batch_and_stored_whole(server, tenant, settings,
+                                                                                session_factory):
+    # Big files are written in the store pool first, so that they do not hold up the batch's commit.
+    big = RAW + (b"x" * 998 + b"\r\n") * 1600  # 1.6 MB, lines of 1000 octets (RFC 5321's limit)
+    with connect(server) as smtp:
+        assert send(smtp, [tenant.address], big)[0] == 250
+        assert send(smtp, [tenant.address])[0] == 250
+    storage = FileStorage(settings.storage_dir)
+    stored = stored_messages(session_factory)
+    assert [storage.read(m.raw_key) for m in stored] == [big, RAW]
+    assert [m.raw_sha256 for m in stored] == [sha256_hex(big), sha256_hex(RAW)]
+
+
+# Recipient cache -----------------------------------------------------------------------------
+
+
+@contextmanager
+def address_lookups(controller: InboxController) -> Iterator[list[str]]:
+    """The SELECTs on inbound addresses that the gateway's own engine runs in the block."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if statement.lstrip().upper().startswith("SELECT") and "inbound_addresses" in statement:
+            seen.append(statement)
+
+    engine = controller.handler._engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def rcpt_code(controller: InboxController, recipient: str) -> int:
+    with connect(controller) as smtp:
+        smtp.ehlo()
+        assert smtp.mail(SENDER)[0] == 250
+        return smtp.rcpt(recipient)[0]
+
+
+def test_an_accepted_address_is_looked_up_once_then_served_from_the_cache(settings, session, tenant,
+                                                                          session_factory):
+    tagged = tenant.address.upper().replace("@", "+factures@")
+    with running_server(settings) as server, address_lookups(server) as lookups:
+        with connect(server) as smtp:
+            for recipient in (tenant.address, tagged, tenant.address):
+                assert send(smtp, [recipient])[0] == 250
+        assert len(lookups) == 1  # the same address, any case and +tag: one database lookup
+        unknown = "inbox-aaaaaaaaaaaaa@" + INBOUND_DOMAIN
+        assert rcpt_code(server, unknown) == 550 and rcpt_code(server, unknown) == 550
+        assert len(lookups) == 3  # an unknown address is looked up every time: it may be created any moment
+    stored = stored_messages(session_factory)
+    address_id = session.scalars(select(InboundAddress.id).where(InboundAddress.tenant_id == tenant.tenant.id)).one()
+    assert [m.inbound_address_id for m in stored] == [address_id] * 3
+    assert not any(m.to_retiring_address for m in stored)
+
+
+def test_a_cached_retiring_address_is_refused_at_its_end_without_asking_again(
+    settings, session, tenant, session_factory
+):
+    retiring = InboundAddress(tenant_id=tenant.tenant.id, local_part="inbox-retiringsoon22",
+                              retires_at=utcnow() + timedelta(seconds=1.5))
+    session.add(retiring)
+    session.commit()
+    recipient = "inbox-retiringsoon22@" + INBOUND_DOMAIN
+    with running_server(settings) as server, address_lookups(server) as lookups:
+        with connect(server) as smtp:
+            assert send(smtp, [recipient])[0] == 250
+        _wait_for(lambda: utcnow() > retiring.retires_at, timeout=5)
+        assert rcpt_code(server, recipient) == 550  # from the cached end date
+        assert len(lookups) == 1
+    [message] = stored_messages(session_factory)
+    assert message.to_retiring_address and message.inbound_address_id == retiring.id
+
+
+def test_the_cache_forgets_after_its_ttl_and_can_be_turned_off(settings, session, tenant):
+    with running_server(settings, recipient_cache_seconds=0.3) as server, address_lookups(server) as lookups:
+        assert rcpt_code(server, tenant.address) == 250
+        assert rcpt_code(server, tenant.address) == 250
+        assert len(lookups) == 1
+        time.sleep(0.4)
+        assert rcpt_code(server, tenant.address) == 250
+        assert len(lookups) == 2
+    with running_server(settings, recipient_cache_seconds=0) as server, address_lookups(server) as lookups:
+        for _ in range(3):
+            assert rcpt_code(server, tenant.address) == 250
+        assert len(lookups) == 3
+
+
+def test_the_recipient_cache_is_bounded_and_expires_by_its_clock():
+    now = [100.0]
+    cache = RecipientCache(10, max_entries=2, clock=lambda: now[0])
+    known = [KnownRecipient(n, AddressMatch(n, False), None) for n in range(3)]
+    cache.put("a", known[0])
+    cache.put("b", known[1])
+    assert cache.get("a") == known[0]  # "a" is now the most recently used
+    cache.put("c", known[2])
+    assert (cache.get("a"), cache.get("b"), cache.get("c"), len(cache)) == (known[0], None, known[2], 2)
+    now[0] += 10
+    assert cache.get("a") is None and cache.get("c") is None and len(cache) == 0
+    off = RecipientCache(0)
+    off.put("a", known[0])
+    assert off.get("a") is None

@@ -181,8 +181,25 @@ def address_for_recipient(session: Session, tenant_id: int, recipient: str) -> I
         ).first()
 
 
-def note_recipient_address(session: Session, message: InboundMessage) -> None:
-    """Record on a new message the address it was sent to, and whether that address was retiring."""
-    address = address_for_recipient(session, message.tenant_id, message.recipient)
-    message.inbound_address_id = address.id if address is not None else None
-    message.to_retiring_address = address is not None and address.retires_at is not None
+@dataclass(frozen=True)
+class AddressMatch:
+    """Which inbound address a recipient named, as the SMTP gateway found it at RCPT."""
+
+    id: int
+    retiring: bool
+
+    @classmethod
+    def of(cls, address: InboundAddress) -> AddressMatch:
+        return cls(address.id, address.retires_at is not None)
+
+
+def note_recipient_address(session: Session, message: InboundMessage, match: AddressMatch | None = None) -> None:
+    """Record on a new message the address it was sent to, and whether that address was retiring.
+
+    ``match``: the address already looked up for this recipient (the gateway's RCPT), not asked again.
+    """
+    if match is None:
+        address = address_for_recipient(session, message.tenant_id, message.recipient)
+        match = AddressMatch.of(address) if address is not None else None
+    message.inbound_address_id = match.id if match is not None else None
+    message.to_retiring_address = match is not None and match.retiring

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from email import policy
@@ -15,13 +16,19 @@ from core.models import InboundMessage, MessageSource, MessageStatus, utcnow
 from core.services import addresses
 from core.storage import FileStorage, sha256_hex
 
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
 
 def _header_block(raw: bytes) -> bytes:
-    """The bytes up to the first empty line: parsing a 25 MB message for three headers would read it all."""
-    ends = [at + len(blank) for blank in (b"\n\n", b"\n\r\n") if (at := raw.find(blank)) >= 0]
+    """The bytes up to the first empty line: parsing a 25 MB message for three headers would read it all.
+
+    One search that stops at the first blank line: ``find`` of each line ending would scan a CRLF
+    message's whole body for a bare ``\\n\\n`` that is not there.
+    """
     if raw.startswith((b"\n", b"\r\n")):  # no header at all
         return b""
-    return raw[: min(ends)] if ends else raw
+    blank = _BLANK_LINE.search(raw)
+    return raw[: blank.end()] if blank else raw
 
 
 def _header_summary(raw: bytes) -> tuple[str, str, str | None]:
@@ -98,6 +105,7 @@ def add_message(
     peer: str | None = None,
     helo: str | None = None,
     sender_auth: dict[str, Any] | None = None,
+    address: addresses.AddressMatch | None = None,
     flush: bool = True,
 ) -> InboundMessage:
     """The second half of ``store_message``: the row of a message whose file ``write_raw`` stored.
@@ -106,6 +114,7 @@ def add_message(
 
     ``helo`` (the SMTP client's name) is kept for the worker's SPF check; ``sender_auth`` holds verdicts
     the gateway already evaluated (core.mail.senderauth), so the worker does not check again.
+    ``address``: the inbound address ``recipient`` names, when the caller has looked it up already.
     """
     key, digest = raw_file.key, raw_file.sha256
     envelope_sender = envelope_sender.replace("\x00", "")
@@ -126,7 +135,7 @@ def add_message(
         raw_size=raw_file.size,
         status=MessageStatus.RECEIVED.value,
     )
-    addresses.note_recipient_address(session, message)  # mail to a retiring address is flagged
+    addresses.note_recipient_address(session, message, address)  # mail to a retiring address is flagged
     session.add(message)
     if flush:
         session.flush()
