@@ -282,7 +282,7 @@ class InboxEnvelope(Envelope):
 
 @dataclass(frozen=True)
 class _Delivery:
-    """What the store thread needs, copied off the envelope (which belongs to the loop)."""
+    """What storing needs (in the commit thread or the store pool), copied off the loop's envelope."""
 
     raw: bytes
     sender: str
