@@ -266,7 +266,7 @@ def main() -> None:
                     time.sleep(0.2)
             big, small = login(base, "admin@big.bench"), login(base, "admin@small.bench")
             big_token, small_token = api_token(url, "admin@big.bench"), api_token(url, "admin@small.bench")
-            print(f"\nload: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} (1/5/15 min)")
+            print(f"\nload: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min)")
             print(f"{'page':<28} {'p50 ms':>8} {'p95 ms':>8} {'SQL (10 rows)':>14} {'SQL (50 rows)':>14}")
             for label, html, api in PAGES:
                 for kind, path in (("", html), (" (API)", api)):

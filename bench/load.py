@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -164,8 +165,7 @@ def run_smtp(args: argparse.Namespace) -> None:
     redis_proc = RedisProcess(tmp / "redis")
     redis_proc.start()
     url = f"sqlite:///{tmp / 'inbox.db'}"
-    settings = settings_for(url, tmp)
-    settings = type(settings)(**{**settings.__dict__, "redis_url": redis_proc.url})
+    settings = replace(settings_for(url, tmp), redis_url=redis_proc.url)
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings)
     engine = create_engine(url)
@@ -254,9 +254,9 @@ def main() -> None:
     mail.add_argument("--sessions", type=int, default=10)
     mail.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    for tool in ("wrk",) if args.what == "dashboard" else ("smtp-source",):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is missing: apt-get install {'wrk' if tool == 'wrk' else 'postfix'}")
+    tool, package = ("wrk", "wrk") if args.what == "dashboard" else ("smtp-source", "postfix")
+    if shutil.which(tool) is None:
+        raise SystemExit(f"{tool} is missing: apt-get install {package}")
     run_dashboard(args) if args.what == "dashboard" else run_smtp(args)
 
 

@@ -6,6 +6,8 @@ runs does not run it twice; jobs are referenced by dotted path so that callers n
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
@@ -20,6 +22,8 @@ EXTRACT_JOB = "worker.jobs.extract_document"
 # turn permanent failures (a corrupt PDF) into a visible state instead of raising.
 _RETRY = Retry(max=3, interval=[10, 60, 300])
 _ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+# How long RQ keeps a job's result and a failed job, and its retries: the same for every job we enqueue.
+_KEEP: dict[str, Any] = {"result_ttl": 3600, "failure_ttl": 7 * 24 * 3600, "retry": _RETRY}
 
 
 def connect(settings: Settings) -> Redis:
@@ -41,21 +45,17 @@ def _enqueue_once(queue: Queue, func: str, job_id: str, arg: int, timeout: int, 
         if status == JobStatus.STARTED or (status in _ACTIVE and not force):
             return job_id
         existing.delete()
-    queue.enqueue(
-        func,
-        arg,
-        job_id=job_id,
-        job_timeout=timeout,
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        retry=_RETRY,
-    )
+    queue.enqueue(func, arg, job_id=job_id, job_timeout=timeout, **_KEEP)
     return job_id
+
+
+def _ingest_job_id(message_id: int) -> str:
+    return f"ingest-message-{message_id}"
 
 
 def enqueue_ingest(queue: Queue, message_id: int, timeout: int = 300, force: bool = False) -> str:
     # As long as an extraction: the ingest job extracts the email's first document itself.
-    return _enqueue_once(queue, INGEST_JOB, f"ingest-message-{message_id}", message_id, timeout, force)
+    return _enqueue_once(queue, INGEST_JOB, _ingest_job_id(message_id), message_id, timeout, force)
 
 
 def enqueue_ingest_many(queue: Queue, message_ids: list[int], timeout: int = 300) -> None:
@@ -67,17 +67,15 @@ def enqueue_ingest_many(queue: Queue, message_ids: list[int], timeout: int = 300
     ids = list(dict.fromkeys(message_ids))
     with queue.connection.pipeline(transaction=False) as pipe:
         for message_id in ids:
-            pipe.exists(Job.key_for(f"ingest-message-{message_id}"))
+            pipe.exists(Job.key_for(_ingest_job_id(message_id)))
         exists = pipe.execute()
     new = [message_id for message_id, found in zip(ids, exists, strict=True) if not found]
     if new:
         with queue.connection.pipeline() as pipe:
             queue.enqueue_many(
                 [
-                    Queue.prepare_data(
-                        INGEST_JOB, (message_id,), job_id=f"ingest-message-{message_id}", timeout=timeout,
-                        result_ttl=3600, failure_ttl=7 * 24 * 3600, retry=_RETRY,
-                    )
+                    Queue.prepare_data(INGEST_JOB, (message_id,), job_id=_ingest_job_id(message_id), timeout=timeout,
+                                       **_KEEP)
                     for message_id in new
                 ],
                 pipeline=pipe,

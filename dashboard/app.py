@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
+from rq import Queue
 
 from core.config import Settings, normalize_database_url
 from core.db import engine_options, install_sqlite_pragmas
+from core.queue import get_queue
 from core.storage import FileStorage
 from dashboard import querycount
 from dashboard.extensions import csrf, db, login_manager, migrate
@@ -61,3 +63,15 @@ def settings() -> Settings:
 
 def storage() -> FileStorage:
     return current_app.extensions["inbox.storage"]
+
+
+def queue() -> Queue:
+    """The app's RQ queue: one Redis client (and connection pool) shared by every request and thread.
+
+    Made at first use, so that a Redis URL that cannot be used fails the enqueue (which callers handle:
+    the sweep queues later), not the start of the dashboard.
+    """
+    found = current_app.extensions.get("inbox.queue")
+    if found is None:
+        found = current_app.extensions.setdefault("inbox.queue", get_queue(settings()))
+    return found

@@ -6,7 +6,7 @@ import click
 from flask.cli import FlaskGroup, with_appcontext
 
 from core.models import Role
-from core.services import ServiceError, accounts, addresses
+from core.services import ServiceError, accounts, addresses, summaries
 from dashboard.app import create_app, settings
 from dashboard.extensions import db
 
@@ -111,8 +111,6 @@ def summaries_group() -> None:
 @with_appcontext
 def summaries_rebuild(tenant_ref: str | None) -> None:
     """Recompute the summaries from the invoices and cash movements (repair; safe to repeat)."""
-    from core.services import summaries
-
     try:
         target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain) if tenant_ref else None
     except ServiceError as exc:

@@ -86,8 +86,10 @@ def translate(value: object) -> str:
     if found != text or current_locale() == FALLBACK_LOCALE:
         return found
     collapsed = " ".join(text.split())  # werkzeug's descriptions are wrapped over several lines
-    if collapsed != text and gettext(collapsed) != collapsed:
-        return gettext(collapsed)
+    if collapsed != text:
+        found = gettext(collapsed)
+        if found != collapsed:
+            return found
     for pattern, msgid in _templates(_translations()):
         match = pattern.fullmatch(text)
         if match:
@@ -264,7 +266,7 @@ def init_i18n(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     # Flask-Babel's own callables, but reading the catalogue once per request (see _translations).
     app.jinja_env.install_gettext_callables(
-        gettext=lambda s: _translations().ugettext(s),
+        gettext=gettext,
         ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
         newstyle=True,
     )

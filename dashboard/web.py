@@ -176,7 +176,6 @@ def send_stored_file(stored: StoredFile, filename: str) -> Response:
         max_age=0,
     )
     response.headers["Cache-Control"] = "private, no-cache"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = FILE_POLICY_PDF if stored.content_type == PDF_TYPE else FILE_POLICY
     return response
 
@@ -185,8 +184,6 @@ def send_stored_file(stored: StoredFile, filename: str) -> Response:
 
 def format_date(value: date | datetime | None) -> str:
     """dd/mm/yyyy; a timestamp is shown in the display time zone, with hh:mm (per locale: dashboard.i18n)."""
-    if value is None:
-        return ""
     return i18n.format_date(value, _display_zone() if isinstance(value, datetime) else None)
 
 

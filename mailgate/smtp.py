@@ -342,7 +342,6 @@ class _GroupCommitter:
         self.deliveries = 0
         self.largest = 0
         self.marks_with_deliveries = 0  # commits that carried queued marks along with deliveries
-        self.marks_alone = 0  # commits of queued marks only (nothing else was being committed)
 
     @property
     def waiting(self) -> int:
@@ -404,11 +403,8 @@ class _GroupCommitter:
                     self.deliveries += len(batch)
                     self.largest = max(self.largest, len(batch))
                     log.debug("committed %d deliveries in one batch", len(batch))
-                if mark_ids:
-                    if batch:
-                        self.marks_with_deliveries += 1
-                    else:
-                        self.marks_alone += 1
+                if mark_ids and batch:
+                    self.marks_with_deliveries += 1
                 for (_, future), outcome in zip(batch, result.outcomes, strict=True):
                     if future.done():  # the session went away while waiting (its rows are kept)
                         continue

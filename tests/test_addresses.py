@@ -33,19 +33,16 @@ def local_of(address: str) -> str:
 
 
 def rcpt_reply(controller, recipient: str) -> tuple[int, bytes]:
-    with smtplib.SMTP(controller.hostname, controller.port, local_hostname="client.example", timeout=10) as smtp:
-        smtp.ehlo()
-        assert smtp.mail(SENDER)[0] == 250
-        return smtp.rcpt(recipient)
+    return deliver(controller, recipient, data=False)
 
 
-def deliver(controller, recipient: str) -> tuple[int, bytes]:
-    """One message to ``recipient``; the RCPT reply when refused there, else the DATA reply."""
+def deliver(controller, recipient: str, *, data: bool = True) -> tuple[int, bytes]:
+    """One message to ``recipient``; the RCPT reply when refused there (or ``data`` False), else the DATA reply."""
     with smtplib.SMTP(controller.hostname, controller.port, local_hostname="client.example", timeout=10) as smtp:
         smtp.ehlo()
         assert smtp.mail(SENDER)[0] == 250
         code, reply = smtp.rcpt(recipient)
-        if code != 250:
+        if code != 250 or not data:
             return code, reply
         return smtp.data(RAW.replace(b"f2024001", recipient.encode().replace(b"@", b".")))
 

@@ -23,6 +23,7 @@ from core.extraction import text as text_module
 from core.extraction.ocr import tesseract_binary
 from core.extraction.text import AreaReader, read_pdf
 from tests.invoicegen import LANGUAGES, LAYOUTS, make_invoice_pdf, make_scanned_pdf
+from tests.test_extraction import _plain
 
 I2D_CORPUS = Path("/work/shared/corpus/invoice2data")
 POPPLER = shutil.which("pdftotext")
@@ -154,16 +155,6 @@ def _expected(path: Path) -> dict:
     expected = json.loads(path.with_suffix(".json").read_text())[0]
     expected.pop("template_name", None)
     return expected
-
-
-def _plain(value):
-    if isinstance(value, date):
-        return value.strftime("%Y-%m-%d")
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if k != "template_name"}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 I2D_TEXT_PDFS = sorted(p for p in I2D_CORPUS.glob("*.pdf") if p.stem != "saeco") if I2D_CORPUS.is_dir() else []

@@ -146,15 +146,18 @@ def maintained_summary(session: Session, viewer: access.Viewer, currency: str, t
             "weeks": [w.amount for w in s.weeks]}
 
 
+def _as_tuple(b: receivables.ClientBalance) -> tuple:
+    return (b.client_id, b.name, b.amount_due, b.overdue, b.open_invoices, b.available_credit,
+            b.average_delay_days)
+
+
 def maintained_balances(session: Session, viewer: access.Viewer, currency: str, today: date) -> list[tuple]:
     page = receivables.client_balances(session, viewer, currency=currency, today=today, per_page=200)
-    rows = [(b.client_id, b.name, b.amount_due, b.overdue, b.open_invoices, b.available_credit,
-             b.average_delay_days) for b in page.items]
+    rows = [_as_tuple(b) for b in page.items]
     assert len(rows) == page.total
     for row in rows:  # the client page reads the same row
         one = receivables.client_balance(session, viewer, row[0], currency=currency, today=today)
-        assert (one.amount_due, one.overdue, one.open_invoices, one.available_credit,
-                one.average_delay_days) == row[2:]
+        assert _as_tuple(one)[2:] == row[2:]
     # Every sort, read two rows per page, gives the same rows in the order the reference gives them.
     names = dict(session.execute(select(Client.id, Client.normalized_name)).all())
     for sort in receivables.SORTS:
@@ -164,8 +167,7 @@ def maintained_balances(session: Session, viewer: access.Viewer, currency: str, 
         for number in range(1, len(rows) // 2 + 2):
             chunk = receivables.client_balances(session, viewer, currency=currency, today=today, sort=sort,
                                                 page=number, per_page=2)
-            paged += [(b.client_id, b.name, b.amount_due, b.overdue, b.open_invoices, b.available_credit,
-                       b.average_delay_days) for b in chunk.items]
+            paged += [_as_tuple(b) for b in chunk.items]
         assert paged == expected, sort
     return sorted(rows)
 

@@ -107,9 +107,14 @@ def _connection() -> Redis:
         return _redis
 
 
+TEMPLATE_REFRESH_SECONDS = 30.0
+_templates_checked = 0.0  # time.monotonic() of the last compilation of every company's templates
+
+
 def warm_up() -> None:
     """In the worker's parent: configure the ORM and initialise the engine's dialect once, so that every
     forked job skips that work (~0.2 s each); no connection is kept for the children to inherit."""
+    global _templates_checked
     try:
         configure_mappers()
         factory = _session_factory()
@@ -118,15 +123,12 @@ def warm_up() -> None:
             # Companies' own extraction templates, compiled once here: forked jobs find them compiled and only
             # compile again a company's templates changed since (see templates_for_extraction).
             extraction_templates.preload_all(session)
+        _templates_checked = time.monotonic()  # just compiled: the first job need not look again
     except Exception as exc:  # the database may not be up yet: jobs retry on their own
         logger.warning("database warm-up failed: %s", type(exc).__name__)
     finally:
         if _engine is not None:
             _engine.dispose()
-
-
-TEMPLATE_REFRESH_SECONDS = 30.0
-_templates_checked = 0.0
 
 
 def refresh_templates(now: float | None = None) -> None:

@@ -87,8 +87,8 @@ def preload() -> None:
 
 
 class InboxWorker(Worker):
-    """RQ's forking worker; before each fork the parent refreshes the companies' compiled extraction
-    templates (rate-limited, see ``jobs.refresh_templates``), so that jobs start with them compiled."""
+    """RQ's forking worker. Before each fork, the parent refreshes the companies' compiled extraction
+    templates (rate-limited, see ``jobs.refresh_templates``), so that forked jobs inherit them compiled."""
 
     def execute_job(self, job: Any, queue: Any) -> Any:
         jobs.refresh_templates()
@@ -96,11 +96,8 @@ class InboxWorker(Worker):
 
 
 class InboxSimpleWorker(SimpleWorker):
-    """RQ's non-forking worker (jobs run in this process), with the same template refresh between jobs."""
-
-    def execute_job(self, job: Any, queue: Any) -> Any:
-        jobs.refresh_templates()
-        return super().execute_job(job, queue)
+    """RQ's non-forking worker: jobs run in this process, where compiled templates stay between jobs and a
+    job compiles the ones its company changed (``core.extraction`` checks), so no refresh in between."""
 
 
 # WORKER_CLASS values. The default is the one that meets the end-to-end goal: one worker keeps a stream of

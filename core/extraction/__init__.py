@@ -37,6 +37,7 @@ from core.extraction.text import (
     PdfPasswordProtected,
     PdfText,
     PdfUnreadable,
+    enough_text,
     open_pdf,
     pdftotext_layout,
     read_pdf,
@@ -180,7 +181,7 @@ def extract_image(data: bytes, templates: list[Any] | None = None) -> PdfExtract
 
 
 def _from_ocr(text: str, pages: int, notes: tuple[str, ...], templates: list[Any] | None) -> PdfExtraction:
-    if len("".join(text.split())) < 20:  # a blank page, a photo of a cat
+    if not enough_text(text):  # a blank page, a photo of a cat
         return PdfExtraction(Extraction(), False, pages, None, ocr=True, notes=notes)
     extraction, template, output = _text_fields([text], templates)
     return PdfExtraction(as_ocr(extraction), True, pages, template, ocr=True, notes=notes, template_output=output,

@@ -26,6 +26,7 @@ import subprocess
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from PIL import Image
 
@@ -135,21 +136,33 @@ def ocr_pdf(document: object, max_pages: int = OCR_MAX_PAGES) -> OcrText:
     for index in range(count):
         page = document[index]
         try:
-            width, height = page.get_size()  # in points (1/72 inch)
-            scale = OCR_DPI / 72
-            pixels = width * height * scale * scale
-            if pixels > MAX_PIXELS:  # a poster-sized page: render it smaller rather than not at all
-                scale *= (MAX_PIXELS / pixels) ** 0.5
-            bitmap = page.render(scale=scale, grayscale=True)
-            image = bitmap.to_pil()
-            try:
-                texts.append(ocr_image(image))
-            finally:
-                image.close()
-                bitmap.close()
+            texts.append(ocr_page(page))
         finally:
             page.close()
     return OcrText("\n".join(texts), count)
+
+
+def ocr_page(page: Any) -> str:
+    """The text of an open ``pypdfium2.PdfPage``, rendered at ``OCR_DPI``."""
+    width, height = page.get_size()  # in points (1/72 inch)
+    return _ocr_rendered(page, width, height)
+
+
+def _ocr_rendered(page: Any, width: float, height: float, crop: tuple[float, float, float, float] = (0, 0, 0, 0)
+                  ) -> str:
+    """Tesseract's text of ``page`` (or of what ``crop`` leaves of it: points cut off the left, bottom, right
+    and top), ``width`` x ``height`` points rendered at ``OCR_DPI``."""
+    scale = OCR_DPI / 72
+    pixels = width * height * scale * scale
+    if pixels > MAX_PIXELS:  # a poster-sized page: render it smaller rather than not at all
+        scale *= (MAX_PIXELS / pixels) ** 0.5
+    bitmap = page.render(scale=scale, crop=crop, grayscale=True)
+    image = bitmap.to_pil()
+    try:
+        return ocr_image(image)
+    finally:
+        image.close()
+        bitmap.close()
 
 
 def _image_boxes(page: object, min_share: float) -> list[tuple[float, float, float, float]]:
@@ -191,18 +204,8 @@ def ocr_images(document: object, max_pages: int = OCR_MAX_PAGES, min_share: floa
                 if done >= max_images:
                     break
                 done += 1
-                scale = OCR_DPI / 72
-                pixels = (right - left) * (top - bottom) * scale * scale
-                if pixels > MAX_PIXELS:
-                    scale *= (MAX_PIXELS / pixels) ** 0.5
                 crop = (left - page_left, bottom - page_bottom, page_right - right, page_top - top)
-                bitmap = page.render(scale=scale, crop=crop, grayscale=True)
-                image = bitmap.to_pil()
-                try:
-                    texts.append(ocr_image(image))
-                finally:
-                    image.close()
-                    bitmap.close()
+                texts.append(_ocr_rendered(page, right - left, top - bottom, crop))
         finally:
             page.close()
     return OcrText("\n".join(t for t in texts if t.strip()), count)

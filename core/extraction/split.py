@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-import subprocess
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +32,8 @@ from typing import Any
 import pypdfium2
 
 from core.extraction.generic import extract_fields
-from core.extraction.ocr import MAX_PIXELS, OCR_DPI, OcrUnavailable, ocr_image
-from core.extraction.text import MAX_PAGES, MIN_TEXT_CHARS, PDFTOTEXT_TIMEOUT, open_pdf
+from core.extraction.ocr import OcrUnavailable, ocr_page
+from core.extraction.text import MAX_PAGES, enough_text, open_pdf, pdftotext_pages
 from core.fields import number_key
 
 logger = logging.getLogger(__name__)
@@ -108,7 +106,7 @@ def _has_title(lines: list[str]) -> bool:
 
 
 def page_info(index: int, text: str) -> PageInfo:
-    if len(re.sub(r"\s+", "", text)) < MIN_TEXT_CHARS:
+    if not enough_text(text):
         return PageInfo(index, has_text=False)
     top = [line for line in text.splitlines() if line.strip()][:TOP_LINES]
     marker = None
@@ -195,20 +193,10 @@ def _starts(info: PageInfo, number: str | None, closed: bool, issuer: str | None
 
 def _pdftotext_pages(data: bytes, pages: int) -> list[str] | None:
     """``pdftotext -layout`` per page (it separates pages with form feeds); None when unavailable."""
-    binary = shutil.which("pdftotext")
-    if binary is None:
+    output = pdftotext_pages(data, pages)
+    if output is None:
         return None
-    try:
-        proc = subprocess.run(
-            [binary, "-layout", "-enc", "UTF-8", "-l", str(pages), "-q", "-", "-"],
-            input=data, capture_output=True, timeout=PDFTOTEXT_TIMEOUT, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        logger.warning("pdftotext failed: %s", type(exc).__name__)
-        return None
-    if proc.returncode != 0:
-        return None
-    texts = proc.stdout.decode("utf-8", errors="replace").split("\f")
+    texts = output.split("\f")
     if len(texts) < pages:
         return None
     return texts[:pages]
@@ -218,18 +206,7 @@ def ocr_pdf_page(document: pypdfium2.PdfDocument, index: int) -> str:
     """Tesseract's text of one page of an open PDF, rendered as ``core.extraction.ocr.ocr_pdf`` does."""
     page = document[index]
     try:
-        width, height = page.get_size()
-        scale = OCR_DPI / 72
-        pixels = width * height * scale * scale
-        if pixels > MAX_PIXELS:
-            scale *= (MAX_PIXELS / pixels) ** 0.5
-        bitmap = page.render(scale=scale, grayscale=True)
-        image = bitmap.to_pil()
-        try:
-            return ocr_image(image)
-        finally:
-            image.close()
-            bitmap.close()
+        return ocr_page(page)
     finally:
         page.close()
 
@@ -255,7 +232,7 @@ def page_texts(data: bytes, max_pages: int = MAX_PAGES, ocr_max_pages: int = SPL
                     texts.append("")
         ocred = 0
         for index, text in enumerate(texts):
-            if len(re.sub(r"\s+", "", text)) >= MIN_TEXT_CHARS or ocred >= ocr_max_pages:
+            if enough_text(text) or ocred >= ocr_max_pages:
                 continue
             try:
                 texts[index] = ocr_pdf_page(document, index)

@@ -192,9 +192,7 @@ def apply_templates(text: str, templates: list[Any] | None = None, pdf: bytes | 
         try:
             if not template_matches(template, text):
                 continue
-            with warnings.catch_warnings():  # deprecations are for template authors, not for our logs
-                warnings.simplefilter("ignore", DeprecationWarning)
-                output = _extract(template, template.prepare_input(text), pdf)
+            output = _extract(template, text, pdf)
         except Exception as exc:  # RequiredFieldsMissingError, template syntax errors, bad regexes...
             logger.debug("template %s matched but did not extract: %s", template.get("template_name"), exc)
             continue
@@ -210,9 +208,17 @@ def _uses_area(template: Any) -> bool:
     return any(isinstance(spec, dict) and "area" in spec for spec in (template.get("fields") or {}).values())
 
 
-def _extract(template: Any, prepared: str, pdf: bytes | None) -> dict[str, Any]:
-    if pdf is None or not _uses_area(template):
-        return template.extract(prepared, "", None)
+def _extract(template: Any, text: str, pdf: bytes | None) -> dict[str, Any]:
+    """invoice2data's output of ``template`` on ``text`` (may raise: a required field missing...)."""
+    with warnings.catch_warnings():  # deprecations are for template authors, not for our logs
+        warnings.simplefilter("ignore", DeprecationWarning)
+        prepared = template.prepare_input(text)
+        if pdf is None or not _uses_area(template):
+            return template.extract(prepared, "", None)
+        return _extract_areas(template, prepared, pdf)
+
+
+def _extract_areas(template: Any, prepared: str, pdf: bytes) -> dict[str, Any]:
     from core.extraction.text import AreaReader
 
     # Area text cropped from pypdfium2's words, in-process (invoice2data would write a file and run
@@ -361,9 +367,7 @@ def try_template(template: Any, text: str, pdf: bytes | None = None) -> Trial:
     if not template_matches(template, text):
         return Trial(matched=False)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            output = _extract(template, template.prepare_input(text), pdf)
+        output = _extract(template, text, pdf)
     except Exception as exc:  # RequiredFieldsMissingError says which fields; other errors by their type
         message = " ".join(str(exc).split())[:300] or type(exc).__name__
         return Trial(matched=True, error=message)

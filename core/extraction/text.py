@@ -76,6 +76,11 @@ class PdfPasswordProtected(PdfUnreadable):
         super().__init__("password-protected")
 
 
+def enough_text(text: str) -> bool:
+    """At least ``MIN_TEXT_CHARS`` non-blank characters: less is a scan, a blank page, no usable text."""
+    return len(re.sub(r"\s+", "", text)) >= MIN_TEXT_CHARS
+
+
 @dataclass(frozen=True)
 class PdfText:
     pages: int  # pages in the document (text is read from the first MAX_PAGES only)
@@ -84,7 +89,7 @@ class PdfText:
 
     @cached_property
     def has_text(self) -> bool:
-        return len(re.sub(r"\s+", "", self.text)) >= MIN_TEXT_CHARS
+        return enough_text(self.text)
 
     @property
     def best(self) -> str:
@@ -161,9 +166,8 @@ def _read_pdf(data: bytes, max_pages: int) -> PdfText:
     text = "\n".join(texts).replace("\r\n", "\n").replace("\r", "\n")
     if "\ufeff" in text or "\ufffe" in text or "\x00" in text:
         text = text.translate(_NOISE)
-    result = PdfText(pages=pages, text=text, layout=None)
-    if not result.has_text:
-        return result
+    if not enough_text(text):
+        return PdfText(pages=pages, text=text, layout=None)
     global _last_words
     _last_words = (data, words_by_page)
     return PdfText(pages=pages, text=text, layout="\n".join(layouts))
@@ -574,6 +578,12 @@ def _pdftotext() -> str | None:
 
 def pdftotext_layout(data: bytes, max_pages: int = MAX_PAGES) -> str | None:
     """``pdftotext -layout`` on ``data`` (through stdin: no temporary file); None when it is not possible."""
+    text = pdftotext_pages(data, max_pages)
+    return None if text is None else text.replace("\f", "\n")
+
+
+def pdftotext_pages(data: bytes, max_pages: int = MAX_PAGES) -> str | None:
+    """``pdftotext -layout``'s output as it prints it: a form feed after each page; None when it is not possible."""
     binary = _pdftotext()
     if binary is None:
         return None
@@ -590,4 +600,4 @@ def pdftotext_layout(data: bytes, max_pages: int = MAX_PAGES) -> str | None:
         return None
     if proc.returncode != 0:
         return None
-    return proc.stdout.decode("utf-8", errors="replace").replace("\f", "\n")
+    return proc.stdout.decode("utf-8", errors="replace")

@@ -5,11 +5,13 @@ attachments, forwarding confirmations), and the standard library's parser is mos
 
 from __future__ import annotations
 
+import re
 import threading
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 _last = threading.local()  # (raw, message) of this thread's last parse
 
 
@@ -41,5 +43,7 @@ def header_block(raw: bytes) -> bytes:
     """
     if raw.startswith((b"\n", b"\r\n")):  # no header at all
         return b""
-    ends = [at + len(blank) for blank in (b"\n\n", b"\n\r\n") if (at := raw.find(blank)) >= 0]
-    return raw[: min(ends)] if ends else raw
+    # One search that stops at the first blank line: ``find`` of each line ending would scan a CRLF
+    # message's whole body for a bare ``\n\n`` that is not there.
+    blank = _BLANK_LINE.search(raw)
+    return raw[: blank.end()] if blank else raw

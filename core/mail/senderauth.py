@@ -36,6 +36,7 @@ import dns.resolver
 import spf
 
 from core.mail.authresults import MAX_HEADERS, parse_header
+from core.mail.parsed import header_block
 
 log = logging.getLogger(__name__)
 
@@ -228,9 +229,7 @@ def _domain_in(domain: str, wanted: tuple[str, ...]) -> bool:
 
 def _headers(raw: bytes) -> Message:
     """The header block only: the email parser would otherwise read the whole body as well."""
-    block = raw[:MAX_HEADER_BYTES]
-    ends = [at for blank in (b"\n\n", b"\n\r\n") if (at := block.find(blank)) >= 0]
-    return BytesHeaderParser(policy=policy.compat32).parsebytes(block[: min(ends) + 1] if ends else block)
+    return BytesHeaderParser(policy=policy.compat32).parsebytes(header_block(raw[:MAX_HEADER_BYTES]))
 
 
 def from_domain(headers: Message) -> str | None:
@@ -278,9 +277,8 @@ def trusted_relay(peer: str | None, networks: Iterable[Any] | None = None) -> bo
 _RANK = {"pass": 5, "temperror": 4, "fail": 3, "permerror": 2, "policy": 2, "neutral": 1, "none": 0}
 
 
-def check_dkim(raw: bytes, budget: Budget, headers: Message | None = None) -> list[dict[str, str]]:
-    """One ``{"d", "s", "result"}`` per signature (at most MAX_SIGNATURES)."""
-    headers = _headers(raw) if headers is None else headers
+def check_dkim(raw: bytes, budget: Budget, headers: Message) -> list[dict[str, str]]:
+    """One ``{"d", "s", "result"}`` per signature (at most MAX_SIGNATURES); ``headers``: ``raw``'s."""
     count = min(len(headers.get_all("DKIM-Signature") or []), MAX_SIGNATURES)
     results = []
     for idx in range(count):

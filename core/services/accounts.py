@@ -60,11 +60,11 @@ def primary_address(session: Session, tenant_id: int) -> InboundAddress:
     return address
 
 
-def parse_recipient(recipient: str, domain: str) -> str | None:
-    """The lower-case local part (``+tag`` removed) when ``recipient`` is at ``domain``, else None."""
+def parse_recipient(recipient: str, domain: str | None) -> str | None:
+    """The lower-case local part (``+tag`` removed) when ``recipient`` is at ``domain`` (None: any), else None."""
     recipient = recipient.strip().strip("<>").lower()
     local, sep, rcpt_domain = recipient.rpartition("@")
-    if not sep or rcpt_domain != domain.lower() or not local:
+    if not sep or (domain is not None and rcpt_domain != domain.lower()) or not local:
         return None
     return local.split("+", 1)[0]
 

@@ -20,6 +20,7 @@ from core.services import NotFound, ValidationFailed, accounts, audit
 
 GRACE_DAYS_DEFAULT = 30
 GRACE_DAYS_MAX = 365
+GRACE_DAYS_ERROR = f"Enter a number of days from 0 to {GRACE_DAYS_MAX}."
 MAX_RETIRED_SHOWN = 20  # retired addresses accept nothing: only the latest are listed
 ROTATE_ACTION = "settings.rotate_address"
 
@@ -117,7 +118,7 @@ def parse_grace_days(value: object) -> int:
         return GRACE_DAYS_DEFAULT
     text = str(value).strip()
     if isinstance(value, bool) or not text.isdigit() or len(text) > 3 or int(text) > GRACE_DAYS_MAX:
-        raise ValidationFailed({"grace_days": f"Enter a number of days from 0 to {GRACE_DAYS_MAX}."})
+        raise ValidationFailed({"grace_days": GRACE_DAYS_ERROR})
     return int(text)
 
 
@@ -138,7 +139,7 @@ def rotate(
     """Issue a new address; every address still without an end date (or ending later) retires in
     ``grace_days`` days (0: now). An address already retiring sooner keeps its earlier end. Audited."""
     if not 0 <= grace_days <= GRACE_DAYS_MAX:
-        raise ValidationFailed({"grace_days": f"Enter a number of days from 0 to {GRACE_DAYS_MAX}."})
+        raise ValidationFailed({"grace_days": GRACE_DAYS_ERROR})
     # One rotation at a time per tenant (PostgreSQL row lock; SQLite serialises writers anyway).
     tenant = session.scalars(select(Tenant).where(Tenant.id == tenant_id).with_for_update()).first()
     if tenant is None:
@@ -171,7 +172,7 @@ def address_for_recipient(session: Session, tenant_id: int, recipient: str) -> I
 
     Scoped to the tenant, so a mailbox login or an upload's recipient can never name another tenant's address.
     """
-    local = recipient.strip().strip("<>").lower().rpartition("@")[0].split("+", 1)[0]
+    local = accounts.parse_recipient(recipient, None)
     if not local:
         return None
     # No autoflush: the gateway adds a batch of message rows and flushes them in one go afterwards.

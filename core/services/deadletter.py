@@ -25,7 +25,7 @@ class DeadLetter:
     message_id: int | None
     label: str  # the email's subject or the file's name
     reason: str | None
-    failed_at: datetime | None
+    failed_at: datetime  # a message's processed_at (else received_at), a document's updated_at
     attempts: int | None
 
 
@@ -45,7 +45,7 @@ def dead_letters(session: Session, tenant_id: int, limit: int = MAX_LISTED) -> l
     items = [DeadLetter("message", m.id, m.id, m.subject or "", m.reason, m.processed_at or m.received_at, m.attempts)
              for m in messages]
     items += [DeadLetter("document", d.id, d.message_id, d.filename, d.reason, d.updated_at, None) for d in documents]
-    items.sort(key=lambda item: (item.failed_at is not None, item.failed_at or 0), reverse=True)
+    items.sort(key=lambda item: item.failed_at, reverse=True)
     return items[:limit]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from email import policy
@@ -12,28 +11,15 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from core.mail.parsed import header_block
 from core.models import InboundMessage, MessageSource, MessageStatus, utcnow
 from core.services import addresses
 from core.storage import FileStorage, sha256_hex
 
-_BLANK_LINE = re.compile(rb"\n\r?\n")
-
-
-def _header_block(raw: bytes) -> bytes:
-    """The bytes up to the first empty line: parsing a 25 MB message for three headers would read it all.
-
-    One search that stops at the first blank line: ``find`` of each line ending would scan a CRLF
-    message's whole body for a bare ``\\n\\n`` that is not there.
-    """
-    if raw.startswith((b"\n", b"\r\n")):  # no header at all
-        return b""
-    blank = _BLANK_LINE.search(raw)
-    return raw[: blank.end()] if blank else raw
-
 
 def _header_summary(raw: bytes) -> tuple[str, str, str | None]:
     """(From, Subject, Message-ID) read from the header block only; never raises on bad headers."""
-    raw = _header_block(raw)
+    raw = header_block(raw)  # three headers: the body is never parsed
     try:
         headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
         values = [headers.get(name) for name in ("From", "Subject", "Message-ID")]

@@ -93,7 +93,7 @@ def _ingest(session: Session, storage: FileStorage, message: InboundMessage) -> 
         return []
 
     # Sender authentication (SPF, DKIM, DMARC), stored before what relies on it: codes, screening.
-    verdicts = sender_auth.ensure_verdicts(session, message, raw)
+    verdicts = sender_auth.ensure_verdicts(message, raw)
 
     # Forwarding confirmations (Gmail, Microsoft) are never invoices: keep the code for the admins, stop.
     confirmation = forwarding.capture_confirmation(session, message, raw, verdicts=verdicts)

@@ -180,23 +180,21 @@ def client_balances(
     sort = sort if sort in SORTS else "-amount_due"
     page, per_page = max(1, page), min(200, max(1, per_page))
     base = _clients_with_summary(viewer, currency)
-    cols = base.selected_columns
 
-    def ordered(key: Any, tie: Any, ident: Any) -> list[Any]:
-        return [key.desc() if sort.startswith("-") else key.asc(), tie, ident]
+    def ordered(key: Any, cols: Any) -> list[Any]:
+        return [key.desc() if sort.startswith("-") else key.asc(), cols.sort_name, cols.id]
 
     if sort.lstrip("-") == "overdue":  # every client's overdue amount is needed to sort
         rows = base.subquery("balances")
         stmt, overdue = _with_overdue(viewer, currency, today, rows, narrow=False)
-        stmt = stmt.order_by(*ordered(overdue, rows.c.sort_name, rows.c.id))
+        stmt = stmt.order_by(*ordered(overdue, rows.c))
         stmt = stmt.limit(per_page).offset((page - 1) * per_page)
     else:  # the page first, then what falls due from today on for its clients only
-        key = cols.due if sort.lstrip("-") == "amount_due" else cols.sort_name
-        rows = (base.order_by(*ordered(key, cols.sort_name, cols.id))
-                .limit(per_page).offset((page - 1) * per_page).cte("page"))
+        key = "due" if sort.lstrip("-") == "amount_due" else "sort_name"
+        cols = base.selected_columns
+        rows = base.order_by(*ordered(cols[key], cols)).limit(per_page).offset((page - 1) * per_page).cte("page")
         stmt, _overdue = _with_overdue(viewer, currency, today, rows, narrow=True)
-        key = rows.c.due if sort.lstrip("-") == "amount_due" else rows.c.sort_name
-        stmt = stmt.order_by(*ordered(key, rows.c.sort_name, rows.c.id))
+        stmt = stmt.order_by(*ordered(rows.c[key], rows.c))
     total = session.scalar(
         access.scope_clients(select(func.count(Client.id)).where(Client.tenant_id == viewer.tenant_id), viewer)
     ) or 0

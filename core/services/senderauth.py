@@ -29,11 +29,6 @@ from core.services.forwarding import trusted_authserv_ids
 
 ACCEPT, QUARANTINE, REFUSE = "accept", "quarantine", "refuse"
 ACTIONS = (ACCEPT, QUARANTINE, REFUSE)
-ACTION_LABELS = {
-    ACCEPT: "Accept it (the verdicts are shown next to the sender)",
-    QUARANTINE: "Hold it in the quarantine (you release or delete it)",
-    REFUSE: "Refuse it when the sender's domain asks for that (p=reject), else hold it in the quarantine",
-}
 QUARANTINE_REASON = N_("Failed DMARC for {domain}: the sender could not be authenticated (SPF {spf}, DKIM {dkim}).")
 REFUSED_REASON = N_(
     "Failed DMARC for {domain} (its policy is reject); held here because it was sent to other companies "
@@ -49,7 +44,7 @@ def tenant_action(session: Session, tenant_id: int) -> str:
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound("No such company.")
-    action = getattr(tenant, "dmarc_action", None) or ACCEPT
+    action = tenant.dmarc_action or ACCEPT
     return action if action in ACTIONS else ACCEPT
 
 
@@ -93,37 +88,34 @@ def verdicts_for(
     """The verdicts for a message received from ``peer`` (see the module's docstring); None for uploads."""
     if source == MessageSource.UPLOAD.value:
         return None
-    trusted_ids = trusted_authserv_ids()
-    if source == MessageSource.SMTP.value and peer:  # (no peer: an SMTP client we know nothing of, as IMAP)
-        if senderauth.trusted_relay(peer):
-            upstream = senderauth.from_upstream(raw, trusted_ids or None)
-            if upstream is not None:
-                return upstream
-            return senderauth.evaluate(raw, ip=None, mail_from=None, helo=None, lookup=lookup, budget=budget)
+    smtp_client = source == MessageSource.SMTP.value and bool(peer)  # no peer: one we know nothing of, as IMAP
+    if smtp_client and not senderauth.trusted_relay(peer):
         return senderauth.evaluate(raw, ip=peer, mail_from=mail_from, helo=helo, lookup=lookup, budget=budget)
-    upstream = senderauth.from_upstream(raw, trusted_ids) if trusted_ids else None
+    trusted_ids = trusted_authserv_ids()
+    if smtp_client:  # a trusted relay: its topmost header, or the topmost from a trusted id when those are set
+        upstream = senderauth.from_upstream(raw, trusted_ids or None)
+    else:
+        upstream = senderauth.from_upstream(raw, trusted_ids) if trusted_ids else None
     if upstream is not None:
         return upstream
     return senderauth.evaluate(raw, ip=None, mail_from=None, helo=None, lookup=lookup, budget=budget)
 
 
 def stored_verdicts(message: InboundMessage) -> Verdicts | None:
-    return Verdicts.from_json(getattr(message, "sender_auth", None))
+    return Verdicts.from_json(message.sender_auth)
 
 
-def ensure_verdicts(
-    session: Session, message: InboundMessage, raw: bytes, *, lookup: Lookup | None = None
-) -> Verdicts | None:
+def ensure_verdicts(message: InboundMessage, raw: bytes, *, lookup: Lookup | None = None) -> Verdicts | None:
     """The message's verdicts: those stored (by the gateway, or an earlier run), else evaluated now."""
     existing = stored_verdicts(message)
     if existing is not None or message.source == MessageSource.UPLOAD.value:
         return existing
     found = verdicts_for(
         raw, source=message.source, peer=message.peer, mail_from=message.envelope_sender or "",
-        helo=getattr(message, "helo", None), lookup=lookup,
+        helo=message.helo, lookup=lookup,
     )
     if found is not None:
-        message.sender_auth = found.as_json()  # type: ignore[attr-defined]
+        message.sender_auth = found.as_json()
     return found
 
 
@@ -132,11 +124,13 @@ def screen(session: Session, message: InboundMessage) -> tuple[MessageStatus, st
 
     A message released from the quarantine is never held again.
     """
-    if message.released_by:  # type: ignore[attr-defined]
+    if message.released_by:
         return None
     verdicts = stored_verdicts(message)
+    if verdicts is None or verdicts.dmarc != "fail":  # accepted whatever the tenant chose: no need to ask
+        return None
     decision = decide(verdicts, tenant_action(session, message.tenant_id))
-    if decision == ACCEPT or verdicts is None:
+    if decision == ACCEPT:
         return None
     domain = verdicts.from_domain or "the sender's domain"
     if decision == REFUSE:  # it reached us anyway (several companies in one delivery): hold it

@@ -112,9 +112,7 @@ def _is_einvoice(data: bytes, filename: str) -> bool:
 
 
 def detect_attachment(att: Attachment) -> Split | None:
-    """The split of a PDF attachment holding several invoices; None for anything else."""
-    if att.content_type != PDF:
-        return None
+    """The split of a PDF attachment holding several invoices; None when it holds one."""
     try:
         found = split_pdf(att.data)
     except PdfUnreadable:
@@ -137,6 +135,8 @@ def split_attachment(
     """
     from core.services.processing import store_file
 
+    if att.content_type != PDF:  # only a PDF is ever split: no source nor anything to look up
+        return None
     source = session.scalars(
         select(DocumentSource).where(
             DocumentSource.message_id == message.id, DocumentSource.part_index == att.part_index
@@ -182,7 +182,6 @@ def _new_document(
         message_id=source.message_id,
         part_index=part_index_for(source.part_index, group),
         source_id=source.id,
-        field_info={},
     )
     _make_from_pages(session, storage, source, doc, data, pages)
     session.add(doc)

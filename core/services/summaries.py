@@ -97,7 +97,7 @@ class Totals:
 
     def nonzero(self) -> tuple[dict[SummaryKey, list[int]], dict[DayKey, list[int]]]:
         return ({k: list(v) for k, v in self.clients.items() if any(v)},
-                {k: list(v) for k, v in self.days.items() if v[1] or v[0]})
+                {k: list(v) for k, v in self.days.items() if any(v)})
 
 
 def _cents(value: Any) -> int | None:
@@ -151,7 +151,9 @@ def _movements_where() -> Any:
     return and_(CashMovement.kind == CashKind.EXPECTED.value, CashMovement.direction == CashDirection.IN.value)
 
 
-def _totals(conn: Connection, invoice_where: Any, movement_where: Any, lock: bool = False) -> Totals:
+def _totals(conn: Connection, invoice_where: Any, movement_where: Any, lock: bool = False,
+            totals: Totals | None = None) -> Totals:
+    """What the invoices matching ``invoice_where`` contribute, added to ``totals`` (a new one by default)."""
     invoices = select(*_INVOICE_COLUMNS).where(invoice_where).order_by(Invoice.id)
     if lock:
         invoices = invoices.with_for_update()
@@ -159,7 +161,7 @@ def _totals(conn: Connection, invoice_where: Any, movement_where: Any, lock: boo
     by_invoice: dict[int, list[Any]] = defaultdict(list)
     for mov in conn.execute(select(*_MOVEMENT_COLUMNS).where(_movements_where(), movement_where)):
         by_invoice[mov.invoice_id].append(mov)
-    totals = Totals()
+    totals = Totals() if totals is None else totals
     for inv in rows:
         _contribute(totals, inv, by_invoice.get(inv.id, ()))
     return totals
@@ -175,11 +177,7 @@ def totals_of_invoices(conn: Connection, invoice_ids: Iterable[int], lock: bool 
     result = Totals()
     for start in range(0, len(ordered), _CHUNK):
         chunk = ordered[start : start + _CHUNK]
-        part = _totals(conn, Invoice.id.in_(chunk), CashMovement.invoice_id.in_(chunk), lock)
-        for key, vector in part.clients.items():
-            result.clients[key] = [a + b for a, b in zip(result.clients[key], vector, strict=True)]
-        for dkey, pair in part.days.items():
-            result.days[dkey] = [result.days[dkey][0] + pair[0], result.days[dkey][1] + pair[1]]
+        _totals(conn, Invoice.id.in_(chunk), CashMovement.invoice_id.in_(chunk), lock, result)
     return result
 
 
@@ -200,9 +198,14 @@ def _sql_owed(dialect: str, amount: Any, paid: Any) -> Any:
     return case((diff > 0, diff), else_=0)
 
 
+def _of_tenant(column: Any, tenant_id: int | None) -> Any:
+    """``column`` equal to ``tenant_id``; every tenant when it is None."""
+    return column == tenant_id if tenant_id is not None else true()
+
+
 def _aggregates(dialect: str, tenant_id: int | None) -> tuple[Any, Any]:
     """(client summaries select, receivable days select), columns in table order but ``updated_at``."""
-    tenant = Invoice.tenant_id == tenant_id if tenant_id is not None else true()
+    tenant = _of_tenant(Invoice.tenant_id, tenant_id)
     client = func.coalesce(Invoice.client_id, 0)
     owed = _sql_owed(dialect, Invoice.amount, Invoice.amount_paid)
     not_paid = and_(Invoice.status.is_not(None), Invoice.status != InvoiceStatus.PAID.value)
@@ -280,11 +283,9 @@ def computed(conn: Connection, tenant_id: int | None = None) -> Totals:
 def stored(conn: Connection, tenant_id: int | None = None) -> Totals:
     """The summaries as maintained in the tables."""
     totals = Totals()
-    summary_where = ClientSummary.tenant_id == tenant_id if tenant_id is not None else true()
-    for row in conn.execute(select(ClientSummary).where(summary_where)):
+    for row in conn.execute(select(ClientSummary).where(_of_tenant(ClientSummary.tenant_id, tenant_id))):
         totals.clients[(row.tenant_id, row.client_id, row.currency)] = [int(getattr(row, f)) for f in FIELDS]
-    day_where = ReceivableDay.tenant_id == tenant_id if tenant_id is not None else true()
-    for row in conn.execute(select(ReceivableDay).where(day_where)):
+    for row in conn.execute(select(ReceivableDay).where(_of_tenant(ReceivableDay.tenant_id, tenant_id))):
         totals.days[(row.tenant_id, row.client_id, row.currency, row.kind, row.day)] = [int(row.cents),
                                                                                        int(row.count)]
     return totals
@@ -337,15 +338,13 @@ def rebuild(conn: Connection, tenant_id: int | None = None) -> tuple[int, int]:
     if conn.dialect.name == "postgresql":
         conn.execute(text("LOCK TABLE client_summaries, receivable_days IN EXCLUSIVE MODE"))
     for table in (ClientSummary, ReceivableDay):
-        where = table.tenant_id == tenant_id if tenant_id is not None else true()
-        conn.execute(delete(table).where(where))
+        conn.execute(delete(table).where(_of_tenant(table.tenant_id, tenant_id)))
     clients_select, days_select = _aggregates(conn.dialect.name, tenant_id)
     clients_select = clients_select.add_columns(literal(utcnow(), UTCDateTime()))
     conn.execute(insert(ClientSummary).from_select([c.name for c in ClientSummary.__table__.c], clients_select))
     conn.execute(insert(ReceivableDay).from_select([c.name for c in ReceivableDay.__table__.c], days_select))
     return tuple(  # type: ignore[return-value]
-        conn.scalar(select(func.count()).select_from(table).where(
-            table.tenant_id == tenant_id if tenant_id is not None else true())) or 0
+        conn.scalar(select(func.count()).select_from(table).where(_of_tenant(table.tenant_id, tenant_id))) or 0
         for table in (ClientSummary, ReceivableDay))
 
 
@@ -360,11 +359,12 @@ def _touched(session: Session) -> tuple[set[int], list[Invoice]]:
             new.append(obj)
         elif isinstance(obj, CashMovement) and obj.invoice_id is not None:
             ids.add(obj.invoice_id)
-    for obj in list(session.dirty) + list(session.deleted):
-        if isinstance(obj, Invoice | CashMovement) and (obj in session.deleted or session.is_modified(obj)):
-            invoice_id = obj.id if isinstance(obj, Invoice) else obj.invoice_id
-            if invoice_id is not None:
-                ids.add(invoice_id)
+    # session.dirty leaves out deleted objects; it also holds objects set back to their loaded values.
+    changed = [obj for obj in session.dirty if isinstance(obj, Invoice | CashMovement) and session.is_modified(obj)]
+    for obj in changed + [obj for obj in session.deleted if isinstance(obj, Invoice | CashMovement)]:
+        invoice_id = obj.id if isinstance(obj, Invoice) else obj.invoice_id
+        if invoice_id is not None:
+            ids.add(invoice_id)
     return ids, new
 
 

@@ -17,6 +17,7 @@ import logging
 import re
 import re._constants as sre_constants  # the stdlib parser (sre_parse is deprecated since 3.11)
 import re._parser as sre_parse
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -34,6 +35,7 @@ from core.extraction.values import find_dates, find_money, fold
 from core.models import Document, StoredFile, User, utcnow
 from core.models_templates import ExtractionTemplate
 from core.services import NotFound, ValidationFailed
+from core.services.documents import get_document
 from core.storage import FileStorage
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ PARSERS = ("regex", "static")
 TYPES = ("int", "float", "date")
 GROUPS = ("sum", "min", "max", "first", "last")
 DEFAULT_OTHERS = 10  # documents a test runs on besides the one the template is written for
+NAME_TAKEN = "Another template already has this name."
 
 
 class TemplateInvalid(ValidationFailed):
@@ -254,44 +257,40 @@ _REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.PO
 MAX_UNBOUNDED_REPEATS = 6  # each one can multiply the work on a near-miss by the length of the text
 
 
+def _children(op: Any, av: Any) -> list[Any]:
+    """The sub-patterns of one node of a parsed regex."""
+    if op in _REPEATS:
+        return [av[2]]
+    if op is sre_constants.SUBPATTERN:
+        return [av[-1]]
+    if op is sre_constants.BRANCH:
+        return list(av[1])
+    if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+        return [av[1]]
+    if op is sre_constants.ATOMIC_GROUP:
+        return [av]
+    return []
+
+
+def _unbounded(op: Any, av: Any) -> bool:
+    """A repeat with no upper bound (or one above 100)."""
+    return op in _REPEATS and (av[1] == sre_constants.MAXREPEAT or av[1] > 100)
+
+
 def _unbounded_count(parsed: Any) -> int:
-    count = 0
-    for op, av in parsed:
-        if op in _REPEATS:
-            count += (av[1] == sre_constants.MAXREPEAT or av[1] > 100) + _unbounded_count(av[2])
-        elif op is sre_constants.SUBPATTERN:
-            count += _unbounded_count(av[-1])
-        elif op is sre_constants.BRANCH:
-            count += sum(_unbounded_count(branch) for branch in av[1])
-        elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            count += _unbounded_count(av[1])
-        elif op is sre_constants.ATOMIC_GROUP:
-            count += _unbounded_count(av)
-    return count
+    return sum(_unbounded(op, av) + sum(_unbounded_count(child) for child in _children(op, av))
+               for op, av in parsed)
 
 
 def _nested_repeat(parsed: Any, inside_unbounded: bool = False) -> bool:
     """True when a repeat of variable length or an alternation sits inside an unbounded repeat."""
     for op, av in parsed:
-        children: list[Any] = []
-        unbounded = False
-        if op in _REPEATS:
-            low, high, sub = av
-            unbounded = high == sre_constants.MAXREPEAT or high > 100
-            if inside_unbounded and low != high:  # (a{1,3})+ splits a run of a's as many ways as (a+)+
-                return True
-            children = [sub]
-        elif op is sre_constants.SUBPATTERN:
-            children = [av[-1]]
-        elif op is sre_constants.BRANCH:
-            if inside_unbounded:  # (a|ab)+ backtracks exponentially as (a+)+ does
-                return True
-            children = list(av[1])
-        elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            children = [av[1]]
-        elif op is sre_constants.ATOMIC_GROUP:
-            children = [av]
-        if any(_nested_repeat(child, inside_unbounded or unbounded) for child in children):
+        if inside_unbounded and op in _REPEATS and av[0] != av[1]:
+            return True  # (a{1,3})+ splits a run of a's as many ways as (a+)+
+        if inside_unbounded and op is sre_constants.BRANCH:
+            return True  # (a|ab)+ backtracks exponentially as (a+)+ does
+        inside = inside_unbounded or _unbounded(op, av)
+        if any(_nested_repeat(child, inside) for child in _children(op, av)):
             return True
     return False
 
@@ -387,7 +386,7 @@ def create_template(session: Session, tenant_id: int, name: Any, source: str, us
     data = parse_source(source)
     _compiled(data, clean)  # invoice2data's own checks
     if _name_taken(session, tenant_id, clean):
-        raise TemplateInvalid([], name_error="Another template already has this name.")
+        raise TemplateInvalid([], name_error=NAME_TAKEN)
     count = session.scalar(select(func.count()).where(ExtractionTemplate.tenant_id == tenant_id)) or 0
     if count >= MAX_TEMPLATES_PER_TENANT:
         raise TemplateInvalid([f"At most {MAX_TEMPLATES_PER_TENANT} templates per company."])
@@ -405,7 +404,7 @@ def update_template(session: Session, tenant_id: int, template_id: int, *, name:
     if name is not None:
         clean = _clean_name(name)
         if _name_taken(session, tenant_id, clean, template.id):
-            raise TemplateInvalid([], name_error="Another template already has this name.")
+            raise TemplateInvalid([], name_error=NAME_TAKEN)
         template.name = clean
     if source is not None:
         data = parse_source(source)
@@ -429,7 +428,7 @@ def _flush(session: Session) -> None:
         session.flush()
     except IntegrityError:  # the same name saved at the same moment by someone else
         session.rollback()
-        raise TemplateInvalid([], name_error="Another template already has this name.") from None
+        raise TemplateInvalid([], name_error=NAME_TAKEN) from None
 
 
 # What extraction uses ------------------------------------------------------------------------
@@ -592,13 +591,6 @@ def try_on_documents(session: Session, storage: FileStorage, tenant_id: int, sou
     return report
 
 
-def get_document(session: Session, tenant_id: int, document_id: int) -> Document:
-    doc = session.get(Document, document_id)
-    if doc is None or doc.tenant_id != tenant_id:
-        raise NotFound("no such document")
-    return doc
-
-
 # A draft from a document ---------------------------------------------------------------------
 
 
@@ -616,16 +608,18 @@ def draft_from_document(session: Session, storage: FileStorage, tenant_id: int, 
     keywords = _keywords(text or "", doc, issuer)
     fields: dict[str, Any] = {}
     options: dict[str, Any] = {}
-    for name, value in (("invoice_number", doc.number),):
-        if value:
-            fields[name] = _text_regex(lines, value) or _fallback(name)
+    if doc.number:
+        fields["invoice_number"] = _text_regex(lines, doc.number) or _fallback("invoice_number")
+    date_formats: list[str] = []
     for name, value in (("date", doc.issue_date), ("date_due", doc.due_date)):
         if value:
             found = _date_regex(lines, value)
             if found:
                 fields[name], date_format = found
-                if date_format and date_format not in options.setdefault("date_formats", []):
-                    options["date_formats"].append(date_format)
+                if date_format and date_format not in date_formats:
+                    date_formats.append(date_format)
+    if date_formats:
+        options["date_formats"] = date_formats
     for name, value in (("amount", doc.amount), ("amount_untaxed", doc.net_amount),
                         ("amount_tax", doc.tax_amount)):
         if value is not None:
@@ -637,8 +631,6 @@ def draft_from_document(session: Session, storage: FileStorage, tenant_id: int, 
         fields.setdefault(name, _fallback(name))
     if doc.currency:
         options["currency"] = doc.currency
-    if not options.get("date_formats"):
-        options.pop("date_formats", None)
     template: dict[str, Any] = {"issuer": issuer, "keywords": keywords or [issuer], "fields": fields,
                                 "options": options}
     return yaml.safe_dump(template, allow_unicode=True, sort_keys=False, width=1000)
@@ -711,23 +703,35 @@ def _text_regex(lines: list[str], value: str) -> str | None:
 _DATE_FORMATS = ("%d/%m/%Y", "%d.%m.%Y", "%Y-%m-%d", "%d-%m-%Y", "%d/%m/%y")
 
 
-def _date_regex(lines: list[str], value: date) -> tuple[str, str | None] | None:
-    for index, line in enumerate(lines):
-        folded = fold(line)
-        if len(folded) != len(line):
+def _labelled(lines: list[str], indexes: Iterable[int], find: Callable[[str], Any],
+              value: Any) -> Iterator[tuple[str, str]]:
+    """(label regex, value as printed) where ``find`` reads ``value`` after a label, lines in ``indexes`` order.
+
+    Lines that ``fold`` changes in length are skipped: positions found there would not be the line's."""
+    for index in indexes:
+        line = lines[index]
+        if len(fold(line)) != len(line):
             continue
-        for found in find_dates(line):
-            if found.value != value:
-                continue
-            label = _label_regex(lines, index, found.start)
-            if not label:
-                continue
-            printed = line[found.start:found.end]
-            fmt = next((f for f in _DATE_FORMATS if value.strftime(f) == printed), None)
-            shape = _digits_shape(printed) if fmt else r"\d{1,2}\.?\s+\w+\s+\d{4}"
-            if not fmt and not re.fullmatch(r"\d{1,2}\.?\s+\w+\s+\d{4}", printed):
-                shape = r"\w+\s+\d{1,2},?\s+\d{4}"
-            return label + r"\s*(" + shape + ")", fmt
+        for found in find(line):
+            if found.value == value:
+                label = _label_regex(lines, index, found.start)
+                if label:
+                    yield label, line[found.start:found.end]
+
+
+_DAY_MONTH_YEAR = r"\d{1,2}\.?\s+\w+\s+\d{4}"
+
+
+def _date_regex(lines: list[str], value: date) -> tuple[str, str | None] | None:
+    for label, printed in _labelled(lines, range(len(lines)), find_dates, value):
+        fmt = next((f for f in _DATE_FORMATS if value.strftime(f) == printed), None)
+        if fmt:
+            shape = _digits_shape(printed)
+        elif re.fullmatch(_DAY_MONTH_YEAR, printed):
+            shape = _DAY_MONTH_YEAR
+        else:
+            shape = r"\w+\s+\d{1,2},?\s+\d{4}"
+        return label + r"\s*(" + shape + ")", fmt
     return None
 
 
@@ -740,17 +744,7 @@ def _digits_shape(printed: str) -> str:
 
 def _amount_regex(lines: list[str], value: Decimal) -> tuple[str, str] | None:
     """The last line printing ``value`` after a label (totals are at the bottom)."""
-    for index in range(len(lines) - 1, -1, -1):
-        line = lines[index]
-        if len(fold(line)) != len(line):
-            continue
-        for found in find_money(line):
-            if found.value != value:
-                continue
-            label = _label_regex(lines, index, found.start)
-            if not label:
-                continue
-            printed = line[found.start:found.end]
-            separator = "," if re.search(r",\d{1,2}\b", printed) else "."
-            return label + r"\s*(?:[A-Z]{3}|€|\$|£)?\s*(\d[\d .,\u202f\u00a0]{0,20}\d)", separator
+    for label, printed in _labelled(lines, range(len(lines) - 1, -1, -1), find_money, value):
+        separator = "," if re.search(r",\d{1,2}\b", printed) else "."
+        return label + r"\s*(?:[A-Z]{3}|€|\$|£)?\s*(\d[\d .,\u202f\u00a0]{0,20}\d)", separator
     return None

@@ -11,7 +11,7 @@ from dashboard.api.base import bp, dbs
 
 def _json(item: deadletter.DeadLetter) -> dict[str, object]:
     return {"kind": item.kind, "id": item.id, "message_id": item.message_id, "label": item.label,
-            "reason": item.reason, "failed_at": item.failed_at.isoformat() if item.failed_at else None,
+            "reason": item.reason, "failed_at": item.failed_at.isoformat(),
             "attempts": item.attempts}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from core.services import splitting, uploads
+from core.services import splitting
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 
@@ -29,7 +29,7 @@ def source_groups(source_id: int) -> Response:
 @bp.put(f"/sources/<{ID}:source_id>/groups")
 def regroup_source(source_id: int) -> tuple[Response, int]:
     from dashboard.app import storage
-    from dashboard.blueprints.imports import enqueue_document
+    from dashboard.blueprints.splitting import queue_reading
 
     who = caller()
     splitting.get_source(dbs(), who.tenant_id, source_id)  # 404 before the body is looked at
@@ -38,8 +38,5 @@ def regroup_source(source_id: int) -> tuple[Response, int]:
         raise ApiError(400, 'send JSON: {"groups": [[0, 1], [2], ...]}')
     to_read = splitting.regroup(dbs(), storage(), who.tenant_id, source_id, body["groups"], who.user_id)
     dbs().commit()
-    for document_id in to_read:
-        if not enqueue_document(document_id):
-            uploads.reprocess_not_queued(dbs(), document_id)
-            dbs().commit()
+    queue_reading(to_read)
     return jsonify(_groups_body(source_id) | {"reading": to_read}), 202

@@ -50,12 +50,10 @@ def reprocess_message(message_id: int) -> tuple[Response, int]:
 
 @bp.post(f"/documents/<{ID}:document_id>/reprocess")
 def reprocess_document(document_id: int) -> tuple[Response, int]:
-    from dashboard.blueprints.imports import enqueue_document
+    from dashboard.blueprints.imports import enqueue_reading
 
     doc = uploads.reprocess_document(dbs(), caller().tenant_id, document_id)
     dbs().commit()
-    if not enqueue_document(doc.id):
-        uploads.reprocess_not_queued(dbs(), doc.id)
-        dbs().commit()
+    if not enqueue_reading(doc.id):
         return json_error(503, uploads.QUEUE_UNREACHABLE), 503
     return jsonify(document_json(doc)), 202

@@ -146,21 +146,24 @@ def login() -> Any:
     if chosen and user.locale is None:
         user.locale = chosen  # the language picked on the login page becomes the person's own
     db.session.commit()  # authenticate() may have upgraded the password hash
-    session.clear()  # nothing from before the login survives it (but the language, harmless)
-    if chosen:
-        session[LOCALE_KEY] = chosen
+    _clear_session()  # nothing from before the login survives it (but the language)
     login_user(WebUser(user))
     select_tenant(user.memberships[0].tenant_id)
     return redirect(_after_login_url(target))
 
 
+def _clear_session() -> None:
+    """Empty the session but for the language chosen (harmless): the login page stays in it."""
+    chosen = valid_locale(session.get(LOCALE_KEY))
+    session.clear()
+    if chosen:
+        session[LOCALE_KEY] = chosen
+
+
 @bp.route("/logout", methods=["POST"])
 def logout() -> Response:
-    locale = session.get(LOCALE_KEY)
     logout_user()
-    session.clear()
-    if valid_locale(locale):
-        session[LOCALE_KEY] = locale  # the login page stays in the language just used
+    _clear_session()
     flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login"))
 

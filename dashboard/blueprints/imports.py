@@ -11,11 +11,11 @@ from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
 from core.models import InboundMessage
-from core.queue import enqueue_extract, enqueue_ingest, get_queue
+from core.queue import enqueue_extract, enqueue_ingest
 from core.services import ValidationFailed, intake, uploads
 from core.services import documents as docs
+from dashboard.app import queue, storage
 from dashboard.app import settings as app_settings
-from dashboard.app import storage
 from dashboard.extensions import db
 from dashboard.i18n import errors_text, translate
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
@@ -24,8 +24,6 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("imports", __name__)
 not_found_for(bp)
-# Benchmarks only (INBOX_COUNT_QUERIES=1): X-Query-Count on every response. Registered here so that no
-# shared file changes; the lead may move the call into create_app.
 
 ID = "int(min=1, max=2147483647)"
 MAX_STATUS_IDS = 200
@@ -46,7 +44,7 @@ def index() -> str:
 def enqueue_message(message_id: int, force: bool = False) -> bool:
     """Queue the ingest job; False when Redis is unreachable (the sweep re-queues the message later)."""
     try:
-        enqueue_ingest(get_queue(app_settings()), message_id, force=force)
+        enqueue_ingest(queue(), message_id, force=force)
     except Exception as exc:  # the message is stored and committed: nothing is lost, only delayed
         logger.warning("message %s: enqueue failed (%s)", message_id, type(exc).__name__)
         return False
@@ -55,11 +53,21 @@ def enqueue_message(message_id: int, force: bool = False) -> bool:
 
 def enqueue_document(document_id: int) -> bool:
     try:
-        enqueue_extract(get_queue(app_settings()), document_id, force=True)
+        enqueue_extract(queue(), document_id, force=True)
     except Exception as exc:
         logger.warning("document %s: enqueue failed (%s)", document_id, type(exc).__name__)
         return False
     return True
+
+
+def enqueue_reading(document_id: int) -> bool:
+    """Queue a document's extraction after its commit; when Redis is unreachable, the document fails at
+    once with the reason (committed) instead of waiting unseen. False then."""
+    if enqueue_document(document_id):
+        return True
+    uploads.reprocess_not_queued(db.session, document_id)
+    db.session.commit()
+    return False
 
 
 def enqueue_retried(message_ids: list[int], document_ids: list[int]) -> int:
@@ -150,10 +158,8 @@ def reprocess_document(document_id: int) -> Response:
         flash(errors_text(exc.errors), "error")
         return redirect(url_for(".index"))  # type: ignore[return-value]
     db.session.commit()
-    if enqueue_document(doc.id):
+    if enqueue_reading(doc.id):
         flash(_("Reading the file again."), "success")
     else:
-        uploads.reprocess_not_queued(db.session, doc.id)
-        db.session.commit()
         flash(translate(uploads.QUEUE_UNREACHABLE), "error")
     return redirect(url_for(".index", _anchor=f"message-{doc.message_id}"))  # type: ignore[return-value]

@@ -19,8 +19,7 @@ not_found_for(bp)
 
 def _page(error: str | None = None) -> str:
     return render_template("settings/sender_auth.html", active_nav="settings",
-                           action=svc.tenant_action(db.session, tenant_id()), labels=svc.ACTION_LABELS,
-                           error=error)
+                           action=svc.tenant_action(db.session, tenant_id()), error=error)
 
 
 @bp.get("/settings/sender-authentication")

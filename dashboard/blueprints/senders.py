@@ -7,23 +7,18 @@ picks the queued message up later, so nothing waits on the queue being up.
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from core.queue import enqueue_ingest, get_queue
 from core.services import ServiceError, ValidationFailed
 from core.services import senders as svc
-from dashboard.app import settings as app_settings
+from dashboard.blueprints.imports import enqueue_message
 from dashboard.extensions import db
 from dashboard.i18n import errors_text
 from dashboard.viewer import admin_required
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
-
-logger = logging.getLogger(__name__)
 
 bp = Blueprint("senders", __name__)
 not_found_for(bp)
@@ -82,11 +77,9 @@ def release(message_id: int) -> Response:
         flash(errors_text(exc.errors), "error")
         return redirect(url_for(".quarantine"))
     db.session.commit()
-    try:
-        enqueue_ingest(get_queue(app_settings()), message.id, force=True)
+    if enqueue_message(message.id, force=True):
         flash(_("Released: the email is being processed."), "success")
-    except Exception as exc:  # Redis unreachable: the message stays queued and the sweep enqueues it
-        logger.warning("release of message %s: enqueue failed (%s)", message.id, type(exc).__name__)
+    else:  # Redis unreachable: the message stays queued and the sweep enqueues it
         flash(_("Released: the email will be processed as soon as the worker queue is reachable."), "success")
     return redirect(url_for(".quarantine"))
 

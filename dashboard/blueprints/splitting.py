@@ -89,15 +89,12 @@ def page_thumbnail(source_id: int, page: int) -> Response:
         abort(404)
     response = send_file(io.BytesIO(png), mimetype="image/png", max_age=0)
     response.headers["Cache-Control"] = "private, max-age=300"  # the pages of a source never change
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return response  # X-Content-Type-Options: nosniff comes with every response (dashboard.web)
 
 
 @bp.post(f"/sources/<{ID}:source_id>/groups")
 @tenant_required
 def regroup(source_id: int) -> Response:
-    from dashboard.blueprints.imports import enqueue_document
-
     source = splitting.get_source(db.session, tenant_id(), source_id)
     back = request.form.get("document_id", "")
     try:
@@ -109,15 +106,19 @@ def regroup(source_id: int) -> Response:
         message = errors_text(exc.errors) if isinstance(exc, ValidationFailed) else translate(str(exc))
         flash(message, "error")
         return _back(source.id, back)
-    for document_id in to_read:
-        if not enqueue_document(document_id):
-            from core.services import uploads
-
-            uploads.reprocess_not_queued(db.session, document_id)
-            db.session.commit()
+    queue_reading(to_read)
     flash(_("Pages regrouped: %(count)s document(s) are being read again.", count=len(to_read)) if to_read
           else _("Nothing changed."), "success")
     return _back(source.id, back)
+
+
+def queue_reading(document_ids: list[int]) -> None:
+    """Queue the regrouped documents' extraction (after the commit); one that cannot be queued is failed at
+    once, with the reason (shared with the API's ``PUT /sources/<id>/groups``)."""
+    from dashboard.blueprints.imports import enqueue_reading
+
+    for document_id in document_ids:
+        enqueue_reading(document_id)
 
 
 def _back(source_id: int, document_id: str) -> Response:

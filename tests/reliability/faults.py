@@ -68,6 +68,14 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
     raise TimeoutError(f"SMTP gateway not answering on {port}")
 
 
+def invoice_email(recipient: str, number: str, pdf: bytes, message_id: str) -> bytes:
+    """The invoice ``number`` as an email with the given Message-ID (each delivery's own, kept across retries)."""
+    raw = make_email(recipient, pdf, filename=f"{number}.pdf", subject=f"Facture {number}")
+    head, _, rest = raw.partition(b"Message-ID: ")
+    _, _, rest = rest.partition(b"\r\n")
+    return head + b"Message-ID: " + message_id.encode() + b"\r\n" + rest
+
+
 @dataclass
 class Delivery:
     """What the sending MTA saw for one message."""
@@ -109,10 +117,7 @@ class Sender:
     def _raw(self, delivery: Delivery) -> bytes:
         pdf = make_invoice_pdf(number=delivery.number, issue_date=date(2026, 11, 2), due_date=date(2026, 12, 2),
                                net=Decimal(100 + int(delivery.number[4:])), tax=Decimal("20.00"))
-        raw = make_email(self.recipient, pdf, filename=f"{delivery.number}.pdf", subject=f"Facture {delivery.number}")
-        head, _, rest = raw.partition(b"Message-ID: ")
-        _, _, rest = rest.partition(b"\r\n")
-        return head + b"Message-ID: " + delivery.message_id.encode() + b"\r\n" + rest
+        return invoice_email(self.recipient, delivery.number, pdf, delivery.message_id)
 
     def _deliver(self, delivery: Delivery) -> None:
         raw = self._raw(delivery)
@@ -189,10 +194,7 @@ class ImapFeeder:
         number = f"IMAP-{index:05d}"
         pdf = make_invoice_pdf(number=number, issue_date=date(2026, 11, 3), due_date=date(2026, 12, 3),
                                net=Decimal(500 + index), tax=Decimal("100.00"))
-        raw = make_email(self.recipient, pdf, filename=f"{number}.pdf", subject=f"Facture {number}")
-        head, _, rest = raw.partition(b"Message-ID: ")
-        _, _, rest = rest.partition(b"\r\n")
-        return head + b"Message-ID: " + self.message_ids[index].encode() + b"\r\n" + rest
+        return invoice_email(self.recipient, number, pdf, self.message_ids[index])
 
     def _run(self) -> None:
         for index in range(len(self.message_ids)):
