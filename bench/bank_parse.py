@@ -8,7 +8,6 @@ Each file is parsed repeatedly for about ``--seconds``; rates are per format and
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import defaultdict
@@ -17,8 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.banking import detect_format, parse_statement  # noqa: E402 - after the path fix-up
+from tests.corpus import CORPUS as SHARED  # noqa: E402
 
-DEFAULT_CORPUS = Path(os.environ.get("INVOICE_INBOX_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+DEFAULT_CORPUS = SHARED
 
 
 def measure(path: Path, seconds: float) -> tuple[int, int, float]:

@@ -41,9 +41,10 @@ sys.path.insert(0, str(ROOT))
 from core.einvoice import EInvoiceError, read_einvoice, to_fields  # noqa: E402
 from core.extraction import extract_pdf, load_templates, warm_up  # noqa: E402
 from core.extraction.templated import OUR_TEMPLATES, TemplateIndex, apply_templates, quiet_libraries  # noqa: E402
+from tests.corpus import CORPUS as SHARED  # noqa: E402
 from tests.invoicegen import LANGUAGES, LAYOUTS, make_invoice_pdf  # noqa: E402
 
-CORPUS = Path("/work/shared/corpus")
+CORPUS = SHARED
 I2D = CORPUS / "invoice2data"
 I2D_CLI = ROOT / ".venv" / "bin" / "invoice2data"
 

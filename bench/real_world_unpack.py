@@ -18,9 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import core.einvoice  # noqa: E402,F401  (imported once, as in the worker, not timed)
 from core.mail.unpack import unpack  # noqa: E402
+from tests.corpus import CORPUS as SHARED  # noqa: E402
 from tests.invoicegen import make_image, make_invoice_pdf  # noqa: E402
 
-CORPUS = Path("/work/shared/corpus/eml")
+CORPUS = SHARED / "eml"
 
 
 def message_with(data: bytes, content_type: str, name: str) -> bytes:

@@ -45,6 +45,16 @@ os.environ.setdefault("SENDER_AUTH_DNS", "off")
 PASSWORD = "correct horse battery"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under CI the shared corpora must be there: a missing one fails the run instead of skipping tests."""
+    from tests.corpus import CORPUS, missing_folders
+
+    gone = missing_folders()
+    if gone and os.environ.get("CI"):
+        raise pytest.UsageError(f"CI=true but the shared corpus is incomplete at {CORPUS}: missing "
+                                + ", ".join(str(p) for p in gone) + " (set INBOX_CORPUS or mount ../shared)")
+
+
 def _migrate(settings: Settings) -> None:
     app = create_app(settings)
     with app.app_context():

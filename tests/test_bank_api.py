@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from datetime import date
-from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -12,8 +11,9 @@ from core.models import Role
 from core.storage import FileStorage
 from tests.bankhelpers import csv_row, make_invoice, statement_csv
 from tests.conftest import make_tenant
+from tests.corpus import CORPUS as SHARED
 
-CORPUS = Path("/work/shared/corpus/bank")
+CORPUS = SHARED / "bank"
 
 
 def _auth(token: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import os
 import random
 import re
 import time
@@ -26,8 +25,9 @@ from core.banking import (
     guess_csv_mapping,
     parse_statement,
 )
+from tests.corpus import CORPUS as SHARED
 
-CORPUS = Path(os.environ.get("INVOICE_INBOX_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+CORPUS = SHARED
 BANK = CORPUS / "bank"
 needs_corpus = pytest.mark.skipif(not BANK.is_dir(), reason=f"bank corpus not found at {BANK}")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -26,9 +25,10 @@ from core.einvoice import EInvoice, EInvoiceError, VatLine, profile_level, read_
 from core.einvoice.reader import is_credit_note
 from core.einvoice.xmlsafe import MAX_XML_BYTES, _parser
 from core.fields import check_complete, coerce
+from tests.corpus import CORPUS as SHARED
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("INVOICE_CORPUS", REPO.parent / "shared" / "corpus"))
+CORPUS = SHARED
 MANIFEST = CORPUS / "MANIFEST.tsv"
 
 # Manifest column -> EInvoice attribute, in the order the benchmark prints them.

@@ -15,9 +15,10 @@ from reportlab.pdfgen.canvas import Canvas
 
 from core.extraction import PdfUnreadable, extract_fields, extract_pdf, extract_text_fields, load_templates, read_pdf
 from core.extraction.templated import apply_templates
+from tests.corpus import CORPUS as SHARED
 from tests.invoicegen import LANGUAGES, LAYOUTS, corrupt_pdf, make_image, make_invoice_pdf
 
-I2D_CORPUS = Path("/work/shared/corpus/invoice2data")
+I2D_CORPUS = SHARED / "invoice2data"
 
 DEFAULTS = {
     "doc_type": "invoice",

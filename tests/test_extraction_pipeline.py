@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -21,9 +20,10 @@ from core.queue import enqueue_extract, get_queue
 from core.services import processing
 from core.services.clients import match_client, normalize_name
 from core.storage import FileStorage
+from tests.corpus import CORPUS as SHARED
 from tests.invoicegen import encrypt_pdf, make_invoice_pdf, make_scanned_pdf, render_png
 
-EINVOICES = Path("/work/shared/corpus/einvoice")
+EINVOICES = SHARED / "einvoice"
 EINSTEIN = {  # zc_EN16931_Einfach: the FeRD sample, as MANIFEST.tsv gives it
     "doc_type": "invoice",
     "number": "471102",

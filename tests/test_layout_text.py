@@ -22,10 +22,11 @@ from core.extraction import extract_pdf, load_templates
 from core.extraction import text as text_module
 from core.extraction.ocr import tesseract_binary
 from core.extraction.text import AreaReader, read_pdf
+from tests.corpus import CORPUS as SHARED
 from tests.invoicegen import LANGUAGES, LAYOUTS, make_invoice_pdf, make_scanned_pdf
 from tests.test_extraction import _plain
 
-I2D_CORPUS = Path("/work/shared/corpus/invoice2data")
+I2D_CORPUS = SHARED / "invoice2data"
 POPPLER = shutil.which("pdftotext")
 # `make test` installs poppler-utils; in CI (CI set) its absence fails the tests instead of skipping them.
 needs_poppler = pytest.mark.skipif(POPPLER is None and not os.environ.get("CI"), reason="poppler-utils missing")

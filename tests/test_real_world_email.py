@@ -28,11 +28,12 @@ from core.models import Document, DocumentStatus, InboundMessage, MessageStatus
 from core.services import intake, processing
 from core.storage import FileStorage
 from tests.conftest import TenantFixture
+from tests.corpus import CORPUS as SHARED
 from tests.invoicegen import make_email, make_image, make_invoice_pdf
 
 PDF_BYTES = make_invoice_pdf()
 TO = "abc-def@in.example.test"
-CORPUS = Path("/work/shared/corpus/eml")
+CORPUS = SHARED / "eml"
 CORPUS_FILES = sorted(CORPUS.glob("*.eml")) + sorted((CORPUS / "mime").glob("*.eml"))
 # Where MANIFEST.txt (and the mail-parser README) say a PDF is present: a document must be created.
 CORPUS_PDFS = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -15,8 +14,9 @@ from core.models import BankAccount, BankTransaction, Client, Invoice, Match, Ma
 from core.services import ServiceError, ValidationFailed, bank, reconciliation
 from core.storage import FileStorage
 from tests.bankhelpers import ACCOUNT, csv_row, make_invoice, statement_csv
+from tests.corpus import CORPUS as SHARED
 
-CORPUS = Path("/work/shared/corpus")
+CORPUS = SHARED
 D = Decimal
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from core.mail.unpack import NO_ATTACHMENT_REASON, PDF, sanitize_filename, sniff, unpack
+from tests.corpus import CORPUS as SHARED
 from tests.invoicegen import corrupt_pdf, make_email, make_image, make_invoice_pdf
 
-CORPUS = Path("/work/shared/corpus/eml")
+CORPUS = SHARED / "eml"
 CORPUS_FILES = sorted(CORPUS.glob("*.eml")) + sorted((CORPUS / "mime").glob("*.eml"))
 # The messages MANIFEST.txt says carry a PDF (04: inside a forwarded message, 07: an unquoted encoded-word
 # name, 32: inline inside S/MIME), with the name each must get.
