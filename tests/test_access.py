@@ -3,6 +3,7 @@ admin sees everything and manages the assignments (admin only, CSRF on)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -175,3 +176,126 @@ def test_switching_tenant_applies_that_tenants_policy(app: Flask, session: Sessi
     assert "G-9" in listing and "A-1" not in listing
     assert member.get(f"/invoices/{theirs.id}").status_code == 200
     assert member.get(f"/invoices/{team.alpha.id}").status_code == 404
+
+
+# Finding 1 of issue 14: every other way to an invoice -------------------------------------------------
+
+SEEN_NUMBER, SEEN_CLIENT = "SEEN-4412", "Alpha Visible SA"
+HIDDEN_NUMBER, HIDDEN_CLIENT = "HIDDEN-7731", "Zeta Confidential SARL"
+
+
+@dataclass
+class Book:
+    """A restricted member (session and token) and one invoice of each kind, each paid by a transaction."""
+
+    member: User
+    member_token: str
+    seen: Invoice
+    hidden: Invoice
+    hidden_document_id: int
+    hidden_message_id: int
+    hidden_file: bytes
+    hidden_transaction_id: int
+    hidden_match_id: int
+
+
+def _validated(session: Session, storage: FileStorage, fx: TenantFixture, number: str, client: str) -> Invoice:
+    from core.services import documents as docs
+    from core.services import intake
+    from tests.invoicegen import make_email, make_invoice_pdf
+
+    pdf = make_invoice_pdf(number=number)
+    message = intake.store_message(session, storage, fx.tenant.id, make_email(fx.address, pdf), recipient=fx.address)
+    doc = make_document(session, storage, fx.tenant.id, filename=f"{number}.pdf", data=pdf, message_id=message.id,
+                        status=DocumentStatus.PENDING)
+    invoice = docs.validate_document(session, fx.tenant.id, doc.id, {
+        "doc_type": "invoice", "number": number, "client": client, "amount": "300.00", "currency": "EUR",
+        "issue_date": TODAY.isoformat(), "due_date": TODAY.isoformat()}, fx.admin.id)
+    session.commit()
+    return invoice
+
+
+@pytest.fixture
+def book(session: Session, storage: FileStorage, tenant: TenantFixture) -> Book:
+    from datetime import date
+    from decimal import Decimal
+
+    from core.models import BankAccount, BankTransaction, Document, Match, StoredFile
+
+    member = accounts.create_user(session, "member@acme.example", PASSWORD, tenant.tenant, Role.MEMBER)
+    token = accounts.create_token(session, member, tenant.tenant)
+    seen = _validated(session, storage, tenant, SEEN_NUMBER, SEEN_CLIENT)
+    hidden = _validated(session, storage, tenant, HIDDEN_NUMBER, HIDDEN_CLIENT)
+    session.add(ClientAssignment(tenant_id=tenant.tenant.id, client_id=seen.client_id, user_id=member.id))
+    session.get(Tenant, tenant.tenant.id).restrict_access = True
+    account = BankAccount(tenant_id=tenant.tenant.id, iban="FR7630006000011234567890189")
+    session.add(account)
+    session.flush()
+    txs = [BankTransaction(tenant_id=tenant.tenant.id, account_id=account.id, fingerprint=f"scope-{i}",
+                           booking_date=date(2026, 11, 10), amount=Decimal("300.00"), counterparty=client,
+                           remittance=f"Payment {number}", status="suggested")
+           for i, (number, client) in enumerate([(SEEN_NUMBER, SEEN_CLIENT), (HIDDEN_NUMBER, HIDDEN_CLIENT)])]
+    session.add_all(txs)
+    session.flush()
+    matches = [Match(tenant_id=tenant.tenant.id, transaction_id=tx.id, invoice_id=invoice.id,
+                     amount=Decimal("300.00"), state="suggested")
+               for tx, invoice in zip(txs, (seen, hidden), strict=True)]
+    session.add_all(matches)
+    session.commit()
+    document = session.scalars(select(Document).where(Document.invoice_id == hidden.id)).one()
+    stored = session.get(StoredFile, hidden.file_id)
+    return Book(member, token, seen, hidden, document.id, document.message_id, storage.read(stored.storage_key),
+                txs[1].id, matches[1].id)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _leaks(body: bytes, book: Book) -> list[str]:
+    markers = [HIDDEN_NUMBER.encode(), HIDDEN_CLIENT.encode(), book.hidden_file]
+    return [marker.decode(errors="replace")[:40] for marker in markers if marker in body]
+
+
+RESTRICTED_PAGES = ["/bank", "/bank/suggestions", "/bank/treasury", "/bank/export/invoices.csv",
+                    "/bank/export/payments.csv", "/bank/export/matches.csv", "/imports", "/pending", "/invoices",
+                    "/clients", "/analytics"]
+RESTRICTED_API = ["/treasury", "/matches", "/transactions", "/documents?status=validated", "/documents", "/messages",
+                  "/invoices", "/clients", "/analytics"]
+
+
+def test_restricted_member_reads_no_unassigned_invoice_through_any_listing_export_or_file(
+    app: Flask, tenant: TenantFixture, book: Book
+) -> None:
+    """Issue 14, finding 1: exports, treasury, matches, transactions, validated documents and their files."""
+    member, admin = web(app, book.member.email), web(app, tenant.admin.email)
+    leaks: list[str] = []
+    for page in [*RESTRICTED_PAGES, f"/imports/status?ids={book.hidden_message_id}"]:
+        response = member.get(page)
+        assert response.status_code == 200, page
+        leaks += [f"{page}: {found}" for found in _leaks(response.get_data(), book)]
+        assert _leaks(admin.get(page).get_data(), book) or page in ("/pending", "/analytics"), f"{page} proves nothing"
+    for path in [*RESTRICTED_API, f"/messages/{book.hidden_message_id}"]:
+        response = app.test_client().get(f"/api/v1{path}", headers=bearer(book.member_token))
+        assert response.status_code == 200, path
+        leaks += [f"/api/v1{path}: {found}" for found in _leaks(response.get_data(), book)]
+    # The member's own client is there: the scoping hides, it does not blank everything.
+    assert SEEN_NUMBER in text(member.get("/bank/export/invoices.csv"))
+    assert SEEN_NUMBER in json.dumps(api(app, book.member_token, "/matches")[1])
+    assert SEEN_NUMBER in json.dumps(api(app, book.member_token, "/treasury")[1])
+    assert not leaks, "\n".join(leaks)
+
+    for path in (f"/documents/{book.hidden_document_id}", f"/files/{book.hidden.file_id}",
+                 f"/bank/transactions/{book.hidden_transaction_id}"):
+        assert member.get(path).status_code == 404, path
+        assert admin.get(path).status_code == 200, path
+    for path in (f"/documents/{book.hidden_document_id}", f"/documents/{book.hidden_document_id}/file",
+                 f"/transactions/{book.hidden_transaction_id}"):
+        assert app.test_client().get(f"/api/v1{path}", headers=bearer(book.member_token)).status_code == 404, path
+        assert app.test_client().get(f"/api/v1{path}", headers=bearer(tenant.token)).status_code == 200, path
+    # Deciding on a hidden invoice's match is refused the same way.
+    token = csrf_token(member.get("/bank"))
+    assert member.post(f"/bank/matches/{book.hidden_match_id}/accept", data={"csrf_token": token}).status_code == 404
+    response = app.test_client().post(f"/api/v1/matches/{book.hidden_match_id}/accept",
+                                      headers=bearer(book.member_token))
+    assert response.status_code == 404

@@ -4,10 +4,17 @@ With the tenant's *restrict access* setting on, a member sees validated invoices
 files and analytics) only for the clients assigned to them; admins and the operator's support staff see
 everything. Documents under review are not restricted: every member can still import and validate
 every document.
+
+Everything that shows an invoice goes through here (issue 14, finding 1): a validated document follows
+its invoice, a bank match follows its invoice, a bank transaction is shown only when every invoice it is
+matched to is visible (its text names the payer), the treasury and the CSV exports count visible invoices
+only, and a stored file is visible only through a visible document or invoice. Each ``*_clause`` is a
+WHERE clause, so listings, exports and single reads share one definition.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +22,19 @@ from sqlalchemy import ColumnElement, Select, exists, or_, select, true
 from sqlalchemy.orm import Session
 
 from core.i18n import N_
-from core.models import Client, ClientAssignment, Document, Invoice, InvoiceFile, Membership, Role, Tenant
+from core.models import (
+    BankTransaction,
+    Client,
+    ClientAssignment,
+    Document,
+    Invoice,
+    InvoiceFile,
+    Match,
+    MatchState,
+    Membership,
+    Role,
+    Tenant,
+)
 from core.services import NotFound, ServiceError
 
 
@@ -31,6 +50,11 @@ class Viewer:
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN.value
+
+    @property
+    def sees_codes(self) -> bool:
+        """Forwarding confirmation codes are for the company's admins and its support staff only."""
+        return self.role in (Role.ADMIN.value, Role.SUPPORT.value)
 
 
 def viewer_for(session: Session, tenant_id: int, user_id: int) -> Viewer:
@@ -102,12 +126,102 @@ def check_client(session: Session, viewer: Viewer, client: Client) -> Client:
     return client
 
 
+def _visible_invoice_ids(viewer: Viewer) -> Select[Any]:
+    return select(Invoice.id).where(Invoice.tenant_id == viewer.tenant_id, invoice_clause(viewer))
+
+
+def document_clause(viewer: Viewer) -> ColumnElement[bool]:
+    """Documents under review are every member's; a validated one is seen with its invoice only."""
+    if not viewer.restricted:
+        return true()
+    return or_(Document.invoice_id.is_(None), Document.invoice_id.in_(_visible_invoice_ids(viewer)))
+
+
+def scope_documents(stmt: Select[Any], viewer: Viewer) -> Select[Any]:
+    return stmt.where(document_clause(viewer)) if viewer.restricted else stmt
+
+
+def check_document(session: Session, viewer: Viewer, document: Document) -> Document:
+    """The document, or NotFound when it is another tenant's or holds an invoice the viewer may not see."""
+    if document.tenant_id != viewer.tenant_id:
+        raise NotFound("no such document")
+    if viewer.restricted and document.invoice_id is not None:
+        invoice = session.get(Invoice, document.invoice_id)
+        if invoice is not None and not can_see_invoice(session, viewer, invoice):
+            raise NotFound("no such document")
+    return document
+
+
+DocumentFilter = Callable[[list[Document]], list[Document]]
+
+
+def document_filter(session: Session, viewer: Viewer) -> DocumentFilter:
+    """A function keeping, of already loaded documents (a message's), those this viewer may see; the
+    visible invoices are read once, on first need, for a whole page of messages."""
+    shown: set[int] | None = None
+
+    def keep(documents: list[Document]) -> list[Document]:
+        nonlocal shown
+        if not viewer.restricted or all(doc.invoice_id is None for doc in documents):
+            return documents
+        if shown is None:
+            shown = set(session.scalars(_visible_invoice_ids(viewer)))
+        return [doc for doc in documents if doc.invoice_id is None or doc.invoice_id in shown]
+
+    return keep
+
+
+def match_clause(viewer: Viewer) -> ColumnElement[bool]:
+    return Match.invoice_id.in_(_visible_invoice_ids(viewer)) if viewer.restricted else true()
+
+
+def scope_matches(stmt: Select[Any], viewer: Viewer) -> Select[Any]:
+    return stmt.where(match_clause(viewer)) if viewer.restricted else stmt
+
+
+def check_match(session: Session, viewer: Viewer, match: Match) -> Match:
+    if match.tenant_id != viewer.tenant_id:
+        raise NotFound("no such match")
+    if viewer.restricted and match.invoice_id not in set(session.scalars(_visible_invoice_ids(viewer))):
+        raise NotFound("no such match")
+    return match
+
+
+def transaction_clause(viewer: Viewer) -> ColumnElement[bool]:
+    """A restricted member sees a transaction matched (applied or suggested) to a visible invoice and to
+    no hidden one, even a rejected pairing: the payer's name and remittance text belong to the client."""
+    if not viewer.restricted:
+        return true()
+    visible = _visible_invoice_ids(viewer)
+    matched = select(Match.transaction_id).where(
+        Match.tenant_id == viewer.tenant_id, Match.state != MatchState.REJECTED.value, Match.invoice_id.in_(visible)
+    )
+    hidden = select(Match.transaction_id).where(Match.tenant_id == viewer.tenant_id, Match.invoice_id.not_in(visible))
+    return BankTransaction.id.in_(matched) & BankTransaction.id.not_in(hidden)
+
+
+def scope_transactions(stmt: Select[Any], viewer: Viewer) -> Select[Any]:
+    return stmt.where(transaction_clause(viewer)) if viewer.restricted else stmt
+
+
+def check_transaction(session: Session, viewer: Viewer, transaction: BankTransaction) -> BankTransaction:
+    if transaction.tenant_id != viewer.tenant_id:
+        raise NotFound("no such transaction")
+    if viewer.restricted:
+        found = select(BankTransaction.id).where(BankTransaction.id == transaction.id, transaction_clause(viewer))
+        if session.scalar(found) is None:
+            raise NotFound("no such transaction")
+    return transaction
+
+
 def can_see_file(session: Session, viewer: Viewer, file_id: int) -> bool:
-    """A stored file is visible when a document holds it (documents are never restricted) or when a
-    visible invoice holds it as its original or an attachment."""
+    """A stored file is visible when a visible document holds it (under review, or validated into a
+    visible invoice) or when a visible invoice holds it as its original or an attachment."""
     if not viewer.restricted:
         return True
-    by_document = exists().where(Document.tenant_id == viewer.tenant_id, Document.file_id == file_id)
+    by_document = exists().where(
+        Document.tenant_id == viewer.tenant_id, Document.file_id == file_id, document_clause(viewer)
+    )
     attached = select(InvoiceFile.invoice_id).where(InvoiceFile.file_id == file_id)
     by_invoice = exists().where(
         Invoice.tenant_id == viewer.tenant_id,

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, select, update
+from sqlalchemy import Select, delete, insert, select, true, update
 from sqlalchemy.orm import Session
 
 from core.i18n import N_
@@ -32,7 +32,8 @@ from core.models import (
     utcnow,
 )
 from core.reconcile import BankTx, ClientInfo, Matcher, OpenItem, Proposal, expected_sign
-from core.services import NotFound, ServiceError, ValidationFailed
+from core.services import NotFound, ServiceError, ValidationFailed, access
+from core.services.access import Viewer
 
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
@@ -600,7 +601,10 @@ def _expected_dates(session: Session, tenant_id: int) -> dict[int, date]:
     return {row.invoice_id: row.expected_date for row in rows}
 
 
-def treasury(session: Session, tenant_id: int, today: date | None = None, horizon_days: int = 3650) -> Treasury:
+def treasury(
+    session: Session, tenant_id: int, today: date | None = None, horizon_days: int = 3650, viewer: Viewer | None = None
+) -> Treasury:
+    """Balances and the expected movements of open invoices; with ``viewer``, of the invoices they may see."""
     today = today or date.today()
     accounts = list(session.scalars(select(BankAccount).where(BankAccount.tenant_id == tenant_id)))
     positions: dict[str, CurrencyPosition] = defaultdict(lambda: CurrencyPosition(""))
@@ -612,7 +616,8 @@ def treasury(session: Session, tenant_id: int, today: date | None = None, horizo
     movements: list[ExpectedMovement] = []
     invoices = session.scalars(
         select(Invoice).where(
-            Invoice.tenant_id == tenant_id, Invoice.status != InvoiceStatus.PAID.value, Invoice.amount.is_not(None)
+            Invoice.tenant_id == tenant_id, Invoice.status != InvoiceStatus.PAID.value, Invoice.amount.is_not(None),
+            access.invoice_clause(viewer) if viewer is not None else true(),
         )
     )
     limit = today + timedelta(days=horizon_days)
@@ -646,16 +651,22 @@ def treasury(session: Session, tenant_id: int, today: date | None = None, horizo
 EXPORTS = ("invoices", "payments", "matches")
 
 
-def export_rows(session: Session, tenant_id: int, kind: str) -> tuple[list[str], Iterable[Sequence[Any]]]:
-    """Header and rows of one export; rows are produced lazily, in batches."""
+def export_rows(
+    session: Session, viewer: Viewer, kind: str
+) -> tuple[list[str], Iterable[Sequence[Any]]]:
+    """Header and rows of one export, limited to what ``viewer`` may see; rows are produced lazily, in batches."""
+    tenant_id = viewer.tenant_id
     if kind == "invoices":
         header = ["id", "type", "direction", "number", "client", "issue_date", "due_date", "currency", "amount",
                   "amount_paid", "open_amount", "status", "paid_at"]  # fmt: skip
         invoices = session.scalars(
-            select(Invoice).where(Invoice.tenant_id == tenant_id).order_by(Invoice.issue_date, Invoice.id)
+            select(Invoice).where(Invoice.tenant_id == tenant_id, access.invoice_clause(viewer))
+            .order_by(Invoice.issue_date, Invoice.id)
             .execution_options(yield_per=1000)
         )  # fmt: skip
-        clients = dict(session.execute(select(Client.id, Client.name).where(Client.tenant_id == tenant_id)).all())
+        clients = dict(session.execute(
+            select(Client.id, Client.name).where(Client.tenant_id == tenant_id, access.client_clause(viewer, Client.id))
+        ).all())
         return header, (
             [i.id, i.doc_type, i.direction, i.number, clients.get(i.client_id), i.issue_date, i.due_date, i.currency,
              i.amount, i.amount_paid, open_amount(i), i.status, i.paid_at]
@@ -668,7 +679,7 @@ def export_rows(session: Session, tenant_id: int, kind: str) -> tuple[list[str],
             session.execute(select(BankAccount.id, BankAccount.iban).where(BankAccount.tenant_id == tenant_id)).all()
         )
         txs = session.scalars(
-            select(BankTransaction).where(BankTransaction.tenant_id == tenant_id)
+            select(BankTransaction).where(BankTransaction.tenant_id == tenant_id, access.transaction_clause(viewer))
             .order_by(BankTransaction.booking_date, BankTransaction.id).execution_options(yield_per=1000)
         )  # fmt: skip
         return header, (
@@ -684,7 +695,7 @@ def export_rows(session: Session, tenant_id: int, kind: str) -> tuple[list[str],
             select(Match, BankTransaction, Invoice.number)
             .join(BankTransaction, Match.transaction_id == BankTransaction.id)
             .join(Invoice, Match.invoice_id == Invoice.id)
-            .where(Match.tenant_id == tenant_id)
+            .where(Match.tenant_id == tenant_id, access.match_clause(viewer))
             .order_by(BankTransaction.booking_date, Match.id)
             .execution_options(yield_per=1000)
         )  # fmt: skip

@@ -11,9 +11,9 @@ from datetime import date
 from flask import Response, jsonify, request
 
 from core.models import DocType
-from core.services import access, analytics, receivables
+from core.services import analytics, receivables
 from core.services.access import Viewer
-from dashboard.api.auth import caller
+from dashboard.api.auth import api_viewer
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import page_params
 from dashboard.api.serializers import INVOICE_JSON_LOAD, invoice_json, iso, money
@@ -21,11 +21,6 @@ from dashboard.viewer import today
 
 ID = "int(min=1, max=2147483647)"
 _CURRENCY_RE = re.compile(r"[A-Za-z]{3}")
-
-
-def api_viewer() -> Viewer:
-    who = caller()
-    return access.viewer_for(dbs(), who.tenant_id, who.user_id)
 
 
 def _today() -> date:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from flask import Response, g, request
 
 from core.models import Role
-from core.services import accounts
+from core.services import access, accounts
+from core.services.access import Viewer
 from dashboard.api.base import bp, dbs, json_error
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -25,6 +26,15 @@ class Caller:
 
 def caller() -> Caller:
     return g.api_caller
+
+
+def api_viewer() -> Viewer:
+    """The access policy of the token's user in the token's tenant (``core.services.access``)."""
+    found = g.get("api_viewer")
+    if found is None:
+        who = caller()
+        found = g.api_viewer = access.viewer_for(dbs(), who.tenant_id, who.user_id)
+    return found
 
 
 def bearer_token() -> str | None:

@@ -11,8 +11,8 @@ from flask import Response, jsonify, request
 from sqlalchemy.orm import selectinload
 
 from core.models import BankAccount, BankTransaction, Match, MatchingRule, MatchState, TransactionStatus
-from core.services import bank, reconciliation
-from dashboard.api.auth import caller
+from core.services import access, bank, documents, reconciliation
+from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import enum_param, json_object
 from dashboard.api.serializers import iso, money
@@ -119,24 +119,33 @@ def list_bank_accounts() -> Response:
 def list_transactions() -> Response:
     account_id = _optional_id(request.args.get("account_id"), "account_id")
     stmt = bank.transactions_query(caller().tenant_id, enum_param("status", TransactionStatus), account_id)
+    stmt = access.scope_transactions(stmt, api_viewer())
     options = selectinload(BankTransaction.matches).selectinload(Match.invoice)
     return paginated(stmt.options(options), transaction_json)
 
 
 @bp.get(f"/transactions/<{ID}:transaction_id>")
 def get_transaction(transaction_id: int) -> Response:
-    return jsonify(transaction_json(bank.get_transaction(dbs(), caller().tenant_id, transaction_id)))
+    return jsonify(transaction_json(_visible_transaction(transaction_id)))
+
+
+def _visible_transaction(transaction_id: int) -> BankTransaction:
+    tx = bank.get_transaction(dbs(), caller().tenant_id, transaction_id)
+    return access.check_transaction(dbs(), api_viewer(), tx)
 
 
 @bp.post(f"/transactions/<{ID}:transaction_id>/split")
 def split_transaction(transaction_id: int) -> Response:
-    bank.get_transaction(dbs(), caller().tenant_id, transaction_id)  # another tenant's id: 404 before any 400
+    _visible_transaction(transaction_id)  # another tenant's id (or a hidden client's): 404 before any 400
     body = json_object()
     parts = body.get("parts")
     if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
         raise ApiError(400, 'parts must be a list of {"invoice_id": ..., "amount": "..."}')
     pairs = [(_optional_id(p.get("invoice_id"), "invoice_id") or 0, p.get("amount")) for p in parts]
     session, who = dbs(), caller()
+    for invoice_id, _amount in pairs:  # an invoice the token may not see is one that does not exist
+        if invoice_id:
+            access.check_invoice(session, api_viewer(), documents.get_invoice(session, who.tenant_id, invoice_id))
     reconciliation.split_transaction(session, who.tenant_id, transaction_id, pairs, who.user_id, body.get("write_off"))
     session.commit()
     return jsonify(transaction_json(bank.get_transaction(session, who.tenant_id, transaction_id)))
@@ -145,7 +154,7 @@ def split_transaction(transaction_id: int) -> Response:
 @bp.post(f"/transactions/<{ID}:transaction_id>/accept")
 def accept_transaction(transaction_id: int) -> Response:
     session, who = dbs(), caller()
-    bank.get_transaction(session, who.tenant_id, transaction_id)  # 404, not "no suggestion", for a foreign id
+    _visible_transaction(transaction_id)  # 404, not "no suggestion", for a foreign id
     reconciliation.accept_suggestions(session, who.tenant_id, transaction_id, who.user_id)
     session.commit()
     return jsonify(transaction_json(bank.get_transaction(session, who.tenant_id, transaction_id)))
@@ -153,6 +162,7 @@ def accept_transaction(transaction_id: int) -> Response:
 
 @bp.post(f"/transactions/<{ID}:transaction_id>/category")
 def categorise_transaction(transaction_id: int) -> Response:
+    _visible_transaction(transaction_id)
     category = json_object().get("category")
     if category is not None and not isinstance(category, str):
         raise ApiError(400, "category must be a string or null")
@@ -165,6 +175,7 @@ def categorise_transaction(transaction_id: int) -> Response:
 @bp.get("/matches")
 def list_matches() -> Response:
     stmt = reconciliation.matches_query(caller().tenant_id, enum_param("state", MatchState))
+    stmt = access.scope_matches(stmt, api_viewer())
     return paginated(stmt.options(selectinload(Match.invoice)), match_json)
 
 
@@ -178,6 +189,7 @@ _DECISIONS = {
 @bp.post(f"/matches/<{ID}:match_id>/<any(accept, reject, undo):decision>")
 def decide_match(match_id: int, decision: str) -> Response:
     session, who = dbs(), caller()
+    access.check_match(session, api_viewer(), reconciliation.get_match(session, who.tenant_id, match_id))
     match = _DECISIONS[decision](session, who.tenant_id, match_id, who.user_id)
     session.commit()
     return jsonify(match_json(match))
@@ -218,7 +230,7 @@ def delete_rule(rule_id: int) -> tuple[str, int]:
 
 @bp.get("/treasury")
 def get_treasury() -> Response:
-    view = reconciliation.treasury(dbs(), caller().tenant_id)
+    view = reconciliation.treasury(dbs(), caller().tenant_id, viewer=api_viewer())
     return jsonify(
         accounts=[account_json(a) for a in view.accounts],
         positions=[

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Response, jsonify
 
 from core.models import User
-from core.services import uploads
-from dashboard.api.auth import caller
+from core.services import access, uploads
+from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import bp, dbs, json_error
 from dashboard.api.serializers import document_json, message_json
 
@@ -19,7 +19,8 @@ def _message_with_documents(message_id: int) -> dict[str, object]:
     body = message_json(message)
     body["stage"] = uploads.stage(message)
     body["in_progress"] = uploads.in_progress(message)
-    body["documents"] = [document_json(doc) for doc in message.documents]
+    shown = access.document_filter(session, api_viewer())(list(message.documents))
+    body["documents"] = [document_json(doc) for doc in shown]
     return body
 
 

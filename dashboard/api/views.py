@@ -10,9 +10,9 @@ from flask import Response, jsonify
 from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
-from core.models import DocType, DocumentStatus, InboundMessage, InvoiceStatus, MessageStatus, Tenant
+from core.models import DocType, Document, DocumentStatus, InboundMessage, InvoiceStatus, MessageStatus, Tenant
 from core.services import NotFound, access, accounts, documents
-from dashboard.api.auth import caller
+from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.download import attachment
 from dashboard.api.params import enum_param, field_input, json_object, page_params
@@ -55,24 +55,25 @@ def list_messages() -> Response:
 @bp.get("/documents")
 def list_documents() -> Response:
     stmt = documents.documents_query(caller().tenant_id, enum_param("status", DocumentStatus))
-    return paginated(stmt, document_json)
+    return paginated(access.scope_documents(stmt, api_viewer()), document_json)
 
 
 @bp.get(f"/documents/<{ID}:document_id>")
 def get_document(document_id: int) -> Response:
-    return jsonify(document_json(documents.get_document(dbs(), caller().tenant_id, document_id)))
+    return jsonify(document_json(visible_document(document_id)))
 
 
 @bp.get(f"/documents/<{ID}:document_id>/file")
 def get_document_file(document_id: int) -> Response:
     session, tenant_id = dbs(), caller().tenant_id
-    doc = documents.get_document(session, tenant_id, document_id)
+    doc = visible_document(document_id)
     stored = documents.get_file(session, tenant_id, doc.file_id)
     return attachment(storage().read(stored.storage_key), stored.content_type, doc.filename)
 
 
 @bp.post(f"/documents/<{ID}:document_id>/validate")
 def validate_document(document_id: int) -> Response:
+    visible_document(document_id)
     data = field_input(json_object())
     who = caller()
     session = dbs()
@@ -85,7 +86,7 @@ def validate_document(document_id: int) -> Response:
 def resolve_duplicate(document_id: int) -> Response:
     who = caller()
     session = dbs()
-    documents.get_document(session, who.tenant_id, document_id)  # another tenant's id: 404 before any 400
+    visible_document(document_id)  # another tenant's id (or a hidden client's): 404 before any 400
     action = json_object().get("action")
     if action not in documents.DUPLICATE_ACTIONS:
         raise ApiError(400, f"action must be one of {', '.join(documents.DUPLICATE_ACTIONS)}")
@@ -98,7 +99,7 @@ def resolve_duplicate(document_id: int) -> Response:
 def list_invoices() -> Response:
     doc_type, status = enum_param("type", DocType), enum_param("status", InvoiceStatus)
     stmt = documents.invoices_query(caller().tenant_id, doc_type, status)
-    stmt = access.scope_invoices(stmt, _viewer())  # restricted members: their clients' invoices only
+    stmt = access.scope_invoices(stmt, api_viewer())  # restricted members: their clients' invoices only
     return paginated(
         stmt.options(*INVOICE_JSON_LOAD), invoice_json
     )
@@ -107,8 +108,9 @@ def list_invoices() -> Response:
 @bp.get(f"/invoices/<{ID}:invoice_id>")
 def get_invoice(invoice_id: int) -> Response:
     invoice = documents.get_invoice(dbs(), caller().tenant_id, invoice_id)
-    return jsonify(invoice_json(access.check_invoice(dbs(), _viewer(), invoice)))
+    return jsonify(invoice_json(access.check_invoice(dbs(), api_viewer(), invoice)))
 
 
-def _viewer() -> access.Viewer:
-    return access.viewer_for(dbs(), caller().tenant_id, caller().user_id)
+def visible_document(document_id: int) -> Document:
+    """The token's tenant's document; 404 when it holds an invoice the caller may not see."""
+    return access.check_document(dbs(), api_viewer(), documents.get_document(dbs(), caller().tenant_id, document_id))

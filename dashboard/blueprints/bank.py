@@ -15,10 +15,11 @@ from werkzeug.wrappers import Response
 
 from core.models import BankTransaction, Match, MatchState, TransactionStatus
 from core.reconcile.csvexport import to_csv
-from core.services import NotFound, ServiceError, ValidationFailed, bank, reconciliation
+from core.services import NotFound, ServiceError, ValidationFailed, access, bank, reconciliation
 from dashboard.api.download import attachment
 from dashboard.extensions import db
 from dashboard.i18n import N_, translate
+from dashboard.viewer import current_viewer
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
 
 T = TypeVar("T")
@@ -69,6 +70,12 @@ def _fail(exc: ServiceError) -> None:
         flash(translate(str(exc)), "error")
 
 
+def _visible_transaction(transaction_id: int) -> BankTransaction:
+    """The tenant's transaction if the viewer may see it; 404 otherwise (see ``access.transaction_clause``)."""
+    tx = bank.get_transaction(db.session, tenant_id(), transaction_id)
+    return access.check_transaction(db.session, current_viewer(), tx)
+
+
 def _back(default: str) -> Response:
     from dashboard.web import local_redirect
 
@@ -81,7 +88,7 @@ def index() -> str:
     status = request.args.get("status") or None
     if status not in (None, *(s.value for s in TransactionStatus)):
         abort(400)
-    stmt = bank.transactions_query(tenant_id(), status).options(
+    stmt = access.scope_transactions(bank.transactions_query(tenant_id(), status), current_viewer()).options(
         selectinload(BankTransaction.matches).selectinload(Match.invoice), selectinload(BankTransaction.account)
     )
     accounts = db.session.scalars(bank.accounts_query(tenant_id())).all()
@@ -152,7 +159,7 @@ def account(account_id: int) -> Any:
 @bp.get("/transactions/<int:transaction_id>")
 @tenant_required
 def transaction(transaction_id: int) -> str:
-    tx = bank.get_transaction(db.session, tenant_id(), transaction_id)
+    tx = _visible_transaction(transaction_id)
     return render_template(
         "bank/transaction.html", tx=tx, split_rows=range(SPLIT_ROWS),
         allocated=reconciliation.allocated_cash(db.session, tx),
@@ -168,6 +175,7 @@ def decide(match_id: int, decision: str) -> Response:
         "undo": reconciliation.undo_match,
     }[decision]
     done = {"accept": _("Match applied."), "reject": _("Suggestion rejected."), "undo": _("Match undone.")}[decision]
+    access.check_match(db.session, current_viewer(), reconciliation.get_match(db.session, tenant_id(), match_id))
     match = _attempt(lambda: action(db.session, tenant_id(), match_id, _user_id()), done)
     if match is None:
         return _back(url_for(".index"))
@@ -177,7 +185,7 @@ def decide(match_id: int, decision: str) -> Response:
 @bp.post("/transactions/<int:transaction_id>/accept")
 @tenant_required
 def accept_all(transaction_id: int) -> Response:
-    bank.get_transaction(db.session, tenant_id(), transaction_id)  # another tenant's id: 404
+    _visible_transaction(transaction_id)  # another tenant's id (or a hidden client's): 404
     _attempt(
         lambda: reconciliation.accept_suggestions(db.session, tenant_id(), transaction_id, _user_id()),
         _("Suggestions applied."),
@@ -188,7 +196,7 @@ def accept_all(transaction_id: int) -> Response:
 @bp.post("/transactions/<int:transaction_id>/split")
 @tenant_required
 def split(transaction_id: int) -> Response:
-    tx = bank.get_transaction(db.session, tenant_id(), transaction_id)
+    tx = _visible_transaction(transaction_id)
     sign = 1 if tx.amount > 0 else -1
 
     def allocate() -> None:
@@ -198,6 +206,7 @@ def split(transaction_id: int) -> Response:
             amount = request.form.get(f"amount-{index}", "").strip()
             if number or amount:
                 invoice = reconciliation.find_open_invoice(db.session, tenant_id(), number, sign)
+                access.check_invoice(db.session, current_viewer(), invoice)
                 parts.append((invoice.id, amount))
         reconciliation.split_transaction(
             db.session, tenant_id(), transaction_id, parts, _user_id(), request.form.get("write_off") or None
@@ -210,6 +219,7 @@ def split(transaction_id: int) -> Response:
 @bp.post("/transactions/<int:transaction_id>/category")
 @tenant_required
 def categorise(transaction_id: int) -> Response:
+    _visible_transaction(transaction_id)
     _attempt(
         lambda: reconciliation.set_category(db.session, tenant_id(), transaction_id, request.form.get("category"))
     )
@@ -255,7 +265,7 @@ def delete_rule(rule_id: int) -> Response:
 @bp.get("/treasury")
 @tenant_required
 def treasury() -> str:
-    view = reconciliation.treasury(db.session, tenant_id(), today=date.today())
+    view = reconciliation.treasury(db.session, tenant_id(), today=date.today(), viewer=current_viewer())
     return render_template("bank/treasury.html", view=view, today=date.today(), movements=view.movements[:200])
 
 
@@ -263,7 +273,7 @@ def treasury() -> str:
 @tenant_required
 def export(kind: str) -> Response:
     french = request.args.get("style") == "excel-fr"
-    header, rows = reconciliation.export_rows(db.session, tenant_id(), kind)
+    header, rows = reconciliation.export_rows(db.session, current_viewer(), kind)
     data = to_csv(header, rows, french=french)
     return attachment(data, "text/csv; charset=utf-8", f"{kind}-{date.today().isoformat()}.csv")
 
@@ -273,7 +283,8 @@ def export(kind: str) -> Response:
 def suggestions() -> str:
     stmt = (
         select(BankTransaction)
-        .where(BankTransaction.tenant_id == tenant_id(), BankTransaction.status == TransactionStatus.SUGGESTED.value)
+        .where(BankTransaction.tenant_id == tenant_id(), BankTransaction.status == TransactionStatus.SUGGESTED.value,
+               access.transaction_clause(current_viewer()))
         .options(selectinload(BankTransaction.matches).selectinload(Match.invoice))
         .order_by(BankTransaction.booking_date.desc(), BankTransaction.id.desc())
     )

@@ -12,12 +12,13 @@ from sqlalchemy.orm import selectinload
 
 from core.models import InboundMessage
 from core.queue import enqueue_extract, enqueue_ingest
-from core.services import ValidationFailed, intake, uploads
+from core.services import ValidationFailed, access, intake, uploads
 from core.services import documents as docs
 from dashboard.app import queue, storage
 from dashboard.app import settings as app_settings
 from dashboard.extensions import db
 from dashboard.i18n import errors_text, translate
+from dashboard.viewer import current_viewer
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def index() -> str:
         "imports.html", page=page, stage=uploads.stage, in_progress=uploads.in_progress,
         reprocessable=uploads.REPROCESSABLE_MESSAGES, max_files=uploads.MAX_FILES,
         max_bytes=app_settings().max_message_bytes,
+        shown_documents=access.document_filter(db.session, current_viewer()),
     )
 
 
@@ -110,7 +112,7 @@ def upload() -> Response:
     return redirect(url_for(".index", _anchor=f"message-{message.id}"))  # type: ignore[return-value]
 
 
-def status_json(message: InboundMessage) -> dict[str, object]:
+def status_json(message: InboundMessage, keep: access.DocumentFilter) -> dict[str, object]:
     return {
         "id": message.id,
         "status": message.status,
@@ -118,7 +120,8 @@ def status_json(message: InboundMessage) -> dict[str, object]:
         "in_progress": uploads.in_progress(message),
         "reason": message.reason,
         "documents": [
-            {"id": d.id, "filename": d.filename, "status": d.status, "reason": d.reason} for d in message.documents
+            {"id": d.id, "filename": d.filename, "status": d.status, "reason": d.reason}
+            for d in keep(list(message.documents))
         ],
     }
 
@@ -129,7 +132,8 @@ def status() -> Response:
     ids = [int(part) for part in request.args.get("ids", "").split(",") if part.strip().isdigit()]
     ids = [i for i in ids if 0 < i < 2**31][:MAX_STATUS_IDS]
     messages = uploads.messages_by_ids(db.session, tenant_id(), ids)
-    return jsonify(messages=[status_json(m) for m in messages])
+    keep = access.document_filter(db.session, current_viewer())
+    return jsonify(messages=[status_json(m, keep) for m in messages])
 
 
 @bp.post(f"/imports/messages/<{ID}:message_id>/reprocess")

@@ -45,6 +45,11 @@ def pending() -> str:
 # The review page -----------------------------------------------------------------------------
 
 
+def _visible_document(doc_id: int) -> Document:
+    """The tenant's document; 404 when it was validated into an invoice the viewer may not see."""
+    return access.check_document(db.session, current_viewer(), docs.get_document(db.session, tenant_id(), doc_id))
+
+
 def unsure_fields(doc: Document) -> dict[str, float]:
     """Fields the extractor was unsure of, with its confidence."""
     unsure: dict[str, float] = {}
@@ -101,14 +106,14 @@ def _confirmed(doc_type: str | None, number: str) -> str:
 @bp.get("/documents/<int:doc_id>")
 @tenant_required
 def document(doc_id: int) -> str:
-    return _render(docs.get_document(db.session, tenant_id(), doc_id))
+    return _render(_visible_document(doc_id))
 
 
 @bp.post("/documents/<int:doc_id>")
 @tenant_required
 def save_document(doc_id: int) -> Any:
     """Confirm (validate into an invoice) or save a draft; field errors come back next to each field."""
-    doc = docs.get_document(db.session, tenant_id(), doc_id)
+    doc = _visible_document(doc_id)
     action, form = request.form.get("action"), _form_fields()
     if action not in ("confirm", "save"):
         abort(400)
@@ -144,12 +149,13 @@ def _to_next(doc: Document) -> Response:
 @bp.get("/documents/<int:doc_id>/next")
 @tenant_required
 def next_document(doc_id: int) -> Response:
-    return _to_next(docs.get_document(db.session, tenant_id(), doc_id))
+    return _to_next(_visible_document(doc_id))
 
 
 @bp.post("/documents/<int:doc_id>/discard")
 @tenant_required
 def discard(doc_id: int) -> Response:
+    _visible_document(doc_id)
     try:
         doc = docs.discard_document(db.session, tenant_id(), doc_id)
     except NotFound:
@@ -167,6 +173,7 @@ def discard(doc_id: int) -> Response:
 @tenant_required
 def duplicate(doc_id: int) -> Response:
     """The reviewer's decision on a duplicate: link, replace or discard."""
+    _visible_document(doc_id)
     action = request.form.get("action", "")
     try:
         doc = docs.resolve_duplicate(db.session, tenant_id(), doc_id, action, current_user.id)
@@ -186,5 +193,5 @@ def duplicate(doc_id: int) -> Response:
 @bp.get("/documents/<int:doc_id>/file")
 @tenant_required
 def document_file(doc_id: int) -> Response:
-    doc = docs.get_document(db.session, tenant_id(), doc_id)
+    doc = _visible_document(doc_id)
     return send_stored_file(docs.get_file(db.session, tenant_id(), doc.file_id), doc.filename)
