@@ -65,6 +65,18 @@ _MS_VERIFY_WORDS = re.compile(
 )
 
 
+REDACTED_CODE = "•••"
+
+
+def redact_codes(text: str) -> str:
+    """``text`` (an email's subject) with the confirmation codes a provider puts there hidden: Gmail's
+    "(#123456789) ..." and any "code ... 123456". For the people who may not see codes (members)."""
+    text = _GMAIL_SUBJECT_CODE.sub(lambda m: m.group(0).replace(m.group(1), REDACTED_CODE), text)
+    for labelled in (_LABELLED_GMAIL_CODE, _LABELLED_MS_CODE):
+        text = labelled.sub(lambda m: m.group(0)[: m.start(1) - m.start(0)] + REDACTED_CODE, text)
+    return text
+
+
 @dataclass(frozen=True)
 class AuthResult:
     """One ``dkim=`` verdict of one ``Authentication-Results`` header, as the header says it."""

@@ -192,6 +192,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    label: Mapped[str] = mapped_column(String(100), default="", server_default="")  # what it is for
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: until revoked
 
     user: Mapped[User] = relationship()
     tenant: Mapped[Tenant] = relationship()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 from flask.cli import FlaskGroup, with_appcontext
 
@@ -88,17 +90,55 @@ def token() -> None:
 @token.command("create")
 @click.argument("email")
 @click.option("--tenant", "tenant_ref", default=None, help="The tenant (default: the user's first).")
+@click.option("--label", default="", help="What the token is for (shown in lists).")
+@click.option("--expires-days", type=click.IntRange(1, accounts.MAX_TOKEN_DAYS), default=None,
+              help="Days until the token stops working (default: until revoked).")
 @with_appcontext
-def token_create(email: str, tenant_ref: str | None) -> None:
-    """Create an API token; it is printed once, alone on the last line."""
+def token_create(email: str, tenant_ref: str | None, label: str, expires_days: int | None) -> None:
+    """Create an API token, valid in one tenant only; it is printed once, alone on the last line."""
     try:
         found = accounts.find_user(db.session, email)
         target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain) if tenant_ref else None
-        value = accounts.create_token(db.session, found, target)
+        value = accounts.create_token(db.session, found, target, label=label, expires_in_days=expires_days)
     except ServiceError as exc:
         _fail(exc)
     db.session.commit()
     click.echo(value)
+
+
+@token.command("list")
+@click.option("--tenant", "tenant_ref", required=True, help="The tenant's inbound address or id.")
+@click.option("--email", default=None, help="Only this user's tokens.")
+@with_appcontext
+def token_list(tenant_ref: str, email: str | None) -> None:
+    """The tenant's tokens: id, prefix, user, state, expiry, last use, label (never the token itself)."""
+    try:
+        target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain)
+        user_id = accounts.find_user(db.session, email).id if email else None
+    except ServiceError as exc:
+        _fail(exc)
+    for row in db.session.scalars(accounts.tokens_query(target.id, user_id)):
+        click.echo("\t".join([str(row.id), row.prefix, row.user.email, accounts.token_state(row),
+                              f"expires={_when(row.expires_at)}", f"last_used={_when(row.last_used_at)}", row.label]))
+
+
+def _when(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else "-"
+
+
+@token.command("revoke")
+@click.argument("token_id", type=click.IntRange(1, 2**31 - 1))
+@click.option("--tenant", "tenant_ref", required=True, help="The tenant's inbound address or id.")
+@with_appcontext
+def token_revoke(token_id: int, tenant_ref: str) -> None:
+    """Revoke a token of the tenant (by the id ``inbox token list`` shows); revoking twice is harmless."""
+    try:
+        target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain)
+        row = accounts.revoke_token(db.session, target.id, token_id)
+    except ServiceError as exc:
+        _fail(exc)
+    db.session.commit()
+    click.echo(f"token {row.id} ({row.prefix}…) revoked")
 
 
 @cli.group("summaries")

@@ -24,6 +24,11 @@ def current_viewer() -> Viewer:
     return found
 
 
+def shown_subject(subject: str | None) -> str:
+    """Template filter ``subject``: an email subject with confirmation codes hidden from members."""
+    return access.shown_subject(current_viewer(), subject)
+
+
 def admin_required() -> Viewer:
     viewer = current_viewer()
     if not viewer.is_admin:

@@ -258,4 +258,7 @@ def init_web(app: Flask) -> None:
     app.add_template_filter(format_date, "dmy")
     app.add_template_filter(format_money, "money")
     app.add_template_filter(input_value, "input_value")
+    from dashboard.viewer import shown_subject  # dashboard.viewer imports this module
+
+    app.add_template_filter(shown_subject, "subject")
     app.jinja_env.globals.update(page_url=page_url, PDF_TYPE=PDF_TYPE, IMAGE_TYPES=IMAGE_TYPES)

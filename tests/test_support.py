@@ -258,11 +258,69 @@ def test_api_support_reads_are_audited(app: Flask, session: Session, world: Worl
     assert posted.status_code in (403, 405)
 
 
-def test_api_a_support_membership_elsewhere_opens_that_tenant(app: Flask, session: Session, world: World) -> None:
-    """Support staff assigned to two tenants read the second one with the token of the first."""
+def test_api_a_token_opens_its_own_tenant_only(app: Flask, session: Session, world: World) -> None:
+    """Issue 14, finding 9: staff supporting two tenants read the second with a token of the second, never
+    with the first's (``?tenant=`` names another tenant: 404, as if it did not exist)."""
     accounts.create_user(session, SUPPORT_EMAIL, PASSWORD, world.globex.tenant, Role.SUPPORT)
-    token = accounts.create_token(session, world.support, world.acme.tenant)
+    acme_token = accounts.create_token(session, world.support, world.acme.tenant)
+    globex_token = accounts.create_token(session, world.support, world.globex.tenant)
     session.commit()
-    response = api_get(app, token, tenant=world.globex.address)
+    for ref in (world.globex.address, str(world.globex.tenant.id)):
+        response = api_get(app, acme_token, tenant=ref)
+        assert response.status_code == 404 and OTHER_CODE not in response.get_data(as_text=True)
+    assert events(session, world.globex.tenant.id) == []
+    response = api_get(app, globex_token, tenant=world.globex.address)
     assert response.status_code == 200 and response.get_json()["items"][0]["code"] == OTHER_CODE
     assert [e.action for e in events(session, world.globex.tenant.id)] == ["support.view_codes"]
+    # The other tenant's token holder, an admin there, does not open Acme either.
+    response = api_get(app, world.globex.token, tenant=world.acme.address)
+    assert response.status_code == 404 and CODE not in response.get_data(as_text=True)
+
+
+def test_api_support_reads_of_any_endpoint_are_audited(app: Flask, session: Session, world: World) -> None:
+    """Issue 14, finding 8: the console promises every support read is on the tenant's trail, API included."""
+    token = accounts.create_token(session, world.support, world.acme.tenant)
+    session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    for path in ("/api/v1/messages", f"/api/v1/messages/{world.acme_message.id}", "/api/v1/invoices?page=1",
+                 "/api/v1/tenant"):
+        assert app.test_client().get(path, headers=headers).status_code == 200, path
+    assert app.test_client().get("/api/v1/messages/2000000000", headers=headers).status_code == 404
+    recorded = events(session, world.acme.tenant.id)
+    assert [(e.action, e.target, e.actor_email, e.detail.get("via")) for e in recorded] == [
+        ("support.view_api", "/api/v1/messages", SUPPORT_EMAIL, "api"),
+        ("support.view_api", f"/api/v1/messages/{world.acme_message.id}", SUPPORT_EMAIL, "api"),
+        ("support.view_api", "/api/v1/invoices?page=1", SUPPORT_EMAIL, "api"),
+        ("support.view_api", "/api/v1/tenant", SUPPORT_EMAIL, "api"),
+    ]
+    # The tenant's own admins and members reading through the API leave no support trail.
+    assert app.test_client().get("/api/v1/messages", headers={"Authorization": f"Bearer {world.acme.token}"}
+                                 ).status_code == 200
+    assert len(events(session, world.acme.tenant.id)) == 4
+    admin = logged_in(app, world.acme.admin.email)
+    trail = text(admin.get("/settings/audit"))
+    assert "Support read data through the API" in trail and "/api/v1/invoices?page=1" in trail
+
+
+def test_members_never_read_a_confirmation_code_in_a_subject(app: Flask, session: Session, world: World) -> None:
+    """Issue 14, finding 6: the subject carries Gmail's code; members see it redacted on /imports and in
+    the API, admins and support see it whole."""
+    member_token = accounts.create_token(session, world.member, world.acme.tenant)
+    support_token = accounts.create_token(session, world.support, world.acme.tenant)
+    session.commit()
+    assert CODE in world.acme_message.subject  # else this test proves nothing
+    member = logged_in(app, MEMBER_EMAIL)
+    page = text(member.get("/imports"))
+    assert CODE not in page and "Gmail Forwarding Confirmation" in page
+    for path in ("/api/v1/messages", f"/api/v1/messages/{world.acme_message.id}", "/imports/status?ids="
+                 f"{world.acme_message.id}"):
+        if path.startswith("/api"):
+            body = app.test_client().get(path, headers={"Authorization": f"Bearer {member_token}"})
+        else:
+            body = member.get(path)
+        assert body.status_code == 200 and CODE not in body.get_data(as_text=True), path
+    assert CODE in text(logged_in(app, world.acme.admin.email).get("/imports"))
+    assert CODE in text(logged_in(app, SUPPORT_EMAIL).get("/imports"))
+    for token in (world.acme.token, support_token):
+        body = app.test_client().get("/api/v1/messages", headers={"Authorization": f"Bearer {token}"})
+        assert CODE in body.get_data(as_text=True)

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, exists, or_, select, true
 from sqlalchemy.orm import Session
 
+from core.forwarding import redact_codes
 from core.i18n import N_
 from core.models import (
     BankTransaction,
@@ -229,6 +230,12 @@ def can_see_file(session: Session, viewer: Viewer, file_id: int) -> bool:
         invoice_clause(viewer),
     )
     return bool(session.scalar(select(or_(by_document, by_invoice))))
+
+
+def shown_subject(viewer: Viewer, subject: str | None) -> str:
+    """An email's subject as this viewer may read it: forwarding confirmation codes only for admins and
+    support (issue 14, finding 6)."""
+    return (subject or "") if viewer.sees_codes else redact_codes(subject or "")
 
 
 # Assignments (admin) -------------------------------------------------------------------------

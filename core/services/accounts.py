@@ -6,14 +6,17 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, selectinload
 
+from core.i18n import N_
 from core.models import ApiToken, InboundAddress, Membership, Role, Tenant, User, utcnow
-from core.services import NotFound, ServiceError
+from core.services import NotFound, ServiceError, ValidationFailed
 
 _hasher = PasswordHasher()
 # New addresses: "inbox-" and 13 characters of lower-case base32 (RFC 4648 alphabet), 65 random bits, so
@@ -181,29 +184,80 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, user: User, tenant: Tenant | None = None) -> str:
-    """A new bearer token for ``user`` in ``tenant`` (default: the user's first tenant). Shown once."""
+MAX_TOKEN_DAYS = 3650
+MAX_TOKEN_LABEL = 100
+
+
+def parse_expiry_days(raw: str | int | None) -> int | None:
+    """Days a new token lives: empty means until revoked; else a whole number from 1 to MAX_TOKEN_DAYS."""
+    text = str(raw).strip() if raw is not None else ""
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_TOKEN_DAYS:
+        raise ValidationFailed({"expires_in_days": N_("a number of days from 1 to {limit}, or empty for no expiry")
+                                .format(limit=MAX_TOKEN_DAYS)})
+    return int(text)
+
+
+def create_token(
+    session: Session, user: User, tenant: Tenant | None = None, *, label: str = "", expires_in_days: int | None = None
+) -> str:
+    """A new bearer token for ``user`` in ``tenant`` (default: the user's first tenant), valid in that tenant
+    only, until revoked or ``expires_in_days`` from now. Shown once; only its SHA-256 is stored."""
     if tenant is None:
         if not user.memberships:
             raise ServiceError(f"{user.email} belongs to no tenant")
         tenant = user.memberships[0].tenant
     elif membership(session, user.id, tenant.id) is None:
         raise ServiceError(f"{user.email} is not a member of {tenant.name}")
+    expires_at = None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)
     token = "ii_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, tenant_id=tenant.id, token_hash=_token_hash(token), prefix=token[:8]))
+    session.add(ApiToken(user_id=user.id, tenant_id=tenant.id, token_hash=_token_hash(token), prefix=token[:8],
+                         label=" ".join(label.split())[:MAX_TOKEN_LABEL], expires_at=expires_at))
     session.flush()
     return token
 
 
+def token_state(row: ApiToken, now: datetime | None = None) -> str:
+    """``revoked``, ``expired`` or ``active``."""
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= (now or utcnow()):
+        return "expired"
+    return "active"
+
+
 def identify_token(session: Session, token: str) -> TokenIdentity | None:
+    """Who a bearer token is: None when unknown, revoked, expired, or its user left the token's tenant
+    (a token is valid in its own tenant only, whatever the user's other memberships)."""
     row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).first()
-    if row is None or row.revoked_at is not None or not row.user.is_active:
+    if row is None or token_state(row) != "active" or not row.user.is_active:
         return None
     member = membership(session, row.user_id, row.tenant_id)
     if member is None:
         return None
     row.last_used_at = utcnow()
     return TokenIdentity(user=row.user, tenant=row.tenant, role=Role(member.role))
+
+
+def tokens_query(tenant_id: int, user_id: int | None = None) -> Select[Any]:
+    """The tenant's tokens (of ``user_id`` only, unless None), newest first, with their users."""
+    stmt = select(ApiToken).where(ApiToken.tenant_id == tenant_id).options(selectinload(ApiToken.user))
+    if user_id is not None:
+        stmt = stmt.where(ApiToken.user_id == user_id)
+    return stmt.order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+
+
+def revoke_token(session: Session, tenant_id: int, token_id: int, user_id: int | None = None) -> ApiToken:
+    """Revoke one of the tenant's tokens (of ``user_id`` only, unless None: admins and the operator).
+    Another's token is NotFound, like one that does not exist. Revoking twice keeps the first date."""
+    row = session.scalars(tokens_query(tenant_id, user_id).where(ApiToken.id == token_id)).first()
+    if row is None:
+        raise NotFound("no such token")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.flush()
+    return row
 
 
 def find_user(session: Session, email: str) -> User:

@@ -33,6 +33,7 @@ ACTION_LABELS = {
     "support.view_message": N_("Support read one received email's trail"),
     "support.view_codes": N_("Support read the forwarding confirmation codes"),
     "support.view_page": N_("Support read a page of the dashboard"),
+    "support.view_api": N_("Support read data through the API"),
 }
 
 

@@ -12,6 +12,7 @@ from dashboard.api import deadletter as _deadletter  # noqa: F401  (issue 7: fai
 from dashboard.api import mailboxes as _mailboxes  # noqa: F401  (IMAP mailboxes)
 from dashboard.api import splitting as _splitting  # noqa: F401  (issue 4: page groups of a split PDF)
 from dashboard.api import templates as _templates  # noqa: F401  (issue 4: per-tenant extraction templates)
+from dashboard.api import tokens as _tokens  # noqa: F401  (issue 14: list and revoke bearer tokens)
 from dashboard.api import uploads as _uploads  # noqa: F401  (issue 5 part 2: uploads, message progress)
 from dashboard.api.base import bp
 

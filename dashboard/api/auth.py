@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from flask import Response, g, request
 
-from core.models import Role
-from core.services import access, accounts
+from core.models import Role, User
+from core.services import access, accounts, support
 from core.services.access import Viewer
 from dashboard.api.base import bp, dbs, json_error
 
@@ -63,3 +63,28 @@ def authenticate() -> Response | None:
     if request.method not in READ_METHODS and identity.role not in WRITER_ROLES:
         return json_error(403, f"the {identity.role.value} role is read-only")
     return None
+
+
+# Endpoints that write their own, more precise, support trail entry.
+SELF_AUDITED = frozenset({"api.list_forwarding_codes"})
+
+
+@bp.after_request
+def audit_support_reads(response: Response) -> Response:
+    """The support console promises that every read by the operator's staff is on the tenant's trail: an
+    API read is a read too (issue 14, finding 8). Only answered reads count; refusals show nothing."""
+    who = g.get("api_caller")
+    if (
+        who is None
+        or who.role != Role.SUPPORT
+        or request.method not in READ_METHODS
+        or response.status_code >= 400
+        or request.endpoint in SELF_AUDITED
+    ):
+        return response
+    session = dbs()
+    user = session.get(User, who.user_id)
+    support.audit_read(session, user, who.tenant_id, "support.view_api", target=request.full_path[:200].rstrip("?"),
+                       ip=request.remote_addr, detail={"via": "api"})
+    session.commit()
+    return response

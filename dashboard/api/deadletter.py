@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
-from core.services import deadletter
-from dashboard.api.auth import caller
+from core.services import access, deadletter
+from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import bp, dbs
 
 
 def _json(item: deadletter.DeadLetter) -> dict[str, object]:
-    return {"kind": item.kind, "id": item.id, "message_id": item.message_id, "label": item.label,
+    label = access.shown_subject(api_viewer(), item.label)  # a message's label is its subject
+    return {"kind": item.kind, "id": item.id, "message_id": item.message_id, "label": label,
             "reason": item.reason, "failed_at": item.failed_at.isoformat(),
             "attempts": item.attempts}
 

@@ -1,8 +1,10 @@
 """``GET /api/v1/forwarding-codes``: the forwarding confirmation codes of a tenant.
 
 - without ``tenant=``: the token's tenant, for its admins (support staff: audited, like the console);
-- with ``tenant=`` (an id or an inbound address): a tenant where the caller is admin, or supports it
-  (audited). A tenant where the caller has no such role is 404 (whether or not it exists); members get 403.
+- with ``tenant=`` (an id or an inbound address): accepted only when it names the token's own tenant. A
+  token is valid in exactly one tenant (issue 14, finding 9): any other tenant is 404, whether or not it
+  exists and whatever the caller's memberships there; support staff use a token of each tenant they
+  look after. Members get 403.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 
 from core.models import Role, Tenant, User
-from core.services import NotFound, accounts, support
+from core.services import NotFound, support
 from core.services import documents as docs
 from core.services import forwarding as fwd
 from dashboard.api.auth import caller
@@ -28,10 +30,9 @@ def _target_tenant() -> tuple[Tenant, Role]:
             raise NotFound("no such company")
         return tenant, who.role
     tenant = support.resolve_tenant_ref(session, ref, settings().inbound_domain)
-    member = accounts.membership(session, who.user_id, tenant.id)
-    if member is None:
+    if tenant.id != who.tenant_id:
         raise NotFound("no such company")
-    return tenant, Role(member.role)
+    return tenant, who.role
 
 
 @bp.get("/forwarding-codes")

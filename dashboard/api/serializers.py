@@ -42,14 +42,15 @@ def tenant_json(tenant: Tenant, inbound_address: str | None) -> dict[str, Any]:
     return {"id": tenant.id, "name": tenant.name, "inbound_address": inbound_address}
 
 
-def message_json(message: InboundMessage) -> dict[str, Any]:
+def message_json(message: InboundMessage, subject: str) -> dict[str, Any]:
+    """``subject`` as the caller may read it (``access.shown_subject``)."""
     return {
         "id": message.id,
         "status": message.status,
         "reason": message.reason,
         "sender": message.sender,
         "recipient": message.recipient,
-        "subject": message.subject,
+        "subject": subject,
         "received_at": iso(message.received_at),
         "source": message.source,
         "to_retiring_address": message.to_retiring_address,  # address rotation: update the forwarding rule

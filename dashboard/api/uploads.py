@@ -16,7 +16,7 @@ ID = "int(min=1, max=2147483647)"
 def _message_with_documents(message_id: int) -> dict[str, object]:
     session, tid = dbs(), caller().tenant_id
     message = uploads.get_message(session, tid, message_id)  # 404 for another tenant's message
-    body = message_json(message)
+    body = message_json(message, access.shown_subject(api_viewer(), message.subject))
     body["stage"] = uploads.stage(message)
     body["in_progress"] = uploads.in_progress(message)
     shown = access.document_filter(session, api_viewer())(list(message.documents))

@@ -49,7 +49,9 @@ def get_tenant() -> Response:
 @bp.get("/messages")
 def list_messages() -> Response:
     stmt = documents.messages_query(caller().tenant_id, enum_param("status", MessageStatus))
-    return paginated(stmt.options(selectinload(InboundMessage.documents)), message_json)
+    viewer = api_viewer()
+    return paginated(stmt.options(selectinload(InboundMessage.documents)),
+                     lambda message: message_json(message, access.shown_subject(viewer, message.subject)))
 
 
 @bp.get("/documents")
