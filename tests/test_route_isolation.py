@@ -3,7 +3,11 @@
 - unauthenticated: the HTML side redirects to the login page, the API answers 401 (except ALLOW_ANONYMOUS);
 - every route taking an object id, asked for tenant A's real object by a user of tenant B (session) and,
   under /api/v1, with tenant B's token: 404 (403 only where ``EXISTENCE_NOT_SECRET`` says so);
-- a restricted member of A asking for invoices, clients and files of a client not assigned: 404.
+- every GET route, listings included, API included, read by tenant B (session and token): no response
+  body holds tenant A's marker data (invoice numbers, client name, sender, file bytes);
+- a restricted member of A (session and token) on every route: no response body holds the data of the
+  client not assigned to them, and every route taking that client's invoice, client, file, transaction
+  or match answers 404, whatever the method (issue 14, finding 1).
 
 Ids come from real objects built in tenant A. A route argument that ``OBJECT_FOR`` does not know fails
 the test: whoever adds a route must say here which object it takes.
@@ -11,6 +15,7 @@ the test: whoever adds a route must say here which object it takes.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -19,10 +24,13 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.routing import Rule
+from werkzeug.test import TestResponse
 
 from core.models import (
+    ApiToken,
     BankAccount,
     BankTransaction,
     Document,
@@ -33,6 +41,7 @@ from core.models import (
     MatchingRule,
     Role,
     SenderRule,
+    StoredFile,
     Tenant,
 )
 from core.models_templates import ExtractionTemplate
@@ -58,24 +67,37 @@ OBJECT_FOR = {
     "tenant_ref": "tenant",
     "template_id": "extraction_template",
     "source_id": "source",  # issue 4: a PDF split into several documents
+    "token_id": "api_token",  # issue 14: tokens listed and revoked
 }
 OBJECT_FOR_ENDPOINT = {
     ("bank.delete_rule", "rule_id"): "matching_rule", ("api.delete_rule", "rule_id"): "matching_rule",
     ("senders.remove", "rule_id"): "sender_rule",
 }
-# Arguments that are not ids: a valid value, so that the id is what decides.
-CONSTANT_ARGS = {"decision": "accept", "kind": "invoices", "filename": "app.css", "page": 0}
+# Arguments that are not ids: valid values (each one is walked), so that the id is what decides.
+CONSTANT_ARGS: dict[str, tuple[object, ...]] = {
+    "decision": ("accept",), "kind": ("invoices", "payments", "matches"), "filename": ("app.css",), "page": (0,),
+}
+# Refused to members as a whole (403, "admins only"), which tells nothing about the object.
+ADMIN_ONLY = {"members.unassign"}
+# Query strings without which a route shows nothing: the world's keys, filled like arguments.
+QUERY_FOR = {"imports.status": "ids={message}"}
 NEVER_EXISTED = 2_000_000_000
 ISO_TEMPLATE = ("issuer: Iso\nkeywords: [Iso SARL]\n"
                 "fields: {amount: 'T (\\d+)', date: 'D (\\S+)', invoice_number: 'N (\\S+)'}\n")
-# What a restricted member must not reach for a client not assigned to them.
-RESTRICTED_ARGS = {"invoice_id", "client_id", "file_id"}
+# What a restricted member must not reach for a client not assigned to them (the world's transaction and
+# match belong to that client's invoice).
+RESTRICTED_ARGS = {"invoice_id", "client_id", "file_id", "transaction_id", "match_id"}
+# Tenant A's data that tenant B must never read, and the part of it a restricted member of A must not.
+HIDDEN_NUMBER, HIDDEN_CLIENT = "ISO-2", "Client Isol"  # ASCII: JSON escapes the "é" of "Isolé"
+TENANT_MARKERS = ("ISO-1", HIDDEN_NUMBER, HIDDEN_CLIENT, "dupont-conseil.example", "billing@acme.example")
 
 
 @dataclass
 class World:
     ids: dict[str, int]
     restricted_email: str
+    restricted_token: str
+    hidden_file: bytes  # the bytes of the invoice of the client not assigned to the restricted member
 
 
 def build_world(session: Session, storage: FileStorage, a: TenantFixture) -> World:
@@ -106,30 +128,47 @@ def build_world(session: Session, storage: FileStorage, a: TenantFixture) -> Wor
     session.add(template)
     # A restricted member of A: restrict access on, no client assigned.
     restricted = accounts.create_user(session, "restricted@acme.example", a.password, a.tenant, Role.MEMBER)
+    restricted_token = accounts.create_token(session, restricted, a.tenant)
     session.get(Tenant, tid).restrict_access = True
     session.flush()
     session.commit()
+    token_row = session.scalars(select(ApiToken).where(ApiToken.prefix == a.token[:8])).one()
+    hidden_file = storage.read(session.get(StoredFile, invoice.file_id).storage_key)
     return World(
         ids={"document": doc.id, "message": message.id, "file": invoice.file_id, "invoice": invoice.id,
              "client": invoice.client_id, "bank_account": account.id, "transaction": transaction.id,
              "match": match.id, "matching_rule": rule.id, "sender_rule": sender_rule.id, "mailbox": mailbox.id,
              "user": a.admin.id, "tenant": tid, "extraction_template": template.id,
-             "source": source.id},
+             "source": source.id, "api_token": token_row.id},
         restricted_email=restricted.email,
+        restricted_token=restricted_token,
+        hidden_file=hidden_file,
     )
 
 
-def url_for_rule(rule: Rule, world: World, missing: bool = False) -> str:
+def urls_for_rule(rule: Rule, world: World, missing: bool = False) -> list[str]:
+    """The rule's URL for tenant A's objects, once per value of each constant argument (e.g. every export)."""
     values: dict[str, Any] = {}
+    variants: list[tuple[str, tuple[object, ...]]] = []
     for name in rule.arguments:
         if name in CONSTANT_ARGS:
-            values[name] = CONSTANT_ARGS[name]
+            variants.append((name, CONSTANT_ARGS[name]))
             continue
         key = OBJECT_FOR_ENDPOINT.get((rule.endpoint, name)) or OBJECT_FOR.get(name)
         assert key is not None, f"{rule.endpoint} ({rule.rule}): add its argument {name!r} to OBJECT_FOR"
         values[name] = NEVER_EXISTED if missing and name in rule._converters and type(
             rule._converters[name]).__name__ == "IntegerConverter" else world.ids[key]
-    return re.sub(r"<(?:[^:<>]+:)?([a-z_]+)>", lambda found: str(values[found.group(1)]), rule.rule)
+    query = QUERY_FOR.get(rule.endpoint, "").format(**world.ids)
+    urls = []
+    for chosen in itertools.product(*(choices for _, choices in variants)):
+        filled = values | {name: value for (name, _), value in zip(variants, chosen, strict=True)}
+        path = re.sub(r"<(?:[^:<>]+:)?([a-z_]+)>", lambda found, f=filled: str(f[found.group(1)]), rule.rule)
+        urls.append(f"{path}?{query}" if query else path)
+    return urls
+
+
+def url_for_rule(rule: Rule, world: World, missing: bool = False) -> str:
+    return urls_for_rule(rule, world, missing)[0]
 
 
 def takes_id(rule: Rule) -> bool:
@@ -142,9 +181,19 @@ def methods(rule: Rule) -> list[str]:
 
 def send(client: FlaskClient, method: str, url: str, token: str | None = None,
          csrf: str | None = None) -> int:
+    return respond(client, method, url, token, csrf).status_code
+
+
+def respond(client: FlaskClient, method: str, url: str, token: str | None = None,
+            csrf: str | None = None) -> TestResponse:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = {"csrf_token": csrf} if csrf and method != "GET" else None
-    return client.open(url, method=method, headers=headers, data=data).status_code
+    return client.open(url, method=method, headers=headers, data=data)
+
+
+def leaked(body: bytes, markers: tuple[str, ...], file_bytes: bytes) -> list[str]:
+    found = [marker for marker in markers if marker.encode() in body]
+    return found + (["the invoice's file bytes"] if file_bytes in body else [])
 
 
 def logged_in(app: Flask, email: str, password: str) -> tuple[FlaskClient, str]:
@@ -163,42 +212,81 @@ def test_every_route_is_isolated(
 
     anonymous = app.test_client()
     intruder, intruder_csrf = logged_in(app, other_tenant.admin.email, other_tenant.password)
-    restricted, restricted_csrf = logged_in(app, world.restricted_email, tenant.password)
-    checked_ids = 0
+    checked_ids = read_bodies = 0
 
     for rule in rules:
-        url = url_for_rule(rule, world)
         is_api = rule.rule.startswith("/api/")
-        for method in methods(rule):
-            where = f"{method} {rule.rule} ({rule.endpoint})"
-            if rule.endpoint not in ALLOW_ANONYMOUS:
-                # A fresh CSRF token each time (POST /logout clears the session), so that the login check
-                # is what answers, not the CSRF check.
-                data = None if method == "GET" else {"csrf_token": csrf_token(anonymous.get("/login"))}
-                response = anonymous.open(url, method=method, data=data)
+        for url in urls_for_rule(rule, world):
+            for method in methods(rule):
+                where = f"{method} {url} ({rule.endpoint})"
+                if rule.endpoint not in ALLOW_ANONYMOUS:
+                    # A fresh CSRF token each time (POST /logout clears the session), so that the login check
+                    # is what answers, not the CSRF check.
+                    data = None if method == "GET" else {"csrf_token": csrf_token(anonymous.get("/login"))}
+                    response = anonymous.open(url, method=method, data=data)
+                    if is_api:
+                        if response.status_code != 401:
+                            failures.append(f"{where} anonymous: {response.status_code}, expected 401")
+                    elif response.status_code != 302 or "/login" not in response.headers.get("Location", ""):
+                        failures.append(f"{where} anonymous: {response.status_code}, expected a redirect to login")
+                if method == "GET" and rule.endpoint != "auth.logout":
+                    # Every page and listing of tenant B, session and token: nothing of tenant A in the body.
+                    for who, response in (("B's session", respond(intruder, method, url)),
+                                          ("B's token", respond(app.test_client(), method, url,
+                                                                token=other_tenant.token))):
+                        read_bodies += 1
+                        found = leaked(response.get_data(), (*TENANT_MARKERS, tenant.address), world.hidden_file)
+                        if found:
+                            failures.append(f"{where} with {who}: {response.status_code} shows {found}")
+                if not takes_id(rule):
+                    continue
+                checked_ids += 1
+                allowed = {404, 403} if rule.endpoint in EXISTENCE_NOT_SECRET else {404}
                 if is_api:
-                    if response.status_code != 401:
-                        failures.append(f"{where} anonymous: {response.status_code}, expected 401")
-                elif response.status_code != 302 or "/login" not in response.headers.get("Location", ""):
-                    failures.append(f"{where} anonymous: {response.status_code}, expected a redirect to login")
-            if not takes_id(rule):
-                continue
-            checked_ids += 1
-            allowed = {404, 403} if rule.endpoint in EXISTENCE_NOT_SECRET else {404}
-            if is_api:
-                who, ask = "with another tenant's token", lambda u, m=method: send(
-                    app.test_client(), m, u, token=other_tenant.token)
-            else:
-                who, ask = "as another tenant's user", lambda u, m=method: send(intruder, m, u, csrf=intruder_csrf)
-            status = ask(url)
-            if status not in allowed:
-                never = ask(url_for_rule(rule, world, missing=True))
-                failures.append(f"{where} {who}: {status} (an id that never existed: {never})")
-            if set(rule.arguments) & RESTRICTED_ARGS and method == "GET" and not is_api:
-                status = send(restricted, method, url, csrf=restricted_csrf)
-                if status != 404:
-                    failures.append(f"{where} as a restricted member: {status}, expected 404")
-    assert checked_ids > 30
+                    who, ask = "with another tenant's token", lambda u, m=method: send(
+                        app.test_client(), m, u, token=other_tenant.token)
+                else:
+                    who, ask = "as another tenant's user", lambda u, m=method: send(
+                        intruder, m, u, csrf=intruder_csrf)
+                status = ask(url)
+                if status not in allowed:
+                    never = ask(url_for_rule(rule, world, missing=True))
+                    failures.append(f"{where} {who}: {status} (an id that never existed: {never})")
+    assert checked_ids > 30 and read_bodies > 100
+    assert not failures, "\n".join(failures)
+
+
+def test_restricted_member_reads_nothing_of_an_unassigned_client_on_any_route(
+    app: Flask, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    """Issue 14, finding 1: every route, API included, every listing, export, file and analytics route."""
+    world = build_world(session, storage, tenant)
+    member, member_csrf = logged_in(app, world.restricted_email, tenant.password)
+    failures: list[str] = []
+    read_bodies = refused = 0
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint in ALLOW_ANONYMOUS or rule.endpoint == "auth.logout":
+            continue
+        is_api = rule.rule.startswith("/api/")
+        hidden_object = bool(set(rule.arguments) & RESTRICTED_ARGS)
+        for url in urls_for_rule(rule, world):
+            for method in methods(rule):
+                if method != "GET" and not hidden_object:
+                    continue  # the member's own writes are theirs to make; reads are what is checked
+                where = f"{method} {url} ({rule.endpoint})"
+                if is_api:
+                    response = respond(app.test_client(), method, url, token=world.restricted_token)
+                else:
+                    response = respond(member, method, url, csrf=member_csrf)
+                read_bodies += 1
+                found = leaked(response.get_data(), (HIDDEN_NUMBER, HIDDEN_CLIENT), world.hidden_file)
+                if found:
+                    failures.append(f"{where}: {response.status_code} shows {found}")
+                if hidden_object:
+                    refused += 1
+                    if response.status_code not in ({403, 404} if rule.endpoint in ADMIN_ONLY else {404}):
+                        failures.append(f"{where}: {response.status_code}, expected 404")
+    assert read_bodies > 60 and refused > 15
     assert not failures, "\n".join(failures)
 
 
