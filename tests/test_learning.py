@@ -1,0 +1,96 @@
+"""Issue 13 item 8: a validation teaches the issuer's layout; the next document of that issuer is read with it.
+
+Through the real path: the worker's extraction service reads a real invoice (the corpus's plumber, rwd09),
+a person validates it through the validation service (the one the dashboard and the API call), then the
+worker reads the issuer's next invoice (rwd10). On SQLite and PostgreSQL (``session`` fixture).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from core.models_profiles import IssuerProfile, IssuerProfileKey
+from core.services import ServiceError, documents, issuer_profiles
+from tests.corpus import CORPUS
+from tests.test_extraction_pipeline import extract, new_document
+
+REAL = CORPUS / "realworld"
+pytestmark = pytest.mark.skipif(not (REAL / "rwd09.pdf").exists(), reason=f"the shared corpus is not at {REAL}")
+
+FIRST = {  # rwd09, as MANIFEST.tsv gives it: what the reviewer confirms
+    "doc_type": "invoice", "number": "INV03051", "issue_date": "2018-10-18", "due_date": "2018-12-17",
+    "amount": "1536.52", "net_amount": "1436.00", "tax_amount": "100.52", "currency": "USD",
+    "issuer": "Stanford Plumbing & Heating", "client": "Christopher Rodriguez",
+}
+SECOND = {  # rwd10: the same issuer's next invoice
+    "doc_type": "invoice", "number": "INV08664", "issue_date": date(2018, 11, 19), "due_date": date(2019, 1, 18),
+    "amount": Decimal("866.16"), "net_amount": Decimal("802.00"), "tax_amount": Decimal("64.16"), "currency": "USD",
+    "issuer": "Stanford Plumbing & Heating", "client": "Dominic Carter",
+}
+
+
+def read(session, storage, tenant_id: int, name: str):
+    doc = new_document(session, storage, tenant_id, (REAL / name).read_bytes(), "application/pdf", name)
+    return extract(session, storage, doc)
+
+
+def validate(session, tenant, doc, data=FIRST):
+    invoice = documents.validate_document(session, tenant.tenant.id, doc.id, dict(data), tenant.admin.id)
+    session.commit()
+    return invoice
+
+
+def values(doc) -> dict:
+    return {name: getattr(doc, name) for name in SECOND}
+
+
+def test_the_second_document_of_an_issuer_is_read_from_memory(session, storage, tenant):
+    before = read(session, storage, tenant.tenant.id, "rwd10.pdf")  # no profile yet: the generic reading
+    assert before.extraction_details.get("issuer_profile") is None
+    assert values(before) != SECOND  # the generic extractor misses the net and tax of this layout
+
+    validate(session, tenant, read(session, storage, tenant.tenant.id, "rwd09.pdf"))
+    profile = session.scalars(select(IssuerProfile)).one()
+    assert profile.tenant_id == tenant.tenant.id and profile.name == "Stanford Plumbing & Heating"
+
+    documents.discard_document(session, tenant.tenant.id, before.id)  # its twin would be a duplicate
+    session.commit()
+    after = read(session, storage, tenant.tenant.id, "rwd10.pdf")
+    assert values(after) == SECOND
+    assert after.extraction_details["issuer_profile"]["id"] == profile.id
+    assert after.extraction_details["issuer_profile"]["matched_by"] == "name"
+    for name in ("number", "net_amount", "tax_amount", "client", "issue_date", "due_date"):
+        assert after.field_info[name]["source"] == "memory", name
+        assert after.field_info[name]["confidence"] >= 0.85, name
+
+
+def test_a_profile_serves_its_tenant_only(session, storage, tenant, other_tenant):
+    validate(session, tenant, read(session, storage, tenant.tenant.id, "rwd09.pdf"))
+    theirs = read(session, storage, other_tenant.tenant.id, "rwd10.pdf")
+    assert theirs.extraction_details.get("issuer_profile") is None
+    assert all(info.get("source") != "memory" for info in theirs.field_info.values())
+    assert theirs.net_amount is None  # what only the other tenant's memory knows how to read
+
+
+def test_no_profile_is_learned_when_the_issuer_cannot_be_identified(session, storage, tenant):
+    doc = read(session, storage, tenant.tenant.id, "rwd09.pdf")  # no VAT id, no IBAN, no sender
+    validate(session, tenant, doc, FIRST | {"issuer": ""})
+    assert session.scalar(select(func.count()).select_from(IssuerProfile)) == 0
+
+
+def test_learning_again_from_the_same_validation_changes_nothing(session, storage, tenant):
+    doc = read(session, storage, tenant.tenant.id, "rwd09.pdf")
+    invoice = validate(session, tenant, doc)
+    profile = session.scalars(select(IssuerProfile)).one()
+    data, keys = dict(profile.data), session.scalar(select(func.count()).select_from(IssuerProfileKey))
+    with pytest.raises(ServiceError):
+        validate(session, tenant, doc)
+    again = issuer_profiles.learn_from_validation(session, doc, invoice)
+    session.commit()
+    assert again is not None and again.id == profile.id
+    assert again.data == data and again.documents == 1
+    assert session.scalar(select(func.count()).select_from(IssuerProfileKey)) == keys
