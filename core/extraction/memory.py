@@ -227,11 +227,13 @@ def read_value(kind: str, text: str, anchor: dict[str, Any], order: str | None) 
         pick = int(anchor.get("pick", -1))
         return amounts[pick][2] if -len(amounts) <= pick < len(amounts) else amounts[-1][2]
     if kind == "code":
-        match = _CODE.search(text)
-        if match is None or match.start() > 3:
-            return None
-        token = match.group().rstrip("./-_")
-        return token if any(ch.isdigit() for ch in token) and len(token) <= 60 else None
+        for match in _CODE.finditer(text[:80]):  # "#INV03051", "l . 99999999" (an OCR speck before it)
+            if match.start() > 6:
+                break
+            token = match.group().rstrip("./-_")
+            if any(ch.isdigit() for ch in token) and len(token) <= 60:
+                return token
+        return None
     prefix = anchor.get("prefix") or ""
     if prefix and anchor.get("rel") != "inline" and label_key(text).startswith(prefix):
         text = text[len(prefix):]
@@ -263,8 +265,16 @@ def _lexicon_score(field: str, label: str) -> float:
     return score
 
 
-def _anchors_at(page: Page, cell: Cell, start: int, end: int, field: str) -> list[tuple[float, dict[str, Any]]]:
-    """Ways back to the value at ``cell.text[start:end]``, each with a score (higher: more dependable)."""
+def _anchors_at(page: Page, cell: Cell, start: int, end: int, field: str,
+                avoid: tuple[str, ...] = ()) -> list[tuple[float, dict[str, Any]]]:
+    """Ways back to the value at ``cell.text[start:end]``, each with a score (higher: more dependable).
+
+    ``avoid``: folded values that change from one document to the next (the client's name): a cell holding
+    one is no label."""
+
+    def stable(c: Cell) -> bool:
+        return _has_letters(c.text) and bool(_bare(c.key)) and not any(v in fold(c.text) for v in avoid)
+
     kind = KINDS[field]
     found: list[tuple[float, dict[str, Any]]] = []
     base: dict[str, Any] = {}
@@ -289,7 +299,7 @@ def _anchors_at(page: Page, cell: Cell, start: int, end: int, field: str) -> lis
     line = page.lines[cell.line]
     if not _has_letters(prefix) or kind == "name":  # "#INV03051", "$1,536.52": the label is further left
         for left in reversed(line[: cell.index]):  # the nearest cell on its left that reads as a label
-            if _has_letters(left.text) and _bare(left.key):
+            if stable(left):
                 label = _bare(left.key)
                 same = page.labelled(label)
                 distance = cell.index - left.index
@@ -305,7 +315,7 @@ def _anchors_at(page: Page, cell: Cell, start: int, end: int, field: str) -> lis
             if not near:
                 continue
             head = min(near, key=lambda c: (c.end < cell.start or c.start > cell.end, abs(c.start - cell.start)))
-            if not (_has_letters(head.text) and _bare(head.key)):
+            if not stable(head):
                 continue  # a value of the same column (a table's earlier row): its heading is higher
             label = _bare(head.key)
             same = page.labelled(label)
@@ -328,12 +338,13 @@ def _date_order(text: str, value: date) -> str | None:
     return None
 
 
-def _anchors_for(page: Page, field: str, value: Any, order: str | None) -> list[dict[str, Any]]:
+def _anchors_for(page: Page, field: str, value: Any, order: str | None,
+                 avoid: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     kind = KINDS[field]
     scored: list[tuple[float, dict[str, Any]]] = []
     for cell in page.cells():
         for start, end in value_spans(kind, cell.text, value, order):
-            scored.extend(_anchors_at(page, cell, start, end, field))
+            scored.extend(_anchors_at(page, cell, start, end, field, avoid))
     scored.sort(key=lambda pair: -pair[0])
     anchors: list[dict[str, Any]] = []
     for score, anchor in scored:
@@ -372,11 +383,12 @@ def learn(text: str, truth: dict[str, Any], extracted: dict[str, Any] | None = N
     profile["date_order"] = order
 
     fields = {k: dict(v) for k, v in (profile.get("fields") or {}).items()}
+    avoid = tuple(fold(str(truth[n])) for n in ("client", "title") if truth.get(n) and len(str(truth[n])) >= 3)
     for name, kind in KINDS.items():
         value = truth.get(name)
         if value in (None, ""):
             continue
-        anchors = _anchors_for(page, name, value, order)
+        anchors = _anchors_for(page, name, value, order, avoid if kind != "name" else ())
         old = fields.get(name, {})
         entry = {"anchors": anchors or old.get("anchors", []), "seen": int(old.get("seen", 0))}
         old_first = (old.get("anchors") or [None])[0]
@@ -507,6 +519,8 @@ def _infer(profile: dict[str, Any], text: str, result: Extraction, *, issuer_kno
         result.set("issuer", name, MEMORY, 0.95 if printed else 0.85,
                    None if printed else "inferred: this issuer's name (recognised by its identifiers)")
         changed.append("issuer")
+    if not issuer_known:
+        return changed  # a layout shared with another issuer says nothing of its currency or clients
     currency = profile.get("currency")
     if currency and "currency" not in keep and result.confidence("currency") < 0.9:
         result.set("currency", currency, MEMORY, 0.85, "inferred: this issuer's usual currency")
