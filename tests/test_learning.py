@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from core.models import InboundMessage
 from core.models_profiles import IssuerProfile, IssuerProfileKey
 from core.services import ServiceError, documents, issuer_profiles
 from tests.corpus import CORPUS
@@ -94,3 +95,50 @@ def test_learning_again_from_the_same_validation_changes_nothing(session, storag
     assert again is not None and again.id == profile.id
     assert again.data == data and again.documents == 1
     assert session.scalar(select(func.count()).select_from(IssuerProfileKey)) == keys
+
+
+def test_the_issuer_is_recognised_by_the_domain_that_sends_its_invoices(session, storage, tenant):
+    def mailed(name: str, sender: str):
+        message = InboundMessage(tenant_id=tenant.tenant.id, recipient=tenant.address, sender=sender,
+                                 raw_key=f"raw/{name}", raw_sha256="0" * 64, raw_size=1)
+        session.add(message)
+        session.flush()
+        doc = new_document(session, storage, tenant.tenant.id, (REAL / name).read_bytes(), "application/pdf", name)
+        doc.message_id = message.id
+        session.commit()
+        return extract(session, storage, doc)
+
+    # The person names the issuer differently from its letterhead: only the sending domain ties the two.
+    validate(session, tenant, mailed("rwd09.pdf", "Billing <billing@plumbingstanford.example>"),
+             FIRST | {"issuer": "Stanford P&H (plumber)"})
+    keys = set(session.execute(select(IssuerProfileKey.kind, IssuerProfileKey.value)).all())
+    assert ("domain", "plumbingstanford.example") in keys
+
+    after = mailed("rwd10.pdf", "Accounts <accounts@plumbingstanford.example>")
+    assert after.extraction_details["issuer_profile"]["matched_by"] == "domain"
+    assert after.issuer == "Stanford P&H (plumber)"
+    assert after.field_info["issuer"].get("inferred") is True  # not printed: a person is asked to check it
+    assert after.field_info["issuer"]["confidence"] < 0.8
+    assert (after.net_amount, after.client) == (SECOND["net_amount"], SECOND["client"])
+
+    public = mailed("rwd11.pdf", "someone@gmail.com")  # a public provider's domain recognises nobody
+    assert public.extraction_details.get("issuer_profile") is None
+
+
+def test_the_learning_figure_does_not_fall_on_the_text_pdfs_of_the_corpus():
+    """A floor on bench/learning.py's figure (its text-layer documents; the OCR ones take a minute)."""
+    from bench import learning
+
+    truth = learning.load_truth()
+    manifest = (REAL / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
+    text_pdfs = {line.split("\t")[0].rsplit(".", 1)[0] for line in manifest[1:] if "\tpdf-text\t" in line}
+    texts = {name: learning.read_text(truth[name]["_file"][0]) for name in sorted(text_pdfs)}
+    pairs = [p for p in learning.build_pairs({n: truth[n] for n in texts}, texts) if p.same_issuer]
+    for pair in pairs:
+        learning.run_pair(pair)
+    scored = sum(len(p.scored) for p in pairs)
+    before = sum(sum(p.results["before"].values()) for p in pairs)
+    after = sum(sum(p.results["after_mail"].values()) for p in pairs)
+    assert scored > 150 and len(pairs) >= 25
+    assert after / scored >= 0.98, (after, scored)
+    assert after > before

@@ -509,34 +509,46 @@ def apply(profile: dict[str, Any], text: str, result: Extraction, *, issuer_know
     return changed
 
 
+INFERRED = 0.75  # below the review page's 0.8 mark: a person is asked to check what was not read
+
+
+def _inferred(result: Extraction, name: str, value: Any, confidence: float, note: str) -> None:
+    result.set(name, value, MEMORY, confidence, note)
+    result.field_info[name]["inferred"] = True
+
+
 def _infer(profile: dict[str, Any], text: str, result: Extraction, *, issuer_known: bool,
            keep: frozenset[str] | set[str]) -> list[str]:
     """What the text does not give, from what this issuer usually does (flagged as inferred)."""
     changed: list[str] = []
     name = profile.get("issuer")
     if issuer_known and name and "issuer" not in keep:
-        printed = bool(_name_spans(text, name))
-        result.set("issuer", name, MEMORY, 0.95 if printed else 0.85,
-                   None if printed else "inferred: this issuer's name (recognised by its identifiers)")
+        if _name_spans(text, name):
+            result.set("issuer", name, MEMORY, 0.95, "recognised: this issuer's identifiers and name")
+        else:
+            _inferred(result, "issuer", name, INFERRED, "inferred: the issuer recognised by its identifiers")
         changed.append("issuer")
     if not issuer_known:
         return changed  # a layout shared with another issuer says nothing of its currency or clients
     currency = profile.get("currency")
     if currency and "currency" not in keep and result.confidence("currency") < 0.9:
-        result.set("currency", currency, MEMORY, 0.85, "inferred: this issuer's usual currency")
+        if result.fields.get("currency") == currency:  # "$" alone, and this issuer bills in USD
+            result.set("currency", currency, MEMORY, 0.9, "the symbol printed, and this issuer's usual currency")
+        else:
+            _inferred(result, "currency", currency, INFERRED, "inferred: this issuer's usual currency")
         changed.append("currency")
     client = profile.get("client")
     if client and "client" not in result.fields:
-        result.set("client", client, MEMORY, 0.6, "inferred: this issuer's usual client")
+        _inferred(result, "client", client, 0.6, "inferred: this issuer's usual client")
         changed.append("client")
     terms = profile.get("terms_days")
     issued = result.fields.get("issue_date")
     if terms is not None and "due_date" not in result.fields and isinstance(issued, date):
-        result.set("due_date", issued + timedelta(days=int(terms)), MEMORY, 0.6,
-                   f"computed: this issuer's usual terms ({int(terms)} days)")
+        _inferred(result, "due_date", issued + timedelta(days=int(terms)), 0.6,
+                  f"computed: this issuer's usual terms ({int(terms)} days)")
         changed.append("due_date")
     if profile.get("doc_type") and "doc_type" not in result.fields:
-        result.set("doc_type", profile["doc_type"], MEMORY, 0.7, "inferred: this issuer's usual document type")
+        _inferred(result, "doc_type", profile["doc_type"], INFERRED, "inferred: this issuer's usual document type")
         changed.append("doc_type")
     return changed
 
