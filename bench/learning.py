@@ -30,6 +30,7 @@ import argparse
 import csv
 import difflib
 import re
+import statistics
 import sys
 import time
 import unicodedata
@@ -368,6 +369,18 @@ def main() -> None:
     print(table(pairs))
     print(f"\n{len(texts)} documents read in {read_s:.1f} s; {len(pairs)} pairs learned and read in {run_s:.2f} s "
           f"({1000 * run_s / max(len(pairs), 1):.1f} ms a pair, both readings)")
+    learn_ms, apply_ms = [], []
+    for pair in pairs:  # the cost memory adds to a validation and to an extraction
+        truth_first = {f: pair.truth1[f][0] for f in FIELDS if f in pair.truth1}
+        started = time.perf_counter()
+        profile = memory.learn(pair.text1, truth_first, document=pair.first)
+        learn_ms.append(1000 * (time.perf_counter() - started))
+        result, _template = extract_text_fields([pair.text2])
+        started = time.perf_counter()
+        memory.apply(profile, pair.text2, result, issuer_known=pair.same_issuer)
+        apply_ms.append(1000 * (time.perf_counter() - started))
+    print(f"memory.learn: median {statistics.median(learn_ms):.2f} ms, max {max(learn_ms):.2f} ms; "
+          f"memory.apply: median {statistics.median(apply_ms):.2f} ms, max {max(apply_ms):.2f} ms")
     if args.verbose:
         for p in pairs:
             for f in sorted(p.scored):

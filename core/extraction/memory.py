@@ -468,6 +468,8 @@ def _target(page: Page, anchor: dict[str, Any]) -> str | None:
 
 def _confidence(anchor: dict[str, Any], seen: int) -> float:
     """Found where this issuer puts it: high, higher with each validation that confirmed the place."""
+    if anchor.get("rel") == "at":
+        return 0.7  # only its place on the page, no label: a person is asked to check it
     score = float(anchor.get("score", 0.0))
     base = 0.9 if score >= 2.5 else 0.85
     return min(0.98, base + 0.03 * max(0, seen - 1))
