@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from core.extraction import extract_image, extract_pdf, extract_text_fields, memory  # noqa: E402
 from core.extraction.identifiers import find_identifiers  # noqa: E402
 from core.services.clients import normalize_name  # noqa: E402
+from core.services.issuer_profiles import confirmed  # noqa: E402
 from tests.corpus import CORPUS  # noqa: E402
 
 REAL = CORPUS / "realworld"
@@ -280,7 +281,9 @@ def run_pair(pair: Pair) -> None:
     before, _template = extract_text_fields([pair.text2])
     after, _template = extract_text_fields([pair.text2])
     keep = {n for n, i in after.field_info.items() if "invoice2data" in str(i.get("source", ""))}
-    memory.apply(profile, pair.text2, after, issuer_known=pair.same_issuer, keep=keep)
+    # As the worker: a profile found by a key is used only when the page confirms it (name or labels).
+    if confirmed(profile, pair.text2, "domain") or not pair.same_issuer:
+        memory.apply(profile, pair.text2, after, issuer_known=pair.same_issuer, keep=keep)
     use = recognised(pair.text1, pair.truth1, pair.text2) if pair.same_issuer else True
     # Recognised by the text alone: memory applies; otherwise only a sender domain would find the profile.
     by_text = after if use else before

@@ -142,3 +142,27 @@ def test_the_learning_figure_does_not_fall_on_the_text_pdfs_of_the_corpus():
     assert scored > 150 and len(pairs) >= 25
     assert after / scored >= 0.98, (after, scored)
     assert after > before
+
+
+def test_a_key_alone_does_not_impose_a_profile_on_another_layout(session, storage, tenant):
+    """The same sending domain (a colleague forwarding, a billing platform) on another issuer's invoice:
+    neither the profile's issuer name nor its labels are on the page, so it is not used."""
+    message = InboundMessage(tenant_id=tenant.tenant.id, recipient=tenant.address, sender="ap@forwarder.example",
+                             raw_key="raw/1", raw_sha256="0" * 64, raw_size=1)
+    session.add(message)
+    session.flush()
+    first = new_document(session, storage, tenant.tenant.id, (REAL / "rwd09.pdf").read_bytes(), "application/pdf",
+                         "rwd09.pdf")
+    first.message_id = message.id
+    session.commit()
+    validate(session, tenant, extract(session, storage, first))
+
+    other = new_document(session, storage, tenant.tenant.id, (REAL / "rwd24.pdf").read_bytes(), "application/pdf",
+                         "rwd24.pdf")
+    other.message_id = message.id
+    other.part_index = 1
+    session.commit()
+    other = extract(session, storage, other)
+    assert other.extraction_details.get("issuer_profile") is None
+    assert other.issuer != "Stanford Plumbing & Heating"
+    assert all(info.get("source") != "memory" for info in other.field_info.values())

@@ -466,6 +466,29 @@ def _target(page: Page, anchor: dict[str, Any]) -> str | None:
     return None
 
 
+def agreement(profile: dict[str, Any], text: str) -> float | None:
+    """The share of the profile's labels (each field's first) found in ``text``: 1.0 for its usual layout,
+    near 0 for another issuer's; None when the profile has no label (an unreadable first scan). Recognition
+    keys can mislead (the tenant's own VAT number printed on every supplier's invoice, a domain that forwards
+    for several issuers); the page itself confirms."""
+    page = Page(text or "")
+    labels = []
+    for entry in (profile.get("fields") or {}).values():
+        first = next((a for a in entry.get("anchors", []) if a.get("rel") != "at" and a.get("label")), None)
+        if first is not None:
+            labels.append(first)
+    if not labels:
+        return None
+    found = sum(bool(page.starting_with(a["label"]) if a["rel"] == "inline" else page.labelled(a["label"]))
+                for a in labels)
+    return found / len(labels)
+
+
+def issuer_printed(profile: dict[str, Any], text: str) -> bool:
+    name = profile.get("issuer")
+    return bool(name) and bool(_name_spans(text, str(name)))
+
+
 def _confidence(anchor: dict[str, Any], seen: int) -> float:
     """Found where this issuer puts it: high, higher with each validation that confirmed the place."""
     if anchor.get("rel") == "at":
@@ -555,4 +578,5 @@ def _infer(profile: dict[str, Any], text: str, result: Extraction, *, issuer_kno
     return changed
 
 
-__all__ = ["MEMORY", "KINDS", "Page", "amount_spans", "apply", "date_spans", "label_key", "learn", "value_spans"]
+__all__ = ["KINDS", "MEMORY", "Page", "agreement", "amount_spans", "apply", "date_spans", "issuer_printed", "label_key",
+           "learn", "value_spans"]

@@ -129,6 +129,10 @@ def read_with_profile(session: Session, doc: Document, text: str, result: Extrac
     keys = _keys(ids, domain, result.fields.get("issuer"))
     match = find_profile(session, doc.tenant_id, keys, text)
     details = None
+    if match is not None and not confirmed(match[0].data or {}, text, match[1]):
+        logger.info("document %s: issuer profile %s found by %s, but neither its layout nor its name is on the page",
+                    doc.id, match[0].id, match[1])
+        match = None
     if match is not None:
         profile, matched_by = match
         # Template fields win: a template written for this issuer is the more exact reader.
@@ -142,6 +146,19 @@ def read_with_profile(session: Session, doc: Document, text: str, result: Extrac
         details = {"id": profile.id, "name": profile.name, "matched_by": matched_by, "fields": sorted(set(changed))}
     _keep_reading(session, doc, text, result, match[0].id if match else None)
     return details
+
+
+MIN_AGREEMENT = 0.5  # share of the profile's labels the page must show when the issuer's name is not on it
+
+
+def confirmed(data: dict[str, Any], text: str, matched_by: str) -> bool:
+    """The page confirms what the key said: the issuer's name is printed on it, or its usual labels are. A
+    profile that learned no label (its first document was an unreadable scan) only infers, flagged for a
+    check, and only for a key stronger than a name."""
+    if memory.issuer_printed(data, text):
+        return True
+    share = memory.agreement(data, text)
+    return matched_by != "name" if share is None else share >= MIN_AGREEMENT
 
 
 def _keep_reading(session: Session, doc: Document, text: str, result: Extraction, profile_id: int | None) -> None:
