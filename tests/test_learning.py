@@ -166,3 +166,52 @@ def test_a_key_alone_does_not_impose_a_profile_on_another_layout(session, storag
     assert other.extraction_details.get("issuer_profile") is None
     assert other.issuer != "Stanford Plumbing & Heating"
     assert all(info.get("source") != "memory" for info in other.field_info.values())
+
+
+# The pure part (core.extraction.memory) ------------------------------------------------------------------
+
+LAYOUT = """ACME Tools Ltd                                         INVOICE
+Bill to                                   Invoice No:     {number}
+{client}                                  Date:           {issued}
+                                          Total due:      {amount} EUR
+"""
+
+
+def _doc(number: str, client: str, issued: str, amount: str) -> str:
+    return LAYOUT.format(number=number, client=client, issued=issued, amount=amount)
+
+
+def test_memory_reads_at_the_learned_places_and_leaves_template_fields_alone():
+    from core.extraction import memory
+    from core.extraction.result import Extraction
+
+    truth = {"number": "AT-1001", "client": "Globex", "issue_date": date(2026, 3, 5), "amount": Decimal("120.00"),
+             "currency": "EUR", "issuer": "ACME Tools Ltd"}
+    profile = memory.learn(_doc("AT-1001", "Globex", "03/05/2026", "120.00"), truth, document="1")
+    assert profile["date_order"] == "mdy"  # 03/05 was read as March 5 by the person: month first
+    second = _doc("AT-1002", "Initech", "04/07/2026", "75.50")
+    result = Extraction()
+    result.set("number", "FROM-TEMPLATE", "invoice2data:acme", 0.99)
+    memory.apply(profile, second, result, keep={"number"})
+    assert result.fields["number"] == "FROM-TEMPLATE"  # a template's value wins
+    assert result.fields["client"] == "Initech" and result.field_info["client"]["source"] == "memory"
+    assert result.fields["issue_date"] == date(2026, 4, 7)  # the issuer's month-first order
+    assert result.fields["amount"] == Decimal("75.50")
+
+
+def test_a_profile_stays_small_whatever_it_learns():
+    from core.extraction import memory
+
+    profile: dict = {}
+    for i in range(60):
+        text = _doc(f"AT-{i}", f"Client {i} " + "x" * 500, "03/05/2026", "120.00") * 20
+        profile = memory.learn(text, {"number": f"AT-{i}", "client": f"Client {i} " + "x" * 500,
+                                      "issuer": f"Wrong {i}"},
+                               extracted={"client": f"misread {i}", "issuer": f"ACME {i}"}, previous=profile,
+                               document=str(i))
+    assert len(profile["documents"]) == memory.MAX_DOCUMENTS
+    for entry in profile["fields"].values():
+        assert len(entry["anchors"]) <= memory.MAX_ANCHORS
+        assert len(entry.get("corrections", {})) <= memory.MAX_CORRECTIONS
+        assert all(len(a.get("label", "")) <= memory.MAX_LABEL for a in entry["anchors"])
+    assert len(str(profile)) < 20_000

@@ -290,7 +290,8 @@ def _anchors_at(page: Page, cell: Cell, start: int, end: int, field: str,
     prefix = cell.text[:start]
     if _has_letters(prefix):  # "Invoice For: Contoso": the label shares the value's cell
         key = label_key(prefix)
-        nth = [c for c in page.starting_with(key)].index(cell) if cell in page.starting_with(key) else 0
+        same = page.starting_with(key)
+        nth = same.index(cell) if cell in same else 0
         score = 3.0 + _lexicon_score(field, fold(prefix).strip(" :#"))
         found.append((score + 1.0, {**base, "rel": "inline", "label": key, "nth": nth}))
         if kind != "name":
@@ -390,12 +391,14 @@ def learn(text: str, truth: dict[str, Any], extracted: dict[str, Any] | None = N
             continue
         anchors = _anchors_for(page, name, value, order, avoid if kind != "name" else ())
         old = fields.get(name, {})
-        entry = {"anchors": anchors or old.get("anchors", []), "seen": int(old.get("seen", 0))}
+        # "seen": how many validations in a row found the field at the same place (the confidence grows).
+        seen = int(old.get("seen", 0))
         old_first = (old.get("anchors") or [None])[0]
         if anchors and old_first and _same_place(anchors[0], old_first):
-            entry["seen"] += 0 if repeat else 1
-        elif anchors:
-            entry["seen"] = 1 if not repeat else entry["seen"] or 1
+            seen = seen if repeat else seen + 1
+        elif anchors and not repeat:
+            seen = 1  # a new place: the most recent document wins
+        entry = {"anchors": anchors or old.get("anchors", []), "seen": max(seen, 1) if anchors else seen}
         corrections = dict(old.get("corrections", {}))
         wrong = (extracted or {}).get(name)
         if wrong not in (None, "") and _as_text(wrong) != _as_text(value) and kind == "name":
