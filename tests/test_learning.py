@@ -215,3 +215,17 @@ def test_a_profile_stays_small_whatever_it_learns():
         assert len(entry.get("corrections", {})) <= memory.MAX_CORRECTIONS
         assert all(len(a.get("label", "")) <= memory.MAX_LABEL for a in entry["anchors"])
     assert len(str(profile)) < 20_000
+
+
+def test_a_validation_through_the_api_teaches_the_profile_too(app, session, storage, tenant):
+    from tests.test_api import Api
+
+    api = Api(app.test_client(), tenant.token)
+    first = read(session, storage, tenant.tenant.id, "rwd09.pdf")
+    body = {("type" if name == "doc_type" else name): value for name, value in FIRST.items()}  # the API's names
+    response = api.post(f"/documents/{first.id}/validate", json=body)
+    assert response.status_code == 200, response.get_json()
+    session.expire_all()
+    profile = session.scalars(select(IssuerProfile)).one()
+    assert profile.tenant_id == tenant.tenant.id and profile.documents == 1
+    assert values(read(session, storage, tenant.tenant.id, "rwd10.pdf")) == SECOND
