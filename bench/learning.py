@@ -51,6 +51,7 @@ from core.services.issuer_profiles import confirmed  # noqa: E402
 from tests.corpus import CORPUS  # noqa: E402
 
 REAL = CORPUS / "realworld"
+UNSURE_BELOW = 0.8  # the review page's mark (dashboard/blueprints/review.py): under it a field shows "check"
 FIELDS = ("doc_type", "number", "issue_date", "due_date", "amount", "net_amount", "tax_amount", "currency",
           "issuer", "client")
 SAME_ISSUER = ("rwd09", "rwd10", "rwd11")
@@ -290,6 +291,13 @@ def run_pair(pair: Pair) -> None:
     for stage, result in (("before", before), ("after", by_text), ("after_mail", after)):
         pair.results[stage] = {f: right(f, result.fields.get(f), pair.truth2[f]) for f in pair.scored}
     pair.results["recognised"] = {"yes": use}
+    # Calibration: the fields memory gave, shown without a "check" flag (confidence >= 0.8) or flagged.
+    pair.results["memory_unflagged"] = {f: pair.results["after_mail"][f] for f in pair.scored
+                                        if after.field_info.get(f, {}).get("source") == memory.MEMORY
+                                        and after.confidence(f) >= UNSURE_BELOW}
+    pair.results["memory_flagged"] = {f: pair.results["after_mail"][f] for f in pair.scored
+                                      if after.field_info.get(f, {}).get("source") == memory.MEMORY
+                                      and after.confidence(f) < UNSURE_BELOW}
     pair.got = {f: after.fields.get(f) for f in pair.scored}
 
 
@@ -353,6 +361,12 @@ def table(pairs: list[Pair]) -> str:
         if per_field[f]:
             n = per_field[f]
             out.append(f"| {f} | {per_field_before[f]}/{n} | {per_field_after[f]}/{n} | {per_field_mail[f]}/{n} |")
+    same = [p for p in pairs if p.same_issuer]
+    out.append("")
+    for key, what in (("memory_unflagged", "shown without a check flag"), ("memory_flagged", "flagged for a check")):
+        n = sum(len(p.results[key]) for p in same)
+        ok = sum(sum(p.results[key].values()) for p in same)
+        out.append(f"Fields read or inferred from memory on same-issuer pairs, {what}: {_share(ok, n)} right")
     return "\n".join(out)
 
 
