@@ -227,6 +227,9 @@ def read_value(kind: str, text: str, anchor: dict[str, Any], order: str | None) 
         pick = int(anchor.get("pick", -1))
         return amounts[pick][2] if -len(amounts) <= pick < len(amounts) else amounts[-1][2]
     if kind == "code":
+        offset = int(anchor.get("offset", 0))
+        if 0 < offset < len(text) and (at := _CODE.match(text, offset)) and any(ch.isdigit() for ch in at.group()):
+            return at.group().rstrip("./-_")[:60]
         for match in _CODE.finditer(text[:80]):  # "#INV03051", "l . 99999999" (an OCR speck before it)
             if match.start() > 6:
                 break
@@ -285,6 +288,8 @@ def _anchors_at(page: Page, cell: Cell, start: int, end: int, field: str,
         after_label = amount_spans(cell.text)
         index = next((i for i, a in enumerate(after_label) if a[0] <= start < a[1] or a[0] == start), None)
         base["pick"] = (index - len(after_label)) if index is not None else -1
+    if kind == "code" and start and not _has_letters(cell.text[:start]):
+        base["offset"] = start  # "#55: 07007198": the number is not the first token of its cell
     if kind == "name" and end < len(cell.text):
         base["suffix"] = label_key(cell.text[end:].strip())
     prefix = cell.text[:start]
