@@ -306,6 +306,10 @@ def validate_document(
     from core.services.receivables import record_expected_cash
 
     record_expected_cash(session, invoice)
+    # Issue 13: what this validation teaches about the issuer's layout serves its next document.
+    from core.services.issuer_profiles import learn_safely
+
+    learn_safely(session, doc, invoice)
     return invoice
 
 

@@ -22,7 +22,7 @@ from core.extraction.identifiers import find_identifiers
 from core.i18n import N_
 from core.mail.unpack import PDF, Attachment, unpack
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, StoredFile, utcnow
-from core.services import bank, forwarding, senders, splitting
+from core.services import bank, forwarding, issuer_profiles, senders, splitting
 from core.services import senderauth as sender_auth
 from core.services import templates as tenant_templates
 from core.services.clients import prefill_client
@@ -315,6 +315,8 @@ def _finish_text(session: Session, doc: Document, found: extraction.PdfExtractio
         _no_text(session, doc, notes)
         return
     result = found.extraction
+    # The issuer's profile, learned from earlier validations, reads the fields first (issue 13, item 8).
+    profile = issuer_profiles.read_with_profile(session, doc, found.text, result)
     fields, field_info = dict(result.fields), {k: dict(v) for k, v in result.field_info.items()}
     ids = find_identifiers(found.text)
     prefill_client(session, doc.tenant_id, fields, field_info, ids.vat_ids)
@@ -326,6 +328,8 @@ def _finish_text(session: Session, doc: Document, found: extraction.PdfExtractio
         details["notes"] = notes
     if ids.as_dict():
         details["identifiers"] = ids.as_dict()  # checked by their check digits (python-stdnum)
+    if profile is not None:
+        details["issuer_profile"] = profile
     doc.extraction_details = details
     logger.info("document %s: %s, %d field(s) found, %s", doc.id, result.source, len(result.fields), doc.status)
 
