@@ -2,7 +2,7 @@
 (issue #13 item 8)
 
 Revision ID: c4d7e2a9b105
-Revises: 7b3e9c1d2f40
+Revises: 5ec0acce5514
 Create Date: 2026-12-04 19:00:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 import core.models
 
 revision = 'c4d7e2a9b105'
-down_revision = '7b3e9c1d2f40'
+down_revision = '5ec0acce5514'
 branch_labels = None
 depends_on = None
 
