@@ -122,6 +122,13 @@ def test_heic_photo_is_read():
     assert_rwd20(found.extraction.fields)
 
 
+def test_heic_attachment_is_taken_from_an_email():
+    pytest.importorskip("pillow_heif")
+    from core.mail.unpack import classify
+
+    assert classify(encoded(page(), "HEIF", quality=90), "application/octet-stream", "IMG_0042.HEIC") == "image/heic"
+
+
 def test_damaged_heic_is_refused_with_a_reason():
     pytest.importorskip("pillow_heif")
     data = encoded(page(), "HEIF", quality=90)
