@@ -208,3 +208,15 @@ def test_ocr_fields_carry_their_word_confidence():
     assert info["source"].startswith("ocr+")
     assert 0.0 < info["ocr_confidence"] <= 1.0
     assert info["confidence"] <= OCR_CONFIDENCE
+
+
+def test_page_language_decides_the_second_reading():
+    from core.extraction.ocr import guess_language
+
+    def words(text: str) -> list[OcrWord]:
+        return [OcrWord(w, 0.9) for w in text.split()]
+
+    assert guess_language(words("Facture N° 12 de la société, montant TTC à régler")) == "fra"
+    assert guess_language(words("Rechnung Nr. 12 der Firma, Betrag zahlbar bitte bis")) == "deu"
+    assert guess_language(words("Invoice 12 from the company, amount due")) == "eng"
+    assert guess_language(words("4711 0815 XYZ")) == "eng"  # nothing to go by: the first reading stands
