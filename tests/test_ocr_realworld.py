@@ -220,3 +220,47 @@ def test_page_language_decides_the_second_reading():
     assert guess_language(words("Rechnung Nr. 12 der Firma, Betrag zahlbar bitte bis")) == "deu"
     assert guess_language(words("Invoice 12 from the company, amount due")) == "eng"
     assert guess_language(words("4711 0815 XYZ")) == "eng"  # nothing to go by: the first reading stands
+
+
+# Through the pipeline: stored file -> document pending (fields read) or failed (with a reason) -------------
+
+
+def pipeline(session, storage, tenant, data: bytes, content_type: str, filename: str):
+    from tests.test_extraction_pipeline import extract, new_document
+
+    return extract(session, storage, new_document(session, storage, tenant.tenant.id, data, content_type, filename))
+
+
+def test_heic_photo_through_the_pipeline(session, storage, tenant):
+    pytest.importorskip("pillow_heif")
+    from core.models import DocumentStatus
+
+    doc = pipeline(session, storage, tenant, encoded(page(), "HEIF", quality=90), "image/heic", "IMG_0042.HEIC")
+    assert doc.status == DocumentStatus.PENDING.value, doc.reason
+    assert (doc.number, doc.amount) == ("INT-001", Decimal("204.75"))
+    assert doc.extraction_details["reader"] == "ocr"
+    assert doc.field_info["number"]["confidence"] < 0.8  # OCR: always a check
+
+
+@pytest.mark.parametrize("make, content_type, detail", [
+    (lambda: encoded(page(), "HEIF", quality=90)[:20000], "image/heic", "cannot be decoded"),
+    (lambda: encoded(Image.new("1", (200, 200), 1), "TIFF", save_all=True,
+                     append_images=[Image.new("1", (7200, 7200))]), "image/tiff", "too many pixels"),
+])
+def test_refused_images_end_failed_with_a_reason(session, storage, tenant, make, content_type, detail):
+    pytest.importorskip("pillow_heif")
+    from core.models import DocumentStatus
+
+    doc = pipeline(session, storage, tenant, make(), content_type, "scan")
+    assert doc.status == DocumentStatus.FAILED.value
+    assert doc.reason.startswith("The image could not be read:") and detail in doc.reason
+
+
+def test_unreadable_photo_stays_reviewable_by_hand(session, storage, tenant):
+    from core.models import DocumentStatus
+    from core.services.processing import NO_TEXT_REASON
+
+    noise = Image.effect_noise((1200, 1600), 90).convert("L")  # no text, in no orientation
+    doc = pipeline(session, storage, tenant, encoded(noise, "PNG"), "image/png", "photo.png")
+    assert doc.status == DocumentStatus.PENDING.value and doc.reason == NO_TEXT_REASON
+    assert doc.number is None and doc.amount is None

@@ -82,6 +82,9 @@ OCR_MAX_IMAGES = 6  # pictures OCRed in a PDF that has a text layer (each costs 
 # measured on the corpus, upright pages read at 0.75-0.93, the same pages turned 90 degrees below 0.5.
 WEAK_CONFIDENCE = 0.6
 WEAK_WORDS = 15
+# Fewer words than this and the page is blank or noise, not sideways (a page turned 90 degrees still gives
+# Tesseract ~100 words, garbled): OSD is not asked, it would take seconds to find nothing.
+MIN_WORDS_TO_TURN = 5
 MIN_OSD_CONFIDENCE = 1.5  # Tesseract's orientation confidence below which its answer is a guess
 MAX_SKEW = 8.0  # degrees: beyond, a photo is not "tilted", and the projection profile stops being reliable
 MIN_SKEW = 0.4  # degrees: below, Tesseract copes, and turning the image would only blur it
@@ -388,7 +391,7 @@ def read_image(image: Image.Image, timeout: float = OCR_TIMEOUT) -> OcrPage:
         skew = estimate_skew(gray)
         straight = gray.rotate(skew, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255) if skew else gray
         text, words, sideways = _read_in_its_language(straight, deadline)
-        if not _weak(words, sideways):
+        if not _weak(words, sideways) or len(words) < MIN_WORDS_TO_TURN:
             return OcrPage(text, tuple(words), 0, skew)
         rotation = detect_rotation(straight, deadline - time.monotonic())
         if rotation == 0:
