@@ -92,3 +92,11 @@ def test_footer_page_numbered_alone_continues_the_invoice():
     footer = "RCS Paris B 423 093 459 - SIRET 423 093 459 00042 - capital de 630 000 euros\n" + " " * 80 + "2/2\n"
     assert page_info(1, footer).marker == (2, 2)
     assert detect([FIRST, footer]).groups == [[0, 1]]
+
+
+@needs(REALWORLD)
+def test_scan_with_a_garbage_text_layer_is_read_by_ocr_to_find_its_invoice():
+    # rwd16: a scan whose ScanSoft text layer is nonsense; rwd01: a text PDF (never OCRed).
+    found = split_pdf(concat_pdfs([(REALWORLD / name).read_bytes() for name in ("rwd01.pdf", "rwd16.pdf")]))
+    assert found.ocr_pages == 1
+    assert found.groups == [[0], [1]]

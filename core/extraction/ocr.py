@@ -79,8 +79,9 @@ OCR_CONFIDENCE = 0.75  # factor applied to the extractor's confidence on OCR tex
 OCR_MAX_IMAGES = 6  # pictures OCRed in a PDF that has a text layer (each costs up to a page's time)
 
 # A page whose words Tesseract is less sure of than this (mean, 0..1), or with fewer words, may be sideways:
-# measured on the corpus, upright pages read at 0.75-0.93, the same pages turned 90 degrees below 0.5.
-WEAK_CONFIDENCE = 0.6
+# measured (bench/ocr.py), upright corpus pages read at 0.55-0.92 (0.40 for the Chinese rwd22, no model),
+# rwd20 turned 90 or 180 degrees at 0.38-0.40 (0.92 once turned back). Below it, OSD is asked.
+WEAK_CONFIDENCE = 0.5
 WEAK_WORDS = 15
 # Fewer words than this and the page is blank or noise, not sideways (a page turned 90 degrees still gives
 # Tesseract ~100 words, garbled): OSD is not asked, it would take seconds to find nothing.
@@ -542,10 +543,15 @@ def scanned_pages(document: object, max_pages: int = OCR_MAX_PAGES, min_share: f
     for index in range(min(len(document), max_pages)):
         page = document[index]
         try:
-            count += bool(_image_boxes(page, min_share))
+            count += is_scan(page, min_share)
         finally:
             page.close()
     return count
+
+
+def is_scan(page: object, min_share: float = 0.5) -> bool:
+    """An open ``pypdfium2.PdfPage`` that is mostly one picture (a scan, whatever text layer it carries)."""
+    return bool(_image_boxes(page, min_share))
 
 
 def ocr_images(document: object, max_pages: int = OCR_MAX_PAGES, min_share: float = 0.03,

@@ -37,8 +37,9 @@ from typing import Any
 
 import pypdfium2
 
+from core.extraction import textquality
 from core.extraction.generic import extract_fields
-from core.extraction.ocr import OcrUnavailable, ocr_page
+from core.extraction.ocr import OcrUnavailable, is_scan, ocr_page
 from core.extraction.text import MAX_PAGES, enough_text, open_pdf, pdftotext_pages
 from core.fields import number_key
 
@@ -244,6 +245,17 @@ def _pdftotext_pages(data: bytes, pages: int) -> list[str] | None:
     return texts[:pages]
 
 
+def _garbage_scan(document: pypdfium2.PdfDocument, index: int, text: str) -> bool:
+    """A scanned page whose text layer reads as a failed OCR (``textquality``): Tesseract may read it better."""
+    if not textquality.is_suspect(text):
+        return False
+    page = document[index]
+    try:
+        return is_scan(page)
+    finally:
+        page.close()
+
+
 def ocr_pdf_page(document: pypdfium2.PdfDocument, index: int) -> str:
     """Tesseract's text of one page of an open PDF, rendered as ``core.extraction.ocr.ocr_pdf`` does."""
     page = document[index]
@@ -274,14 +286,16 @@ def page_texts(data: bytes, max_pages: int = MAX_PAGES, ocr_max_pages: int = SPL
                     texts.append("")
         ocred = 0
         for index, text in enumerate(texts):
-            if enough_text(text) or ocred >= ocr_max_pages:
+            if ocred >= ocr_max_pages or (enough_text(text) and not _garbage_scan(document, index, text)):
                 continue
             try:
-                texts[index] = ocr_pdf_page(document, index)
+                ours = ocr_pdf_page(document, index)
             except OcrUnavailable as exc:
                 logger.warning("OCR unavailable while splitting: %s", exc)
                 break
             ocred += 1
+            if not enough_text(text) or textquality.reads_better(ours, text):
+                texts[index] = ours
     finally:
         document.close()
     return total, texts, ocred
