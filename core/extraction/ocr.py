@@ -312,7 +312,7 @@ def words_layout(tsv: str) -> tuple[str, list[OcrWord], float]:
     words stand upright is read sideways.
 
     Words of one Tesseract line share its baseline (a line still slightly tilted stays one line), and their
-    size is taken from the line's height (about 1.3 font sizes with ascenders and descenders), so that
+    size is the median height of its words' boxes over 1.3 (ascenders and descenders), so that
     ``layout_page`` measures gaps and columns in font sizes as it does for a PDF.
     """
     lines: dict[tuple[str, ...], list[list[str]]] = {}
