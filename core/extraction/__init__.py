@@ -108,10 +108,6 @@ def extract_pdf(
     pages. Raises ``PdfPasswordProtected`` or ``PdfUnreadable`` when it cannot be opened."""
     pdf = read_pdf(data, max_pages)
     notes = tuple(n for n in [pages_note(pdf.pages, max_pages)] if n)
-    if pdf.has_text and ocr and _garbage_layer(data, pdf.text):
-        by_ocr = _ocr_document(data, pdf.pages, notes, templates)
-        if by_ocr.has_text and textquality.reads_better(by_ocr.text, pdf.text):
-            return replace(by_ocr, notes=(*by_ocr.notes, GARBAGE_LAYER_NOTE))
     if pdf.has_text:
         layout = pdf.best
         # Templates are tried on our layout text; when none extracts, on poppler's own layout text (only if
@@ -123,6 +119,12 @@ def extract_pdf(
         found = PdfExtraction(extraction, True, pdf.pages, template, notes=notes, template_output=output,
                               text=pdf.best)
         if ocr and template is None and not extraction.fields.keys() >= WEAK_FIELDS:
+            # A weak reading: the text layer may be a scanner's failed OCR (checked only now: the check opens
+            # the file again, ~3 ms, and half the text PDFs of the corpora have a share that needs it).
+            if _garbage_layer(data, pdf.text):
+                by_ocr = _ocr_document(data, pdf.pages, notes, templates)
+                if by_ocr.has_text and textquality.reads_better(by_ocr.text, pdf.text):
+                    return replace(by_ocr, notes=(*by_ocr.notes, GARBAGE_LAYER_NOTE))
             return _maybe_ocr_images(data, found, templates)
         return found
     if not ocr:

@@ -16,7 +16,8 @@ A text layer is suspect when fewer than ``MIN_WORD_LIKE`` of its tokens with let
 only a text layer over a scan (a page that is mostly one picture) is judged: invoices are full of codes
 and names, and the share alone does not tell them apart (measured with ``bench/ocr.py``: text PDFs of the
 shared corpora 0.75-1.00, German ZUGFeRD samples at the bottom; the ScanSoft layer of rwd16 0.79; a
-dictionary of six languages from pyspellchecker did no better: 0.49-0.63 vs 0.62). The caller then reads
+dictionary of six languages from pyspellchecker did no better: 0.49-0.63 vs 0.62). Extraction asks only
+when the text layer gave neither an invoice number nor a total (a garbage layer gives little), then reads
 the page with Tesseract and keeps whichever text has the larger share of word-like tokens.
 """
 
