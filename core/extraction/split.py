@@ -1,7 +1,7 @@
 """Where each invoice starts in a PDF holding several (a scanned batch, a month of invoices in one file).
 
-Every page is read on its own (the text layer, or Tesseract for a scanned page) and a page starts a new
-invoice only on clear evidence:
+Every page is read on its own (the text layer, or Tesseract for a scanned page, or for a scan whose text
+layer is a failed OCR: ``textquality``) and a page starts a new invoice only on clear evidence:
 
 - a "page 1/N" marker ("Page 1 sur 3", "Seite 1 von 2", "Pagina 1 de 1") starts one; "page 2/3" (or a
   line holding only "2/3") always continues one;
