@@ -383,16 +383,23 @@ def _weak(words: list[OcrWord], sideways: float) -> bool:
     return len(words) < WEAK_WORDS or mean_confidence(words) < WEAK_CONFIDENCE or sideways > 0.5
 
 
-def read_image(image: Image.Image, timeout: float = OCR_TIMEOUT) -> OcrPage:
+def read_image(image: Image.Image, timeout: float = OCR_TIMEOUT, *, rendered: bool = False, whole_page: bool = True
+               ) -> OcrPage:
     """``image`` read by Tesseract, straightened first and turned upright when it reads poorly.
-    Raises ``OcrUnavailable`` when Tesseract is missing, fails or takes longer than ``timeout`` in all."""
+
+    ``rendered``: a PDF page or picture rendered at ``OCR_DPI`` (its size is right already: not enlarged);
+    ``whole_page`` False: a picture cut out of a page (a logo, a stamp: a few words, never sideways), which
+    OSD is not asked about. Raises ``OcrUnavailable`` when Tesseract is missing, fails or takes longer than
+    ``timeout`` in all."""
     deadline = time.monotonic() + timeout
-    gray = _scaled(_grayscale(image))
+    gray = _grayscale(image)
+    if not rendered or max(gray.size) > MAX_LONG_SIDE:
+        gray = _scaled(gray)
     try:
         skew = estimate_skew(gray)
         straight = gray.rotate(skew, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255) if skew else gray
         text, words, sideways = _read_in_its_language(straight, deadline)
-        if not _weak(words, sideways) or len(words) < MIN_WORDS_TO_TURN:
+        if not whole_page or not _weak(words, sideways) or len(words) < MIN_WORDS_TO_TURN:
             return OcrPage(text, tuple(words), 0, skew)
         rotation = detect_rotation(straight, deadline - time.monotonic())
         if rotation == 0:
@@ -477,7 +484,7 @@ def _ocr_rendered(page: Any, width: float, height: float, crop: tuple[float, flo
     bitmap = page.render(scale=scale, crop=crop, grayscale=True)
     image = bitmap.to_pil()
     try:
-        return read_image(image)
+        return read_image(image, rendered=True, whole_page=crop == (0, 0, 0, 0))
     finally:
         image.close()
         bitmap.close()
