@@ -264,3 +264,24 @@ def test_unreadable_photo_stays_reviewable_by_hand(session, storage, tenant):
     doc = pipeline(session, storage, tenant, encoded(noise, "PNG"), "image/png", "photo.png")
     assert doc.status == DocumentStatus.PENDING.value and doc.reason == NO_TEXT_REASON
     assert doc.number is None and doc.amount is None
+
+
+def test_tesseract_words_are_laid_out_like_a_text_pdf():
+    from core.extraction.ocr import words_layout
+
+    header = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext"
+    rows = [  # two blocks on the same row (label left, value far right), then a line below, slightly tilted
+        "5\t1\t1\t1\t1\t1\t100\t100\t120\t30\t96.5\tInvoice",
+        "5\t1\t1\t1\t1\t2\t235\t102\t60\t30\t91.0\tNo.",
+        "5\t1\t2\t1\t1\t1\t1200\t104\t160\t30\t88.0\tINT-001",
+        "5\t1\t3\t1\t1\t1\t100\t160\t80\t30\t95.0\tTotal",
+        "5\t1\t3\t1\t1\t2\t1200\t166\t120\t30\t45.0\t204.75",
+        "4\t1\t3\t1\t1\t0\t100\t160\t1220\t36\t-1\t",
+    ]
+    text, words, sideways = words_layout("\n".join([header, *rows]))
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert [line.split() for line in lines] == [["Invoice", "No.", "INT-001"], ["Total", "204.75"]]
+    assert lines[0].index("INT-001") == lines[1].index("204.75")  # one column, as pdftotext -layout prints it
+    assert lines[0].index("No.") - lines[0].index("Invoice") == len("Invoice ")  # one cell: a single space
+    assert [(w.text, w.confidence) for w in words][-1] == ("204.75", 0.45)
+    assert sideways == 0.0
