@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from core.extraction import identifiers
+from core.extraction import identifiers, textquality
 from core.extraction.generic import check_totals, extract_fields
 from core.extraction.ocr import (
-    OCR_CONFIDENCE,
     ImageRefused,
+    OcrText,
     OcrUnavailable,
+    confidence_factor,
+    field_confidence,
     ocr_image_bytes,
     ocr_images,
     ocr_pdf,
+    scanned_pages,
 )
 from core.extraction.result import GENERIC, Extraction, template_source
 from core.extraction.templated import (
@@ -116,21 +119,46 @@ def extract_pdf(
         found = PdfExtraction(extraction, True, pdf.pages, template, notes=notes, template_output=output,
                               text=pdf.best)
         if ocr and template is None and not extraction.fields.keys() >= WEAK_FIELDS:
+            # A weak reading: the text layer may be a scanner's failed OCR (checked only now: the check opens
+            # the file again, ~3 ms, and half the text PDFs of the corpora have a share that needs it).
+            if _garbage_layer(data, pdf.text):
+                by_ocr = _ocr_document(data, pdf.pages, notes, templates)
+                if by_ocr.has_text and textquality.reads_better(by_ocr.text, pdf.text):
+                    return replace(by_ocr, notes=(*by_ocr.notes, GARBAGE_LAYER_NOTE))
             return _maybe_ocr_images(data, found, templates)
         return found
     if not ocr:
         return PdfExtraction(Extraction(), False, pdf.pages, None, notes=notes)
+    return _ocr_document(data, pdf.pages, notes, templates)
+
+
+GARBAGE_LAYER_NOTE = "the text layer of this scan is unreadable: the page was read by OCR instead"
+
+
+def _garbage_layer(data: bytes, text: str) -> bool:
+    """A text layer over a scan that reads as a failed OCR (``textquality``): ours may do better."""
+    if not textquality.is_suspect(text):
+        return False
+    document = open_pdf(data)
+    try:
+        return scanned_pages(document) > 0
+    finally:
+        document.close()
+
+
+def _ocr_document(data: bytes, pages: int, notes: tuple[str, ...], templates: list[Any] | None) -> PdfExtraction:
+    """The first pages of a scanned PDF read by Tesseract."""
     document = open_pdf(data)
     try:
         scanned = ocr_pdf(document)
     except OcrUnavailable as exc:
         logger.warning("OCR unavailable: %s", exc)
-        return PdfExtraction(Extraction(), False, pdf.pages, None, notes=(*notes, f"OCR failed: {exc}"))
+        return PdfExtraction(Extraction(), False, pages, None, notes=(*notes, f"OCR failed: {exc}"))
     finally:
         document.close()
-    if pdf.pages > scanned.pages:
-        notes = (*notes, f"OCR read the first {scanned.pages} of {pdf.pages} pages")
-    return _from_ocr(scanned.text, pdf.pages, notes, templates)
+    if pages > scanned.pages:
+        notes = (*notes, f"OCR read the first {scanned.pages} of {pages} pages")
+    return _from_ocr(scanned, pages, notes, templates)
 
 
 def _poppler_layout(data: bytes, max_pages: int, text: str, templates: list[Any] | None) -> str:
@@ -161,7 +189,8 @@ def _maybe_ocr_images(data: bytes, found: PdfExtraction, templates: list[Any] | 
         document.close()
     if not scanned.text.strip():
         return found
-    by_ocr = _from_ocr(f"{found.text}\n{scanned.text}", found.pages, found.notes, templates)
+    both = OcrText(f"{found.text}\n{scanned.text}", scanned.pages, scanned.words)
+    by_ocr = _from_ocr(both, found.pages, found.notes, templates)
     if by_ocr.template is not None or len(by_ocr.extraction.fields) > len(found.extraction.fields):
         return by_ocr
     return found
@@ -177,22 +206,29 @@ def extract_image(data: bytes, templates: list[Any] | None = None) -> PdfExtract
     except OcrUnavailable as exc:
         logger.warning("OCR unavailable: %s", exc)
         return PdfExtraction(Extraction(), False, 1, None, notes=(f"OCR failed: {exc}",))
-    return _from_ocr(scanned.text, 1, (), templates)
+    return _from_ocr(scanned, scanned.pages, scanned.notes, templates)
 
 
-def _from_ocr(text: str, pages: int, notes: tuple[str, ...], templates: list[Any] | None) -> PdfExtraction:
-    if not enough_text(text):  # a blank page, a photo of a cat
+def _from_ocr(scanned: OcrText, pages: int, notes: tuple[str, ...], templates: list[Any] | None) -> PdfExtraction:
+    notes = (*notes, *(n for n in scanned.notes if n not in notes))
+    if not enough_text(scanned.text):  # a blank page, a photo of a cat
         return PdfExtraction(Extraction(), False, pages, None, ocr=True, notes=notes)
-    extraction, template, output = _text_fields([text], templates)
-    return PdfExtraction(as_ocr(extraction), True, pages, template, ocr=True, notes=notes, template_output=output,
-                         text=text)
+    extraction, template, output = _text_fields([scanned.text], templates)
+    return PdfExtraction(as_ocr(extraction, scanned), True, pages, template, ocr=True, notes=notes,
+                         template_output=output, text=scanned.text)
 
 
-def as_ocr(extraction: Extraction) -> Extraction:
-    """Fields read from OCR text: sources prefixed ``ocr+``, confidences lowered (a 0 may be an O, a 1 an l)."""
-    for info in extraction.field_info.values():
+def as_ocr(extraction: Extraction, scanned: OcrText | None = None) -> Extraction:
+    """Fields read from OCR text: sources prefixed ``ocr+``, confidences lowered (a 0 may be an O, a 1 an l),
+    the more so as Tesseract was unsure of the words each field was read from (``ocr_confidence``: their mean
+    confidence, else the page's)."""
+    page = scanned.confidence if scanned is not None and scanned.words else 1.0
+    for name, info in extraction.field_info.items():
         info["source"] = f"ocr+{info.get('source', GENERIC)}"[:64]
-        info["confidence"] = round(float(info.get("confidence", 0.0)) * OCR_CONFIDENCE, 2)
+        words = field_confidence(extraction.fields.get(name), scanned.words, page) if scanned else page
+        if scanned is not None and scanned.words:
+            info["ocr_confidence"] = round(words, 2)
+        info["confidence"] = round(float(info.get("confidence", 0.0)) * confidence_factor(words), 2)
     return extraction
 
 

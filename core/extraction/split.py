@@ -1,15 +1,21 @@
 """Where each invoice starts in a PDF holding several (a scanned batch, a month of invoices in one file).
 
-Every page is read on its own (the text layer, or Tesseract for a scanned page) and a page starts a new
-invoice only on clear evidence:
+Every page is read on its own (the text layer, or Tesseract for a scanned page, or for a scan whose text
+layer is a failed OCR: ``textquality``) and a page starts a new invoice only on clear evidence:
 
-- a "page 1/N" marker ("Page 1 sur 3", "Seite 1 von 2") starts one; "page 2/3" always continues one;
+- a "page 1/N" marker ("Page 1 sur 3", "Seite 1 von 2", "Pagina 1 de 1") starts one; "page 2/3" (or a
+  line holding only "2/3") always continues one;
 - an invoice-number label with a number other than the current invoice's, on a page that carries an
   invoice title ("Facture", "Invoice", "Rechnung"...) or that follows the totals of the current invoice;
 - an invoice title on the page following the totals of the current invoice, even without a number read;
 - an invoice title under another issuer than the current invoice's (scans whose number OCR misread).
 
-The current invoice's number on a later page (a header repeated on each page, a copy) never starts one.
+What keeps an invoice whole (page-continuity signals), whatever else the page says:
+
+- the current invoice's number on a later page (a header repeated on each page; the copies "Original",
+  "Duplicado", "Triplicado" of one invoice, each "Pagina 1 de 1", are one document);
+- a copy mark ("Duplicado", "Duplicate", "Copie", "Kopie"...) on a page whose number cannot be compared;
+- a total carried from the previous page ("Report", "À reporter", "Übertrag", "Carried forward").
 
 Anything else (terms and conditions, a page without a header, the same number repeated on page 2)
 continues the current invoice. Conservative on purpose: a missed boundary costs the reviewer one click
@@ -31,8 +37,9 @@ from typing import Any
 
 import pypdfium2
 
+from core.extraction import textquality
 from core.extraction.generic import extract_fields
-from core.extraction.ocr import OcrUnavailable, ocr_page
+from core.extraction.ocr import OcrUnavailable, is_scan, ocr_page
 from core.extraction.text import MAX_PAGES, enough_text, open_pdf, pdftotext_pages
 from core.fields import number_key
 
@@ -42,14 +49,29 @@ logger = logging.getLogger(__name__)
 SPLIT_OCR_MAX_PAGES = 20
 TOP_LINES = 15  # the "header" of a page: its first non-blank lines
 
-# "Page 2/3", "page 2 of 3", "Page 2 sur 3", "Seite 2 von 3", "p. 2/3"
+# "Page 2/3", "page 2 of 3", "Page 2 sur 3", "Seite 2 von 3", "p. 2/3", "Pagina 1 de 1", "Pagina 2 di 3"
 _MARKER = re.compile(
-    r"\b(?:page|seite|p\.)\s*(\d{1,3})\s*(?:/|sur|of|von|de)\s*(\d{1,3})\b", re.IGNORECASE
+    r"(?<!\w)(?:page|seite|blatt|p\.|pagina|página|pág\.|pag\.|feuille|folio|blad)\s*(\d{1,3})\s*"
+    r"(?:/|sur|of|von|de|di|van)\s*(\d{1,3})\b",
+    re.IGNORECASE,
+)
+_BARE_MARKER = re.compile(r"^\s*(\d{1,2})\s*/\s*(\d{1,2})\s*$", re.MULTILINE)  # a line holding only "2/2"
+# A copy of the invoice printed as its own page (Argentine and Spanish invoices come in three).
+_COPY = re.compile(
+    r"(?<!\w)(?:duplicado|triplicado|cuadruplicado|duplicate|triplicate|copy|copie|duplicata|kopie|duplikat|"
+    r"zweitschrift|copia|kopie)(?!\w)",
+    re.IGNORECASE,
+)
+# A total carried from the previous page to the top of this one.
+_CARRIED = re.compile(
+    r"(?<!\w)(?:report|à\s+reporter|a\s+reporter|reporté|übertrag|carried\s+forward|brought\s+forward|"
+    r"transporte|suma\s+y\s+sigue|riporto)(?!\w)",
+    re.IGNORECASE,
 )
 # A title cell: the kind of document, maybe followed by its number label ("Facture N° ...").
 _TITLE = re.compile(
     r"^(?:facture(?:\s+d'avoir)?|avoir|note\s+de\s+cr[ée]dit|invoice|tax\s+invoice|credit\s+note|rechnung|"
-    r"gutschrift)\b",
+    r"gutschrift|factura|fattura|factuur)\b",
     re.IGNORECASE,
 )
 _CELLS = re.compile(r"\s{2,}")
@@ -66,6 +88,8 @@ class PageInfo:
     title: bool = False  # an invoice title among the top lines
     totals: bool = False  # a total amount (the end of an invoice)
     issuer: str | None = None  # folded to letters and digits, for comparison
+    copy: bool = False  # a copy mark ("Duplicado", "Copie") among the top lines
+    carried: bool = False  # a total carried from the previous page among the top lines
 
 
 @dataclass(frozen=True)
@@ -109,12 +133,7 @@ def page_info(index: int, text: str) -> PageInfo:
     if not enough_text(text):
         return PageInfo(index, has_text=False)
     top = [line for line in text.splitlines() if line.strip()][:TOP_LINES]
-    marker = None
-    for found in _MARKER.finditer(text):
-        k, n = int(found.group(1)), int(found.group(2))
-        if 1 <= k <= n:
-            marker = (k, n)
-            break
+    marker = _marker(text)
     fields = extract_fields(text).fields
     number = fields.get("number")
     return PageInfo(
@@ -125,7 +144,19 @@ def page_info(index: int, text: str) -> PageInfo:
         title=_has_title(top),
         totals=fields.get("amount") is not None,
         issuer=_issuer_key(fields.get("issuer")),
+        copy=any(_COPY.search(line) for line in top),
+        carried=any(_CARRIED.search(line) for line in top[:8]),
     )
+
+
+def _marker(text: str) -> tuple[int, int] | None:
+    """The "page k/N" of a page: a labelled marker anywhere, else a line holding only "k/N"."""
+    for pattern in (_MARKER, _BARE_MARKER):
+        for found in pattern.finditer(text):
+            k, n = int(found.group(1)), int(found.group(2))
+            if 1 <= k <= n:
+                return k, n
+    return None
 
 
 def _issuer_key(issuer: object) -> str | None:
@@ -164,18 +195,30 @@ def decide(infos: list[PageInfo]) -> Split:
     return Split(pages=len(infos), groups=groups, boundaries=boundaries)
 
 
+# Characters OCR confuses in invoice numbers: two numbers equal once these are folded are the same number.
+_OCR_CONFUSABLE = str.maketrans("OQDIL|ZSB", "000111258")
+
+
+def _ocr_key(key: str) -> str:
+    return key.translate(_OCR_CONFUSABLE)
+
+
 def _starts(info: PageInfo, number: str | None, closed: bool, issuer: str | None = None) -> str | None:
     """Why ``info`` starts a new invoice, or None when it continues the current one."""
     if not info.has_text:
         return None
+    if info.number is not None and number is not None and _ocr_key(number_key(info.number)) == _ocr_key(number):
+        return None  # the header repeated on each page, or a copy of the same invoice: one document
+    if info.marker is not None and info.marker[0] > 1:
+        return None  # "page 2/3": the same invoice, whatever else the page says
+    if info.carried:
+        return None  # a total carried over from the previous page
+    if info.copy and (info.number is None or number is None):
+        return None  # a copy of the invoice whose number could not be compared
     if info.marker is not None:
-        k, n = info.marker
-        if k > 1:
-            return None  # "page 2/3": the same invoice, whatever else the page says
+        n = info.marker[1]
         if n > 1 or info.title or closed:
             return f"page 1/{n} marker"
-    if info.number is not None and number_key(info.number) == number:
-        return None  # the header repeated on each page, or a copy of the same invoice: one document
     new_number = info.number is not None
     if new_number and number is not None and (info.title or closed):
         return f"new invoice number {info.number}"
@@ -200,6 +243,17 @@ def _pdftotext_pages(data: bytes, pages: int) -> list[str] | None:
     if len(texts) < pages:
         return None
     return texts[:pages]
+
+
+def _garbage_scan(document: pypdfium2.PdfDocument, index: int, text: str) -> bool:
+    """A scanned page whose text layer reads as a failed OCR (``textquality``): Tesseract may read it better."""
+    if not textquality.is_suspect(text):
+        return False
+    page = document[index]
+    try:
+        return is_scan(page)
+    finally:
+        page.close()
 
 
 def ocr_pdf_page(document: pypdfium2.PdfDocument, index: int) -> str:
@@ -232,14 +286,16 @@ def page_texts(data: bytes, max_pages: int = MAX_PAGES, ocr_max_pages: int = SPL
                     texts.append("")
         ocred = 0
         for index, text in enumerate(texts):
-            if enough_text(text) or ocred >= ocr_max_pages:
+            if ocred >= ocr_max_pages or (enough_text(text) and not _garbage_scan(document, index, text)):
                 continue
             try:
-                texts[index] = ocr_pdf_page(document, index)
+                ours = ocr_pdf_page(document, index)
             except OcrUnavailable as exc:
                 logger.warning("OCR unavailable while splitting: %s", exc)
                 break
             ocred += 1
+            if not enough_text(text) or textquality.reads_better(ours, text):
+                texts[index] = ours
     finally:
         document.close()
     return total, texts, ocred

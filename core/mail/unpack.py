@@ -40,12 +40,14 @@ ONLY_LOGOS_REASON = N_("Only small images (logos, signatures, icons) were found 
 PDF = "application/pdf"
 XML = "application/xml"  # a structured e-invoice (CII / UBL) sent as its own file
 _LOGO = "logo"  # an image too small to be an invoice page: skipped
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/tiff", "image/gif", "image/webp")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/tiff", "image/gif", "image/webp", "image/heic")
+# ISO base media "ftyp" brands of HEIF images (iPhone photos); read with pillow-heif at extraction.
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 _PDF_ALIASES = {PDF, "application/x-pdf", "application/acrobat", "applications/vnd.pdf", "text/pdf", "text/x-pdf"}
 _GENERIC_TYPES = {"application/octet-stream", "application/binary", "application/unknown", "application/download",
                   "application/force-download", "binary/octet-stream"}
 _EXTENSIONS = {PDF: ".pdf", "image/png": ".png", "image/jpeg": ".jpg", "image/tiff": ".tif", "image/gif": ".gif",
-               "image/webp": ".webp", XML: ".xml"}
+               "image/webp": ".webp", "image/heic": ".heic", XML: ".xml"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ def sniff(data: bytes) -> str | None:
         return "image/gif"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return "image/heic"
     return None
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from core import extraction
 from core.einvoice import EInvoice, EInvoiceError, read_einvoice, to_fields
+from core.einvoice.page import fill_from_page
 from core.extraction.identifiers import find_identifiers
 from core.i18n import N_
 from core.mail.unpack import PDF, Attachment, unpack
@@ -278,7 +279,7 @@ def _extract_pdf(session: Session, doc: Document, data: bytes) -> None:
         fail_document(doc, EINVOICE_UNREADABLE.format(reason=exc.reason))
         return
     if einv is not None:
-        _finish_einvoice(session, doc, einv)
+        _finish_einvoice(session, doc, einv, pdf=data)
         return
     try:
         found = extraction.extract_pdf(data, templates=_templates(session, doc))
@@ -334,12 +335,15 @@ def _finish_text(session: Session, doc: Document, found: extraction.PdfExtractio
     logger.info("document %s: %s, %d field(s) found, %s", doc.id, result.source, len(result.fields), doc.status)
 
 
-def _finish_einvoice(session: Session, doc: Document, einv: EInvoice) -> None:
+def _finish_einvoice(session: Session, doc: Document, einv: EInvoice, pdf: bytes | None = None) -> None:
     fields = to_fields(einv)
+    filled = fill_from_page(fields, pdf) if pdf is not None else []
     field_info = fields.pop("field_info")
     prefill_client(session, doc.tenant_id, fields, field_info, [v for v in (einv.buyer_vat_id,) if v])
     finish_extraction(session, doc, fields, field_info, einv.source)
     doc.extraction_details = einvoice_details(einv)
+    if filled:
+        doc.extraction_details["from_page"] = filled
     logger.info("document %s: %s, %s", doc.id, einv.source, doc.status)
 
 
