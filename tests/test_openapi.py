@@ -5,6 +5,7 @@ schemas it documents."""
 from __future__ import annotations
 
 import io
+import json
 from datetime import date
 from typing import Any
 
@@ -22,6 +23,7 @@ from dashboard.api.openapi import api_routes
 from tests.bankhelpers import csv_row, make_invoice, statement_csv
 from tests.conftest import TenantFixture
 from tests.test_api import add_document, add_user, pdf_bytes
+from tests.test_dashboard import login
 
 # Routes of the URL map not described yet: none. (The users, invitations and companies routes of issue 17
 # do not exist yet; when they are added, they must be described or the test below fails.)
@@ -191,3 +193,44 @@ def test_real_answers_match_their_documented_schemas(
     Checked(client, spec, second).call("GET", "/tenant", "/tenant", 401)  # the revoked token
     Checked(client, spec, None).call("GET", "/invoices", "/invoices", 401)
     assert len(api.checked) >= 30
+
+
+# The rendered reference in the dashboard -----------------------------------------------------------------
+
+
+def test_reference_page_lists_every_operation_and_schema(
+    app: Flask, spec: dict[str, Any], session: Session, tenant: TenantFixture
+) -> None:
+    browser = app.test_client()
+    anonymous = browser.get("/api/docs")
+    assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+    add_user(session, tenant, "reader@acme.example", Role.MEMBER)
+    assert login(browser, "reader@acme.example").status_code == 302
+    page = browser.get("/api/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    operations = [(path, method, op) for path, methods in spec["paths"].items() for method, op in methods.items()]
+    assert len(operations) >= 45
+    for path, method, op in operations:
+        assert f'id="op-{op["operationId"]}"' in html, (method, path)
+        assert f"<code>{method.upper()} {path}</code>" in html, (method, path)
+    referenced = json.dumps(spec)
+    for name in spec["components"]["schemas"]:
+        assert f'id="schema-{name}"' in html, name
+        if f'"#/components/schemas/{name}"' in referenced:  # every mention is a link to it
+            assert f'href="#schema-{name}"' in html, name
+    for tag in spec["tags"]:
+        assert f"<h2>{tag['name']}</h2>" in html
+    # A parameter, a body and a response, each with its type.
+    assert "<code>per_page</code></td><td>query</td><td>integer (1 to 200)</td>" in html
+    assert "<code>action</code></td><td>one of: link, replace, discard</td>" in html
+    assert '<td>200</td><td><code>application/json</code> <a href="#schema-Invoice">Invoice</a></td>' in html
+    assert 'href="/api/v1/openapi.json"' in html
+    french = browser.get("/api/docs", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert "Référence de l’API" in french and "Paramètres" in french
+
+
+def test_the_tokens_page_links_to_the_reference(app: Flask, tenant: TenantFixture) -> None:
+    browser = app.test_client()
+    assert login(browser, tenant.admin.email).status_code == 302
+    assert 'href="/api/docs"' in browser.get("/settings/tokens").get_data(as_text=True)
