@@ -84,6 +84,8 @@ def error_statuses(route: Route, described: Operation) -> list[int]:
             statuses.add(403)  # a support token is read-only
     if route.rule.arguments:
         statuses.add(404)  # an id out of range, or not the caller's
+    if described.body is not None:
+        statuses.add(413)  # any body beyond the app's MAX_CONTENT_LENGTH
     return sorted(statuses)
 
 
