@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from core.services.documents import MAX_PER_PAGE
@@ -39,12 +39,12 @@ class Operation:
 
     tag: str
     summary: str
+    ok: Mapping[int, Schema | None]
     description: str = ""
     query: Sequence[Schema] = ()
     body: Schema | None = None
     body_type: str = "application/json"
     body_required: bool = False
-    ok: Mapping[int, Schema | None] = field(default_factory=lambda: {200: {"type": "object"}})
     ok_type: str = "application/json"
     errors: Sequence[int] = ()
     public: bool = False  # served without a token
