@@ -211,6 +211,10 @@ def test_real_answers_match_their_documented_schemas(
     api.call("POST", "/matching-rules", "/matching-rules", 422, json={"name": ["not", "text"]})
     member = Checked(client, spec, add_user(session, tenant, "member@acme.example", Role.MEMBER))
     member.call("POST", "/addresses/rotate", "/addresses/rotate", 403, json={})
+    support = Checked(client, spec, add_user(session, tenant, "support@operator.example", Role.SUPPORT))
+    support.call("POST", "/reconcile", "/reconcile", 403)  # support staff only read
+    api.call("POST", f"/documents/{pending.id}/duplicate", "/documents/{document_id}/duplicate", 415,
+             data="action=link", content_type="text/plain")
     Checked(client, spec, second).call("GET", "/tenant", "/tenant", 401)  # the revoked token
     Checked(client, spec, None).call("GET", "/invoices", "/invoices", 401)
 
