@@ -48,14 +48,15 @@ from core.models_templates import ExtractionTemplate
 from core.services import accounts, intake
 from core.services.processing import store_file
 from core.storage import FileStorage
+from dashboard.api.base import PREFIX as API_PREFIX
 from tests.bankhelpers import make_invoice
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.test_dashboard import csrf_token, login
 
 # Reachable without logging in: the login page itself, its language switcher (sets the session's language
-# only) and the static files.
-ALLOW_ANONYMOUS = {"auth.login", "static", "locale.switch"}
+# only), the static files and the API's OpenAPI document (describes the routes, holds no data).
+ALLOW_ANONYMOUS = {"auth.login", "static", "locale.switch", "api.openapi_document"}
 # The operator's support console: a tenant's user is refused it as a whole (403), which tells nothing.
 EXISTENCE_NOT_SECRET = {"support.tenant_overview", "support.tenant_codes", "support.tenant_imports",
                         "support.tenant_message"}
@@ -215,7 +216,7 @@ def test_every_route_is_isolated(
     checked_ids = read_bodies = 0
 
     for rule in rules:
-        is_api = rule.rule.startswith("/api/")
+        is_api = rule.rule.startswith(API_PREFIX + "/")  # /api/docs is a dashboard page
         for url in urls_for_rule(rule, world):
             for method in methods(rule):
                 where = f"{method} {url} ({rule.endpoint})"
@@ -267,7 +268,7 @@ def test_restricted_member_reads_nothing_of_an_unassigned_client_on_any_route(
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint in ALLOW_ANONYMOUS or rule.endpoint == "auth.logout":
             continue
-        is_api = rule.rule.startswith("/api/")
+        is_api = rule.rule.startswith(API_PREFIX + "/")  # /api/docs is a dashboard page
         hidden_object = bool(set(rule.arguments) & RESTRICTED_ARGS)
         for url in urls_for_rule(rule, world):
             for method in methods(rule):

@@ -15,6 +15,7 @@ from core.services import addresses as addr
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import json_object
+from dashboard.api.spec import operation, ref
 from dashboard.app import settings
 
 
@@ -25,11 +26,19 @@ def _listing(tenant_id: int) -> dict[str, object]:
 
 
 @bp.get("/addresses")
+@operation("Company", "The company's inbound addresses: current, retiring, latest retired",
+           ok={200: ref("Addresses")})
 def list_addresses() -> Response:
     return jsonify(_listing(caller().tenant_id))
 
 
 @bp.post("/addresses/rotate")
+@operation("Company", "Issue a new inbound address; the old ones retire after the grace period",
+           description="Admins only. Audited like the dashboard's button.",
+           body={"type": "object", "properties": {"grace_days": {
+               "type": ["integer", "string", "null"], "minimum": 0, "maximum": addr.GRACE_DAYS_MAX,
+               "description": f"Days the old addresses still accept mail (default {addr.GRACE_DAYS_DEFAULT})."}}},
+           ok={201: ref("Addresses")}, errors=(400, 403, 415, 422))
 def rotate_address() -> Response:
     who = caller()
     if who.role != Role.ADMIN:

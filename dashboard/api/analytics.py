@@ -17,10 +17,13 @@ from dashboard.api.auth import api_viewer
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import page_params
 from dashboard.api.serializers import INVOICE_JSON_LOAD, invoice_json, iso, money
+from dashboard.api.spec import PAGE_QUERY, operation, page_of, query, ref
 from dashboard.viewer import today
 
 ID = "int(min=1, max=2147483647)"
 _CURRENCY_RE = re.compile(r"[A-Za-z]{3}")
+CURRENCY_QUERY = query("currency", "ISO 4217 code; by default the company's most used currency.",
+                       {"type": "string", "pattern": "^[A-Za-z]{3}$"})
 
 
 def _today() -> date:
@@ -37,6 +40,8 @@ def _currency(viewer: Viewer) -> str:
 
 
 @bp.get("/analytics")
+@operation("Analytics", "Amounts due and overdue, DSO, ageing and expected cash-in by week",
+           query=(CURRENCY_QUERY,), ok={200: ref("Analytics")}, errors=(400,))
 def get_analytics() -> Response:
     viewer = api_viewer()
     result = analytics.summary(dbs(), viewer, currency=_currency(viewer), today=_today())
@@ -69,6 +74,11 @@ def _balance_json(row: receivables.ClientBalance, currency: str) -> dict[str, ob
 
 
 @bp.get("/clients")
+@operation("Clients", "Clients with their balances",
+           query=(CURRENCY_QUERY, query("sort", "Sort key; a leading - sorts descending.",
+                                        {"type": "string", "enum": list(receivables.SORTS),
+                                         "default": "-amount_due"}), *PAGE_QUERY),
+           ok={200: page_of("ClientBalance")}, errors=(400,))
 def list_clients() -> Response:
     viewer = api_viewer()
     currency = _currency(viewer)
@@ -83,6 +93,8 @@ def list_clients() -> Response:
 
 
 @bp.get(f"/clients/<{ID}:client_id>")
+@operation("Clients", "One client's balance and open invoices (at most 200)", query=(CURRENCY_QUERY,),
+           ok={200: ref("ClientDetail")}, errors=(400,))
 def get_client(client_id: int) -> Response:
     viewer = api_viewer()
     session = dbs()

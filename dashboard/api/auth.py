@@ -13,6 +13,8 @@ from dashboard.api.base import bp, dbs, json_error
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITER_ROLES = frozenset({Role.ADMIN, Role.MEMBER})  # support staff of the operator only read
+# Served without a token: the OpenAPI document describes the API and holds no data.
+PUBLIC_ENDPOINTS = frozenset({"api.openapi_document"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ def unauthorized(message: str, invalid_token: bool) -> Response:
 
 @bp.before_request
 def authenticate() -> Response | None:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
     token = bearer_token()
     if token is None:
         return unauthorized("an Authorization: Bearer <token> header is required", invalid_token=False)

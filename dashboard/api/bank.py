@@ -16,9 +16,12 @@ from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import enum_param, json_object
 from dashboard.api.serializers import iso, money
+from dashboard.api.spec import PAGE_QUERY, enum_query, operation, page_of, query, ref
 from dashboard.api.views import ID, paginated
 
 MAX_STATEMENT_BYTES = 50 * 1024 * 1024
+ACCOUNT_QUERY = query("account_id", "Only this bank account's transactions.",
+                      {"type": "integer", "minimum": 1, "maximum": 2**31 - 1})
 
 
 def account_json(account: BankAccount) -> dict[str, Any]:
@@ -92,6 +95,14 @@ def _optional_id(value: Any, name: str) -> int | None:
 
 
 @bp.post("/bank-statements")
+@operation("Bank", "Import a bank statement (CAMT.053, MT940, OFX or CSV)",
+           description="Transactions already known are counted as duplicates, never added twice.",
+           body={"type": "object", "required": ["file"], "properties": {
+               "file": {"type": "string", "contentMediaType": "application/octet-stream"},
+               "account_id": {"type": "integer", "minimum": 1,
+                              "description": "The account a CSV statement belongs to."}}},
+           body_type="multipart/form-data", body_required=True, ok={201: ref("StatementImport")},
+           errors=(400, 404, 409, 413, 422))
 def upload_statement() -> tuple[Response, int]:
     upload = request.files.get("file")
     if upload is None:
@@ -111,11 +122,17 @@ def upload_statement() -> tuple[Response, int]:
 
 
 @bp.get("/bank-accounts")
+@operation("Bank", "Bank accounts with their last known balance", query=PAGE_QUERY,
+           ok={200: page_of("BankAccount")}, errors=(400,))
 def list_bank_accounts() -> Response:
     return paginated(bank.accounts_query(caller().tenant_id), account_json)
 
 
 @bp.get("/transactions")
+@operation("Bank", "Bank transactions with their matches",
+           query=(*PAGE_QUERY, ACCOUNT_QUERY,
+                  enum_query("status", TransactionStatus, "Only the transactions in this state.")),
+           ok={200: page_of("Transaction")}, errors=(400,))
 def list_transactions() -> Response:
     account_id = _optional_id(request.args.get("account_id"), "account_id")
     stmt = bank.transactions_query(caller().tenant_id, enum_param("status", TransactionStatus), account_id)
@@ -125,6 +142,7 @@ def list_transactions() -> Response:
 
 
 @bp.get(f"/transactions/<{ID}:transaction_id>")
+@operation("Bank", "One transaction with its matches", ok={200: ref("Transaction")})
 def get_transaction(transaction_id: int) -> Response:
     return jsonify(transaction_json(_visible_transaction(transaction_id)))
 
@@ -135,6 +153,12 @@ def _visible_transaction(transaction_id: int) -> BankTransaction:
 
 
 @bp.post(f"/transactions/<{ID}:transaction_id>/split")
+@operation("Bank", "Split a transaction over several invoices",
+           body={"type": "object", "required": ["parts"], "properties": {
+               "parts": {"type": "array", "items": {"type": "object", "properties": {
+                   "invoice_id": {"type": "integer", "minimum": 1}, "amount": {"type": ["string", "number"]}}}},
+               "write_off": {"type": ["string", "number", "null"]}}},
+           body_required=True, ok={200: ref("Transaction")}, errors=(400, 409, 415, 422))
 def split_transaction(transaction_id: int) -> Response:
     _visible_transaction(transaction_id)  # another tenant's id (or a hidden client's): 404 before any 400
     body = json_object()
@@ -152,6 +176,8 @@ def split_transaction(transaction_id: int) -> Response:
 
 
 @bp.post(f"/transactions/<{ID}:transaction_id>/accept")
+@operation("Bank", "Accept the transaction's suggested matches", ok={200: ref("Transaction")},
+           errors=(409,))
 def accept_transaction(transaction_id: int) -> Response:
     session, who = dbs(), caller()
     _visible_transaction(transaction_id)  # 404, not "no suggestion", for a foreign id
@@ -161,6 +187,9 @@ def accept_transaction(transaction_id: int) -> Response:
 
 
 @bp.post(f"/transactions/<{ID}:transaction_id>/category")
+@operation("Bank", "Set or clear the transaction's category",
+           body={"type": "object", "properties": {"category": {"type": ["string", "null"]}}},
+           ok={200: ref("Transaction")}, errors=(400, 409, 415, 422))
 def categorise_transaction(transaction_id: int) -> Response:
     _visible_transaction(transaction_id)
     category = json_object().get("category")
@@ -173,6 +202,9 @@ def categorise_transaction(transaction_id: int) -> Response:
 
 
 @bp.get("/matches")
+@operation("Bank", "Matches between transactions and invoices",
+           query=(*PAGE_QUERY, enum_query("state", MatchState, "Only the matches in this state.")),
+           ok={200: page_of("Match")}, errors=(400,))
 def list_matches() -> Response:
     stmt = reconciliation.matches_query(caller().tenant_id, enum_param("state", MatchState))
     stmt = access.scope_matches(stmt, api_viewer())
@@ -187,6 +219,7 @@ _DECISIONS = {
 
 
 @bp.post(f"/matches/<{ID}:match_id>/<any(accept, reject, undo):decision>")
+@operation("Bank", "Accept, reject or undo a match", ok={200: ref("Match")}, errors=(409,))
 def decide_match(match_id: int, decision: str) -> Response:
     session, who = dbs(), caller()
     access.check_match(session, api_viewer(), reconciliation.get_match(session, who.tenant_id, match_id))
@@ -196,6 +229,8 @@ def decide_match(match_id: int, decision: str) -> Response:
 
 
 @bp.post("/reconcile")
+@operation("Bank", "Run the matching of open transactions against open invoices",
+           ok={200: ref("Reconciliation")}, errors=(409,))
 def reconcile() -> Response:
     session, who = dbs(), caller()
     summary = reconciliation.run_matching(session, who.tenant_id)
@@ -204,11 +239,17 @@ def reconcile() -> Response:
 
 
 @bp.get("/matching-rules")
+@operation("Bank", "Matching rules", query=PAGE_QUERY, ok={200: page_of("MatchingRule")}, errors=(400,))
 def list_rules() -> Response:
     return paginated(reconciliation.rules_query(caller().tenant_id), rule_json)
 
 
 @bp.post("/matching-rules")
+@operation("Bank", "Create a matching rule (a category for transactions it recognises)",
+           body={"type": "object", "properties": {
+               key: {"type": ["string", "number", "null"]}
+               for key in ("name", "counterparty_pattern", "text_pattern", "min_amount", "max_amount", "category")}},
+           body_required=True, ok={201: ref("MatchingRule")}, errors=(400, 415, 422))
 def create_rule() -> tuple[Response, int]:
     body = json_object()
     for key, value in body.items():
@@ -221,6 +262,7 @@ def create_rule() -> tuple[Response, int]:
 
 
 @bp.delete(f"/matching-rules/<{ID}:rule_id>")
+@operation("Bank", "Delete a matching rule", ok={204: None})
 def delete_rule(rule_id: int) -> tuple[str, int]:
     session, who = dbs(), caller()
     reconciliation.delete_rule(session, who.tenant_id, rule_id)
@@ -229,6 +271,8 @@ def delete_rule(rule_id: int) -> tuple[str, int]:
 
 
 @bp.get("/treasury")
+@operation("Bank", "Balances, expected cash in and out per currency, and the coming movements",
+           ok={200: ref("Treasury")})
 def get_treasury() -> Response:
     view = reconciliation.treasury(dbs(), caller().tenant_id, viewer=api_viewer())
     return jsonify(

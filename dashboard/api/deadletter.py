@@ -7,6 +7,7 @@ from flask import Response, jsonify
 from core.services import access, deadletter
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import bp, dbs
+from dashboard.api.spec import items_of, operation, ref
 
 
 def _json(item: deadletter.DeadLetter) -> dict[str, object]:
@@ -17,11 +18,14 @@ def _json(item: deadletter.DeadLetter) -> dict[str, object]:
 
 
 @bp.get("/failed")
+@operation("Failed imports", "What failed after its automatic retries, with the reason",
+           ok={200: items_of(ref("DeadLetter"))})
 def list_failed() -> Response:
     return jsonify(items=[_json(item) for item in deadletter.dead_letters(dbs(), caller().tenant_id)])
 
 
 @bp.post("/failed/retry")
+@operation("Failed imports", "Retry every failed message and document", ok={202: ref("Retried")})
 def retry_failed() -> tuple[Response, int]:
     from dashboard.blueprints.imports import enqueue_retried
 

@@ -18,6 +18,7 @@ from core.services import forwarding as fwd
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import page_params
+from dashboard.api.spec import PAGE_QUERY, operation, page_of, query
 from dashboard.app import settings
 
 
@@ -36,6 +37,12 @@ def _target_tenant() -> tuple[Tenant, Role]:
 
 
 @bp.get("/forwarding-codes")
+@operation("Company", "Forwarding confirmation codes received (admins and support staff)",
+           query=(query("tenant", "The token's own company, by id or inbound address (any other: 404).",
+                        {"type": "string"}), *PAGE_QUERY),
+           ok={200: {"allOf": [page_of("ForwardingCode"), {"type": "object", "required": ["tenant"], "properties": {
+               "tenant": {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}}}}]}},
+           errors=(400, 403, 404))
 def list_forwarding_codes() -> Response:
     tenant, role = _target_tenant()
     if role not in (Role.ADMIN, Role.SUPPORT):

@@ -11,9 +11,12 @@ from core.models import Role
 from core.services import mailboxes as svc
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
+from dashboard.api.spec import items_of, operation, ref
 
 
 @bp.get("/mailboxes")
+@operation("Mailboxes", "The company's IMAP mailboxes and their state (admins only)",
+           ok={200: items_of(ref("Mailbox"))}, errors=(403,))
 def list_mailboxes() -> Response:
     who = caller()
     if who.role != Role.ADMIN:

@@ -12,6 +12,7 @@ from flask import Response, jsonify, request
 from core.services import splitting
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
+from dashboard.api.spec import operation, ref
 
 ID = "int(min=1, max=2147483647)"
 
@@ -22,11 +23,18 @@ def _groups_body(source_id: int) -> dict[str, object]:
 
 
 @bp.get(f"/sources/<{ID}:source_id>/groups")
+@operation("Documents", "How a PDF holding several invoices was cut into documents",
+           ok={200: ref("SourceGroups")})
 def source_groups(source_id: int) -> Response:
     return jsonify(_groups_body(source_id))
 
 
 @bp.put(f"/sources/<{ID}:source_id>/groups")
+@operation("Documents", "Cut a PDF again: page groups (0-based), every page once",
+           description="Groups already validated must be given unchanged; changed groups are read again.",
+           body={"type": "object", "required": ["groups"], "properties": {"groups": {
+               "type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}}}}},
+           body_required=True, ok={202: ref("SourceGroups")}, errors=(400, 409, 422))
 def regroup_source(source_id: int) -> tuple[Response, int]:
     from dashboard.app import storage
     from dashboard.blueprints.splitting import queue_reading

@@ -25,6 +25,7 @@ from core.services import templates as svc
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import json_object
+from dashboard.api.spec import items_of, operation, ref
 from dashboard.app import storage
 
 ID = "int(min=1, max=2147483647)"
@@ -39,6 +40,13 @@ def template_json(template: ExtractionTemplate, source: bool = False) -> dict[st
     if source:
         body["source"] = template.source
     return body
+
+
+def template_body(required: tuple[str, ...]) -> dict[str, Any]:
+    """The body of POST (name and source required) and PATCH (every key optional); nothing else."""
+    return {"type": "object", "required": list(required), "additionalProperties": False, "properties": {
+        "name": {"type": "string"}, "source": {"type": "string", "description": "The invoice2data YAML."},
+        "enabled": {"type": "boolean"}}}
 
 
 def _refused(exc: svc.TemplateInvalid) -> Response:
@@ -70,11 +78,16 @@ def _known(body: dict[str, Any], keys: tuple[str, ...]) -> None:
 
 
 @bp.get("/templates")
+@operation("Templates", "The company's extraction templates (without their sources)",
+           ok={200: items_of(ref("Template"))})
 def list_templates() -> Response:
     return jsonify(items=[template_json(t) for t in svc.list_templates(dbs(), caller().tenant_id)])
 
 
 @bp.post("/templates")
+@operation("Templates", "Create an extraction template from its YAML source",
+           body=template_body(required=("name", "source")), body_required=True, ok={201: ref("Template")},
+           errors=(400, 415, 422))
 def create_template() -> Response:
     body = json_object()
     _known(body, ("name", "source", "enabled"))
@@ -94,11 +107,14 @@ def create_template() -> Response:
 
 
 @bp.get(f"/templates/<{ID}:template_id>")
+@operation("Templates", "One template with its YAML source", ok={200: ref("Template")})
 def get_template(template_id: int) -> Response:
     return jsonify(template_json(svc.get_template(dbs(), caller().tenant_id, template_id), source=True))
 
 
 @bp.patch(f"/templates/<{ID}:template_id>")
+@operation("Templates", "Change a template's name, source or state", body=template_body(()),
+           ok={200: ref("Template")}, errors=(400, 415, 422))
 def update_template(template_id: int) -> Response:
     session, tenant_id = dbs(), caller().tenant_id
     svc.get_template(session, tenant_id, template_id)  # another company's id: 404 before any 422
@@ -115,6 +131,7 @@ def update_template(template_id: int) -> Response:
 
 
 @bp.delete(f"/templates/<{ID}:template_id>")
+@operation("Templates", "Delete a template", ok={204: None})
 def delete_template(template_id: int) -> Response:
     session = dbs()
     svc.delete_template(session, caller().tenant_id, template_id)
@@ -123,6 +140,12 @@ def delete_template(template_id: int) -> Response:
 
 
 @bp.post("/templates/test")
+@operation("Templates", "What a template source reads from documents, saving nothing",
+           body={"type": "object", "required": ["source"], "additionalProperties": False, "properties": {
+               "source": {"type": "string"},
+               "document_id": {"type": "integer", "minimum": 0, "maximum": 2147483647},
+               "others": {"type": "integer", "minimum": 0, "maximum": 50}}},
+           body_required=True, ok={200: ref("TemplateTrial")}, errors=(400, 404, 415, 422))
 def try_template() -> Response:
     body = json_object()
     _known(body, ("source", "document_id", "others"))
@@ -142,5 +165,8 @@ def try_template() -> Response:
 
 
 @bp.get(f"/documents/<{ID}:document_id>/template-draft")
+@operation("Templates", "A template draft built from the document's confirmed values",
+           ok={200: {"type": "object", "required": ["source"], "properties": {"source": {"type": "string"}}}},
+           errors=(409,))
 def template_draft(document_id: int) -> Response:
     return jsonify(source=svc.draft_from_document(dbs(), storage(), caller().tenant_id, document_id))

@@ -16,6 +16,7 @@ from core.services import accounts
 from dashboard.api.auth import caller
 from dashboard.api.base import bp, dbs
 from dashboard.api.serializers import iso
+from dashboard.api.spec import PAGE_QUERY, operation, page_of, ref
 from dashboard.api.views import ID, paginated
 
 
@@ -40,11 +41,15 @@ def _owner_filter() -> int | None:
 
 
 @bp.get("/tokens")
+@operation("Tokens", "API tokens: the caller's own, or every one of the company for an admin",
+           query=PAGE_QUERY, ok={200: page_of("Token")}, errors=(400,))
 def list_tokens() -> Response:
     return paginated(accounts.tokens_query(caller().tenant_id, _owner_filter()), token_json)
 
 
 @bp.delete(f"/tokens/<{ID}:token_id>")
+@operation("Tokens", "Revoke a token (the caller's own; any of the company for an admin)",
+           ok={200: ref("Token")})
 def revoke_token(token_id: int) -> Response:
     session = dbs()
     row = accounts.revoke_token(session, caller().tenant_id, token_id, _owner_filter())

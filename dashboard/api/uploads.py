@@ -9,6 +9,7 @@ from core.services import access, uploads
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import bp, dbs, json_error
 from dashboard.api.serializers import document_json, message_json
+from dashboard.api.spec import operation, ref
 
 ID = "int(min=1, max=2147483647)"
 
@@ -25,6 +26,12 @@ def _message_with_documents(message_id: int) -> dict[str, object]:
 
 
 @bp.post("/uploads")
+@operation("Messages", "Upload files (PDF, images, e-invoices, archives) as one message",
+           body={"type": "object", "required": ["file"], "properties": {"file": {
+               "type": "array", "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+               "description": "One or more files, each a part named file."}}},
+           body_type="multipart/form-data", body_required=True, ok={202: ref("MessageProgress")},
+           errors=(400, 413, 422))
 def create_upload() -> tuple[Response, int]:
     from dashboard.blueprints.imports import accept_upload, request_files
 
@@ -35,11 +42,15 @@ def create_upload() -> tuple[Response, int]:
 
 
 @bp.get(f"/messages/<{ID}:message_id>")
+@operation("Messages", "One message, its processing stage and its documents",
+           ok={200: ref("MessageProgress")})
 def get_message(message_id: int) -> Response:
     return jsonify(_message_with_documents(message_id))
 
 
 @bp.post(f"/messages/<{ID}:message_id>/reprocess")
+@operation("Messages", "Read a message again from its stored original",
+           ok={202: ref("MessageProgress")}, errors=(409, 422))
 def reprocess_message(message_id: int) -> tuple[Response, int]:
     from dashboard.blueprints.imports import enqueue_message
 
@@ -50,6 +61,8 @@ def reprocess_message(message_id: int) -> tuple[Response, int]:
 
 
 @bp.post(f"/documents/<{ID}:document_id>/reprocess")
+@operation("Documents", "Read a document again from its stored file",
+           ok={202: ref("Document")}, errors=(409, 422, 503))
 def reprocess_document(document_id: int) -> tuple[Response, int]:
     from dashboard.blueprints.imports import enqueue_reading
 

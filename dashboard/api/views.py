@@ -15,12 +15,17 @@ from core.services import NotFound, access, accounts, documents
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.download import attachment
-from dashboard.api.params import enum_param, field_input, json_object, page_params
+from dashboard.api.params import INPUT_FIELDS, enum_param, field_input, json_object, page_params
 from dashboard.api.serializers import INVOICE_JSON_LOAD, document_json, invoice_json, message_json, tenant_json
+from dashboard.api.spec import PAGE_QUERY, enum_query, operation, page_of, ref
 from dashboard.app import settings, storage
 
 # Ids beyond a 32-bit integer column cannot exist; refusing them in routing avoids driver overflows.
 ID = "int(min=1, max=2147483647)"
+
+# The fields a validation may set (``params.field_input``): scalars only, unknown keys refused.
+VALIDATION_BODY = {"type": "object", "additionalProperties": False,
+                   "properties": {name: {"type": ["string", "number", "null"]} for name in INPUT_FIELDS}}
 
 
 def paginated(stmt: Select[Any], serialize: Callable[[Any], dict[str, Any]]) -> Response:
@@ -36,6 +41,7 @@ def paginated(stmt: Select[Any], serialize: Callable[[Any], dict[str, Any]]) -> 
 
 
 @bp.get("/tenant")
+@operation("Company", "The token's company and its current inbound address", ok={200: ref("Tenant")})
 def get_tenant() -> Response:
     session, tenant_id = dbs(), caller().tenant_id
     tenant = session.get(Tenant, tenant_id)
@@ -47,6 +53,9 @@ def get_tenant() -> Response:
 
 
 @bp.get("/messages")
+@operation("Messages", "Received messages (e-mails and uploads), newest first",
+           query=(*PAGE_QUERY, enum_query("status", MessageStatus, "Only the messages in this status.")),
+           ok={200: page_of("Message")}, errors=(400,))
 def list_messages() -> Response:
     stmt = documents.messages_query(caller().tenant_id, enum_param("status", MessageStatus))
     viewer = api_viewer()
@@ -55,17 +64,25 @@ def list_messages() -> Response:
 
 
 @bp.get("/documents")
+@operation("Documents", "Documents read from the messages, newest first",
+           query=(*PAGE_QUERY, enum_query("status", DocumentStatus, "Only the documents in this status.")),
+           ok={200: page_of("Document")}, errors=(400,))
 def list_documents() -> Response:
     stmt = documents.documents_query(caller().tenant_id, enum_param("status", DocumentStatus))
     return paginated(access.scope_documents(stmt, api_viewer()), document_json)
 
 
 @bp.get(f"/documents/<{ID}:document_id>")
+@operation("Documents", "One document with its extracted fields", ok={200: ref("Document")})
 def get_document(document_id: int) -> Response:
     return jsonify(document_json(visible_document(document_id)))
 
 
 @bp.get(f"/documents/<{ID}:document_id>/file")
+@operation("Documents", "The document's stored file, as a download",
+           description="Served in its own content type when that is a safe one, else application/octet-stream; "
+                       "never rendered in place (Content-Disposition: attachment, CSP sandbox).",
+           ok={200: {"type": "string", "format": "binary"}}, ok_type="application/octet-stream")
 def get_document_file(document_id: int) -> Response:
     session, tenant_id = dbs(), caller().tenant_id
     doc = visible_document(document_id)
@@ -74,6 +91,9 @@ def get_document_file(document_id: int) -> Response:
 
 
 @bp.post(f"/documents/<{ID}:document_id>/validate")
+@operation("Documents", "Validate a pending document into an invoice",
+           description="Fields given here replace the extracted ones; unknown keys are refused (422).",
+           body=VALIDATION_BODY, ok={200: ref("Invoice")}, errors=(400, 409, 415, 422))
 def validate_document(document_id: int) -> Response:
     visible_document(document_id)
     data = field_input(json_object())
@@ -85,6 +105,10 @@ def validate_document(document_id: int) -> Response:
 
 
 @bp.post(f"/documents/<{ID}:document_id>/duplicate")
+@operation("Documents", "Resolve a document flagged as a duplicate of an invoice",
+           body={"type": "object", "required": ["action"], "properties": {
+               "action": {"type": "string", "enum": list(documents.DUPLICATE_ACTIONS)}}},
+           body_required=True, ok={200: ref("Document")}, errors=(400, 409, 415))
 def resolve_duplicate(document_id: int) -> Response:
     who = caller()
     session = dbs()
@@ -98,6 +122,10 @@ def resolve_duplicate(document_id: int) -> Response:
 
 
 @bp.get("/invoices")
+@operation("Invoices", "Validated invoices and credit notes",
+           query=(*PAGE_QUERY, enum_query("type", DocType, "Invoices or credit notes only."),
+                  enum_query("status", InvoiceStatus, "Only the invoices in this payment status.")),
+           ok={200: page_of("Invoice")}, errors=(400,))
 def list_invoices() -> Response:
     doc_type, status = enum_param("type", DocType), enum_param("status", InvoiceStatus)
     stmt = documents.invoices_query(caller().tenant_id, doc_type, status)
@@ -108,6 +136,7 @@ def list_invoices() -> Response:
 
 
 @bp.get(f"/invoices/<{ID}:invoice_id>")
+@operation("Invoices", "One invoice with its bank matches", ok={200: ref("Invoice")})
 def get_invoice(invoice_id: int) -> Response:
     invoice = documents.get_invoice(dbs(), caller().tenant_id, invoice_id)
     return jsonify(invoice_json(access.check_invoice(dbs(), api_viewer(), invoice)))

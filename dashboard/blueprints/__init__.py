@@ -11,7 +11,8 @@ AREAS = ("auth", "review", "invoices", "imports", "settings", "api", "clients", 
          "templates_editor",  # issue 4: per-tenant invoice2data templates
          "senderauth",  # issue 8: SPF/DKIM/DMARC, the tenant's choice for mail failing DMARC
          "deadletter",  # issue 7: what failed after its retries, and retry
-         "tokens")  # issue 14: API tokens listed, revoked, expiring
+         "tokens",  # issue 14: API tokens listed, revoked, expiring
+         "api_docs")  # issue 17: the API reference, rendered from /api/v1/openapi.json
 
 
 def register_blueprints(app: Flask) -> None:

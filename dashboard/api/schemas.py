@@ -1,0 +1,224 @@
+"""JSON Schemas (OpenAPI 3.1) of what the serializers of ``dashboard.api`` answer, by component name.
+
+Each one mirrors a serializer (``serializers.py``, ``bank.py``, ``tokens.py``...): the API tests check
+real answers against them, so a serializer that changes without its schema fails there.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from core.models import (
+    DocType,
+    DocumentStatus,
+    InvoiceStatus,
+    MatchState,
+    MessageSource,
+    MessageStatus,
+    Role,
+    TransactionStatus,
+)
+from core.services.addresses import AddressState
+from dashboard.api.spec import Schema, ref
+
+ID: Schema = {"type": "integer", "minimum": 1}
+TEXT: Schema = {"type": ["string", "null"]}
+MONEY: Schema = {"type": ["string", "null"], "pattern": r"^-?[0-9]+\.[0-9]{2}$",
+                 "description": "A decimal amount as a string, two decimals."}
+DATE: Schema = {"type": ["string", "null"], "format": "date"}
+DATETIME: Schema = {"type": ["string", "null"], "format": "date-time"}
+OPTIONAL_ID: Schema = {"type": ["integer", "null"], "minimum": 1}
+IDS: Schema = {"type": "array", "items": ID}
+
+
+def one_of(choices: type[enum.StrEnum]) -> Schema:
+    return {"type": "string", "enum": [member.value for member in choices]}
+
+
+def closed(properties: dict[str, Schema], description: str = "") -> Schema:
+    """An object with exactly these keys, all present (what a serializer always writes)."""
+    body: Schema = {"type": "object", "required": list(properties), "additionalProperties": False,
+                    "properties": properties}
+    if description:
+        body["description"] = description
+    return body
+
+
+FIELDS: dict[str, Schema] = {
+    "type": {"type": ["string", "null"], "enum": [*(t.value for t in DocType), None]},
+    "number": TEXT, "title": TEXT, "issuer": TEXT,
+    "amount": MONEY, "net_amount": MONEY, "tax_amount": MONEY,
+    "currency": TEXT, "issue_date": DATE, "due_date": DATE,
+}
+
+MESSAGE: dict[str, Schema] = {
+    "id": ID, "status": one_of(MessageStatus), "reason": TEXT, "sender": TEXT, "recipient": TEXT,
+    "subject": TEXT, "received_at": DATETIME, "source": one_of(MessageSource),
+    "to_retiring_address": {"type": "boolean"}, "documents": IDS,
+}
+CLIENT_BALANCE: dict[str, Schema] = {
+    "id": ID, "name": {"type": "string"}, "currency": {"type": "string"}, "amount_due": MONEY,
+    "overdue": MONEY, "open_invoices": {"type": "integer", "minimum": 0}, "available_credit": MONEY,
+    "average_payment_delay_days": {"type": ["number", "null"]},
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
+        "error": {"type": "string", "description": "What went wrong, for a person."},
+        "fields": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "Field name -> its problem (422)."},
+        "problems": {"type": "array", "items": {"type": "string"},
+                     "description": "A refused template source: one message per problem (422)."},
+    }},
+    "Page": {"type": "object", "required": ["items", "page", "per_page", "total", "pages"], "properties": {
+        "items": {"type": "array"}, "page": {"type": "integer", "minimum": 1},
+        "per_page": {"type": "integer", "minimum": 1}, "total": {"type": "integer", "minimum": 0},
+        "pages": {"type": "integer", "minimum": 0},
+    }},
+    "Tenant": closed({"id": ID, "name": {"type": "string"}, "inbound_address": TEXT}),
+    "Message": closed(MESSAGE),
+    "Document": closed({
+        "id": ID, "status": one_of(DocumentStatus), "reason": TEXT, "filename": {"type": "string"}, **FIELDS,
+        "client": TEXT, "extraction_source": TEXT,
+        "field_info": {"type": "object", "description": "Per field: where its value was read, how sure."},
+        "duplicate_of": OPTIONAL_ID, "invoice_id": OPTIONAL_ID, "message_id": OPTIONAL_ID,
+        "source_id": OPTIONAL_ID,
+        "source_pages": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 0}},
+        "created_at": DATETIME,
+    }),
+    "InvoiceMatch": closed({
+        "id": ID, "transaction_id": ID, "state": one_of(MatchState), "amount": MONEY, "write_off": MONEY,
+        "score": {"type": ["number", "null"]}, "booking_date": DATE,
+    }, "A bank match as seen from its invoice."),
+    "Invoice": closed({
+        "id": ID, **FIELDS, "client": TEXT, "client_id": OPTIONAL_ID, "status": one_of(InvoiceStatus),
+        "amount_paid": MONEY, "paid_at": DATE, "matches": {"type": "array", "items": ref("InvoiceMatch")},
+        "file_id": OPTIONAL_ID, "attachments": IDS, "document_id": OPTIONAL_ID, "created_at": DATETIME,
+    }),
+    "MessageProgress": closed(MESSAGE | {
+        "stage": {"type": "string"}, "in_progress": {"type": "boolean"},
+        "documents": {"type": "array", "items": ref("Document")},
+    }, "A message with its processing stage and its documents in full."),
+    "ClientBalance": closed(CLIENT_BALANCE),
+    "ClientDetail": closed(CLIENT_BALANCE | {
+        "open_invoice_list": {"type": "array", "items": ref("Invoice"), "maxItems": 200}}),
+    "Analytics": closed({
+        "currency": {"type": "string"}, "today": DATE, "amount_due": MONEY, "overdue": MONEY,
+        "dso_days": {"type": ["number", "null"]}, "dso_formula": {"type": "string"},
+        "invoiced_last_window": MONEY,
+        "ageing": {"type": "array", "items": closed({"bucket": {"type": "string"}, "amount": MONEY})},
+        "expected_cash_in_overdue": MONEY,
+        "expected_cash_in_weeks": {"type": "array", "items": closed(
+            {"week_start": DATE, "week_end": DATE, "amount": MONEY})},
+    }),
+    "BankAccount": closed({
+        "id": ID, "iban": {"type": "string"}, "name": TEXT, "currency": TEXT, "balance": MONEY,
+        "balance_date": DATE, "csv_mapping": {"type": ["object", "null"]},
+    }),
+    "Match": closed({
+        "id": ID, "transaction_id": ID, "invoice_id": OPTIONAL_ID, "invoice_number": TEXT, "amount": MONEY,
+        "write_off": MONEY, "score": {"type": ["number", "null"]}, "reasons": {"type": "array"},
+        "state": one_of(MatchState), "created_by": {"type": ["string", "integer", "null"]},
+        "created_at": DATETIME, "decided_at": DATETIME, "undone_at": DATETIME,
+    }),
+    "Transaction": closed({
+        "id": ID, "account_id": ID, "booking_date": DATE, "value_date": DATE, "amount": MONEY,
+        "currency": TEXT, "counterparty": TEXT, "iban": TEXT, "remittance": TEXT, "reference": TEXT,
+        "pending": {"type": "boolean"}, "category": TEXT, "status": one_of(TransactionStatus),
+        "matches": {"type": "array", "items": ref("Match")},
+    }),
+    "MatchingRule": closed({
+        "id": ID, "name": {"type": "string"}, "counterparty_pattern": TEXT, "text_pattern": TEXT,
+        "min_amount": MONEY, "max_amount": MONEY, "category": TEXT,
+    }),
+    "StatementImport": closed({
+        "statements": {"type": "integer"}, "created": {"type": "integer"}, "duplicates": {"type": "integer"},
+        "pending": {"type": "integer"}, "applied": {"type": "integer"}, "suggested": {"type": "integer"},
+        "categorised": {"type": "integer"}, "accounts": IDS, "transactions": IDS,
+    }),
+    "Reconciliation": closed({"transactions": {"type": "integer"}, "applied": {"type": "integer"},
+                              "suggested": {"type": "integer"}}),
+    "Treasury": closed({
+        "accounts": {"type": "array", "items": ref("BankAccount")},
+        "positions": {"type": "array", "items": closed({
+            "currency": {"type": "string"}, "balance": MONEY, "expected_in": MONEY, "expected_out": MONEY,
+            "difference": MONEY, "projected": MONEY, "overdue": MONEY})},
+        "movements": {"type": "array", "maxItems": 500, "items": closed({
+            "invoice_id": ID, "number": TEXT, "date": DATE, "amount": MONEY, "currency": TEXT})},
+        "source": {"type": "string"},
+    }),
+    "Token": closed({
+        "id": ID, "prefix": {"type": "string"}, "label": TEXT, "user": {"type": "string", "format": "email"},
+        "state": {"type": "string", "enum": ["active", "expired", "revoked"]}, "created_at": DATETIME,
+        "last_used_at": DATETIME, "expires_at": DATETIME, "revoked_at": DATETIME,
+    }),
+    "Address": closed({
+        "id": ID, "address": {"type": "string"}, "state": one_of(AddressState), "created_at": DATETIME,
+        "retires_at": DATETIME, "guessable": {"type": "boolean"}, "messages_while_retiring": {"type": "integer"},
+        "last_message_while_retiring_at": DATETIME,
+    }),
+    "Addresses": {"type": "object", "required": ["current", "items"], "properties": {
+        "current": TEXT, "items": {"type": "array", "items": ref("Address")},
+        "new": {"type": "string", "description": "The address just issued (rotation only)."},
+    }},
+    "ForwardingCode": closed({
+        "id": ID, "provider": TEXT, "code": TEXT, "link": TEXT, "unverified_link": TEXT, "requester": TEXT,
+        "sender": TEXT, "sent_at": DATETIME, "received_at": DATETIME, "authenticated": {"type": ["boolean", "null"]},
+        "verified": {"type": "boolean"}, "auth_results": {"type": ["object", "string", "null"]},
+        "message_id": OPTIONAL_ID,
+    }),
+    "Mailbox": closed({
+        "id": ID, "name": {"type": "string"}, "host": {"type": "string"}, "port": {"type": "integer"},
+        "security": {"type": "string"}, "username": {"type": "string"}, "auth": {"type": "string"},
+        "has_secret": {"type": "boolean"}, "oauth_provider": TEXT, "oauth_client_id": TEXT,
+        "has_refresh_token": {"type": "boolean"}, "folder": TEXT, "processed_folder": TEXT,
+        "enabled": {"type": "boolean"}, "last_error": TEXT, "last_error_at": DATETIME,
+        "last_success_at": DATETIME,
+    }, "An IMAP mailbox; secrets are never sent, only whether one is stored."),
+    "DeadLetter": closed({
+        "kind": {"type": "string", "enum": ["message", "document"]}, "id": ID, "message_id": OPTIONAL_ID,
+        "label": TEXT, "reason": TEXT, "failed_at": DATETIME, "attempts": {"type": ["integer", "null"]},
+    }),
+    "Retried": closed({"messages": IDS, "documents": IDS, "queued": {"type": ["integer", "boolean"]}}),
+    "SourceGroups": {"type": "object", "required": ["id", "filename", "page_count", "groups", "boundaries"],
+                     "properties": {
+        "id": ID, "filename": {"type": "string"}, "page_count": {"type": ["integer", "null"]},
+        "message_id": OPTIONAL_ID,
+        "groups": {"type": "array", "items": closed({
+            "pages": {"type": "array", "items": {"type": "integer", "minimum": 0}}, "document_id": ID,
+            "status": one_of(DocumentStatus), "number": TEXT, "locked": {"type": "boolean"}})},
+        "boundaries": {"type": "array"},
+        "reading": {"type": "array", "items": ID, "description": "Documents read again (PUT only)."},
+    }},
+    "Template": {"type": "object", "additionalProperties": False,
+                 "required": ["id", "name", "issuer", "enabled", "version", "created_by", "created_at",
+                              "updated_at"], "properties": {
+        "id": ID, "name": {"type": "string"}, "issuer": TEXT, "enabled": {"type": "boolean"},
+        "version": {"type": "integer"}, "created_by": {"type": ["string", "integer", "null"]},
+        "created_at": DATETIME, "updated_at": DATETIME,
+        "source": {"type": "string", "description": "The YAML source (single template answers only)."},
+    }},
+    "TemplateTrial": {"type": "object", "required": ["document", "others", "matching_others"], "properties": {
+        "document": {"oneOf": [ref("DocumentTrial"), {"type": "null"}]},
+        "others": {"type": "array", "items": ref("DocumentTrial")},
+        "matching_others": {"type": "integer", "minimum": 0},
+    }},
+    "DocumentTrial": closed({
+        "document_id": ID, "filename": {"type": "string"}, "matched": {"type": "boolean"},
+        "fields": {"type": "object", "additionalProperties": {"type": "string"}}, "error": TEXT,
+    }),
+}
+
+ROLES: list[str] = [role.value for role in Role]
+
+
+def components() -> dict[str, Any]:
+    return {
+        "schemas": SCHEMAS,
+        "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "An API token from Settings → API tokens (or `inbox token create`); valid in one "
+                           f"company only. Roles: {', '.join(ROLES)} (support staff only read).",
+        }},
+    }
