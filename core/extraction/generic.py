@@ -20,7 +20,15 @@ from typing import Any
 
 from core.extraction import labels as L
 from core.extraction.result import GENERIC, Extraction
-from core.extraction.values import clean_spaces, currency_codes_in, find_dates, find_money, fold, parse_date
+from core.extraction.values import (
+    clean_spaces,
+    currency_codes_in,
+    find_dates,
+    find_money,
+    fold,
+    month_first,
+    parse_date,
+)
 from core.fields import CURRENCIES
 
 MAX_LINES = 5000  # ~50 pages of text; the rest is terms and conditions
@@ -29,11 +37,16 @@ _TITLE_LINES = 25  # non-empty lines at the top where the document's title is lo
 # Compiled once (re's own cache costs a lookup per call, and these run for every cell of every document).
 _CELL = re.compile(r"\S+(?: \S+)*")
 _CREDIT_TITLE = re.compile(r"(?:facture d'avoir|note de credit|credit note|credit memo|avoir|gutschrift"
-                           r"|rechnungskorrektur|stornorechnung)\b")
-_CREDIT_WORDS = re.compile(r"\b(?:facture d'avoir|note de credit|credit note|credit memo|gutschrift)\b")
-_INVOICE_TITLE = re.compile(r"(?:facture|invoice|tax invoice|rechnung)\b")
-_INVOICE_WORDS = re.compile(r"\b(?:facture|invoice|rechnung)\b")
+                           r"|rechnungskorrektur|stornorechnung|(?:ticket|bon|note) d'avoir|creditnota"
+                           r"|nota de credito|nota di credito)\b")
+_CREDIT_WORDS = re.compile(r"\b(?:facture d'avoir|note de credit|credit note|credit memo|gutschrift|creditnota)\b")
+_INVOICE_TITLE = re.compile(r"(?:facture|invoice|tax invoice|rechnung|factura|fattura|factuur)\b|发票")
+_INVOICE_WORDS = re.compile(r"\b(?:facture|invoice|rechnung|factura|fattura|factuur)\b|发票")
+# Bills and statements that ask for payment: invoices, less surely said.
+_BILL_WORDS = re.compile(r"\b(?:bill|statement|billing|amount due|total due)\b")
 _AVOIR_CAPITALS = re.compile(r"\bAVOIR\b")
+_US_ADDRESS = re.compile(r"\b(?:A[LKZR]|C[AOT]|DE|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI|S[CD]|T[NX]"
+                         r"|UT|V[TA]|W[AVIY]|DC),?\s+\d{5}(?:-\d{4})?\b")
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,10 @@ class _Doc:
             ]
             self.lines.append(cells)
         self.claimed: set[tuple[int, int]] = set()
+        # Numeric dates of this document: month first (10/18/18) or day first, decided once for all of them.
+        # Without a day over 12 to decide, only a US document (dollars and a US address) is read month first.
+        us = "$" in text and _US_ADDRESS.search(text) is not None and not re.search(r"€|£|A\$|AU\$|C\$", text)
+        self.month_first = month_first(text, hint=us)
 
     def cells(self) -> Iterator[Cell]:
         for line in self.lines:
@@ -113,6 +130,9 @@ _LEGAL_FORM = re.compile(r"\b(?:sarl|sas|sasu|sa|eurl|sci|snc|scop|gie|ltd|llc|l
                          r"|sl|oy|ab|as|corp|co|kg|ohg|ug|mbh|e\.k)\b\.?")
 
 
+_IBAN_LIKE = re.compile(r"^[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4})")
+
+
 def _strip_lead(text: str) -> str:
     return _LEAD.sub("", text).strip()
 
@@ -127,17 +147,19 @@ def _read_number(text: str) -> tuple[str, float] | None:
         token = token.split(" ")[0]  # "12345 2026..." is a number then something else
     if not any(ch.isdigit() for ch in token) or len(token) > 40 or _AMOUNT_LIKE.match(token):
         return None
+    if re.match(r"[.,]\d", text[match.end():]) or re.match(r"\d{1,2}:\d{2}$", token):
+        return None  # "1479,85": an amount cut at its comma; a time of day
     found = parse_date(token)
     if found is not None and found.end - found.start >= len(token) - 1:
         return None  # a date, not a number
     return token, 1.0
 
 
-def _read_date(text: str) -> tuple[Any, float] | None:
-    found = parse_date(text[:80])
+def _read_date(text: str, month_first: bool = False) -> tuple[Any, float] | None:
+    found = parse_date(text[:80], month_first)
     if found is None or found.start > 20:  # the date must follow its label, not sit far along the line
         return None
-    return found.value, 0.8 if found.ambiguous else 1.0
+    return found.value, 0.8 if found.ambiguous and not month_first else 1.0
 
 
 def _is_label(text: str) -> bool:
@@ -156,6 +178,8 @@ def _read_text(text: str, *, name_like: bool) -> tuple[str, float] | None:
             return None
         if re.match(r"^\d", value):
             return None  # "12 rue de la Paix": an address line, not a name
+        if _IBAN_LIKE.match(value) or L.DOC_TITLES.fullmatch(fold(value)):
+            return None
     return value[:300], 1.0
 
 
@@ -274,6 +298,8 @@ def _doc_type(doc: _Doc) -> tuple[str, float] | None:
         return "credit_note", credit  # a credit note cites the invoice it cancels: it wins
     if invoice:
         return "invoice", invoice
+    if any(_BILL_WORDS.search(cell.folded) for line in top for cell in line):
+        return "invoice", 0.6
     return None
 
 
@@ -294,9 +320,9 @@ def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
             # Without columns the title shares the line: "Dupont Conseil SARL FACTURE".
             name = _TRAILING_TITLE.sub("", cell.text)
             # "Au bon moulin SARL - 1242 chemin de l'olive - 84340 Malaucene": the name is the first part.
-            name = re.split(r"\s+[-|\u2022\u25cf\u00b7]\s+", name)[0]
+            name = re.split(r"\s+[-|\u2022\u25cf\u00b7]\s+", name)[0].strip(" ()[]-—*|")
             read = _read_text(name, name_like=True)
-            if read is None or len(read[0]) > 80 or read[0].upper() in CURRENCIES:
+            if read is None or len(read[0]) > 80 or read[0].upper() in CURRENCIES or len(read[0]) < 3:
                 continue
             if client and fold(read[0]) == fold(client):
                 continue
@@ -322,8 +348,11 @@ def extract_fields(text: str) -> Extraction:
         else:
             result.set(name, found.value, GENERIC, found.confidence, found.note)
 
-    put("due_date", _find(doc, L.DUE_DATE, _read_date, joined=True))
-    put("issue_date", _find(doc, L.ISSUE_DATE, _read_date, joined=True))
+    def read_date(text: str) -> tuple[Any, float] | None:
+        return _read_date(text, doc.month_first)
+
+    put("due_date", _find(doc, L.DUE_DATE, read_date, joined=True))
+    put("issue_date", _find(doc, L.ISSUE_DATE, read_date, joined=True))
     put("number", _find(doc, L.DOC_NUMBER, _read_number))
     amounts = {
         "net_amount": _find_money(doc, L.NET_AMOUNT),
@@ -332,7 +361,7 @@ def extract_fields(text: str) -> Extraction:
     }
     for name, found in amounts.items():
         put(name, found)
-    put("client", _find(doc, L.CLIENT, lambda t: _read_text(t, name_like=True)))
+    put("client", _find(doc, L.CLIENT, lambda t: _read_text(t, name_like=True)) or _window_address(doc))
     put("issuer", _find(doc, L.ISSUER, lambda t: _read_text(t, name_like=True)))
     put("title", _find(doc, L.TITLE, lambda t: _read_text(t, name_like=False)))
     put("doc_type", _doc_type(doc))
@@ -340,9 +369,40 @@ def extract_fields(text: str) -> Extraction:
         # Only on what reads as an invoice: the top line of a letter is a greeting, not an issuer.
         put("issuer", _letterhead(doc, result.fields.get("client")))
 
+    if "doc_type" not in result.fields and result.fields.keys() & {"number", "amount"}:
+        put("doc_type", ("invoice", 0.5))  # what comes to an invoice inbox with a number or a total, unsure
+    _total_by_arithmetic(doc, result, text)
     check_totals(result)
     _currency(result, [f for f in amounts.values() if f is not None], text)
     return result
+
+
+_RETURN_ADDRESS = re.compile(r"\S.*(?:\s[\u2022\u00b7|-]\s.*){2,}")
+
+
+def _window_address(doc: _Doc) -> _Found | None:
+    """The addressee of a window-envelope letter: the line under the sender's one-line return address
+    ("Acme Ltd. • 42 Milky Way • 1234 Faraway"), near the top of the first page."""
+    for no, line in enumerate(doc.lines[:30]):
+        if not line or not _RETURN_ADDRESS.fullmatch(line[0].text):
+            continue
+        for below in doc.lines[no + 1 : no + 3]:
+            if below:
+                read = _read_text(below[0].text, name_like=True)
+                if read is not None and (below[0].line, below[0].index) not in doc.claimed:
+                    return _Found(read[0], 0.6, (below[0],))
+                return None
+    return None
+
+
+def _total_by_arithmetic(doc: _Doc, result: Extraction, text: str) -> None:
+    """No total read by its label, but a net and a tax: the total is the amount printed that equals their sum."""
+    net, tax = result.fields.get("net_amount"), result.fields.get("tax_amount")
+    if "amount" in result.fields or net is None or tax is None:
+        return
+    wanted = net + tax
+    if any(found.value == wanted for found in find_money(text)):
+        result.set("amount", wanted, GENERIC, 0.85, None)
 
 
 def check_totals(result: Extraction) -> None:
