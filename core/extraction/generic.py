@@ -33,6 +33,8 @@ from core.fields import CURRENCIES
 
 MAX_LINES = 5000  # ~50 pages of text; the rest is terms and conditions
 _BELOW_LOOKAHEAD = 3  # lines examined under a column heading
+_MAX_GAP = 40  # characters between a label and the next cell beyond which that cell is another column's
+_RIGHT_ALIGNED = 8  # a value right-aligned under a left-aligned heading may start this far after its end
 _TITLE_LINES = 25  # non-empty lines at the top where the document's title is looked for
 # Compiled once (re's own cache costs a lookup per call, and these run for every cell of every document).
 _CELL = re.compile(r"\S+(?: \S+)*")
@@ -45,8 +47,8 @@ _INVOICE_WORDS = re.compile(r"\b(?:facture|invoice|rechnung|factura|fattura|fact
 # Bills and statements that ask for payment: invoices, less surely said.
 _BILL_WORDS = re.compile(r"\b(?:bill|statement|billing|amount due|total due)\b")
 _AVOIR_CAPITALS = re.compile(r"\bAVOIR\b")
-_US_ADDRESS = re.compile(r"\b(?:A[LKZR]|C[AOT]|DE|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI|S[CD]|T[NX]"
-                         r"|UT|V[TA]|W[AVIY]|DC),?\s+\d{5}(?:-\d{4})?\b")
+_US_ADDRESS = re.compile(r"\b(?:A[LKZR]|C[AOT]|DE|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI"
+                         r"|S[CD]|T[NX]|UT|V[TA]|W[AVIY]|DC),?\s+\d{5}(?:-\d{4})?\b")  # "Redmond, WA 98052"
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,22 @@ class _Doc:
                 common = min(c.end, cell.end) - max(c.start, cell.start)
                 if common > overlap and (c.line, c.index) not in self.claimed:
                     best, overlap = c, common
+            if best is None:
+                best = self._right_aligned_below(cell, line)
             if best is not None:
                 return best
             # A line that does not reach into this column (a note on the left) is stepped over.
+        return None
+
+    def _right_aligned_below(self, cell: Cell, line: list[Cell]) -> Cell | None:
+        """A cell that starts just after the heading's end, when no other heading of the heading's line is
+        nearer to it (a right-aligned amount under "Charges")."""
+        heading_line = self.lines[cell.line]
+        next_heading = heading_line[cell.index + 1].start if cell.index + 1 < len(heading_line) else None
+        for c in line:
+            nearer = next_heading is None or c.start - cell.end < next_heading - c.start
+            if cell.end <= c.start <= cell.end + _RIGHT_ALIGNED and nearer and (c.line, c.index) not in self.claimed:
+                return c
         return None
 
     def claim(self, cells: tuple[Cell, ...]) -> None:
@@ -147,7 +162,7 @@ def _read_number(text: str) -> tuple[str, float] | None:
         token = token.split(" ")[0]  # "12345 2026..." is a number then something else
     if not any(ch.isdigit() for ch in token) or len(token) > 40 or _AMOUNT_LIKE.match(token):
         return None
-    if re.match(r"[.,]\d", text[match.end():]) or re.match(r"\d{1,2}:\d{2}$", token):
+    if re.match(r"[.,]\d", text[match.end():]) or not token.strip("0 ") or re.match(r"\d{1,2}:\d{2}$", token):
         return None  # "1479,85": an amount cut at its comma; a time of day
     found = parse_date(token)
     if found is not None and found.end - found.start >= len(token) - 1:
@@ -155,11 +170,11 @@ def _read_number(text: str) -> tuple[str, float] | None:
     return token, 1.0
 
 
-def _read_date(text: str, month_first: bool = False) -> tuple[Any, float] | None:
+def _read_date(text: str, month_first: bool = False) -> tuple[Any, float, int] | None:
     found = parse_date(text[:80], month_first)
     if found is None or found.start > 20:  # the date must follow its label, not sit far along the line
         return None
-    return found.value, 0.8 if found.ambiguous and not month_first else 1.0
+    return found.value, 0.8 if found.ambiguous and not month_first else 1.0, found.end
 
 
 def _is_label(text: str) -> bool:
@@ -168,6 +183,8 @@ def _is_label(text: str) -> bool:
 
 
 def _read_text(text: str, *, name_like: bool) -> tuple[str, float] | None:
+    if text.rstrip().endswith(":"):
+        return None  # "FOR:", "Address:": another label, not a value
     value = _strip_lead(text).rstrip(" :").strip()
     if len(value) < 2 or sum(ch.isalpha() for ch in value) < 2 or _is_label(value):
         return None
@@ -198,7 +215,7 @@ def _candidates(
     else:
         if rest.strip(" :.-#"):
             yield rest, (cell,), 1.0
-        if following:
+        if following and following[0].start - cell.end <= _MAX_GAP:
             yield following[0].text, (cell, following[0]), 1.0
     if not label.below:
         return
@@ -213,10 +230,25 @@ def _candidates(
             yield under.text, (cell, under), 0.5
 
 
+def _cells_until(rest: str, used: tuple[Cell, ...], end: int) -> tuple[Cell, ...]:
+    """Of a label cell and the cells after it (joined as ``_candidates`` joins them), those that reach ``end``:
+    "TOTAL DUE BY 2/2/2000   125.89" gives the date to the due date and leaves the amount to the total."""
+    joined = "  ".join([rest, *(c.text for c in used[1:])])
+    offset = len(joined) - len(joined.lstrip())
+    position = len(rest) - offset
+    kept = [used[0]]
+    for c in used[1:]:
+        if position >= end:
+            break
+        kept.append(c)
+        position += 2 + len(c.text)
+    return tuple(kept)
+
+
 def _find(
     doc: _Doc,
     group: list[L.Label],
-    read: Callable[[str], tuple[Any, float] | None],
+    read: Callable[[str], tuple[Any, ...] | None],
     *,
     last: bool = False,
     joined: bool = False,
@@ -236,7 +268,9 @@ def _find(
             for text, used, where in _candidates(doc, cell, rest, label, joined):
                 read_value = read(text)
                 if read_value is not None:
-                    value, factor = read_value
+                    value, factor = read_value[0], read_value[1]
+                    if len(read_value) > 2 and len(used) > 2:  # claim the cells up to the value only
+                        used = _cells_until(rest, used, read_value[2])
                     results.append(_Found(value, label.confidence * factor * where, used))
                     break
         if results:
@@ -324,6 +358,8 @@ def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
             read = _read_text(name, name_like=True)
             if read is None or len(read[0]) > 80 or read[0].upper() in CURRENCIES or len(read[0]) < 3:
                 continue
+            if any(ch.isdigit() for ch in read[0]) and not _LEGAL_FORM.search(fold(read[0])):
+                continue  # "COD.01", a reference: names seldom hold digits
             if client and fold(read[0]) == fold(client):
                 continue
             return read[0], 0.6 if _LEGAL_FORM.search(fold(read[0])) else 0.45
@@ -348,7 +384,7 @@ def extract_fields(text: str) -> Extraction:
         else:
             result.set(name, found.value, GENERIC, found.confidence, found.note)
 
-    def read_date(text: str) -> tuple[Any, float] | None:
+    def read_date(text: str) -> tuple[Any, float, int] | None:
         return _read_date(text, doc.month_first)
 
     put("due_date", _find(doc, L.DUE_DATE, read_date, joined=True))

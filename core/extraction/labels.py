@@ -69,7 +69,7 @@ IGNORE = [
     Label(r"(?:page|pagina|pag\.|seite|blad|pagina)\s*:?\s*\d+\s*(?:/|of|de|sur|von|di|van)"
           r"|account (?:no\.?|nr\.?|number|#)|(?:bsb|routing|sort code|swift|kvk|kvk-nummer|btw|btw-nummer|cuit"
           r"|iibb|c\.?a\.?e\.?|abn|acn|gst|nif|cif|p\.? ?iva|partita iva|codice fiscale|rfc)\b"
-          r"|(?:waybill|tracking|booking|reference|referenz|job) (?:no\.?|nr\.?|number|#)|inicio de actividad"
+          r"|(?:waybill|tracking|booking|job) (?:no\.?|nr\.?|number|#)|inicio de actividad"
           r"|fecha (?:vto|de vto)\.?"),
 ]
 
@@ -123,7 +123,7 @@ AMOUNT = [
           r"|gesamtbetrag(?: brutto)?|bruttobetrag|rechnungsbetrag|gesamtsumme(?: brutto)?|summe brutto|endbetrag"
           r"|gesamt brutto|bruttosumme|brutto gesamt|totaal(?: incl\.?(?: btw)?| te betalen)?|te betalen"
           r"|importe total|total factura|totale(?: fattura| documento| da pagare)?|invoice amount"
-          r"|total avoir|facture ttc montant total|montant total ttc|total current charges", 0.9),
+          r"|total avoir|montant total ttc|total current charges", 0.9),
     Label(r"net a payer|total a payer|montant a payer|reste a payer|solde a payer|montant du|total du"
           r"|total net a payer|amount due|total due|balance due|due payable|amount payable|total payable"
           r"|total to pay|zu zahlen(?:der betrag)?|zahlbetrag|offener betrag|total amount due|a payer(?: \(?ttc\)?)?"
@@ -153,14 +153,16 @@ TAX_AMOUNT = [
           r"|imposta",
           0.9),
     Label(r"montant\s*(?:de (?:la )?)?(?:tva|t\.v\.a\.?|tax(?:es)?)|vat amount|tax amount|sales tax", 0.85),
-    Label(r"tva|t\.v\.a\.?|vat|tax|taxes|btw|iva|sales tax|(?:zzgl\.?|inkl\.?|enthaltene) (?:\d+(?:[.,]\d+)? ?% )?(?:mwst|ust)\.?"
-          r"|mwst\.?|ust\.?", 0.8, below=False),  # below a "TVA" heading: a line's rate or tax
+    Label(r"tva|t\.v\.a\.?|vat|tax|taxes|btw|iva|sales tax"
+          r"|(?:zzgl\.?|inkl\.?|enthaltene) (?:\d+(?:[.,]\d+)? ?% )?(?:mwst|ust)\.?|mwst\.?|ust\.?",
+          0.8, below=False),  # below a "TVA" heading: a line's rate or tax
 ]
 
 CLIENT = [
     Label(r"factures? a l'ordre de|factures? a\s*(?::|$)|facturer a|adresse de facturation|destinataire"
-          r"|bill(?:ed)? to(?: address)?|billing address|invoice address|invoice(?:d)? to|sold to|customer"
-          r"|client|a l'attention de|attn\.?|rechnungsempfanger|rechnungsempfaenger|rechnungsadresse|rechnung an"
+          r"|bill(?:ed)? to(?: address)?|billing address|invoice address|invoice(?:d)? to|sold to"
+          r"|(?:customer|client)(?=\s*:|\s*$)|a l'attention de|attn\.?"
+          r"|rechnungsempfanger|rechnungsempfaenger|rechnungsadresse|rechnung an"
           r"|empfanger|kunde|auftraggeber|nom du client|invoice for|factuur aan|facturado a|cliente|fatturato a"
           r"|intestatario|destinatario|klant|payable by|statement for|pour\s*:|to\s*:|sr\.?\s*\(?s?\)?\s*:"
           r"|senor(?:es)?\s*:|bill to|billed to", 0.85),

@@ -86,7 +86,8 @@ _MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
 # Patterns run on folded text (lower case, no accents).
 _ISO = re.compile(r"(?<![\d/.-])(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?![\d/.-]?\d)")
 _NUMERIC = re.compile(r"(?<![\d/.-])(\d{1,2})[/.-](\d{1,2})[/.-](\d{4}|\d{2})(?![\d/.-]?\d)")
-_DAY_MONTH = re.compile(rf"(?<!\d)(\d{{1,2}})(?:er|st|nd|rd|th)?\.?\s+(?:de\s+)?({_MONTH_RE})\.?,?\s+(?:de\s+)?(\d{{4}})(?!\d)")
+_DAY_MONTH = re.compile(rf"(?<!\d)(\d{{1,2}})(?:er|st|nd|rd|th)?\.?\s+(?:de\s+)?({_MONTH_RE})\.?,?\s+(?:de\s+)?"
+                        r"(\d{4})(?!\d)")
 # "12-Nov-2021", "26-apr-18"
 _DAY_MON_DASHED = re.compile(rf"(?<![\d-])(\d{{1,2}})-({_MONTH_RE})-(\d{{4}}|\d{{2}})(?![\d-])")
 _CJK = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
