@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from core.extraction import labels as L
@@ -33,7 +34,7 @@ from core.fields import CURRENCIES
 
 MAX_LINES = 5000  # ~50 pages of text; the rest is terms and conditions
 _BELOW_LOOKAHEAD = 3  # lines examined under a column heading
-_MAX_GAP = 40  # characters between a label and the next cell beyond which that cell is another column's
+_MAX_GAP = 30  # characters between a label and the next cell beyond which that cell is another column's
 _RIGHT_ALIGNED = 8  # a value right-aligned under a left-aligned heading may start this far after its end
 _TITLE_LINES = 25  # non-empty lines at the top where the document's title is looked for
 # Compiled once (re's own cache costs a lookup per call, and these run for every cell of every document).
@@ -83,6 +84,8 @@ class _Doc:
             ]
             self.lines.append(cells)
         self.claimed: set[tuple[int, int]] = set()
+        # Label cells that held their own date ("TOTAL DUE BY 2/2/2000"): still a label for an amount after it.
+        self.shared: set[tuple[int, int]] = set()
         # Numeric dates of this document: month first (10/18/18) or day first, decided once for all of them.
         # Without a day over 12 to decide, only a US document (dollars and a US address) is read month first.
         us = "$" in text and _US_ADDRESS.search(text) is not None and not re.search(r"€|£|A\$|AU\$|C\$", text)
@@ -252,12 +255,15 @@ def _find(
     *,
     last: bool = False,
     joined: bool = False,
+    shared_labels: bool = False,
 ) -> _Found | None:
     """The value of the first label of ``group`` that has one (the first or last occurrence)."""
     # Only cells that start with one of the group's labels (one alternation, compiled once per group); nothing
     # is claimed until a label gives results, and then we return.
     starts = _any_of(group).match
     cells = [cell for cell in doc.cells() if starts(cell.folded)]
+    if shared_labels and doc.shared:
+        cells += [c for line, index in sorted(doc.shared) if starts((c := doc.lines[line][index]).folded)]
     for label in group:
         results: list[_Found] = []
         for cell in cells:
@@ -269,13 +275,15 @@ def _find(
                 read_value = read(text)
                 if read_value is not None:
                     value, factor = read_value[0], read_value[1]
-                    if len(read_value) > 2 and len(used) > 2:  # claim the cells up to the value only
+                    if len(read_value) > 2 and len(used) > 1:  # claim the cells up to the value only
                         used = _cells_until(rest, used, read_value[2])
                     results.append(_Found(value, label.confidence * factor * where, used))
                     break
         if results:
             for found in results:
                 doc.claim(found.cells)
+                if len(found.cells) == 1 and isinstance(found.value, date):
+                    doc.shared.add((found.cells[0].line, found.cells[0].index))
             return results[-1] if last else results[0]
     return None
 
@@ -303,7 +311,7 @@ def _read_money(text: str) -> tuple[Any, float] | None:
 
 
 def _find_money(doc: _Doc, group: list[L.Label]) -> _Found | None:
-    found = _find(doc, group, _read_money, last=True, joined=True)
+    found = _find(doc, group, _read_money, last=True, joined=True, shared_labels=True)
     if found is None:
         return None
     money = found.value
@@ -389,7 +397,10 @@ def extract_fields(text: str) -> Extraction:
 
     put("due_date", _find(doc, L.DUE_DATE, read_date, joined=True))
     put("issue_date", _find(doc, L.ISSUE_DATE, read_date, joined=True))
-    put("number", _find(doc, L.DOC_NUMBER, _read_number))
+    number = _find(doc, L.DOC_NUMBER, _read_number)
+    put("number", number)
+    if "issue_date" not in result.fields and number is not None:
+        put("issue_date", _date_beside(doc, number))
     amounts = {
         "net_amount": _find_money(doc, L.NET_AMOUNT),
         "tax_amount": _find_money(doc, L.TAX_AMOUNT),
@@ -428,6 +439,18 @@ def _window_address(doc: _Doc) -> _Found | None:
                 if read is not None and (below[0].line, below[0].index) not in doc.claimed:
                     return _Found(read[0], 0.6, (below[0],))
                 return None
+    return None
+
+
+def _date_beside(doc: _Doc, number: _Found) -> _Found | None:
+    """A date without a label on the line of the invoice number ("INVOICE NO. 98765432     1/1/2000")."""
+    line = number.cells[0].line
+    for cell in doc.lines[line]:
+        if (cell.line, cell.index) in doc.claimed:
+            continue
+        found = _read_date(cell.text, doc.month_first)
+        if found is not None:
+            return _Found(found[0], 0.6, (cell,))
     return None
 
 

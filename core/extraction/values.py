@@ -233,7 +233,7 @@ def find_money(text: str) -> list[FoundMoney]:
             continue
         pre, pre_ambiguous = _currency(m["pre"] or m["pre2"])
         post, post_ambiguous = _currency(m["post"])
-        currency = pre or post
+        currency = post if post and pre_ambiguous else pre or post  # "$5,270.00 AUD": the code says which dollar
         has_decimals = re.search(r"[.,]\d{1,2}$", m["num"]) is not None
         if not has_decimals and currency is None:
             continue  # a quantity, a year, a postcode...
@@ -242,7 +242,8 @@ def find_money(text: str) -> list[FoundMoney]:
             continue
         if m["sign"]:
             value = -value
-        found.append(FoundMoney(value, currency, pre_ambiguous if pre else post_ambiguous, m.start("num"), m.end()))
+        ambiguous = post_ambiguous if currency == post and post else pre_ambiguous
+        found.append(FoundMoney(value, currency, ambiguous, m.start("num"), m.end()))
     return found
 
 
