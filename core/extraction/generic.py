@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from core.extraction import identifiers
 from core.extraction import labels as L
 from core.extraction.result import GENERIC, Extraction
 from core.extraction.values import (
@@ -483,6 +484,8 @@ def _currency(result: Extraction, amounts: list[_Found], text: str) -> None:
     if len(written) == 1:
         code = written.pop()
         ambiguous = all(f.ambiguous_currency for f in amounts if f.currency)
+        if ambiguous and code == "USD" and _US_ADDRESS.search(text):
+            ambiguous = False  # "$" on a document with a US address: US dollars
         result.set("currency", code, GENERIC, 0.6 if ambiguous else 0.9,
                    "\"$\" alone: USD assumed" if ambiguous else None)
         return
@@ -491,3 +494,19 @@ def _currency(result: Extraction, amounts: list[_Found], text: str) -> None:
     codes = currency_codes_in(text)
     if len(codes) == 1:
         result.set("currency", codes[0], GENERIC, 0.6)
+    elif not codes and (country := _euro_country(text)):
+        result.set("currency", "EUR", GENERIC, 0.5, f"no currency written: EUR inferred from a {country} "
+                                                     "VAT id, IBAN or company number; check it")
+
+
+_EURO_COUNTRIES = frozenset(["AT", "BE", "CY", "DE", "EE", "EL", "ES", "FI", "FR", "GR", "HR", "IE", "IT", "LT",
+                             "LU", "LV", "MT", "NL", "PT", "SI", "SK"])
+
+
+def _euro_country(text: str) -> str | None:
+    """The euro-area country of the first checked VAT id or IBAN in ``text`` (a SIREN says France)."""
+    found = identifiers.find_identifiers(text)
+    for code in [*found.vat_ids, *found.ibans]:
+        if code[:2] in _EURO_COUNTRIES:
+            return code[:2]
+    return "FR" if found.sirens else None
