@@ -116,3 +116,18 @@ def test_a_credit_slip_is_a_credit_note() -> None:
     fields = extract_fields(text).fields
     assert (fields["doc_type"], fields["number"], fields["amount"], fields["currency"]) == (
         "credit_note", "31", Decimal("570.66"), "TND")
+
+
+def test_labels_stacked_above_their_values_are_paired_in_order() -> None:
+    # A key/value table read column by column (OCR, or a PDF that draws its labels first).
+    text = "SHIPPING INVOICE 10112\nIssue Date:\nAccount No:\nInvoice Amount:\nPlease Pay By:\n\n" \
+           "8th December 2021\n101234\n\n$5,270.00 AUD\n\n15th December 2021\n"
+    fields = extract_fields(text).fields
+    assert (fields["issue_date"], fields["due_date"]) == (date(2021, 12, 8), date(2021, 12, 15))
+    assert (fields["amount"], fields["currency"], fields["number"]) == (Decimal("5270.00"), "AUD", "10112")
+
+
+def test_a_table_heading_is_never_the_client() -> None:
+    text = "Facture N° 7\nClient :\nQté        Désignation        Prix\n2          Vis               10,00\n" \
+           "Total TTC : 12,00 €\n"
+    assert "client" not in extract_fields(text).fields

@@ -73,10 +73,42 @@ class _Found:
     ambiguous_currency: bool = False
 
 
+def _unstacked(lines: list[str]) -> list[str]:
+    """Labels listed one under the other and then their values in the same order (a key/value table read
+    column by column: OCR, or a PDF that draws the labels first) put back side by side, one pair a line:
+    "Issue Date:", "Invoice Amount:", "8th December 2021", "$5,270.00 AUD" -> "Issue Date:  8th December 2021".
+    Blank lines in between do not count."""
+    out = list(lines)
+    filled = [no for no, line in enumerate(out) if line.strip()]
+    at = 0
+    while at < len(filled):
+        run = at
+        while run < len(filled) and _is_stacked_label(out[filled[run]]):
+            run += 1
+        count = run - at
+        values = filled[run : run + count]
+        if count >= 2 and len(values) == count and not any(out[v].rstrip().endswith(":") for v in values):
+            for label_no, value_no in zip(filled[at:run], values, strict=True):
+                out[label_no] = f"{out[label_no].rstrip()}  {out[value_no].strip()}"
+                out[value_no] = ""
+            at = run + count
+        else:
+            at = max(run, at + 1)
+    return out
+
+
+def _is_stacked_label(line: str) -> bool:
+    stripped = line.strip()
+    return "  " not in stripped and _STACKED_LABEL.fullmatch(stripped) is not None
+
+
+_STACKED_LABEL = re.compile(r"[^\W\d][^:]{1,40}:")
+
+
 class _Doc:
     def __init__(self, text: str) -> None:
         self.lines: list[list[Cell]] = []
-        for no, raw in enumerate(text.splitlines()[:MAX_LINES]):
+        for no, raw in enumerate(_unstacked(text.splitlines()[:MAX_LINES])):
             line = clean_spaces(raw)
             folded = fold(line)
             cells = [
@@ -199,7 +231,7 @@ def _read_text(text: str, *, name_like: bool) -> tuple[str, float] | None:
             return None
         if re.match(r"^\d", value):
             return None  # "12 rue de la Paix": an address line, not a name
-        if _IBAN_LIKE.match(value) or L.DOC_TITLES.fullmatch(fold(value)):
+        if _IBAN_LIKE.match(value) or L.DOC_TITLES.fullmatch(fold(value)) or L.NOT_A_NAME.fullmatch(fold(value)):
             return None
     return value[:300], 1.0
 

@@ -185,6 +185,12 @@ DOC_TITLES = re.compile(r"^(?:facture|avoir|invoice|credit note|credit memo|tax 
                         r"|rechnungskorrektur|stornorechnung|angebot|quittung|factura|fattura|factuur|bill|statement"
                         r"|monthly statement|ticket|summary|page|pagina|original|duplicado|triplicado)\b")
 
+# Table headings, totals and other words that are never a party's name ("Qty" was once read as the client).
+NOT_A_NAME = re.compile(r"(?:qty|qte|quantite|quantity|menge|anzahl|cantidad|quantita|aantal|description|designation"
+                        r"|beschreibung|bezeichnung|descripcion|descrizione|omschrijving|unit price|price|prix|preis"
+                        r"|amount|montant|betrag|total|subtotal|sous-total|balance|summary|buyer|seller|to|from|date"
+                        r"|page|item|items|article|articles|reference|ref|hours|rate|tax|vat|tva|for|de|a|pour)\.?")
+
 ALL_LABELS = [IGNORE, DOC_NUMBER, DUE_DATE, ISSUE_DATE, AMOUNT, NET_AMOUNT, TAX_AMOUNT, CLIENT, ISSUER, TITLE]
 
 
