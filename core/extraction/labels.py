@@ -79,6 +79,7 @@ DOC_NUMBER = [
     Label(r"factuur(?:nummer|nr\.?)|numero (?:de )?(?:la )?(?:factura|fattura|ticket|recibo)|invoice number"
           r"|n(?:°|o\.?|um\.?|umero) (?:de )?factura|fattura n\.?|numero documento|invoice id|bill number"
           r"|statement number|receipt number", 0.95),
+    Label(r"(?:[\w-]+ )?for invoice|(?:payment|zahlung|paiement) (?:for|fur|de la facture)", 0.7, below=False),
     Label(r"(?:rechnungs|gutschrifts|beleg)[-\s]?(?:nummer|nr\.?)|(?:rechnung|gutschrift|beleg)\s*(?:nr\.?|nummer|#)",
           0.95),
     Label(rf"{_NO}\s*(?:de |d'|of )?(?:la |l'|the )?(?:facture|avoir|invoice|credit note|note de credit)", 0.95),
@@ -150,7 +151,7 @@ TAX_AMOUNT = [
           r"|montant total (?:de (?:la )?)?tva|total sales tax"
           r"|(?:summe|gesamt) (?:mwst|ust)\.?|mehrwertsteuer(?:betrag)?|umsatzsteuer(?:betrag)?"
           r"|mwst[-\s]?betrag|ust[-\s]?betrag|totaal btw|btw bedrag|iva total|total iva|importe iva|totale iva"
-          r"|imposta",
+          r"|imposta|taxe sur la valeur ajoutee|value added tax|impuesto al valor agregado|omzetbelasting",
           0.9),
     Label(r"montant\s*(?:de (?:la )?)?(?:tva|t\.v\.a\.?|tax(?:es)?)|vat amount|tax amount|sales tax", 0.85),
     Label(r"tva|t\.v\.a\.?|vat|tax|taxes|btw|iva|sales tax"
