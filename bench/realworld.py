@@ -248,8 +248,11 @@ def run(text_only: bool = False) -> dict[str, Any]:
     result = score(rows, reads)
     per_field = {n: {"right": result.right.get(n, 0), "scored": result.scored.get(n, 0)} for n in FIELDS}
     right_unflagged, shown = unflagged(result.judged)
+    text_pdfs = score([r for r in rows if r["form"] == "pdf-text"], reads)  # no OCR: what the extractor alone does
     return {
         "files": len(rows),
+        "text_pdf_key": text_pdfs.share(KEY_FIELDS),
+        "text_pdf_all": text_pdfs.share(MAIN_FIELDS),
         "per_field": per_field,
         "key": result.share(KEY_FIELDS),
         "all": result.share(MAIN_FIELDS),
@@ -274,6 +277,8 @@ def markdown(report: dict[str, Any], timing: dict[str, Any] | None) -> str:
     out += [f"| **key fields** (number, issue date, total, currency) | **{_pct(report['key'])}** |",
             f"| **all fields** (the issue's eight) | **{_pct(report['all'])}** |",
             f"| all eleven (with net, tax, issuer VAT) | {_pct(report['all_with_extras'])} |",
+            f"| key fields, the 21 text PDFs only (no OCR) | {_pct(report['text_pdf_key'])} |",
+            f"| all fields, the 21 text PDFs only (no OCR) | {_pct(report['text_pdf_all'])} |",
             f"| **right among fields shown without a check flag** | **{_pct(report['unflagged'])}** |", "",
             "Confidence reliability (every scored field that has a value):", "",
             "| confidence | fields | right |", "|---|---:|---|"]
