@@ -131,3 +131,18 @@ def test_a_table_heading_is_never_the_client() -> None:
     text = "Facture N° 7\nClient :\nQté        Désignation        Prix\n2          Vis               10,00\n" \
            "Total TTC : 12,00 €\n"
     assert "client" not in extract_fields(text).fields
+
+
+def test_a_due_date_computed_from_payment_terms_is_flagged() -> None:
+    base = "Invoice No. 12\nInvoice Date: 15 January 2026\nTotal: 100.00 EUR\n"
+    for terms, due in (("Payment terms: Net 30", date(2026, 2, 14)),
+                       ("Conditions de paiement : 30 jours fin de mois", date(2026, 2, 28)),
+                       ("Zahlbar innerhalb von 14 Tagen ohne Abzug", date(2026, 1, 29)),
+                       ("Payment is due within 15 days", date(2026, 1, 30))):
+        found = extract_fields(base + terms + "\n")
+        assert found.fields["due_date"] == due, terms
+        assert found.confidence("due_date") < 0.8 and "computed" in found.field_info["due_date"]["note"]
+    # An amount after "net" is no payment term; a printed due date wins over the terms.
+    assert "due_date" not in extract_fields(base + "Total net 1 200,00 — payment by transfer\n").fields
+    printed = extract_fields(base + "Due date: 20 January 2026\nPayment terms: Net 30\n")
+    assert printed.fields["due_date"] == date(2026, 1, 20) and printed.confidence("due_date") >= 0.8

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from core.extraction import identifiers
@@ -417,11 +417,11 @@ def extract_fields(text: str) -> Extraction:
     # Claim the cells of what is not ours ("N° TVA : FR...") before any field can misread them.
     doc.claim(tuple(c for c in doc.cells() if L.ANY_IGNORED.match(c.folded)))
 
-    def put(name: str, found: _Found | tuple[Any, float] | None) -> None:
+    def put(name: str, found: _Found | tuple[Any, ...] | None) -> None:
         if found is None:
             return
         if isinstance(found, tuple):
-            result.set(name, found[0], GENERIC, found[1])
+            result.set(name, found[0], GENERIC, found[1], found[2] if len(found) > 2 else None)
         else:
             result.set(name, found.value, GENERIC, found.confidence, found.note)
 
@@ -434,6 +434,8 @@ def extract_fields(text: str) -> Extraction:
     put("number", number)
     if "issue_date" not in result.fields and number is not None:
         put("issue_date", _date_beside(doc, number))
+    if "due_date" not in result.fields and "issue_date" in result.fields:
+        put("due_date", _due_from_terms(text, result.fields["issue_date"]))
     amounts = {
         "net_amount": _find_money(doc, L.NET_AMOUNT),
         "tax_amount": _find_money(doc, L.TAX_AMOUNT),
@@ -472,6 +474,39 @@ def _window_address(doc: _Doc) -> _Found | None:
                 if read is not None and (below[0].line, below[0].index) not in doc.claimed:
                     return _Found(read[0], 0.6, (below[0],))
                 return None
+    return None
+
+
+# Payment terms: "net 30", "payable within 30 days", "30 jours fin de mois", "zahlbar innerhalb von 14 Tagen",
+# "a 30 dias", "30 giorni", "binnen 14 dagen". Group 1 (or 2) is the number of days; "fin de mois" / "end of
+# month" moves the date to the end of that month.
+_TERMS = re.compile(
+    r"\b(?:net|netto|n)\s?(\d{1,3})\b(?!\s*%|\s?\d|[.,]\d)"
+    r"|(?:within|in|under|innerhalb(?: von)?|binnen|dans les|sous|a|entro|en|dentro de)\s+(\d{1,3})\s*"
+    r"(?:days?|jours?|tagen?|dias|giorni|dagen)\b"
+    r"|\b(\d{1,3})\s*(?:days?|jours?|tage|dias|giorni|dagen)\s*(?:net(?:to)?|fin de mois|end of month|date de facture"
+    r"|from (?:the )?invoice date|nach rechnungsdatum|ab rechnungsdatum|fecha factura)")
+_END_OF_MONTH = re.compile(r"fin de mois|end of (?:the )?month|monatsende|fine mese")
+_TERMS_CONTEXT = re.compile(r"\b(?:pay|paie|paye|reglement|zahl|due|terms|conditions|echeance|pago|pagamento"
+                            r"|betaling|betaal|faellig|fallig)")
+
+
+def _due_from_terms(text: str, issued: date) -> tuple[date, float, str] | None:
+    """A due date computed from written payment terms, when none is printed: unsure by nature (flagged)."""
+    for raw in text.splitlines()[:MAX_LINES]:
+        line = fold(clean_spaces(raw))
+        if not _TERMS_CONTEXT.search(line):
+            continue
+        match = _TERMS.search(line)
+        if match is None:
+            continue
+        days = int(next(g for g in match.groups() if g))
+        if not 0 < days <= 180:
+            continue
+        due = issued + timedelta(days=days)
+        if _END_OF_MONTH.search(line):
+            due = date(due.year + due.month // 12, due.month % 12 + 1, 1) - timedelta(days=1)
+        return due, 0.55, f"computed from the payment terms \u201c{' '.join(raw.split())[:80]}\u201d: check it"
     return None
 
 

@@ -42,7 +42,8 @@ IGNORE = [
           r"|operation|vente)"),
     Label(r"(?:delivery|order|shipping|shipment|payment|service|supply|sale|ship|print|printed) date"),
     Label(r"date of (?:delivery|order|supply|service|sale|payment)"),
-    Label(r"date (?:de )?(?:debut|fin)|(?:start|end) date|periode|period|du \d"),
+    Label(r"date (?:de )?(?:debut|fin)|(?:start|end) date|periode|period|du \d|(?:start|end) of (?:service|period)"
+          r"|service period|billing period|(?:service|billing) (?:from|to)|zeitraum|periodo|periode facture"),
     Label(rf"{_NO}\s*(?:de |du |d')?(?:la |l')?(?:commande|bon de commande|client|tva|siret|siren|tel\b|telephone"
           r"|compte|contrat|dossier|rcs|order|customer|account|vat|tax|po\b|purchase order|contract|phone|bl\b"
           r"|bon de livraison|livraison|devis|quote|lot|tva intra\w*|identification|fiscal|eori|ape|naf)"),
