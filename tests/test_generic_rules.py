@@ -146,3 +146,13 @@ def test_a_due_date_computed_from_payment_terms_is_flagged() -> None:
     assert "due_date" not in extract_fields(base + "Total net 1 200,00 — payment by transfer\n").fields
     printed = extract_fields(base + "Due date: 20 January 2026\nPayment terms: Net 30\n")
     assert printed.fields["due_date"] == date(2026, 1, 20) and printed.confidence("due_date") >= 0.8
+
+
+def test_the_letterhead_name_that_recurs_beats_a_tagline() -> None:
+    text = ("                                                  Creative Minds At Work\n"
+            "Brightside Studio\n12 Harbour Road\n\n"
+            "Invoice No. 55\nTotal   1,000.00 EUR\n\n"
+            "Thank you for your business\nBrightside Studio\n")
+    found = extract_fields(text)
+    assert found.fields["issuer"] == "Brightside Studio"
+    assert found.confidence("issuer") < 0.8  # a guess from the page's top: always checked

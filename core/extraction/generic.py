@@ -379,14 +379,31 @@ def _doc_type(doc: _Doc) -> tuple[str, float] | None:
 
 
 def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
-    """The issuer when no label names it: the first name-like cell at the top of the page."""
+    """The issuer when no label names it: a name-like cell at the top of the page. Of the first few, the one
+    printed most often in the document (an issuer's name recurs in its address block, footer and payment slip;
+    a tagline or a slogan does not); the first one on a tie."""
+    candidates = list(_letterhead_candidates(doc, client))[:_LETTERHEAD_CANDIDATES]
+    if not candidates:
+        return None
+    counts: dict[str, int] = {}
+    for line in doc.lines:
+        for cell in line:
+            counts[cell.folded] = counts.get(cell.folded, 0) + 1
+    name = max(candidates, key=lambda c: counts.get(fold(c), 0))  # max keeps the first on a tie
+    return name, 0.6 if _LEGAL_FORM.search(fold(name)) else 0.45
+
+
+_LETTERHEAD_CANDIDATES = 3
+
+
+def _letterhead_candidates(doc: _Doc, client: str | None) -> Iterator[str]:
     seen = 0
     for line in doc.lines:
         if not line:
             continue
         seen += 1
         if seen > 6:
-            return None
+            return
         for cell in line[:2]:
             if (cell.line, cell.index) in doc.claimed or L.DOC_TITLES.match(cell.folded) or ":" in cell.text:
                 continue
@@ -403,8 +420,7 @@ def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
                 continue  # "COD.01", a reference: names seldom hold digits
             if client and fold(read[0]) == fold(client):
                 continue
-            return read[0], 0.6 if _LEGAL_FORM.search(fold(read[0])) else 0.45
-    return None
+            yield read[0]
 
 
 def extract_fields(text: str) -> Extraction:
