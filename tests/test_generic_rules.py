@@ -156,3 +156,19 @@ def test_the_letterhead_name_that_recurs_beats_a_tagline() -> None:
     found = extract_fields(text)
     assert found.fields["issuer"] == "Brightside Studio"
     assert found.confidence("issuer") < 0.8  # a guess from the page's top: always checked
+
+
+def test_the_right_hand_addressee_block_and_a_bill_printed_by_its_buyer() -> None:
+    addressee = ("Dupont Conseil\n12 rue de la Paix\n75002 Paris\n"
+                 "                                          Martin Industries\n"
+                 "                                          8 avenue Foch\n"
+                 "                                          69006 Lyon\n\n"
+                 "Facture N° F-77\nTotal TTC : 1 200,00 €\n")
+    found = extract_fields(addressee)
+    assert (found.fields["issuer"], found.fields["client"]) == ("Dupont Conseil", "Martin Industries")
+    assert found.confidence("client") < 0.8  # read from a position, not a label
+    # Printed by the buyer's software: the letterhead is the client, the address block the supplier.
+    bill = addressee.replace("Facture N° F-77", "Vendor Bill BILL/2026/0002")
+    found = extract_fields(bill)
+    assert (found.fields["issuer"], found.fields["client"]) == ("Martin Industries", "Dupont Conseil")
+    assert found.confidence("issuer") < 0.8 and found.confidence("client") < 0.8

@@ -459,7 +459,8 @@ def extract_fields(text: str) -> Extraction:
     }
     for name, found in amounts.items():
         put(name, found)
-    put("client", _find(doc, L.CLIENT, lambda t: _read_text(t, name_like=True)) or _window_address(doc))
+    put("client", _find(doc, L.CLIENT, lambda t: _read_text(t, name_like=True)) or _window_address(doc)
+        or _addressee(doc))
     put("issuer", _find(doc, L.ISSUER, lambda t: _read_text(t, name_like=True)))
     put("title", _find(doc, L.TITLE, lambda t: _read_text(t, name_like=False)))
     put("doc_type", _doc_type(doc))
@@ -467,6 +468,12 @@ def extract_fields(text: str) -> Extraction:
         # Only on what reads as an invoice: the top line of a letter is a greeting, not an issuer.
         put("issuer", _letterhead(doc, result.fields.get("client")))
 
+    if _BUYER_PRINTED.search(fold(text[:2000])) and result.field_info.get("client", {}).get("confidence", 1) < 0.8:
+        # A vendor bill printed by the buyer: its letterhead is the client, its address block the supplier.
+        issuer, client = result.fields.get("client"), result.fields.get("issuer")
+        result.fields.pop("issuer", None), result.fields.pop("client", None)
+        put("issuer", (issuer, 0.5) if issuer else None)
+        put("client", (client, 0.45) if client else None)
     if "doc_type" not in result.fields and result.fields.keys() & {"number", "amount"}:
         put("doc_type", ("invoice", 0.5))  # what comes to an invoice inbox with a number or a total, unsure
     _total_by_arithmetic(doc, result, text)
@@ -476,6 +483,36 @@ def extract_fields(text: str) -> Extraction:
 
 
 _RETURN_ADDRESS = re.compile(r"\S.*(?:\s[\u2022\u00b7|-]\s.*){2,}")
+
+
+_BUYER_PRINTED = re.compile(r"\b(?:vendor bill|supplier (?:bill|invoice)|purchase invoice|facture fournisseur"
+                            r"|eingangsrechnung|lieferantenrechnung|factura de proveedor|fattura passiva)\b")
+_ADDRESS_LINE = re.compile(r"\d+\s*[A-Za-z]|[A-Za-z].*\d{4,}")  # "31 Hong Kong street", "Taipei 106", "75001 PARIS"
+_RIGHT_COLUMN = 30  # characters from the left edge where a right-hand block starts
+
+
+def _addressee(doc: _Doc) -> _Found | None:
+    """The addressee block of the right-hand column near the top (window-envelope position): a name-like cell
+    with an address line under it. A position, not a label: always flagged."""
+    seen = 0
+    for line in doc.lines:
+        if not line:
+            continue
+        seen += 1
+        if seen > 15:
+            return None
+        for cell in line:
+            if cell.start < _RIGHT_COLUMN or (cell.line, cell.index) in doc.claimed or L.starts_with_label(cell.folded):
+                continue
+            read = _read_text(cell.text, name_like=True)
+            if read is None or L.DOC_TITLES.match(cell.folded) or ":" in cell.text:
+                continue
+            if not read[0][0].isalpha() or sum(ch.isalpha() for ch in read[0]) < 4:
+                continue  # OCR debris ("& Mi")
+            under = doc.below(cell)
+            if under is not None and under.line - cell.line <= 2 and _ADDRESS_LINE.match(under.text):
+                return _Found(read[0], 0.55, (cell,))
+    return None
 
 
 def _window_address(doc: _Doc) -> _Found | None:

@@ -57,7 +57,8 @@ IGNORE = [
     Label(r"(?:bon de commande|purchase order|commande|order|devis|quote|quotation|contrat|contract)\b"),
     Label(r"(?:date de |date d'|n° de |n° d'|numero de |numero d')?(?:la )?(?:facture|avoir) (?:associee|d'origine"
           r"|initiale|rectifiee|precedente)|(?:original|related|corrected|previous) invoice(?: number| date| no\.?)?"),
-    Label(r"ship(?:ped)? to|deliver(?:ed)? to|livre a|livrer a|adresse de livraison|lieu de livraison"
+    Label(r"ship(?:ped)? (?:to|from)|deliver(?:ed)? to|livre a|livrer a|adresse de livraison|lieu de livraison"
+          r"|remit to|return address|lieferanschrift"
           r"|shipping address|delivery address"),
     # German: tax and company ids, customer/order numbers, delivery and service dates, bank details.
     Label(r"(?:ust|umsatzsteuer)[-\s]?(?:id(?:ent)?(?:\.|-)?(?:nr|nummer)?\.?|identifikationsnummer)|st(?:euer)?[-\s]?nr\.?"
