@@ -130,7 +130,7 @@ AMOUNT = [
     Label(r"net a payer|total a payer|montant a payer|reste a payer|solde a payer|montant du|total du"
           r"|total net a payer|amount due|total due|balance due|due payable|amount payable|total payable"
           r"|total to pay|zu zahlen(?:der betrag)?|zahlbetrag|offener betrag|total amount due|a payer(?: \(?ttc\)?)?"
-          r"|amount due on|netto te betalen|saldo", 0.85),
+          r"|amount due on|netto te betalen|saldo (?:a pagar|da pagare|te betalen)", 0.85),
     Label(r"total(?!\s*(?:ht|h\.t|hors|tva|t\.v\.a|vat|tax|taxes|excl|excluding|net|sans|qte|quantite|quantity"
           r"|items?|articles?|lignes?|remise|discount|pages?|poids|weight|kg|pieces|charges and)\b)", 0.7, below=False),
     # Last resort: "Amount A$ 109.88", a "Charges" column of a one-row header table.
@@ -153,7 +153,8 @@ TAX_AMOUNT = [
           r"|montant total (?:de (?:la )?)?tva|total sales tax"
           r"|(?:summe|gesamt) (?:mwst|ust)\.?|mehrwertsteuer(?:betrag)?|umsatzsteuer(?:betrag)?"
           r"|mwst[-\s]?betrag|ust[-\s]?betrag|totaal btw|btw bedrag|iva total|total iva|importe iva|totale iva"
-          r"|imposta|taxe sur la valeur ajoutee|value added tax|impuesto al valor agregado|omzetbelasting",
+          r"|totale imposta|imposta (?:iva|totale)|taxe sur la valeur ajoutee|value added tax"
+          r"|impuesto al valor agregado|omzetbelasting",
           0.9),
     Label(r"montant\s*(?:de (?:la )?)?(?:tva|t\.v\.a\.?|tax(?:es)?)|vat amount|tax amount|sales tax", 0.85),
     Label(r"tva|t\.v\.a\.?|vat|tax|taxes|btw|iva|sales tax"
