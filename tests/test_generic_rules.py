@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 from core.extraction.generic import extract_fields
-from core.extraction.values import find_dates, find_money, month_first
+from core.extraction.values import find_dates, find_money, reads_month_first
 
 
 def test_month_first_is_decided_per_document() -> None:
@@ -16,7 +16,7 @@ def test_month_first_is_decided_per_document() -> None:
     fields = extract_fields(text).fields
     assert (fields["issue_date"], fields["due_date"]) == (date(2026, 10, 18), date(2026, 11, 2))
     # A first number over 12 says day first.
-    assert not month_first("Date 18/10/2026, due 02/11/2026")
+    assert not reads_month_first("Date 18/10/2026, due 02/11/2026")
     # Nothing decides: dollars and a US address read month first, anything else day first.
     us = "Acme Inc.\nRedmond, WA 98052\nInvoice No 7\nDate: 5/2/2017\nTotal $10.00\n"
     assert extract_fields(us).fields["issue_date"] == date(2017, 5, 2)

@@ -6,9 +6,11 @@ columns: a value is looked for after its label in the same cell, then in the nex
 their cells before generic ones ("Date d'échéance" before "Date", "Total HT" before "Total"), and labels
 of things that are not ours ("N° TVA", "Date de livraison") are claimed first of all.
 
-Nothing is invented: a field without a readable value is left out. Later issues extend this module
-(more languages in ``labels``, IBAN/VAT/SIREN checks, fuzzy client matching, OCR text); keep it a pure
-function of the text.
+Nothing is invented: a field without a readable value is left out. Where no label is printed, a few
+layout rules read a position instead (the letterhead, the window-envelope or right-hand address block, a date
+beside the number, a due date from the payment terms); those values always carry a confidence under the
+check threshold (``result.CHECK_BELOW``). Labels in six languages are in ``labels``; every rule is a general
+one, measured on real invoices by ``bench/realworld.py``. Keep it a pure function of the text.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from core.extraction.values import (
     find_dates,
     find_money,
     fold,
-    month_first,
     parse_date,
+    reads_month_first,
 )
 from core.fields import CURRENCIES
 
@@ -122,7 +124,7 @@ class _Doc:
         # Numeric dates of this document: month first (10/18/18) or day first, decided once for all of them.
         # Without a day over 12 to decide, only a US document (dollars and a US address) is read month first.
         us = "$" in text and _US_ADDRESS.search(text) is not None and not re.search(r"€|£|A\$|AU\$|C\$", text)
-        self.month_first = month_first(text, hint=us)
+        self.month_first = reads_month_first(text, hint=us)
 
     def cells(self) -> Iterator[Cell]:
         for line in self.lines:

@@ -103,7 +103,7 @@ class FoundDate:
     numeric: tuple[int, int] | None = None  # the first two numbers of a numeric date, as written
 
 
-def month_first(text: str, hint: bool = False) -> bool:
+def reads_month_first(text: str, hint: bool = False) -> bool:
     """Whether the numeric dates of one document are written month first (``10/18/18``): a first number over
     12 anywhere says day first, a second one over 12 says month first; else ``hint`` (the document's
     language or currency: US dollars, English without a European sign)."""
@@ -131,7 +131,7 @@ def _make_date(year: int, month: int, day: int) -> date | None:
 def find_dates(text: str, month_first: bool = False) -> list[FoundDate]:
     """Every date written in ``text`` (any case, accents or not), in order of appearance. Numeric dates are
     read day first unless only month first makes sense, or ``month_first`` (the document's way, see
-    ``month_first``) says so."""
+    ``reads_month_first``) says so."""
     folded = fold(text)
     found: list[FoundDate] = []
     taken: list[tuple[int, int]] = []
