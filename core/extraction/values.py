@@ -1,4 +1,4 @@
-"""Reading dates and amounts as invoices print them (French, English and German).
+"""Reading dates and amounts as invoices print them (French, English, German, Spanish, Italian, Dutch).
 
 Pure functions over text. They only return what is written: a date that cannot be read is None, never
 today; an ambiguous one (``03/04/2026``) is read day-first and flagged so that its confidence drops.
