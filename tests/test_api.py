@@ -296,7 +296,7 @@ def test_document_serialization(api, doc):
         "issue_date": "2026-01-15",
         "due_date": "2026-02-14",
         "extraction_source": "test",
-        "field_info": {"number": {"source": "text", "confidence": 0.9}},
+        "field_info": {"number": {"source": "text", "confidence": 0.9, "check": False}},  # issue 13: check flag
         "duplicate_of": None,
         "invoice_id": None,
         "message_id": None,

@@ -6,9 +6,11 @@ columns: a value is looked for after its label in the same cell, then in the nex
 their cells before generic ones ("Date d'échéance" before "Date", "Total HT" before "Total"), and labels
 of things that are not ours ("N° TVA", "Date de livraison") are claimed first of all.
 
-Nothing is invented: a field without a readable value is left out. Later issues extend this module
-(more languages in ``labels``, IBAN/VAT/SIREN checks, fuzzy client matching, OCR text); keep it a pure
-function of the text.
+Nothing is invented: a field without a readable value is left out. Where no label is printed, a few
+layout rules read a position instead (the letterhead, the window-envelope or right-hand address block, a date
+beside the number, a due date from the payment terms); those values always carry a confidence under the
+check threshold (``result.CHECK_BELOW``). Labels in six languages are in ``labels``; every rule is a general
+one, measured on real invoices by ``bench/realworld.py``. Keep it a pure function of the text.
 """
 
 from __future__ import annotations
@@ -16,24 +18,41 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
+from core.extraction import identifiers
 from core.extraction import labels as L
 from core.extraction.result import GENERIC, Extraction
-from core.extraction.values import clean_spaces, currency_codes_in, find_dates, find_money, fold, parse_date
+from core.extraction.values import (
+    clean_spaces,
+    currency_codes_in,
+    find_dates,
+    find_money,
+    fold,
+    parse_date,
+    reads_month_first,
+)
 from core.fields import CURRENCIES
 
 MAX_LINES = 5000  # ~50 pages of text; the rest is terms and conditions
 _BELOW_LOOKAHEAD = 3  # lines examined under a column heading
+_MAX_GAP = 30  # characters between a label and the next cell beyond which that cell is another column's
+_RIGHT_ALIGNED = 8  # a value right-aligned under a left-aligned heading may start this far after its end
 _TITLE_LINES = 25  # non-empty lines at the top where the document's title is looked for
 # Compiled once (re's own cache costs a lookup per call, and these run for every cell of every document).
 _CELL = re.compile(r"\S+(?: \S+)*")
 _CREDIT_TITLE = re.compile(r"(?:facture d'avoir|note de credit|credit note|credit memo|avoir|gutschrift"
-                           r"|rechnungskorrektur|stornorechnung)\b")
-_CREDIT_WORDS = re.compile(r"\b(?:facture d'avoir|note de credit|credit note|credit memo|gutschrift)\b")
-_INVOICE_TITLE = re.compile(r"(?:facture|invoice|tax invoice|rechnung)\b")
-_INVOICE_WORDS = re.compile(r"\b(?:facture|invoice|rechnung)\b")
+                           r"|rechnungskorrektur|stornorechnung|(?:ticket|bon|note) d'avoir|creditnota"
+                           r"|nota de credito|nota di credito)\b")
+_CREDIT_WORDS = re.compile(r"\b(?:facture d'avoir|note de credit|credit note|credit memo|gutschrift|creditnota)\b")
+_INVOICE_TITLE = re.compile(r"(?:facture|invoice|tax invoice|rechnung|factura|fattura|factuur)\b|发票")
+_INVOICE_WORDS = re.compile(r"\b(?:facture|invoice|rechnung|factura|fattura|factuur)\b|发票")
+# Bills and statements that ask for payment: invoices, less surely said.
+_BILL_WORDS = re.compile(r"\b(?:bill|statement|billing|amount due|total due)\b")
 _AVOIR_CAPITALS = re.compile(r"\bAVOIR\b")
+_US_ADDRESS = re.compile(r"\b(?:A[LKZR]|C[AOT]|DE|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI"
+                         r"|S[CD]|T[NX]|UT|V[TA]|W[AVIY]|DC),?\s+\d{5}(?:-\d{4})?\b")  # "Redmond, WA 98052"
 
 
 @dataclass(frozen=True)
@@ -56,10 +75,42 @@ class _Found:
     ambiguous_currency: bool = False
 
 
+def _unstacked(lines: list[str]) -> list[str]:
+    """Labels listed one under the other and then their values in the same order (a key/value table read
+    column by column: OCR, or a PDF that draws the labels first) put back side by side, one pair a line:
+    "Issue Date:", "Invoice Amount:", "8th December 2021", "$5,270.00 AUD" -> "Issue Date:  8th December 2021".
+    Blank lines in between do not count."""
+    out = list(lines)
+    filled = [no for no, line in enumerate(out) if line.strip()]
+    at = 0
+    while at < len(filled):
+        run = at
+        while run < len(filled) and _is_stacked_label(out[filled[run]]):
+            run += 1
+        count = run - at
+        values = filled[run : run + count]
+        if count >= 2 and len(values) == count and not any(out[v].rstrip().endswith(":") for v in values):
+            for label_no, value_no in zip(filled[at:run], values, strict=True):
+                out[label_no] = f"{out[label_no].rstrip()}  {out[value_no].strip()}"
+                out[value_no] = ""
+            at = run + count
+        else:
+            at = max(run, at + 1)
+    return out
+
+
+def _is_stacked_label(line: str) -> bool:
+    stripped = line.strip()
+    return "  " not in stripped and _STACKED_LABEL.fullmatch(stripped) is not None
+
+
+_STACKED_LABEL = re.compile(r"[^\W\d][^:]{1,40}:")
+
+
 class _Doc:
     def __init__(self, text: str) -> None:
         self.lines: list[list[Cell]] = []
-        for no, raw in enumerate(text.splitlines()[:MAX_LINES]):
+        for no, raw in enumerate(_unstacked(text.splitlines()[:MAX_LINES])):
             line = clean_spaces(raw)
             folded = fold(line)
             cells = [
@@ -68,6 +119,12 @@ class _Doc:
             ]
             self.lines.append(cells)
         self.claimed: set[tuple[int, int]] = set()
+        # Label cells that held their own date ("TOTAL DUE BY 2/2/2000"): still a label for an amount after it.
+        self.shared: set[tuple[int, int]] = set()
+        # Numeric dates of this document: month first (10/18/18) or day first, decided once for all of them.
+        # Without a day over 12 to decide, only a US document (dollars and a US address) is read month first.
+        us = "$" in text and _US_ADDRESS.search(text) is not None and not re.search(r"€|£|A\$|AU\$|C\$", text)
+        self.month_first = reads_month_first(text, hint=us)
 
     def cells(self) -> Iterator[Cell]:
         for line in self.lines:
@@ -92,9 +149,22 @@ class _Doc:
                 common = min(c.end, cell.end) - max(c.start, cell.start)
                 if common > overlap and (c.line, c.index) not in self.claimed:
                     best, overlap = c, common
+            if best is None:
+                best = self._right_aligned_below(cell, line)
             if best is not None:
                 return best
             # A line that does not reach into this column (a note on the left) is stepped over.
+        return None
+
+    def _right_aligned_below(self, cell: Cell, line: list[Cell]) -> Cell | None:
+        """A cell that starts just after the heading's end, when no other heading of the heading's line is
+        nearer to it (a right-aligned amount under "Charges")."""
+        heading_line = self.lines[cell.line]
+        next_heading = heading_line[cell.index + 1].start if cell.index + 1 < len(heading_line) else None
+        for c in line:
+            nearer = next_heading is None or c.start - cell.end < next_heading - c.start
+            if cell.end <= c.start <= cell.end + _RIGHT_ALIGNED and nearer and (c.line, c.index) not in self.claimed:
+                return c
         return None
 
     def claim(self, cells: tuple[Cell, ...]) -> None:
@@ -113,6 +183,9 @@ _LEGAL_FORM = re.compile(r"\b(?:sarl|sas|sasu|sa|eurl|sci|snc|scop|gie|ltd|llc|l
                          r"|sl|oy|ab|as|corp|co|kg|ohg|ug|mbh|e\.k)\b\.?")
 
 
+_IBAN_LIKE = re.compile(r"^[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4})")
+
+
 def _strip_lead(text: str) -> str:
     return _LEAD.sub("", text).strip()
 
@@ -127,17 +200,19 @@ def _read_number(text: str) -> tuple[str, float] | None:
         token = token.split(" ")[0]  # "12345 2026..." is a number then something else
     if not any(ch.isdigit() for ch in token) or len(token) > 40 or _AMOUNT_LIKE.match(token):
         return None
+    if re.match(r"[.,]\d", text[match.end():]) or not token.strip("0 ") or re.match(r"\d{1,2}:\d{2}$", token):
+        return None  # "1479,85": an amount cut at its comma; a time of day
     found = parse_date(token)
     if found is not None and found.end - found.start >= len(token) - 1:
         return None  # a date, not a number
     return token, 1.0
 
 
-def _read_date(text: str) -> tuple[Any, float] | None:
-    found = parse_date(text[:80])
+def _read_date(text: str, month_first: bool = False) -> tuple[Any, float, int] | None:
+    found = parse_date(text[:80], month_first)
     if found is None or found.start > 20:  # the date must follow its label, not sit far along the line
         return None
-    return found.value, 0.8 if found.ambiguous else 1.0
+    return found.value, 0.8 if found.ambiguous and not month_first else 1.0, found.end
 
 
 def _is_label(text: str) -> bool:
@@ -146,6 +221,8 @@ def _is_label(text: str) -> bool:
 
 
 def _read_text(text: str, *, name_like: bool) -> tuple[str, float] | None:
+    if text.rstrip().endswith(":"):
+        return None  # "FOR:", "Address:": another label, not a value
     value = _strip_lead(text).rstrip(" :").strip()
     if len(value) < 2 or sum(ch.isalpha() for ch in value) < 2 or _is_label(value):
         return None
@@ -156,6 +233,8 @@ def _read_text(text: str, *, name_like: bool) -> tuple[str, float] | None:
             return None
         if re.match(r"^\d", value):
             return None  # "12 rue de la Paix": an address line, not a name
+        if _IBAN_LIKE.match(value) or L.DOC_TITLES.fullmatch(fold(value)) or L.NOT_A_NAME.fullmatch(fold(value)):
+            return None
     return value[:300], 1.0
 
 
@@ -174,7 +253,7 @@ def _candidates(
     else:
         if rest.strip(" :.-#"):
             yield rest, (cell,), 1.0
-        if following:
+        if following and following[0].start - cell.end <= _MAX_GAP:
             yield following[0].text, (cell, following[0]), 1.0
     if not label.below:
         return
@@ -189,19 +268,37 @@ def _candidates(
             yield under.text, (cell, under), 0.5
 
 
+def _cells_until(rest: str, used: tuple[Cell, ...], end: int) -> tuple[Cell, ...]:
+    """Of a label cell and the cells after it (joined as ``_candidates`` joins them), those that reach ``end``:
+    "TOTAL DUE BY 2/2/2000   125.89" gives the date to the due date and leaves the amount to the total."""
+    joined = "  ".join([rest, *(c.text for c in used[1:])])
+    offset = len(joined) - len(joined.lstrip())
+    position = len(rest) - offset
+    kept = [used[0]]
+    for c in used[1:]:
+        if position >= end:
+            break
+        kept.append(c)
+        position += 2 + len(c.text)
+    return tuple(kept)
+
+
 def _find(
     doc: _Doc,
     group: list[L.Label],
-    read: Callable[[str], tuple[Any, float] | None],
+    read: Callable[[str], tuple[Any, ...] | None],
     *,
     last: bool = False,
     joined: bool = False,
+    shared_labels: bool = False,
 ) -> _Found | None:
     """The value of the first label of ``group`` that has one (the first or last occurrence)."""
     # Only cells that start with one of the group's labels (one alternation, compiled once per group); nothing
     # is claimed until a label gives results, and then we return.
     starts = _any_of(group).match
     cells = [cell for cell in doc.cells() if starts(cell.folded)]
+    if shared_labels and doc.shared:
+        cells += [c for line, index in sorted(doc.shared) if starts((c := doc.lines[line][index]).folded)]
     for label in group:
         results: list[_Found] = []
         for cell in cells:
@@ -212,12 +309,16 @@ def _find(
             for text, used, where in _candidates(doc, cell, rest, label, joined):
                 read_value = read(text)
                 if read_value is not None:
-                    value, factor = read_value
+                    value, factor = read_value[0], read_value[1]
+                    if len(read_value) > 2 and len(used) > 1:  # claim the cells up to the value only
+                        used = _cells_until(rest, used, read_value[2])
                     results.append(_Found(value, label.confidence * factor * where, used))
                     break
         if results:
             for found in results:
                 doc.claim(found.cells)
+                if len(found.cells) == 1 and isinstance(found.value, date):
+                    doc.shared.add((found.cells[0].line, found.cells[0].index))
             return results[-1] if last else results[0]
     return None
 
@@ -245,7 +346,7 @@ def _read_money(text: str) -> tuple[Any, float] | None:
 
 
 def _find_money(doc: _Doc, group: list[L.Label]) -> _Found | None:
-    found = _find(doc, group, _read_money, last=True, joined=True)
+    found = _find(doc, group, _read_money, last=True, joined=True, shared_labels=True)
     if found is None:
         return None
     money = found.value
@@ -274,18 +375,37 @@ def _doc_type(doc: _Doc) -> tuple[str, float] | None:
         return "credit_note", credit  # a credit note cites the invoice it cancels: it wins
     if invoice:
         return "invoice", invoice
+    if any(_BILL_WORDS.search(cell.folded) for line in top for cell in line):
+        return "invoice", 0.6
     return None
 
 
 def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
-    """The issuer when no label names it: the first name-like cell at the top of the page."""
+    """The issuer when no label names it: a name-like cell at the top of the page. Of the first few, the one
+    printed most often in the document (an issuer's name recurs in its address block, footer and payment slip;
+    a tagline or a slogan does not); the first one on a tie."""
+    candidates = list(_letterhead_candidates(doc, client))[:_LETTERHEAD_CANDIDATES]
+    if not candidates:
+        return None
+    counts: dict[str, int] = {}
+    for line in doc.lines:
+        for cell in line:
+            counts[cell.folded] = counts.get(cell.folded, 0) + 1
+    name = max(candidates, key=lambda c: counts.get(fold(c), 0))  # max keeps the first on a tie
+    return name, 0.6 if _LEGAL_FORM.search(fold(name)) else 0.45
+
+
+_LETTERHEAD_CANDIDATES = 3
+
+
+def _letterhead_candidates(doc: _Doc, client: str | None) -> Iterator[str]:
     seen = 0
     for line in doc.lines:
         if not line:
             continue
         seen += 1
         if seen > 6:
-            return None
+            return
         for cell in line[:2]:
             if (cell.line, cell.index) in doc.claimed or L.DOC_TITLES.match(cell.folded) or ":" in cell.text:
                 continue
@@ -294,14 +414,15 @@ def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
             # Without columns the title shares the line: "Dupont Conseil SARL FACTURE".
             name = _TRAILING_TITLE.sub("", cell.text)
             # "Au bon moulin SARL - 1242 chemin de l'olive - 84340 Malaucene": the name is the first part.
-            name = re.split(r"\s+[-|\u2022\u25cf\u00b7]\s+", name)[0]
+            name = re.split(r"\s+[-|\u2022\u25cf\u00b7]\s+", name)[0].strip(" ()[]-—*|")
             read = _read_text(name, name_like=True)
-            if read is None or len(read[0]) > 80 or read[0].upper() in CURRENCIES:
+            if read is None or len(read[0]) > 80 or read[0].upper() in CURRENCIES or len(read[0]) < 3:
                 continue
+            if any(ch.isdigit() for ch in read[0]) and not _LEGAL_FORM.search(fold(read[0])):
+                continue  # "COD.01", a reference: names seldom hold digits
             if client and fold(read[0]) == fold(client):
                 continue
-            return read[0], 0.6 if _LEGAL_FORM.search(fold(read[0])) else 0.45
-    return None
+            yield read[0]
 
 
 def extract_fields(text: str) -> Extraction:
@@ -314,17 +435,25 @@ def extract_fields(text: str) -> Extraction:
     # Claim the cells of what is not ours ("N° TVA : FR...") before any field can misread them.
     doc.claim(tuple(c for c in doc.cells() if L.ANY_IGNORED.match(c.folded)))
 
-    def put(name: str, found: _Found | tuple[Any, float] | None) -> None:
+    def put(name: str, found: _Found | tuple[Any, ...] | None) -> None:
         if found is None:
             return
         if isinstance(found, tuple):
-            result.set(name, found[0], GENERIC, found[1])
+            result.set(name, found[0], GENERIC, found[1], found[2] if len(found) > 2 else None)
         else:
             result.set(name, found.value, GENERIC, found.confidence, found.note)
 
-    put("due_date", _find(doc, L.DUE_DATE, _read_date, joined=True))
-    put("issue_date", _find(doc, L.ISSUE_DATE, _read_date, joined=True))
-    put("number", _find(doc, L.DOC_NUMBER, _read_number))
+    def read_date(text: str) -> tuple[Any, float, int] | None:
+        return _read_date(text, doc.month_first)
+
+    put("due_date", _find(doc, L.DUE_DATE, read_date, joined=True))
+    put("issue_date", _find(doc, L.ISSUE_DATE, read_date, joined=True))
+    number = _find(doc, L.DOC_NUMBER, _read_number)
+    put("number", number)
+    if "issue_date" not in result.fields and number is not None:
+        put("issue_date", _date_beside(doc, number))
+    if "due_date" not in result.fields and "issue_date" in result.fields:
+        put("due_date", _due_from_terms(text, result.fields["issue_date"]))
     amounts = {
         "net_amount": _find_money(doc, L.NET_AMOUNT),
         "tax_amount": _find_money(doc, L.TAX_AMOUNT),
@@ -332,7 +461,8 @@ def extract_fields(text: str) -> Extraction:
     }
     for name, found in amounts.items():
         put(name, found)
-    put("client", _find(doc, L.CLIENT, lambda t: _read_text(t, name_like=True)))
+    put("client", _find(doc, L.CLIENT, lambda t: _read_text(t, name_like=True)) or _window_address(doc)
+        or _addressee(doc))
     put("issuer", _find(doc, L.ISSUER, lambda t: _read_text(t, name_like=True)))
     put("title", _find(doc, L.TITLE, lambda t: _read_text(t, name_like=False)))
     put("doc_type", _doc_type(doc))
@@ -340,9 +470,121 @@ def extract_fields(text: str) -> Extraction:
         # Only on what reads as an invoice: the top line of a letter is a greeting, not an issuer.
         put("issuer", _letterhead(doc, result.fields.get("client")))
 
+    if _BUYER_PRINTED.search(fold(text[:2000])) and result.field_info.get("client", {}).get("confidence", 1) < 0.8:
+        # A vendor bill printed by the buyer: its letterhead is the client, its address block the supplier.
+        issuer, client = result.fields.get("client"), result.fields.get("issuer")
+        result.fields.pop("issuer", None), result.fields.pop("client", None)
+        put("issuer", (issuer, 0.5) if issuer else None)
+        put("client", (client, 0.45) if client else None)
+    if "doc_type" not in result.fields and result.fields.keys() & {"number", "amount"}:
+        put("doc_type", ("invoice", 0.5))  # what comes to an invoice inbox with a number or a total, unsure
+    _total_by_arithmetic(doc, result, text)
     check_totals(result)
     _currency(result, [f for f in amounts.values() if f is not None], text)
     return result
+
+
+_RETURN_ADDRESS = re.compile(r"\S.*(?:\s[\u2022\u00b7|-]\s.*){2,}")
+
+
+_BUYER_PRINTED = re.compile(r"\b(?:vendor bill|supplier (?:bill|invoice)|purchase invoice|facture fournisseur"
+                            r"|eingangsrechnung|lieferantenrechnung|factura de proveedor|fattura passiva)\b")
+_ADDRESS_LINE = re.compile(r"\d+\s*[A-Za-z]|[A-Za-z].*\d{4,}")  # "31 Hong Kong street", "Taipei 106", "75001 PARIS"
+_RIGHT_COLUMN = 30  # characters from the left edge where a right-hand block starts
+
+
+def _addressee(doc: _Doc) -> _Found | None:
+    """The addressee block of the right-hand column near the top (window-envelope position): a name-like cell
+    with an address line under it. A position, not a label: always flagged."""
+    seen = 0
+    for line in doc.lines:
+        if not line:
+            continue
+        seen += 1
+        if seen > 15:
+            return None
+        for cell in line:
+            if cell.start < _RIGHT_COLUMN or (cell.line, cell.index) in doc.claimed or L.starts_with_label(cell.folded):
+                continue
+            read = _read_text(cell.text, name_like=True)
+            if read is None or L.DOC_TITLES.match(cell.folded) or ":" in cell.text:
+                continue
+            if not read[0][0].isalpha() or sum(ch.isalpha() for ch in read[0]) < 4:
+                continue  # OCR debris ("& Mi")
+            under = doc.below(cell)
+            if under is not None and under.line - cell.line <= 2 and _ADDRESS_LINE.match(under.text):
+                return _Found(read[0], 0.55, (cell,))
+    return None
+
+
+def _window_address(doc: _Doc) -> _Found | None:
+    """The addressee of a window-envelope letter: the line under the sender's one-line return address
+    ("Acme Ltd. • 42 Milky Way • 1234 Faraway"), near the top of the first page."""
+    for no, line in enumerate(doc.lines[:30]):
+        if not line or not _RETURN_ADDRESS.fullmatch(line[0].text):
+            continue
+        for below in doc.lines[no + 1 : no + 3]:
+            if below:
+                read = _read_text(below[0].text, name_like=True)
+                if read is not None and (below[0].line, below[0].index) not in doc.claimed:
+                    return _Found(read[0], 0.6, (below[0],))
+                return None
+    return None
+
+
+# Payment terms: "net 30", "payable within 30 days", "30 jours fin de mois", "zahlbar innerhalb von 14 Tagen",
+# "a 30 dias", "30 giorni", "binnen 14 dagen". Group 1 (or 2) is the number of days; "fin de mois" / "end of
+# month" moves the date to the end of that month.
+_TERMS = re.compile(
+    r"\b(?:net|netto|n)\s?(\d{1,3})\b(?!\s*%|\s?\d|[.,]\d)"
+    r"|(?:within|in|under|innerhalb(?: von)?|binnen|dans les|sous|a|entro|en|dentro de)\s+(\d{1,3})\s*"
+    r"(?:days?|jours?|tagen?|dias|giorni|dagen)\b"
+    r"|\b(\d{1,3})\s*(?:days?|jours?|tage|dias|giorni|dagen)\s*(?:net(?:to)?|fin de mois|end of month|date de facture"
+    r"|from (?:the )?invoice date|nach rechnungsdatum|ab rechnungsdatum|fecha factura)")
+_END_OF_MONTH = re.compile(r"fin de mois|end of (?:the )?month|monatsende|fine mese")
+_TERMS_CONTEXT = re.compile(r"\b(?:pay|paie|paye|reglement|zahl|due|terms|conditions|echeance|pago|pagamento"
+                            r"|betaling|betaal|faellig|fallig)")
+
+
+def _due_from_terms(text: str, issued: date) -> tuple[date, float, str] | None:
+    """A due date computed from written payment terms, when none is printed: unsure by nature (flagged)."""
+    for raw in text.splitlines()[:MAX_LINES]:
+        line = fold(clean_spaces(raw))
+        if not _TERMS_CONTEXT.search(line):
+            continue
+        match = _TERMS.search(line)
+        if match is None:
+            continue
+        days = int(next(g for g in match.groups() if g))
+        if not 0 < days <= 180:
+            continue
+        due = issued + timedelta(days=days)
+        if _END_OF_MONTH.search(line):
+            due = date(due.year + due.month // 12, due.month % 12 + 1, 1) - timedelta(days=1)
+        return due, 0.55, f"computed from the payment terms \u201c{' '.join(raw.split())[:80]}\u201d: check it"
+    return None
+
+
+def _date_beside(doc: _Doc, number: _Found) -> _Found | None:
+    """A date without a label on the line of the invoice number ("INVOICE NO. 98765432     1/1/2000")."""
+    line = number.cells[0].line
+    for cell in doc.lines[line]:
+        if (cell.line, cell.index) in doc.claimed:
+            continue
+        found = _read_date(cell.text, doc.month_first)
+        if found is not None:
+            return _Found(found[0], 0.6, (cell,))
+    return None
+
+
+def _total_by_arithmetic(doc: _Doc, result: Extraction, text: str) -> None:
+    """No total read by its label, but a net and a tax: the total is the amount printed that equals their sum."""
+    net, tax = result.fields.get("net_amount"), result.fields.get("tax_amount")
+    if "amount" in result.fields or net is None or tax is None:
+        return
+    wanted = net + tax
+    if any(found.value == wanted for found in find_money(text)):
+        result.set("amount", wanted, GENERIC, 0.85, None)
 
 
 def check_totals(result: Extraction) -> None:
@@ -364,6 +606,8 @@ def _currency(result: Extraction, amounts: list[_Found], text: str) -> None:
     if len(written) == 1:
         code = written.pop()
         ambiguous = all(f.ambiguous_currency for f in amounts if f.currency)
+        if ambiguous and code == "USD" and _US_ADDRESS.search(text):
+            ambiguous = False  # "$" on a document with a US address: US dollars
         result.set("currency", code, GENERIC, 0.6 if ambiguous else 0.9,
                    "\"$\" alone: USD assumed" if ambiguous else None)
         return
@@ -372,3 +616,19 @@ def _currency(result: Extraction, amounts: list[_Found], text: str) -> None:
     codes = currency_codes_in(text)
     if len(codes) == 1:
         result.set("currency", codes[0], GENERIC, 0.6)
+    elif not codes and (country := _euro_country(text)):
+        result.set("currency", "EUR", GENERIC, 0.5, f"no currency written: EUR inferred from a {country} "
+                                                     "VAT id, IBAN or company number; check it")
+
+
+_EURO_COUNTRIES = frozenset(["AT", "BE", "CY", "DE", "EE", "EL", "ES", "FI", "FR", "GR", "HR", "IE", "IT", "LT",
+                             "LU", "LV", "MT", "NL", "PT", "SI", "SK"])
+
+
+def _euro_country(text: str) -> str | None:
+    """The euro-area country of the first checked VAT id or IBAN in ``text`` (a SIREN says France)."""
+    found = identifiers.find_identifiers(text)
+    for code in [*found.vat_ids, *found.ibans]:
+        if code[:2] in _EURO_COUNTRIES:
+            return code[:2]
+    return "FR" if found.sirens else None

@@ -1,4 +1,4 @@
-"""The labels the generic extractor looks for, per field (French, English and German; add languages here).
+"""The labels the generic extractor looks for, per field (French, English, German, Spanish, Italian and Dutch).
 
 Patterns are regular expressions on *folded* text (lower case, no accents, straight quotes, see
 ``values.fold``) and must match at the start of a cell (a run of text separated from the next by two or
@@ -42,7 +42,8 @@ IGNORE = [
           r"|operation|vente)"),
     Label(r"(?:delivery|order|shipping|shipment|payment|service|supply|sale|ship|print|printed) date"),
     Label(r"date of (?:delivery|order|supply|service|sale|payment)"),
-    Label(r"date (?:de )?(?:debut|fin)|(?:start|end) date|periode|period|du \d"),
+    Label(r"date (?:de )?(?:debut|fin)|(?:start|end) date|periode|period|du \d|(?:start|end) of (?:service|period)"
+          r"|service period|billing period|(?:service|billing) (?:from|to)|zeitraum|periodo|periode facture"),
     Label(rf"{_NO}\s*(?:de |du |d')?(?:la |l')?(?:commande|bon de commande|client|tva|siret|siren|tel\b|telephone"
           r"|compte|contrat|dossier|rcs|order|customer|account|vat|tax|po\b|purchase order|contract|phone|bl\b"
           r"|bon de livraison|livraison|devis|quote|lot|tva intra\w*|identification|fiscal|eori|ape|naf)"),
@@ -56,7 +57,8 @@ IGNORE = [
     Label(r"(?:bon de commande|purchase order|commande|order|devis|quote|quotation|contrat|contract)\b"),
     Label(r"(?:date de |date d'|n° de |n° d'|numero de |numero d')?(?:la )?(?:facture|avoir) (?:associee|d'origine"
           r"|initiale|rectifiee|precedente)|(?:original|related|corrected|previous) invoice(?: number| date| no\.?)?"),
-    Label(r"ship(?:ped)? to|deliver(?:ed)? to|livre a|livrer a|adresse de livraison|lieu de livraison"
+    Label(r"ship(?:ped)? (?:to|from)|deliver(?:ed)? to|livre a|livrer a|adresse de livraison|lieu de livraison"
+          r"|remit to|return address|lieferanschrift"
           r"|shipping address|delivery address"),
     # German: tax and company ids, customer/order numbers, delivery and service dates, bank details.
     Label(r"(?:ust|umsatzsteuer)[-\s]?(?:id(?:ent)?(?:\.|-)?(?:nr|nummer)?\.?|identifikationsnummer)|st(?:euer)?[-\s]?nr\.?"
@@ -65,17 +67,28 @@ IGNORE = [
           r"|lieferschein[-\s]?(?:nr|nummer)?\.?|liefer(?:datum|schein|anschrift|adresse)|leistungs(?:datum|zeitraum)"
           r"|bestelldatum|auftragsdatum|bankverbindung|kontoinhaber|bankleitzahl|blz|konto(?:nummer|nr\.?)?"
           r"|telefon|tel\.|e-?mail|ansprechpartner|seite \d"),
+    # Page numbers and other numbers that are not the invoice's (any language).
+    Label(r"(?:page|pagina|pag\.|seite|blad|pagina)\s*:?\s*\d+\s*(?:/|of|de|sur|von|di|van)"
+          r"|account (?:no\.?|nr\.?|number|#)|(?:bsb|routing|sort code|swift|kvk|kvk-nummer|btw|btw-nummer|cuit"
+          r"|iibb|c\.?a\.?e\.?|abn|acn|gst|nif|cif|p\.? ?iva|partita iva|codice fiscale|rfc)\b"
+          r"|(?:waybill|tracking|booking|job) (?:no\.?|nr\.?|number|#)|inicio de actividad"
+          r"|fecha (?:vto|de vto)\.?"),
 ]
 
 DOC_NUMBER = [
-    Label(rf"(?:facture d'avoir|facture|avoir|note de credit|invoice|credit note|credit memo|tax invoice)\s*{_NO}",
-          0.95),
+    Label(rf"(?:facture d'avoir|facture|avoir|note de credit|invoice|credit note|credit memo|tax invoice|factura"
+          rf"|fattura|factuur|bill|receipt|recu|ticket)\s*:?\s*{_NO}", 0.95),
+    Label(r"factuur(?:nummer|nr\.?)|numero (?:de )?(?:la )?(?:factura|fattura|ticket|recibo)|invoice number"
+          r"|n(?:°|o\.?|um\.?|umero) (?:de )?factura|fattura n\.?|numero documento|invoice id|bill number"
+          r"|statement number|receipt number", 0.95),
+    Label(r"(?:[\w-]+ )?for invoice|(?:payment|zahlung|paiement) (?:for|fur|de la facture)", 0.7, below=False),
     Label(r"(?:rechnungs|gutschrifts|beleg)[-\s]?(?:nummer|nr\.?)|(?:rechnung|gutschrift|beleg)\s*(?:nr\.?|nummer|#)",
           0.95),
     Label(rf"{_NO}\s*(?:de |d'|of )?(?:la |l'|the )?(?:facture|avoir|invoice|credit note|note de credit)", 0.95),
     Label(r"(?:invoice|facture|avoir|credit note)\s*(?:id|ref(?:erence)?\.?)", 0.85),
     Label(r"ref(?:erence)?\.?\s*(?:de (?:la |l')?)?(?:facture|avoir|invoice)", 0.85),
-    Label(r"(?:facture|invoice|avoir|credit note|tax invoice|rechnung|gutschrift)", 0.6,
+    Label(r"(?:facture|invoice|avoir|credit note|tax invoice|rechnung|gutschrift|factura|fattura|factuur"
+          r"|(?:vendor |supplier )?bill|shipping invoice|commercial invoice)", 0.6,
           below=False),  # "FACTURE FA-2026-0042"
     Label(rf"{_NO}|reference|ref\.?", 0.6),
 ]
@@ -84,7 +97,9 @@ DUE_DATE = [
     Label(r"date d'echeance|date limite de (?:paiement|reglement)|date de paiement prevue"
           r"|a (?:payer|regler) (?:avant le|avant|au plus tard le|le)|payable (?:avant le|au plus tard le|le)"
           r"|paiement (?:avant le|au plus tard le)|echeance|(?:payment )?due date|date due|due by|due on"
-          r"|payment due(?: date| by| on)?|payable (?:by|on)|pay by"
+          r"|payment due(?: date| by| on)?|payable (?:by|on)|(?:please )?pay by|(?:invoice|payment) due date"
+          r"|(?:total |total amount |amount |balance )?due (?:by|on)|vervaldatum|vervaldag|uiterste betaaldatum"
+          r"|fecha de vencimiento(?: de pago)?|vencimiento|data (?:di )?scadenza|scadenza|date limite"
           r"|falligkeit(?:sdatum)?|faelligkeit(?:sdatum)?|fallig (?:am|bis|zum)|faellig (?:am|bis|zum)"
           r"|zahlbar (?:bis|am)"
           r"|zahlungsziel|zahlungsfrist|zu zahlen bis", 0.9),
@@ -96,8 +111,11 @@ ISSUE_DATE = [
     Label(r"date (?:de (?:la )?facture|de facturation|d'emission|de l'avoir|d'edition|de la facture)"
           r"|facture (?:du|emise le)|avoir du|emise? le|fait le|invoice date|date of (?:invoice|issue)"
           r"|issue(?:d)? (?:date|on)|credit note date|billing date|invoice dated|dated"
-          r"|rechnungsdatum|gutschriftsdatum|ausstellungsdatum|belegdatum|datum der rechnung", 0.9),
-    Label(r"date|datum", 0.75),
+          r"|rechnungsdatum|gutschriftsdatum|ausstellungsdatum|belegdatum|datum der rechnung"
+          r"|factuurdatum|fecha de (?:emision|factura|expedicion)|data (?:della )?fattura|data (?:di )?emissione"
+          r"|(?:bill|statement) (?:close )?date|statement (?:generated|issued|dated) on|.{0,20} statement generated on"
+          r"|date of bill|billing date|bill date", 0.9),
+    Label(r"date|datum|fecha|data", 0.75),
 ]
 
 # The total with tax first; what remains to pay (after a deposit) only when no total is printed.
@@ -106,45 +124,59 @@ AMOUNT = [
           r"|total amount|invoice total|montant total|total \(?incl(?:\.|uding|usive)?\s*(?:vat|tax(?:es)?)\)?"
           r"|total (?:avec|y compris) (?:la )?tva|total (?:facture|de la facture)"
           r"|gesamtbetrag(?: brutto)?|bruttobetrag|rechnungsbetrag|gesamtsumme(?: brutto)?|summe brutto|endbetrag"
-          r"|gesamt brutto|bruttosumme|brutto gesamt", 0.9),
+          r"|gesamt brutto|bruttosumme|brutto gesamt|totaal(?: incl\.?(?: btw)?| te betalen)?|te betalen"
+          r"|importe total|total factura|totale(?: fattura| documento| da pagare)?|invoice amount"
+          r"|total avoir|montant total ttc|total current charges", 0.9),
     Label(r"net a payer|total a payer|montant a payer|reste a payer|solde a payer|montant du|total du"
           r"|total net a payer|amount due|total due|balance due|due payable|amount payable|total payable"
-          r"|total to pay|zu zahlen(?:der betrag)?|zahlbetrag|offener betrag", 0.85),
+          r"|total to pay|zu zahlen(?:der betrag)?|zahlbetrag|offener betrag|total amount due|a payer(?: \(?ttc\)?)?"
+          r"|amount due on|netto te betalen|saldo (?:a pagar|da pagare|te betalen)", 0.85),
     Label(r"total(?!\s*(?:ht|h\.t|hors|tva|t\.v\.a|vat|tax|taxes|excl|excluding|net|sans|qte|quantite|quantity"
-          r"|items?|articles?|lignes?|remise|discount|pages?|poids|weight|kg)\b)", 0.7, below=False),
+          r"|items?|articles?|lignes?|remise|discount|pages?|poids|weight|kg|pieces|charges and)\b)", 0.7, below=False),
+    # Last resort: "Amount A$ 109.88", a "Charges" column of a one-row header table.
+    Label(r"amount|charges|montant|importe|betrag|bedrag|importo", 0.55),
 ]
 
 NET_AMOUNT = [
-    Label(r"(?:total|montant|sous-total|sous total)\s*(?:ht|h\.t\.?|hors taxes?|hors tva|net ht)\b"
+    Label(r"(?:total|montant|sous-total|sous total)\s*(?:ht|h\.t\.?|hors tax(?:es)?|hors tva|net ht)\b"
           r"|total net ht|base ht|sub-?total|sub total|sous-?total|sous total"
           r"|total \(?excl(?:\.|uding|usive)?\s*(?:vat|tax(?:es)?)\)?|net amount|total net|net total"
           r"|total before tax(?:es)?|amount before tax(?:es)?|montant net"
           r"|nettobetrag|netto(?:summe|gesamt)|summe netto|gesamt netto|gesamtbetrag netto"
-          r"|zwischensumme|warenwert", 0.9),
-    Label(r"netto", 0.8, below=False),
+          r"|zwischensumme|warenwert|subtotaal|totaal excl\.?(?: btw)?|imponibile|base imponible|neto gravado"
+          r"|importe neto|substotal less discount|subtotal less discount", 0.9),
+    Label(r"netto|neto", 0.8, below=False),
 ]
 
 TAX_AMOUNT = [
-    Label(r"total\s*(?:de (?:la )?)?(?:tva|t\.v\.a\.?|taxes?|vat)|(?:tva|vat|tax) total"
+    Label(r"total\s*(?:de (?:la )?)?(?:tva|t\.v\.a\.?|tax(?:es)?|vat)|(?:tva|vat|tax) total"
           r"|montant total (?:de (?:la )?)?tva|total sales tax"
           r"|(?:summe|gesamt) (?:mwst|ust)\.?|mehrwertsteuer(?:betrag)?|umsatzsteuer(?:betrag)?"
-          r"|mwst[-\s]?betrag|ust[-\s]?betrag",
+          r"|mwst[-\s]?betrag|ust[-\s]?betrag|totaal btw|btw bedrag|iva total|total iva|importe iva|totale iva"
+          r"|totale imposta|imposta (?:iva|totale)|taxe sur la valeur ajoutee|value added tax"
+          r"|impuesto al valor agregado|omzetbelasting",
           0.9),
-    Label(r"montant\s*(?:de (?:la )?)?(?:tva|t\.v\.a\.?|taxes?)|vat amount|tax amount|sales tax", 0.85),
-    Label(r"tva|t\.v\.a\.?|vat|tax|taxes|(?:zzgl\.?|inkl\.?|enthaltene) (?:\d+(?:[.,]\d+)? ?% )?(?:mwst|ust)\.?"
-          r"|mwst\.?|ust\.?", 0.8, below=False),  # below a "TVA" heading: a line's rate or tax
+    Label(r"montant\s*(?:de (?:la )?)?(?:tva|t\.v\.a\.?|tax(?:es)?)|vat amount|tax amount|sales tax", 0.85),
+    Label(r"tva|t\.v\.a\.?|vat|tax|taxes|btw|iva|sales tax"
+          r"|(?:zzgl\.?|inkl\.?|enthaltene) (?:\d+(?:[.,]\d+)? ?% )?(?:mwst|ust)\.?|mwst\.?|ust\.?",
+          0.8, below=False),  # below a "TVA" heading: a line's rate or tax
 ]
 
 CLIENT = [
     Label(r"factures? a l'ordre de|factures? a\s*(?::|$)|facturer a|adresse de facturation|destinataire"
-          r"|bill(?:ed)? to(?: address)?|billing address|invoice address|invoice(?:d)? to|sold to|customer"
-          r"|client|a l'attention de|attn\.?|rechnungsempfanger|rechnungsempfaenger|rechnungsadresse|rechnung an"
-          r"|empfanger|kunde|auftraggeber", 0.85),
+          r"|bill(?:ed)? to(?: address)?|billing address|invoice address|invoice(?:d)? to|sold to"
+          r"|(?:customer|client)(?=\s*:|\s*$)|a l'attention de|attn\.?"
+          r"|rechnungsempfanger|rechnungsempfaenger|rechnungsadresse|rechnung an"
+          r"|empfanger|kunde|auftraggeber|nom du client|invoice for|factuur aan|facturado a|cliente|fatturato a"
+          r"|intestatario|destinatario|klant|payable by|statement for|pour\s*:|to\s*:|sr\.?\s*\(?s?\)?\s*:"
+          r"|senor(?:es)?\s*:|bill to|billed to", 0.85),
+    Label(r"to(?=\s*:?$)", 0.6),  # "FROM ... TO" headings side by side, the names underneath
 ]
 
 ISSUER = [
     Label(r"emetteur|vendeur|fournisseur|prestataire|emis par|seller|supplier|issued by|sold by|vendor|biller"
-          r"|from|rechnungssteller|lieferant|verkaufer|absender|leistungserbringer", 0.85),
+          r"|from|rechnungssteller|lieferant|verkaufer|absender|leistungserbringer|de\s*:|bedrijf|empresa\s*:"
+          r"|proveedor|emisor|fornitore|leverancier|account / payable to|payable to", 0.85),
 ]
 
 TITLE = [
@@ -154,7 +186,14 @@ TITLE = [
 # Cells that are document titles, never a company name.
 DOC_TITLES = re.compile(r"^(?:facture|avoir|invoice|credit note|credit memo|tax invoice|note de credit|devis"
                         r"|quote|receipt|recu|facture d'avoir|duplicata|copie|copy|original|rechnung|gutschrift"
-                        r"|rechnungskorrektur|stornorechnung|angebot|quittung)\b")
+                        r"|rechnungskorrektur|stornorechnung|angebot|quittung|factura|fattura|factuur|bill|statement"
+                        r"|monthly statement|ticket|summary|page|pagina|original|duplicado|triplicado)\b")
+
+# Table headings, totals and other words that are never a party's name ("Qty" was once read as the client).
+NOT_A_NAME = re.compile(r"(?:qty|qte|quantite|quantity|menge|anzahl|cantidad|quantita|aantal|description|designation"
+                        r"|beschreibung|bezeichnung|descripcion|descrizione|omschrijving|unit price|price|prix|preis"
+                        r"|amount|montant|betrag|total|subtotal|sous-total|balance|summary|buyer|seller|to|from|date"
+                        r"|page|item|items|article|articles|reference|ref|hours|rate|tax|vat|tva|for|de|a|pour)\.?")
 
 ALL_LABELS = [IGNORE, DOC_NUMBER, DUE_DATE, ISSUE_DATE, AMOUNT, NET_AMOUNT, TAX_AMOUNT, CLIENT, ISSUER, TITLE]
 

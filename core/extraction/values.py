@@ -64,18 +64,18 @@ def clean_spaces(text: str) -> str:
 MONTHS: dict[str, int] = {}
 for _number, _names in enumerate(
     (
-        ("janvier", "janv", "january", "jan", "januar", "janner"),
-        ("fevrier", "fevr", "fev", "february", "feb", "februar"),
-        ("mars", "march", "mar", "marz", "maerz"),
-        ("avril", "avr", "april", "apr"),
-        ("mai", "may"),
-        ("juin", "june", "jun", "juni"),
-        ("juillet", "juil", "july", "jul", "juli"),
-        ("aout", "august", "aug"),
-        ("septembre", "sept", "september", "sep"),
-        ("octobre", "oct", "october", "oktober", "okt"),
-        ("novembre", "nov", "november"),
-        ("decembre", "dec", "december", "dezember", "dez"),
+        ("janvier", "janv", "january", "jan", "januar", "janner", "januari", "enero", "gennaio", "gen"),
+        ("fevrier", "fevr", "fev", "february", "feb", "februar", "februari", "febrero", "febbraio"),
+        ("mars", "march", "mar", "marz", "maerz", "maart", "marzo", "mrt"),
+        ("avril", "avr", "april", "apr", "abril", "aprile", "abr"),
+        ("mai", "may", "mei", "mayo", "maggio", "mag"),
+        ("juin", "june", "jun", "juni", "junio", "giugno", "giu"),
+        ("juillet", "juil", "july", "jul", "juli", "julio", "luglio", "lug"),
+        ("aout", "august", "aug", "augustus", "agosto", "ago"),
+        ("septembre", "sept", "september", "sep", "septiembre", "setiembre", "settembre", "set"),
+        ("octobre", "oct", "october", "oktober", "okt", "octubre", "ottobre", "ott"),
+        ("novembre", "nov", "november", "noviembre"),
+        ("decembre", "dec", "december", "dezember", "dez", "diciembre", "dicembre", "dic"),
     ),
     start=1,
 ):
@@ -86,7 +86,11 @@ _MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
 # Patterns run on folded text (lower case, no accents).
 _ISO = re.compile(r"(?<![\d/.-])(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?![\d/.-]?\d)")
 _NUMERIC = re.compile(r"(?<![\d/.-])(\d{1,2})[/.-](\d{1,2})[/.-](\d{4}|\d{2})(?![\d/.-]?\d)")
-_DAY_MONTH = re.compile(rf"(?<!\d)(\d{{1,2}})(?:er|st|nd|rd|th)?\.?\s+({_MONTH_RE})\.?,?\s+(\d{{4}})(?!\d)")
+_DAY_MONTH = re.compile(rf"(?<!\d)(\d{{1,2}})(?:er|st|nd|rd|th)?\.?\s+(?:de\s+)?({_MONTH_RE})\.?,?\s+(?:de\s+)?"
+                        r"(\d{4})(?!\d)")
+# "12-Nov-2021", "26-apr-18"
+_DAY_MON_DASHED = re.compile(rf"(?<![\d-])(\d{{1,2}})-({_MONTH_RE})-(\d{{4}}|\d{{2}})(?![\d-])")
+_CJK = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 _MONTH_DAY = re.compile(rf"(?<![a-z])({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\s?,?\s+(\d{{4}})(?!\d)")
 
 
@@ -96,12 +100,27 @@ class FoundDate:
     start: int
     end: int
     ambiguous: bool  # day and month could be swapped (both <= 12, numeric form)
+    numeric: tuple[int, int] | None = None  # the first two numbers of a numeric date, as written
+
+
+def reads_month_first(text: str, hint: bool = False) -> bool:
+    """Whether the numeric dates of one document are written month first (``10/18/18``): a first number over
+    12 anywhere says day first, a second one over 12 says month first; else ``hint`` (the document's
+    language or currency: US dollars, English without a European sign)."""
+    votes = 0
+    for m in _NUMERIC.finditer(fold(text)):
+        first, second = int(m[1]), int(m[2])
+        if first > 12 >= second:
+            votes -= 1
+        elif second > 12 >= first:
+            votes += 1
+    return votes > 0 if votes else hint
 
 
 def _make_date(year: int, month: int, day: int) -> date | None:
     if year < 100:
-        year += 2000
-    if not 1990 <= year <= 2100:
+        year += 2000 if year < 70 else 1900
+    if not 1950 <= year <= 2100:
         return None
     try:
         return date(year, month, day)
@@ -109,18 +128,26 @@ def _make_date(year: int, month: int, day: int) -> date | None:
         return None
 
 
-def find_dates(text: str) -> list[FoundDate]:
-    """Every date written in ``text`` (any case, accents or not), in order of appearance."""
+def find_dates(text: str, month_first: bool = False) -> list[FoundDate]:
+    """Every date written in ``text`` (any case, accents or not), in order of appearance. Numeric dates are
+    read day first unless only month first makes sense, or ``month_first`` (the document's way, see
+    ``reads_month_first``) says so."""
     folded = fold(text)
     found: list[FoundDate] = []
     taken: list[tuple[int, int]] = []
 
-    def add(value: date | None, match: re.Match[str], ambiguous: bool = False) -> None:
+    def add(value: date | None, match: re.Match[str], ambiguous: bool = False,
+            numeric: tuple[int, int] | None = None) -> None:
         span = match.span()
         if value is None or any(s < span[1] and span[0] < e for s, e in taken):
             return
         taken.append(span)
-        found.append(FoundDate(value, span[0], span[1], ambiguous))
+        found.append(FoundDate(value, span[0], span[1], ambiguous, numeric))
+
+    for m in _CJK.finditer(folded):
+        add(_make_date(int(m[1]), int(m[2]), int(m[3])), m)
+    for m in _DAY_MON_DASHED.finditer(folded):
+        add(_make_date(int(m[3]), MONTHS[m[2]], int(m[1])), m)
 
     for m in _DAY_MONTH.finditer(folded):
         add(_make_date(int(m[3]), MONTHS[m[2]], int(m[1])), m)
@@ -130,18 +157,20 @@ def find_dates(text: str) -> list[FoundDate]:
         add(_make_date(int(m[1]), int(m[2]), int(m[3])), m)
     for m in _NUMERIC.finditer(folded):
         first, second, year = int(m[1]), int(m[2]), int(m[3])
-        if first > 12 or second <= 12:
+        if month_first and first <= 12 and second <= 31:
+            add(_make_date(year, first, second), m, numeric=(first, second))
+        elif first > 12 or second <= 12:
             # Day first, as in Europe; ambiguous when both could be a month.
-            add(_make_date(year, second, first), m, ambiguous=first <= 12 and first != second)
+            add(_make_date(year, second, first), m, ambiguous=first <= 12 and first != second, numeric=(first, second))
         else:
             add(_make_date(year, first, second), m)  # 11/23/2026: only month-first makes sense
     found.sort(key=lambda d: d.start)
     return found
 
 
-def parse_date(text: str) -> FoundDate | None:
+def parse_date(text: str, month_first: bool = False) -> FoundDate | None:
     """The first date in ``text``."""
-    dates = find_dates(text)
+    dates = find_dates(text, month_first)
     return dates[0] if dates else None
 
 
@@ -204,7 +233,7 @@ def find_money(text: str) -> list[FoundMoney]:
             continue
         pre, pre_ambiguous = _currency(m["pre"] or m["pre2"])
         post, post_ambiguous = _currency(m["post"])
-        currency = pre or post
+        currency = post if post and pre_ambiguous else pre or post  # "$5,270.00 AUD": the code says which dollar
         has_decimals = re.search(r"[.,]\d{1,2}$", m["num"]) is not None
         if not has_decimals and currency is None:
             continue  # a quantity, a year, a postcode...
@@ -213,7 +242,8 @@ def find_money(text: str) -> list[FoundMoney]:
             continue
         if m["sign"]:
             value = -value
-        found.append(FoundMoney(value, currency, pre_ambiguous if pre else post_ambiguous, m.start("num"), m.end()))
+        ambiguous = post_ambiguous if currency == post and post else pre_ambiguous
+        found.append(FoundMoney(value, currency, ambiguous, m.start("num"), m.end()))
     return found
 
 

@@ -9,6 +9,7 @@ the infrastructure (database, disk) are raised, so that the job is retried.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from core import extraction
 from core.einvoice import EInvoice, EInvoiceError, read_einvoice, to_fields
 from core.einvoice.page import fill_from_page
-from core.extraction.identifiers import find_identifiers
+from core.extraction.identifiers import Identifiers, find_identifiers
 from core.i18n import N_
 from core.mail.unpack import PDF, Attachment, unpack
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, StoredFile, utcnow
@@ -272,17 +273,11 @@ def _extract_xml(session: Session, doc: Document, data: bytes) -> None:
 
 
 def _extract_pdf(session: Session, doc: Document, data: bytes) -> None:
-    # A Factur-X / ZUGFeRD / XRechnung PDF is read exactly from its XML; the PDF stays what people see.
     try:
-        einv = _read_einvoice(doc, data)
+        found = read_pdf_file(data, doc.filename or "", lambda: _templates(session, doc))
     except EInvoiceError as exc:
         fail_document(doc, EINVOICE_UNREADABLE.format(reason=exc.reason))
         return
-    if einv is not None:
-        _finish_einvoice(session, doc, einv, pdf=data)
-        return
-    try:
-        found = extraction.extract_pdf(data, templates=_templates(session, doc))
     except extraction.PdfPasswordProtected:
         fail_document(doc, PROTECTED_PDF)
         logger.info("document %s: password-protected PDF", doc.id)
@@ -291,7 +286,22 @@ def _extract_pdf(session: Session, doc: Document, data: bytes) -> None:
         fail_document(doc, UNREADABLE_PDF.format(detail=exc.detail))
         logger.info("document %s: unreadable PDF (%s)", doc.id, exc.detail)
         return
-    _finish_text(session, doc, found)
+    if isinstance(found, EInvoice):
+        _finish_einvoice(session, doc, found, pdf=data)
+    else:
+        _finish_text(session, doc, found)
+
+
+def read_pdf_file(
+    data: bytes, filename: str, templates: Callable[[], list[Any] | None] = lambda: None
+) -> EInvoice | extraction.PdfExtraction:
+    """What the worker reads from a PDF (benchmarks call it too): a Factur-X / ZUGFeRD / XRechnung PDF exactly
+    from its XML (the PDF stays what people see), any other through its text or OCR. ``templates`` is only
+    called when there is no e-invoice. Raises ``EInvoiceError``, ``PdfPasswordProtected``, ``PdfUnreadable``."""
+    einv = read_einvoice(data, filename)
+    if einv is not None:
+        return einv
+    return extraction.extract_pdf(data, templates=templates())
 
 
 def _templates(session: Session, doc: Document) -> list[Any] | None:
@@ -318,8 +328,7 @@ def _finish_text(session: Session, doc: Document, found: extraction.PdfExtractio
     result = found.extraction
     # The issuer's profile, learned from earlier validations, reads the fields first (issue 13, item 8).
     profile = issuer_profiles.read_with_profile(session, doc, found.text, result)
-    fields, field_info = dict(result.fields), {k: dict(v) for k, v in result.field_info.items()}
-    ids = find_identifiers(found.text)
+    fields, field_info, ids = text_fields(found)
     prefill_client(session, doc.tenant_id, fields, field_info, ids.vat_ids)
     finish_extraction(session, doc, fields, field_info, result.source)
     details: dict[str, Any] = {"reader": "ocr" if found.ocr else "text", "pages": found.pages}
@@ -333,6 +342,14 @@ def _finish_text(session: Session, doc: Document, found: extraction.PdfExtractio
         details["issuer_profile"] = profile
     doc.extraction_details = details
     logger.info("document %s: %s, %d field(s) found, %s", doc.id, result.source, len(result.fields), doc.status)
+
+
+def text_fields(found: extraction.PdfExtraction) -> tuple[dict[str, Any], dict[str, Any], Identifiers]:
+    """The fields a text or OCR reading gives a document before the tenant's own data is consulted (client
+    matching), and the checked identifiers in its text: shared by the worker and the benchmarks."""
+    result = found.extraction
+    fields, field_info = dict(result.fields), {k: dict(v) for k, v in result.field_info.items()}
+    return fields, field_info, find_identifiers(found.text)
 
 
 def _finish_einvoice(session: Session, doc: Document, einv: EInvoice, pdf: bytes | None = None) -> None:

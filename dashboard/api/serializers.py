@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import selectinload
 
+from core.extraction.result import with_check_flags
 from core.models import Document, InboundMessage, Invoice, InvoiceFields, Match, Tenant
 
 CENT = Decimal("0.01")
@@ -67,7 +68,7 @@ def document_json(doc: Document) -> dict[str, Any]:
         **_fields(doc),
         "client": doc.client,
         "extraction_source": doc.extraction_source,
-        "field_info": doc.field_info or {},
+        "field_info": with_check_flags(doc.field_info or {}),  # "check": true where a person should look
         "duplicate_of": doc.duplicate_of_id,
         "invoice_id": doc.invoice_id,
         "message_id": doc.message_id,

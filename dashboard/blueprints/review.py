@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from core.extraction.result import needs_check
 from core.fields import FIELDS
 from core.models import DocType, Document, DocumentStatus
 from core.services import NotFound, ServiceError, ValidationFailed, access, receivables, splitting
@@ -23,7 +24,6 @@ from dashboard.web import input_value, not_found_for, paginated, send_stored_fil
 bp = Blueprint("review", __name__)
 not_found_for(bp)
 
-UNSURE_BELOW = 0.8  # extractor confidence under which a field is flagged for a closer look
 EDITABLE = (DocumentStatus.PENDING.value, DocumentStatus.FAILED.value)
 
 
@@ -55,7 +55,7 @@ def unsure_fields(doc: Document) -> dict[str, float]:
     unsure: dict[str, float] = {}
     for name, info in (doc.field_info or {}).items():
         confidence = info.get("confidence") if isinstance(info, dict) else None
-        if isinstance(confidence, int | float) and confidence < UNSURE_BELOW:
+        if isinstance(confidence, int | float) and needs_check(confidence):
             unsure[name] = float(confidence)
     return unsure
 

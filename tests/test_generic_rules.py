@@ -1,0 +1,174 @@
+"""General reading rules of the generic extractor (issue 13), each on a small layout text that no corpus file
+holds as such: a rule must work on any invoice written that way, not on one file."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from core.extraction.generic import extract_fields
+from core.extraction.values import find_dates, find_money, reads_month_first
+
+
+def test_month_first_is_decided_per_document() -> None:
+    # A second number over 12 anywhere says month first; the ambiguous dates then follow it.
+    text = "Invoice #A-1\nInvoice Date:   10/18/2026\nDue Date:   11/02/2026\nTotal   $120.00\n"
+    fields = extract_fields(text).fields
+    assert (fields["issue_date"], fields["due_date"]) == (date(2026, 10, 18), date(2026, 11, 2))
+    # A first number over 12 says day first.
+    assert not reads_month_first("Date 18/10/2026, due 02/11/2026")
+    # Nothing decides: dollars and a US address read month first, anything else day first.
+    us = "Acme Inc.\nRedmond, WA 98052\nInvoice No 7\nDate: 5/2/2017\nTotal $10.00\n"
+    assert extract_fields(us).fields["issue_date"] == date(2017, 5, 2)
+    assert extract_fields(us.replace("Redmond, WA 98052", "Lyon")).fields["issue_date"] == date(2017, 2, 5)
+
+
+def test_dates_in_the_six_languages_and_other_forms() -> None:
+    cases = {
+        "1 oktober 2023": date(2023, 10, 1), "2 mars 2022": date(2022, 3, 2), "8th December 2021": date(2021, 12, 8),
+        "27 de marzo de 2011": date(2011, 3, 27), "3 settembre 2024": date(2024, 9, 3),
+        "12-Nov-2021": date(2021, 11, 12), "2018年03月23日": date(2018, 3, 23), "Oct 31, 2023": date(2023, 10, 31),
+        "01/01/1970": date(1970, 1, 1),
+    }
+    for written, expected in cases.items():
+        assert [d.value for d in find_dates(written)] == [expected], written
+
+
+def test_a_due_date_and_a_total_sharing_one_label_cell() -> None:
+    text = " INVOICE NO. 98765432                          1/1/2000\n" \
+           "                    SUBTOTAL                   109.90\n" \
+           "                    TOTAL DUE BY 2/2/2000      125.89\n"
+    fields = extract_fields(text).fields
+    assert fields["number"] == "98765432"
+    assert fields["issue_date"] == date(2000, 1, 1)  # no label: the date beside the number
+    assert fields["due_date"] == date(2000, 2, 2)
+    assert fields["amount"] == Decimal("125.89")
+
+
+def test_a_value_right_aligned_under_its_heading() -> None:
+    text = ("Invoice Number   Invoice Date   Invoice Due Date    Charges             VAT ID\n"
+            "3427435437       5/2/2017       6/1/2017                      $1002.00 RT\n")
+    fields = extract_fields(text).fields
+    assert fields["number"] == "3427435437"
+    assert fields["amount"] == Decimal("1002.00")
+    assert fields["due_date"] in (date(2017, 6, 1), date(2017, 1, 6))  # no US address: unsure, but found
+
+
+def test_the_addressee_under_a_window_envelope_return_address() -> None:
+    text = ("                                 Acme Ltd.\n"
+            "Acme Ltd. • 42 Milky Way • 1234 Faraway              Date:     24 Sep 2024\n"
+            "Globex Corp.\n"
+            "142 Scorpio Drive\n\n"
+            "                 Invoice No. 1234\n"
+            "Total                              1,200.00 EUR\n")
+    fields = extract_fields(text).fields
+    assert fields["client"] == "Globex Corp."
+    assert fields["issue_date"] == date(2024, 9, 24)
+
+
+def test_labels_and_headings_are_never_party_names() -> None:
+    text = (" TO:                               FOR:\n"
+            " Gaurav Cheema                     Consultation services\n"
+            " INVOICE: 00012\n"
+            " TOTAL      1125.00\n")
+    fields = extract_fields(text).fields
+    assert fields["client"] == "Gaurav Cheema"
+    assert fields["number"] == "00012"
+
+
+def test_dutch_spanish_and_italian_labels() -> None:
+    dutch = "Factuur\nFactuurnummer: 2023-001\nDatum: 1 oktober 2023\nVervaldatum: 15 oktober 2023\n" \
+            "Factuur aan:\nJan de Groot\nTotaal   €1.355,20\n"
+    fields = extract_fields(dutch).fields
+    assert (fields["number"], fields["issue_date"], fields["due_date"]) == (
+        "2023-001", date(2023, 10, 1), date(2023, 10, 15))
+    assert (fields["client"], fields["amount"], fields["currency"]) == ("Jan de Groot", Decimal("1355.20"), "EUR")
+    assert fields["doc_type"] == "invoice"
+    spanish = "Factura\nNº: 4000-12345678\nFecha: 27/03/2011\nSr.(s): Joao Da Silva\n" \
+              "Fecha de Vencimiento de Pago: 27/04/2011\nImporte total: 122,00\n"
+    fields = extract_fields(spanish).fields
+    assert (fields["number"], fields["issue_date"], fields["due_date"]) == (
+        "4000-12345678", date(2011, 3, 27), date(2011, 4, 27))
+    assert (fields["client"], fields["amount"]) == ("Joao Da Silva", Decimal("122.00"))
+    italian = "Fattura n. 12/2024\nData: 03/09/2024\nData scadenza: 03/10/2024\nTotale documento: 244,00 €\n"
+    fields = extract_fields(italian).fields
+    assert (fields["number"], fields["due_date"], fields["amount"]) == ("12/2024", date(2024, 10, 3),
+                                                                       Decimal("244.00"))
+
+
+def test_currency_from_the_code_after_a_dollar_sign_and_inferred_when_unwritten() -> None:
+    assert find_money("$5,270.00 AUD")[0].currency == "AUD"
+    found = extract_fields("Facture N° 12\nSIRET 732 829 320 00074\nTotal TTC : 1 200,00\n")
+    assert found.fields["currency"] == "EUR"
+    assert found.confidence("currency") < 0.8 and "inferred" in found.field_info["currency"]["note"]
+
+
+def test_page_numbers_and_account_numbers_are_not_the_invoice_number() -> None:
+    text = "Monthly Statement\nAccount number: 100469352\nPage 1 of 2\nTotal amount due by 02/28/24   $110.70\n"
+    fields = extract_fields(text).fields
+    assert "number" not in fields
+    assert fields["amount"] == Decimal("110.70")
+    assert fields["doc_type"] == "invoice" and extract_fields(text).confidence("doc_type") < 0.8
+
+
+def test_a_credit_slip_is_a_credit_note() -> None:
+    text = "Ticket d'Avoir\nNuméro de Ticket : 31\nTotal Avoir : 570.66 TND\nDate : 10/03/2025\n"
+    fields = extract_fields(text).fields
+    assert (fields["doc_type"], fields["number"], fields["amount"], fields["currency"]) == (
+        "credit_note", "31", Decimal("570.66"), "TND")
+
+
+def test_labels_stacked_above_their_values_are_paired_in_order() -> None:
+    # A key/value table read column by column (OCR, or a PDF that draws its labels first).
+    text = "SHIPPING INVOICE 10112\nIssue Date:\nAccount No:\nInvoice Amount:\nPlease Pay By:\n\n" \
+           "8th December 2021\n101234\n\n$5,270.00 AUD\n\n15th December 2021\n"
+    fields = extract_fields(text).fields
+    assert (fields["issue_date"], fields["due_date"]) == (date(2021, 12, 8), date(2021, 12, 15))
+    assert (fields["amount"], fields["currency"], fields["number"]) == (Decimal("5270.00"), "AUD", "10112")
+
+
+def test_a_table_heading_is_never_the_client() -> None:
+    text = "Facture N° 7\nClient :\nQté        Désignation        Prix\n2          Vis               10,00\n" \
+           "Total TTC : 12,00 €\n"
+    assert "client" not in extract_fields(text).fields
+
+
+def test_a_due_date_computed_from_payment_terms_is_flagged() -> None:
+    base = "Invoice No. 12\nInvoice Date: 15 January 2026\nTotal: 100.00 EUR\n"
+    for terms, due in (("Payment terms: Net 30", date(2026, 2, 14)),
+                       ("Conditions de paiement : 30 jours fin de mois", date(2026, 2, 28)),
+                       ("Zahlbar innerhalb von 14 Tagen ohne Abzug", date(2026, 1, 29)),
+                       ("Payment is due within 15 days", date(2026, 1, 30))):
+        found = extract_fields(base + terms + "\n")
+        assert found.fields["due_date"] == due, terms
+        assert found.confidence("due_date") < 0.8 and "computed" in found.field_info["due_date"]["note"]
+    # An amount after "net" is no payment term; a printed due date wins over the terms.
+    assert "due_date" not in extract_fields(base + "Total net 1 200,00 — payment by transfer\n").fields
+    printed = extract_fields(base + "Due date: 20 January 2026\nPayment terms: Net 30\n")
+    assert printed.fields["due_date"] == date(2026, 1, 20) and printed.confidence("due_date") >= 0.8
+
+
+def test_the_letterhead_name_that_recurs_beats_a_tagline() -> None:
+    text = ("                                                  Creative Minds At Work\n"
+            "Brightside Studio\n12 Harbour Road\n\n"
+            "Invoice No. 55\nTotal   1,000.00 EUR\n\n"
+            "Thank you for your business\nBrightside Studio\n")
+    found = extract_fields(text)
+    assert found.fields["issuer"] == "Brightside Studio"
+    assert found.confidence("issuer") < 0.8  # a guess from the page's top: always checked
+
+
+def test_the_right_hand_addressee_block_and_a_bill_printed_by_its_buyer() -> None:
+    addressee = ("Dupont Conseil\n12 rue de la Paix\n75002 Paris\n"
+                 "                                          Martin Industries\n"
+                 "                                          8 avenue Foch\n"
+                 "                                          69006 Lyon\n\n"
+                 "Facture N° F-77\nTotal TTC : 1 200,00 €\n")
+    found = extract_fields(addressee)
+    assert (found.fields["issuer"], found.fields["client"]) == ("Dupont Conseil", "Martin Industries")
+    assert found.confidence("client") < 0.8  # read from a position, not a label
+    # Printed by the buyer's software: the letterhead is the client, the address block the supplier.
+    bill = addressee.replace("Facture N° F-77", "Vendor Bill BILL/2026/0002")
+    found = extract_fields(bill)
+    assert (found.fields["issuer"], found.fields["client"]) == ("Martin Industries", "Dupont Conseil")
+    assert found.confidence("issuer") < 0.8 and found.confidence("client") < 0.8
