@@ -143,18 +143,25 @@ def mail_corpus(settings: Any, smtp_port: int, address: str, client: Any, token:
     started = time.monotonic()
     for row in rows:
         send_file(smtp_port, address, realworld.REALWORLD / row["file"])
-    worker = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "worker"], env=process_env(settings),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        messages = wait_until_final(client, token, len(rows), timeout, worker)
-    finally:
-        worker.terminate()
+    # The worker's log goes to a file: a pipe nobody reads while waiting would fill and block the worker.
+    log_path = Path(settings.var_dir) / "realworld-mail-worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "worker"], env=process_env(settings),
+                                  stdout=log, stderr=subprocess.STDOUT)
         try:
-            worker.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.communicate()
-    seconds = time.monotonic() - started
+            messages = wait_until_final(client, token, len(rows), timeout, worker)
+            seconds = time.monotonic() - started
+        except (RuntimeError, TimeoutError) as exc:
+            tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+            raise RuntimeError(f"{exc}; the worker's log ends with:\n{tail}") from exc
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
     by_subject = {m["subject"]: m for m in messages}
     outcomes = []
     for row in rows:

@@ -239,6 +239,23 @@ def test_dutch_page_is_read_again_with_the_dutch_model():
     assert (fields.get("issue_date"), fields.get("due_date")) == (date(2023, 10, 1), date(2023, 10, 15))
 
 
+REALWORLD_SPANISH = CORPUS / "realworld" / "rwd29.pdf"  # an Argentine "Factura A" (a text PDF)
+
+
+@needs(REALWORLD_SPANISH)
+def test_spanish_page_scanned_is_read_again_with_the_spanish_model():
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(REALWORLD_SPANISH.read_bytes())
+    try:
+        scan = document[0].render(scale=200 / 72, grayscale=True).to_pil()  # as a 200 dpi scanner gives it
+    finally:
+        document.close()
+    found = read_image(scan)
+    assert found.language == "spa"
+    assert "Factura" in found.text and "Empresa de Prueba" in found.text
+
+
 # Through the pipeline: stored file -> document pending (fields read) or failed (with a reason) -------------
 
 
