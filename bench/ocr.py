@@ -7,7 +7,7 @@ PDFs (``form`` = pdf-scan in MANIFEST.tsv), rendered at 300 dpi as extraction re
 read as extraction reads it (grayscale, resized, straightened, turned by OSD when it reads poorly) with one
 Tesseract thread. Reported per page: wall time (the machine is shared: see the load average printed), and
 the CPU time of Tesseract plus this process (what the page costs on an idle core), the words read, their
-mean confidence, and the skew / rotation applied. Then the median and the maximum per page.
+mean confidence, the skew / rotation applied and the language model kept. Then the median and the maximum per page.
 
 ``--quality`` prints, for every PDF of the shared corpora that has a text layer, the share of word-like
 tokens of that layer (``core.extraction.textquality``) and whether its pages are scans.
@@ -74,8 +74,8 @@ def _read_pdf_page(path: Path, index: int) -> OcrPage:
 
 def timing(rounds: int) -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
-    print("| page | wall s | CPU s | words | mean word confidence | skew ° | turned ° |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| page | wall s | CPU s | words | mean word confidence | skew ° | turned ° | language |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     walls: list[float] = []
     cpus: list[float] = []
     for label, read in pages():
@@ -89,7 +89,7 @@ def timing(rounds: int) -> None:
         walls.append(wall)
         cpus.append(cpu)
         print(f"| {label} | {wall:.2f} | {cpu:.2f} | {len(page.words)} | {page.confidence:.2f} | {page.skew:g} "
-              f"| {page.rotated} |")
+              f"| {page.rotated} | {page.language} |")
     print(f"\n{len(walls)} pages: wall median {statistics.median(walls):.2f} s, max {max(walls):.2f} s; "
           f"CPU median {statistics.median(cpus):.2f} s, max {max(cpus):.2f} s")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

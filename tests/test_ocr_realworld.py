@@ -220,6 +220,40 @@ def test_page_language_decides_the_second_reading():
     assert guess_language(words("Rechnung Nr. 12 der Firma, Betrag zahlbar bitte bis")) == "deu"
     assert guess_language(words("Invoice 12 from the company, amount due")) == "eng"
     assert guess_language(words("4711 0815 XYZ")) == "eng"  # nothing to go by: the first reading stands
+    # The issue's other three: words they share with French ("de", "la") do not decide, their own words do.
+    assert guess_language(words("Factura N° 12 de la empresa, importe total con IVA, fecha de vencimiento")) == "spa"
+    assert guess_language(words("Fattura n. 12 della ditta, importo totale, data di scadenza del pagamento")) == "ita"
+    assert guess_language(words("Factuur 12 van de firma, het bedrag met btw, vervaldatum en betaling")) == "nld"
+    assert guess_language(words("Facture N° 12 de la société, montant TTC à régler")) == "fra"
+
+
+REALWORLD_DUTCH = CORPUS / "realworld" / "rwd26.jpg"  # a Dutch invoice rendered as an image
+
+
+@needs(REALWORLD_DUTCH)
+def test_dutch_page_is_read_again_with_the_dutch_model():
+    found = read_image(open_image(REALWORLD_DUTCH.read_bytes()))
+    assert found.language == "nld"
+    assert "Vervaldatum" in found.text and "oktober" in found.text
+    fields = extract_image(REALWORLD_DUTCH.read_bytes()).extraction.fields  # what the worker reads of it
+    assert (fields.get("issue_date"), fields.get("due_date")) == (date(2023, 10, 1), date(2023, 10, 15))
+
+
+REALWORLD_SPANISH = CORPUS / "realworld" / "rwd29.pdf"  # an Argentine "Factura A" (a text PDF)
+
+
+@needs(REALWORLD_SPANISH)
+def test_spanish_page_scanned_is_read_again_with_the_spanish_model():
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(REALWORLD_SPANISH.read_bytes())
+    try:
+        scan = document[0].render(scale=200 / 72, grayscale=True).to_pil()  # as a 200 dpi scanner gives it
+    finally:
+        document.close()
+    found = read_image(scan)
+    assert found.language == "spa"
+    assert "Factura" in found.text and "Empresa de Prueba" in found.text
 
 
 # Through the pipeline: stored file -> document pending (fields read) or failed (with a reason) -------------

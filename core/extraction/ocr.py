@@ -55,12 +55,14 @@ try:  # HEIC/HEIF photos (iPhones): pillow-heif registers itself as a Pillow for
 except ImportError:  # pragma: no cover - a declared dependency; without it HEIC is refused as undecodable
     logger.info("pillow-heif is not installed: HEIC images cannot be read")
 
-# Each page is read in English first, then again in French or German when its words say it is in one of
-# them (``guess_language``). Reading with the three models at once ("fra+eng+deu") costs 2.5 times as much
-# (measured: 1.96 s of CPU against 0.77 s on rwd17) for a page in one language.
-OCR_LANGUAGES = ("eng", "fra", "deu")
+# Each page is read in English first, then again in its own language (French, German, Spanish, Italian or
+# Dutch: the issue's six) when its words say it is another (``guess_language``). Reading with several models
+# at once ("fra+eng+deu") costs 2.5 times as much (measured: 1.96 s of CPU against 0.77 s on rwd17) for a
+# page in one language.
+OCR_LANGUAGES = ("eng", "fra", "deu", "spa", "ita", "nld")
 # Short, frequent words that tell the languages apart on an invoice (accents folded: the English model
-# reads "à" as "a").
+# reads "à" as "a"). A word common to two languages ("de", "la", "iva") counts for both: the words only one
+# of them has decide.
 _FUNCTION_WORDS = {
     language: frozenset(words.split())
     for language, words in {
@@ -69,6 +71,12 @@ _FUNCTION_WORDS = {
                "echeance reglement adresse",
         "deu": "der die das und mit fur von zu den dem des ist rechnung betrag mwst ust datum bitte zahlbar summe "
                "ihre wir sie netto brutto",
+        "spa": "el los las del con para por una factura importe iva fecha vencimiento cliente numero pago forma "
+               "cantidad descripcion precio domicilio condicion",
+        "ita": "il di della delle dei per con fattura importo totale imponibile iva data scadenza cliente numero "
+               "pagamento partita codice fiscale quantita descrizione prezzo",
+        "nld": "de het van en een voor met op te factuur factuurnummer factuurdatum bedrag btw totaal datum "
+               "vervaldatum klant betaling uw wij graag omschrijving aantal prijs subtotaal",
     }.items()
 }
 OCR_DPI = 300
@@ -133,6 +141,7 @@ class OcrPage:
     words: tuple[OcrWord, ...] = ()
     rotated: int = 0  # degrees clockwise applied (EXIF orientation not included)
     skew: float = 0.0  # degrees the image was straightened by
+    language: str = OCR_LANGUAGES[0]  # the Tesseract model whose reading was kept
 
     @property
     def confidence(self) -> float:
@@ -369,14 +378,17 @@ def guess_language(words: list[OcrWord]) -> str:
     return best if counts[best] > counts[OCR_LANGUAGES[0]] else OCR_LANGUAGES[0]
 
 
-def _read_in_its_language(image: Image.Image, deadline: float) -> tuple[str, list[OcrWord], float]:
-    """``image`` read in English, then in its own language when that is another and reads better."""
+def _read_in_its_language(image: Image.Image, deadline: float) -> tuple[str, list[OcrWord], float, str]:
+    """``image`` read in English, then in its own language when that is another and reads better; the
+    reading kept and its language."""
     text, words, sideways = _read_words(image, deadline - time.monotonic(), OCR_LANGUAGES[0])
     language = guess_language(words)
     if language == OCR_LANGUAGES[0]:
-        return text, words, sideways
+        return text, words, sideways, language
     again = _read_words(image, deadline - time.monotonic(), language)
-    return again if mean_confidence(again[1]) >= mean_confidence(words) else (text, words, sideways)
+    if mean_confidence(again[1]) >= mean_confidence(words):
+        return (*again, language)
+    return text, words, sideways, OCR_LANGUAGES[0]
 
 
 def _weak(words: list[OcrWord], sideways: float) -> bool:
@@ -398,22 +410,22 @@ def read_image(image: Image.Image, timeout: float = OCR_TIMEOUT, *, rendered: bo
     try:
         skew = estimate_skew(gray)
         straight = gray.rotate(skew, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255) if skew else gray
-        text, words, sideways = _read_in_its_language(straight, deadline)
+        text, words, sideways, language = _read_in_its_language(straight, deadline)
         if not whole_page or not _weak(words, sideways) or len(words) < MIN_WORDS_TO_TURN:
-            return OcrPage(text, tuple(words), 0, skew)
+            return OcrPage(text, tuple(words), 0, skew, language)
         rotation = detect_rotation(straight, deadline - time.monotonic())
         if rotation == 0:
-            return OcrPage(text, tuple(words), 0, skew)
+            return OcrPage(text, tuple(words), 0, skew, language)
         turned = straight.rotate(-rotation, expand=True)  # Image.rotate turns counter-clockwise
         turned_skew = estimate_skew(turned)
         if turned_skew:
             turned = turned.rotate(turned_skew, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
-        turned_text, turned_words, turned_sideways = _read_in_its_language(turned, deadline)
+        turned_text, turned_words, turned_sideways, turned_language = _read_in_its_language(turned, deadline)
         if turned_sideways < sideways or (
                 mean_confidence(turned_words) * len(turned_words) > mean_confidence(words) * len(words)):
             logger.info("OCR: page turned %d degrees", rotation)
-            return OcrPage(turned_text, tuple(turned_words), rotation, turned_skew)
-        return OcrPage(text, tuple(words), 0, skew)
+            return OcrPage(turned_text, tuple(turned_words), rotation, turned_skew, turned_language)
+        return OcrPage(text, tuple(words), 0, skew, language)
     finally:
         if gray is not image:
             gray.close()
