@@ -110,7 +110,8 @@ def _ingest(session: Session, storage: FileStorage, message: InboundMessage) -> 
         return []
 
     # Bank statements: imported for reconciliation, never made into invoice documents.
-    statements = bank.import_mail_statements(session, message.tenant_id, raw)
+    verified = bank.statement_sender_verified(session, message, verdicts)
+    statements = bank.import_mail_statements(session, message.tenant_id, raw, verified=verified)
     unpacked = unpack(raw)
     if not unpacked.attachments:
         status = MessageStatus.PROCESSED if statements.found else MessageStatus.IGNORED

@@ -14,6 +14,7 @@ a filter against noise and mistakes (newsletters, stray replies), not authentica
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from email.utils import getaddresses
 from typing import Any
 
@@ -102,15 +103,21 @@ def remove_rule(session: Session, tenant_id: int, rule_id: int, actor: User | No
     session.flush()
 
 
+def matches_any(address: str | None, patterns: Iterable[str]) -> bool:
+    """True when ``address`` or its ``@domain`` is one of ``patterns`` (as ``normalize_pattern`` makes them)."""
+    if not address or "@" not in address:
+        return False
+    address = address.lower()
+    wanted = set(patterns)
+    return address in wanted or "@" + address.rpartition("@")[2] in wanted
+
+
 def is_allowed(session: Session, tenant_id: int, address: str | None) -> bool:
     """True while the allow-list is empty, or when ``address`` or its domain is on it."""
     patterns = set(session.scalars(select(SenderRule.pattern).where(SenderRule.tenant_id == tenant_id)))
     if not patterns:
         return True
-    if not address or "@" not in address:
-        return False
-    address = address.lower()
-    return address in patterns or "@" + address.rpartition("@")[2] in patterns
+    return matches_any(address, patterns)
 
 
 def quarantine_reason(session: Session, message: InboundMessage) -> str | None:
