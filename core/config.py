@@ -58,6 +58,12 @@ class Settings:
     smtp_tls_cert: Path | None = None
     smtp_tls_key: Path | None = None
     smtp_require_tls: bool = False  # refuse mail before STARTTLS (only with a certificate)
+    # How many reverse proxies in front of the web app append X-Forwarded-For/-Proto: the client address
+    # is taken that many hops from the end (ProxyFix). 0 (direct): the headers are ignored, never trusted.
+    proxy_hops: int = 0
+    # Per-company quotas (core.services.quotas); 0 turns one off.
+    tenant_max_messages_per_hour: int = 1000
+    tenant_max_storage_mb: int = 20 * 1024
 
     @property
     def redis_is_embedded(self) -> bool:
@@ -83,6 +89,9 @@ class Settings:
             smtp_tls_cert=_path("SMTP_TLS_CERT"),
             smtp_tls_key=_path("SMTP_TLS_KEY"),
             smtp_require_tls=os.environ.get("SMTP_REQUIRE_TLS", "").lower() in {"1", "true", "yes", "on"},
+            proxy_hops=_int("TRUSTED_PROXY_HOPS", 0),
+            tenant_max_messages_per_hour=_int("TENANT_MAX_MESSAGES_PER_HOUR", 1000),
+            tenant_max_storage_mb=_int("TENANT_MAX_STORAGE_MB", 20 * 1024),
         )
 
 

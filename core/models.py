@@ -131,6 +131,9 @@ class Tenant(Base):
     restrict_access: Mapped[bool] = mapped_column(Boolean, default=False)
     # What becomes of mail that fails DMARC (core.services.senderauth): accept | quarantine | refuse.
     dmarc_action: Mapped[str] = mapped_column(String(16), default="accept", server_default="accept")
+    # Who sends the bank's statements by mail (core.services.bank): addresses and @domains, one per line.
+    # Only a statement from one of them, authenticated (DMARC pass or aligned DKIM), may apply matches.
+    bank_senders: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     addresses: Mapped[list[InboundAddress]] = relationship(back_populates="tenant", order_by="InboundAddress.id")
@@ -509,6 +512,9 @@ class BankTransaction(Base):
     remittance: Mapped[str] = mapped_column(Text, default="")
     reference: Mapped[str | None] = mapped_column(String(300))
     pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    # From a mailed statement whose sender was not the tenant's authenticated bank: never matched
+    # automatically, only suggested; shown as unverified.
+    unverified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     category: Mapped[str | None] = mapped_column(String(100))
     rule_id: Mapped[int | None] = mapped_column(ForeignKey("matching_rules.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(16), default=TransactionStatus.UNMATCHED.value)

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from rq import Queue
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.config import Settings, normalize_database_url
 from core.db import engine_options, install_sqlite_pragmas
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.config.update(config)
+    if settings.proxy_hops > 0:  # behind the documented TLS proxy: the client is what it forwarded
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
     app.extensions["inbox.settings"] = settings
     app.extensions["inbox.storage"] = FileStorage(settings.storage_dir)
 

@@ -69,17 +69,18 @@ def user() -> None:
 @click.argument("email")
 @click.option("--tenant", "tenant_ref", required=True, help="The tenant's inbound address or id.")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.MEMBER.value)
+@click.option("--reset", is_flag=True, help="The user exists: replace their password with the one given.")
 @click.password_option(prompt="Password", help="Prompted for when not given.")
 @with_appcontext
-def user_create(email: str, tenant_ref: str, role: str, password: str) -> None:
-    """Create a user (or add an existing one to a tenant)."""
+def user_create(email: str, tenant_ref: str, role: str, reset: bool, password: str) -> None:
+    """Create a user, or add an existing one to a tenant (their current password, or --reset to change it)."""
     try:
         target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain)
-        created = accounts.create_user(db.session, email, password, target, role)
+        created = accounts.create_user(db.session, email, password, target, role, reset_password=reset)
     except ServiceError as exc:
         _fail(exc)
     db.session.commit()
-    click.echo(f"{created.email} is {role} of {target.name}")
+    click.echo(f"{created.email} is {role} of {target.name}" + (" (password reset)" if reset else ""))
 
 
 @cli.group()

@@ -68,7 +68,7 @@ def ensure_demo(settings: Settings) -> dict[str, str]:
     password = secrets.token_urlsafe(12)
     with app.app_context():
         tenant, address = accounts.create_tenant(db.session, DEMO_TENANT)
-        user = accounts.create_user(db.session, DEMO_EMAIL, password, tenant, "admin")
+        user = accounts.create_user(db.session, DEMO_EMAIL, password, tenant, "admin", reset_password=True)
         token = accounts.create_token(db.session, user, tenant)
         db.session.commit()
         demo = {

@@ -23,10 +23,12 @@ failure is recorded on the mailbox (``last_error``) and retried with capped expo
 from __future__ import annotations
 
 import contextlib
+import imaplib
 import logging
 import os
 import random
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -40,19 +42,20 @@ from typing import Any
 
 import redis
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, LoginError
 from rq import Queue
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
+from core.i18n import N_
 from core.models import Mailbox, MailboxAuth, MailboxImportOutcome, MessageSource
 from core.queue import get_queue
 from core.secrets import SecretBox
 from core.services import accounts, intake
 from core.services import mailboxes as svc
 from core.storage import FileStorage, sha256_hex
-from mailgate.imap_oauth import AccessTokenCache
+from mailgate.imap_oauth import AccessTokenCache, OAuthError
 from mailgate.sweep import queue_message
 
 log = logging.getLogger(__name__)
@@ -166,6 +169,36 @@ def describe_error(exc: BaseException, spec: MailboxSpec | None = None) -> str:
     return (spec.redact(text) if spec else text)[: svc.MAX_ERROR_LENGTH]
 
 
+def public_reason(exc: BaseException) -> str:
+    """What a tenant's admin sees in ``last_error``: what went wrong, never what the remote server said.
+
+    The server's greeting and answers stay out (a mailbox pointed at another service would read its
+    banner here); the operator's log keeps ``describe_error``.
+    """
+    if isinstance(exc, OAuthError):
+        return str(exc)[: svc.MAX_ERROR_LENGTH]  # ours, with the provider's token endpoint answer
+    if isinstance(exc, svc.TargetRefused):
+        return svc.TARGET_REFUSED
+    if isinstance(exc, LoginError):
+        return N_("The server refused the login (authentication failed): check the user name and the password "
+                  "or token.")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return N_("The server's TLS certificate could not be verified (CERTIFICATE_VERIFY_FAILED).")
+    if isinstance(exc, ssl.SSLError):
+        return N_("The TLS connection to the server failed: check the port and the security setting.")
+    if isinstance(exc, socket.gaierror):
+        return svc.UNRESOLVED
+    if isinstance(exc, ConnectionRefusedError):
+        return N_("The connection was refused: check the host and the port.")
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return N_("The server did not answer in time.")
+    if isinstance(exc, IMAPClientError | imaplib.IMAP4.error | imaplib.IMAP4.abort):
+        return N_("The server did not answer as an IMAP server: check the host and the port.")
+    if isinstance(exc, OSError):
+        return N_("The connection to the server failed (network error).")
+    return N_("Unexpected error ({kind}): the operator's log has the details.").format(kind=type(exc).__name__)
+
+
 # Routing (catch-all mailboxes) ---------------------------------------------------------------
 
 
@@ -204,6 +237,8 @@ def connect(spec: MailboxSpec, timeout: float, tokens: AccessTokenCache | None =
     """A logged-in client; raises on any failure (the caller records it and backs off)."""
     if spec.security == "plain" and not svc.is_loopback(spec.host):
         raise ValueError("unencrypted IMAP is only allowed to a loopback server")
+    if spec.tenant_id is not None:  # a tenant's choice of host: only allowed addresses (the operator's: any)
+        svc.check_target(spec.host, spec.port)
     if spec.security == "ssl":
         client = IMAPClient(spec.host, port=spec.port, ssl=True, ssl_context=ssl_context(), timeout=timeout)
     else:
@@ -211,6 +246,10 @@ def connect(spec: MailboxSpec, timeout: float, tokens: AccessTokenCache | None =
         if spec.security == "starttls":
             client.starttls(ssl_context())
     try:
+        # The address really connected to, not the one resolved a moment ago (DNS rebinding): checked
+        # before any credential is sent.
+        if spec.tenant_id is not None and not svc.address_allowed(str(client.socket().getpeername()[0])):
+            raise svc.TargetRefused(svc.TARGET_REFUSED)
         if spec.auth == MailboxAuth.XOAUTH2.value:
             token = (tokens or AccessTokenCache()).access_token(spec)
             client.oauth2_login(spec.username, token)
@@ -280,10 +319,10 @@ class MailboxWorker(threading.Thread):
                 failures = 0
             except Exception as exc:
                 failures += 1
-                reason = describe_error(exc, self._spec)
                 delay = self.config.backoff(failures)
-                log.warning("%s failed (%s); retrying in %.1fs", self._label(), reason, delay)
-                self._record(svc.record_error, reason)
+                log.warning("%s failed (%s); retrying in %.1fs", self._label(), describe_error(exc, self._spec), delay)
+                reason = public_reason(exc)
+                self._record(svc.record_error, self._spec.redact(reason) if self._spec else reason)
                 self.halt.wait(delay)
 
     def _label(self) -> str:

@@ -46,7 +46,7 @@ from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.models import utcnow
 from core.queue import enqueue_ingest_many, get_queue
-from core.services import accounts, intake
+from core.services import accounts, intake, quotas
 from core.services.addresses import AddressMatch
 from core.storage import FileStorage
 from mailgate.senderauth import SenderScreen
@@ -255,6 +255,36 @@ class RecipientCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class QuotaCache:
+    """Each company's quota usage as last read, for ``ttl`` seconds, plus what this process accepted for it
+    since (so a flood is counted at once, with one query per company per ``ttl``). Loop only."""
+
+    def __init__(self, ttl: float = 30.0, *, max_entries: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.max_entries, self._clock = ttl, max_entries, clock
+        self._entries: OrderedDict[int, tuple[float, quotas.Usage]] = OrderedDict()
+
+    def get(self, tenant_id: int) -> quotas.Usage | None:
+        entry = self._entries.get(tenant_id)
+        if entry is None or self._clock() >= entry[0]:
+            self._entries.pop(tenant_id, None)
+            return None
+        return entry[1]
+
+    def put(self, tenant_id: int, usage: quotas.Usage) -> None:
+        self._entries[tenant_id] = (self._clock() + self.ttl, usage)
+        self._entries.move_to_end(tenant_id)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def note(self, tenant_ids: Iterator[int] | list[int], size: int) -> None:
+        for tenant_id in tenant_ids:
+            entry = self._entries.get(tenant_id)
+            if entry is not None:
+                entry[1].messages_last_hour += 1
+                entry[1].storage_bytes += size
 
 
 def make_tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -478,6 +508,8 @@ class InboxHandler:
         self.in_flight = _InFlight()
         self.refusals = RefusalLimiter(limits.max_refused_recipients, limits.refused_window)
         self.recipients = RecipientCache(limits.recipient_cache_seconds)
+        self.quota_limits = quotas.Limits.of(settings)
+        self.quotas = QuotaCache()
         self.connections = 0  # only touched on the loop
         self.connections_by_client: dict[str, int] = {}  # RefusalLimiter.client_key -> open connections
         self._engine = engine  # disposed by close() when the handler owns it
@@ -537,6 +569,10 @@ class InboxHandler:
                 self.refusals.record(peer)
             log.info("refused unknown recipient: peer=%s from=%r rcpt=%r", peer, envelope.mail_from, address)
             return REPLY_UNKNOWN_RCPT
+        refusal = await self._quota_refusal(found.tenant_id)
+        if refusal is not None:  # the company is over a quota: a clear answer, not counted as probing
+            log.info("refused over quota: peer=%s rcpt=%r (%s)", peer, address, refusal)
+            return refusal
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         if found.tenant_id not in envelope.tenants:
@@ -575,6 +611,7 @@ class InboxHandler:
             "accepted message(s) %s: peer=%s from=%r rcpt=%r size=%d",
             message_ids, delivery.peer, delivery.sender, envelope.rcpt_tos, len(delivery.raw),
         )
+        self.quotas.note(list(delivery.recipients), len(delivery.raw))
         self._queue_soon(message_ids)
         return REPLY_ACCEPTED
 
@@ -583,7 +620,26 @@ class InboxHandler:
         log.error("SMTP session error", exc_info=error)
         return REPLY_TRY_LATER
 
+    async def _quota_refusal(self, tenant_id: int) -> str | None:
+        """``452`` / ``552`` with its text when the company is over a quota (core.services.quotas), else None."""
+        if not (self.quota_limits.messages_per_hour or self.quota_limits.storage_bytes):
+            return None
+        usage = self.quotas.get(tenant_id)
+        if usage is None:
+            try:
+                usage = await self._in_thread(self._store_pool, self._usage, tenant_id)
+            except Exception:  # unknown usage: storing the mail matters more than the quota
+                log.exception("quota usage of tenant %s could not be read", tenant_id)
+                return None
+            self.quotas.put(tenant_id, usage)
+        problem = quotas.exceeded(usage, self.quota_limits)
+        return None if problem is None else problem.smtp_reply
+
     # Blocking work, run in the pools -----------------------------------------------------------
+
+    def _usage(self, tenant_id: int) -> quotas.Usage:
+        with session_scope(self.session_factory) as session:
+            return quotas.usage(session, tenant_id)
 
     def _lookup(self, address: str) -> KnownRecipient | None:
         with session_scope(self.session_factory) as session:

@@ -42,6 +42,9 @@ INBOUND_DOMAIN = "in.example.test"
 # Sender authentication (core.mail.senderauth) asks DNS about every message; the suite asks no DNS server
 # (workers started by tests inherit this). tests/test_senderauth.py injects its own lookup.
 os.environ.setdefault("SENDER_AUTH_DNS", "off")
+# A tenant's mailbox may only reach global addresses unless the operator allows a network
+# (core.services.mailboxes): the suite's Dovecot listens on loopback, so the suite allows loopback.
+os.environ.setdefault("IMAP_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 PASSWORD = "correct horse battery"
 
 

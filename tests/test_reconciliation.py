@@ -405,19 +405,20 @@ def test_statements_attached_to_an_email_are_imported_once(session: Session, sto
     session.commit()
     data = statement_csv(csv_row(date(2026, 2, 3), "FA-2026-0777", "64,00", "Dupont"))
     raw = make_email(tenant.address, data, "umsaetze.csv", subject="Kontoauszug", content_type="text/csv")
-    result = bank.import_mail_statements(session, tid, raw)
+    result = bank.import_mail_statements(session, tid, raw, verified=True)
     session.commit()
     assert (result.found, result.created, result.applied) == (1, 1, 1)
     assert "1 new transaction(s)" in (result.reason or "")
     session.refresh(invoice)
     assert invoice.status == "paid"
-    again = bank.import_mail_statements(session, tid, raw)
+    again = bank.import_mail_statements(session, tid, raw, verified=True)
     assert (again.found, again.created, again.duplicates) == (1, 0, 1)
     # An invoice PDF is not a statement; a statement naming no account is reported, not lost silently.
-    assert bank.import_mail_statements(session, tid, make_email(tenant.address, b"%PDF-1.4 x")).found == 0
+    pdf_mail = make_email(tenant.address, b"%PDF-1.4 x")
+    assert bank.import_mail_statements(session, tid, pdf_mail, verified=True).found == 0
     no_account = (CORPUS / "bank" / "mt940_self_sparkassen.sta").read_bytes()
     mail = make_email(tenant.address, no_account, "auszug.sta", content_type="application/octet-stream")
-    reported = bank.import_mail_statements(session, tid, mail)
+    reported = bank.import_mail_statements(session, tid, mail, verified=True)
     assert reported.found == 1 and reported.errors and "Bank page" in reported.errors[0]
 
 

@@ -19,6 +19,7 @@ from core.services import senders as svc
 from core.storage import FileStorage
 from tests.conftest import PASSWORD, TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf
+from tests.mailauth import authenticated
 
 PDF_BYTES = make_invoice_pdf()
 
@@ -39,8 +40,11 @@ def login(app: Flask, email: str) -> FlaskClient:
 
 def receive(session: Session, storage: FileStorage, fixture: TenantFixture, sender: str,
             subject: str = "Facture 42") -> InboundMessage:
-    raw = make_email(fixture.address, PDF_BYTES, sender=sender, subject=subject)
-    message = intake.store_message(session, storage, fixture.tenant.id, raw, recipient=fixture.address)
+    """A mail from ``sender``, DKIM-signed by its domain: an allow-list match counts only for proven senders."""
+    raw, verdicts = authenticated(make_email(fixture.address, PDF_BYTES, sender=sender, subject=subject),
+                                  svc.sender_address(sender).rpartition("@")[2])
+    message = intake.store_message(session, storage, fixture.tenant.id, raw, recipient=fixture.address,
+                                   sender_auth=verdicts)
     session.commit()
     processing.ingest_message(session, storage, message.id)
     session.commit()
@@ -102,7 +106,9 @@ def test_forwarded_mail_is_matched_on_the_forwarding_person(session: Session, st
     forward["From"], forward["To"], forward["Subject"] = "Claire <claire@acme.example>", tenant.address, "Fwd: Facture"
     forward.set_content("Pour info")
     forward.add_attachment(BytesParser(policy=policy.default).parsebytes(supplier))
-    message = intake.store_message(session, storage, tenant.tenant.id, forward.as_bytes(), recipient=tenant.address)
+    raw, verdicts = authenticated(forward.as_bytes(), "acme.example")
+    message = intake.store_message(session, storage, tenant.tenant.id, raw, recipient=tenant.address,
+                                   sender_auth=verdicts)
     session.commit()
     processing.ingest_message(session, storage, message.id)
     session.commit()

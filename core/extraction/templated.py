@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from core.extraction import regexguard
 from core.extraction.result import Extraction, template_source
 from core.extraction.values import parse_date, parse_number
 from core.fields import CURRENCIES
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 OUR_TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE_CONFIDENCE = 0.9  # a template was written for this issuer's layout
+TEMPLATE_SECONDS = 5.0  # all the regexes of one template on one text (core.extraction.regexguard)
+TIMED_OUT = "a regex of the template took too long on this text (over {seconds:g} s): simplify it"
 _SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "₹": "INR", "zł": "PLN", "CHF": "CHF"}
 
 _lock = threading.Lock()
@@ -193,6 +196,9 @@ def apply_templates(text: str, templates: list[Any] | None = None, pdf: bytes | 
             if not template_matches(template, text):
                 continue
             output = _extract(template, text, pdf)
+        except TimeoutError:
+            logger.warning("template %s: its regexes ran out of time, skipped", template.get("template_name"))
+            continue
         except Exception as exc:  # RequiredFieldsMissingError, template syntax errors, bad regexes...
             logger.debug("template %s matched but did not extract: %s", template.get("template_name"), exc)
             continue
@@ -209,8 +215,15 @@ def _uses_area(template: Any) -> bool:
 
 
 def _extract(template: Any, text: str, pdf: bytes | None) -> dict[str, Any]:
-    """invoice2data's output of ``template`` on ``text`` (may raise: a required field missing...)."""
-    with warnings.catch_warnings():  # deprecations are for template authors, not for our logs
+    """invoice2data's output of ``template`` on ``text`` (may raise: a required field missing...).
+
+    Its regexes run under ``regexguard``: at most ``TEMPLATE_SECONDS`` (``TimeoutError`` beyond), on at most
+    ``MAX_TEXT_CHARS`` of text, whoever wrote the template.
+    """
+    regexguard.install()
+    text = text[: regexguard.MAX_TEXT_CHARS]
+    with warnings.catch_warnings(), regexguard.deadline(TEMPLATE_SECONDS):
+        # deprecations are for template authors, not for our logs
         warnings.simplefilter("ignore", DeprecationWarning)
         prepared = template.prepare_input(text)
         if pdf is None or not _uses_area(template):
@@ -368,6 +381,8 @@ def try_template(template: Any, text: str, pdf: bytes | None = None) -> Trial:
         return Trial(matched=False)
     try:
         output = _extract(template, text, pdf)
+    except TimeoutError:
+        return Trial(matched=True, error=TIMED_OUT.format(seconds=TEMPLATE_SECONDS))
     except Exception as exc:  # RequiredFieldsMissingError says which fields; other errors by their type
         message = " ".join(str(exc).split())[:300] or type(exc).__name__
         return Trial(matched=True, error=message)

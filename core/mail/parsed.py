@@ -8,23 +8,56 @@ from __future__ import annotations
 import re
 import threading
 from email import policy
+from email.feedparser import BytesFeedParser
 from email.message import EmailMessage
-from email.parser import BytesParser
 
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 _last = threading.local()  # (raw, message) of this thread's last parse
 
 
-def parse(raw: bytes) -> EmailMessage:
+# MIME parts (the message itself included) the parser builds before it gives up. Each costs the stdlib
+# parser ~65 us and ~0.4 kB even when empty: 200,000 empty parts fit in 2 MB (13 s, 87 MB, measured).
+MAX_PARTS = 1000
+_CHUNK = 64 * 1024
+
+
+class TooManyParts(ValueError):
+    """The email has more MIME parts than ``MAX_PARTS``: parsing stopped there."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} MIME parts")
+        self.limit = limit
+
+
+class _BoundedParser(BytesFeedParser):
+    """The stdlib feed parser, stopped while it parses (not after) at its ``limit``-th part."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(policy=policy.default)
+        self._limit, self._parts = limit, 0
+
+    def _new_message(self) -> None:  # called by the feed parser for the message and each part
+        self._parts += 1
+        if self._parts > self._limit:
+            raise TooManyParts(self._limit)
+        super()._new_message()  # type: ignore[misc]
+
+
+def parse(raw: bytes, max_parts: int = MAX_PARTS) -> EmailMessage:
     """``BytesParser(policy=policy.default).parsebytes(raw)``, parsed once for the same bytes object.
 
-    The message is shared between the callers of one job: read it, never change it. One message per
-    thread is kept until the next parse or ``forget()`` (the worker calls it after each job).
+    Raises ``TooManyParts`` as soon as the ``max_parts``-th part would be built. The message is shared
+    between the callers of one job: read it, never change it. One message per thread is kept until the
+    next parse or ``forget()`` (the worker calls it after each job).
     """
     cached = getattr(_last, "value", None)
     if cached is not None and cached[0] is raw:
         return cached[1]
-    message = BytesParser(policy=policy.default).parsebytes(raw)
+    parser = _BoundedParser(max_parts)
+    view = memoryview(raw)
+    for start in range(0, len(raw), _CHUNK):  # in chunks: what follows the limit is never even split
+        parser.feed(bytes(view[start : start + _CHUNK]))
+    message = parser.close()
     assert isinstance(message, EmailMessage)  # policy.default builds EmailMessage
     _last.value = (raw, message)
     return message

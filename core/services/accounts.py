@@ -127,7 +127,15 @@ def verify_password(user: User, password: str) -> bool:
         return False
 
 
-def create_user(session: Session, email: str, password: str, tenant: Tenant, role: Role | str) -> User:
+def create_user(
+    session: Session, email: str, password: str, tenant: Tenant, role: Role | str, *, reset_password: bool = False
+) -> User:
+    """Create a user, or give an existing one a role in ``tenant``.
+
+    An existing user's password is changed only with ``reset_password``: without it, ``password`` must be
+    the current one (adding a known user to another tenant), else ``ServiceError``, so that creating an
+    account never takes over someone else's by accident.
+    """
     email = email.strip().lower()
     if not _EMAIL_RE.match(email):
         raise ServiceError(f"not an email address: {email!r}")
@@ -139,8 +147,13 @@ def create_user(session: Session, email: str, password: str, tenant: Tenant, rol
         user = User(email=email, password_hash=hash_password(password))
         session.add(user)
         session.flush()
-    else:
+    elif reset_password:
         user.password_hash = hash_password(password)
+    elif not verify_password(user, password):
+        raise ServiceError(
+            f"{email} already exists and that is not its password: nothing was changed "
+            "(to set a new password, run the command again with --reset)"
+        )
     membership = session.scalars(
         select(Membership).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
     ).first()

@@ -20,7 +20,17 @@ from sqlalchemy.orm import Session
 from core.banking import CsvMapping, Statement, StatementError, detect_format, guess_csv_mapping, parse_statement
 from core.banking.util import collapse, iban_or_none
 from core.i18n import N_
-from core.models import BankAccount, BankTransaction, Match, TransactionStatus
+from core.mail.senderauth import Verdicts
+from core.models import (
+    BankAccount,
+    BankTransaction,
+    InboundMessage,
+    Match,
+    MessageSource,
+    Tenant,
+    TransactionStatus,
+    User,
+)
 from core.services import NotFound, ServiceError, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -236,8 +246,12 @@ def import_statement(
     account_id: int | None = None,
     csv_mapping: CsvMapping | None = None,
     match: bool = True,
+    verified: bool = True,
 ) -> ImportResult:
     """Import a statement file; new transactions are categorised by the rules and matched.
+
+    ``verified=False`` (a mailed statement not proven to come from the tenant's bank): its transactions
+    are marked ``unverified`` and are only ever suggested, never matched automatically.
 
     Raises ``ServiceError`` with a reason a person can act on when the file cannot be read.
     """
@@ -291,6 +305,7 @@ def import_statement(
                 remittance=tx.remittance[:4000],
                 reference=(tx.reference or "")[:300] or None,
                 pending=tx.pending,
+                unverified=not verified,
                 status=TransactionStatus.UNMATCHED.value,
             )
             session.add(row)
@@ -310,6 +325,62 @@ def import_statement(
 # Statements by email ---------------------------------------------------------------------------
 
 MAX_MAIL_PARTS = 100
+MAX_BANK_SENDERS = 20
+UNVERIFIED_REASON = N_(
+    "unverified: not from an authenticated sender declared for your bank (Settings → Sender authentication), "
+    "so its payments are only suggested, never applied automatically"
+)
+
+
+def bank_senders(session: Session, tenant_id: int) -> list[str]:
+    """The addresses and @domains the tenant declared for its bank's mailed statements."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("No such company.")
+    return [line for line in (tenant.bank_senders or "").splitlines() if line]
+
+
+def set_bank_senders(session: Session, tenant_id: int, text: str, actor: User | None = None) -> list[str]:
+    """Replace the declared bank senders (one address or @domain a line); ValidationFailed names the bad one."""
+    from core.services import audit, senders
+
+    patterns: list[str] = []
+    for line in (text or "").splitlines()[: MAX_BANK_SENDERS + 1]:
+        if not line.strip():
+            continue
+        try:
+            pattern = senders.normalize_pattern(line)
+        except ValidationFailed as exc:
+            raise ValidationFailed({"bank_senders": exc.errors["pattern"]}) from exc
+        if pattern not in patterns:
+            patterns.append(pattern)
+    if len(patterns) > MAX_BANK_SENDERS:
+        raise ValidationFailed({"bank_senders": N_("At most {limit} bank senders.").format(limit=MAX_BANK_SENDERS)})
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("No such company.")
+    before = bank_senders(session, tenant_id)
+    if before != patterns:
+        tenant.bank_senders = "\n".join(patterns) or None
+        audit.record(session, tenant_id, "settings.bank_senders", actor=actor, target=f"tenant:{tenant_id}",
+                     detail={"from": before, "to": patterns})
+        session.flush()
+    return patterns
+
+
+def statement_sender_verified(session: Session, message: InboundMessage, verdicts: Verdicts | None) -> bool:
+    """True when ``message`` may apply payments: from a declared bank sender and DKIM/DMARC-authenticated.
+
+    An upload is a signed-in person's file: verified. Mail (SMTP, IMAP) needs both: ``From`` alone can be
+    written by anyone who can send the tenant an email.
+    """
+    from core.services import senderauth, senders
+
+    if message.source == MessageSource.UPLOAD.value:
+        return True
+    address = senders.sender_address(message.sender)
+    declared = bank_senders(session, message.tenant_id)
+    return senders.matches_any(address, declared) and senderauth.authenticates(verdicts, address, dkim_only=True)
 
 
 @dataclass
@@ -321,6 +392,7 @@ class MailStatements:
     duplicates: int = 0
     applied: int = 0
     suggested: int = 0
+    verified: bool = False
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -332,6 +404,8 @@ class MailStatements:
             f"{self.found} bank statement(s): {self.created} new transaction(s), {self.duplicates} already "
             f"imported, {self.applied} matched automatically, {self.suggested} suggestion(s)"
         )
+        if not self.verified:
+            text += "; " + UNVERIFIED_REASON
         return text + ("; " + "; ".join(self.errors) if self.errors else "")
 
 
@@ -356,20 +430,23 @@ def _mail_parts(raw: bytes) -> list[tuple[str, bytes]]:
     return parts
 
 
-def import_mail_statements(session: Session, tenant_id: int, raw: bytes) -> MailStatements:
+def import_mail_statements(session: Session, tenant_id: int, raw: bytes, *, verified: bool) -> MailStatements:
     """Import every bank-statement attachment of an email (CAMT, MT940, OFX, known CSV layouts).
+
+    ``verified``: the mail comes from the tenant's declared bank sender, authenticated
+    (``statement_sender_verified``); otherwise its transactions are only suggested, never applied.
 
     Safe to run twice (fingerprints). Each statement is imported in a savepoint: a broken one is
     reported in ``errors`` and the others are kept. Invoices in the same email are not touched.
     """
-    result = MailStatements()
+    result = MailStatements(verified=verified)
     for filename, data in _mail_parts(raw):
         if not looks_like_statement(data, filename):
             continue
         result.found += 1
         savepoint = session.begin_nested()
         try:
-            imported = import_statement(session, tenant_id, data, filename)
+            imported = import_statement(session, tenant_id, data, filename, verified=verified)
         except ServiceError as exc:
             savepoint.rollback()
             result.errors.append(f"{filename or 'statement'}: {exc} (upload it on the Bank page)")

@@ -7,7 +7,9 @@ A tenant's admin configures the tenant's mailboxes; the operator configures catc
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -42,6 +44,54 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+# Where a tenant's mailbox may connect ---------------------------------------------------------
+# A tenant admin chooses the host: without a check it could be any address the IMAP process reaches
+# (the database, Redis, a cloud metadata service). Only global addresses are allowed, unless the
+# operator lists networks in IMAP_ALLOWED_NETWORKS (comma-separated, e.g. "10.1.2.0/24,127.0.0.1").
+# Checked when the settings are saved and again at each connection (DNS answers change).
+
+ALLOWED_NETWORKS_ENV = "IMAP_ALLOWED_NETWORKS"
+TARGET_REFUSED = N_(
+    "This server's address is on a private, loopback, link-local or other internal network, which a "
+    "mailbox may not use; ask your operator if it must be allowed."
+)
+UNRESOLVED = N_("The host name could not be resolved.")
+
+
+class TargetRefused(ServiceError):
+    """The host resolves to an address a tenant's mailbox may not connect to."""
+
+
+def allowed_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    items = [item.strip() for item in os.environ.get(ALLOWED_NETWORKS_ENV, "").split(",") if item.strip()]
+    return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+
+
+def address_allowed(address: str) -> bool:
+    """True for a global unicast address, or one in the operator's ``IMAP_ALLOWED_NETWORKS``."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    mapped = getattr(ip, "ipv4_mapped", None)
+    ip = mapped or ip
+    if any(ip in network for network in allowed_networks() if network.version == ip.version):
+        return True
+    return ip.is_global and not ip.is_multicast
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (an IP literal: itself); ``socket.gaierror`` when none."""
+    infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def check_target(host: str, port: int) -> list[str]:
+    """The addresses of ``host``, all allowed; ``TargetRefused`` when one is not (``socket.gaierror``
+    when it does not resolve)."""
+    addresses = resolve(host, port)
+    if not addresses or not all(address_allowed(a) for a in addresses):
+        raise TargetRefused(TARGET_REFUSED)
+    return addresses
 
 
 # Settings ------------------------------------------------------------------------------------
@@ -89,8 +139,11 @@ class MailboxInput:
         )
 
 
-def _validate(data: MailboxInput, existing: Mailbox | None) -> dict[str, str]:
+def _validate(data: MailboxInput, existing: Mailbox | None, tenant_id: int | None) -> dict[str, str]:
+    """What is wrong with ``data``; the host's addresses are checked for a tenant's mailbox (the
+    operator's catch-all mailboxes, ``tenant_id`` None, may use any)."""
     errors: dict[str, str] = {}
+    port = 0
     if not _HOST_RE.match(data.host):
         errors["host"] = N_("Enter the IMAP server's host name (e.g. imap.gmail.com).")
     try:
@@ -117,6 +170,13 @@ def _validate(data: MailboxInput, existing: Mailbox | None) -> dict[str, str]:
         errors["processed_folder"] = N_("The processed folder must differ from the folder that is read.")
     if len(data.name) > 100:
         errors["name"] = N_("At most 100 characters.")
+    if "host" not in errors and "port" not in errors and tenant_id is not None:
+        try:
+            check_target(data.host, port)
+        except TargetRefused as exc:
+            errors["host"] = str(exc)
+        except (OSError, UnicodeError):  # not resolvable now: checked again at each connection
+            pass
     has_secret = bool(data.secret) or (existing is not None and existing.secret_encrypted)
     has_refresh = bool(data.oauth_refresh_token) or (existing is not None and existing.oauth_refresh_token_encrypted)
     if data.auth == MailboxAuth.PASSWORD.value and not has_secret:
@@ -142,7 +202,7 @@ def save_mailbox(
 ) -> Mailbox:
     """Create (``mailbox_id`` None) or update a mailbox; empty secrets keep the stored ones."""
     existing = get_mailbox(session, tenant_id, mailbox_id) if mailbox_id is not None else None
-    errors = _validate(data, existing)
+    errors = _validate(data, existing, tenant_id)
     if errors:
         raise ValidationFailed(errors)
     mailbox = existing or Mailbox(tenant_id=tenant_id)

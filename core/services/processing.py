@@ -22,6 +22,7 @@ from core.einvoice import EInvoice, EInvoiceError, read_einvoice, to_fields
 from core.einvoice.page import fill_from_page
 from core.extraction.identifiers import Identifiers, find_identifiers
 from core.i18n import N_
+from core.mail import parsed
 from core.mail.unpack import PDF, Attachment, unpack
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, StoredFile, utcnow
 from core.services import bank, forwarding, issuer_profiles, senders, splitting
@@ -34,6 +35,10 @@ from core.storage import FileStorage, StorageError, sha256_hex
 logger = logging.getLogger(__name__)
 
 RAW_MISSING = N_("The stored message file is missing; restore it from a backup, then re-run the message.")
+TOO_MANY_PARTS = N_(
+    "This email has more than {limit} MIME parts: it was not read (a mail bomb, or a mailer gone wrong). "
+    "The original is kept; ask the sender for a simpler email."
+)
 NO_TEXT_NOTE = "no text layer; fill in by hand"
 NO_TEXT_REASON = N_("This file has no text layer and OCR read nothing usable in it: fill in the fields by hand.")
 UNREADABLE_PDF = N_("The PDF could not be read (it may be damaged or encrypted): {detail}")
@@ -111,8 +116,17 @@ def _ingest(session: Session, storage: FileStorage, message: InboundMessage) -> 
         session.flush()
         return []
 
+    # The MIME structure, read once for everything below, and bounded while it is read (core.mail.parsed).
+    try:
+        parsed.parse(raw)
+    except parsed.TooManyParts as exc:
+        _finish_message(message, MessageStatus.FAILED, TOO_MANY_PARTS.format(limit=exc.limit))
+        session.flush()
+        return []
+
     # Bank statements: imported for reconciliation, never made into invoice documents.
-    statements = bank.import_mail_statements(session, message.tenant_id, raw)
+    verified = bank.statement_sender_verified(session, message, verdicts)
+    statements = bank.import_mail_statements(session, message.tenant_id, raw, verified=verified)
     unpacked = unpack(raw)
     if not unpacked.attachments:
         status = MessageStatus.PROCESSED if statements.found else MessageStatus.IGNORED

@@ -207,7 +207,8 @@ def _save_proposals(
     statuses: list[dict[str, Any]] = []
     for proposal in proposals:
         tx = by_id[proposal.tx_id]
-        auto = proposal.auto and all(
+        # A transaction from an unverified mailed statement is never applied by the engine: a person decides.
+        auto = proposal.auto and not tx.unverified and all(
             a.item_id in invoices and a.amount <= open_amount(invoices[a.item_id]) for a in proposal.allocations
         )
         for alloc in proposal.allocations:

@@ -101,6 +101,24 @@ def verdicts_for(
     return senderauth.evaluate(raw, ip=None, mail_from=None, helo=None, lookup=lookup, budget=budget)
 
 
+def authenticates(verdicts: Verdicts | None, address: str | None, *, dkim_only: bool = False) -> bool:
+    """True when ``verdicts`` prove the domain of ``address`` (the message's From): DMARC pass, or a pass
+    aligned with it (SPF or DKIM; only DKIM with ``dkim_only``, since SPF proves the relay, not the content).
+
+    A From address that is not the one the verdicts were made for proves nothing.
+    """
+    if verdicts is None or not address or "@" not in address:
+        return False
+    domain = address.rpartition("@")[2].lower().rstrip(".")
+    if (verdicts.from_domain or "").lower().rstrip(".") != domain:
+        return False
+    if verdicts.dmarc == "pass":
+        return True
+    if dkim_only:
+        return verdicts.dkim_pass_for([senderauth.organizational_domain(domain)])
+    return verdicts.aligned
+
+
 def stored_verdicts(message: InboundMessage) -> Verdicts | None:
     return Verdicts.from_json(message.sender_auth)
 

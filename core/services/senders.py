@@ -6,14 +6,16 @@ the Quarantine page with the reason, never dropped. A person then releases it (i
 had been allowed) or deletes it (it ends ``ignored`` with who deleted it; the raw message is kept).
 
 The header ``From`` is what is matched (the envelope sender is recorded beside it): mail forwarded by a
-colleague comes *from the colleague*, who is who the allow-list names. ``From`` can be forged, so this is
-a filter against noise and mistakes (newsletters, stray replies), not authentication; the upstream
-``Authentication-Results`` are shown next to the sender for a person to judge.
+colleague comes *from the colleague*, who is who the allow-list names. ``From`` can be forged, so a match
+counts only when the message proves its From domain (``senderauth.authenticates``: DMARC pass, or SPF or
+DKIM aligned with it); a listed address that cannot be proven is held like an unlisted one, with a reason
+saying so (a person can still release it).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from email.utils import getaddresses
 from typing import Any
 
@@ -32,6 +34,10 @@ _LOCAL = re.compile(r"^[^\s@\"<>(),;:\\\[\]]{1,64}$")
 
 NOT_ALLOWED_REASON = N_("The sender {sender} is not on your list of allowed senders: release or delete it.")
 NO_SENDER_REASON = N_("This email has no readable sender address, and your company accepts only listed senders.")
+UNAUTHENTICATED_REASON = N_(
+    "The sender {sender} is on your list of allowed senders, but this email could not be proven to come from "
+    "{domain} (DMARC {dmarc}, no aligned SPF or DKIM pass): anyone can write that address; release or delete it."
+)
 DELETED_REASON = N_("Deleted from quarantine by {actor}")
 
 
@@ -102,15 +108,21 @@ def remove_rule(session: Session, tenant_id: int, rule_id: int, actor: User | No
     session.flush()
 
 
+def matches_any(address: str | None, patterns: Iterable[str]) -> bool:
+    """True when ``address`` or its ``@domain`` is one of ``patterns`` (as ``normalize_pattern`` makes them)."""
+    if not address or "@" not in address:
+        return False
+    address = address.lower()
+    wanted = set(patterns)
+    return address in wanted or "@" + address.rpartition("@")[2] in wanted
+
+
 def is_allowed(session: Session, tenant_id: int, address: str | None) -> bool:
     """True while the allow-list is empty, or when ``address`` or its domain is on it."""
     patterns = set(session.scalars(select(SenderRule.pattern).where(SenderRule.tenant_id == tenant_id)))
     if not patterns:
         return True
-    if not address or "@" not in address:
-        return False
-    address = address.lower()
-    return address in patterns or "@" + address.rpartition("@")[2] in patterns
+    return matches_any(address, patterns)
 
 
 def quarantine_reason(session: Session, message: InboundMessage) -> str | None:
@@ -119,12 +131,21 @@ def quarantine_reason(session: Session, message: InboundMessage) -> str | None:
         return None
     if message.source == MessageSource.UPLOAD.value:  # a signed-in person uploaded it: no sender to judge
         return None
-    address = sender_address(message.sender)
-    if is_allowed(session, message.tenant_id, address):
+    from core.services import senderauth
+
+    patterns = set(session.scalars(select(SenderRule.pattern).where(SenderRule.tenant_id == message.tenant_id)))
+    if not patterns:  # the allow-list is off
         return None
+    address = sender_address(message.sender)
     if address is None:
         return NO_SENDER_REASON
-    return NOT_ALLOWED_REASON.format(sender=address)
+    if not matches_any(address, patterns):
+        return NOT_ALLOWED_REASON.format(sender=address)
+    verdicts = senderauth.stored_verdicts(message)
+    if senderauth.authenticates(verdicts, address):
+        return None
+    return UNAUTHENTICATED_REASON.format(sender=address, domain=address.rpartition("@")[2],
+                                         dmarc=verdicts.dmarc if verdicts else "not checked")
 
 
 # The quarantine ----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.extraction import templated
+from core.extraction import regexguard, templated
 from core.extraction.identifiers import find_identifiers
 from core.extraction.text import PDFIUM_LOCK, PdfUnreadable, read_pdf
 from core.extraction.values import find_dates, find_money, fold
@@ -49,6 +49,7 @@ MIN_KEYWORD_CHARS = 3  # shorter ones match almost every text, and the keyword i
 MAX_REGEX_CHARS = 1000
 MAX_FIELDS = 40
 MAX_TEMPLATES_PER_TENANT = 2000
+TRIAL_SECONDS = 8.0  # the editor's Test, every document together (a web request: answered well within 15 s)
 REQUIRED_FIELDS = ("amount", "date", "invoice_number")
 TOP_LEVEL_KEYS = ("issuer", "keywords", "exclude_keywords", "fields", "options", "priority", "required_fields")
 OPTION_KEYS = ("currency", "date_formats", "languages", "decimal_separator", "remove_whitespace",
@@ -248,6 +249,10 @@ def regex_problem(pattern: str) -> str | None:
         return ("a repeated group contains a repeat or an alternation, as in (a+)+, (a{1,3})+ or (a|ab)+: "
                 "this can take exponential time on some texts; repeat only once (a+ or [ab]+), or repeat "
                 "a fixed-length group ((?:\\d{3})+).")
+    if _repeat_product(parsed) > MAX_REPEAT_PRODUCT:
+        return (f"repeats inside repeats allow more than {MAX_REPEAT_PRODUCT} ways to split a text, as in "
+                "(?:[\\s\\S]{0,100}){0,100}: such a regex can take very long on a text it almost matches; "
+                "use one repeat ([\\s\\S]{0,100}) or smaller bounds.")
     return None
 
 
@@ -280,6 +285,25 @@ def _unbounded(op: Any, av: Any) -> bool:
 def _unbounded_count(parsed: Any) -> int:
     return sum(_unbounded(op, av) + sum(_unbounded_count(child) for child in _children(op, av))
                for op, av in parsed)
+
+
+MAX_REPEAT_PRODUCT = 100  # the bounds of nested variable repeats multiplied: (?:x{0,100}){0,100} is 10,000
+_UNBOUNDED_AS = 100  # an unbounded repeat (*, +) counts as this many in the product
+
+
+def _repeat_product(parsed: Any, outer: int | None = None) -> int:
+    """The largest product of the upper bounds along a chain of nested repeats (0 when none is nested)."""
+    largest = 0
+    for op, av in parsed:
+        inner = outer
+        if op in _REPEATS and av[0] != av[1]:  # a fixed count ((?:\d{3})+) splits a text only one way
+            bound = _UNBOUNDED_AS if _unbounded(op, av) else max(int(av[1]), 1)
+            if outer is not None:
+                largest = max(largest, outer * bound)
+            inner = (outer or 1) * bound
+        for child in _children(op, av):
+            largest = max(largest, _repeat_product(child, inner))
+    return largest
 
 
 def _nested_repeat(parsed: Any, inside_unbounded: bool = False) -> bool:
@@ -579,15 +603,17 @@ def try_on_documents(session: Session, storage: FileStorage, tenant_id: int, sou
     """
     template = compile_source(source, "draft")
     doc = get_document(session, tenant_id, document_id) if document_id is not None else None
-    report = TrialReport(_trial(session, storage, tenant_id, template, doc) if doc else None, [])
     stmt = (select(Document).where(Document.tenant_id == tenant_id).order_by(Document.id.desc())
             .limit(max(0, min(others, 50))))
     if doc is not None:
         stmt = stmt.where(Document.id != doc.id)
     if exclude_validated:
         stmt = stmt.where(Document.invoice_id.is_(None))
-    for other in session.scalars(stmt):
-        report.others.append(_trial(session, storage, tenant_id, template, other))
+    # One budget for the whole trial: its regexes stop there (the documents left say they timed out).
+    with regexguard.deadline(TRIAL_SECONDS):
+        report = TrialReport(_trial(session, storage, tenant_id, template, doc) if doc else None, [])
+        for other in session.scalars(stmt):
+            report.others.append(_trial(session, storage, tenant_id, template, other))
     return report
 
 

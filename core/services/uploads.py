@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.i18n import N_
 from core.models import Document, DocumentStatus, InboundMessage, MessageSource, MessageStatus, utcnow
-from core.services import NotFound, ValidationFailed, accounts
+from core.services import NotFound, ValidationFailed, accounts, quotas
 from core.services.intake import store_message
 from core.storage import FileStorage
 
@@ -108,10 +108,12 @@ def store_upload(
     *,
     uploader: str,
     inbound_domain: str,
+    limits: quotas.Limits | None = None,
 ) -> InboundMessage:
     """Store the uploaded files as one message of ``tenant_id`` (the caller commits, then enqueues).
 
-    Raises ``ValidationFailed`` for no file, too many, or a file that is not PDF/image/XML.
+    Raises ``ValidationFailed`` for no file, too many, or a file that is not PDF/image/XML, and
+    ``quotas.QuotaExceeded`` when the company is over a quota of ``limits``.
     """
     errors = check_files(files)
     if errors:
@@ -121,6 +123,8 @@ def store_upload(
     except NotFound:
         recipient = f"upload@{inbound_domain}"
     raw = build_message(files, uploader, recipient)
+    if limits is not None:
+        quotas.check(session, tenant_id, limits, len(raw))
     return store_message(
         session, storage, tenant_id, raw, recipient=recipient, envelope_sender=uploader, source=MessageSource.UPLOAD
     )

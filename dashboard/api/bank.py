@@ -67,6 +67,7 @@ def transaction_json(tx: BankTransaction) -> dict[str, Any]:
         "remittance": tx.remittance,
         "reference": tx.reference,
         "pending": tx.pending,
+        "unverified": tx.unverified,  # from a mailed statement not proven to be the bank's: never auto-matched
         "category": tx.category,
         "status": tx.status,
         "matches": [match_json(m) for m in tx.matches if m.state != MatchState.REJECTED.value],

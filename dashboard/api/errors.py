@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
 from core.services import NotFound, ServiceError, ValidationFailed
+from core.services.quotas import RATE, QuotaExceeded
 from dashboard.api.base import PREFIX, ApiError, bp, dbs, json_error
 
 # Field names as the API spells them where they differ from the model's.
@@ -49,6 +50,12 @@ def not_found(exc: NotFound) -> Response:
 def validation_failed(exc: ValidationFailed) -> Response:
     fields = {API_FIELD_NAMES.get(name, name): message for name, message in exc.errors.items()}
     return json_error(422, "validation failed", fields)
+
+
+@bp.errorhandler(QuotaExceeded)
+def quota_exceeded(exc: QuotaExceeded) -> Response:
+    retry = "3600" if exc.kind == RATE else "86400"
+    return json_error(429, str(exc), headers={"Retry-After": retry})
 
 
 @bp.errorhandler(ServiceError)

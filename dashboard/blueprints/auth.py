@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -61,20 +62,34 @@ login_manager.login_message_category = "info"
 
 
 class LoginThrottle:
-    """Failed logins counted per (email, client address) and per client address, in a sliding window.
+    """Failed logins, with a backoff per (account, client address), per account and per client address.
 
-    Deliberately basic: counters live in this process's memory, so each web worker counts on its own
-    and a restart forgets them. That is enough to make guessing one person's password slow; a shared
-    Redis counter can replace it without changing the callers.
+    Exactly:
+    - From its ``free``-th failure (5) on, a pair (account, address) waits ``base * 2**k`` seconds (30 s,
+      doubling per further failure k, at most ``cap``: 15 min) from its last failure: answered 429, even
+      with the right password, and not counted. Once the wait has passed, the right password is accepted
+      (and clears the pair). So nobody is refused for ever: at most ``cap`` after the last failure.
+    - An account failing ``per_account`` times within ``window`` from any addresses (a spray) leaves its
+      pairs one failure: each address waits from its first failure. An address that has not failed is
+      never refused for the account: the real user elsewhere logs in.
+    - An address failing ``per_address`` times within ``window`` on any accounts waits like a pair.
+
+    Failures older than ``window`` are forgotten. The address is the client's as ProxyFix found it
+    (``TRUSTED_PROXY_HOPS``); behind an untrusted proxy every client would share one. Counters live in
+    this process's memory: each web worker counts on its own and a restart forgets them.
     """
 
-    def __init__(self, per_account: int = 5, per_address: int = 50, window: float = 900.0) -> None:
-        self.per_account, self.per_address, self.window = per_account, per_address, window
+    def __init__(self, free: int = 5, per_account: int = 20, per_address: int = 50, window: float = 900.0,
+                 base: float = 30.0, cap: float = 900.0) -> None:
+        self.free, self.per_account, self.per_address = free, per_account, per_address
+        self.window, self.base, self.cap = window, base, cap
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def _keys(self, email: str, address: str) -> list[tuple[str, int]]:
-        return [(f"acct:{email.strip().lower()}|{address}", self.per_account), (f"addr:{address}", self.per_address)]
+    @staticmethod
+    def _keys(email: str, address: str) -> tuple[str, str, str]:
+        account = email.strip().lower()[:320]
+        return f"pair:{account}|{address}", f"acct:{account}", f"addr:{address}"
 
     def _recent(self, key: str, now: float) -> deque[float]:
         stamps = self._failures.get(key, deque())
@@ -82,23 +97,37 @@ class LoginThrottle:
             stamps.popleft()
         return stamps
 
-    def blocked(self, email: str, address: str) -> bool:
+    def _delay(self, stamps: deque[float], threshold: int, now: float) -> float:
+        """From the ``threshold``-th failure on, ``base`` doubled per failure since, from the last one."""
+        if not stamps or len(stamps) < threshold:
+            return 0.0
+        wait = min(self.base * 2 ** min(len(stamps) - threshold, 30), self.cap)
+        return max(0.0, stamps[-1] + wait - now)
+
+    def wait(self, email: str, address: str) -> float:
+        """Seconds before this pair may try again (0: now)."""
         now = time.monotonic()
+        pair, account, client = self._keys(email, address)
         with self._lock:
-            return any(len(self._recent(key, now)) >= limit for key, limit in self._keys(email, address))
+            sprayed = len(self._recent(account, now)) >= self.per_account
+            return max(self._delay(self._recent(pair, now), 1 if sprayed else self.free, now),
+                       self._delay(self._recent(client, now), self.per_address, now))
 
     def failed(self, email: str, address: str) -> None:
         now = time.monotonic()
         with self._lock:
             if len(self._failures) > 10_000:  # bound the memory an attacker can make us use
                 self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > now - self.window}
-            for key, _limit in self._keys(email, address):
-                self._failures[key] = self._recent(key, now)
-                self._failures[key].append(now)
+            for key in self._keys(email, address):
+                stamps = self._recent(key, now)
+                stamps.append(now)
+                if len(stamps) > 1000:
+                    stamps.popleft()
+                self._failures[key] = stamps
 
     def succeeded(self, email: str, address: str) -> None:
         with self._lock:
-            self._failures.pop(self._keys(email, address)[0][0], None)
+            self._failures.pop(self._keys(email, address)[0], None)
 
 
 def throttle() -> LoginThrottle:
@@ -106,9 +135,12 @@ def throttle() -> LoginThrottle:
     if found is None:
         config = current_app.config
         found = LoginThrottle(
-            per_account=config.get("LOGIN_MAX_FAILURES", 5),
+            free=config.get("LOGIN_MAX_FAILURES", 5),
+            per_account=config.get("LOGIN_MAX_FAILURES_PER_ACCOUNT", 20),
             per_address=config.get("LOGIN_MAX_FAILURES_PER_ADDRESS", 50),
             window=config.get("LOGIN_WINDOW_SECONDS", 900),
+            base=config.get("LOGIN_BACKOFF_SECONDS", 30),
+            cap=config.get("LOGIN_BACKOFF_MAX_SECONDS", 900),
         )
         current_app.extensions["inbox.login_throttle"] = found
     return found
@@ -133,9 +165,11 @@ def login() -> Any:
     password = request.form.get("password", "")
     address = request.remote_addr or "unknown"
     context: dict[str, Any] = {"email": email, "next": target if is_local_url(target) else None}
-    if throttle().blocked(email, address):
-        return render_template("login.html", error=_("Too many failed attempts. Try again in a few minutes."),
-                               **context), 429
+    wait = throttle().wait(email, address)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        error = _("Too many failed attempts. Try again in %(seconds)d seconds.", seconds=seconds)
+        return render_template("login.html", error=error, **context), 429, {"Retry-After": str(seconds)}
     user = accounts.authenticate(db.session, email, password) if email and password else None
     if user is None or not user.memberships:
         throttle().failed(email, address)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from core.models import InboundMessage
 from core.queue import enqueue_extract, enqueue_ingest
-from core.services import ValidationFailed, access, intake, uploads
+from core.services import ValidationFailed, access, intake, quotas, uploads
 from core.services import documents as docs
 from dashboard.app import queue, storage
 from dashboard.app import settings as app_settings
@@ -40,6 +40,7 @@ def index() -> str:
         reprocessable=uploads.REPROCESSABLE_MESSAGES, max_files=uploads.MAX_FILES,
         max_bytes=app_settings().max_message_bytes,
         shown_documents=access.document_filter(db.session, current_viewer()),
+        quota_notice=quotas.notice(db.session, tenant_id(), quotas.Limits.of(app_settings())),
     )
 
 
@@ -81,7 +82,8 @@ def enqueue_retried(message_ids: list[int], document_ids: list[int]) -> int:
 def accept_upload(tid: int, files: list[uploads.UploadedFile], uploader: str) -> InboundMessage:
     """Store, commit, enqueue: shared by the dashboard and the API (raises ``ValidationFailed``)."""
     message = uploads.store_upload(
-        db.session, storage(), tid, files, uploader=uploader, inbound_domain=app_settings().inbound_domain
+        db.session, storage(), tid, files, uploader=uploader, inbound_domain=app_settings().inbound_domain,
+        limits=quotas.Limits.of(app_settings()),
     )
     db.session.commit()  # durable before the job can look for it
     if enqueue_message(message.id):
@@ -107,6 +109,10 @@ def upload() -> Response:
     except ValidationFailed as exc:
         db.session.rollback()
         flash(errors_text(exc.errors), "error")
+        return redirect(url_for(".index"))  # type: ignore[return-value]
+    except quotas.QuotaExceeded as exc:
+        db.session.rollback()
+        flash(translate(str(exc)), "error")
         return redirect(url_for(".index"))  # type: ignore[return-value]
     flash(_("Uploaded: the files are being read. Follow their progress below."), "success")
     return redirect(url_for(".index", _anchor=f"message-{message.id}"))  # type: ignore[return-value]
