@@ -43,6 +43,14 @@ FROZEN_NUMBER = N_(
 )
 
 
+class DuplicateNumber(ServiceError):
+    """The number typed at validation is an existing invoice's: the reviewer chooses link, replace or discard."""
+
+    def __init__(self, invoice: Invoice) -> None:
+        super().__init__(SAME_NUMBER_REASON.format(number=invoice.number))
+        self.invoice = invoice
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     items: Sequence[T]
@@ -280,7 +288,7 @@ def validate_document(
     if not errors:
         clash = invoice_with_number(session, tenant_id, doc.direction, current["doc_type"], current["number"])
         if clash is not None:
-            errors["number"] = SAME_NUMBER_REASON.format(number=clash.number)
+            raise DuplicateNumber(clash)
     if errors:
         raise ValidationFailed(errors)
 
@@ -306,11 +314,33 @@ def validate_document(
     from core.services.receivables import record_expected_cash
 
     record_expected_cash(session, invoice)
+    # A payment that reached the bank before the invoice was validated is matched now.
+    from core.services.reconciliation import match_new_invoice
+
+    match_new_invoice(session, invoice)
     # Issue 13: what this validation teaches about the issuer's layout serves its next document.
     from core.services.issuer_profiles import learn_safely
 
     learn_safely(session, doc, invoice)
     return invoice
+
+
+def confirm_document(
+    session: Session, tenant_id: int, document_id: int, data: dict[str, Any], user_id: int | None
+) -> Invoice | Document:
+    """Validate the document into an invoice (returned); when the typed number is an existing invoice's,
+    keep what the reviewer typed and put the document in the duplicate choice instead (the document is
+    returned, status ``duplicate``), as extraction does when it reads that number itself."""
+    try:
+        return validate_document(session, tenant_id, document_id, data, user_id)
+    except DuplicateNumber as exc:
+        doc = get_document(session, tenant_id, document_id)
+        values, _errors = coerce(data)  # validate_document found no error before the clash
+        for name, value in values.items():
+            setattr(doc, name, value)
+        doc.status, doc.duplicate_of_id, doc.reason = DocumentStatus.DUPLICATE.value, exc.invoice.id, str(exc)
+        session.flush()
+        return doc
 
 
 DUPLICATE_ACTIONS = ("link", "replace", "discard")

@@ -79,9 +79,18 @@ def validate_document(document_id: int) -> Response:
     data = field_input(json_object())
     who = caller()
     session = dbs()
-    invoice = documents.validate_document(session, who.tenant_id, document_id, data, who.user_id)
+    result = documents.confirm_document(session, who.tenant_id, document_id, data, who.user_id)
     session.commit()
-    return jsonify(invoice_json(invoice))
+    if isinstance(result, Document):  # the number is an existing invoice's: the caller picks an action
+        response = jsonify(
+            error=result.reason,
+            choices=list(documents.DUPLICATE_ACTIONS),
+            duplicate_of=result.duplicate_of_id,
+            document=document_json(result),
+        )
+        response.status_code = 409
+        return response
+    return jsonify(invoice_json(result))
 
 
 @bp.post(f"/documents/<{ID}:document_id>/duplicate")

@@ -119,9 +119,12 @@ def save_document(doc_id: int) -> Any:
         abort(400)
     try:
         if action == "confirm":
-            invoice = docs.validate_document(db.session, tenant_id(), doc.id, form, current_user.id)
+            result = docs.confirm_document(db.session, tenant_id(), doc.id, form, current_user.id)
             db.session.commit()
-            flash(_confirmed(invoice.doc_type, invoice.number), "success")
+            if isinstance(result, Document):  # the typed number is an existing invoice's: the page offers the choice
+                flash(_("This number is already used: link, replace or discard below."), "warning")
+            else:
+                flash(_confirmed(result.doc_type, result.number), "success")
         else:
             docs.update_fields(db.session, tenant_id(), doc.id, form)
             db.session.commit()
