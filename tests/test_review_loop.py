@@ -6,16 +6,28 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import BankTransaction, Document, DocumentStatus, Invoice, InvoiceFile, Match, MatchState
-from core.services import bank
+from core.models import (
+    BankTransaction,
+    ClientAssignment,
+    Document,
+    DocumentStatus,
+    Invoice,
+    InvoiceFile,
+    Match,
+    MatchState,
+    Role,
+    Tenant,
+)
+from core.services import access, accounts, bank, invoice_edits, receivables
 from core.services import documents as docs
 from core.storage import FileStorage
 from tests.bankhelpers import csv_row, statement_csv
-from tests.conftest import TenantFixture
+from tests.conftest import PASSWORD, TenantFixture
 from tests.test_dashboard import COMPLETE, client, make_document, post, text  # noqa: F401 - the client fixture
 
 __all__ = ["client"]
@@ -90,5 +102,111 @@ def test_a_payment_booked_before_validation_is_matched_at_validation(
     assert invoice.status == "paid" and invoice.amount_paid == Decimal("1200.00")
     (match,) = session.scalars(select(Match).where(Match.invoice_id == invoice.id)).all()
     assert match.state == MatchState.APPLIED.value and match.transaction_id == paid.transaction_ids[0]
-    statuses = dict(session.execute(select(BankTransaction.amount, BankTransaction.status)).tuples().all())
+    rows = session.execute(select(BankTransaction.amount, BankTransaction.status))
+    statuses = {amount: status for amount, status in rows}
     assert statuses == {Decimal("1200.00"): "matched", Decimal("-1200.00"): "unmatched"}
+
+
+# Corrections after validation ------------------------------------------------------------------
+
+
+def test_fields_other_than_the_number_are_corrected_with_a_trail(
+    client: FlaskClient, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    invoice = _validated(session, storage, tenant)
+    page = text(client.get(f"/invoices/{invoice.id}"))
+    assert 'id="edit-form"' in page and 'name="number"' not in page.split('id="edit-form"')[1].split("</form>")[0]
+    form = {"title": "Mission <b>corrigée</b>", "client": "Beta SARL", "amount": "1500,00", "net_amount": "1250",
+            "tax_amount": "250", "due_date": "2027-01-15"}
+    response = post(client, f"/invoices/{invoice.id}/edit", form, page=f"/invoices/{invoice.id}")
+    assert response.status_code == 302
+    page = text(client.get(f"/invoices/{invoice.id}"))
+    assert "Changes saved." in page
+    assert "Mission &lt;b&gt;corrigée&lt;/b&gt;" in page and "<b>corrigée" not in page  # escaped
+    assert tenant.admin.email in page and "1200.00" in page and "1500.00" in page and "Acme SAS" in page
+
+    session.expire_all()
+    invoice = session.get(Invoice, invoice.id)
+    assert invoice.amount == Decimal("1500.00") and invoice.client.name == "Beta SARL"
+    assert invoice.number == "FA-2026-0042" and invoice.due_date == date(2027, 1, 15)
+    (movement,) = receivables.cash_movements(session, tenant.tenant.id, invoice.id)
+    assert movement.amount == Decimal("1500.00") and movement.expected_date == date(2027, 1, 15)
+    (event,) = invoice_edits.edit_trail(session, tenant.tenant.id, invoice.id)
+    assert event.actor_id == tenant.admin.id and event.detail["changes"] == {
+        "amount": ["1200.00", "1500.00"], "client": ["Acme SAS", "Beta SARL"],
+        "due_date": ["2026-12-23", "2027-01-15"], "net_amount": ["1000.00", "1250"],
+        "tax_amount": ["200.00", "250"], "title": ["Mission de conseil", "Mission <b>corrigée</b>"],
+    }
+    # The same values again: nothing changes, nothing more in the trail.
+    again = post(client, f"/invoices/{invoice.id}/edit", form, page=f"/invoices/{invoice.id}")
+    assert again.status_code == 302 and "Nothing changed." in text(client.get(f"/invoices/{invoice.id}"))
+    assert len(invoice_edits.edit_trail(session, tenant.tenant.id, invoice.id)) == 1
+
+
+def test_number_stays_frozen_and_bad_input_changes_nothing(
+    client: FlaskClient, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    invoice = _validated(session, storage, tenant)
+    url = f"/invoices/{invoice.id}/edit"
+    renumbered = post(client, url, {"number": "FA-NEW", "title": "x"}, page=f"/invoices/{invoice.id}")
+    assert renumbered.status_code == 422 and docs.FROZEN_NUMBER in text(renumbered)
+    bad = post(client, url, {"amount": "lots", "due_date": "2020-01-01"}, page=f"/invoices/{invoice.id}")
+    body = text(bad)
+    assert bad.status_code == 422 and "not an amount" in body and 'value="lots"' in body
+    missing = post(client, url, {"client": ""}, page=f"/invoices/{invoice.id}")
+    assert missing.status_code == 422 and "required" in text(missing)
+    assert client.post(url, data={"title": "no token"}).status_code == 400  # CSRF
+    session.expire_all()
+    kept = session.get(Invoice, invoice.id)
+    assert (kept.number, kept.amount, kept.title) == ("FA-2026-0042", Decimal("1200.00"), "Mission de conseil")
+    assert invoice_edits.edit_trail(session, tenant.tenant.id, invoice.id) == []
+
+
+def test_a_corrected_amount_moves_the_payment_status(
+    session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    tid = tenant.tenant.id
+    bank.import_statement(
+        session, tid, statement_csv(csv_row(date(2026, 12, 1), "Facture FA-2026-0042", "1.200,00", "ACME SAS")),
+        "umsaetze.csv",
+    )
+    invoice = _validated(session, storage, tenant)
+    assert invoice.status == "paid"
+    viewer = access.viewer_for(session, tid, tenant.admin.id)
+    changes = invoice_edits.edit_invoice(session, viewer, invoice.id, {"amount": "1500", "net_amount": "",
+                                                                        "tax_amount": ""}, tenant.admin)
+    session.commit()
+    assert changes["amount"] == ["1200.00", "1500"]
+    session.refresh(invoice)
+    assert invoice.status == "partially_paid" and invoice.paid_at is None
+
+
+def test_a_restricted_member_edits_only_within_their_clients(
+    app: Flask, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    tid = tenant.tenant.id
+    invoice = _validated(session, storage, tenant)
+    other = make_document(session, storage, tid, filename="beta.pdf")
+    hidden = docs.validate_document(session, tid, other.id, COMPLETE | {"number": "B-1", "client": "Beta SARL"},
+                                    tenant.admin.id)
+    member = accounts.create_user(session, "member@acme.example", PASSWORD, tenant.tenant, Role.MEMBER)
+    token = accounts.create_token(session, member, tenant.tenant)
+    session.add(ClientAssignment(tenant_id=tid, client_id=invoice.client_id, user_id=member.id))
+    session.get(Tenant, tid).restrict_access = True
+    session.commit()
+    api = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.patch(f"/api/v1/invoices/{hidden.id}", json={"title": "x"}, headers=headers).status_code == 404
+    moved = api.patch(f"/api/v1/invoices/{invoice.id}", json={"client": "Beta SARL"}, headers=headers)
+    assert moved.status_code == 422 and moved.get_json()["fields"] == {"client": invoice_edits.CLIENT_NOT_YOURS}
+    done = api.patch(f"/api/v1/invoices/{invoice.id}", json={"title": "Fixed", "number": "FA-2026-0042"},
+                     headers=headers)
+    assert done.status_code == 200 and done.get_json()["changes"] == {"title": ["Mission de conseil", "Fixed"]}
+    assert done.get_json()["invoice"]["title"] == "Fixed"
+    renumber = api.patch(f"/api/v1/invoices/{invoice.id}", json={"number": "X-1"}, headers=headers)
+    assert renumber.status_code == 422 and renumber.get_json()["fields"] == {"number": docs.FROZEN_NUMBER}
+    retype = api.patch(f"/api/v1/invoices/{invoice.id}", json={"type": "credit_note"}, headers=headers)
+    assert retype.status_code == 422 and "type" in retype.get_json()["fields"]
+    session.expire_all()
+    (event,) = invoice_edits.edit_trail(session, tid, invoice.id)
+    assert event.actor_id == member.id and event.detail["changes"] == {"title": ["Mission de conseil", "Fixed"]}

@@ -115,6 +115,11 @@ def _refresh_invoice(session: Session, invoice: Invoice) -> None:
         invoice.paid_at = None
 
 
+def refresh_invoice_status(session: Session, invoice: Invoice) -> None:
+    """Status and ``paid_at`` again after a person corrected the invoice's amount."""
+    _refresh_invoice(session, invoice)
+
+
 def _refresh_transaction(session: Session, tx: BankTransaction) -> None:
     session.flush()
     states = set(session.scalars(select(Match.state).where(Match.transaction_id == tx.id)))

@@ -14,14 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from core.fields import FIELDS
 from core.models import DocType, Document, Invoice
-from core.services import NotFound, ServiceError, access, audit, receivables
+from core.services import NotFound, ServiceError, ValidationFailed, access, audit, invoice_edits, receivables
 from core.services import documents as docs
 from dashboard.app import storage
 from dashboard.extensions import db
 from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
-from dashboard.web import not_found_for, paginated, send_stored_file, tenant_id, tenant_required
+from dashboard.web import input_value, not_found_for, paginated, send_stored_file, tenant_id, tenant_required
 
 bp = Blueprint("invoices", __name__)
 not_found_for(bp)
@@ -50,11 +51,11 @@ def _visible_invoice(invoice_id: int) -> Invoice:
     return access.check_invoice(db.session, current_viewer(), invoice)
 
 
-@bp.get("/invoices/<int:invoice_id>")
-@tenant_required
-def detail(invoice_id: int) -> str:
-    invoice = _visible_invoice(invoice_id)
+def _render_detail(invoice: Invoice, form: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
     attachments = [a for a in invoice.attachments if a.file.tenant_id == invoice.tenant_id]
+    values = {name: input_value(getattr(invoice, name)) for name in invoice_edits.EDITABLE if name != "client"}
+    values["client"] = invoice.client.name if invoice.client else ""
+    viewer = current_viewer()
     return render_template(
         "invoice.html",
         invoice=invoice,
@@ -62,9 +63,37 @@ def detail(invoice_id: int) -> str:
         file_url=url_for(".file", file_id=invoice.file_id),
         frozen_number=docs.FROZEN_NUMBER,
         movements=receivables.cash_movements(db.session, tenant_id(), invoice.id),
-        is_admin=current_viewer().is_admin,
+        is_admin=viewer.is_admin,
         max_mb=receivables.MAX_ATTACHMENT_BYTES // (1024 * 1024),
+        editable_fields=invoice_edits.EDITABLE,
+        values=values | (form or {}),
+        errors=errors or {},
+        client_names=receivables.client_names(db.session, viewer),
+        trail=invoice_edits.edit_trail(db.session, tenant_id(), invoice.id),
     )
+
+
+@bp.get("/invoices/<int:invoice_id>")
+@tenant_required
+def detail(invoice_id: int) -> str:
+    return _render_detail(_visible_invoice(invoice_id))
+
+
+@bp.post("/invoices/<int:invoice_id>/edit")
+@tenant_required
+def edit(invoice_id: int) -> Response | tuple[str, int]:
+    """Corrections after validation: every field but the number and type, each change in the trail."""
+    invoice = _visible_invoice(invoice_id)
+    form = {name: request.form[name] for name in FIELDS if name in request.form}
+    try:
+        changes = invoice_edits.edit_invoice(db.session, current_viewer(), invoice_id, form, current_user.user,
+                                             ip=request.remote_addr)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        return _render_detail(_visible_invoice(invoice_id), form, exc.errors), 422
+    db.session.commit()
+    flash(_("Changes saved.") if changes else _("Nothing changed."), "success" if changes else "info")
+    return redirect(url_for(".detail", invoice_id=invoice.id))
 
 
 @bp.post("/invoices/<int:invoice_id>/files")
