@@ -3,6 +3,7 @@ existing invoice's opens the duplicate choice, and validation matches a payment 
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -210,3 +211,68 @@ def test_a_restricted_member_edits_only_within_their_clients(
     session.expire_all()
     (event,) = invoice_edits.edit_trail(session, tid, invoice.id)
     assert event.actor_id == member.id and event.detail["changes"] == {"title": ["Mission de conseil", "Fixed"]}
+
+
+# Replace: only the same document ----------------------------------------------------------------
+
+
+def _resent(session: Session, original_id: int, filename: str, **fields: str) -> Document:
+    """The original's very bytes sent again under ``filename``, routed by extraction (which read ``fields``)."""
+    original = session.get(Document, original_id)
+    doc = Document(tenant_id=original.tenant_id, file_id=original.file_id, filename=filename,
+                   status=DocumentStatus.EXTRACTING.value)
+    session.add(doc)
+    session.flush()
+    docs.finish_extraction(session, doc, dict(fields), {}, "test")
+    session.commit()
+    assert doc.status == DocumentStatus.DUPLICATE.value and doc.duplicate_of_id is not None
+    return doc
+
+
+def test_replace_is_refused_when_it_is_not_the_same_document(
+    client: FlaskClient, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    invoice = _validated(session, storage, tenant)
+    copy = _resent(session, invoice.document_id, "scan-0001.pdf")  # same bytes, no number read, another name
+    page = text(client.get(f"/documents/{copy.id}"))
+    assert re.search(r'<button type="submit" name="action" value="replace" disabled', page)
+    assert "Replace is only for the same document (same file name or same number)" in page
+    refused = post(client, f"/documents/{copy.id}/duplicate", {"action": "replace"})
+    assert refused.status_code == 302 and refused.headers["Location"] == f"/documents/{copy.id}"
+    assert "Replace is only for the same document" in text(client.get(f"/documents/{copy.id}"))
+    session.expire_all()
+    assert session.get(Invoice, invoice.id).document_id == invoice.document_id
+    assert session.get(Document, copy.id).status == DocumentStatus.DUPLICATE.value
+    assert post(client, f"/documents/{copy.id}/duplicate", {"action": "link"}).status_code == 302
+
+
+def test_replace_by_the_same_file_name_says_so(
+    client: FlaskClient, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    invoice = _validated(session, storage, tenant)
+    copy = _resent(session, invoice.document_id, "Original.PDF")
+    page = text(client.get(f"/documents/{copy.id}"))
+    assert "Same document: the file name is the same (original.pdf)." in page
+    assert re.search(r'<button type="submit" name="action" value="replace"\s+data-confirm', page)
+    done = post(client, f"/documents/{copy.id}/duplicate", {"action": "replace"})
+    assert done.status_code == 302 and done.headers["Location"] == f"/invoices/{invoice.id}"
+    assert "File of invoice FA-2026-0042 replaced: same file name (original.pdf)." in text(
+        client.get(f"/invoices/{invoice.id}"))
+    session.expire_all()
+    assert session.get(Invoice, invoice.id).document_id == copy.id
+
+
+def test_replace_by_the_same_number_says_so(
+    client: FlaskClient, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    invoice = _validated(session, storage, tenant)
+    other = make_document(session, storage, tenant.tenant.id, filename="resent.pdf", number="FA-OTHER")
+    post(client, f"/documents/{other.id}", COMPLETE | {"number": "FA-2026-0042", "action": "confirm"})
+    page = text(client.get(f"/documents/{other.id}"))
+    assert "Same document: the number is the same (FA-2026-0042)." in page
+    done = post(client, f"/documents/{other.id}/duplicate", {"action": "replace"})
+    assert done.status_code == 302
+    assert "File of invoice FA-2026-0042 replaced: same number." in text(client.get(f"/invoices/{invoice.id}"))
+    session.expire_all()
+    replaced = session.get(Invoice, invoice.id)
+    assert replaced.file_id == other.file_id and replaced.document_id == other.id

@@ -36,7 +36,7 @@ WAITING_TWIN_REASON = N_(
     "It seems this invoice has already been imported: the same file is already waiting for review (document {id})."
 )
 LINKED_REASON = N_("File linked to invoice {number}.")
-REPLACED_REASON = N_("File of invoice {number} replaced.")
+REPLACED_REASON = N_("File of invoice {number} replaced.")  # on documents replaced before the basis was said
 FROZEN_NUMBER = N_(
     "The number of a validated invoice cannot be changed. To change it, delete the invoice and import "
     "the file again."
@@ -344,6 +344,58 @@ def confirm_document(
 
 
 DUPLICATE_ACTIONS = ("link", "replace", "discard")
+# Replace (the seed product's rule): only when the new file is the same document as the existing record.
+SAME_NUMBER_BASIS = N_("Same document: the number is the same ({number}).")
+SAME_FILENAME_BASIS = N_("Same document: the file name is the same ({filename}).")
+REPLACED_SAME_NUMBER = N_("File of invoice {number} replaced: same number.")
+REPLACED_SAME_FILENAME = N_("File of invoice {number} replaced: same file name ({filename}).")
+NOT_SAME_DOCUMENT = N_(
+    "Replace is only for the same document (same file name or same number): link or discard this file instead."
+)
+
+
+@dataclass(frozen=True)
+class ReplaceBasis:
+    """Why a duplicate may replace the original's file: ``kind`` is "number" or "filename"."""
+
+    kind: str
+    invoice: Invoice
+    filename: str
+
+    @property
+    def reason(self) -> str:
+        if self.kind == "number":
+            return SAME_NUMBER_BASIS.format(number=self.invoice.number)
+        return SAME_FILENAME_BASIS.format(filename=self.filename)
+
+    @property
+    def replaced(self) -> str:
+        if self.kind == "number":
+            return REPLACED_SAME_NUMBER.format(number=self.invoice.number)
+        return REPLACED_SAME_FILENAME.format(number=self.invoice.number, filename=self.filename)
+
+
+def replace_basis(session: Session, doc: Document) -> ReplaceBasis | None:
+    """Whether ``doc`` is the same document as the invoice it duplicates: the same number (and type),
+    else the same file name as the original's; None otherwise (then only link or discard)."""
+    invoice = session.get(Invoice, doc.duplicate_of_id) if doc.duplicate_of_id else None
+    if invoice is None or invoice.tenant_id != doc.tenant_id:
+        return None
+    same_type = (doc.doc_type or invoice.doc_type) == invoice.doc_type
+    if doc.number and same_type and number_key(doc.number) == invoice.number_key:
+        return ReplaceBasis("number", invoice, doc.filename)
+    original = session.get(Document, invoice.document_id) if invoice.document_id else None
+    if original is not None and _normalized_name(original.filename or "") == _normalized_name(doc.filename or ""):
+        return ReplaceBasis("filename", invoice, original.filename)
+    return None
+
+
+def duplicate_choices(session: Session, doc: Document) -> list[str]:
+    """The actions open to a duplicate: discard always; link once the original is validated; replace
+    only when it is the same document."""
+    if doc.duplicate_of_id is None:
+        return ["discard"]
+    return ["link", "replace", "discard"] if replace_basis(session, doc) else ["link", "discard"]
 
 
 def resolve_duplicate(
@@ -369,12 +421,15 @@ def resolve_duplicate(
             session.add(InvoiceFile(invoice_id=invoice.id, file_id=doc.file_id, document_id=doc.id))
         doc.reason = LINKED_REASON.format(number=invoice.number)
     else:
+        basis = replace_basis(session, doc)
+        if basis is None:
+            raise ServiceError(NOT_SAME_DOCUMENT)
         previous = invoice.file_id
         invoice.file_id, invoice.document_id = doc.file_id, doc.id
         # The replaced file stays stored and attached, so nothing a person sent is lost.
         if previous != doc.file_id and not any(a.file_id == previous for a in invoice.attachments):
             session.add(InvoiceFile(invoice_id=invoice.id, file_id=previous))
-        doc.reason = REPLACED_REASON.format(number=invoice.number)
+        doc.reason = basis.replaced
     doc.status, doc.invoice_id = DocumentStatus.VALIDATED.value, invoice.id
     doc.validated_at, doc.validated_by_id = utcnow(), user_id
     session.flush()

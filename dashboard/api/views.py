@@ -93,7 +93,7 @@ def validate_document(document_id: int) -> Response:
     if isinstance(result, Document):  # the number is an existing invoice's: the caller picks an action
         response = jsonify(
             error=result.reason,
-            choices=list(documents.DUPLICATE_ACTIONS),
+            choices=documents.duplicate_choices(session, result),
             duplicate_of=result.duplicate_of_id,
             document=document_json(result),
         )
