@@ -3,6 +3,7 @@ existing invoice's opens the duplicate choice, and validation matches a payment 
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import date
 from decimal import Decimal
@@ -24,12 +25,13 @@ from core.models import (
     Role,
     Tenant,
 )
-from core.services import access, accounts, bank, invoice_edits, receivables
+from core.services import access, accounts, assignment, bank, invoice_edits, receivables
 from core.services import documents as docs
 from core.storage import FileStorage
 from tests.bankhelpers import csv_row, statement_csv
 from tests.conftest import PASSWORD, TenantFixture
-from tests.test_dashboard import COMPLETE, client, make_document, post, text  # noqa: F401 - the client fixture
+from tests.invoicegen import make_invoice_pdf
+from tests.test_dashboard import COMPLETE, client, csrf_token, make_document, post, text  # noqa: F401 - fixture
 
 __all__ = ["client"]
 
@@ -276,3 +278,109 @@ def test_replace_by_the_same_number_says_so(
     session.expire_all()
     replaced = session.get(Invoice, invoice.id)
     assert replaced.file_id == other.file_id and replaced.document_id == other.id
+
+
+# Assign PDFs to invoices --------------------------------------------------------------------------
+
+
+def _two_invoices(session: Session, storage: FileStorage, tenant: TenantFixture) -> tuple[Invoice, Invoice]:
+    first = _validated(session, storage, tenant)
+    doc = make_document(session, storage, tenant.tenant.id, filename="b.pdf")
+    second = docs.validate_document(session, tenant.tenant.id, doc.id,
+                                    COMPLETE | {"number": "B-77", "client": "Beta SARL"}, tenant.admin.id)
+    session.commit()
+    return first, second
+
+
+def _files(*parts: tuple[str, bytes]) -> dict[str, list[tuple[io.BytesIO, str]]]:
+    return {"file": [(io.BytesIO(data), name) for name, data in parts]}
+
+
+def test_assign_pdfs_by_file_name_and_content_after_confirmation(
+    client: FlaskClient, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    first, second = _two_invoices(session, storage, tenant)
+    signed = make_invoice_pdf(number="SIGNED-COPY-1")  # its own text names no invoice of ours
+    by_content = make_invoice_pdf(number="B-77")
+    token = csrf_token(client.get("/invoices/assign"))
+    response = client.post("/invoices/assign", content_type="multipart/form-data", data={
+        "csrf_token": token, **_files(("facture_FA-2026-0042_signée.pdf", signed), ("scan 3.pdf", by_content),
+                                      ("empty.pdf", b""), ("unknown.pdf", make_invoice_pdf(number="ZZ-9")))})
+    page = text(response)
+    assert response.status_code == 200 and 'id="assign-confirm"' in page
+    session.expire_all()
+    assert session.scalars(select(InvoiceFile)).all() == []  # nothing attached before confirmation
+    file_ids = re.findall(r'name="file_id" value="(\d+)"', page)
+    assert len(file_ids) == 3 and "the file is empty" in page
+    rows = page.split("<tbody>")[1].split("</tr>")
+    assert f'<option value="{first.id}" selected>' in rows[0] and "the file name" in rows[0]
+    assert f'<option value="{second.id}" selected>' in rows[1] and "the text of the file" in rows[1]
+    assert '<option value="" selected>' in rows[3] and "no invoice number found" in rows[3]
+
+    form = {"csrf_token": csrf_token(response), "file_id": file_ids,
+            f"invoice_{file_ids[0]}": str(first.id), f"invoice_{file_ids[1]}": str(second.id),
+            f"invoice_{file_ids[2]}": ""}
+    assert client.post("/invoices/assign/confirm", data={k: v for k, v in form.items() if k != "csrf_token"}
+                       ).status_code == 400  # CSRF
+    done = client.post("/invoices/assign/confirm", data=form)
+    assert done.status_code == 302 and "2 files attached to their invoices." in text(client.get("/invoices"))
+    again = client.post("/invoices/assign/confirm", data=form | {"csrf_token": csrf_token(client.get("/invoices"))})
+    assert again.status_code == 302  # twice: still one attachment each
+    session.expire_all()
+    attached = {tuple(row) for row in session.execute(select(InvoiceFile.invoice_id, InvoiceFile.file_id))}
+    assert attached == {(first.id, int(file_ids[0])), (second.id, int(file_ids[1]))}
+    assert session.get(Document, first.document_id).status == DocumentStatus.VALIDATED.value  # no new review
+
+
+def test_assign_api_and_its_refusals(
+    app: Flask, session: Session, storage: FileStorage, tenant: TenantFixture, other_tenant: TenantFixture
+) -> None:
+    first, second = _two_invoices(session, storage, tenant)
+    api = app.test_client()
+    auth = {"Authorization": f"Bearer {tenant.token}"}
+    proposed = api.post("/api/v1/invoices/assign", headers=auth, content_type="multipart/form-data",
+                        data=_files(("B-77.pdf", make_invoice_pdf(number="nothing"))))
+    assert proposed.status_code == 200
+    (item,) = proposed.get_json()["items"]
+    assert item["found_in"] == "filename" and item["invoices"][0] == {"id": second.id, "number": "B-77",
+                                                                        "type": "invoice"}
+    assert api.post("/api/v1/invoices/assign", headers=auth, content_type="multipart/form-data",
+                    data={}).status_code == 400
+    too_many = _files(*[(f"{n}.pdf", b"%PDF-1.4 x") for n in range(assignment.MAX_FILES + 1)])
+    assert api.post("/api/v1/invoices/assign", headers=auth, content_type="multipart/form-data",
+                    data=too_many).status_code == 400
+    for bad in ({}, {"pairs": []}, {"pairs": [{"file_id": "1", "invoice_id": 1}]}, {"pairs": [[1, 2]]}):
+        assert api.post("/api/v1/invoices/assign/confirm", headers=auth, json=bad).status_code == 400
+    pair = {"file_id": item["file_id"], "invoice_id": second.id}
+    # Another tenant cannot use this tenant's file nor invoice.
+    other = {"Authorization": f"Bearer {other_tenant.token}"}
+    assert api.post("/api/v1/invoices/assign/confirm", headers=other, json={"pairs": [pair]}).status_code == 404
+    done = api.post("/api/v1/invoices/assign/confirm", headers=auth, json={"pairs": [pair]})
+    assert done.status_code == 200 and done.get_json() == {"attached": [pair]}
+    assert api.get(f"/api/v1/invoices/{second.id}", headers=auth).get_json()["attachments"] == [item["file_id"]]
+
+
+def test_a_restricted_member_cannot_assign_a_file_they_cannot_see(
+    app: Flask, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    tid = tenant.tenant.id
+    first, second = _two_invoices(session, storage, tenant)
+    member = accounts.create_user(session, "member@acme.example", PASSWORD, tenant.tenant, Role.MEMBER)
+    token = accounts.create_token(session, member, tenant.tenant)
+    session.add(ClientAssignment(tenant_id=tid, client_id=first.client_id, user_id=member.id))
+    session.get(Tenant, tid).restrict_access = True
+    session.commit()
+    api = app.test_client()
+    auth = {"Authorization": f"Bearer {token}"}
+    hidden_file = {"file_id": second.file_id, "invoice_id": first.id}  # Beta's original, onto Alpha's invoice
+    refused = api.post("/api/v1/invoices/assign/confirm", headers=auth, json={"pairs": [hidden_file]})
+    assert refused.status_code == 422 and refused.get_json()["fields"] == {str(second.file_id): assignment.NOT_YOURS}
+    hidden_invoice = {"file_id": first.file_id, "invoice_id": second.id}
+    assert api.post("/api/v1/invoices/assign/confirm", headers=auth,
+                    json={"pairs": [hidden_invoice]}).status_code == 404
+    # A number of an invoice the member may not see is never proposed.
+    proposed = api.post("/api/v1/invoices/assign", headers=auth, content_type="multipart/form-data",
+                        data=_files(("B-77.pdf", b"%PDF-1.4 beta")))
+    assert proposed.get_json()["items"][0]["invoices"] == []
+    session.expire_all()
+    assert session.scalars(select(InvoiceFile)).all() == []

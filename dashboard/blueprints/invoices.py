@@ -16,7 +16,16 @@ from werkzeug.wrappers import Response
 
 from core.fields import FIELDS
 from core.models import DocType, Document, Invoice
-from core.services import NotFound, ServiceError, ValidationFailed, access, audit, invoice_edits, receivables
+from core.services import (
+    NotFound,
+    ServiceError,
+    ValidationFailed,
+    access,
+    assignment,
+    audit,
+    invoice_edits,
+    receivables,
+)
 from core.services import documents as docs
 from dashboard.app import storage
 from dashboard.extensions import db
@@ -120,6 +129,60 @@ def attach(invoice_id: int) -> Response:
     db.session.commit()
     flash(_("File attached."), "success")
     return redirect(url_for(".detail", invoice_id=invoice_id))
+
+
+def uploaded_files() -> list[tuple[str, bytes]]:
+    """The request's ``file`` parts (one more than allowed, so that too many is refused, not cut)."""
+    parts = [u for u in request.files.getlist("file") if u.filename][: assignment.MAX_FILES + 1]
+    return [(u.filename or "", u.stream.read(receivables.MAX_ATTACHMENT_BYTES + 1)) for u in parts]
+
+
+@bp.get("/invoices/assign")
+@tenant_required
+def assign_form() -> str:
+    return render_template("assign.html", proposals=None, max_files=assignment.MAX_FILES,
+                           max_mb=receivables.MAX_ATTACHMENT_BYTES // (1024 * 1024))
+
+
+@bp.post("/invoices/assign")
+@tenant_required
+def assign_upload() -> Response | str:
+    """Many files at once: each is stored and an invoice proposed; nothing is attached before confirmation."""
+    try:
+        proposals = assignment.propose(db.session, storage(), current_viewer(), uploaded_files())
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(translate(str(exc)), "error")
+        return redirect(url_for(".assign_form"))
+    db.session.commit()
+    return render_template("assign.html", proposals=proposals, max_files=assignment.MAX_FILES,
+                           max_mb=receivables.MAX_ATTACHMENT_BYTES // (1024 * 1024))
+
+
+@bp.post("/invoices/assign/confirm")
+@tenant_required
+def assign_confirm() -> Response:
+    pairs: list[tuple[int, int]] = []
+    for file_id in request.form.getlist("file_id")[: assignment.MAX_FILES]:
+        chosen = request.form.get(f"invoice_{file_id}", "")
+        if file_id.isdigit() and chosen.isdigit():
+            pairs.append((int(file_id), int(chosen)))
+    if not pairs:
+        flash(_("Nothing attached: no invoice was chosen."), "info")
+        return redirect(url_for(".assign_form"))
+    try:
+        done = assignment.confirm(db.session, current_viewer(), pairs)
+    except ValidationFailed:
+        db.session.rollback()
+        flash(translate(assignment.NOT_YOURS), "error")
+        return redirect(url_for(".assign_form"))
+    for file_id, invoice_id in done:
+        audit.record(db.session, tenant_id(), "invoice.attach_file", actor=current_user.user,
+                     target=f"invoice:{invoice_id}", detail={"file_id": file_id, "via": "assign"},
+                     ip=request.remote_addr)
+    db.session.commit()
+    flash(_("%(count)s files attached to their invoices.", count=len(done)), "success")
+    return redirect(url_for(".index"))
 
 
 @bp.post("/invoices/<int:invoice_id>/delete")
