@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -181,7 +182,8 @@ def assign_confirm() -> Response:
                      target=f"invoice:{invoice_id}", detail={"file_id": file_id, "via": "assign"},
                      ip=request.remote_addr)
     db.session.commit()
-    flash(_("%(count)s files attached to their invoices.", count=len(done)), "success")
+    flash(ngettext("%(num)d file attached to its invoice.", "%(num)d files attached to their invoices.", len(done)),
+          "success")
     return redirect(url_for(".index"))
 
 

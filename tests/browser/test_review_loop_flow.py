@@ -1,8 +1,10 @@
 """Issue 17 item 5 in a real browser (Debian's chromium through Playwright): a typed number that is an
 existing invoice's opens the duplicate choice, Link attaches the file, and the invoice is corrected after
-validation with the change shown in its trail."""
+validation with the change shown in its trail; many PDFs assigned to their invoices at once."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
@@ -13,6 +15,7 @@ from core.services import documents as docs
 from core.storage import FileStorage
 from tests.browser.test_review_flow import browser, live_server  # noqa: F401 - the fixtures
 from tests.conftest import TenantFixture
+from tests.invoicegen import make_invoice_pdf
 from tests.test_dashboard import COMPLETE, make_document
 
 __all__ = ["browser", "live_server"]
@@ -65,5 +68,42 @@ def test_typed_duplicate_number_then_link_then_correct(live_server: str, browser
     expect(row).to_contain_text("Mission de conseil, décembre")
     session.expire_all()
     assert session.get(Invoice, invoice.id).title == "Mission de conseil, décembre"
+    assert not problems, problems
+    context.close()
+
+
+def test_assign_pdfs_to_invoices(live_server: str, browser: Browser, session: Session,  # noqa: F811
+                                 storage: FileStorage, tenant: TenantFixture, tmp_path: Path) -> None:
+    tid = tenant.tenant.id
+    original = make_document(session, storage, tid, filename="original.pdf")
+    invoice = docs.validate_document(session, tid, original.id, COMPLETE, tenant.admin.id)
+    session.commit()
+    signed = tmp_path / "FA-2026-0042 signed.pdf"
+    signed.write_bytes(make_invoice_pdf(number="COPY-1"))
+    stray = tmp_path / "stray.pdf"
+    stray.write_bytes(make_invoice_pdf(number="ZZ-9"))
+
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-GB")
+    page: Page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.goto(f"{live_server}/invoices")
+    page.get_by_label("Email").fill(tenant.admin.email)
+    page.get_by_label("Password").fill(tenant.password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Assign PDFs to invoices").click()
+    page.get_by_label("Files (up to 50 at once").set_input_files([str(signed), str(stray)])
+    page.get_by_role("button", name="Find their invoices").click()
+
+    rows = page.locator("#assign-confirm tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text("the file name")
+    expect(page.get_by_label("Invoice for FA-2026-0042 signed.pdf")).to_have_value(str(invoice.id))
+    expect(page.get_by_label("Invoice for stray.pdf")).to_have_value("")
+    page.get_by_role("button", name="Attach the chosen files").click()
+    expect(page.get_by_text("1 file attached to its invoice.")).to_be_visible()
+    session.expire_all()
+    attached = session.scalars(select(InvoiceFile).where(InvoiceFile.invoice_id == invoice.id)).all()
+    assert len(attached) == 1 and attached[0].file.size == signed.stat().st_size
     assert not problems, problems
     context.close()
