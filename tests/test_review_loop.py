@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.config import Settings
 from core.models import (
     BankTransaction,
     ClientAssignment,
@@ -25,12 +26,13 @@ from core.models import (
     Role,
     Tenant,
 )
-from core.services import access, accounts, assignment, bank, invoice_edits, receivables
+from core.services import access, accounts, assignment, bank, invoice_edits, receivables, reconciliation
 from core.services import documents as docs
 from core.storage import FileStorage
 from tests.bankhelpers import csv_row, statement_csv
 from tests.conftest import PASSWORD, TenantFixture
 from tests.invoicegen import make_invoice_pdf
+from tests.services import run_worker_burst
 from tests.test_dashboard import COMPLETE, client, csrf_token, make_document, post, text  # noqa: F401 - fixture
 
 __all__ = ["client"]
@@ -83,7 +85,7 @@ def test_other_errors_still_come_first_and_change_nothing(
 
 
 def test_a_payment_booked_before_validation_is_matched_at_validation(
-    client: FlaskClient, session: Session, storage: FileStorage, tenant: TenantFixture
+    client: FlaskClient, session: Session, storage: FileStorage, tenant: TenantFixture, settings: Settings
 ) -> None:
     tid = tenant.tenant.id
     paid = bank.import_statement(
@@ -99,6 +101,10 @@ def test_a_payment_booked_before_validation_is_matched_at_validation(
     assert paid.applied == 0 and paid.created == 1  # nothing to match yet
     doc = make_document(session, storage, tid)
     assert post(client, f"/documents/{doc.id}", COMPLETE | {"action": "confirm"}).status_code == 302
+    session.expire_all()
+    invoice = session.scalars(select(Invoice).where(Invoice.tenant_id == tid)).one()
+    assert invoice.status == "open"  # the validation queued the matching; a real worker runs it
+    run_worker_burst(settings)
 
     session.expire_all()
     invoice = session.scalars(select(Invoice).where(Invoice.tenant_id == tid)).one()
@@ -174,6 +180,8 @@ def test_a_corrected_amount_moves_the_payment_status(
         "umsaetze.csv",
     )
     invoice = _validated(session, storage, tenant)
+    reconciliation.match_new_invoice(session, invoice)  # what the worker's job runs after a validation
+    session.commit()
     assert invoice.status == "paid"
     viewer = access.viewer_for(session, tid, tenant.admin.id)
     changes = invoice_edits.edit_invoice(session, viewer, invoice.id, {"amount": "1500", "net_amount": "",

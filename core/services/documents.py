@@ -314,10 +314,8 @@ def validate_document(
     from core.services.receivables import record_expected_cash
 
     record_expected_cash(session, invoice)
-    # A payment that reached the bank before the invoice was validated is matched now.
-    from core.services.reconciliation import match_new_invoice
-
-    match_new_invoice(session, invoice)
+    # A payment that reached the bank first is matched by the worker after the commit (the transports
+    # enqueue ``worker.jobs.rematch_invoice``): the engine reads every open invoice, seconds at 100,000.
     # Issue 13: what this validation teaches about the issuer's layout serves its next document.
     from core.services.issuer_profiles import learn_safely
 

@@ -99,6 +99,9 @@ def validate_document(document_id: int) -> Response:
         )
         response.status_code = 409
         return response
+    from dashboard.blueprints.imports import enqueue_rematch_invoice
+
+    enqueue_rematch_invoice(result.id)
     return jsonify(invoice_json(result))
 
 

@@ -15,6 +15,7 @@ from core.fields import FIELDS
 from core.models import DocType, Document, DocumentStatus
 from core.services import NotFound, ServiceError, ValidationFailed, access, receivables, splitting
 from core.services import documents as docs
+from dashboard.blueprints.imports import enqueue_rematch_invoice
 from dashboard.extensions import db
 from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
@@ -126,6 +127,7 @@ def save_document(doc_id: int) -> Any:
             if isinstance(result, Document):  # the typed number is an existing invoice's: the page offers the choice
                 flash(_("This number is already used: link, replace or discard below."), "warning")
             else:
+                enqueue_rematch_invoice(result.id)
                 flash(_confirmed(result.doc_type, result.number), "success")
         else:
             docs.update_fields(db.session, tenant_id(), doc.id, form)
