@@ -17,6 +17,7 @@ from core.config import Settings
 
 INGEST_JOB = "worker.jobs.ingest_message"
 EXTRACT_JOB = "worker.jobs.extract_document"
+REMATCH_JOB = "worker.jobs.rematch_invoice"
 
 # Transient failures (database locked, Redis hiccup) are retried with backoff; the jobs themselves
 # turn permanent failures (a corrupt PDF) into a visible state instead of raising.
@@ -88,3 +89,8 @@ def enqueue_ingest_many(queue: Queue, message_ids: list[int], timeout: int = 300
 
 def enqueue_extract(queue: Queue, document_id: int, timeout: int = 300, force: bool = False) -> str:
     return _enqueue_once(queue, EXTRACT_JOB, f"extract-document-{document_id}", document_id, timeout, force)
+
+
+def enqueue_rematch(queue: Queue, invoice_id: int, timeout: int = 600) -> str:
+    """Match the bank transactions waiting for a payment against a newly validated invoice (issue 17)."""
+    return _enqueue_once(queue, REMATCH_JOB, f"rematch-invoice-{invoice_id}", invoice_id, timeout, False)

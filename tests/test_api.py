@@ -513,11 +513,22 @@ def test_validate_twice_is_409_and_a_new_number_is_refused(api, doc):
     assert renumber.status_code == 422 and "number" in renumber.get_json()["fields"]
 
 
-def test_validate_a_number_already_used_is_422(session, storage, api, tenant, doc):
-    assert api.post(f"/documents/{doc.id}/validate").status_code == 200
-    twin = add_document(session, storage, tenant.tenant.id, filename="other.pdf")
-    resp = api.post(f"/documents/{twin.id}/validate")
-    assert resp.status_code == 422 and "number" in resp.get_json()["fields"]
+def test_validate_a_number_already_used_is_409_with_the_duplicate_choice(session, storage, api, tenant, doc):
+    invoice_id = api.post(f"/documents/{doc.id}/validate").get_json()["id"]
+    twin = add_document(session, storage, tenant.tenant.id, filename="other.pdf", number="FA-OTHER")
+    resp = api.post(f"/documents/{twin.id}/validate", json={"number": "fa-2026-001 ", "title": "Typed title"})
+    body = resp.get_json()
+    assert resp.status_code == 409 and body["choices"] == ["link", "replace", "discard"]
+    assert body["duplicate_of"] == invoice_id and "FA-2026-001" in body["error"]
+    assert body["document"]["status"] == "duplicate" and body["document"]["title"] == "Typed title"
+    refreshed(session)
+    session.expire_all()
+    assert session.get(Document, twin.id).number == "fa-2026-001"  # what the caller typed is kept
+    assert api.post(f"/documents/{twin.id}/validate").status_code == 409  # waiting for the choice now
+    linked = api.post(f"/documents/{twin.id}/duplicate", json={"action": "link"})
+    assert linked.status_code == 200 and linked.get_json()["invoice_id"] == invoice_id
+    files = api.get(f"/invoices/{invoice_id}").get_json()
+    assert files["attachments"] == [session.get(Document, twin.id).file_id]
 
 
 @pytest.mark.parametrize(

@@ -215,3 +215,17 @@ def extract_document(document_id: int) -> None:
             reason = processing.transient_reason(exc, "this file")
             _record(lambda session: processing.record_document_failure(session, document_id, reason))
         raise
+
+
+def rematch_invoice(invoice_id: int) -> None:
+    """Match waiting bank transactions against a newly validated invoice (issue 17 item 5). Safe to run
+    twice: matched transactions are skipped; a deleted invoice leaves nothing to do."""
+    from core.models import Invoice
+    from core.services.reconciliation import match_new_invoice
+
+    with session_scope(_session_factory()) as session:
+        invoice = session.get(Invoice, invoice_id)
+        if invoice is None:
+            return
+        summary = match_new_invoice(session, invoice)
+    logger.info("invoice %s: %d payment(s) applied, %d suggested", invoice_id, summary.applied, summary.suggested)

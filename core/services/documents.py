@@ -36,11 +36,19 @@ WAITING_TWIN_REASON = N_(
     "It seems this invoice has already been imported: the same file is already waiting for review (document {id})."
 )
 LINKED_REASON = N_("File linked to invoice {number}.")
-REPLACED_REASON = N_("File of invoice {number} replaced.")
+REPLACED_REASON = N_("File of invoice {number} replaced.")  # on documents replaced before the basis was said
 FROZEN_NUMBER = N_(
     "The number of a validated invoice cannot be changed. To change it, delete the invoice and import "
     "the file again."
 )
+
+
+class DuplicateNumber(ServiceError):
+    """The number typed at validation is an existing invoice's: the reviewer chooses link, replace or discard."""
+
+    def __init__(self, invoice: Invoice) -> None:
+        super().__init__(SAME_NUMBER_REASON.format(number=invoice.number))
+        self.invoice = invoice
 
 
 @dataclass(frozen=True)
@@ -280,7 +288,7 @@ def validate_document(
     if not errors:
         clash = invoice_with_number(session, tenant_id, doc.direction, current["doc_type"], current["number"])
         if clash is not None:
-            errors["number"] = SAME_NUMBER_REASON.format(number=clash.number)
+            raise DuplicateNumber(clash)
     if errors:
         raise ValidationFailed(errors)
 
@@ -306,6 +314,8 @@ def validate_document(
     from core.services.receivables import record_expected_cash
 
     record_expected_cash(session, invoice)
+    # A payment that reached the bank first is matched by the worker after the commit (the transports
+    # enqueue ``worker.jobs.rematch_invoice``): the engine reads every open invoice, seconds at 100,000.
     # Issue 13: what this validation teaches about the issuer's layout serves its next document.
     from core.services.issuer_profiles import learn_safely
 
@@ -313,7 +323,77 @@ def validate_document(
     return invoice
 
 
+def confirm_document(
+    session: Session, tenant_id: int, document_id: int, data: dict[str, Any], user_id: int | None
+) -> Invoice | Document:
+    """Validate the document into an invoice (returned); when the typed number is an existing invoice's,
+    keep what the reviewer typed and put the document in the duplicate choice instead (the document is
+    returned, status ``duplicate``), as extraction does when it reads that number itself."""
+    try:
+        return validate_document(session, tenant_id, document_id, data, user_id)
+    except DuplicateNumber as exc:
+        doc = get_document(session, tenant_id, document_id)
+        values, _errors = coerce(data)  # validate_document found no error before the clash
+        for name, value in values.items():
+            setattr(doc, name, value)
+        doc.status, doc.duplicate_of_id, doc.reason = DocumentStatus.DUPLICATE.value, exc.invoice.id, str(exc)
+        session.flush()
+        return doc
+
+
 DUPLICATE_ACTIONS = ("link", "replace", "discard")
+# Replace (the seed product's rule): only when the new file is the same document as the existing record.
+SAME_NUMBER_BASIS = N_("Same document: the number is the same ({number}).")
+SAME_FILENAME_BASIS = N_("Same document: the file name is the same ({filename}).")
+REPLACED_SAME_NUMBER = N_("File of invoice {number} replaced: same number.")
+REPLACED_SAME_FILENAME = N_("File of invoice {number} replaced: same file name ({filename}).")
+NOT_SAME_DOCUMENT = N_(
+    "Replace is only for the same document (same file name or same number): link or discard this file instead."
+)
+
+
+@dataclass(frozen=True)
+class ReplaceBasis:
+    """Why a duplicate may replace the original's file: ``kind`` is "number" or "filename"."""
+
+    kind: str
+    invoice: Invoice
+    filename: str
+
+    @property
+    def reason(self) -> str:
+        if self.kind == "number":
+            return SAME_NUMBER_BASIS.format(number=self.invoice.number)
+        return SAME_FILENAME_BASIS.format(filename=self.filename)
+
+    @property
+    def replaced(self) -> str:
+        if self.kind == "number":
+            return REPLACED_SAME_NUMBER.format(number=self.invoice.number)
+        return REPLACED_SAME_FILENAME.format(number=self.invoice.number, filename=self.filename)
+
+
+def replace_basis(session: Session, doc: Document) -> ReplaceBasis | None:
+    """Whether ``doc`` is the same document as the invoice it duplicates: the same number (and type),
+    else the same file name as the original's; None otherwise (then only link or discard)."""
+    invoice = session.get(Invoice, doc.duplicate_of_id) if doc.duplicate_of_id else None
+    if invoice is None or invoice.tenant_id != doc.tenant_id:
+        return None
+    same_type = (doc.doc_type or invoice.doc_type) == invoice.doc_type
+    if doc.number and same_type and number_key(doc.number) == invoice.number_key:
+        return ReplaceBasis("number", invoice, doc.filename)
+    original = session.get(Document, invoice.document_id) if invoice.document_id else None
+    if original is not None and _normalized_name(original.filename or "") == _normalized_name(doc.filename or ""):
+        return ReplaceBasis("filename", invoice, original.filename)
+    return None
+
+
+def duplicate_choices(session: Session, doc: Document) -> list[str]:
+    """The actions open to a duplicate: discard always; link once the original is validated; replace
+    only when it is the same document."""
+    if doc.duplicate_of_id is None:
+        return ["discard"]
+    return ["link", "replace", "discard"] if replace_basis(session, doc) else ["link", "discard"]
 
 
 def resolve_duplicate(
@@ -339,12 +419,15 @@ def resolve_duplicate(
             session.add(InvoiceFile(invoice_id=invoice.id, file_id=doc.file_id, document_id=doc.id))
         doc.reason = LINKED_REASON.format(number=invoice.number)
     else:
+        basis = replace_basis(session, doc)
+        if basis is None:
+            raise ServiceError(NOT_SAME_DOCUMENT)
         previous = invoice.file_id
         invoice.file_id, invoice.document_id = doc.file_id, doc.id
         # The replaced file stays stored and attached, so nothing a person sent is lost.
         if previous != doc.file_id and not any(a.file_id == previous for a in invoice.attachments):
             session.add(InvoiceFile(invoice_id=invoice.id, file_id=previous))
-        doc.reason = REPLACED_REASON.format(number=invoice.number)
+        doc.reason = basis.replaced
     doc.status, doc.invoice_id = DocumentStatus.VALIDATED.value, invoice.id
     doc.validated_at, doc.validated_by_id = utcnow(), user_id
     session.flush()

@@ -364,10 +364,15 @@ def attach_file(session: Session, storage: Any, viewer: Viewer, invoice_id: int,
     if len(data) > MAX_ATTACHMENT_BYTES:
         raise ServiceError(f"the file is larger than {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB")
     stored = store_file(session, storage, viewer.tenant_id, data, sniff_content_type(data))
+    attach_stored(session, invoice, stored)
+    return stored
+
+
+def attach_stored(session: Session, invoice: Invoice, stored: StoredFile) -> None:
+    """Attach a stored file to the invoice unless it already holds it (as original or attachment)."""
     already = invoice.file_id == stored.id or session.scalar(
         select(func.count()).where(InvoiceFile.invoice_id == invoice.id, InvoiceFile.file_id == stored.id)
     )
     if not already:
         session.add(InvoiceFile(invoice_id=invoice.id, file_id=stored.id))
         session.flush()
-    return stored

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, select, true, update
+from sqlalchemy import Select, delete, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from core.i18n import N_
@@ -113,6 +113,11 @@ def _refresh_invoice(session: Session, invoice: Invoice) -> None:
     else:
         invoice.status = InvoiceStatus.PARTIALLY_PAID.value if paid > 0 else InvoiceStatus.OPEN.value
         invoice.paid_at = None
+
+
+def refresh_invoice_status(session: Session, invoice: Invoice) -> None:
+    """Status and ``paid_at`` again after a person corrected the invoice's amount."""
+    _refresh_invoice(session, invoice)
 
 
 def _refresh_transaction(session: Session, tx: BankTransaction) -> None:
@@ -286,6 +291,29 @@ def run_matching(
     summary = _save_proposals(session, tenant_id, by_id, proposals)
     summary.transactions = len(txs)
     return summary
+
+
+MAX_REMATCH_TRANSACTIONS = 2000  # the latest candidates tried against a newly validated invoice
+
+
+def match_new_invoice(session: Session, invoice: Invoice) -> MatchingSummary:
+    """Run matching again for a newly validated invoice, so that a payment booked before the invoice
+    arrived is matched now. Only the unmatched (or merely suggested) transactions that could pay it are
+    tried: its currency (or none) and its sign; nothing runs when there is none (no bank connected)."""
+    sign = expected_sign(invoice.direction, invoice.doc_type or "invoice")
+    stmt = select(BankTransaction.id).where(
+        BankTransaction.tenant_id == invoice.tenant_id,
+        BankTransaction.status.in_((TransactionStatus.UNMATCHED.value, TransactionStatus.SUGGESTED.value)),
+        BankTransaction.pending.is_(False),
+        BankTransaction.category.is_(None),
+        BankTransaction.amount > 0 if sign > 0 else BankTransaction.amount < 0,
+    )
+    if invoice.currency:
+        stmt = stmt.where(or_(BankTransaction.currency == invoice.currency, BankTransaction.currency.is_(None)))
+    ids = list(session.scalars(stmt.order_by(BankTransaction.booking_date.desc()).limit(MAX_REMATCH_TRANSACTIONS)))
+    if not ids:
+        return MatchingSummary()
+    return run_matching(session, invoice.tenant_id, transaction_ids=ids)
 
 
 # A person's decisions ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ The modules below register themselves on ``bp`` when imported: ``auth`` (who is 
 
 from dashboard.api import addresses as _addresses  # noqa: F401  (issue 8: inbound addresses, rotation)
 from dashboard.api import analytics as _receivables  # noqa: F401  (issue 5: analytics, clients)
+from dashboard.api import assign as _assign  # noqa: F401  (issue 17: assign PDFs to invoices)
 from dashboard.api import auth, errors, forwarding, views  # noqa: F401  (registration by import)
 from dashboard.api import bank as _bank  # noqa: F401  (issue 6: statements, transactions, matches)
 from dashboard.api import deadletter as _deadletter  # noqa: F401  (issue 7: failed items, retry)

@@ -6,12 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
-from core.models import DocType, Document, DocumentStatus, InboundMessage, InvoiceStatus, MessageStatus, Tenant
-from core.services import NotFound, access, accounts, documents
+from core.models import (
+    DocType,
+    Document,
+    DocumentStatus,
+    InboundMessage,
+    InvoiceStatus,
+    MessageStatus,
+    Tenant,
+    User,
+)
+from core.services import NotFound, access, accounts, documents, invoice_edits
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.download import attachment
@@ -99,9 +108,21 @@ def validate_document(document_id: int) -> Response:
     data = field_input(json_object())
     who = caller()
     session = dbs()
-    invoice = documents.validate_document(session, who.tenant_id, document_id, data, who.user_id)
+    result = documents.confirm_document(session, who.tenant_id, document_id, data, who.user_id)
     session.commit()
-    return jsonify(invoice_json(invoice))
+    if isinstance(result, Document):  # the number is an existing invoice's: the caller picks an action
+        response = jsonify(
+            error=result.reason,
+            choices=documents.duplicate_choices(session, result),
+            duplicate_of=result.duplicate_of_id,
+            document=document_json(result),
+        )
+        response.status_code = 409
+        return response
+    from dashboard.blueprints.imports import enqueue_rematch_invoice
+
+    enqueue_rematch_invoice(result.id)
+    return jsonify(invoice_json(result))
 
 
 @bp.post(f"/documents/<{ID}:document_id>/duplicate")
@@ -140,6 +161,18 @@ def list_invoices() -> Response:
 def get_invoice(invoice_id: int) -> Response:
     invoice = documents.get_invoice(dbs(), caller().tenant_id, invoice_id)
     return jsonify(invoice_json(access.check_invoice(dbs(), api_viewer(), invoice)))
+
+
+@bp.patch(f"/invoices/<{ID}:invoice_id>")
+def edit_invoice(invoice_id: int) -> Response:
+    """Corrections after validation: any field but ``number`` and ``type``; returns the invoice and the changes."""
+    who, session = caller(), dbs()
+    data = field_input(json_object())
+    actor = session.get(User, who.user_id)
+    changes = invoice_edits.edit_invoice(session, api_viewer(), invoice_id, data, actor, ip=request.remote_addr)
+    session.commit()
+    invoice = documents.get_invoice(session, who.tenant_id, invoice_id)
+    return jsonify(invoice=invoice_json(invoice), changes=changes)
 
 
 def visible_document(document_id: int) -> Document:

@@ -11,7 +11,7 @@ from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
 from core.models import InboundMessage
-from core.queue import enqueue_extract, enqueue_ingest
+from core.queue import enqueue_extract, enqueue_ingest, enqueue_rematch
 from core.services import ValidationFailed, access, intake, quotas, uploads
 from core.services import documents as docs
 from dashboard.app import queue, storage
@@ -50,6 +50,17 @@ def enqueue_message(message_id: int, force: bool = False) -> bool:
         enqueue_ingest(queue(), message_id, force=force)
     except Exception as exc:  # the message is stored and committed: nothing is lost, only delayed
         logger.warning("message %s: enqueue failed (%s)", message_id, type(exc).__name__)
+        return False
+    return True
+
+
+def enqueue_rematch_invoice(invoice_id: int) -> bool:
+    """After a validation: the worker matches the payments that arrived first; False when Redis is
+    unreachable (the payment is then matched at the next matching run: a statement import or "Run matching")."""
+    try:
+        enqueue_rematch(queue(), invoice_id)
+    except Exception as exc:
+        logger.warning("invoice %s: enqueue of the matching failed (%s)", invoice_id, type(exc).__name__)
         return False
     return True
 

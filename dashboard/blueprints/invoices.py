@@ -9,19 +9,30 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from core.fields import FIELDS
 from core.models import DocType, Document, Invoice
-from core.services import NotFound, ServiceError, access, audit, receivables
+from core.services import (
+    NotFound,
+    ServiceError,
+    ValidationFailed,
+    access,
+    assignment,
+    audit,
+    invoice_edits,
+    receivables,
+)
 from core.services import documents as docs
 from dashboard.app import storage
 from dashboard.extensions import db
 from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
-from dashboard.web import not_found_for, paginated, send_stored_file, tenant_id, tenant_required
+from dashboard.web import input_value, not_found_for, paginated, send_stored_file, tenant_id, tenant_required
 
 bp = Blueprint("invoices", __name__)
 not_found_for(bp)
@@ -50,11 +61,11 @@ def _visible_invoice(invoice_id: int) -> Invoice:
     return access.check_invoice(db.session, current_viewer(), invoice)
 
 
-@bp.get("/invoices/<int:invoice_id>")
-@tenant_required
-def detail(invoice_id: int) -> str:
-    invoice = _visible_invoice(invoice_id)
+def _render_detail(invoice: Invoice, form: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
     attachments = [a for a in invoice.attachments if a.file.tenant_id == invoice.tenant_id]
+    values = {name: input_value(getattr(invoice, name)) for name in invoice_edits.EDITABLE if name != "client"}
+    values["client"] = invoice.client.name if invoice.client else ""
+    viewer = current_viewer()
     return render_template(
         "invoice.html",
         invoice=invoice,
@@ -62,9 +73,37 @@ def detail(invoice_id: int) -> str:
         file_url=url_for(".file", file_id=invoice.file_id),
         frozen_number=docs.FROZEN_NUMBER,
         movements=receivables.cash_movements(db.session, tenant_id(), invoice.id),
-        is_admin=current_viewer().is_admin,
+        is_admin=viewer.is_admin,
         max_mb=receivables.MAX_ATTACHMENT_BYTES // (1024 * 1024),
+        editable_fields=invoice_edits.EDITABLE,
+        values=values | (form or {}),
+        errors=errors or {},
+        client_names=receivables.client_names(db.session, viewer),
+        trail=invoice_edits.edit_trail(db.session, tenant_id(), invoice.id),
     )
+
+
+@bp.get("/invoices/<int:invoice_id>")
+@tenant_required
+def detail(invoice_id: int) -> str:
+    return _render_detail(_visible_invoice(invoice_id))
+
+
+@bp.post("/invoices/<int:invoice_id>/edit")
+@tenant_required
+def edit(invoice_id: int) -> Response | tuple[str, int]:
+    """Corrections after validation: every field but the number and type, each change in the trail."""
+    invoice = _visible_invoice(invoice_id)
+    form = {name: request.form[name] for name in FIELDS if name in request.form}
+    try:
+        changes = invoice_edits.edit_invoice(db.session, current_viewer(), invoice_id, form, current_user.user,
+                                             ip=request.remote_addr)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        return _render_detail(_visible_invoice(invoice_id), form, exc.errors), 422
+    db.session.commit()
+    flash(_("Changes saved.") if changes else _("Nothing changed."), "success" if changes else "info")
+    return redirect(url_for(".detail", invoice_id=invoice.id))
 
 
 @bp.post("/invoices/<int:invoice_id>/files")
@@ -91,6 +130,61 @@ def attach(invoice_id: int) -> Response:
     db.session.commit()
     flash(_("File attached."), "success")
     return redirect(url_for(".detail", invoice_id=invoice_id))
+
+
+def uploaded_files() -> list[tuple[str, bytes]]:
+    """The request's ``file`` parts (one more than allowed, so that too many is refused, not cut)."""
+    parts = [u for u in request.files.getlist("file") if u.filename][: assignment.MAX_FILES + 1]
+    return [(u.filename or "", u.stream.read(receivables.MAX_ATTACHMENT_BYTES + 1)) for u in parts]
+
+
+@bp.get("/invoices/assign")
+@tenant_required
+def assign_form() -> str:
+    return render_template("assign.html", proposals=None, max_files=assignment.MAX_FILES,
+                           max_mb=receivables.MAX_ATTACHMENT_BYTES // (1024 * 1024))
+
+
+@bp.post("/invoices/assign")
+@tenant_required
+def assign_upload() -> Response | str:
+    """Many files at once: each is stored and an invoice proposed; nothing is attached before confirmation."""
+    try:
+        proposals = assignment.propose(db.session, storage(), current_viewer(), uploaded_files())
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(translate(str(exc)), "error")
+        return redirect(url_for(".assign_form"))
+    db.session.commit()
+    return render_template("assign.html", proposals=proposals, max_files=assignment.MAX_FILES,
+                           max_mb=receivables.MAX_ATTACHMENT_BYTES // (1024 * 1024))
+
+
+@bp.post("/invoices/assign/confirm")
+@tenant_required
+def assign_confirm() -> Response:
+    pairs: list[tuple[int, int]] = []
+    for file_id in request.form.getlist("file_id")[: assignment.MAX_FILES]:
+        chosen = request.form.get(f"invoice_{file_id}", "")
+        if file_id.isdigit() and chosen.isdigit():
+            pairs.append((int(file_id), int(chosen)))
+    if not pairs:
+        flash(_("Nothing attached: no invoice was chosen."), "info")
+        return redirect(url_for(".assign_form"))
+    try:
+        done = assignment.confirm(db.session, current_viewer(), pairs)
+    except ValidationFailed:
+        db.session.rollback()
+        flash(translate(assignment.NOT_YOURS), "error")
+        return redirect(url_for(".assign_form"))
+    for file_id, invoice_id in done:
+        audit.record(db.session, tenant_id(), "invoice.attach_file", actor=current_user.user,
+                     target=f"invoice:{invoice_id}", detail={"file_id": file_id, "via": "assign"},
+                     ip=request.remote_addr)
+    db.session.commit()
+    flash(ngettext("%(num)d file attached to its invoice.", "%(num)d files attached to their invoices.", len(done)),
+          "success")
+    return redirect(url_for(".index"))
 
 
 @bp.post("/invoices/<int:invoice_id>/delete")

@@ -16,6 +16,7 @@ from core.fields import FIELDS
 from core.models import DocType, Document, DocumentStatus
 from core.services import NotFound, ServiceError, ValidationFailed, access, receivables, splitting
 from core.services import documents as docs
+from dashboard.blueprints.imports import enqueue_rematch_invoice
 from dashboard.extensions import db
 from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
@@ -78,6 +79,8 @@ def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str,
         invoice=invoice,
         original=original,
         original_visible=original_visible,
+        replace_basis=docs.replace_basis(db.session, doc) if original is not None else None,
+        docs_not_same=docs.NOT_SAME_DOCUMENT,
         frozen_number=docs.FROZEN_NUMBER,
         file_url=url_for(".document_file", doc_id=doc.id),
         client_names=receivables.client_names(db.session, viewer) if doc.status in EDITABLE else [],
@@ -119,9 +122,13 @@ def save_document(doc_id: int) -> Any:
         abort(400)
     try:
         if action == "confirm":
-            invoice = docs.validate_document(db.session, tenant_id(), doc.id, form, current_user.id)
+            result = docs.confirm_document(db.session, tenant_id(), doc.id, form, current_user.id)
             db.session.commit()
-            flash(_confirmed(invoice.doc_type, invoice.number), "success")
+            if isinstance(result, Document):  # the typed number is an existing invoice's: the page offers the choice
+                flash(_("This number is already used: link, replace or discard below."), "warning")
+            else:
+                enqueue_rematch_invoice(result.id)
+                flash(_confirmed(result.doc_type, result.number), "success")
         else:
             docs.update_fields(db.session, tenant_id(), doc.id, form)
             db.session.commit()

@@ -1,0 +1,61 @@
+"""Assign PDFs to invoices on the API (issue 17 item 5): ``POST /invoices/assign`` stores the files
+(multipart, repeated ``file`` parts) and answers the proposed invoices; ``POST /invoices/assign/confirm``
+attaches the pairs the caller confirms: ``{"pairs": [{"file_id": 1, "invoice_id": 2}, ...]}``."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify, request
+
+from core.models import User
+from core.services import ServiceError, assignment, audit
+from dashboard.api.auth import api_viewer, caller
+from dashboard.api.base import ApiError, bp, dbs
+from dashboard.api.params import json_object
+from dashboard.app import storage
+
+
+@bp.post("/invoices/assign")
+def assign_files() -> Response:
+    from dashboard.blueprints.invoices import uploaded_files
+
+    session = dbs()
+    try:
+        proposals = assignment.propose(session, storage(), api_viewer(), uploaded_files())
+    except ServiceError as exc:  # no file, or too many: the request is wrong, nothing is kept
+        session.rollback()
+        raise ApiError(400, str(exc)) from exc
+    session.commit()
+    return jsonify(
+        items=[
+            {
+                "filename": p.filename,
+                "file_id": p.file_id,
+                "error": p.error,
+                "found_in": p.found_in,
+                "invoices": [{"id": inv.id, "number": inv.number, "type": inv.doc_type} for inv in p.invoices],
+            }
+            for p in proposals
+        ]
+    )
+
+
+def _id(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2147483647:
+        raise ApiError(400, f"{name} must be a positive integer")
+    return value
+
+
+@bp.post("/invoices/assign/confirm")
+def confirm_assignment() -> Response:
+    pairs = json_object().get("pairs")
+    if not isinstance(pairs, list) or not pairs or not all(isinstance(p, dict) for p in pairs):
+        raise ApiError(400, 'pairs must be a non-empty list of {"file_id", "invoice_id"}')
+    who, session = caller(), dbs()
+    parsed = [(_id(p.get("file_id"), "file_id"), _id(p.get("invoice_id"), "invoice_id")) for p in pairs]
+    done = assignment.confirm(session, api_viewer(), parsed)
+    actor = session.get(User, who.user_id)
+    for file_id, invoice_id in done:
+        audit.record(session, who.tenant_id, "invoice.attach_file", actor=actor, target=f"invoice:{invoice_id}",
+                     detail={"file_id": file_id, "via": "api assign"}, ip=request.remote_addr)
+    session.commit()
+    return jsonify(attached=[{"file_id": f, "invoice_id": i} for f, i in done])
