@@ -161,6 +161,21 @@ def test_real_answers_match_their_documented_schemas(
     assert api.call("GET", "/invoices", "/invoices", 200)["total"] == 3
     api.call("GET", f"/invoices/{invoice['id']}", "/invoices/{invoice_id}", 200)
     assert api.call("GET", f"/documents/{pending.id}/file", "/documents/{document_id}/file", 200)[:4] == b"%PDF"
+    edited = api.call("PATCH", f"/invoices/{invoice['id']}", "/invoices/{invoice_id}", 200,
+                      json={"title": "Consulting, March"})
+    assert edited["changes"] == {"title": ["Consulting", "Consulting, March"]}
+    api.call("PATCH", f"/invoices/{invoice['id']}", "/invoices/{invoice_id}", 422, json={"number": "OTHER-1"})
+    twin = add_document(session, storage, tid, number="FA-2026-0101")
+    choice = api.call("POST", f"/documents/{twin.id}/validate", "/documents/{document_id}/validate", 409,
+                      json={"number": "FA-2026-0001"})
+    assert "link" in choice["choices"] and choice["duplicate_of"]
+    proposed = api.call("POST", "/invoices/assign", "/invoices/assign", 200, content_type="multipart/form-data",
+                        data={"file": (io.BytesIO(pdf_bytes("Scan")), "FA-2026-0002.pdf")})
+    proposal = proposed["items"][0]
+    assert [inv["number"] for inv in proposal["invoices"]] == ["FA-2026-0002"]
+    pair = {"file_id": proposal["file_id"], "invoice_id": proposal["invoices"][0]["id"]}
+    attached = api.call("POST", "/invoices/assign/confirm", "/invoices/assign/confirm", 200, json={"pairs": [pair]})
+    assert attached["attached"] == [pair]
 
     upload = api.call("POST", "/uploads", "/uploads", 202, content_type="multipart/form-data",
                       data={"file": (io.BytesIO(pdf_bytes("Facture FA-2026-0200")), "facture.pdf")})

@@ -11,10 +11,18 @@ from core.services import ServiceError, assignment, audit
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import json_object
+from dashboard.api.spec import items_of, operation, ref
 from dashboard.app import storage
 
 
 @bp.post("/invoices/assign")
+@operation("Invoices", "Store PDFs and propose the invoice each belongs to",
+           description="Nothing is attached until `/invoices/assign/confirm`; no extraction is run.",
+           body={"type": "object", "required": ["file"], "properties": {"file": {
+               "type": "array", "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+               "description": "One or more files, each a part named file."}}},
+           body_type="multipart/form-data", body_required=True, ok={200: items_of(ref("AssignProposal"))},
+           errors=(400, 413))
 def assign_files() -> Response:
     from dashboard.blueprints.invoices import uploaded_files
 
@@ -46,6 +54,12 @@ def _id(value: object, name: str) -> int:
 
 
 @bp.post("/invoices/assign/confirm")
+@operation("Invoices", "Attach the confirmed files to their invoices",
+           body={"type": "object", "required": ["pairs"], "additionalProperties": False, "properties": {
+               "pairs": {"type": "array", "minItems": 1, "items": ref("AssignPair")}}},
+           body_required=True, errors=(400, 415),
+           ok={200: {"type": "object", "required": ["attached"], "additionalProperties": False,
+                     "properties": {"attached": {"type": "array", "items": ref("AssignPair")}}}})
 def confirm_assignment() -> Response:
     pairs = json_object().get("pairs")
     if not isinstance(pairs, list) or not pairs or not all(isinstance(p, dict) for p in pairs):

@@ -96,8 +96,13 @@ def operation_object(route: Route, described: Operation) -> dict[str, Any]:
         if schema is not None:
             answer["content"] = {described.ok_type: {"schema": schema}}
         responses[str(status)] = answer
+    special = described.error_bodies or {}
     for status in error_statuses(route, described):
-        responses[str(status)] = _error(status)
+        if status in special:
+            responses[str(status)] = {"description": ERROR_MEANINGS[status],
+                                      "content": {"application/json": {"schema": special[status]}}}
+        else:
+            responses[str(status)] = _error(status)
     body: dict[str, Any] = {
         "operationId": route.rule.endpoint.removeprefix("api."),
         "tags": [described.tag],

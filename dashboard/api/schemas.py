@@ -78,6 +78,18 @@ SCHEMAS: dict[str, Schema] = {
     }},
     "Tenant": closed({"id": ID, "name": {"type": "string"}, "inbound_address": TEXT}),
     "Message": closed(MESSAGE),
+    "DuplicateChoice": closed({
+        "error": {"type": "string", "description": "Why the document waits for a choice, for a person."},
+        "choices": {"type": "array", "items": {"type": "string"},
+                    "description": "The actions open now; post one to /documents/{id}/duplicate."},
+        "duplicate_of": OPTIONAL_ID, "document": ref("Document"),
+    }, "The typed number is an existing invoice's: link, replace or discard."),
+    "AssignPair": closed({"file_id": ID, "invoice_id": ID}),
+    "AssignProposal": closed({
+        "filename": TEXT, "file_id": OPTIONAL_ID, "error": TEXT,
+        "found_in": TEXT, "invoices": {"type": "array", "items": closed({
+            "id": ID, "number": TEXT, "type": {"type": "string"}})},
+    }, "A stored file and the invoices it may belong to (by the number in its name or text)."),
     "Document": closed({
         "id": ID, "status": one_of(DocumentStatus), "reason": TEXT, "filename": {"type": "string"}, **FIELDS,
         "client": TEXT, "extraction_source": TEXT,
@@ -127,6 +139,8 @@ SCHEMAS: dict[str, Schema] = {
         "currency": TEXT, "counterparty": TEXT, "iban": TEXT, "remittance": TEXT, "reference": TEXT,
         "pending": {"type": "boolean"}, "category": TEXT, "status": one_of(TransactionStatus),
         "matches": {"type": "array", "items": ref("Match")},
+        "unverified": {"type": "boolean", "description": "From a mailed statement not proven to be the bank's: "
+                       "never matched automatically, only suggested."},
     }),
     "MatchingRule": closed({
         "id": ID, "name": {"type": "string"}, "counterparty_pattern": TEXT, "text_pattern": TEXT,

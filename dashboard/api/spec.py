@@ -47,6 +47,7 @@ class Operation:
     body_required: bool = False
     ok_type: str = "application/json"
     errors: Sequence[int] = ()
+    error_bodies: Mapping[int, Schema] | None = None  # an error status whose body is not the usual ``Error``
     public: bool = False  # served without a token
 
 

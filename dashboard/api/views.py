@@ -102,7 +102,8 @@ def get_document_file(document_id: int) -> Response:
 @bp.post(f"/documents/<{ID}:document_id>/validate")
 @operation("Documents", "Validate a pending document into an invoice",
            description="Fields given here replace the extracted ones; unknown keys are refused (422).",
-           body=VALIDATION_BODY, ok={200: ref("Invoice")}, errors=(400, 409, 415, 422))
+           body=VALIDATION_BODY, ok={200: ref("Invoice")}, errors=(400, 409, 415, 422),
+           error_bodies={409: ref("DuplicateChoice")})
 def validate_document(document_id: int) -> Response:
     visible_document(document_id)
     data = field_input(json_object())
@@ -164,6 +165,14 @@ def get_invoice(invoice_id: int) -> Response:
 
 
 @bp.patch(f"/invoices/<{ID}:invoice_id>")
+@operation("Invoices", "Correct a validated invoice",
+           description="Any field but `number` and `type` (422 for those); each change goes to the audit trail.",
+           body=VALIDATION_BODY, body_required=True, errors=(400, 415, 422),
+           ok={200: {"type": "object", "required": ["invoice", "changes"], "additionalProperties": False,
+                     "properties": {"invoice": ref("Invoice"), "changes": {
+                         "type": "object", "description": "field -> [old, new], as text",
+                         "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2,
+                                                  "items": {"type": ["string", "null"]}}}}}})
 def edit_invoice(invoice_id: int) -> Response:
     """Corrections after validation: any field but ``number`` and ``type``; returns the invoice and the changes."""
     who, session = caller(), dbs()
