@@ -6,11 +6,12 @@ runs does not run it twice; jobs are referenced by dotted path so that callers n
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from core.config import Settings
@@ -45,17 +46,37 @@ def _enqueue_once(queue: Queue, func: str, job_id: str, arg: int, timeout: int, 
         if status == JobStatus.STARTED or (status in _ACTIVE and not force):
             return job_id
         existing.delete()
-    queue.enqueue(func, arg, job_id=job_id, job_timeout=timeout, **_KEEP)
+    # unique: RQ checks and creates the job atomically (a Lua script), so two enqueuers racing (two sweeps
+    # on two hosts, a sweep and a person's retry) create one job, never two queue entries; the loser's
+    # DuplicateJobError means the winner's job is the one.
+    with contextlib.suppress(DuplicateJobError):
+        queue.enqueue(func, arg, job_id=job_id, job_timeout=timeout, unique=True, **_KEEP)
     return job_id
 
 
-def _ingest_job_id(message_id: int) -> str:
+def ingest_job_id(message_id: int) -> str:
     return f"ingest-message-{message_id}"
+
+
+def extract_job_id(document_id: int) -> str:
+    return f"extract-document-{document_id}"
+
+
+def existing_jobs(connection: Redis, job_ids: list[str], chunk: int = 1000) -> set[str]:
+    """Which of ``job_ids`` have a job in Redis (waiting, running, scheduled, or kept as finished/failed)."""
+    found: set[str] = set()
+    for start in range(0, len(job_ids), chunk):
+        part = job_ids[start:start + chunk]
+        with connection.pipeline(transaction=False) as pipe:
+            for job_id in part:
+                pipe.exists(Job.key_for(job_id))
+            found.update(job_id for job_id, exists in zip(part, pipe.execute(), strict=True) if exists)
+    return found
 
 
 def enqueue_ingest(queue: Queue, message_id: int, timeout: int = 300, force: bool = False) -> str:
     # As long as an extraction: the ingest job extracts the email's first document itself.
-    return _enqueue_once(queue, INGEST_JOB, _ingest_job_id(message_id), message_id, timeout, force)
+    return _enqueue_once(queue, INGEST_JOB, ingest_job_id(message_id), message_id, timeout, force)
 
 
 def enqueue_ingest_many(queue: Queue, message_ids: list[int], timeout: int = 300) -> None:
@@ -67,14 +88,14 @@ def enqueue_ingest_many(queue: Queue, message_ids: list[int], timeout: int = 300
     ids = list(dict.fromkeys(message_ids))
     with queue.connection.pipeline(transaction=False) as pipe:
         for message_id in ids:
-            pipe.exists(Job.key_for(_ingest_job_id(message_id)))
+            pipe.exists(Job.key_for(ingest_job_id(message_id)))
         exists = pipe.execute()
     new = [message_id for message_id, found in zip(ids, exists, strict=True) if not found]
     if new:
         with queue.connection.pipeline() as pipe:
             queue.enqueue_many(
                 [
-                    Queue.prepare_data(INGEST_JOB, (message_id,), job_id=_ingest_job_id(message_id), timeout=timeout,
+                    Queue.prepare_data(INGEST_JOB, (message_id,), job_id=ingest_job_id(message_id), timeout=timeout,
                                        **_KEEP)
                     for message_id in new
                 ],
@@ -87,4 +108,4 @@ def enqueue_ingest_many(queue: Queue, message_ids: list[int], timeout: int = 300
 
 
 def enqueue_extract(queue: Queue, document_id: int, timeout: int = 300, force: bool = False) -> str:
-    return _enqueue_once(queue, EXTRACT_JOB, f"extract-document-{document_id}", document_id, timeout, force)
+    return _enqueue_once(queue, EXTRACT_JOB, extract_job_id(document_id), document_id, timeout, force)

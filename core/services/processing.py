@@ -64,7 +64,9 @@ def ingest_message(session: Session, storage: FileStorage, message_id: int) -> l
     An unexpected error leaves the message ``failed`` with a reason (the session is rolled back first,
     so that half-made documents are not kept); database and storage errors are raised for a retry.
     """
-    message = session.get(InboundMessage, message_id)
+    # Locked until commit: a second run of this job (re-queued by the sweep after Redis lost the first
+    # one's job while it ran) waits here, then reuses what the first one made; never both at once.
+    message = session.get(InboundMessage, message_id, with_for_update=True)
     if message is None:
         logger.warning("message %s does not exist (deleted?): nothing to do", message_id)
         return []
@@ -206,7 +208,8 @@ def extract_document(
     ``time_limit_errors``: what the caller's time limit raises (the job runner's); such a document ends
     failed without a retry, since the same file would run out of time again.
     """
-    doc = session.get(Document, document_id)
+    # Locked until commit: a second run waits for the first, then finds the document no longer extracting.
+    doc = session.get(Document, document_id, with_for_update=True)
     if doc is None or doc.status != DocumentStatus.EXTRACTING.value:
         return
     try:
@@ -410,6 +413,13 @@ def documents_to_requeue(session: Session, stale_after: timedelta) -> list[int]:
         Document.status == DocumentStatus.EXTRACTING.value, Document.updated_at < utcnow() - stale_after
     )
     return list(session.scalars(stmt.order_by(Document.id)))
+
+
+def extracting_documents(session: Session) -> list[tuple[int, int | None]]:
+    """``(document id, message id)`` of every document ``extracting``: the sweep asks Redis whether a job
+    (its own, or its message's ingest job, which extracts the first document inline) still exists."""
+    stmt = select(Document.id, Document.message_id).where(Document.status == DocumentStatus.EXTRACTING.value)
+    return [(row.id, row.message_id) for row in session.execute(stmt.order_by(Document.id))]
 
 
 def mark_requeued(session: Session, document_ids: list[int]) -> None:
