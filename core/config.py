@@ -58,6 +58,11 @@ class Settings:
     smtp_tls_cert: Path | None = None
     smtp_tls_key: Path | None = None
     smtp_require_tls: bool = False  # refuse mail before STARTTLS (only with a certificate)
+    # Prometheus metrics of the SMTP gateway and of a worker, each on a port of its own (0: not served;
+    # several workers on one host: PROMETHEUS_MULTIPROC_DIR instead, the web process's /metrics serves all).
+    metrics_host: str = "127.0.0.1"
+    smtp_metrics_port: int = 0
+    worker_metrics_port: int = 0
 
     @property
     def redis_is_embedded(self) -> bool:
@@ -83,6 +88,9 @@ class Settings:
             smtp_tls_cert=_path("SMTP_TLS_CERT"),
             smtp_tls_key=_path("SMTP_TLS_KEY"),
             smtp_require_tls=os.environ.get("SMTP_REQUIRE_TLS", "").lower() in {"1", "true", "yes", "on"},
+            metrics_host=os.environ.get("METRICS_HOST", "127.0.0.1"),
+            smtp_metrics_port=_int("SMTP_METRICS_PORT", 0),
+            worker_metrics_port=_int("WORKER_METRICS_PORT", 0),
         )
 
 

@@ -44,6 +44,7 @@ from imapclient.exceptions import IMAPClientError
 from rq import Queue
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import logs
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.models import Mailbox, MailboxAuth, MailboxImportOutcome, MessageSource
@@ -607,7 +608,7 @@ def quiet_library_loggers() -> None:
 
 def main(settings: Settings, catch_all_urls: list[str] | None = None) -> None:
     """Run the poller in the foreground until SIGTERM or SIGINT, then stop gracefully."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()  # LOG_FORMAT=json: one JSON object per line
     quiet_library_loggers()
     urls = list(catch_all_urls or []) + os.environ.get("IMAP_CATCH_ALL", "").split()
     stop = threading.Event()

@@ -28,10 +28,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
+from core import metrics
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.mail import parsed
-from core.models import InboundMessage
+from core.models import Document, InboundMessage
 from core.queue import connect, enqueue_extract, get_queue
 from core.services import processing
 from core.services import templates as extraction_templates
@@ -176,6 +177,11 @@ TIME_LIMIT_ERRORS = (BaseTimeoutException,)
 
 def ingest_message(message_id: int) -> list[int]:
     """Unpack a stored message into documents, then queue one extraction per new document."""
+    with metrics.observe_job("ingest_message"):
+        return _ingest_message(message_id)
+
+
+def _ingest_message(message_id: int) -> list[int]:
     try:
         with session_scope(_session_factory()) as session:
             document_ids = processing.ingest_message(session, _storage(), message_id)
@@ -198,18 +204,31 @@ def ingest_message(message_id: int) -> list[int]:
 def _extract_inline(queue: Queue, document_id: int) -> None:
     """Extract in the ingest job itself; if that fails for a passing reason, leave it to its own job."""
     try:
-        with session_scope(_session_factory()) as session:
-            processing.extract_document(session, _storage(), document_id, TIME_LIMIT_ERRORS)
+        _extract(document_id)
     except Exception:
         logger.warning("document %s: inline extraction failed, queued on its own", document_id, exc_info=True)
         enqueue_extract(queue, document_id)
 
 
+def _extract(document_id: int) -> None:
+    """Extract one document in its own transaction; counted and timed by its source once committed."""
+    started = time.perf_counter()
+    with session_scope(_session_factory()) as session:
+        extracted = processing.extract_document(session, _storage(), document_id, TIME_LIMIT_ERRORS)
+        source = session.get(Document, document_id).extraction_source if extracted else None
+    if extracted:
+        metrics.observe_extraction(source, time.perf_counter() - started)
+
+
 def extract_document(document_id: int) -> None:
     """Extract the fields of a document and route it to review (or to failed, with a reason)."""
+    with metrics.observe_job("extract_document"):
+        _extract_document(document_id)
+
+
+def _extract_document(document_id: int) -> None:
     try:
-        with session_scope(_session_factory()) as session:
-            processing.extract_document(session, _storage(), document_id, TIME_LIMIT_ERRORS)
+        _extract(document_id)
     except Exception as exc:
         if _last_attempt():
             reason = processing.transient_reason(exc, "this file")

@@ -32,21 +32,15 @@ import redis
 from rq import SimpleWorker, Worker
 from rq.worker import BaseWorker
 
-from core import extraction
+from core import extraction, logs, metrics
 from core.config import Settings
 from core.queue import connect, get_queue
 from worker import jobs
 
 logger = logging.getLogger(__name__)
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
 def configure_logging(level: int = logging.INFO) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=level, format=LOG_FORMAT)
-    root.setLevel(level)
+    logs.configure(level)  # LOG_FORMAT=json: one JSON object per line, with the job's message or document id
     extraction.quiet_libraries()  # pdfminer would log whole documents at DEBUG
 
 
@@ -126,6 +120,7 @@ def build_worker(settings: Settings) -> BaseWorker:
 def run(settings: Settings, burst: bool = False, with_scheduler: bool = True) -> bool:
     """Work on the queue until stopped (or, with ``burst``, until it is empty). True if a job ran."""
     configure_logging()
+    metrics.serve(settings.worker_metrics_port, settings.metrics_host)
     jobs.configure(settings)  # the jobs of this worker use its settings, not whatever the environment says
     extraction.warm_up()
     preload()

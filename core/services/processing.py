@@ -201,17 +201,17 @@ def extract_document(
     storage: FileStorage,
     document_id: int,
     time_limit_errors: tuple[type[BaseException], ...] = (),
-) -> None:
+) -> bool:
     """Read the fields of a document waiting in ``extracting`` and send it to review (or ``failed``).
 
-    Does nothing for a document in any other status, so a repeated job changes nothing.
+    Does nothing for a document in any other status, so a repeated job changes nothing: False then.
     ``time_limit_errors``: what the caller's time limit raises (the job runner's); such a document ends
     failed without a retry, since the same file would run out of time again.
     """
     # Locked until commit: a second run waits for the first, then finds the document no longer extracting.
     doc = session.get(Document, document_id, with_for_update=True)
     if doc is None or doc.status != DocumentStatus.EXTRACTING.value:
-        return
+        return False
     try:
         _extract(session, storage, doc)
     except TRANSIENT_ERRORS:
@@ -226,6 +226,7 @@ def extract_document(
         logger.exception("document %s: extraction failed", document_id)
         fail_document(doc, unexpected_reason(exc, "this file"))
     session.flush()
+    return True
 
 
 def _extract(session: Session, storage: FileStorage, doc: Document) -> None:

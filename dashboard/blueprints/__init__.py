@@ -10,7 +10,8 @@ AREAS = ("auth", "review", "invoices", "imports", "settings", "api", "clients", 
          "splitting",  # issue 4: several invoices in one PDF
          "templates_editor",  # issue 4: per-tenant invoice2data templates
          "senderauth",  # issue 8: SPF/DKIM/DMARC, the tenant's choice for mail failing DMARC
-         "deadletter")  # issue 7: what failed after its retries, and retry
+         "deadletter",  # issue 7: what failed after its retries, and retry
+         "health")  # issue 15: /healthz, /readyz, /metrics for operators' tools
 
 
 def register_blueprints(app: Flask) -> None:
