@@ -87,11 +87,11 @@ def observe_extraction(source: str | None, seconds: float) -> None:
 
 
 class StateCollector(Collector):
-    """Messages and documents by status (all tenants together), queue depth and oldest job's age."""
+    """Messages and documents by status (all tenants together), each queue's depth and oldest job's age."""
 
-    def __init__(self, session_factory: Callable[[], Session], queue_factory: Callable[[], Queue]) -> None:
+    def __init__(self, session_factory: Callable[[], Session], queues: Callable[[], dict[str, Queue]]) -> None:
         self._session_factory = session_factory
-        self._queue_factory = queue_factory
+        self._queues = queues  # priority ("mail", "bulk") -> its queue
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         messages = GaugeMetricFamily("inbox_messages", "Stored messages, by status", labels=["status"])
@@ -108,13 +108,13 @@ class StateCollector(Collector):
             log.warning("metrics: database unreachable (%s)", type(exc).__name__)
         yield messages
         yield documents
-        depth = GaugeMetricFamily("inbox_queue_jobs", "Jobs waiting in the queue")
+        depth = GaugeMetricFamily("inbox_queue_jobs", "Jobs waiting in a queue, by queue", labels=["queue"])
         oldest = GaugeMetricFamily("inbox_queue_oldest_job_age_seconds",
-                                   "How long the oldest waiting job has waited (0: none waiting)")
+                                   "How long a queue's oldest waiting job has waited (0: none)", labels=["queue"])
         try:
-            queue = self._queue_factory()
-            depth.add_metric([], queue.count)
-            oldest.add_metric([], oldest_job_age(queue.connection, queue))
+            for priority, queue in self._queues().items():
+                depth.add_metric([priority], queue.count)
+                oldest.add_metric([priority], oldest_job_age(queue.connection, queue))
         except Exception as exc:
             log.warning("metrics: Redis unreachable (%s)", type(exc).__name__)
         yield depth

@@ -16,6 +16,7 @@ from core.storage import FileStorage
 from dashboard import querycount
 from dashboard.extensions import csrf, db, login_manager, migrate
 from dashboard.i18n import init_i18n
+from worker.policy import BULK
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -74,4 +75,13 @@ def queue() -> Queue:
     found = current_app.extensions.get("inbox.queue")
     if found is None:
         found = current_app.extensions.setdefault("inbox.queue", get_queue(settings()))
+    return found
+
+
+def bulk_queue() -> Queue:
+    """The queue of uploads, imports and retries (``worker.policy``), on the same Redis client as ``queue()``."""
+    found = current_app.extensions.get("inbox.bulk_queue")
+    if found is None:
+        found = current_app.extensions.setdefault("inbox.bulk_queue",
+                                                  get_queue(settings(), queue().connection, BULK))
     return found

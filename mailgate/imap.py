@@ -55,6 +55,7 @@ from core.services import mailboxes as svc
 from core.storage import FileStorage, sha256_hex
 from mailgate.imap_oauth import AccessTokenCache
 from mailgate.sweep import queue_message
+from worker.policy import BULK
 
 log = logging.getLogger(__name__)
 
@@ -544,7 +545,8 @@ class ImapPoller:
         self.catch_all_urls = catch_all_urls or []
         self.engine = make_engine(settings.database_url)
         self.session_factory = make_session_factory(self.engine)
-        self.queue_factory = queue_factory or (lambda: get_queue(settings))
+        # Bulk (worker.policy): a mailbox's first poll may bring years of mail.
+        self.queue_factory = queue_factory or (lambda: get_queue(settings, priority=BULK))
         self.workers: dict[int, MailboxWorker] = {}
         self.retiring: list[MailboxWorker] = []
 

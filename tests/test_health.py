@@ -108,8 +108,9 @@ def test_metrics_report_state_without_tenant_data(live_server, settings, session
     status, body = get(f"{live_server}/metrics")
     assert status == 200
     assert sample(body, "inbox_messages", 'status="received"') == 1.0
-    assert sample(body, "inbox_queue_jobs") == 1.0
-    age = sample(body, "inbox_queue_oldest_job_age_seconds")
+    assert sample(body, "inbox_queue_jobs", 'queue="mail"') == 1.0
+    assert sample(body, "inbox_queue_jobs", 'queue="bulk"') == 0.0
+    age = sample(body, "inbox_queue_oldest_job_age_seconds", 'queue="mail"')
     assert age is not None and 0 <= age < 60
     assert tenant.tenant.name not in body and tenant.address not in body and SUPPLIER not in body
 
@@ -196,4 +197,4 @@ def test_multiprocess_mode_the_web_serves_the_gateways_metrics(app, settings, te
     body = response.get_data(as_text=True)
     assert response.status_code == 200
     assert sample(body, "inbox_smtp_messages_total", 'code="250"') == 1.0
-    assert sample(body, "inbox_queue_jobs") == 1.0  # the state is still read by the web process
+    assert sample(body, "inbox_queue_jobs", 'queue="mail"') == 1.0  # the state is still read by the web process

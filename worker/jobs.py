@@ -37,6 +37,7 @@ from core.queue import connect, enqueue_extract, get_queue
 from core.services import processing
 from core.services import templates as extraction_templates
 from core.storage import FileStorage
+from worker.policy import BULK
 
 logger = logging.getLogger(__name__)
 
@@ -186,8 +187,9 @@ def _ingest_message(message_id: int) -> list[int]:
         with session_scope(_session_factory()) as session:
             document_ids = processing.ingest_message(session, _storage(), message_id)
         queue = get_queue(current_settings(), _connection())
+        bulk = get_queue(current_settings(), _connection(), BULK)  # a message's further documents
         for document_id in document_ids[INLINE_EXTRACTIONS:]:
-            enqueue_extract(queue, document_id)
+            enqueue_extract(bulk, document_id)
     except Exception as exc:
         if _last_attempt():
             reason = processing.transient_reason(exc, "this email")

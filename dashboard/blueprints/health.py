@@ -19,8 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.orm import Session
 
 from core import health, metrics
-from dashboard.app import queue, storage
+from dashboard.app import bulk_queue, queue, storage
 from dashboard.extensions import db
+from worker.policy import BULK, MAIL
 
 bp = Blueprint("health", __name__)
 
@@ -46,6 +47,6 @@ def metrics_endpoint() -> Response | tuple[str, int]:
         return "metrics need their bearer token\n", 401
     registry = current_app.extensions.get("inbox.metrics")
     if registry is None:  # built once; its collector reads the state during each scrape (this request)
-        state = metrics.StateCollector(lambda: Session(db.engine), queue)
+        state = metrics.StateCollector(lambda: Session(db.engine), lambda: {MAIL: queue(), BULK: bulk_queue()})
         registry = current_app.extensions.setdefault("inbox.metrics", metrics.registry_for_scrape(state))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
