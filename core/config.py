@@ -61,6 +61,12 @@ class Settings:
     # Prometheus metrics of the SMTP gateway and of a worker, each on a port of its own (0: not served;
     # several workers on one host: PROMETHEUS_MULTIPROC_DIR instead, the web process's /metrics serves all).
     metrics_host: str = "127.0.0.1"
+    # STORAGE_URL=s3://bucket/prefix: files on an S3-compatible object store instead of storage_dir.
+    storage_url: str = ""
+    s3_endpoint_url: str = ""  # e.g. http://minio:9000 (empty: AWS)
+    s3_region: str = ""
+    s3_access_key_id: str = ""  # empty: boto3's own lookup (AWS_ACCESS_KEY_ID, instance role, ...)
+    s3_secret_access_key: str = ""
     smtp_metrics_port: int = 0
     worker_metrics_port: int = 0
 
@@ -91,6 +97,11 @@ class Settings:
             metrics_host=os.environ.get("METRICS_HOST", "127.0.0.1"),
             smtp_metrics_port=_int("SMTP_METRICS_PORT", 0),
             worker_metrics_port=_int("WORKER_METRICS_PORT", 0),
+            storage_url=os.environ.get("STORAGE_URL", "").strip(),
+            s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL", "").strip(),
+            s3_region=os.environ.get("S3_REGION", "").strip(),
+            s3_access_key_id=os.environ.get("S3_ACCESS_KEY_ID", ""),
+            s3_secret_access_key=os.environ.get("S3_SECRET_ACCESS_KEY", ""),
         )
 
 

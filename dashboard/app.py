@@ -12,7 +12,7 @@ from rq import Queue
 from core.config import Settings, normalize_database_url
 from core.db import engine_options, install_sqlite_pragmas
 from core.queue import get_queue
-from core.storage import FileStorage
+from core.storage import FileStorage, make_storage
 from dashboard import querycount
 from dashboard.extensions import csrf, db, login_manager, migrate
 from dashboard.i18n import init_i18n
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     )
     app.config.update(config)
     app.extensions["inbox.settings"] = settings
-    app.extensions["inbox.storage"] = FileStorage(settings.storage_dir)
+    app.extensions["inbox.storage"] = make_storage(settings)
 
     db.init_app(app)
     with app.app_context():

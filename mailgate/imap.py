@@ -52,7 +52,7 @@ from core.queue import get_queue
 from core.secrets import SecretBox
 from core.services import accounts, intake
 from core.services import mailboxes as svc
-from core.storage import FileStorage, sha256_hex
+from core.storage import make_storage, sha256_hex
 from mailgate.imap_oauth import AccessTokenCache
 from mailgate.sweep import queue_message
 from worker.policy import BULK
@@ -268,7 +268,7 @@ class MailboxWorker(threading.Thread):
         self.queue_factory = queue_factory
         self.config = config
         self.halt = threading.Event()
-        self.storage = FileStorage(settings.storage_dir)
+        self.storage = make_storage(settings)
         self.box = SecretBox.from_settings(settings.secret_key)
         self.tokens = AccessTokenCache()
         self._queue: Queue | None = None

@@ -49,7 +49,7 @@ from core.models import utcnow
 from core.queue import enqueue_ingest_many, get_queue
 from core.services import accounts, intake
 from core.services.addresses import AddressMatch
-from core.storage import FileStorage
+from core.storage import make_storage
 from mailgate.senderauth import SenderScreen
 from mailgate.sweep import sweep_once
 
@@ -475,7 +475,7 @@ class InboxHandler:
         self.settings = settings
         self.limits = limits
         self.session_factory = session_factory
-        self.storage = FileStorage(settings.storage_dir)
+        self.storage = make_storage(settings)
         self.in_flight = _InFlight()
         self.refusals = RefusalLimiter(limits.max_refused_recipients, limits.refused_window)
         self.recipients = RecipientCache(limits.recipient_cache_seconds)

@@ -36,7 +36,7 @@ from core.models import Document, InboundMessage
 from core.queue import connect, enqueue_extract, get_queue
 from core.services import processing
 from core.services import templates as extraction_templates
-from core.storage import FileStorage
+from core.storage import FileStorage, make_storage
 from worker.policy import BULK
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ _settings: Settings | None = None
 _engine: Engine | None = None
 _factory: sessionmaker[Session] | None = None
 _redis: Redis | None = None
+_files: FileStorage | None = None
 
 
 def configure(settings: Settings | None) -> None:
@@ -58,21 +59,21 @@ def configure(settings: Settings | None) -> None:
 
 def reset() -> None:
     """Drop the engine and the Redis connection (they are created again on next use)."""
-    global _engine, _factory, _redis
+    global _engine, _factory, _redis, _files
     with _lock:
         if _engine is not None:
             _engine.dispose()
         if _redis is not None:
             _redis.close()
-        _engine = _factory = _redis = None
+        _engine = _factory = _redis = _files = None
 
 
 def _after_fork_in_child() -> None:
     # The parent's pooled connections belong to the parent: forget them without closing them.
-    global _engine, _factory, _redis
+    global _engine, _factory, _redis, _files
     if _engine is not None:
         _engine.dispose(close=False)
-    _engine = _factory = _redis = None
+    _engine = _factory = _redis = _files = None  # an object store's client is not shared across a fork
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -97,7 +98,13 @@ def _session_factory() -> sessionmaker[Session]:
 
 
 def _storage() -> FileStorage:
-    return FileStorage(current_settings().storage_dir)
+    """One per process (an object store's client is costly to make); made again after a fork."""
+    global _files
+    settings = current_settings()  # before taking the lock: current_settings takes it too
+    with _lock:
+        if _files is None:
+            _files = make_storage(settings)
+        return _files
 
 
 def _connection() -> Redis:
