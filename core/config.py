@@ -63,6 +63,7 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     # STORAGE_URL=s3://bucket/prefix: files on an S3-compatible object store instead of storage_dir.
     storage_url: str = ""
+    raw_retention_days: int = 0  # RAW_RETENTION_DAYS: raw e-mails older than this are deleted (0: kept)
     s3_endpoint_url: str = ""  # e.g. http://minio:9000 (empty: AWS)
     s3_region: str = ""
     s3_access_key_id: str = ""  # empty: boto3's own lookup (AWS_ACCESS_KEY_ID, instance role, ...)
@@ -98,6 +99,7 @@ class Settings:
             smtp_metrics_port=_int("SMTP_METRICS_PORT", 0),
             worker_metrics_port=_int("WORKER_METRICS_PORT", 0),
             storage_url=os.environ.get("STORAGE_URL", "").strip(),
+            raw_retention_days=_int("RAW_RETENTION_DAYS", 0),
             s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL", "").strip(),
             s3_region=os.environ.get("S3_REGION", "").strip(),
             s3_access_key_id=os.environ.get("S3_ACCESS_KEY_ID", ""),

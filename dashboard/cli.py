@@ -166,6 +166,25 @@ def summaries_rebuild(tenant_ref: str | None) -> None:
                + (f" for {target.name}" if target else ""))
 
 
+@cli.command("purge-raw")
+@click.option("--days", type=click.IntRange(1, 36500), default=None,
+              help="Delete raw e-mails older than this (default: RAW_RETENTION_DAYS).")
+@with_appcontext
+def purge_raw_command(days: int | None) -> None:
+    """Apply the raw e-mail retention: delete finished raw e-mails, keep their files and invoices (cron it daily)."""
+    from datetime import timedelta
+
+    from core.services import tenant_data
+    from dashboard.app import storage
+
+    days = days or settings().raw_retention_days
+    if not days:
+        click.echo("RAW_RETENTION_DAYS is 0: raw e-mails are kept; nothing deleted")
+        return
+    purged = tenant_data.purge_raw_messages(db.session, storage(), timedelta(days=days))
+    click.echo(f"{purged} raw e-mail(s) older than {days} days deleted; their files and invoices are kept")
+
+
 # The processes of the Procfile ---------------------------------------------------------------
 
 

@@ -7,11 +7,12 @@ import json
 import subprocess
 import sys
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from core.models import Document, InboundMessage, Role, StoredFile, Tenant, User
+from core.models import Document, InboundMessage, MessageStatus, Role, StoredFile, Tenant, User, utcnow
 from core.services import accounts, intake, processing
 from core.storage import FileStorage
 from tests.conftest import PASSWORD, make_tenant
@@ -124,3 +125,29 @@ def test_admins_download_their_companys_export_from_the_dashboard(app, session, 
     page = clerk.get("/settings")
     assert b"/settings/export" not in page.data
     assert clerk.post("/settings/export", data={"csrf_token": csrf_token(page)}).status_code == 403
+
+
+def test_retention_deletes_old_raw_emails_and_keeps_their_files(settings, session, storage, tenant):
+    old_id, pdf = received_invoice(session, storage, tenant, "OLD-1")
+    recent_id, _ = received_invoice(session, storage, tenant, "NEW-1")
+    failed_id, _ = received_invoice(session, storage, tenant, "FAIL-1")
+    old, failed = session.get(InboundMessage, old_id), session.get(InboundMessage, failed_id)
+    old.received_at = failed.received_at = utcnow() - timedelta(days=40)
+    failed.status = MessageStatus.FAILED.value  # a retry needs its e-mail: kept
+    session.commit()
+    raw_keys = {i: session.get(InboundMessage, i).raw_key for i in (old_id, recent_id, failed_id)}
+
+    assert "kept" in inbox(settings, "purge-raw").stdout  # RAW_RETENTION_DAYS unset: nothing deleted
+    assert storage.exists(raw_keys[old_id])
+    done = inbox(settings, "purge-raw", "--days", "30")
+    assert done.returncode == 0 and done.stdout.startswith("1 raw e-mail(s)"), done.stdout + done.stderr
+    session.expire_all()
+    assert not storage.exists(raw_keys[old_id]) and session.get(InboundMessage, old_id).raw_purged_at is not None
+    assert storage.exists(raw_keys[recent_id]) and storage.exists(raw_keys[failed_id])
+    [document] = session.scalars(select(Document).where(Document.message_id == old_id)).all()
+    assert document.number == "OLD-1" and storage.read(document.file.storage_key) == pdf  # the file is kept
+    assert inbox(settings, "purge-raw", "--days", "30").stdout.startswith("0 raw")  # a second run: nothing left
+
+    assert processing.ingest_message(session, storage, old_id) == []  # a re-run says why it cannot
+    message = session.get(InboundMessage, old_id)
+    assert message.status == MessageStatus.FAILED.value and message.reason == processing.RAW_PURGED

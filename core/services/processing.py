@@ -32,6 +32,8 @@ from core.storage import FileStorage, StorageError, sha256_hex
 logger = logging.getLogger(__name__)
 
 RAW_MISSING = N_("The stored message file is missing; restore it from a backup, then re-run the message.")
+RAW_PURGED = N_("The original e-mail was deleted after the retention period; its files and invoices are kept, "
+                "but it cannot be processed again.")
 NO_TEXT_NOTE = "no text layer; fill in by hand"
 NO_TEXT_REASON = N_("This file has no text layer and OCR read nothing usable in it: fill in the fields by hand.")
 UNREADABLE_PDF = N_("The PDF could not be read (it may be damaged or encrypted): {detail}")
@@ -86,6 +88,10 @@ def ingest_message(session: Session, storage: FileStorage, message_id: int) -> l
 
 def _ingest(session: Session, storage: FileStorage, message: InboundMessage) -> list[int]:
     message.attempts = (message.attempts or 0) + 1
+    if message.raw_purged_at is not None:
+        _finish_message(message, MessageStatus.FAILED, RAW_PURGED)
+        session.flush()
+        return []
     try:
         raw = storage.read(message.raw_key)
     except FileNotFoundError:

@@ -22,16 +22,16 @@ import json
 import logging
 import zipfile
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import IO, Any
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
 import core.models_templates  # noqa: F401 - their tables belong to tenants too
 import core.summary_models  # noqa: F401
-from core.models import Base, InboundMessage, Membership, StoredFile, Tenant, User
+from core.models import Base, InboundMessage, Membership, MessageStatus, StoredFile, Tenant, User, utcnow
 from core.storage import FileStorage
 
 log = logging.getLogger(__name__)
@@ -166,3 +166,31 @@ def delete_tenant(session: Session, storage: FileStorage, tenant_id: int) -> dic
     removed["accounts"] = len(orphans)
     session.expire_all()
     return removed
+
+
+# Raw e-mails the retention may delete: finished ones. A failed or quarantined message keeps its e-mail,
+# which a retry or a release needs.
+PURGEABLE = (MessageStatus.PROCESSED.value, MessageStatus.IGNORED.value)
+
+
+def purge_raw_messages(session: Session, storage: FileStorage, older_than: timedelta, *, batch: int = 1000) -> int:
+    """Delete the raw e-mails received more than ``older_than`` ago (all companies), keeping their extracted
+    files, documents and invoices; returns how many. The stored file goes first and the mark after, so an
+    interrupted run leaves nothing marked that still exists, and a second run finishes the rest."""
+    cutoff = utcnow() - older_than
+    purged = 0
+    while True:
+        rows = session.execute(
+            select(InboundMessage.id, InboundMessage.raw_key)
+            .where(InboundMessage.status.in_(PURGEABLE), InboundMessage.received_at < cutoff,
+                   InboundMessage.raw_purged_at.is_(None))
+            .order_by(InboundMessage.id).limit(batch)
+        ).all()
+        if not rows:
+            return purged
+        for row in rows:
+            storage.delete(row.raw_key)
+        session.execute(update(InboundMessage).where(InboundMessage.id.in_([r.id for r in rows]))
+                        .values(raw_purged_at=utcnow()).execution_options(synchronize_session=False))
+        session.commit()
+        purged += len(rows)
