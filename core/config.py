@@ -64,6 +64,18 @@ class Settings:
     # Per-company quotas (core.services.quotas); 0 turns one off.
     tenant_max_messages_per_hour: int = 1000
     tenant_max_storage_mb: int = 20 * 1024
+    # Prometheus metrics of the SMTP gateway and of a worker, each on a port of its own (0: not served;
+    # several workers on one host: PROMETHEUS_MULTIPROC_DIR instead, the web process's /metrics serves all).
+    metrics_host: str = "127.0.0.1"
+    # STORAGE_URL=s3://bucket/prefix: files on an S3-compatible object store instead of storage_dir.
+    storage_url: str = ""
+    raw_retention_days: int = 0  # RAW_RETENTION_DAYS: raw e-mails older than this are deleted (0: kept)
+    s3_endpoint_url: str = ""  # e.g. http://minio:9000 (empty: AWS)
+    s3_region: str = ""
+    s3_access_key_id: str = ""  # empty: boto3's own lookup (AWS_ACCESS_KEY_ID, instance role, ...)
+    s3_secret_access_key: str = ""
+    smtp_metrics_port: int = 0
+    worker_metrics_port: int = 0
 
     @property
     def redis_is_embedded(self) -> bool:
@@ -92,6 +104,15 @@ class Settings:
             proxy_hops=_int("TRUSTED_PROXY_HOPS", 0),
             tenant_max_messages_per_hour=_int("TENANT_MAX_MESSAGES_PER_HOUR", 1000),
             tenant_max_storage_mb=_int("TENANT_MAX_STORAGE_MB", 20 * 1024),
+            metrics_host=os.environ.get("METRICS_HOST", "127.0.0.1"),
+            smtp_metrics_port=_int("SMTP_METRICS_PORT", 0),
+            worker_metrics_port=_int("WORKER_METRICS_PORT", 0),
+            storage_url=os.environ.get("STORAGE_URL", "").strip(),
+            raw_retention_days=_int("RAW_RETENTION_DAYS", 0),
+            s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL", "").strip(),
+            s3_region=os.environ.get("S3_REGION", "").strip(),
+            s3_access_key_id=os.environ.get("S3_ACCESS_KEY_ID", ""),
+            s3_secret_access_key=os.environ.get("S3_SECRET_ACCESS_KEY", ""),
         )
 
 

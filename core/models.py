@@ -230,6 +230,8 @@ class InboundMessage(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the raw e-mail was deleted by the retention (RAW_RETENTION_DAYS); its extracted files stay.
+    raw_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Sender control: upstream Authentication-Results verdicts, the SMTP envelope sender, the earlier
     # message this one repeats, and who released it from quarantine (a release skips the allow-list).
     auth_results: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -14,6 +14,10 @@ import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.config import Settings
 
 
 class StorageError(OSError):
@@ -24,7 +28,20 @@ class StorageError(OSError):
 _MAX_CHECKED_DIRS = 4096
 
 
-class FileStorage:
+class StorageKeys:
+    """The key schemes, shared by every storage (a local directory, an object store)."""
+
+    @staticmethod
+    def raw_message_key(tenant_id: int, sha256: str) -> str:
+        now = datetime.now(UTC)
+        return f"raw/{tenant_id}/{now:%Y/%m}/{now:%Y%m%dT%H%M%S}-{sha256[:16]}-{secrets.token_hex(4)}.eml"
+
+    @staticmethod
+    def file_key(tenant_id: int, sha256: str) -> str:
+        return f"files/{tenant_id}/{sha256[:2]}/{sha256}"
+
+
+class FileStorage(StorageKeys):
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self._resolved_root = self.root.resolve()  # once: resolving costs a system call per component
@@ -99,16 +116,20 @@ class FileStorage:
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
-    # Key schemes -----------------------------------------------------------------------------
 
-    @staticmethod
-    def raw_message_key(tenant_id: int, sha256: str) -> str:
-        now = datetime.now(UTC)
-        return f"raw/{tenant_id}/{now:%Y/%m}/{now:%Y%m%dT%H%M%S}-{sha256[:16]}-{secrets.token_hex(4)}.eml"
+Storage = FileStorage  # the interface every storage offers (core.storage_s3.S3Storage too)
 
-    @staticmethod
-    def file_key(tenant_id: int, sha256: str) -> str:
-        return f"files/{tenant_id}/{sha256[:2]}/{sha256}"
+
+def make_storage(settings: Settings) -> FileStorage:
+    """``STORAGE_URL=s3://bucket/prefix``: an S3-compatible object store; otherwise the local directory."""
+    if settings.storage_url:
+        from core.storage_s3 import S3Storage  # boto3 is imported only when an object store is configured
+
+        return S3Storage(  # type: ignore[return-value]  # same interface, duck-typed
+            settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id, secret_access_key=settings.s3_secret_access_key,
+        )
+    return FileStorage(settings.storage_dir)
 
 
 def sha256_hex(data: bytes) -> str:

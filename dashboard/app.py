@@ -13,10 +13,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from core.config import Settings, normalize_database_url
 from core.db import engine_options, install_sqlite_pragmas
 from core.queue import get_queue
-from core.storage import FileStorage
+from core.storage import FileStorage, make_storage
 from dashboard import querycount
 from dashboard.extensions import csrf, db, login_manager, migrate
 from dashboard.i18n import init_i18n
+from worker.policy import BULK
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     if settings.proxy_hops > 0:  # behind the documented TLS proxy: the client is what it forwarded
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
     app.extensions["inbox.settings"] = settings
-    app.extensions["inbox.storage"] = FileStorage(settings.storage_dir)
+    app.extensions["inbox.storage"] = make_storage(settings)
 
     db.init_app(app)
     with app.app_context():
@@ -77,4 +78,13 @@ def queue() -> Queue:
     found = current_app.extensions.get("inbox.queue")
     if found is None:
         found = current_app.extensions.setdefault("inbox.queue", get_queue(settings()))
+    return found
+
+
+def bulk_queue() -> Queue:
+    """The queue of uploads, imports and retries (``worker.policy``), on the same Redis client as ``queue()``."""
+    found = current_app.extensions.get("inbox.bulk_queue")
+    if found is None:
+        found = current_app.extensions.setdefault("inbox.bulk_queue",
+                                                  get_queue(settings(), queue().connection, BULK))
     return found

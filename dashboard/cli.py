@@ -60,6 +60,51 @@ def tenant_rotate_address(tenant_ref: str, grace_days: int) -> None:
     click.echo(accounts.address_of(rotation.new, settings().inbound_domain))
 
 
+@tenant.command("export")
+@click.argument("tenant_ref")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="The archive to write (default: tenant-<id>-export.zip in the current directory).")
+@with_appcontext
+def tenant_export(tenant_ref: str, output: str | None) -> None:
+    """Write one archive with the tenant's messages, files, invoices, entries and settings (docs/tenant-export.md)."""
+    from core.services import tenant_data
+    from dashboard.app import storage
+
+    try:
+        target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain)
+    except ServiceError as exc:
+        _fail(exc)
+    path = output or f"tenant-{target.id}-export.zip"
+    with open(path, "xb") as out:  # never overwrite an earlier export
+        manifest = tenant_data.export_tenant(db.session, storage(), target.id, out)
+    rows = sum(manifest["tables"].values())
+    click.echo(f"{path}: {rows} rows in {len(manifest['tables'])} tables, {manifest['files']} stored files")
+
+
+@tenant.command("delete")
+@click.argument("tenant_ref")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
+@with_appcontext
+def tenant_delete(tenant_ref: str, yes: bool) -> None:
+    """Erase the tenant: its stored files, every row, and accounts left without a company. Irreversible."""
+    from core.services import tenant_data
+    from dashboard.app import storage
+
+    try:
+        target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain)
+    except ServiceError as exc:
+        _fail(exc)
+    name, tenant_id = target.name, target.id
+    if not yes:
+        click.confirm(f"Erase {name!r} (tenant {tenant_id}) and all its data? This cannot be undone "
+                      f"(export it first: inbox tenant export {tenant_id})", abort=True)
+    removed = tenant_data.delete_tenant(db.session, storage(), tenant_id)
+    db.session.commit()
+    click.echo(f"Erased {name!r} (tenant {tenant_id}):")
+    for what, count in removed.items():
+        click.echo(f"  {what}: {count}")
+
+
 @cli.group()
 def user() -> None:
     """Users and their roles in tenants."""
@@ -160,6 +205,25 @@ def summaries_rebuild(tenant_ref: str | None) -> None:
     db.session.commit()
     click.echo(f"{clients} client summaries and {days} dated amounts rebuilt"
                + (f" for {target.name}" if target else ""))
+
+
+@cli.command("purge-raw")
+@click.option("--days", type=click.IntRange(1, 36500), default=None,
+              help="Delete raw e-mails older than this (default: RAW_RETENTION_DAYS).")
+@with_appcontext
+def purge_raw_command(days: int | None) -> None:
+    """Apply the raw e-mail retention: delete finished raw e-mails, keep their files and invoices (cron it daily)."""
+    from datetime import timedelta
+
+    from core.services import tenant_data
+    from dashboard.app import storage
+
+    days = days or settings().raw_retention_days
+    if not days:
+        click.echo("RAW_RETENTION_DAYS is 0: raw e-mails are kept; nothing deleted")
+        return
+    purged = tenant_data.purge_raw_messages(db.session, storage(), timedelta(days=days))
+    click.echo(f"{purged} raw e-mail(s) older than {days} days deleted; their files and invoices are kept")
 
 
 # The processes of the Procfile ---------------------------------------------------------------

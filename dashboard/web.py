@@ -158,23 +158,45 @@ def _safe_filename(name: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f/\\]", "_", PurePosixPath(name or "").name).strip()[:200] or "document"
 
 
+def content_disposition(inline: bool, filename: str) -> str:
+    """The header ``send_file`` would write: an ASCII name plus the RFC 5987 UTF-8 one."""
+    from urllib.parse import quote
+
+    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"{'inline' if inline else 'attachment'}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
 def send_stored_file(stored: StoredFile, filename: str) -> Response:
     """The stored bytes with their own type, inline when that type is safe to show; 404 when missing."""
     from dashboard.app import storage
 
-    path = storage().path(stored.storage_key)
-    if not path.is_file():
-        abort(404)
+    files = storage()
     inline = stored.content_type in INLINE_TYPES
-    response = send_file(
-        path,
-        mimetype=stored.content_type if inline else "application/octet-stream",
-        as_attachment=not inline,
-        download_name=_safe_filename(filename),
-        conditional=True,
-        etag=stored.sha256,
-        max_age=0,
-    )
+    mimetype = stored.content_type if inline else "application/octet-stream"
+    if hasattr(files, "open_stream"):  # an object store: streamed in chunks, never whole in memory
+        try:
+            chunks = files.open_stream(stored.storage_key)
+        except FileNotFoundError:
+            abort(404)
+        response = Response(chunks, mimetype=mimetype, direct_passthrough=True)
+        response.headers["Content-Disposition"] = content_disposition(inline, _safe_filename(filename))
+        response.set_etag(stored.sha256)
+        if stored.size is not None:
+            response.content_length = stored.size
+        response = response.make_conditional(request)
+    else:
+        path = files.path(stored.storage_key)
+        if not path.is_file():
+            abort(404)
+        response = send_file(
+            path,
+            mimetype=mimetype,
+            as_attachment=not inline,
+            download_name=_safe_filename(filename),
+            conditional=True,
+            etag=stored.sha256,
+            max_age=0,
+        )
     response.headers["Cache-Control"] = "private, no-cache"
     response.headers["Content-Security-Policy"] = FILE_POLICY_PDF if stored.content_type == PDF_TYPE else FILE_POLICY
     return response

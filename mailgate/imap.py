@@ -46,6 +46,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from rq import Queue
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import logs
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.i18n import N_
@@ -54,9 +55,10 @@ from core.queue import get_queue
 from core.secrets import SecretBox
 from core.services import accounts, intake
 from core.services import mailboxes as svc
-from core.storage import FileStorage, sha256_hex
+from core.storage import make_storage, sha256_hex
 from mailgate.imap_oauth import AccessTokenCache, OAuthError
 from mailgate.sweep import queue_message
+from worker.policy import BULK
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +307,7 @@ class MailboxWorker(threading.Thread):
         self.queue_factory = queue_factory
         self.config = config
         self.halt = threading.Event()
-        self.storage = FileStorage(settings.storage_dir)
+        self.storage = make_storage(settings)
         self.box = SecretBox.from_settings(settings.secret_key)
         self.tokens = AccessTokenCache()
         self._queue: Queue | None = None
@@ -582,7 +584,8 @@ class ImapPoller:
         self.catch_all_urls = catch_all_urls or []
         self.engine = make_engine(settings.database_url)
         self.session_factory = make_session_factory(self.engine)
-        self.queue_factory = queue_factory or (lambda: get_queue(settings))
+        # Bulk (worker.policy): a mailbox's first poll may bring years of mail.
+        self.queue_factory = queue_factory or (lambda: get_queue(settings, priority=BULK))
         self.workers: dict[int, MailboxWorker] = {}
         self.retiring: list[MailboxWorker] = []
 
@@ -646,7 +649,7 @@ def quiet_library_loggers() -> None:
 
 def main(settings: Settings, catch_all_urls: list[str] | None = None) -> None:
     """Run the poller in the foreground until SIGTERM or SIGINT, then stop gracefully."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()  # LOG_FORMAT=json: one JSON object per line
     quiet_library_loggers()
     urls = list(catch_all_urls or []) + os.environ.get("IMAP_CATCH_ALL", "").split()
     stop = threading.Event()

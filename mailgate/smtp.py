@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, AnyStr, TypeVar
 
 import redis
 from aiosmtpd.controller import Controller
@@ -42,13 +42,14 @@ from rq import Queue
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import logs, metrics
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.models import utcnow
 from core.queue import enqueue_ingest_many, get_queue
 from core.services import accounts, intake, quotas
 from core.services.addresses import AddressMatch
-from core.storage import FileStorage
+from core.storage import make_storage
 from mailgate.senderauth import SenderScreen
 from mailgate.sweep import sweep_once
 
@@ -504,7 +505,7 @@ class InboxHandler:
         self.settings = settings
         self.limits = limits
         self.session_factory = session_factory
-        self.storage = FileStorage(settings.storage_dir)
+        self.storage = make_storage(settings)
         self.in_flight = _InFlight()
         self.refusals = RefusalLimiter(limits.max_refused_recipients, limits.refused_window)
         self.recipients = RecipientCache(limits.recipient_cache_seconds)
@@ -821,6 +822,13 @@ class InboxSMTP(SMTP):
         self._client = "?"  # the client key (IP, IPv6 /64) counted against max_connections_per_client
         self.drop_after_reply = False  # set by a hook whose reply must end the connection
         self._data_deadline: float | None = None  # loop time by which DATA must be complete
+        self._replies_counted: Any = None  # the metric counting this command's replies by code (RCPT, DATA)
+
+    async def push(self, status: AnyStr) -> None:
+        await super().push(status)
+        counter = self._replies_counted
+        if counter is not None and (code := metrics.reply_code(status)) != "354":  # 354: go ahead, not an answer
+            counter.labels(code).inc()
 
     def _create_envelope(self) -> InboxEnvelope:
         return InboxEnvelope()
@@ -830,6 +838,8 @@ class InboxSMTP(SMTP):
         super().connection_made(transport)
         if first and not self._counted:
             self._counted = True
+            metrics.SMTP_SESSIONS.inc()
+            metrics.SMTP_SESSIONS_OPEN.inc()
             handler = self.event_handler
             handler.connections += 1
             self._client = RefusalLimiter.client_key(_peer_ip(self.session)) if self.session else "?"
@@ -838,6 +848,7 @@ class InboxSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self._counted:
             self._counted = False
+            metrics.SMTP_SESSIONS_OPEN.dec()
             handler = self.event_handler
             handler.connections -= 1
             left = handler.connections_by_client.get(self._client, 1) - 1
@@ -866,7 +877,11 @@ class InboxSMTP(SMTP):
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:
-        await super().smtp_RCPT(arg)
+        self._replies_counted = metrics.SMTP_RECIPIENTS
+        try:
+            await super().smtp_RCPT(arg)
+        finally:
+            self._replies_counted = None
         if self.drop_after_reply and self.transport is not None:
             self.transport.close()  # the reply already written is flushed first
 
@@ -880,8 +895,10 @@ class InboxSMTP(SMTP):
         try:
             # Receiving, storing and answering are one unit that a graceful stop lets finish.
             with self.event_handler.in_flight.track():
+                self._replies_counted = metrics.SMTP_MESSAGES
                 await super().smtp_DATA(arg)
         finally:
+            self._replies_counted = None
             self._data_deadline = None
             if self.transport is not None:
                 self._reset_timeout()  # back to the command timeout for what follows
@@ -905,6 +922,7 @@ class _TooBusy(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
         log.warning("connection limit reached, refused peer=%s", (transport.get_extra_info("peername") or ["?"])[0])
+        metrics.SMTP_SESSIONS.inc()
         transport.write(f"421 4.7.0 {self._hostname} Too many connections, try again later\r\n".encode())
         transport.close()
 
@@ -990,7 +1008,7 @@ def build_controller(
 
 def main(settings: Settings) -> None:
     """Run the SMTP server in the foreground until SIGTERM or SIGINT, then stop gracefully."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()  # LOG_FORMAT=json: one JSON object per line
     controller = build_controller(settings)
     stopping = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -1001,6 +1019,7 @@ def main(settings: Settings) -> None:
             controller.handler.close()
             raise
         log.info("SMTP listening on %s:%s", controller.hostname, controller.port)
+        metrics.serve(settings.smtp_metrics_port, settings.metrics_host)
         while not stopping.wait(1.0):
             pass
         log.info("SMTP stopping: no new connections, finishing messages in flight")

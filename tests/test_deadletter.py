@@ -14,6 +14,7 @@ from core.storage import FileStorage
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.test_dashboard import csrf_token, login
+from worker.policy import BULK
 
 
 def _failed_message(session: Session, storage: FileStorage, tenant: TenantFixture) -> int:
@@ -67,7 +68,7 @@ def test_failed_items_are_listed_with_reasons_and_retried(
     assert session.get(InboundMessage, message_id).status == MessageStatus.QUEUED.value
     assert session.get(Document, document_id).status == DocumentStatus.EXTRACTING.value
     assert session.get(InboundMessage, foreign_id).status == MessageStatus.FAILED.value  # untouched
-    queue: Queue = get_queue(settings)
+    queue: Queue = get_queue(settings, priority=BULK)  # retries are bulk work (worker.policy)
     try:
         assert set(queue.job_ids) == {f"ingest-message-{message_id}", f"extract-document-{document_id}"}
     finally:

@@ -7,6 +7,7 @@ Redis and RQ worker for the timeout.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -211,8 +212,8 @@ def test_extraction_that_runs_too_long_ends_failed_not_stuck(settings, session, 
 
     scan = make_scanned_pdf(make_invoice_pdf(), copies=3)  # three pages of OCR: several seconds
     doc = new_document(session, storage, tenant.tenant.id, scan, "application/pdf", "scan.pdf")
-    queue = get_queue(settings)
-    enqueue_extract(queue, doc.id, timeout=1)
+    queue = get_queue(replace(settings, job_timeout=1))  # JOB_TIMEOUT=1, read through the worker's policy
+    enqueue_extract(queue, doc.id)
     assert run(settings, burst=True)
     session.expire_all()
     doc = session.get(Document, doc.id)

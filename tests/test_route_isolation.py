@@ -55,8 +55,10 @@ from tests.invoicegen import make_email, make_invoice_pdf
 from tests.test_dashboard import csrf_token, login
 
 # Reachable without logging in: the login page itself, its language switcher (sets the session's language
-# only), the static files and the API's OpenAPI document (describes the routes, holds no data).
-ALLOW_ANONYMOUS = {"auth.login", "static", "locale.switch", "api.openapi_document"}
+# only), the static files, the API's OpenAPI document (describes the routes, holds no data) and the
+# operations endpoints for load balancers and Prometheus (no tenant data: tests/test_health.py).
+ALLOW_ANONYMOUS = {"auth.login", "static", "locale.switch", "api.openapi_document", "health.healthz",
+                   "health.readyz", "health.metrics_endpoint"}
 # The operator's support console: a tenant's user is refused it as a whole (403), which tells nothing.
 EXISTENCE_NOT_SECRET = {"support.tenant_overview", "support.tenant_codes", "support.tenant_imports",
                         "support.tenant_message"}

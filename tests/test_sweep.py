@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from rq import Queue
 
 from core.db import session_scope
 from core.models import InboundMessage, utcnow
+from core.queue import enqueue_ingest
 from core.services import intake
 from core.storage import FileStorage
 from mailgate import sweep
@@ -117,3 +119,22 @@ def test_server_survives_failing_sweeps_and_catches_up(
             redis_proc.start()
         _wait_for(lambda: status_of(session_factory, message_id) == "queued")
     assert job_exists(redis_url, message_id)
+
+
+def test_a_queued_message_whose_job_vanished_is_queued_again_at_once(
+    settings, session_factory, tenant, redis_url, queue
+):
+    message_id = store_received(settings, session_factory, tenant)
+    assert sweep_once(settings, session_factory, queue) == 1  # queued just now: far from stale
+    queue.connection.flushall()  # Redis lost its data
+    assert sweep_once(settings, session_factory, queue) == 1  # no 15-minute wait
+    assert job_exists(redis_url, message_id) and queue.job_ids == [f"ingest-message-{message_id}"]
+    assert sweep_once(settings, session_factory, queue) == 0  # its job exists: left alone
+
+
+def test_racing_enqueuers_create_one_job(settings, session_factory, tenant, queue):
+    """Two sweeps (two gateways) or a sweep and a person's retry at once: one queue entry, never two."""
+    message_id = store_received(settings, session_factory, tenant)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: enqueue_ingest(queue, message_id), range(32)))
+    assert queue.job_ids == [f"ingest-message-{message_id}"]

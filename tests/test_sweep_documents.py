@@ -11,6 +11,7 @@ from rq import Queue
 
 from core.db import session_scope
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, utcnow
+from core.queue import enqueue_ingest, ingest_job_id
 from core.services import intake, processing
 from core.storage import FileStorage
 from mailgate.sweep import sweep_once
@@ -50,9 +51,21 @@ def test_a_stranded_document_is_queued_once_then_extracted(settings, session_fac
 
 
 def test_a_document_being_extracted_now_is_left_alone(settings, session_factory, tenant, queue):
-    stranded_document(settings, session_factory, tenant, age=timedelta(seconds=10))
+    """Its message's ingest job (which extracts the first document inline) is still in Redis: not lost."""
+    document_id = stranded_document(settings, session_factory, tenant, age=timedelta(seconds=10))
+    with session_factory() as session:
+        message_id = session.get(Document, document_id).message_id
+    enqueue_ingest(queue, message_id)
     assert sweep_once(settings, session_factory, queue) == 0
-    assert queue.job_ids == []
+    assert queue.job_ids == [ingest_job_id(message_id)]
+
+
+def test_a_recent_document_whose_jobs_are_gone_is_queued_at_once(settings, session_factory, tenant, queue):
+    """No staleness wait when Redis says no job (its own nor its message's) will ever extract it."""
+    document_id = stranded_document(settings, session_factory, tenant, age=timedelta(seconds=10))
+    assert sweep_once(settings, session_factory, queue) == 1
+    assert queue.job_ids == [f"extract-document-{document_id}"]
+    assert sweep_once(settings, session_factory, queue) == 0  # its job exists now: left alone
 
 
 def test_marking_queued_never_undoes_a_finished_job(settings, session_factory, tenant):

@@ -15,7 +15,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from rq import Queue
 from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,6 +29,7 @@ from tests.conftest import TenantFixture
 from tests.invoicegen import corrupt_pdf, make_email, make_image, make_invoice_pdf
 from worker import jobs
 from worker.main import InboxSimpleWorker, InboxWorker, run, worker_class
+from worker.policy import PRIORITIES
 
 EXPECTED = {
     "doc_type": "invoice",
@@ -100,8 +100,9 @@ def fields_of(doc: Document) -> dict:
 
 
 def no_failed_jobs(settings: Settings) -> bool:
-    queue = Queue(settings.queue_name, connection=connect(settings))
-    return FailedJobRegistry(queue=queue).count == 0 and queue.count == 0
+    connection = connect(settings)
+    queues = [get_queue(settings, connection, priority) for priority in PRIORITIES]
+    return all(FailedJobRegistry(queue=queue).count == 0 and queue.count == 0 for queue in queues)
 
 
 def test_invoice_email_becomes_a_pending_document_with_its_fields(env_settings, session, storage, tenant):

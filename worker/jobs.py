@@ -28,14 +28,16 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
+from core import metrics
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.mail import parsed
-from core.models import InboundMessage
+from core.models import Document, InboundMessage
 from core.queue import connect, enqueue_extract, get_queue
 from core.services import processing
 from core.services import templates as extraction_templates
-from core.storage import FileStorage
+from core.storage import FileStorage, make_storage
+from worker.policy import BULK
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ _settings: Settings | None = None
 _engine: Engine | None = None
 _factory: sessionmaker[Session] | None = None
 _redis: Redis | None = None
+_files: FileStorage | None = None
 
 
 def configure(settings: Settings | None) -> None:
@@ -56,21 +59,21 @@ def configure(settings: Settings | None) -> None:
 
 def reset() -> None:
     """Drop the engine and the Redis connection (they are created again on next use)."""
-    global _engine, _factory, _redis
+    global _engine, _factory, _redis, _files
     with _lock:
         if _engine is not None:
             _engine.dispose()
         if _redis is not None:
             _redis.close()
-        _engine = _factory = _redis = None
+        _engine = _factory = _redis = _files = None
 
 
 def _after_fork_in_child() -> None:
     # The parent's pooled connections belong to the parent: forget them without closing them.
-    global _engine, _factory, _redis
+    global _engine, _factory, _redis, _files
     if _engine is not None:
         _engine.dispose(close=False)
-    _engine = _factory = _redis = None
+    _engine = _factory = _redis = _files = None  # an object store's client is not shared across a fork
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -95,7 +98,13 @@ def _session_factory() -> sessionmaker[Session]:
 
 
 def _storage() -> FileStorage:
-    return FileStorage(current_settings().storage_dir)
+    """One per process (an object store's client is costly to make); made again after a fork."""
+    global _files
+    settings = current_settings()  # before taking the lock: current_settings takes it too
+    with _lock:
+        if _files is None:
+            _files = make_storage(settings)
+        return _files
 
 
 def _connection() -> Redis:
@@ -176,12 +185,18 @@ TIME_LIMIT_ERRORS = (BaseTimeoutException,)
 
 def ingest_message(message_id: int) -> list[int]:
     """Unpack a stored message into documents, then queue one extraction per new document."""
+    with metrics.observe_job("ingest_message"):
+        return _ingest_message(message_id)
+
+
+def _ingest_message(message_id: int) -> list[int]:
     try:
         with session_scope(_session_factory()) as session:
             document_ids = processing.ingest_message(session, _storage(), message_id)
         queue = get_queue(current_settings(), _connection())
+        bulk = get_queue(current_settings(), _connection(), BULK)  # a message's further documents
         for document_id in document_ids[INLINE_EXTRACTIONS:]:
-            enqueue_extract(queue, document_id)
+            enqueue_extract(bulk, document_id)
     except Exception as exc:
         if _last_attempt():
             reason = processing.transient_reason(exc, "this email")
@@ -198,18 +213,31 @@ def ingest_message(message_id: int) -> list[int]:
 def _extract_inline(queue: Queue, document_id: int) -> None:
     """Extract in the ingest job itself; if that fails for a passing reason, leave it to its own job."""
     try:
-        with session_scope(_session_factory()) as session:
-            processing.extract_document(session, _storage(), document_id, TIME_LIMIT_ERRORS)
+        _extract(document_id)
     except Exception:
         logger.warning("document %s: inline extraction failed, queued on its own", document_id, exc_info=True)
         enqueue_extract(queue, document_id)
 
 
+def _extract(document_id: int) -> None:
+    """Extract one document in its own transaction; counted and timed by its source once committed."""
+    started = time.perf_counter()
+    with session_scope(_session_factory()) as session:
+        extracted = processing.extract_document(session, _storage(), document_id, TIME_LIMIT_ERRORS)
+        source = session.get(Document, document_id).extraction_source if extracted else None
+    if extracted:
+        metrics.observe_extraction(source, time.perf_counter() - started)
+
+
 def extract_document(document_id: int) -> None:
     """Extract the fields of a document and route it to review (or to failed, with a reason)."""
+    with metrics.observe_job("extract_document"):
+        _extract_document(document_id)
+
+
+def _extract_document(document_id: int) -> None:
     try:
-        with session_scope(_session_factory()) as session:
-            processing.extract_document(session, _storage(), document_id, TIME_LIMIT_ERRORS)
+        _extract(document_id)
     except Exception as exc:
         if _last_attempt():
             reason = processing.transient_reason(exc, "this file")
@@ -223,7 +251,7 @@ def rematch_invoice(invoice_id: int) -> None:
     from core.models import Invoice
     from core.services.reconciliation import match_new_invoice
 
-    with session_scope(_session_factory()) as session:
+    with metrics.observe_job("rematch_invoice"), session_scope(_session_factory()) as session:
         invoice = session.get(Invoice, invoice_id)
         if invoice is None:
             return

@@ -9,7 +9,8 @@
   ``Restart=always``, a Procfile host; ``inbox start`` does not restart, it stops the whole stack). RQ
   gives the abandoned job its remaining retries once its heartbeat expires, and the sweep re-queues a
   message whose job was lost. Memory a job leaks stays in the process until the worker restarts.
-- Job timeouts and retries are set when enqueueing (``core.queue``). Both classes enforce the time limit
+- Queues, job timeouts (``JOB_TIMEOUT``) and retries: ``worker.policy``, read by every enqueue (``core.queue``).
+  Both classes enforce the time limit
   with SIGALRM in the main thread (RQ's ``UnixSignalDeathPenalty``): a job over it fails and is retried.
 - Templates and other read-only data are loaded before the first job (with ``fork``: in the parent,
   before the first fork), so every job starts warm instead of reloading ~200 invoice2data templates.
@@ -32,21 +33,15 @@ import redis
 from rq import SimpleWorker, Worker
 from rq.worker import BaseWorker
 
-from core import extraction
+from core import extraction, logs, metrics
 from core.config import Settings
 from core.queue import connect, get_queue
-from worker import jobs
+from worker import jobs, policy
 
 logger = logging.getLogger(__name__)
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
 def configure_logging(level: int = logging.INFO) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=level, format=LOG_FORMAT)
-    root.setLevel(level)
+    logs.configure(level)  # LOG_FORMAT=json: one JSON object per line, with the job's message or document id
     extraction.quiet_libraries()  # pdfminer would log whole documents at DEBUG
 
 
@@ -120,12 +115,15 @@ def build_worker(settings: Settings) -> BaseWorker:
     connection = connect(settings)
     # RQ re-queues a job abandoned by a dead worker (SIGKILL, OOM) when a worker's maintenance next runs,
     # once the job's heartbeat has expired (~90 s): every minute rather than RQ's default ten.
-    return cls([get_queue(settings, connection)], connection=connection, maintenance_interval=MAINTENANCE_INTERVAL)
+    # Queues in priority order (worker.policy): an e-mail waiting never stands behind a bulk import.
+    queues = [get_queue(settings, connection, priority) for priority in policy.PRIORITIES]
+    return cls(queues, connection=connection, maintenance_interval=MAINTENANCE_INTERVAL)
 
 
 def run(settings: Settings, burst: bool = False, with_scheduler: bool = True) -> bool:
     """Work on the queue until stopped (or, with ``burst``, until it is empty). True if a job ran."""
     configure_logging()
+    metrics.serve(settings.worker_metrics_port, settings.metrics_host)
     jobs.configure(settings)  # the jobs of this worker use its settings, not whatever the environment says
     extraction.warm_up()
     preload()
@@ -149,8 +147,8 @@ def _work_through_outages(settings: Settings, burst: bool, with_scheduler: bool)
     while True:
         try:
             worker = build_worker(settings)
-            logger.info("worker %s (%s) listening on queue %r", worker.name, type(worker).__name__,
-                        settings.queue_name)
+            logger.info("worker %s (%s) listening on queues %s", worker.name, type(worker).__name__,
+                        ", ".join(worker.queue_names()))
             return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="INFO")
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             if burst:

@@ -168,3 +168,10 @@ def messages_to_requeue(
         )
     )
     return list(session.scalars(stmt.order_by(InboundMessage.id)))
+
+
+def queued_message_ids(session: Session) -> list[int]:
+    """Every message marked ``queued``: its job was created before the mark, so the sweep can ask Redis
+    whether that job still exists (it vanishes when Redis loses its data)."""
+    stmt = select(InboundMessage.id).where(InboundMessage.status == MessageStatus.QUEUED.value)
+    return list(session.scalars(stmt.order_by(InboundMessage.id)))

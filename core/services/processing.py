@@ -39,6 +39,8 @@ TOO_MANY_PARTS = N_(
     "This email has more than {limit} MIME parts: it was not read (a mail bomb, or a mailer gone wrong). "
     "The original is kept; ask the sender for a simpler email."
 )
+RAW_PURGED = N_("The original e-mail was deleted after the retention period; its files and invoices are kept, "
+                "but it cannot be processed again.")
 NO_TEXT_NOTE = "no text layer; fill in by hand"
 NO_TEXT_REASON = N_("This file has no text layer and OCR read nothing usable in it: fill in the fields by hand.")
 UNREADABLE_PDF = N_("The PDF could not be read (it may be damaged or encrypted): {detail}")
@@ -71,7 +73,9 @@ def ingest_message(session: Session, storage: FileStorage, message_id: int) -> l
     An unexpected error leaves the message ``failed`` with a reason (the session is rolled back first,
     so that half-made documents are not kept); database and storage errors are raised for a retry.
     """
-    message = session.get(InboundMessage, message_id)
+    # Locked until commit: a second run of this job (re-queued by the sweep after Redis lost the first
+    # one's job while it ran) waits here, then reuses what the first one made; never both at once.
+    message = session.get(InboundMessage, message_id, with_for_update=True)
     if message is None:
         logger.warning("message %s does not exist (deleted?): nothing to do", message_id)
         return []
@@ -91,6 +95,10 @@ def ingest_message(session: Session, storage: FileStorage, message_id: int) -> l
 
 def _ingest(session: Session, storage: FileStorage, message: InboundMessage) -> list[int]:
     message.attempts = (message.attempts or 0) + 1
+    if message.raw_purged_at is not None:
+        _finish_message(message, MessageStatus.FAILED, RAW_PURGED)
+        session.flush()
+        return []
     try:
         raw = storage.read(message.raw_key)
     except FileNotFoundError:
@@ -215,16 +223,17 @@ def extract_document(
     storage: FileStorage,
     document_id: int,
     time_limit_errors: tuple[type[BaseException], ...] = (),
-) -> None:
+) -> bool:
     """Read the fields of a document waiting in ``extracting`` and send it to review (or ``failed``).
 
-    Does nothing for a document in any other status, so a repeated job changes nothing.
+    Does nothing for a document in any other status, so a repeated job changes nothing: False then.
     ``time_limit_errors``: what the caller's time limit raises (the job runner's); such a document ends
     failed without a retry, since the same file would run out of time again.
     """
-    doc = session.get(Document, document_id)
+    # Locked until commit: a second run waits for the first, then finds the document no longer extracting.
+    doc = session.get(Document, document_id, with_for_update=True)
     if doc is None or doc.status != DocumentStatus.EXTRACTING.value:
-        return
+        return False
     try:
         _extract(session, storage, doc)
     except TRANSIENT_ERRORS:
@@ -239,6 +248,7 @@ def extract_document(
         logger.exception("document %s: extraction failed", document_id)
         fail_document(doc, unexpected_reason(exc, "this file"))
     session.flush()
+    return True
 
 
 def _extract(session: Session, storage: FileStorage, doc: Document) -> None:
@@ -449,6 +459,13 @@ def documents_to_requeue(session: Session, stale_after: timedelta) -> list[int]:
         Document.status == DocumentStatus.EXTRACTING.value, Document.updated_at < utcnow() - stale_after
     )
     return list(session.scalars(stmt.order_by(Document.id)))
+
+
+def extracting_documents(session: Session) -> list[tuple[int, int | None]]:
+    """``(document id, message id)`` of every document ``extracting``: the sweep asks Redis whether a job
+    (its own, or its message's ingest job, which extracts the first document inline) still exists."""
+    stmt = select(Document.id, Document.message_id).where(Document.status == DocumentStatus.EXTRACTING.value)
+    return [(row.id, row.message_id) for row in session.execute(stmt.order_by(Document.id))]
 
 
 def mark_requeued(session: Session, document_ids: list[int]) -> None:

@@ -12,7 +12,8 @@ AREAS = ("auth", "review", "invoices", "imports", "settings", "api", "clients", 
          "senderauth",  # issue 8: SPF/DKIM/DMARC, the tenant's choice for mail failing DMARC
          "deadletter",  # issue 7: what failed after its retries, and retry
          "tokens",  # issue 14: API tokens listed, revoked, expiring
-         "api_docs")  # issue 17: the API reference, rendered from /api/v1/openapi.json
+         "api_docs",  # issue 17: the API reference, rendered from /api/v1/openapi.json
+         "health")  # issue 15: /healthz, /readyz, /metrics for operators' tools
 
 
 def register_blueprints(app: Flask) -> None:

@@ -14,7 +14,7 @@ from core.models import InboundMessage
 from core.queue import enqueue_extract, enqueue_ingest, enqueue_rematch
 from core.services import ValidationFailed, access, intake, quotas, uploads
 from core.services import documents as docs
-from dashboard.app import queue, storage
+from dashboard.app import bulk_queue, storage
 from dashboard.app import settings as app_settings
 from dashboard.extensions import db
 from dashboard.i18n import errors_text, translate
@@ -47,7 +47,7 @@ def index() -> str:
 def enqueue_message(message_id: int, force: bool = False) -> bool:
     """Queue the ingest job; False when Redis is unreachable (the sweep re-queues the message later)."""
     try:
-        enqueue_ingest(queue(), message_id, force=force)
+        enqueue_ingest(bulk_queue(), message_id, force=force)
     except Exception as exc:  # the message is stored and committed: nothing is lost, only delayed
         logger.warning("message %s: enqueue failed (%s)", message_id, type(exc).__name__)
         return False
@@ -58,7 +58,7 @@ def enqueue_rematch_invoice(invoice_id: int) -> bool:
     """After a validation: the worker matches the payments that arrived first; False when Redis is
     unreachable (the payment is then matched at the next matching run: a statement import or "Run matching")."""
     try:
-        enqueue_rematch(queue(), invoice_id)
+        enqueue_rematch(bulk_queue(), invoice_id)
     except Exception as exc:
         logger.warning("invoice %s: enqueue of the matching failed (%s)", invoice_id, type(exc).__name__)
         return False
@@ -67,7 +67,7 @@ def enqueue_rematch_invoice(invoice_id: int) -> bool:
 
 def enqueue_document(document_id: int) -> bool:
     try:
-        enqueue_extract(queue(), document_id, force=True)
+        enqueue_extract(bulk_queue(), document_id, force=True)
     except Exception as exc:
         logger.warning("document %s: enqueue failed (%s)", document_id, type(exc).__name__)
         return False

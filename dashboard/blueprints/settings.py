@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+import tempfile
+from datetime import UTC, datetime
+
+from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from core.services import ValidationFailed, accounts
+from core.services import ValidationFailed, accounts, tenant_data
 from core.services import addresses as addr
 from dashboard.app import settings as app_settings
+from dashboard.app import storage
 from dashboard.extensions import db
 from dashboard.i18n import errors_text
 from dashboard.viewer import admin_required
@@ -58,3 +62,20 @@ def rotate_address() -> Response:
                     address=new_address)
     flash(message, "success")
     return redirect(url_for(".index", _anchor="addresses"))
+
+
+@bp.post("/settings/export")
+@tenant_required
+def export_data() -> Response:
+    """The company's whole archive (docs/tenant-export.md), for its admins; spooled to a temporary file,
+    never held in memory, and removed once sent."""
+    admin_required()
+    archive = tempfile.TemporaryFile()  # noqa: SIM115 - send_file closes it once the response is sent
+    try:
+        tenant_data.export_tenant(db.session, storage(), tenant_id(), archive)
+    except BaseException:
+        archive.close()
+        raise
+    archive.seek(0)
+    name = f"invoice-inbox-export-{datetime.now(UTC):%Y-%m-%d}.zip"
+    return send_file(archive, mimetype="application/zip", as_attachment=True, download_name=name, max_age=0)

@@ -41,6 +41,7 @@ from tests.dovecot import IMAP_PASSWORD, DovecotServer
 from tests.reliability.faults import ImapFeeder, Process, Sender, read_only, smtp_env, wait_for_port, wait_until
 from tests.reliability.pgcluster import PostgresCluster
 from tests.services import RedisProcess, free_port, process_env
+from worker.policy import BULK
 
 MESSAGES = int(os.environ.get("RELIABILITY_MESSAGES", "80"))
 IMAP_MESSAGES = MESSAGES // 4  # a quarter more arrives in a mailbox the IMAP poller reads
@@ -93,6 +94,7 @@ def _settle(settings: Settings, tenant_id: int, timeout: float) -> dict[str, obj
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
     queue: Queue = get_queue(settings)
+    bulk: Queue = get_queue(settings, queue.connection, BULK)  # IMAP imports and further documents
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -104,12 +106,13 @@ def _settle(settings: Settings, tenant_id: int, timeout: float) -> dict[str, obj
                 # What the gateway's periodic sweep and the workers' maintenance do, run more often than
                 # their production intervals so that the test does not wait for minutes.
                 sweep_once(settings, factory, queue, stale_after=timedelta(seconds=20), received_grace=timedelta(0))
-                StartedJobRegistry(queue=queue).cleanup()
-                # Retries wait 10, 60 then 300 s for RQ's scheduler: let them run now.
-                scheduled = ScheduledJobRegistry(queue=queue)
-                for job_id in scheduled.get_job_ids():
-                    with contextlib.suppress(InvalidJobOperation, NoSuchJobError):
-                        scheduled.requeue(job_id)
+                for each in (queue, bulk):  # both queues of worker.policy
+                    StartedJobRegistry(queue=each).cleanup()
+                    # Retries wait 10, 60 then 300 s for RQ's scheduler: let them run now.
+                    scheduled = ScheduledJobRegistry(queue=each)
+                    for job_id in scheduled.get_job_ids():
+                        with contextlib.suppress(InvalidJobOperation, NoSuchJobError):
+                            scheduled.requeue(job_id)
             except (redis.RedisError, OSError):
                 pass
             time.sleep(1)
