@@ -172,3 +172,28 @@ def test_the_right_hand_addressee_block_and_a_bill_printed_by_its_buyer() -> Non
     found = extract_fields(bill)
     assert (found.fields["issuer"], found.fields["client"]) == ("Martin Industries", "Dupont Conseil")
     assert found.confidence("issuer") < 0.8 and found.confidence("client") < 0.8
+
+
+def test_a_chinese_vat_invoice_by_its_labels() -> None:
+    # As OCR lays such an invoice out: the invoice CODE is not its number, "发标号码" is an OCR misreading of
+    # "发票号码", the total is the "(小写)" (in figures) one, the amount in words says yuan.
+    text = ("                         发票代码 : 042001700112\n"
+            "                         发标号码 : 07007198\n"
+            "机器编号 499099660821    校验码 : 12636 66602 23329 27910\n"
+            "开票日期: 2018年03月23日\n"
+            "价税合计 (大写 )     贰佰玖拾肆元捌角贰分          (小写 )     ¥294.82\n")
+    found = extract_fields(text)
+    assert found.fields["number"] == "07007198"
+    assert found.fields["issue_date"] == date(2018, 3, 23)
+    assert found.fields["amount"] == Decimal("294.82")
+    assert found.fields["currency"] == "CNY"
+
+
+def test_the_only_date_of_an_invoice_whose_date_label_is_unreadable_is_flagged() -> None:
+    # "Daie de Facture": an OCR-garbled label; the one date printed is the issue date, shown with a check flag.
+    found = extract_fields("FACTURE N° 12345\nDaie de Facture    17/02/2020\nTotal TTC   587,95 €\n")
+    assert found.fields["issue_date"] == date(2020, 2, 17)
+    assert found.confidence("issue_date") < 0.8
+    # Two dates and no label: no guess.
+    found = extract_fields("FACTURE N° 12345\nDaie  17/02/2020   Retrait  18/02/2020\nTotal TTC   587,95 €\n")
+    assert "issue_date" not in found.fields

@@ -478,6 +478,8 @@ def extract_fields(text: str) -> Extraction:
         put("client", (client, 0.45) if client else None)
     if "doc_type" not in result.fields and result.fields.keys() & {"number", "amount"}:
         put("doc_type", ("invoice", 0.5))  # what comes to an invoice inbox with a number or a total, unsure
+    if "issue_date" not in result.fields and "doc_type" in result.fields:
+        put("issue_date", _only_date(doc, text, result.fields.get("due_date")))
     _total_by_arithmetic(doc, result, text)
     check_totals(result)
     _currency(result, [f for f in amounts.values() if f is not None], text)
@@ -575,6 +577,17 @@ def _date_beside(doc: _Doc, number: _Found) -> _Found | None:
         if found is not None:
             return _Found(found[0], 0.6, (cell,))
     return None
+
+
+def _only_date(doc: _Doc, text: str, due: date | None) -> tuple[date, float] | None:
+    """The issue date of an invoice whose label could not be read (OCR garbles "Date" into "Daie", a
+    Chinese "开票日期" into "开标日期"): the one date the whole document holds, other than its due date. A guess
+    from the absence of any other date: always flagged."""
+    dates = {found.value for found in find_dates(text[:_ONLY_DATE_CHARS], doc.month_first)} - {due}
+    return (dates.pop(), 0.45) if len(dates) == 1 else None
+
+
+_ONLY_DATE_CHARS = 20_000  # a page or two of text; a longer document with one date is not what this is for
 
 
 def _total_by_arithmetic(doc: _Doc, result: Extraction, text: str) -> None:
