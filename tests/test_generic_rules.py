@@ -197,3 +197,29 @@ def test_the_only_date_of_an_invoice_whose_date_label_is_unreadable_is_flagged()
     # Two dates and no label: no guess.
     found = extract_fields("FACTURE N° 12345\nDaie  17/02/2020   Retrait  18/02/2020\nTotal TTC   587,95 €\n")
     assert "issue_date" not in found.fields
+
+
+def test_a_name_in_key_value_form_under_the_client_label() -> None:
+    found = extract_fields("Factuur\nFactuurnummer: 2023-001\nFactuur aan:\nNaam: Jan de Groot\n"
+                           "Adres: Klokstraat 45, 5678 CD, Rotterdam\n")
+    assert found.fields["client"] == "Jan de Groot"
+
+
+def test_a_total_printed_alone_under_the_lines_is_taken_and_flagged() -> None:
+    # A typed invoice: no "Total" label, the sum underlined on a line of its own.
+    text = ("ACME ASSOCIATES, INC.\n\nDate  December 31, 1979\n\n"
+            "Round trip airfare....................   $ 292.00\n"
+            "Miscellaneous cabfares................      58.50\n"
+            "                                          $   350.50\n")
+    found = extract_fields(text)
+    assert found.fields["amount"] == Decimal("350.50") and found.confidence("amount") < 0.8
+    assert found.fields["currency"] == "USD" and found.fields["doc_type"] == "invoice"
+    # Not the largest amount: a line's amount alone, not a total.
+    found = extract_fields("Item A   $ 900.00\nItem B   $ 58.50\n      $ 350.50\n")
+    assert "amount" not in found.fields
+
+
+def test_the_letterhead_name_is_counted_without_ocr_specks_around_it() -> None:
+    found = extract_fields(". ACME ASSOCIATES, INC\n133 EAST STREET\nNEW YORK\nACME ASSOCIATES, INC\n"
+                           "Invoice No. 1727\nTotal   $ 350.50\n")
+    assert found.fields["issuer"] == "ACME ASSOCIATES, INC"

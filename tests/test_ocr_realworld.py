@@ -320,3 +320,12 @@ def test_a_page_in_chinese_is_read_with_the_data_of_its_script():
     assert fields["issue_date"] == date(2018, 3, 23)
     assert fields["amount"] == Decimal("294.82") and fields["currency"] == "CNY"
     assert all(found.extraction.confidence(name) < 0.8 for name in fields)  # shaky OCR: every field flagged
+
+
+def test_a_digit_read_as_its_lookalike_letter_is_restored():
+    from core.extraction.ocr import _digits_restored
+
+    assert [_digits_restored(w) for w in ("i979", "!979,", "2O23", "l500.")] == ["1979", "1979,", "2023", "1500."]
+    # Words, short tokens and codes with several letters stay as read.
+    assert [_digits_restored(w) for w in ("Inc.", "i4,", "l00", "A1B2", "1979")] == ["Inc.", "i4,", "l00", "A1B2",
+                                                                                    "1979"]

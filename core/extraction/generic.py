@@ -25,6 +25,7 @@ from core.extraction import identifiers
 from core.extraction import labels as L
 from core.extraction.result import GENERIC, Extraction
 from core.extraction.values import (
+    FoundMoney,
     clean_spaces,
     currency_codes_in,
     find_dates,
@@ -235,7 +236,13 @@ def _read_text(text: str, *, name_like: bool) -> tuple[str, float] | None:
             return None  # "12 rue de la Paix": an address line, not a name
         if _IBAN_LIKE.match(value) or L.DOC_TITLES.fullmatch(fold(value)) or L.NOT_A_NAME.fullmatch(fold(value)):
             return None
+        # An addressee block in "key: value" form ("Factuur aan:" then "Naam: Jan de Groot"): the name only.
+        value = _NAME_KEY.sub("", value, count=1) or value
     return value[:300], 1.0
+
+
+_NAME_KEY = re.compile(r"^(?:naam|name|nom|nombre|nome|raison sociale|firma|firmenname|bedrijfsnaam|company"
+                       r"|company name|societe|société|empresa|ragione sociale)\s*:\s*(?=\S)", re.IGNORECASE)
 
 
 # Finding fields ------------------------------------------------------------------------------------
@@ -390,12 +397,14 @@ def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
     counts: dict[str, int] = {}
     for line in doc.lines:
         for cell in line:
-            counts[cell.folded] = counts.get(cell.folded, 0) + 1
-    name = max(candidates, key=lambda c: counts.get(fold(c), 0))  # max keeps the first on a tie
+            key = cell.folded.strip(_EDGE_NOISE)  # ". GIANNINOTO ASSOCIATES": OCR's specks around a name
+            counts[key] = counts.get(key, 0) + 1
+    name = max(candidates, key=lambda c: counts.get(fold(c).strip(_EDGE_NOISE), 0))  # the first on a tie
     return name, 0.6 if _LEGAL_FORM.search(fold(name)) else 0.45
 
 
 _LETTERHEAD_CANDIDATES = 3
+_EDGE_NOISE = " .,:;*-_'\"`|~"
 
 
 def _letterhead_candidates(doc: _Doc, client: str | None) -> Iterator[str]:
@@ -459,6 +468,8 @@ def extract_fields(text: str) -> Extraction:
         "tax_amount": _find_money(doc, L.TAX_AMOUNT),
         "amount": _find_money(doc, L.AMOUNT),
     }
+    if all(found is None for found in amounts.values()):
+        amounts["amount"] = _unlabelled_total(doc)
     for name, found in amounts.items():
         put(name, found)
     put("client", _find(doc, L.CLIENT, lambda t: _read_text(t, name_like=True)) or _window_address(doc)
@@ -588,6 +599,29 @@ def _only_date(doc: _Doc, text: str, due: date | None) -> tuple[date, float] | N
 
 
 _ONLY_DATE_CHARS = 20_000  # a page or two of text; a longer document with one date is not what this is for
+
+
+def _unlabelled_total(doc: _Doc) -> _Found | None:
+    """A total printed without a label (a typed invoice: the lines' amounts, then their sum underlined on a
+    line of its own): the last line that holds nothing but an amount with its currency sign, when it is the
+    largest of at least two amounts in the document. A position, not a label: always flagged."""
+    seen: list[FoundMoney] = []
+    last: tuple[FoundMoney, tuple[Cell, ...]] | None = None
+    for line in doc.lines:
+        cells = tuple(c for c in line if (c.line, c.index) not in doc.claimed)
+        text = " ".join(c.text for c in cells)  # "$   350.50": the sign set apart is still the amount's
+        money = find_money(text)
+        seen += money
+        if len(money) == 1 and money[0].currency and _LONE_AMOUNT.fullmatch(text.strip()):
+            last = money[0], cells
+    if last is None or len(seen) < 2 or any(m.value > last[0].value for m in seen):
+        return None
+    money, cells = last
+    return _Found(money.value, 0.4, cells, "no total label: the amount printed alone under the others",
+                  currency=money.currency, ambiguous_currency=money.ambiguous_currency)
+
+
+_LONE_AMOUNT = re.compile(r"[$€£]\s*[\d.,' ]+|[\d.,' ]+\s*[$€£]")
 
 
 def _total_by_arithmetic(doc: _Doc, result: Extraction, text: str) -> None:

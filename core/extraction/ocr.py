@@ -330,7 +330,7 @@ def words_layout(tsv: str) -> tuple[str, list[OcrWord], float]:
         heights = sorted(b[3] for b in boxes)
         size = max(heights[len(heights) // 2] / 1.3, 1.0) if heights else 1.0
         for cells, (left, word_top, width, height) in zip(cells_of_line, boxes, strict=True):
-            text = cells[11].strip()
+            text = _digits_restored(cells[11].strip())
             words.append(Word(float(left), float(word_top), float(left + width), float(word_top + height),
                               float(bottom), size, text, left + width / max(len(text), 1)))
             try:
@@ -342,6 +342,19 @@ def words_layout(tsv: str) -> tuple[str, list[OcrWord], float]:
                 long_words += 1
                 tall += height > width
     return _CJK_GAP.sub("", layout_page(words)), read, tall / long_words if long_words else 0.0
+
+
+def _digits_restored(word: str) -> str:
+    """A number with one digit read as the letter it looks like ("i979", "!979", "2O23," -> "1979", "2023,"):
+    words of three digits or more and that one letter only, so that a date or an amount can be read."""
+    core = word.rstrip(".,;:")
+    odd = [ch for ch in core if not ch.isdigit()]
+    if len(core) < 4 or len(odd) != 1 or odd[0] not in _DIGIT_LOOKALIKES:
+        return word
+    return core.replace(odd[0], _DIGIT_LOOKALIKES[odd[0]]) + word[len(core):]
+
+
+_DIGIT_LOOKALIKES = {"i": "1", "I": "1", "l": "1", "!": "1", "|": "1", "O": "0", "o": "0"}
 
 
 # Tesseract makes a word of each ideograph or two; the layout puts a space between words, which would split
