@@ -329,3 +329,23 @@ def test_a_digit_read_as_its_lookalike_letter_is_restored():
     # Words, short tokens and codes with several letters stay as read.
     assert [_digits_restored(w) for w in ("Inc.", "i4,", "l00", "A1B2", "1979")] == ["Inc.", "i4,", "l00", "A1B2",
                                                                                     "1979"]
+
+
+def test_text_in_a_light_brand_colour_is_kept_as_ink():
+    from core.extraction.ocr import _grayscale
+
+    tan, black, paper = (205, 150, 110), (20, 20, 20), (255, 255, 255)
+    image = Image.new("RGB", (3, 1))
+    image.putdata([tan, black, paper])
+    gray = _grayscale(image)
+    assert [gray.getpixel((x, 0)) for x in range(3)] == [110, 20, 255]  # tan is ink once binarised, paper stays paper
+
+
+COLOURED_TITLE = CORPUS / "realworld" / "rwd19.png"  # "SHIPPING INVOICE 10112" and the issuer's name in tan
+
+
+@needs(COLOURED_TITLE)
+def test_a_title_and_number_printed_in_colour_are_read():
+    found = extract_image(COLOURED_TITLE.read_bytes())
+    assert "SHIPPING INVOICE" in found.text and "ZESTADO EXPRESS" in found.text
+    assert found.extraction.fields["number"] == "10112"

@@ -416,9 +416,10 @@ def _letterhead_candidates(doc: _Doc, client: str | None) -> Iterator[str]:
         if seen > 6:
             return
         for cell in line[:2]:
-            if (cell.line, cell.index) in doc.claimed or L.DOC_TITLES.match(cell.folded) or ":" in cell.text:
+            folded = cell.folded.lstrip(_EDGE_NOISE)  # "'Statement for": a label behind an OCR speck
+            if (cell.line, cell.index) in doc.claimed or L.DOC_TITLES.match(folded) or ":" in cell.text:
                 continue
-            if L.starts_with_label(cell.folded):
+            if L.starts_with_label(folded):
                 continue
             # Without columns the title shares the line: "Dupont Conseil SARL FACTURE".
             name = _TRAILING_TITLE.sub("", cell.text)

@@ -42,7 +42,7 @@ from functools import lru_cache
 from statistics import median
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageChops, ImageOps
 
 from core.extraction.text import Word, layout_page
 
@@ -223,7 +223,15 @@ def _grayscale(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))  # transparent = paper, not ink
         background.alpha_composite(image.convert("RGBA"))
         image = background
-    return image if image.mode == "L" else image.convert("L")
+    if image.mode == "L":
+        return image
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGB")
+    # The darkest channel, not the luminance: text printed in a light brand colour (a tan "SHIPPING INVOICE
+    # 10112", luminance ~165) turns white when Tesseract binarises a page of black text, and is lost; its
+    # darkest channel (~110) keeps it ink. Grey and black text read the same either way.
+    red, green, blue = image.split()[:3]
+    return ImageChops.darker(ImageChops.darker(red, green), blue)
 
 
 def _scaled(gray: Image.Image) -> Image.Image:
