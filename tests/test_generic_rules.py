@@ -223,3 +223,13 @@ def test_the_letterhead_name_is_counted_without_ocr_specks_around_it() -> None:
     found = extract_fields(". ACME ASSOCIATES, INC\n133 EAST STREET\nNEW YORK\nACME ASSOCIATES, INC\n"
                            "Invoice No. 1727\nTotal   $ 350.50\n")
     assert found.fields["issuer"] == "ACME ASSOCIATES, INC"
+
+
+def test_a_date_without_separators_is_read_under_its_label_only() -> None:
+    found = extract_fields("Facture N° 42\nDate de facture : 17022020\nTotal TTC  587,95 €\n")
+    assert found.fields["issue_date"] == date(2020, 2, 17)
+    found = extract_fields("开票日期: 20180323\n发票号码: 07007198\n")
+    assert found.fields["issue_date"] == date(2018, 3, 23)
+    # Eight digits without a date label are a reference, never a date; nor is a reading that is no real date.
+    assert "issue_date" not in extract_fields("Facture N° 17022020\nTotal TTC  587,95 €\n").fields
+    assert "issue_date" not in extract_fields("Facture N° 42\nDate de facture : 99999999\n").fields

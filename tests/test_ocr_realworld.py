@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -349,3 +350,12 @@ def test_a_title_and_number_printed_in_colour_are_read():
     found = extract_image(COLOURED_TITLE.read_bytes())
     assert "SHIPPING INVOICE" in found.text and "ZESTADO EXPRESS" in found.text
     assert found.extraction.fields["number"] == "10112"
+
+
+def test_table_rules_read_as_bars_separate_cells():
+    from core.extraction.ocr import _rules_as_gaps
+
+    line = "CientN° | FactureN° | Date de Facture | Date de retrait"
+    assert re.split(r"\s{2,}", _rules_as_gaps(line)) == ["CientN°", "FactureN°", "Date de Facture", "Date de retrait"]
+    assert len(_rules_as_gaps(line)) == len(line)  # columns keep their place
+    assert _rules_as_gaps("[om |ooszo0s01351] 17022020").split() == ["om", "ooszo0s01351", "17022020"]

@@ -31,6 +31,7 @@ from core.extraction.values import (
     find_dates,
     find_money,
     fold,
+    make_date,
     parse_date,
     reads_month_first,
 )
@@ -212,8 +213,24 @@ def _read_number(text: str) -> tuple[str, float] | None:
 def _read_date(text: str, month_first: bool = False) -> tuple[Any, float, int] | None:
     found = parse_date(text[:80], month_first)
     if found is None or found.start > 20:  # the date must follow its label, not sit far along the line
-        return None
+        return _compact_date(text)
     return found.value, 0.8 if found.ambiguous and not month_first else 1.0, found.end
+
+
+def _compact_date(text: str) -> tuple[date, float, int] | None:
+    """A date written without separators right after its label ("17022020", "20180323"): day-month-year or
+    year-month-day, whichever is a real date (never both). Only under a date label: elsewhere eight digits
+    are a reference."""
+    match = _EIGHT_DIGITS.match(text)
+    if match is None:
+        return None
+    digits = match.group(1)
+    readings = {d for d in (make_date(int(digits[4:]), int(digits[2:4]), int(digits[:2])),
+                            make_date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))) if d is not None}
+    return (readings.pop(), 0.8, match.end()) if len(readings) == 1 else None
+
+
+_EIGHT_DIGITS = re.compile(r"\s*[:.]?\s*(\d{8})(?!\d)")
 
 
 def _is_label(text: str) -> bool:

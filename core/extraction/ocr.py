@@ -349,7 +349,18 @@ def words_layout(tsv: str) -> tuple[str, list[OcrWord], float]:
             if len(text) >= 3:
                 long_words += 1
                 tall += height > width
-    return _CJK_GAP.sub("", layout_page(words)), read, tall / long_words if long_words else 0.0
+    text = _rules_as_gaps(_CJK_GAP.sub("", layout_page(words)))
+    return text, read, tall / long_words if long_words else 0.0
+
+
+def _rules_as_gaps(text: str) -> str:
+    """A table's rules, read by Tesseract as "|", "[" or "]" between or glued to words ("Facture | Date de
+    Facture |", "|ooszo0s01351]"), turned into the gap that separates cells in a text PDF's layout (as wide,
+    at least two spaces): the extractor then reads the cells as it reads a text PDF's columns."""
+    return _RULE.sub(lambda m: " " * max(len(m.group()), 2), text)
+
+
+_RULE = re.compile(r" *[|¦\[\]]+ *")
 
 
 def _digits_restored(word: str) -> str:

@@ -117,6 +117,11 @@ def reads_month_first(text: str, hint: bool = False) -> bool:
     return votes > 0 if votes else hint
 
 
+def make_date(year: int, month: int, day: int) -> date | None:
+    """``date(year, month, day)`` for a plausible invoice date (1950-2100; a 2-digit year completed), else None."""
+    return _make_date(year, month, day)
+
+
 def _make_date(year: int, month: int, day: int) -> date | None:
     if year < 100:
         year += 2000 if year < 70 else 1900
