@@ -11,8 +11,9 @@ want_test=0
 
 # Debian packages: redis-server (the embedded queue), poppler-utils (pdftotext for invoice2data),
 # tesseract-ocr (OCR of scans and photos, the worker runs it) with its French, German, Spanish, Italian and
-# Dutch data (English comes with it: the six languages), and its orientation and script detection
-# data (osd: pages scanned or photographed sideways are turned upright).
+# Dutch data (English comes with it: the six languages), its orientation and script detection data
+# (osd: pages scanned or photographed sideways are turned upright), and Simplified Chinese (chi_sim: a page
+# whose script OSD says is Han is read again with it).
 packages=(redis-server poppler-utils tesseract-ocr)
 commands=(redis-server pdftotext tesseract)
 if [ "$want_test" = 1 ]; then
@@ -29,7 +30,7 @@ if [ "$want_test" = 1 ] && ! perl -MNet::SSLeay -MIO::Socket::SSL -e 1 2>/dev/nu
   missing+=(libnet-ssleay-perl libio-socket-ssl-perl)
 fi
 # Tesseract's language data ships as packages without commands: ask tesseract which it has.
-for lang in fra deu spa ita nld osd; do
+for lang in fra deu spa ita nld osd chi_sim; do
   tesseract --list-langs 2>/dev/null | grep -qx "$lang" || missing+=("tesseract-ocr-$lang")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

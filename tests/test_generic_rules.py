@@ -172,3 +172,64 @@ def test_the_right_hand_addressee_block_and_a_bill_printed_by_its_buyer() -> Non
     found = extract_fields(bill)
     assert (found.fields["issuer"], found.fields["client"]) == ("Martin Industries", "Dupont Conseil")
     assert found.confidence("issuer") < 0.8 and found.confidence("client") < 0.8
+
+
+def test_a_chinese_vat_invoice_by_its_labels() -> None:
+    # As OCR lays such an invoice out: the invoice CODE is not its number, "发标号码" is an OCR misreading of
+    # "发票号码", the total is the "(小写)" (in figures) one, the amount in words says yuan.
+    text = ("                         发票代码 : 042001700112\n"
+            "                         发标号码 : 07007198\n"
+            "机器编号 499099660821    校验码 : 12636 66602 23329 27910\n"
+            "开票日期: 2018年03月23日\n"
+            "价税合计 (大写 )     贰佰玖拾肆元捌角贰分          (小写 )     ¥294.82\n")
+    found = extract_fields(text)
+    assert found.fields["number"] == "07007198"
+    assert found.fields["issue_date"] == date(2018, 3, 23)
+    assert found.fields["amount"] == Decimal("294.82")
+    assert found.fields["currency"] == "CNY"
+
+
+def test_the_only_date_of_an_invoice_whose_date_label_is_unreadable_is_flagged() -> None:
+    # "Daie de Facture": an OCR-garbled label; the one date printed is the issue date, shown with a check flag.
+    found = extract_fields("FACTURE N° 12345\nDaie de Facture    17/02/2020\nTotal TTC   587,95 €\n")
+    assert found.fields["issue_date"] == date(2020, 2, 17)
+    assert found.confidence("issue_date") < 0.8
+    # Two dates and no label: no guess.
+    found = extract_fields("FACTURE N° 12345\nDaie  17/02/2020   Retrait  18/02/2020\nTotal TTC   587,95 €\n")
+    assert "issue_date" not in found.fields
+
+
+def test_a_name_in_key_value_form_under_the_client_label() -> None:
+    found = extract_fields("Factuur\nFactuurnummer: 2023-001\nFactuur aan:\nNaam: Jan de Groot\n"
+                           "Adres: Klokstraat 45, 5678 CD, Rotterdam\n")
+    assert found.fields["client"] == "Jan de Groot"
+
+
+def test_a_total_printed_alone_under_the_lines_is_taken_and_flagged() -> None:
+    # A typed invoice: no "Total" label, the sum underlined on a line of its own.
+    text = ("ACME ASSOCIATES, INC.\n\nDate  December 31, 1979\n\n"
+            "Round trip airfare....................   $ 292.00\n"
+            "Miscellaneous cabfares................      58.50\n"
+            "                                          $   350.50\n")
+    found = extract_fields(text)
+    assert found.fields["amount"] == Decimal("350.50") and found.confidence("amount") < 0.8
+    assert found.fields["currency"] == "USD" and found.fields["doc_type"] == "invoice"
+    # Not the largest amount: a line's amount alone, not a total.
+    found = extract_fields("Item A   $ 900.00\nItem B   $ 58.50\n      $ 350.50\n")
+    assert "amount" not in found.fields
+
+
+def test_the_letterhead_name_is_counted_without_ocr_specks_around_it() -> None:
+    found = extract_fields(". ACME ASSOCIATES, INC\n133 EAST STREET\nNEW YORK\nACME ASSOCIATES, INC\n"
+                           "Invoice No. 1727\nTotal   $ 350.50\n")
+    assert found.fields["issuer"] == "ACME ASSOCIATES, INC"
+
+
+def test_a_date_without_separators_is_read_under_its_label_only() -> None:
+    found = extract_fields("Facture N° 42\nDate de facture : 17022020\nTotal TTC  587,95 €\n")
+    assert found.fields["issue_date"] == date(2020, 2, 17)
+    found = extract_fields("开票日期: 20180323\n发票号码: 07007198\n")
+    assert found.fields["issue_date"] == date(2018, 3, 23)
+    # Eight digits without a date label are a reference, never a date; nor is a reading that is no real date.
+    assert "issue_date" not in extract_fields("Facture N° 17022020\nTotal TTC  587,95 €\n").fields
+    assert "issue_date" not in extract_fields("Facture N° 42\nDate de facture : 99999999\n").fields

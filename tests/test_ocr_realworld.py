@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -23,6 +24,7 @@ from core.extraction.ocr import (
     OcrWord,
     confidence_factor,
     field_confidence,
+    installed_languages,
     open_image,
     read_image,
     tesseract_binary,
@@ -319,3 +321,75 @@ def test_tesseract_words_are_laid_out_like_a_text_pdf():
     assert lines[0].index("No.") - lines[0].index("Invoice") == len("Invoice ")  # one cell: a single space
     assert [(w.text, w.confidence) for w in words][-1] == ("204.75", 0.45)
     assert sideways == 0.0
+
+
+def test_ideographs_of_one_cell_are_not_split_by_spaces():
+    from core.extraction.ocr import words_layout
+
+    header = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext"
+    rows = [  # Tesseract's chi_sim makes a word of each ideograph or two
+        "5\t1\t1\t1\t1\t1\t100\t100\t60\t30\t96.0\t发票",
+        "5\t1\t1\t1\t1\t2\t165\t100\t60\t30\t95.0\t号码",
+        "5\t1\t1\t1\t1\t3\t230\t100\t15\t30\t90.0\t:",
+        "5\t1\t1\t1\t1\t4\t250\t100\t150\t30\t93.0\t07007198",
+    ]
+    text, _words, _sideways = words_layout("\n".join([header, *rows]))
+    assert text.strip() == "发票号码 : 07007198"
+
+
+CHINESE = CORPUS / "realworld" / "rwd22.png"
+
+
+@needs(CHINESE)
+@pytest.mark.skipif("chi_sim" not in installed_languages() and not os.environ.get("CI"),
+                    reason="tesseract-ocr-chi-sim is not installed")
+def test_a_page_in_chinese_is_read_with_the_data_of_its_script():
+    from core.extraction.ocr import script_language
+
+    assert script_language("Han") == "chi_sim"
+    assert script_language("Latin") is None and script_language(None) is None
+    found = extract_image(CHINESE.read_bytes())
+    assert "发票" in found.text  # read with chi_sim, not as garbled Latin
+    fields = found.extraction.fields
+    assert fields["number"] == "07007198"
+    assert fields["issue_date"] == date(2018, 3, 23)
+    assert fields["amount"] == Decimal("294.82") and fields["currency"] == "CNY"
+    assert all(found.extraction.confidence(name) < 0.8 for name in fields)  # shaky OCR: every field flagged
+
+
+def test_a_digit_read_as_its_lookalike_letter_is_restored():
+    from core.extraction.ocr import _digits_restored
+
+    assert [_digits_restored(w) for w in ("i979", "!979,", "2O23", "l500.")] == ["1979", "1979,", "2023", "1500."]
+    # Words, short tokens and codes with several letters stay as read.
+    assert [_digits_restored(w) for w in ("Inc.", "i4,", "l00", "A1B2", "1979")] == ["Inc.", "i4,", "l00", "A1B2",
+                                                                                    "1979"]
+
+
+def test_text_in_a_light_brand_colour_is_kept_as_ink():
+    from core.extraction.ocr import _grayscale
+
+    tan, black, paper = (205, 150, 110), (20, 20, 20), (255, 255, 255)
+    image = Image.new("RGB", (3, 1))
+    image.putdata([tan, black, paper])
+    gray = _grayscale(image)
+    assert [gray.getpixel((x, 0)) for x in range(3)] == [110, 20, 255]  # tan is ink once binarised, paper stays paper
+
+
+COLOURED_TITLE = CORPUS / "realworld" / "rwd19.png"  # "SHIPPING INVOICE 10112" and the issuer's name in tan
+
+
+@needs(COLOURED_TITLE)
+def test_a_title_and_number_printed_in_colour_are_read():
+    found = extract_image(COLOURED_TITLE.read_bytes())
+    assert "SHIPPING INVOICE" in found.text and "ZESTADO EXPRESS" in found.text
+    assert found.extraction.fields["number"] == "10112"
+
+
+def test_table_rules_read_as_bars_separate_cells():
+    from core.extraction.ocr import _rules_as_gaps
+
+    line = "CientN° | FactureN° | Date de Facture | Date de retrait"
+    assert re.split(r"\s{2,}", _rules_as_gaps(line)) == ["CientN°", "FactureN°", "Date de Facture", "Date de retrait"]
+    assert len(_rules_as_gaps(line)) == len(line)  # columns keep their place
+    assert _rules_as_gaps("[om |ooszo0s01351] 17022020").split() == ["om", "ooszo0s01351", "17022020"]

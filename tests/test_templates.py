@@ -16,6 +16,7 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy.orm import Session
 
 from core.extraction import templated
+from core.extraction.result import CHECK_BELOW
 from core.models import Document, DocumentStatus, Role
 from core.services import NotFound, accounts
 from core.services import templates as svc
@@ -175,7 +176,9 @@ def test_a_saved_template_is_used_by_the_next_extraction(session: Session, stora
     tid = tenant.tenant.id
     before = extract(session, storage, new_document(session, storage, tid, make_new_layout_pdf(),
                                                     "application/pdf", "a.pdf"))
-    assert before.amount is None and before.issue_date is None  # the generic reader cannot read this layout
+    assert before.amount is None  # the generic reader cannot read this layout's total
+    # Its one date may be guessed as the issue date, never shown as sure.
+    assert before.issue_date is None or before.field_info["issue_date"]["confidence"] < CHECK_BELOW
 
     svc.create_template(session, tid, "Mérovingiens", GOOD, tenant.admin)
     session.commit()

@@ -25,11 +25,13 @@ from core.extraction import identifiers
 from core.extraction import labels as L
 from core.extraction.result import GENERIC, Extraction
 from core.extraction.values import (
+    FoundMoney,
     clean_spaces,
     currency_codes_in,
     find_dates,
     find_money,
     fold,
+    make_date,
     parse_date,
     reads_month_first,
 )
@@ -211,8 +213,24 @@ def _read_number(text: str) -> tuple[str, float] | None:
 def _read_date(text: str, month_first: bool = False) -> tuple[Any, float, int] | None:
     found = parse_date(text[:80], month_first)
     if found is None or found.start > 20:  # the date must follow its label, not sit far along the line
-        return None
+        return _compact_date(text)
     return found.value, 0.8 if found.ambiguous and not month_first else 1.0, found.end
+
+
+def _compact_date(text: str) -> tuple[date, float, int] | None:
+    """A date written without separators right after its label ("17022020", "20180323"): day-month-year or
+    year-month-day, whichever is a real date (never both). Only under a date label: elsewhere eight digits
+    are a reference."""
+    match = _EIGHT_DIGITS.match(text)
+    if match is None:
+        return None
+    digits = match.group(1)
+    readings = {d for d in (make_date(int(digits[4:]), int(digits[2:4]), int(digits[:2])),
+                            make_date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))) if d is not None}
+    return (readings.pop(), 0.8, match.end()) if len(readings) == 1 else None
+
+
+_EIGHT_DIGITS = re.compile(r"\s*[:.]?\s*(\d{8})(?!\d)")
 
 
 def _is_label(text: str) -> bool:
@@ -235,7 +253,13 @@ def _read_text(text: str, *, name_like: bool) -> tuple[str, float] | None:
             return None  # "12 rue de la Paix": an address line, not a name
         if _IBAN_LIKE.match(value) or L.DOC_TITLES.fullmatch(fold(value)) or L.NOT_A_NAME.fullmatch(fold(value)):
             return None
+        # An addressee block in "key: value" form ("Factuur aan:" then "Naam: Jan de Groot"): the name only.
+        value = _NAME_KEY.sub("", value, count=1) or value
     return value[:300], 1.0
+
+
+_NAME_KEY = re.compile(r"^(?:naam|name|nom|nombre|nome|raison sociale|firma|firmenname|bedrijfsnaam|company"
+                       r"|company name|societe|société|empresa|ragione sociale)\s*:\s*(?=\S)", re.IGNORECASE)
 
 
 # Finding fields ------------------------------------------------------------------------------------
@@ -390,12 +414,14 @@ def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
     counts: dict[str, int] = {}
     for line in doc.lines:
         for cell in line:
-            counts[cell.folded] = counts.get(cell.folded, 0) + 1
-    name = max(candidates, key=lambda c: counts.get(fold(c), 0))  # max keeps the first on a tie
+            key = cell.folded.strip(_EDGE_NOISE)  # ". GIANNINOTO ASSOCIATES": OCR's specks around a name
+            counts[key] = counts.get(key, 0) + 1
+    name = max(candidates, key=lambda c: counts.get(fold(c).strip(_EDGE_NOISE), 0))  # the first on a tie
     return name, 0.6 if _LEGAL_FORM.search(fold(name)) else 0.45
 
 
 _LETTERHEAD_CANDIDATES = 3
+_EDGE_NOISE = " .,:;*-_'\"`|~"
 
 
 def _letterhead_candidates(doc: _Doc, client: str | None) -> Iterator[str]:
@@ -407,9 +433,10 @@ def _letterhead_candidates(doc: _Doc, client: str | None) -> Iterator[str]:
         if seen > 6:
             return
         for cell in line[:2]:
-            if (cell.line, cell.index) in doc.claimed or L.DOC_TITLES.match(cell.folded) or ":" in cell.text:
+            folded = cell.folded.lstrip(_EDGE_NOISE)  # "'Statement for": a label behind an OCR speck
+            if (cell.line, cell.index) in doc.claimed or L.DOC_TITLES.match(folded) or ":" in cell.text:
                 continue
-            if L.starts_with_label(cell.folded):
+            if L.starts_with_label(folded):
                 continue
             # Without columns the title shares the line: "Dupont Conseil SARL FACTURE".
             name = _TRAILING_TITLE.sub("", cell.text)
@@ -459,6 +486,8 @@ def extract_fields(text: str) -> Extraction:
         "tax_amount": _find_money(doc, L.TAX_AMOUNT),
         "amount": _find_money(doc, L.AMOUNT),
     }
+    if all(found is None for found in amounts.values()):
+        amounts["amount"] = _unlabelled_total(doc)
     for name, found in amounts.items():
         put(name, found)
     put("client", _find(doc, L.CLIENT, lambda t: _read_text(t, name_like=True)) or _window_address(doc)
@@ -478,6 +507,8 @@ def extract_fields(text: str) -> Extraction:
         put("client", (client, 0.45) if client else None)
     if "doc_type" not in result.fields and result.fields.keys() & {"number", "amount"}:
         put("doc_type", ("invoice", 0.5))  # what comes to an invoice inbox with a number or a total, unsure
+    if "issue_date" not in result.fields and "doc_type" in result.fields:
+        put("issue_date", _only_date(doc, text, result.fields.get("due_date")))
     _total_by_arithmetic(doc, result, text)
     check_totals(result)
     _currency(result, [f for f in amounts.values() if f is not None], text)
@@ -575,6 +606,40 @@ def _date_beside(doc: _Doc, number: _Found) -> _Found | None:
         if found is not None:
             return _Found(found[0], 0.6, (cell,))
     return None
+
+
+def _only_date(doc: _Doc, text: str, due: date | None) -> tuple[date, float] | None:
+    """The issue date of an invoice whose label could not be read (OCR garbles "Date" into "Daie", a
+    Chinese "开票日期" into "开标日期"): the one date the whole document holds, other than its due date. A guess
+    from the absence of any other date: always flagged."""
+    dates = {found.value for found in find_dates(text[:_ONLY_DATE_CHARS], doc.month_first)} - {due}
+    return (dates.pop(), 0.45) if len(dates) == 1 else None
+
+
+_ONLY_DATE_CHARS = 20_000  # a page or two of text; a longer document with one date is not what this is for
+
+
+def _unlabelled_total(doc: _Doc) -> _Found | None:
+    """A total printed without a label (a typed invoice: the lines' amounts, then their sum underlined on a
+    line of its own): the last line that holds nothing but an amount with its currency sign, when it is the
+    largest of at least two amounts in the document. A position, not a label: always flagged."""
+    seen: list[FoundMoney] = []
+    last: tuple[FoundMoney, tuple[Cell, ...]] | None = None
+    for line in doc.lines:
+        cells = tuple(c for c in line if (c.line, c.index) not in doc.claimed)
+        text = " ".join(c.text for c in cells)  # "$   350.50": the sign set apart is still the amount's
+        money = find_money(text)
+        seen += money
+        if len(money) == 1 and money[0].currency and _LONE_AMOUNT.fullmatch(text.strip()):
+            last = money[0], cells
+    if last is None or len(seen) < 2 or any(m.value > last[0].value for m in seen):
+        return None
+    money, cells = last
+    return _Found(money.value, 0.4, cells, "no total label: the amount printed alone under the others",
+                  currency=money.currency, ambiguous_currency=money.ambiguous_currency)
+
+
+_LONE_AMOUNT = re.compile(r"[$€£]\s*[\d.,' ]+|[\d.,' ]+\s*[$€£]")
 
 
 def _total_by_arithmetic(doc: _Doc, result: Extraction, text: str) -> None:

@@ -1,4 +1,5 @@
-"""The labels the generic extractor looks for, per field (French, English, German, Spanish, Italian and Dutch).
+"""The labels the generic extractor looks for, per field (French, English, German, Spanish, Italian and Dutch;
+the few of a Chinese VAT invoice).
 
 Patterns are regular expressions on *folded* text (lower case, no accents, straight quotes, see
 ``values.fold``) and must match at the start of a cell (a run of text separated from the next by two or
@@ -73,6 +74,8 @@ IGNORE = [
           r"|iibb|c\.?a\.?e\.?|abn|acn|gst|nif|cif|p\.? ?iva|partita iva|codice fiscale|rfc)\b"
           r"|(?:waybill|tracking|booking|job) (?:no\.?|nr\.?|number|#)|inicio de actividad"
           r"|fecha (?:vto|de vto)\.?"),
+    # Chinese VAT invoices: the invoice CODE (not its number), the check code, the machine and taxpayer ids.
+    Label(r"发票代码|校验码|机器编号|纳税人识别号|开户行及账号|地址、?电话"),
 ]
 
 DOC_NUMBER = [
@@ -91,6 +94,8 @@ DOC_NUMBER = [
           r"|(?:vendor |supplier )?bill|shipping invoice|commercial invoice)", 0.6,
           below=False),  # "FACTURE FA-2026-0042"
     Label(rf"{_NO}|reference|ref\.?", 0.6),
+    # Chinese "发票号码" (invoice number); OCR misreads its second ideograph often ("发标号码").
+    Label(r"发.号码", 0.9),
 ]
 
 DUE_DATE = [
@@ -114,7 +119,7 @@ ISSUE_DATE = [
           r"|rechnungsdatum|gutschriftsdatum|ausstellungsdatum|belegdatum|datum der rechnung"
           r"|factuurdatum|fecha de (?:emision|factura|expedicion)|data (?:della )?fattura|data (?:di )?emissione"
           r"|(?:bill|statement) (?:close )?date|statement (?:generated|issued|dated) on|.{0,20} statement generated on"
-          r"|date of bill|billing date|bill date", 0.9),
+          r"|date of bill|billing date|bill date|开.日期", 0.9),
     Label(r"date|datum|fecha|data", 0.75),
 ]
 
@@ -126,7 +131,8 @@ AMOUNT = [
           r"|gesamtbetrag(?: brutto)?|bruttobetrag|rechnungsbetrag|gesamtsumme(?: brutto)?|summe brutto|endbetrag"
           r"|gesamt brutto|bruttosumme|brutto gesamt|totaal(?: incl\.?(?: btw)?| te betalen)?|te betalen"
           r"|importe total|total factura|totale(?: fattura| documento| da pagare)?|invoice amount"
-          r"|total avoir|montant total ttc|total current charges", 0.9),
+          r"|total avoir|montant total ttc|total current charges"
+          r"|\(\s*小写\s*\)|价税合计\s*\(\s*小写\s*\)", 0.9),  # Chinese: tax included, "in figures"
     Label(r"net a payer|total a payer|montant a payer|reste a payer|solde a payer|montant du|total du"
           r"|total net a payer|amount due|total due|balance due|due payable|amount payable|total payable"
           r"|total to pay|zu zahlen(?:der betrag)?|zahlbetrag|offener betrag|total amount due|a payer(?: \(?ttc\)?)?"
@@ -144,7 +150,7 @@ NET_AMOUNT = [
           r"|total before tax(?:es)?|amount before tax(?:es)?|montant net"
           r"|nettobetrag|netto(?:summe|gesamt)|summe netto|gesamt netto|gesamtbetrag netto"
           r"|zwischensumme|warenwert|subtotaal|totaal excl\.?(?: btw)?|imponibile|base imponible|neto gravado"
-          r"|importe neto|substotal less discount|subtotal less discount", 0.9),
+          r"|importe neto|substotal less discount|subtotal less discount|合\s*计", 0.9),
     Label(r"netto|neto", 0.8, below=False),
 ]
 

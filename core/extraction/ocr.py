@@ -42,7 +42,7 @@ from functools import lru_cache
 from statistics import median
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageChops, ImageOps
 
 from core.extraction.text import Word, layout_page
 
@@ -232,7 +232,15 @@ def _grayscale(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))  # transparent = paper, not ink
         background.alpha_composite(image.convert("RGBA"))
         image = background
-    return image if image.mode == "L" else image.convert("L")
+    if image.mode == "L":
+        return image
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGB")
+    # The darkest channel, not the luminance: text printed in a light brand colour (a tan "SHIPPING INVOICE
+    # 10112", luminance ~165) turns white when Tesseract binarises a page of black text, and is lost; its
+    # darkest channel (~110) keeps it ink. Grey and black text read the same either way.
+    red, green, blue = image.split()[:3]
+    return ImageChops.darker(ImageChops.darker(red, green), blue)
 
 
 def _scaled(gray: Image.Image) -> Image.Image:
@@ -339,7 +347,7 @@ def words_layout(tsv: str) -> tuple[str, list[OcrWord], float]:
         heights = sorted(b[3] for b in boxes)
         size = max(heights[len(heights) // 2] / 1.3, 1.0) if heights else 1.0
         for cells, (left, word_top, width, height) in zip(cells_of_line, boxes, strict=True):
-            text = cells[11].strip()
+            text = _digits_restored(cells[11].strip())
             words.append(Word(float(left), float(word_top), float(left + width), float(word_top + height),
                               float(bottom), size, text, left + width / max(len(text), 1)))
             try:
@@ -350,20 +358,100 @@ def words_layout(tsv: str) -> tuple[str, list[OcrWord], float]:
             if len(text) >= 3:
                 long_words += 1
                 tall += height > width
-    return layout_page(words), read, tall / long_words if long_words else 0.0
+    text = _rules_as_gaps(_CJK_GAP.sub("", layout_page(words)))
+    return text, read, tall / long_words if long_words else 0.0
+
+
+def _rules_as_gaps(text: str) -> str:
+    """A table's rules, read by Tesseract as "|", "[" or "]" between or glued to words ("Facture | Date de
+    Facture |", "|ooszo0s01351]"), turned into the gap that separates cells in a text PDF's layout (as wide,
+    at least two spaces): the extractor then reads the cells as it reads a text PDF's columns."""
+    return _RULE.sub(lambda m: " " * max(len(m.group()), 2), text)
+
+
+_RULE = re.compile(r" *[|¦\[\]]+ *")
+
+
+def _digits_restored(word: str) -> str:
+    """A number with one digit read as the letter it looks like ("i979", "!979", "2O23," -> "1979", "2023,"):
+    words of three digits or more and that one letter only, so that a date or an amount can be read."""
+    core = word.rstrip(".,;:")
+    odd = [ch for ch in core if not ch.isdigit()]
+    if len(core) < 4 or len(odd) != 1 or odd[0] not in _DIGIT_LOOKALIKES:
+        return word
+    return core.replace(odd[0], _DIGIT_LOOKALIKES[odd[0]]) + word[len(core):]
+
+
+_DIGIT_LOOKALIKES = {"i": "1", "I": "1", "l": "1", "!": "1", "|": "1", "O": "0", "o": "0"}
+
+
+# Tesseract makes a word of each ideograph or two; the layout puts a space between words, which would split
+# "发票号码" into "发票 号码" and no label would match. One space between two CJK characters is not a gap.
+_CJK = "\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef"
+_CJK_GAP = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
 
 
 def detect_rotation(image: Image.Image, timeout: float) -> int:
     """Degrees clockwise that make ``image`` upright, by Tesseract's orientation detection; 0 when unsure."""
+    return detect_orientation(image, timeout)[0]
+
+
+def detect_orientation(image: Image.Image, timeout: float) -> tuple[int, str | None]:
+    """Tesseract's orientation detection (``--psm 0``): degrees clockwise that make ``image`` upright (0 when
+    unsure) and the script it is written in ("Latin", "Han", ...; None when none was told)."""
     proc = _run(["--psm", "0", "-l", "osd", "--dpi", str(OCR_DPI)], image, timeout)
     if proc.returncode != 0:  # "Too few characters": nothing to turn
-        return 0
+        return 0, None
     out = proc.stdout.decode("utf-8", errors="replace")
     rotate = re.search(r"Rotate:\s*(\d+)", out)
     confidence = re.search(r"Orientation confidence:\s*([\d.]+)", out)
+    script = re.search(r"Script:\s*(\w+)", out)
+    found_script = script.group(1) if script else None
     if rotate is None or confidence is None or float(confidence.group(1)) < MIN_OSD_CONFIDENCE:
-        return 0
-    return int(rotate.group(1)) % 360
+        return 0, found_script
+    return int(rotate.group(1)) % 360, found_script
+
+
+# Scripts the Latin models cannot read at all, and the Tesseract data that reads each (each reads digits and
+# Latin codes too; "+eng" took 1.6 times as long on rwd22 and misread its date). A script whose data is not
+# installed is read as before.
+SCRIPT_LANGUAGES = {
+    "Han": "chi_sim",
+    "HanS": "chi_sim",
+    "HanT": "chi_tra",
+    "Japanese": "jpn",
+    "Hangul": "kor",
+    "Korean": "kor",
+    "Arabic": "ara",
+    "Cyrillic": "rus",
+    "Greek": "ell",
+}
+# Ideographs have many strokes: a page of them is read at this long side at least (rwd22, 1694 pixels wide:
+# the date "2018年03月23日" read as "20184603 A238" as it is, right at 1.5 times).
+SCRIPT_LONG_SIDE = 2500
+
+
+@lru_cache(maxsize=1)
+def installed_languages() -> frozenset[str]:
+    """The Tesseract language data installed (``--list-langs``); empty when Tesseract cannot tell."""
+    binary = tesseract_binary()
+    if binary is None:
+        return frozenset()
+    try:
+        proc = subprocess.run([binary, "--list-langs"], capture_output=True, timeout=10, env=_TESSERACT_ENV,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(line.strip() for line in proc.stdout.decode(errors="replace").splitlines()[1:] if line.strip())
+
+
+def script_language(script: str | None) -> str | None:
+    """The Tesseract languages that read ``script`` (OSD's name) when it is not Latin and its data is
+    installed; None otherwise (the Latin models' reading stands)."""
+    language = SCRIPT_LANGUAGES.get(script or "")
+    if language is None or not set(language.split("+")) <= installed_languages():
+        return None
+    return language
 
 
 def guess_language(words: list[OcrWord]) -> str:
@@ -413,7 +501,10 @@ def read_image(image: Image.Image, timeout: float = OCR_TIMEOUT, *, rendered: bo
         text, words, sideways, language = _read_in_its_language(straight, deadline)
         if not whole_page or not _weak(words, sideways) or len(words) < MIN_WORDS_TO_TURN:
             return OcrPage(text, tuple(words), 0, skew, language)
-        rotation = detect_rotation(straight, deadline - time.monotonic())
+        rotation, script = detect_orientation(straight, deadline - time.monotonic())
+        if (in_script := script_language(script)) is not None:
+            return (_read_in_script(straight, rotation, skew, in_script, deadline)
+                    or OcrPage(text, tuple(words), 0, skew, language))
         if rotation == 0:
             return OcrPage(text, tuple(words), 0, skew, language)
         turned = straight.rotate(-rotation, expand=True)  # Image.rotate turns counter-clockwise
@@ -429,6 +520,22 @@ def read_image(image: Image.Image, timeout: float = OCR_TIMEOUT, *, rendered: bo
     finally:
         if gray is not image:
             gray.close()
+
+
+def _read_in_script(image: Image.Image, rotation: int, skew: float, language: str, deadline: float
+                    ) -> OcrPage | None:
+    """``image`` (turned upright by ``rotation``) read with the data of its own script (a Chinese invoice read
+    with the Latin models gives a few garbled Latin words); None when that reads no word."""
+    turned = image.rotate(-rotation, expand=True) if rotation else image
+    if max(turned.size) < SCRIPT_LONG_SIDE:
+        factor = min(SCRIPT_LONG_SIDE / max(turned.size), MAX_ENLARGE)
+        turned = turned.resize((round(turned.width * factor), round(turned.height * factor)),
+                               Image.Resampling.LANCZOS)
+    text, words, _sideways = _read_words(turned, deadline - time.monotonic(), language)
+    if not words:
+        return None
+    logger.info("OCR: page read as %s", language)
+    return OcrPage(text, tuple(words), rotation, skew, language)
 
 
 def ocr_image(image: Image.Image, timeout: float = OCR_TIMEOUT) -> str:

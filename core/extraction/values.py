@@ -117,6 +117,11 @@ def reads_month_first(text: str, hint: bool = False) -> bool:
     return votes > 0 if votes else hint
 
 
+def make_date(year: int, month: int, day: int) -> date | None:
+    """``date(year, month, day)`` for a plausible invoice date (1950-2100; a 2-digit year completed), else None."""
+    return _make_date(year, month, day)
+
+
 def _make_date(year: int, month: int, day: int) -> date | None:
     if year < 100:
         year += 2000 if year < 70 else 1900
@@ -177,7 +182,7 @@ def parse_date(text: str, month_first: bool = False) -> FoundDate | None:
 # Amounts ---------------------------------------------------------------------------------------
 
 _SYMBOLS = {"€": "EUR", "£": "GBP", "$": "USD", "us$": "USD", "ca$": "CAD", "c$": "CAD", "a$": "AUD",
-            "au$": "AUD", "chf": "CHF", "fr.": "CHF"}
+            "au$": "AUD", "chf": "CHF", "fr.": "CHF", "元": "CNY", "人民币": "CNY"}  # yuan (the yen is 円)
 _CUR = r"(?:us\$|ca\$|c\$|au\$|a\$|[€£$]|[a-z]{3}\b)"
 # On folded text. Thousands groups need a separator and three digits, decimals one or two digits.
 _MONEY = re.compile(
@@ -250,7 +255,7 @@ def find_money(text: str) -> list[FoundMoney]:
 def currency_codes_in(text: str) -> list[str]:
     """ISO codes and symbols written anywhere in ``text``, most frequent first."""
     counts: dict[str, int] = {}
-    for m in re.finditer(r"(?<![A-Za-z])([A-Z]{3})(?![A-Za-z])|(€|£)", text):
+    for m in re.finditer(r"(?<![A-Za-z])([A-Z]{3})(?![A-Za-z])|(€|£|元|人民币)", text):
         code = m.group(1) if m.group(1) in CURRENCIES else _SYMBOLS.get(m.group(2) or "")
         if code:
             counts[code] = counts.get(code, 0) + 1
