@@ -391,11 +391,6 @@ _CJK = "\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef"
 _CJK_GAP = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
 
 
-def detect_rotation(image: Image.Image, timeout: float) -> int:
-    """Degrees clockwise that make ``image`` upright, by Tesseract's orientation detection; 0 when unsure."""
-    return detect_orientation(image, timeout)[0]
-
-
 def detect_orientation(image: Image.Image, timeout: float) -> tuple[int, str | None]:
     """Tesseract's orientation detection (``--psm 0``): degrees clockwise that make ``image`` upright (0 when
     unsure) and the script it is written in ("Latin", "Han", ...; None when none was told)."""
