@@ -19,4 +19,5 @@ lint:
 reliability:
 	@scripts/bootstrap.sh --test
 	@RELIABILITY_MESSAGES=$${RELIABILITY_MESSAGES:-1000} RELIABILITY_SEND_SECONDS=$${RELIABILITY_SEND_SECONDS:-120} \
+	  MULTIHOST_MESSAGES=$${MULTIHOST_MESSAGES:-1000} \
 	  TEST_DATABASE_URL=$$(scripts/test-services.sh) .venv/bin/python -m pytest -q -s tests/reliability
