@@ -168,6 +168,39 @@ def test_a_key_alone_does_not_impose_a_profile_on_another_layout(session, storag
     assert all(info.get("source") != "memory" for info in other.field_info.values())
 
 
+
+def test_issuers_sent_by_one_forwarder_keep_their_own_profiles(session, storage, tenant):
+    """Review fix-limits 5: a shared sending domain (a forwarder, a billing platform) matched the first
+    issuer's profile at learning, so every issuer sent that way was merged into it. Learning reuses a profile
+    only for a VAT id, an IBAN or the same name; the shared domain then recognises nobody, and the second
+    issuer's next document is read with its own profile, found by the name on the page."""
+    message = InboundMessage(tenant_id=tenant.tenant.id, recipient=tenant.address, sender="ap@forwarder.example",
+                             raw_key="raw/1", raw_sha256="0" * 64, raw_size=1)
+    session.add(message)
+    session.flush()
+
+    def forwarded(name: str, part: int):
+        doc = new_document(session, storage, tenant.tenant.id, (REAL / name).read_bytes(), "application/pdf", name)
+        doc.message_id, doc.part_index = message.id, part
+        session.commit()
+        return extract(session, storage, doc)
+
+    adventure = {"doc_type": "invoice", "number": "3427435437", "issue_date": "2017-05-02",
+                 "due_date": "2017-06-01", "amount": "1002.00", "currency": "USD", "issuer": "AdventureWorks",
+                 "client": "Contoso"}
+    validate(session, tenant, forwarded("rwd24.pdf", 0), adventure)
+    validate(session, tenant, forwarded("rwd09.pdf", 1))  # another issuer, the same forwarder
+
+    profiles = session.scalars(select(IssuerProfile).order_by(IssuerProfile.id)).all()
+    assert [p.name for p in profiles] == ["AdventureWorks", "Stanford Plumbing & Heating"]
+    names = {p.id: {k.value for k in p.keys if k.kind == "name"} for p in profiles}
+    assert names == {profiles[0].id: {"adventureworks"}, profiles[1].id: {"stanford plumbing & heating"}}
+
+    after = forwarded("rwd10.pdf", 2)  # Stanford's next invoice, through the same forwarder
+    assert after.extraction_details["issuer_profile"]["id"] == profiles[1].id
+    assert values(after) == SECOND
+
+
 # The pure part (core.extraction.memory) ------------------------------------------------------------------
 
 LAYOUT = """ACME Tools Ltd                                         INVOICE

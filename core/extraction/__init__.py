@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from core.extraction import identifiers, textquality
+from core.extraction import identifiers, regexguard, textquality
 from core.extraction.generic import check_totals, extract_fields
 from core.extraction.ocr import (
     ImageRefused,
@@ -29,6 +29,9 @@ from core.extraction.ocr import (
 )
 from core.extraction.result import GENERIC, Extraction, template_source
 from core.extraction.templated import (
+    TEMPLATES_OUT_OF_TIME,
+    TOTAL_SECONDS,
+    TemplatesOutOfTime,
     apply_templates,
     load_templates,
     quiet_libraries,
@@ -66,33 +69,42 @@ def extract_text_fields(texts: list[str], templates: list[Any] | None = None) ->
 
     ``templates`` defaults to ``load_templates()`` (bundled + ours, loaded once per process).
     """
-    extraction, template, _output = _text_fields(texts, templates)
+    extraction, template, _output, _notes = _text_fields(texts, templates)
     return extraction, template
 
 
 def _text_fields(
     texts: list[str | Callable[[], str]], templates: list[Any] | None = None, pdf: bytes | None = None
-) -> tuple[Extraction, str | None, dict[str, Any] | None]:
-    """``texts``: best first; a callable is only called (a text only read) when no template matched before it."""
+) -> tuple[Extraction, str | None, dict[str, Any] | None, tuple[str, ...]]:
+    """``texts``: best first; a callable is only called (a text only read) when no template matched before it.
+
+    All the texts together get ``TOTAL_SECONDS`` of template regexes; beyond, the generic extractor reads the
+    document and the last value (notes for the reviewer) says why no template did.
+    """
     first = next((t for t in texts if isinstance(t, str) and t.strip()), None)
     if first is None:
-        return Extraction(), None, None
-    result, template, output = Extraction(), None, None
-    for candidate in texts:  # templates were mostly written for pdftotext's layout, some for other readers
-        text = candidate() if callable(candidate) else candidate
-        if not text or not text.strip():
-            continue
-        try:
-            match = apply_templates(text, templates, pdf)
-        except Exception:  # a broken template must not cost us the generic extraction
-            logger.exception("invoice2data template matching failed")
-            match = None
-        if match is not None:
-            result, template, output = match.extraction, match.name, match.output
-            break
+        return Extraction(), None, None, ()
+    result, template, output, notes = Extraction(), None, None, ()
+    with regexguard.deadline(TOTAL_SECONDS):  # per document, not per text tried
+        for candidate in texts:  # templates were mostly written for pdftotext's layout, some for other readers
+            text = candidate() if callable(candidate) else candidate
+            if not text or not text.strip():
+                continue
+            try:
+                match = apply_templates(text, templates, pdf)
+            except TemplatesOutOfTime:
+                logger.warning("invoice2data templates ran out of time on this document: generic extraction")
+                notes = (TEMPLATES_OUT_OF_TIME,)
+                break
+            except Exception:  # a broken template must not cost us the generic extraction
+                logger.exception("invoice2data template matching failed")
+                match = None
+            if match is not None:
+                result, template, output = match.extraction, match.name, match.output
+                break
     result.fill_from(extract_fields(first))
     check_totals(result)
-    return result, template, output
+    return result, template, output, notes
 
 
 def pages_note(pages: int, max_pages: int) -> str | None:
@@ -115,8 +127,8 @@ def extract_pdf(
         texts: list[str | Callable[[], str]] = [layout, lambda: _poppler_layout(data, max_pages, layout, templates)]
         if pdf.text != layout:
             texts.append(pdf.text)
-        extraction, template, output = _text_fields(texts, templates, data)
-        found = PdfExtraction(extraction, True, pdf.pages, template, notes=notes, template_output=output,
+        extraction, template, output, late = _text_fields(texts, templates, data)
+        found = PdfExtraction(extraction, True, pdf.pages, template, notes=(*notes, *late), template_output=output,
                               text=pdf.best)
         if ocr and template is None and not extraction.fields.keys() >= WEAK_FIELDS:
             # A weak reading: the text layer may be a scanner's failed OCR (checked only now: the check opens
@@ -213,7 +225,8 @@ def _from_ocr(scanned: OcrText, pages: int, notes: tuple[str, ...], templates: l
     notes = (*notes, *(n for n in scanned.notes if n not in notes))
     if not enough_text(scanned.text):  # a blank page, a photo of a cat
         return PdfExtraction(Extraction(), False, pages, None, ocr=True, notes=notes)
-    extraction, template, output = _text_fields([scanned.text], templates)
+    extraction, template, output, late = _text_fields([scanned.text], templates)
+    notes = (*notes, *(n for n in late if n not in notes))
     return PdfExtraction(as_ocr(extraction, scanned), True, pages, template, ocr=True, notes=notes,
                          template_output=output, text=scanned.text)
 

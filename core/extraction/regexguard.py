@@ -39,6 +39,12 @@ def deadline(seconds: float) -> Iterator[None]:
         _state.deadline = before
 
 
+def expired() -> bool:
+    """True when this thread is inside a ``deadline()`` block whose time is up."""
+    end = getattr(_state, "deadline", None)
+    return end is not None and time.monotonic() >= end
+
+
 def _timeout() -> float | None:
     """The timeout of the next match: the rest of the deadline, at most ``CALL_SECONDS``; None outside one."""
     end = getattr(_state, "deadline", None)

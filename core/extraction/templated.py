@@ -27,12 +27,17 @@ from core.extraction import regexguard
 from core.extraction.result import Extraction, template_source
 from core.extraction.values import parse_date, parse_number
 from core.fields import CURRENCIES
+from core.i18n import N_
 
 logger = logging.getLogger(__name__)
 
 OUR_TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE_CONFIDENCE = 0.9  # a template was written for this issuer's layout
 TEMPLATE_SECONDS = 5.0  # all the regexes of one template on one text (core.extraction.regexguard)
+# All the templates on one document: a tenant may save 2000 templates whose keyword is on its invoices.
+TOTAL_SECONDS = 10.0
+TEMPLATES_OUT_OF_TIME = N_("the templates took too long on this document, so none was used: the fields were "
+                           "read by the generic reader; an admin should simplify or delete the slow templates")
 TIMED_OUT = "a regex of the template took too long on this text (over {seconds:g} s): simplify it"
 _SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "₹": "INR", "zł": "PLN", "CHF": "CHF"}
 
@@ -185,18 +190,32 @@ def template_index(templates: list[Any]) -> TemplateIndex:
     return index
 
 
+class TemplatesOutOfTime(TimeoutError):
+    """The templates used up ``TOTAL_SECONDS`` (or the caller's deadline) on one document."""
+
+
 def apply_templates(text: str, templates: list[Any] | None = None, pdf: bytes | None = None) -> TemplateMatch | None:
     """The fields of the first template that matches ``text`` and extracts all its required fields.
 
     ``pdf``: the document's bytes, for templates with ``area`` fields (text from a region of the page,
     which invoice2data reads with ``pdftotext -x -y -W -H`` from a file).
+    Raises ``TemplatesOutOfTime`` after ``TOTAL_SECONDS`` (or sooner: the caller's ``regexguard.deadline``).
     """
+    with regexguard.deadline(TOTAL_SECONDS):  # nested deadlines keep the earliest end
+        return _first_match(text, templates, pdf)
+
+
+def _first_match(text: str, templates: list[Any] | None, pdf: bytes | None) -> TemplateMatch | None:
     for template in template_index(templates if templates is not None else load_templates()).candidates(text):
+        if regexguard.expired():
+            raise TemplatesOutOfTime(TEMPLATES_OUT_OF_TIME)
         try:
             if not template_matches(template, text):
                 continue
             output = _extract(template, text, pdf)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if regexguard.expired():  # the whole document's time, not only this template's
+                raise TemplatesOutOfTime(TEMPLATES_OUT_OF_TIME) from exc
             logger.warning("template %s: its regexes ran out of time, skipped", template.get("template_name"))
             continue
         except Exception as exc:  # RequiredFieldsMissingError, template syntax errors, bad regexes...

@@ -194,7 +194,7 @@ def learn_from_validation(session: Session, doc: Document, invoice: Invoice) -> 
         logger.info("document %s: issuer not identified, nothing learned", doc.id)
         return None
     match = find_profile(session, doc.tenant_id, keys)
-    profile = match[0] if match is not None else None
+    profile = match[0] if match is not None and _same_issuer(match[0], match[1], keys) else None
     if profile is None:
         profile = IssuerProfile(tenant_id=doc.tenant_id, data={}, documents=0)
         session.add(profile)
@@ -208,6 +208,16 @@ def learn_from_validation(session: Session, doc: Document, invoice: Invoice) -> 
     session.flush()
     logger.info("document %s: issuer profile %s learned (%d document(s))", doc.id, profile.id, profile.documents)
     return profile
+
+
+def _same_issuer(profile: IssuerProfile, matched_by: str, keys: list[tuple[str, str]]) -> bool:
+    """Whether a validation found ``profile`` by a key that names one issuer: its VAT id or IBAN, or the
+    validated issuer's name. A sending domain alone may be a forwarder's or a billing platform's, shared by
+    many issuers: learning into that profile would merge them (a new profile is made instead)."""
+    if matched_by in ("vat", "iban"):
+        return True
+    names = {value for kind, value in keys if kind == "name"}
+    return any(key.kind == "name" and key.value in names for key in profile.keys)
 
 
 def _add_keys(session: Session, profile: IssuerProfile, keys: list[tuple[str, str]]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 import requests
@@ -22,6 +23,7 @@ from core.extraction.text import read_pdf
 from core.services import templates as svc
 from core.storage import FileStorage
 from tests.conftest import TenantFixture
+from tests.invoicegen import make_invoice_pdf
 from tests.test_extraction_pipeline import extract, new_document
 from tests.test_templates import GOOD, make_new_layout_pdf
 
@@ -107,3 +109,39 @@ def test_template_trial_answers_within_15_s_and_the_api_answers_meanwhile(
     assert "took too long" in response.json()["document"]["error"]
     assert slowest < 2.0, f"a request waited {slowest:.1f} s behind the template trial"
     print(f"\ntemplate trial answered in {answers['seconds']:.1f} s; slowest parallel request {slowest:.2f} s")
+
+
+SLOW_ON_DUPONT = f"""
+issuer: Dupont Conseil SARL
+keywords:
+  - "Dupont Conseil"
+fields:
+  invoice_number: 'Facture\\s+N°\\s*:\\s*(\\S+)'
+  amount: '{SLOW}'
+  date: 'Date\\s*:\\s*(\\d{{2}}/\\d{{2}}/\\d{{4}})'
+options:
+  currency: EUR
+  date_formats: ["%d/%m/%Y"]
+"""
+
+
+def test_many_slow_templates_cost_a_document_at_most_the_total_bound(
+    session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    """Review fix-limits 3: each template has its own 5 s, so 25 templates whose keyword is on the invoice
+    would cost ~25 s per text read (and up to 3 texts are tried); the whole document has ``TOTAL_SECONDS``,
+    then the generic extractor reads it and the reviewer is told why no template did."""
+    tid = tenant.tenant.id
+    for i in range(25):
+        svc.create_template(session, tid, f"slow {i}", SLOW_ON_DUPONT, None)
+    session.commit()
+    doc = new_document(session, storage, tid, make_invoice_pdf(), "application/pdf", "slow.pdf")
+    started = time.monotonic()
+    doc = extract(session, storage, doc)
+    elapsed = time.monotonic() - started
+    assert elapsed < templated.TOTAL_SECONDS + 5, f"extraction took {elapsed:.1f} s"
+    # The generic extractor's fields, and a note the reviewer can act on.
+    assert doc.number == "FA-2026-0042" and doc.amount == Decimal("1200.00")
+    assert doc.extraction_source == "generic"
+    assert templated.TEMPLATES_OUT_OF_TIME in (doc.extraction_details or {}).get("notes", [])
+    print(f"\n25 slow templates: extraction ended in {elapsed:.1f} s")
