@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
@@ -122,7 +121,7 @@ def save_document(doc_id: int) -> Any:
         abort(400)
     try:
         if action == "confirm":
-            result = docs.confirm_document(db.session, tenant_id(), doc.id, form, current_user.id)
+            result = docs.confirm_document(db.session, current_viewer(), doc.id, form)
             db.session.commit()
             if isinstance(result, Document):  # the typed number is an existing invoice's: the page offers the choice
                 flash(_("This number is already used: link, replace or discard below."), "warning")
@@ -183,7 +182,7 @@ def duplicate(doc_id: int) -> Response:
     _visible_document(doc_id)
     action = request.form.get("action", "")
     try:
-        doc = docs.resolve_duplicate(db.session, tenant_id(), doc_id, action, current_user.id)
+        doc = docs.resolve_duplicate(db.session, current_viewer(), doc_id, action)
     except NotFound:
         raise
     except ServiceError as exc:  # e.g. a document already validated: say why, stay on it
