@@ -26,7 +26,7 @@ from core.models import (
     Role,
     Tenant,
 )
-from core.services import access, accounts, assignment, bank, invoice_edits, receivables, reconciliation
+from core.services import access, accounts, assignment, audit, bank, invoice_edits, receivables, reconciliation
 from core.services import documents as docs
 from core.storage import FileStorage
 from tests.bankhelpers import csv_row, statement_csv
@@ -459,3 +459,25 @@ def test_a_restricted_member_cannot_link_or_replace_into_a_hidden_invoice(
     assert session.get(Document, copy.id).status == DocumentStatus.DUPLICATE.value
     discarded = api.post(f"/api/v1/documents/{copy.id}/duplicate", json={"action": "discard"}, headers=headers)
     assert discarded.status_code == 200
+
+
+def test_assignment_confirm_records_the_attach_audit_once_per_file(
+    app: Flask, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    """The audit of an assignment is the domain's (review finding: it was written in both transports)."""
+    first, second = _two_invoices(session, storage, tenant)
+    viewer = access.viewer_for(session, tenant.tenant.id, tenant.admin.id)
+    done = assignment.confirm(session, viewer, [(second.file_id, first.id)], actor=tenant.admin, ip="192.0.2.7",
+                              via="assign")
+    session.commit()
+    (event,) = session.scalars(audit.events_query(tenant.tenant.id, "invoice.attach_file")).all()
+    assert done == [(second.file_id, first.id)]
+    assert (event.actor_id, event.target, event.ip) == (tenant.admin.id, f"invoice:{first.id}", "192.0.2.7")
+    assert event.detail == {"file_id": second.file_id, "via": "assign"}
+    # Through the API: the same event, said to come from it.
+    api = app.test_client()
+    answer = api.post("/api/v1/invoices/assign/confirm", headers={"Authorization": f"Bearer {tenant.token}"},
+                      json={"pairs": [{"file_id": first.file_id, "invoice_id": second.id}]})
+    assert answer.status_code == 200
+    latest = session.scalars(audit.events_query(tenant.tenant.id, "invoice.attach_file")).first()
+    assert latest.detail == {"file_id": first.file_id, "via": "api assign"} and latest.actor_id == tenant.admin.id
