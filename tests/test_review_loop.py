@@ -450,6 +450,10 @@ def test_a_restricted_member_cannot_link_or_replace_into_a_hidden_invoice(
     hidden, browser, headers = _restricted_member(app, session, storage, tenant)
     # Extraction read the hidden invoice's number on a resent copy: the copy waits for a duplicate decision.
     copy = _resent(session, hidden.document_id, "original.pdf", number="FA-2026-0042")
+    page = text(browser.get(f"/documents/{copy.id}"))
+    assert re.search(r'<button type="submit" name="action" value="link" disabled', page)
+    assert re.search(r'<button type="submit" name="action" value="replace" disabled', page)
+    assert "a client you cannot see: only Discard is possible here" in page and f"/invoices/{hidden.id}" not in page
     api = app.test_client()
     for action in ("replace", "link"):
         answer = api.post(f"/api/v1/documents/{copy.id}/duplicate", json={"action": action}, headers=headers)

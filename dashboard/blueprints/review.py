@@ -65,9 +65,12 @@ def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str,
     viewer = current_viewer()
     # Documents are open to every member; the invoices they became follow the access policy.
     invoice = doc.invoice if doc.invoice and access.can_see_invoice(db.session, viewer, doc.invoice) else None
-    # A restricted member still decides on duplicates (link/replace) but gets no link to the original.
     original = doc.duplicate_of if doc.duplicate_of and doc.duplicate_of.tenant_id == doc.tenant_id else None
     original_visible = original is not None and access.can_see_invoice(db.session, viewer, original)
+    # An original the viewer may not see is neither linked nor written to (link/replace are refused):
+    # only discard, and an admin for the rest.
+    original_hidden = original is not None and not original_visible
+    original = original if original_visible else None
     return render_template(
         "review.html",
         doc=doc,
@@ -78,6 +81,7 @@ def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str,
         invoice=invoice,
         original=original,
         original_visible=original_visible,
+        original_hidden=original_hidden,
         replace_basis=docs.replace_basis(db.session, doc) if original is not None else None,
         docs_not_same=docs.NOT_SAME_DOCUMENT,
         frozen_number=docs.FROZEN_NUMBER,
