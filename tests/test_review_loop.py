@@ -455,6 +455,10 @@ def test_a_restricted_member_cannot_link_or_replace_into_a_hidden_invoice(
     assert re.search(r'<button type="submit" name="action" value="replace" disabled', page)
     assert "a client you cannot see: only Discard is possible here" in page and f"/invoices/{hidden.id}" not in page
     api = app.test_client()
+    shown = api.get(f"/api/v1/documents/{copy.id}", headers=headers).get_json()
+    listed = api.get("/api/v1/documents?status=duplicate", headers=headers).get_json()["items"]
+    assert shown["status"] == "duplicate" and shown["duplicate_of"] is None
+    assert [(item["id"], item["duplicate_of"]) for item in listed] == [(copy.id, None)]
     for action in ("replace", "link"):
         answer = api.post(f"/api/v1/documents/{copy.id}/duplicate", json={"action": action}, headers=headers)
         assert answer.status_code == 404, action
