@@ -26,14 +26,14 @@ from core.models import (
     Role,
     Tenant,
 )
-from core.services import access, accounts, assignment, bank, invoice_edits, receivables, reconciliation
+from core.services import access, accounts, assignment, audit, bank, invoice_edits, receivables, reconciliation
 from core.services import documents as docs
 from core.storage import FileStorage
 from tests.bankhelpers import csv_row, statement_csv
 from tests.conftest import PASSWORD, TenantFixture
 from tests.invoicegen import make_invoice_pdf
 from tests.services import run_worker_burst
-from tests.test_dashboard import COMPLETE, client, csrf_token, make_document, post, text  # noqa: F401 - fixture
+from tests.test_dashboard import COMPLETE, client, csrf_token, login, make_document, post, text  # noqa: F401 - fixture
 
 __all__ = ["client"]
 
@@ -392,3 +392,100 @@ def test_a_restricted_member_cannot_assign_a_file_they_cannot_see(
     assert proposed.get_json()["items"][0]["invoices"] == []
     session.expire_all()
     assert session.scalars(select(InvoiceFile)).all() == []
+
+
+# A restricted member and an invoice they cannot see (review finding: fix-scope 1) ------------------
+
+
+def _restricted_member(app: Flask, session: Session, storage: FileStorage,
+                       tenant: TenantFixture) -> tuple[Invoice, FlaskClient, dict[str, str]]:
+    """The admin's invoice FA-2026-0042 (client Acme SAS), and a restricted member assigned no client:
+    their logged-in dashboard client and their API headers."""
+    hidden = _validated(session, storage, tenant)
+    member = accounts.create_user(session, "member@acme.example", PASSWORD, tenant.tenant, Role.MEMBER)
+    token = accounts.create_token(session, member, tenant.tenant)
+    session.get(Tenant, tenant.tenant.id).restrict_access = True
+    session.commit()
+    browser = app.test_client()
+    assert login(browser, member.email).status_code == 302
+    return hidden, browser, {"Authorization": f"Bearer {token}"}
+
+
+def _untouched(session: Session, hidden: Invoice) -> None:
+    session.expire_all()
+    again = session.get(Invoice, hidden.id)
+    assert (again.file_id, again.document_id) == (hidden.file_id, hidden.document_id)
+    assert session.scalars(select(InvoiceFile).where(InvoiceFile.invoice_id == hidden.id)).all() == []
+
+
+def test_a_restricted_member_typing_a_hidden_invoices_number_gets_a_plain_field_error(
+    app: Flask, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    hidden, browser, headers = _restricted_member(app, session, storage, tenant)
+    mine = make_document(session, storage, tenant.tenant.id, filename="mine.pdf", number="FA-OTHER")
+    form = COMPLETE | {"number": "FA-2026-0042", "action": "confirm"}
+    page = post(browser, f"/documents/{mine.id}", form)
+    assert page.status_code == 422
+    body = text(page)
+    assert "This number is already used by an invoice you cannot see: ask an administrator." in body
+    assert f"/invoices/{hidden.id}" not in body and "link, replace or discard" not in body
+
+    # The draft saved complete, so the API's validation meets the number clash and nothing else.
+    draft = post(browser, f"/documents/{mine.id}", COMPLETE | {"number": "FA-OTHER", "action": "save"})
+    assert draft.status_code == 302
+    api = app.test_client().post(f"/api/v1/documents/{mine.id}/validate", json={"number": "FA-2026-0042"},
+                                 headers=headers)
+    assert api.status_code == 422
+    assert api.get_json()["fields"] == {"number": docs.NUMBER_TAKEN_HIDDEN}
+    assert "duplicate_of" not in api.get_json() and "choices" not in api.get_json()
+    session.expire_all()
+    doc = session.get(Document, mine.id)
+    assert doc.status == DocumentStatus.PENDING.value and doc.duplicate_of_id is None and doc.number == "FA-OTHER"
+    _untouched(session, hidden)
+
+
+def test_a_restricted_member_cannot_link_or_replace_into_a_hidden_invoice(
+    app: Flask, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    hidden, browser, headers = _restricted_member(app, session, storage, tenant)
+    # Extraction read the hidden invoice's number on a resent copy: the copy waits for a duplicate decision.
+    copy = _resent(session, hidden.document_id, "original.pdf", number="FA-2026-0042")
+    page = text(browser.get(f"/documents/{copy.id}"))
+    assert re.search(r'<button type="submit" name="action" value="link" disabled', page)
+    assert re.search(r'<button type="submit" name="action" value="replace" disabled', page)
+    assert "a client you cannot see: only Discard is possible here" in page and f"/invoices/{hidden.id}" not in page
+    api = app.test_client()
+    shown = api.get(f"/api/v1/documents/{copy.id}", headers=headers).get_json()
+    listed = api.get("/api/v1/documents?status=duplicate", headers=headers).get_json()["items"]
+    assert shown["status"] == "duplicate" and shown["duplicate_of"] is None
+    assert [(item["id"], item["duplicate_of"]) for item in listed] == [(copy.id, None)]
+    for action in ("replace", "link"):
+        answer = api.post(f"/api/v1/documents/{copy.id}/duplicate", json={"action": action}, headers=headers)
+        assert answer.status_code == 404, action
+        assert post(browser, f"/documents/{copy.id}/duplicate", {"action": action}).status_code == 404, action
+    _untouched(session, hidden)
+    assert session.get(Document, copy.id).status == DocumentStatus.DUPLICATE.value
+    discarded = api.post(f"/api/v1/documents/{copy.id}/duplicate", json={"action": "discard"}, headers=headers)
+    assert discarded.status_code == 200
+
+
+def test_assignment_confirm_records_the_attach_audit_once_per_file(
+    app: Flask, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    """The audit of an assignment is the domain's (review finding: it was written in both transports)."""
+    first, second = _two_invoices(session, storage, tenant)
+    viewer = access.viewer_for(session, tenant.tenant.id, tenant.admin.id)
+    done = assignment.confirm(session, viewer, [(second.file_id, first.id)], actor=tenant.admin, ip="192.0.2.7",
+                              via="assign")
+    session.commit()
+    (event,) = session.scalars(audit.events_query(tenant.tenant.id, "invoice.attach_file")).all()
+    assert done == [(second.file_id, first.id)]
+    assert (event.actor_id, event.target, event.ip) == (tenant.admin.id, f"invoice:{first.id}", "192.0.2.7")
+    assert event.detail == {"file_id": second.file_id, "via": "assign"}
+    # Through the API: the same event, said to come from it.
+    api = app.test_client()
+    answer = api.post("/api/v1/invoices/assign/confirm", headers={"Authorization": f"Bearer {tenant.token}"},
+                      json={"pairs": [{"file_id": first.file_id, "invoice_id": second.id}]})
+    assert answer.status_code == 200
+    latest = session.scalars(audit.events_query(tenant.tenant.id, "invoice.attach_file")).first()
+    assert latest.detail == {"file_id": first.file_id, "via": "api assign"} and latest.actor_id == tenant.admin.id

@@ -36,6 +36,8 @@ from core.models import (
     Document,
     DocumentSource,
     DocumentStatus,
+    Invoice,
+    InvoiceFile,
     Mailbox,
     Match,
     MatchingRule,
@@ -46,13 +48,14 @@ from core.models import (
 )
 from core.models_templates import ExtractionTemplate
 from core.services import accounts, intake
+from core.services import documents as docs
 from core.services.processing import store_file
 from core.storage import FileStorage
 from dashboard.api.base import PREFIX as API_PREFIX
 from tests.bankhelpers import make_invoice
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf
-from tests.test_dashboard import csrf_token, login
+from tests.test_dashboard import COMPLETE, csrf_token, login
 
 # Reachable without logging in: the login page itself, its language switcher (sets the session's language
 # only), the static files, the API's OpenAPI document (describes the routes, holds no data) and the
@@ -306,3 +309,59 @@ def test_isolation_checks_can_fail(app: Flask, session: Session, storage: FileSt
     for path in (f"/api/v1/messages/{world.ids['message']}", f"/api/v1/invoices/{world.ids['invoice']}",
                  f"/api/v1/transactions/{world.ids['transaction']}"):
         assert api.get(path, headers={"Authorization": f"Bearer {tenant.token}"}).status_code == 200, path
+
+
+def _document_writes_aimed_at(session: Session, tid: int, hidden: Invoice) -> dict[str, int]:
+    """Fresh documents under review (so that one route's write does not change what the next one meets):
+    one complete, ready to be validated, and one that extraction flagged as a duplicate of ``hidden``."""
+    ready = Document(tenant_id=tid, file_id=hidden.file_id, filename="mine.pdf", status=DocumentStatus.PENDING.value,
+                     field_info={})
+    duplicate = Document(tenant_id=tid, file_id=hidden.file_id, filename="copy.pdf", number=HIDDEN_NUMBER,
+                         status=DocumentStatus.DUPLICATE.value, duplicate_of_id=hidden.id, field_info={})
+    session.add_all([ready, duplicate])
+    session.flush()
+    docs.update_fields(session, tid, ready.id, COMPLETE | {"number": "MINE-1"})
+    session.commit()
+    return {"ready": ready.id, "duplicate": duplicate.id}
+
+
+def test_restricted_member_cannot_write_to_a_hidden_invoice_through_a_document(
+    app: Flask, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    """Review finding (fix-scope 1): every write route taking a document, posted by the restricted member
+    with the hidden invoice's number or a link/replace decision: the hidden invoice keeps its file, gains
+    no attachment, and no answer gives its id."""
+    world = build_world(session, storage, tenant)
+    hidden = session.get(Invoice, world.ids["invoice"])
+    kept = (hidden.file_id, hidden.document_id)
+    member, member_csrf = logged_in(app, world.restricted_email, tenant.password)
+    failures: list[str] = []
+    sent = 0
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        document_arg = next((name for name in rule.arguments if OBJECT_FOR.get(name) == "document"), None)
+        if document_arg is None:
+            continue
+        is_api = rule.rule.startswith(API_PREFIX + "/")
+        for method in (m for m in methods(rule) if m != "GET"):
+            for action in ("confirm", "link", "replace"):
+                for which in ("ready", "duplicate"):
+                    ids = _document_writes_aimed_at(session, tenant.tenant.id, hidden)
+                    url = re.sub(r"<(?:[^:<>]+:)?([a-z_]+)>", str(ids[which]), rule.rule)
+                    if is_api:
+                        body = {"number": HIDDEN_NUMBER} if action == "confirm" else {"action": action}
+                        response = app.test_client().open(url, method=method, json=body, headers={
+                            "Authorization": f"Bearer {world.restricted_token}"})
+                    else:
+                        response = member.open(url, method=method, data={
+                            "csrf_token": member_csrf, "action": action, "number": HIDDEN_NUMBER})
+                    sent += 1
+                    answer = response.get_data(as_text=True)
+                    payload = response.get_json(silent=True) or {}
+                    if f"/invoices/{hidden.id}" in answer or payload.get("duplicate_of") == hidden.id:
+                        failures.append(f"{method} {url} ({rule.endpoint}, {action}): gives the hidden id")
+    session.expire_all()
+    again = session.get(Invoice, hidden.id)
+    assert sent > 20
+    assert (again.file_id, again.document_id) == kept, "the hidden invoice's file was replaced"
+    assert session.scalars(select(InvoiceFile).where(InvoiceFile.invoice_id == hidden.id)).all() == []
+    assert not failures, "\n".join(failures)

@@ -123,3 +123,10 @@ def test_token_commands_create_list_and_revoke(app: Flask, session: Session, ten
     assert app.test_client().get("/api/v1/tenant", headers=bearer(value)).status_code == 401
     assert "revoked" in runner.invoke(cli, ["token", "list", "--tenant", tenant.address]).output
     assert runner.invoke(cli, ["token", "create", tenant.admin.email, "--expires-days", "0"]).exit_code != 0
+
+
+def test_the_token_owner_rule_is_one_function(session: Session, tenant: TenantFixture) -> None:
+    """Admins see every token of the company, anyone else their own: one rule for the API and the page."""
+    assert accounts.token_owner_filter(Role.ADMIN, tenant.admin.id) is None
+    assert accounts.token_owner_filter(Role.MEMBER.value, 7) == 7
+    assert accounts.token_owner_filter(Role.SUPPORT, 8) == 8

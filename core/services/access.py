@@ -119,6 +119,14 @@ def check_invoice(session: Session, viewer: Viewer, invoice: Invoice) -> Invoice
     return invoice
 
 
+def shown_duplicate_of(session: Session, viewer: Viewer, document: Document) -> int | None:
+    """The id of the invoice a duplicate document repeats, or None when the viewer may not see it."""
+    if document.duplicate_of_id is None or not viewer.restricted:
+        return document.duplicate_of_id
+    invoice = session.get(Invoice, document.duplicate_of_id)
+    return document.duplicate_of_id if invoice is not None and can_see_invoice(session, viewer, invoice) else None
+
+
 def check_client(session: Session, viewer: Viewer, client: Client) -> Client:
     if client.tenant_id != viewer.tenant_id:
         raise NotFound("no such client")

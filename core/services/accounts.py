@@ -253,6 +253,12 @@ def identify_token(session: Session, token: str) -> TokenIdentity | None:
     return TokenIdentity(user=row.user, tenant=row.tenant, role=Role(member.role))
 
 
+def token_owner_filter(role: str, user_id: int) -> int | None:
+    """Whose tokens a person lists and revokes: None (every token of the company) for an admin, their own
+    id otherwise; the ``user_id`` argument of ``tokens_query`` and ``revoke_token``."""
+    return None if role == Role.ADMIN else user_id
+
+
 def tokens_query(tenant_id: int, user_id: int | None = None) -> Select[Any]:
     """The tenant's tokens (of ``user_id`` only, unless None), newest first, with their users."""
     stmt = select(ApiToken).where(ApiToken.tenant_id == tenant_id).options(selectinload(ApiToken.user))

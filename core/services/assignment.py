@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from core.fields import TEXT_LIMITS
 from core.i18n import N_
-from core.models import Document, Invoice, InvoiceFile, StoredFile
-from core.services import ServiceError, ValidationFailed, access
+from core.models import Document, Invoice, InvoiceFile, StoredFile, User
+from core.services import ServiceError, ValidationFailed, access, audit
 from core.services.access import Viewer
 from core.services.documents import get_file, get_invoice
 from core.services.receivables import MAX_ATTACHMENT_BYTES, attach_stored, sniff_content_type
@@ -129,9 +129,11 @@ def _assignable(session: Session, viewer: Viewer, stored: StoredFile) -> bool:
     return not session.scalar(select(held))
 
 
-def confirm(session: Session, viewer: Viewer, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Attach each confirmed (file id, invoice id); all or nothing. Safe to run twice: a file already
-    attached to its invoice stays attached once."""
+def confirm(
+    session: Session, viewer: Viewer, pairs: list[tuple[int, int]], *, actor: User | None, ip: str | None, via: str
+) -> list[tuple[int, int]]:
+    """Attach each confirmed (file id, invoice id) and audit it (``via`` names the transport); all or
+    nothing. Safe to run twice: a file already attached to its invoice stays attached once."""
     if len(pairs) > MAX_FILES:
         raise ServiceError(TOO_MANY_FILES.format(limit=MAX_FILES))
     errors: dict[str, str] = {}
@@ -146,4 +148,6 @@ def confirm(session: Session, viewer: Viewer, pairs: list[tuple[int, int]]) -> l
         raise ValidationFailed(errors)
     for stored, invoice in checked:
         attach_stored(session, invoice, stored)
+        audit.record(session, viewer.tenant_id, "invoice.attach_file", actor=actor, target=f"invoice:{invoice.id}",
+                     detail={"file_id": stored.id, "via": via}, ip=ip)
     return [(stored.id, invoice.id) for stored, invoice in checked]

@@ -24,7 +24,8 @@ from core.models import (
     StoredFile,
     utcnow,
 )
-from core.services import NotFound, ServiceError, ValidationFailed
+from core.services import NotFound, ServiceError, ValidationFailed, access
+from core.services.access import Viewer
 
 T = TypeVar("T")
 MAX_PER_PAGE = 200
@@ -37,6 +38,9 @@ WAITING_TWIN_REASON = N_(
 )
 LINKED_REASON = N_("File linked to invoice {number}.")
 REPLACED_REASON = N_("File of invoice {number} replaced.")  # on documents replaced before the basis was said
+# A restricted member typing the number of an invoice they cannot see: said without its id, link or
+# choices, so nothing more is revealed than that the number is taken; an admin can resolve it.
+NUMBER_TAKEN_HIDDEN = N_("This number is already used by an invoice you cannot see: ask an administrator.")
 FROZEN_NUMBER = N_(
     "The number of a validated invoice cannot be changed. To change it, delete the invoice and import "
     "the file again."
@@ -323,15 +327,17 @@ def validate_document(
     return invoice
 
 
-def confirm_document(
-    session: Session, tenant_id: int, document_id: int, data: dict[str, Any], user_id: int | None
-) -> Invoice | Document:
+def confirm_document(session: Session, viewer: Viewer, document_id: int, data: dict[str, Any]) -> Invoice | Document:
     """Validate the document into an invoice (returned); when the typed number is an existing invoice's,
     keep what the reviewer typed and put the document in the duplicate choice instead (the document is
-    returned, status ``duplicate``), as extraction does when it reads that number itself."""
+    returned, status ``duplicate``), as extraction does when it reads that number itself. When the viewer
+    may not see that invoice, a plain field error instead: no id, no link, no choice to write to it."""
+    tenant_id = viewer.tenant_id
     try:
-        return validate_document(session, tenant_id, document_id, data, user_id)
+        return validate_document(session, tenant_id, document_id, data, viewer.user_id)
     except DuplicateNumber as exc:
+        if not access.can_see_invoice(session, viewer, exc.invoice):
+            raise ValidationFailed({"number": NUMBER_TAKEN_HIDDEN}) from None
         doc = get_document(session, tenant_id, document_id)
         values, _errors = coerce(data)  # validate_document found no error before the clash
         for name, value in values.items():
@@ -396,11 +402,11 @@ def duplicate_choices(session: Session, doc: Document) -> list[str]:
     return ["link", "replace", "discard"] if replace_basis(session, doc) else ["link", "discard"]
 
 
-def resolve_duplicate(
-    session: Session, tenant_id: int, document_id: int, action: str, user_id: int | None
-) -> Document:
+def resolve_duplicate(session: Session, viewer: Viewer, document_id: int, action: str) -> Document:
     """The reviewer's decision on a duplicate: link the file to the existing invoice, replace the
-    existing invoice's file with it, or discard the new document. Files are never deleted."""
+    existing invoice's file with it, or discard the new document. Files are never deleted. Link and
+    replace write to the invoice: NotFound when the viewer may not see it (discard stays open)."""
+    tenant_id, user_id = viewer.tenant_id, viewer.user_id
     doc = get_document(session, tenant_id, document_id)
     if doc.status != DocumentStatus.DUPLICATE.value:
         raise ServiceError(N_("this document is not waiting for a duplicate decision"))
@@ -412,7 +418,7 @@ def resolve_duplicate(
         return doc
     if doc.duplicate_of_id is None:
         raise ServiceError(N_("the original is not validated yet: only discard is possible"))
-    invoice = get_invoice(session, tenant_id, doc.duplicate_of_id)
+    invoice = access.check_invoice(session, viewer, get_invoice(session, tenant_id, doc.duplicate_of_id))
     if action == "link":
         already = invoice.file_id == doc.file_id or any(a.file_id == doc.file_id for a in invoice.attachments)
         if not already:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 
 from core.models import User
-from core.services import ServiceError, assignment, audit
+from core.services import ServiceError, assignment
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import json_object
@@ -66,10 +66,7 @@ def confirm_assignment() -> Response:
         raise ApiError(400, 'pairs must be a non-empty list of {"file_id", "invoice_id"}')
     who, session = caller(), dbs()
     parsed = [(_id(p.get("file_id"), "file_id"), _id(p.get("invoice_id"), "invoice_id")) for p in pairs]
-    done = assignment.confirm(session, api_viewer(), parsed)
-    actor = session.get(User, who.user_id)
-    for file_id, invoice_id in done:
-        audit.record(session, who.tenant_id, "invoice.attach_file", actor=actor, target=f"invoice:{invoice_id}",
-                     detail={"file_id": file_id, "via": "api assign"}, ip=request.remote_addr)
+    done = assignment.confirm(session, api_viewer(), parsed, actor=session.get(User, who.user_id),
+                              ip=request.remote_addr, via="api assign")
     session.commit()
     return jsonify(attached=[{"file_id": f, "invoice_id": i} for f, i in done])

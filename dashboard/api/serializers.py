@@ -10,6 +10,9 @@ from sqlalchemy.orm import selectinload
 
 from core.extraction.result import with_check_flags
 from core.models import Document, InboundMessage, Invoice, InvoiceFields, Match, Tenant
+from core.services import access
+from dashboard.api.auth import api_viewer
+from dashboard.api.base import dbs
 
 CENT = Decimal("0.01")
 
@@ -60,6 +63,9 @@ def message_json(message: InboundMessage, subject: str) -> dict[str, Any]:
 
 
 def document_json(doc: Document) -> dict[str, Any]:
+    """The document as the calling token's user may see it: the id of a duplicate's original only when
+    that invoice is theirs to see."""
+    duplicate_of = access.shown_duplicate_of(dbs(), api_viewer(), doc)
     return {
         "id": doc.id,
         "status": doc.status,
@@ -69,7 +75,7 @@ def document_json(doc: Document) -> dict[str, Any]:
         "client": doc.client,
         "extraction_source": doc.extraction_source,
         "field_info": with_check_flags(doc.field_info or {}),  # "check": true where a person should look
-        "duplicate_of": doc.duplicate_of_id,
+        "duplicate_of": duplicate_of,
         "invoice_id": doc.invoice_id,
         "message_id": doc.message_id,
         "source_id": doc.source_id,  # issue 4: cut from a PDF holding several invoices (GET /sources/<id>/groups)

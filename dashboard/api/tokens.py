@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Response, jsonify
 
-from core.models import ApiToken, Role
+from core.models import ApiToken
 from core.services import accounts
 from dashboard.api.auth import caller
 from dashboard.api.base import bp, dbs
@@ -37,7 +37,7 @@ def token_json(row: ApiToken) -> dict[str, Any]:
 def _owner_filter() -> int | None:
     """None (every token of the tenant) for admins; the caller's own id otherwise."""
     who = caller()
-    return None if who.role == Role.ADMIN else who.user_id
+    return accounts.token_owner_filter(who.role, who.user_id)
 
 
 @bp.get("/tokens")

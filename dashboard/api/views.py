@@ -107,9 +107,8 @@ def get_document_file(document_id: int) -> Response:
 def validate_document(document_id: int) -> Response:
     visible_document(document_id)
     data = field_input(json_object())
-    who = caller()
     session = dbs()
-    result = documents.confirm_document(session, who.tenant_id, document_id, data, who.user_id)
+    result = documents.confirm_document(session, api_viewer(), document_id, data)
     session.commit()
     if isinstance(result, Document):  # the number is an existing invoice's: the caller picks an action
         response = jsonify(
@@ -132,13 +131,12 @@ def validate_document(document_id: int) -> Response:
                "action": {"type": "string", "enum": list(documents.DUPLICATE_ACTIONS)}}},
            body_required=True, ok={200: ref("Document")}, errors=(400, 409, 415))
 def resolve_duplicate(document_id: int) -> Response:
-    who = caller()
     session = dbs()
     visible_document(document_id)  # another tenant's id (or a hidden client's): 404 before any 400
     action = json_object().get("action")
     if action not in documents.DUPLICATE_ACTIONS:
         raise ApiError(400, f"action must be one of {', '.join(documents.DUPLICATE_ACTIONS)}")
-    doc = documents.resolve_duplicate(session, who.tenant_id, document_id, action, who.user_id)
+    doc = documents.resolve_duplicate(session, api_viewer(), document_id, action)
     session.commit()
     return jsonify(document_json(doc))
 

@@ -172,15 +172,12 @@ def assign_confirm() -> Response:
         flash(_("Nothing attached: no invoice was chosen."), "info")
         return redirect(url_for(".assign_form"))
     try:
-        done = assignment.confirm(db.session, current_viewer(), pairs)
+        done = assignment.confirm(db.session, current_viewer(), pairs, actor=current_user.user,
+                                  ip=request.remote_addr, via="assign")
     except ValidationFailed:
         db.session.rollback()
         flash(translate(assignment.NOT_YOURS), "error")
         return redirect(url_for(".assign_form"))
-    for file_id, invoice_id in done:
-        audit.record(db.session, tenant_id(), "invoice.attach_file", actor=current_user.user,
-                     target=f"invoice:{invoice_id}", detail={"file_id": file_id, "via": "assign"},
-                     ip=request.remote_addr)
     db.session.commit()
     flash(ngettext("%(num)d file attached to its invoice.", "%(num)d files attached to their invoices.", len(done)),
           "success")

@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
@@ -66,9 +65,12 @@ def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str,
     viewer = current_viewer()
     # Documents are open to every member; the invoices they became follow the access policy.
     invoice = doc.invoice if doc.invoice and access.can_see_invoice(db.session, viewer, doc.invoice) else None
-    # A restricted member still decides on duplicates (link/replace) but gets no link to the original.
     original = doc.duplicate_of if doc.duplicate_of and doc.duplicate_of.tenant_id == doc.tenant_id else None
     original_visible = original is not None and access.can_see_invoice(db.session, viewer, original)
+    # An original the viewer may not see is neither linked nor written to (link/replace are refused):
+    # only discard, and an admin for the rest.
+    original_hidden = original is not None and not original_visible
+    original = original if original_visible else None
     return render_template(
         "review.html",
         doc=doc,
@@ -79,6 +81,7 @@ def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str,
         invoice=invoice,
         original=original,
         original_visible=original_visible,
+        original_hidden=original_hidden,
         replace_basis=docs.replace_basis(db.session, doc) if original is not None else None,
         docs_not_same=docs.NOT_SAME_DOCUMENT,
         frozen_number=docs.FROZEN_NUMBER,
@@ -122,7 +125,7 @@ def save_document(doc_id: int) -> Any:
         abort(400)
     try:
         if action == "confirm":
-            result = docs.confirm_document(db.session, tenant_id(), doc.id, form, current_user.id)
+            result = docs.confirm_document(db.session, current_viewer(), doc.id, form)
             db.session.commit()
             if isinstance(result, Document):  # the typed number is an existing invoice's: the page offers the choice
                 flash(_("This number is already used: link, replace or discard below."), "warning")
@@ -183,7 +186,7 @@ def duplicate(doc_id: int) -> Response:
     _visible_document(doc_id)
     action = request.form.get("action", "")
     try:
-        doc = docs.resolve_duplicate(db.session, tenant_id(), doc_id, action, current_user.id)
+        doc = docs.resolve_duplicate(db.session, current_viewer(), doc_id, action)
     except NotFound:
         raise
     except ServiceError as exc:  # e.g. a document already validated: say why, stay on it

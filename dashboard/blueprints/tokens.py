@@ -23,7 +23,8 @@ not_found_for(bp)
 
 def _owner_filter() -> int | None:
     """None (every token of the company) for admins; the person's own id otherwise."""
-    return None if current_viewer().is_admin else int(current_user.user.id)
+    viewer = current_viewer()
+    return accounts.token_owner_filter(viewer.role, viewer.user_id)
 
 
 def _render(new_token: str | None = None) -> str:
