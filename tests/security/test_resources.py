@@ -62,14 +62,11 @@ def test_a_part_bomb_over_smtp_ends_failed_with_its_reason(
     with session_factory() as s:
         message = s.scalars(select(InboundMessage)).one()
     enqueue_ingest(get_queue(settings), message.id)
-    started = time.monotonic()
-    run_worker_burst(settings)
-    elapsed = time.monotonic() - started
+    run_worker_burst(settings)  # the parse's own bound is timed above, apart from a worker's start-up
     with session_factory() as s:
         message = s.get(InboundMessage, message.id)
         assert message.status == MessageStatus.FAILED.value
         assert "more than 1000 MIME parts" in message.reason
-    assert elapsed < 30, elapsed  # the worker's start included; the stdlib parse alone took 13 s+
 
 
 # Per-company quotas -------------------------------------------------------------------------------
