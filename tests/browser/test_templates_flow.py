@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session
 
+from core.extraction.result import CHECK_BELOW
 from core.storage import FileStorage
 from tests.browser.test_review_flow import ARTIFACTS, browser, live_server  # noqa: F401  (fixtures)
 from tests.conftest import TenantFixture
@@ -27,7 +28,9 @@ def test_create_test_save_template_then_next_document_uses_it(
     tid = tenant.tenant.id
     first = extract(session, storage, new_document(session, storage, tid, make_new_layout_pdf(),
                                                    "application/pdf", "merovingiens-1042.pdf"))
-    assert first.amount is None and first.issue_date is None  # the generic reader misses this layout
+    assert first.amount is None  # the generic reader misses this layout's total
+    # Its one date may be guessed as the issue date, never shown as sure.
+    assert first.issue_date is None or first.field_info["issue_date"]["confidence"] < CHECK_BELOW
     sibling = new_document(session, storage, tid, make_new_layout_pdf(number="PC-77-0999", total=Decimal("88.00")),
                            "application/pdf", "merovingiens-0999.pdf")
     extract(session, storage, sibling)
