@@ -107,6 +107,28 @@ def test_smtp_refuses_over_the_hourly_and_storage_quotas_with_text(
         assert code == 552 and b"5.2.2 Mailbox full" in text and b"storage quota" in text
 
 
+def test_smtp_counts_the_declared_size_against_the_storage_quota(
+    settings: Settings, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    # 0.6 MB stored of 1 MB: a small message still comes in, a declared 0.6 MB one does not.
+    intake.store_message(session, storage, tenant.tenant.id, b"Subject: big\r\n\r\n" + b"x" * 600_000,
+                         recipient=tenant.address)
+    session.commit()
+
+    def rcpt(controller, size: int | None) -> tuple[int, bytes]:  # noqa: ANN001
+        with smtplib.SMTP(controller.hostname, controller.port, timeout=30) as smtp:
+            smtp.ehlo()
+            assert smtp.has_extn("size")
+            assert smtp.mail("billing@supplier.example", [] if size is None else [f"SIZE={size}"])[0] == 250
+            return smtp.rcpt(tenant.address)
+
+    with running_server(dataclasses.replace(settings, tenant_max_storage_mb=1)) as controller:
+        code, text = rcpt(controller, 600_000)
+        assert code == 552 and b"storage quota" in text
+        assert rcpt(controller, 20_000)[0] == 250
+        assert rcpt(controller, None)[0] == 250  # nothing declared: as before, the current usage decides
+
+
 def test_api_answers_429_and_the_imports_page_says_why(
     settings: Settings, session: Session, tenant: TenantFixture
 ) -> None:
