@@ -53,7 +53,7 @@ from core.i18n import N_
 from core.models import Mailbox, MailboxAuth, MailboxImportOutcome, MessageSource
 from core.queue import get_queue
 from core.secrets import SecretBox
-from core.services import accounts, intake
+from core.services import accounts, intake, quotas
 from core.services import mailboxes as svc
 from core.storage import make_storage, sha256_hex
 from mailgate.imap_oauth import AccessTokenCache, OAuthError
@@ -177,6 +177,8 @@ def public_reason(exc: BaseException) -> str:
     The server's greeting and answers stay out (a mailbox pointed at another service would read its
     banner here); the operator's log keeps ``describe_error``.
     """
+    if isinstance(exc, quotas.QuotaExceeded):  # ours: the message waits on the server until there is room
+        return N_("Not imported, left on the server: {reason}").format(reason=exc)[: svc.MAX_ERROR_LENGTH]
     if isinstance(exc, OAuthError):
         return str(exc)[: svc.MAX_ERROR_LENGTH]  # ours, with the provider's token endpoint answer
     if isinstance(exc, svc.TargetRefused):
@@ -308,6 +310,7 @@ class MailboxWorker(threading.Thread):
         self.config = config
         self.halt = threading.Event()
         self.storage = make_storage(settings)
+        self.quota_limits = quotas.Limits.of(settings)
         self.box = SecretBox.from_settings(settings.secret_key)
         self.tokens = AccessTokenCache()
         self._queue: Queue | None = None
@@ -490,6 +493,9 @@ class MailboxWorker(threading.Thread):
                 if previous is not None:
                     duplicates.append(previous)
                     continue
+                if self.quota_limits.messages_per_hour or self.quota_limits.storage_bytes:
+                    # Over quota: nothing of it is committed, it stays on the server, the mailbox says why.
+                    quotas.check(session, tenant_id, self.quota_limits, len(raw))
                 message = intake.store_message(
                     session, self.storage, tenant_id, raw,
                     recipient=recipient, source=MessageSource.IMAP, peer=spec.host[:64],

@@ -570,7 +570,7 @@ class InboxHandler:
                 self.refusals.record(peer)
             log.info("refused unknown recipient: peer=%s from=%r rcpt=%r", peer, envelope.mail_from, address)
             return REPLY_UNKNOWN_RCPT
-        refusal = await self._quota_refusal(found.tenant_id)
+        refusal = await self._quota_refusal(found.tenant_id, declared_size(envelope.mail_options) or 0)
         if refusal is not None:  # the company is over a quota: a clear answer, not counted as probing
             log.info("refused over quota: peer=%s rcpt=%r (%s)", peer, address, refusal)
             return refusal
@@ -621,8 +621,9 @@ class InboxHandler:
         log.error("SMTP session error", exc_info=error)
         return REPLY_TRY_LATER
 
-    async def _quota_refusal(self, tenant_id: int) -> str | None:
-        """``452`` / ``552`` with its text when the company is over a quota (core.services.quotas), else None."""
+    async def _quota_refusal(self, tenant_id: int, incoming_bytes: int = 0) -> str | None:
+        """``452`` / ``552`` with its text when the company is over a quota (core.services.quotas), or would be
+        with the ``incoming_bytes`` the client declared (SIZE=), else None."""
         if not (self.quota_limits.messages_per_hour or self.quota_limits.storage_bytes):
             return None
         usage = self.quotas.get(tenant_id)
@@ -633,7 +634,7 @@ class InboxHandler:
                 log.exception("quota usage of tenant %s could not be read", tenant_id)
                 return None
             self.quotas.put(tenant_id, usage)
-        problem = quotas.exceeded(usage, self.quota_limits)
+        problem = quotas.exceeded(usage, self.quota_limits, incoming_bytes)
         return None if problem is None else problem.smtp_reply
 
     # Blocking work, run in the pools -----------------------------------------------------------
@@ -906,11 +907,19 @@ class InboxSMTP(SMTP):
     def _expected_size(self) -> int:
         """SIZE= from MAIL FROM when declared (RFC 1870), else the size limit."""
         limit = self.data_size_limit or 0
-        for option in self.envelope.mail_options if self.envelope is not None else []:
-            name, _, value = option.partition("=")
-            if name == "SIZE" and value.isdigit():
-                return min(int(value), limit) if limit else int(value)
-        return limit
+        declared = declared_size(self.envelope.mail_options if self.envelope is not None else [])
+        if declared is None:
+            return limit
+        return min(declared, limit) if limit else declared
+
+
+def declared_size(mail_options: list[str]) -> int | None:
+    """The message size the client declared with MAIL FROM ``SIZE=`` (RFC 1870), None when it did not."""
+    for option in mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return None
 
 
 class _TooBusy(asyncio.Protocol):

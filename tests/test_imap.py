@@ -438,6 +438,34 @@ def test_catch_all_routes_by_recipient_headers_once_per_tenant(dovecot, settings
     assert len(folder_flags(dovecot, "INBOX")) == 5
 
 
+def test_over_the_storage_quota_the_message_stays_on_the_server_with_the_reason(
+    dovecot, settings, session_factory, tenant, storage
+):
+    from dataclasses import replace
+
+    from core.services import intake
+
+    with session_factory() as session:  # 0.6 MB stored of the 1 MB allowed
+        intake.store_message(session, storage, tenant.tenant.id,
+                             b"Subject: big\r\n\r\n" + b"x" * 600_000, recipient=tenant.address)
+        session.commit()
+    full = replace(settings, tenant_max_storage_mb=1)
+    mailbox_id = add_mailbox(session_factory, full, tenant.tenant.id, dovecot)
+    with dovecot.client() as client:
+        client.append("INBOX", make_raw(1, extra="X-Padding: " + "x" * 500_000 + "\r\n"))
+    with running_poller(full):
+        wait_for(lambda: mailbox_row(session_factory, mailbox_id).last_error, what="the quota error")
+    error = mailbox_row(session_factory, mailbox_id).last_error or ""
+    assert "left on the server" in error and "of its 1 MB" in error
+    assert count_messages(session_factory) == 1 and folder_flags(dovecot, "INBOX") == [()]  # unread, there
+    with session_factory() as session:
+        assert session.scalars(select(MailboxImport)).all() == []
+    # Room again (the operator raised the quota): the same message comes in, and the error clears.
+    with running_poller(replace(settings, tenant_max_storage_mb=2)):
+        wait_for(lambda: count_messages(session_factory) == 2, what="the message once there is room")
+        wait_for(lambda: mailbox_row(session_factory, mailbox_id).last_error is None, what="error cleared")
+
+
 # Failures, backoff, secrets ------------------------------------------------------------------
 
 

@@ -431,6 +431,7 @@ def test_email_with_a_statement_goes_through_message_ingestion(session: Session,
     data = statement_csv(csv_row(date(2026, 2, 3), "Virement", "10,00", "Someone"))
     raw = make_email(tenant.address, data, "releve.csv", subject="Releve", content_type="text/csv")
     message = intake.store_message(session, storage, tid, raw, recipient=tenant.address)
+    bank.find_or_create_account(session, tid, ACCOUNT)  # an unverified mailed statement never creates one
     session.commit()
     assert processing.ingest_message(session, storage, message.id) == []
     session.commit()

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from core.fields import TEXT_LIMITS
 from core.i18n import N_
 from core.models import Document, Invoice, InvoiceFile, StoredFile, User
-from core.services import ServiceError, ValidationFailed, access, audit
+from core.services import ServiceError, ValidationFailed, access, audit, quotas
 from core.services.access import Viewer
 from core.services.documents import get_file, get_invoice
 from core.services.receivables import MAX_ATTACHMENT_BYTES, attach_stored, sniff_content_type
@@ -87,14 +87,21 @@ def _text_of(data: bytes, content_type: str) -> str:
     return pdftotext_layout(data, max_pages=MAX_TEXT_PAGES) or ""
 
 
-def propose(session: Session, storage: Any, viewer: Viewer, files: list[tuple[str, bytes]]) -> list[Proposal]:
-    """Store each file (content-addressed, so sending it twice stores it once) and propose invoices."""
+def propose(
+    session: Session, storage: Any, viewer: Viewer, files: list[tuple[str, bytes]], limits: quotas.Limits
+) -> list[Proposal]:
+    """Store each file (content-addressed, so sending it twice stores it once) and propose invoices.
+
+    ``quotas.QuotaExceeded`` (nothing stored) when the files would take the company over a quota of ``limits``.
+    """
     from core.services.processing import store_file
 
     if not files:
         raise ServiceError(NO_FILES)
     if len(files) > MAX_FILES:
         raise ServiceError(TOO_MANY_FILES.format(limit=MAX_FILES))
+    incoming = sum(len(data) for _, data in files if len(data) <= MAX_ATTACHMENT_BYTES)
+    quotas.check(session, viewer.tenant_id, limits, incoming)
     proposals: list[Proposal] = []
     for filename, data in files:
         proposal = Proposal(filename=(filename or "")[:255])

@@ -17,7 +17,15 @@ from typing import Any
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
-from core.banking import CsvMapping, Statement, StatementError, detect_format, guess_csv_mapping, parse_statement
+from core.banking import (
+    CsvMapping,
+    Statement,
+    StatementError,
+    Transaction,
+    detect_format,
+    guess_csv_mapping,
+    parse_statement,
+)
 from core.banking.util import collapse, iban_or_none
 from core.i18n import N_
 from core.mail.senderauth import Verdicts
@@ -187,7 +195,7 @@ def looks_like_statement(data: bytes, filename: str = "") -> bool:
 
 
 def _statement_account(
-    session: Session, tenant_id: int, statement: Statement, chosen: BankAccount | None
+    session: Session, tenant_id: int, statement: Statement, chosen: BankAccount | None, verified: bool
 ) -> BankAccount:
     ref = account_ref(statement.account_iban or statement.account_id)
     if chosen is not None:
@@ -198,7 +206,19 @@ def _statement_account(
         return chosen
     if not ref:
         raise ServiceError(N_("the statement does not name its account: choose the account and upload again"))
-    return find_or_create_account(session, tenant_id, ref, statement.currency)
+    if verified:
+        return find_or_create_account(session, tenant_id, ref, statement.currency)
+    # An unverified statement never creates an account: anyone could invent one for the company.
+    account = session.scalars(
+        select(BankAccount).where(BankAccount.tenant_id == tenant_id, BankAccount.iban == ref)
+    ).first()
+    if account is None:
+        raise ServiceError(
+            N_("not imported: account {ref} is not one of your bank accounts and the statement is unverified").format(
+                ref=ref
+            )
+        )
+    return account
 
 
 def _existing_fingerprints(session: Session, account_id: int, fingerprints: list[str]) -> set[str]:
@@ -213,6 +233,49 @@ def _existing_fingerprints(session: Session, account_id: int, fingerprints: list
             )
         )
     return found
+
+
+def _unverified_rows(session: Session, account_id: int, fingerprints: list[str]) -> dict[str, BankTransaction]:
+    """The account's rows from unverified statements among ``fingerprints``, by fingerprint."""
+    found: dict[str, BankTransaction] = {}
+    for start in range(0, len(fingerprints), _CHUNK):
+        chunk = fingerprints[start : start + _CHUNK]
+        stmt = select(BankTransaction).where(
+            BankTransaction.account_id == account_id,
+            BankTransaction.unverified.is_(True),
+            BankTransaction.fingerprint.in_(chunk),
+        )
+        found.update((row.fingerprint, row) for row in session.scalars(stmt))
+    return found
+
+
+def _row_values(tx: Transaction, statement: Statement, account: BankAccount) -> dict[str, Any]:
+    """A transaction's columns as the statement gives them."""
+    return {
+        "booking_date": tx.booking_date,
+        "value_date": tx.value_date,
+        "amount": tx.amount.quantize(Decimal("0.01")),
+        "currency": tx.currency or statement.currency or account.currency,
+        "counterparty": (tx.counterparty_name or "")[:300] or None,
+        "iban": tx.counterparty_iban,
+        "remittance": tx.remittance[:4000],
+        "reference": (tx.reference or "")[:300] or None,
+        "pending": tx.pending,
+    }
+
+
+def _confirm_unverified(row: BankTransaction, values: dict[str, Any]) -> bool:
+    """The bank's own statement confirms a row first seen in an unverified one: its data replaces what the
+    unverified mail said (a forger chooses the text behind a reused bank reference). True when the row must
+    be categorised and matched again (a person has not already decided on it)."""
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.unverified = False
+    undecided = {TransactionStatus.UNMATCHED.value, TransactionStatus.SUGGESTED.value}
+    if row.status in undecided or (row.status == TransactionStatus.IGNORED.value and row.rule_id is not None):
+        row.category, row.rule_id, row.status = None, None, TransactionStatus.UNMATCHED.value
+        return True
+    return False
 
 
 def _drop_stale_pending(session: Session, account_id: int) -> None:
@@ -273,20 +336,32 @@ def import_statement(
 
     result = ImportResult(statements=len(statements))
     new: list[BankTransaction] = []
+    confirmed: list[BankTransaction] = []
     cleared: set[int] = set()
     for statement in statements:
-        account = _statement_account(session, tenant_id, statement, chosen)
+        account = _statement_account(session, tenant_id, statement, chosen, verified)
         if account.id not in result.account_ids:
             result.account_ids.append(account.id)
-        if statement.source_format.startswith("csv") and not account.csv_mapping and csv_mapping is None:
-            layout = guess_csv_mapping(data)
-            if layout is not None:
-                account.csv_mapping = mapping_to_json(layout)  # the next upload of this bank needs no guess
-        if account.id not in cleared:
-            _drop_stale_pending(session, account.id)
-            cleared.add(account.id)
-        existing = _existing_fingerprints(session, account.id, [t.fingerprint for t in statement.transactions])
+        fingerprints = [t.fingerprint for t in statement.transactions]
+        # Only the bank's own (verified) statement may change what the account already holds.
+        if verified:
+            if statement.source_format.startswith("csv") and not account.csv_mapping and csv_mapping is None:
+                layout = guess_csv_mapping(data)
+                if layout is not None:
+                    account.csv_mapping = mapping_to_json(layout)  # the next upload of this bank needs no guess
+            if account.id not in cleared:
+                _drop_stale_pending(session, account.id)
+                cleared.add(account.id)
+        unconfirmed = _unverified_rows(session, account.id, fingerprints) if verified else {}
+        existing = _existing_fingerprints(session, account.id, fingerprints)
         for tx in statement.transactions:
+            values = _row_values(tx, statement, account)
+            if tx.fingerprint in unconfirmed:
+                row = unconfirmed.pop(tx.fingerprint)
+                if _confirm_unverified(row, values):
+                    confirmed.append(row)
+                result.duplicates += 1
+                continue
             if tx.fingerprint in existing:
                 result.duplicates += 1
                 continue
@@ -296,28 +371,22 @@ def import_statement(
                 tenant_id=tenant_id,
                 account_id=account.id,
                 fingerprint=tx.fingerprint,
-                booking_date=tx.booking_date,
-                value_date=tx.value_date,
-                amount=tx.amount.quantize(Decimal("0.01")),
-                currency=tx.currency or statement.currency or account.currency,
-                counterparty=(tx.counterparty_name or "")[:300] or None,
-                iban=tx.counterparty_iban,
-                remittance=tx.remittance[:4000],
-                reference=(tx.reference or "")[:300] or None,
-                pending=tx.pending,
                 unverified=not verified,
                 status=TransactionStatus.UNMATCHED.value,
+                **values,
             )
             session.add(row)
             new.append(row)
-        _update_balance(account, statement)
+        if verified:
+            _update_balance(account, statement)
     session.flush()
     result.created = len(new)
     result.transaction_ids = [row.id for row in new]
-    if new:
-        result.categorised = reconciliation.apply_rules(session, tenant_id, transaction_ids=result.transaction_ids)
+    again = result.transaction_ids + [row.id for row in confirmed]
+    if again:
+        result.categorised = reconciliation.apply_rules(session, tenant_id, transaction_ids=again)
         if match:
-            summary = reconciliation.run_matching(session, tenant_id, transaction_ids=result.transaction_ids)
+            summary = reconciliation.run_matching(session, tenant_id, transaction_ids=again)
             result.applied, result.suggested = summary.applied, summary.suggested
     return result
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 
 from core.models import User
-from core.services import ServiceError, assignment
+from core.services import ServiceError, assignment, quotas
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import json_object
 from dashboard.api.spec import items_of, operation, ref
-from dashboard.app import storage
+from dashboard.app import settings, storage
 
 
 @bp.post("/invoices/assign")
@@ -22,13 +22,17 @@ from dashboard.app import storage
                "type": "array", "items": {"type": "string", "contentMediaType": "application/octet-stream"},
                "description": "One or more files, each a part named file."}}},
            body_type="multipart/form-data", body_required=True, ok={200: items_of(ref("AssignProposal"))},
-           errors=(400, 413))
+           errors=(400, 413, 429))
 def assign_files() -> Response:
     from dashboard.blueprints.invoices import uploaded_files
 
     session = dbs()
     try:
-        proposals = assignment.propose(session, storage(), api_viewer(), uploaded_files())
+        proposals = assignment.propose(session, storage(), api_viewer(), uploaded_files(),
+                                       quotas.Limits.of(settings()))
+    except quotas.QuotaExceeded:  # 429 with its reason (dashboard.api.errors)
+        session.rollback()
+        raise
     except ServiceError as exc:  # no file, or too many: the request is wrong, nothing is kept
         session.rollback()
         raise ApiError(400, str(exc)) from exc

@@ -29,6 +29,7 @@ ERROR_MEANINGS: dict[int, str] = {
     413: "The upload is larger than the limit.",
     415: "The body is not JSON.",
     422: "A field is invalid; ``fields`` maps each one to its problem.",
+    429: "The company is over a quota (storage or messages per hour); the message says which.",
     503: "The job queue cannot be reached; nothing was lost, retry later.",
 }
 

@@ -25,9 +25,11 @@ from core.services import (
     assignment,
     audit,
     invoice_edits,
+    quotas,
     receivables,
 )
 from core.services import documents as docs
+from dashboard.app import settings as app_settings
 from dashboard.app import storage
 from dashboard.extensions import db
 from dashboard.i18n import translate
@@ -150,8 +152,9 @@ def assign_form() -> str:
 def assign_upload() -> Response | str:
     """Many files at once: each is stored and an invoice proposed; nothing is attached before confirmation."""
     try:
-        proposals = assignment.propose(db.session, storage(), current_viewer(), uploaded_files())
-    except ServiceError as exc:
+        limits = quotas.Limits.of(app_settings())
+        proposals = assignment.propose(db.session, storage(), current_viewer(), uploaded_files(), limits)
+    except ServiceError as exc:  # also a quota: its reason says which and how to free space
         db.session.rollback()
         flash(translate(str(exc)), "error")
         return redirect(url_for(".assign_form"))

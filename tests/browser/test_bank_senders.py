@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from core.models import BankTransaction, Invoice
 from core.services import bank
 from core.storage import FileStorage
-from tests.bankhelpers import make_invoice
+from tests.bankhelpers import ACCOUNT, make_invoice
 from tests.browser.test_finance_flows import log_in, no_csp_problems
 from tests.browser.test_review_flow import ARTIFACTS, browser, live_server  # noqa: F401 (fixtures)
 from tests.conftest import TenantFixture
@@ -25,6 +25,7 @@ def test_admin_declares_the_bank_and_sees_an_unverified_statement(
     live_server: str, browser: Browser, session: Session, storage: FileStorage, tenant: TenantFixture,  # noqa: F811
 ) -> None:
     invoice = make_invoice(session, storage, tenant.tenant.id, "FA-2026-0901", "64.00", "Dupont SARL")
+    bank.find_or_create_account(session, tenant.tenant.id, ACCOUNT)  # an unverified statement never creates one
     session.commit()
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
     page = context.new_page()

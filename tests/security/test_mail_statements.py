@@ -7,13 +7,16 @@ its DKIM (or DMARC) passes for that sender's domain; otherwise its transactions 
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
+
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.models import BankTransaction, Invoice, Match, MatchState, MessageStatus
+from core.models import BankAccount, BankTransaction, Invoice, Match, MatchState, MessageStatus
 from core.queue import enqueue_ingest, get_queue
 from core.services import ValidationFailed, bank
 from core.storage import FileStorage
@@ -29,14 +32,21 @@ from tests.test_smtp import running_server
 BANK = "auszuege@supplier.example"  # supplier.example: signed with the test key, p=reject (test_senderauth.zone)
 
 
-def camt053(number: str, amount: str, debtor: str, ref: str, day: str = "2026-02-03") -> bytes:
-    """A one-entry CAMT.053 crediting ``amount`` with ``number`` in the remittance text."""
+def camt053(number: str, amount: str, debtor: str, ref: str, day: str = "2026-02-03", *,
+            account: str = ACCOUNT, closing: tuple[str, str] | None = None, status: str = "BOOK") -> bytes:
+    """A one-entry CAMT.053 crediting ``amount`` with ``number`` in the remittance text; ``closing``:
+    (balance, period end) of the statement."""
+    balance = "" if closing is None else (
+        f'<FrToDt><FrDtTm>{day}T00:00:00</FrDtTm><ToDtTm>{closing[1]}T23:59:59</ToDtTm></FrToDt>'
+        f'<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">{closing[0]}</Amt>'
+        f'<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{closing[1]}</Dt></Dt></Bal>'
+    )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt>
 <GrpHdr><MsgId>MSG-{ref}</MsgId><CreDtTm>{day}T18:00:00</CreDtTm></GrpHdr>
 <Stmt><Id>STMT-{ref}</Id><CreDtTm>{day}T18:00:00</CreDtTm>
-<Acct><Id><IBAN>{ACCOUNT}</IBAN></Id><Ccy>EUR</Ccy></Acct>
-<Ntry><NtryRef>{ref}</NtryRef><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
+<Acct><Id><IBAN>{account}</IBAN></Id><Ccy>EUR</Ccy></Acct>{balance}
+<Ntry><NtryRef>{ref}</NtryRef><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>{status}</Sts>
 <BookgDt><Dt>{day}</Dt></BookgDt><ValDt><Dt>{day}</Dt></ValDt><AcctSvcrRef>{ref}</AcctSvcrRef>
 <NtryDtls><TxDtls><Refs><AcctSvcrRef>{ref}</AcctSvcrRef></Refs>
 <RltdPties><Dbtr><Nm>{debtor}</Nm></Dbtr></RltdPties>
@@ -44,9 +54,10 @@ def camt053(number: str, amount: str, debtor: str, ref: str, day: str = "2026-02
 </Stmt></BkToCstmrStmt></Document>""".encode()
 
 
-def statement_mail(to: str, number: str, ref: str, sender: str = BANK) -> bytes:
-    return make_email(to, camt053(number, "64.00", "Dupont SARL", ref), "camt053.xml", subject="Kontoauszug",
-                      sender=sender, content_type="application/xml")
+def statement_mail(to: str, number: str, ref: str, sender: str = BANK, document: bytes | None = None) -> bytes:
+    document = document or camt053(number, "64.00", "Dupont SARL", ref)
+    return make_email(to, document, "camt053.xml", subject="Kontoauszug", sender=sender,
+                      content_type="application/xml")
 
 
 def _deliver(settings: Settings, tenant: TenantFixture, raw: bytes) -> None:
@@ -77,6 +88,7 @@ def test_a_statement_mailed_by_a_stranger_or_a_forged_bank_only_suggests(
     first = make_invoice(session, storage, tid, "FA-2026-0777", "64.00", "Dupont SARL").id
     second = make_invoice(session, storage, tid, "FA-2026-0778", "64.00", "Dupont SARL").id
     third = make_invoice(session, storage, tid, "FA-2026-0779", "64.00", "Dupont SARL").id
+    bank.find_or_create_account(session, tid, ACCOUNT)  # an unverified statement never creates one
     session.commit()
 
     # 1. Nothing declared: an unsigned statement from a stranger is imported, unverified, suggested only.
@@ -122,6 +134,78 @@ def test_a_statement_mailed_by_a_stranger_or_a_forged_bank_only_suggests(
                                       headers={"Authorization": f"Bearer {tenant.token}"})
     assert response.status_code == 200
     assert _invoice_state(session, first) == ("paid", [MatchState.APPLIED.value])
+
+
+def _account(session: Session, iban: str = ACCOUNT) -> BankAccount | None:
+    session.expire_all()
+    return session.scalars(select(BankAccount).where(BankAccount.iban == iban)).first()
+
+
+def _transactions(session: Session) -> list[tuple[str, Decimal, bool, bool]]:
+    session.expire_all()
+    rows = session.scalars(select(BankTransaction).order_by(BankTransaction.id))
+    return [(row.remittance, row.amount, row.pending, row.unverified) for row in rows]
+
+
+def test_a_forged_statement_changes_no_bank_data(
+    key, local_dns: LocalDns, settings: Settings, session: Session, storage: FileStorage,  # noqa: F811
+    tenant: TenantFixture, session_factory,
+) -> None:
+    tid = tenant.tenant.id
+    bank.set_bank_senders(session, tid, "@supplier.example", tenant.admin)
+    # The real bank's statement, uploaded: a balance and one pending payment.
+    real = camt053("FA-2026-0800", "10.00", "Dupont SARL", "P1", "2026-02-02", closing=("1000.00", "2026-02-02"),
+                   status="PDNG")
+    bank.import_statement(session, tid, real, "real.xml")
+    session.commit()
+    before = _transactions(session)
+    assert before == [("Payment FA-2026-0800", Decimal("10.00"), True, False)]
+
+    # Forged (the bank's From, no signature): a future balance, for the known account and a new one.
+    forged = camt053("FA-2026-0801", "5.00", "Dupont SARL", "F1", "2026-02-03", closing=("999999.00", "2026-12-31"))
+    stranger = camt053("FA-2026-0801", "5.00", "Dupont SARL", "F2", account="FR7630006000011234567890189")
+    _deliver(settings, tenant, statement_mail(tenant.address, "", "F1", document=forged))
+    _deliver(settings, tenant, statement_mail(tenant.address, "", "F2", document=stranger))
+    _process(settings, session_factory)
+
+    account = _account(session)
+    assert (account.balance, account.balance_date) == (Decimal("1000.00"), date(2026, 2, 2))
+    rows = _transactions(session)
+    assert rows[0] == before[0]  # the pending payment is still there
+    assert rows[1:] == [("Payment FA-2026-0801", Decimal("5.00"), False, True)]  # only a suggestion
+    assert _account(session, "FR7630006000011234567890189") is None
+    assert session.scalar(select(func.count()).select_from(BankAccount)) == 1
+    refused = messages(session_factory)[-1]
+    assert "FR7630006000011234567890189 is not one of your bank accounts" in refused.reason
+
+
+def test_the_real_statement_after_a_forged_one_applies_its_payments_and_balance(
+    key, local_dns: LocalDns, settings: Settings, session: Session, storage: FileStorage,  # noqa: F811
+    tenant: TenantFixture, session_factory,
+) -> None:
+    tid = tenant.tenant.id
+    invoice = make_invoice(session, storage, tid, "FA-2026-0802", "64.00", "Dupont SARL").id
+    bank.find_or_create_account(session, tid, ACCOUNT)
+    bank.set_bank_senders(session, tid, "@supplier.example", tenant.admin)
+    session.commit()
+
+    # The forger reuses the bank's reference of the coming payment, with their own amount and a future balance.
+    forged = camt053("FA-2026-0802", "1.00", "Crook Ltd", "R77", closing=("999999.00", "2026-12-31"))
+    _deliver(settings, tenant, statement_mail(tenant.address, "", "R77", document=forged))
+    _process(settings, session_factory)
+    assert _transactions(session) == [("Payment FA-2026-0802", Decimal("1.00"), False, True)]
+    assert _invoice_state(session, invoice)[0] == "open"
+
+    real = camt053("FA-2026-0802", "64.00", "Dupont SARL", "R77", closing=("1064.00", "2026-02-03"))
+    _deliver(settings, tenant, sign(statement_mail(tenant.address, "", "R77", document=real), key[0],
+                                    "supplier.example"))
+    _process(settings, session_factory)
+    assert _invoice_state(session, invoice) == ("paid", [MatchState.APPLIED.value])
+    assert _transactions(session) == [("Payment FA-2026-0802", Decimal("64.00"), False, False)]
+    tx = session.scalars(select(BankTransaction)).one()
+    assert (tx.counterparty, tx.status) == ("Dupont SARL", "matched")
+    account = _account(session)
+    assert (account.balance, account.balance_date) == (Decimal("1064.00"), date(2026, 2, 3))
 
 
 def test_bank_senders_setting_is_admin_only_validated_and_csrf_protected(

@@ -13,12 +13,14 @@ import time
 import tracemalloc
 
 import pytest
-from sqlalchemy import select
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
 
 from core.config import Settings
 from core.mail import parsed
-from core.models import InboundMessage, MessageStatus
+from core.models import InboundMessage, MessageStatus, StoredFile
 from core.queue import enqueue_ingest, get_queue
 from core.services import intake
 from core.storage import FileStorage
@@ -26,7 +28,7 @@ from dashboard.app import create_app
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.services import run_worker_burst
-from tests.test_senders import login
+from tests.test_senders import csrf_token, login
 from tests.test_smtp import running_server
 
 
@@ -102,6 +104,28 @@ def test_smtp_refuses_over_the_hourly_and_storage_quotas_with_text(
         assert code == 552 and b"5.2.2 Mailbox full" in text and b"storage quota" in text
 
 
+def test_smtp_counts_the_declared_size_against_the_storage_quota(
+    settings: Settings, session: Session, storage: FileStorage, tenant: TenantFixture
+) -> None:
+    # 0.6 MB stored of 1 MB: a small message still comes in, a declared 0.6 MB one does not.
+    intake.store_message(session, storage, tenant.tenant.id, b"Subject: big\r\n\r\n" + b"x" * 600_000,
+                         recipient=tenant.address)
+    session.commit()
+
+    def rcpt(controller, size: int | None) -> tuple[int, bytes]:  # noqa: ANN001
+        with smtplib.SMTP(controller.hostname, controller.port, timeout=30) as smtp:
+            smtp.ehlo()
+            assert smtp.has_extn("size")
+            assert smtp.mail("billing@supplier.example", [] if size is None else [f"SIZE={size}"])[0] == 250
+            return smtp.rcpt(tenant.address)
+
+    with running_server(dataclasses.replace(settings, tenant_max_storage_mb=1)) as controller:
+        code, text = rcpt(controller, 600_000)
+        assert code == 552 and b"storage quota" in text
+        assert rcpt(controller, 20_000)[0] == 250
+        assert rcpt(controller, None)[0] == 250  # nothing declared: as before, the current usage decides
+
+
 def test_api_answers_429_and_the_imports_page_says_why(
     settings: Settings, session: Session, tenant: TenantFixture
 ) -> None:
@@ -121,6 +145,38 @@ def test_api_answers_429_and_the_imports_page_says_why(
         assert "in the last hour; its limit is 1" in refused.get_json()["error"]
         page = login(app, tenant.admin.email).get("/imports").get_data(as_text=True)
         assert 'id="quota-notice"' in page and "its limit is 1" in page
+    finally:
+        from dashboard.extensions import db
+
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_assigning_files_counts_against_the_storage_quota(
+    settings: Settings, session: Session, tenant: TenantFixture
+) -> None:
+    app = create_app(dataclasses.replace(settings, tenant_max_storage_mb=1), TESTING=True)
+    try:
+        headers = {"Authorization": f"Bearer {tenant.token}"}
+
+        def assign(client: FlaskClient, url: str, name: str, **form: str) -> TestResponse:
+            data = {"file": (io.BytesIO(name.encode() * (600_000 // len(name))), f"{name}.pdf"), **form}
+            return client.post(url, data=data, content_type="multipart/form-data",
+                               headers=headers if url.startswith("/api/") else {})
+
+        api = app.test_client()
+        assert assign(api, "/api/v1/invoices/assign", "first").status_code == 200  # 0.6 of the 1 MB
+        stored = session.scalar(select(func.count()).select_from(StoredFile))
+        refused = assign(api, "/api/v1/invoices/assign", "second")
+        assert refused.status_code == 429 and "of its 1 MB" in refused.get_json()["error"]
+        # The dashboard says why, and nothing more was stored either way.
+        client = login(app, tenant.admin.email)
+        token = csrf_token(client.get("/invoices/assign").get_data(as_text=True))
+        shown = assign(client, "/invoices/assign", "third", csrf_token=token)
+        assert shown.status_code == 302
+        assert "of its 1 MB" in client.get(shown.headers["Location"]).get_data(as_text=True)
+        session.expire_all()
+        assert session.scalar(select(func.count()).select_from(StoredFile)) == stored == 1
     finally:
         from dashboard.extensions import db
 
