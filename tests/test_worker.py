@@ -323,3 +323,21 @@ def test_the_simple_worker_enforces_job_time_limits(env_settings):
     assert slow.get_status(refresh=True) == "failed"
     assert "JobTimeoutException" in (slow.latest_result().exc_string or "")
     assert quick.get_status(refresh=True) == "finished" and quick.return_value() == 4.0
+
+
+@pytest.mark.parametrize("kind", ["simple", "fork"])
+def test_a_worker_stops_listening_for_commands_at_once(
+    env_settings: Settings, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RQ polls its command channel every 60 s, and redis-py 8 waits for that poll when the listener stops:
+    # every shutdown and every --burst run took up to a minute more. Ours polls every second.
+    from worker.main import PUBSUB_POLL_SECONDS, build_worker
+
+    monkeypatch.setenv("WORKER_CLASS", kind)
+    worker = build_worker(env_settings)
+    assert isinstance(worker, InboxSimpleWorker if kind == "simple" else InboxWorker)
+    worker.subscribe()
+    thread = worker.pubsub_thread
+    assert thread.is_alive() and thread.sleep_time == PUBSUB_POLL_SECONDS <= 1
+    worker.unsubscribe()  # redis-py 8 joins the listener here
+    assert not thread.is_alive()
