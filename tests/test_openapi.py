@@ -25,6 +25,7 @@ from tests.bankhelpers import csv_row, make_invoice, statement_csv
 from tests.conftest import TenantFixture
 from tests.test_api import add_document, add_user, pdf_bytes
 from tests.test_dashboard import login
+from tests.test_templates import GOOD
 
 # Routes of the URL map not described yet: none. (The users, invitations and companies routes of issue 17
 # do not exist yet; when they are added, they must be described or the test below fails.)
@@ -33,19 +34,8 @@ UNDOCUMENTED: set[tuple[str, str]] = set()
 NO_SUCCESS_CHECKED = {
     "PUT /sources/{source_id}/groups",  # needs a PDF split by the worker; its 400 is checked, tests/test_split.py
 }
-TEMPLATE = r"""
-issuer: Transports Mérovingiens
-keywords:
-  - "FR 40 303 265 045"
-fields:
-  invoice_number: Réf\.\s+pièce\s*(\S+)
-  date: Établie\s+le\s*(\d{1,2}\.\d{1,2}\.\d{4})
-  amount: Somme\s+due\s*(\d[\d .,]{0,20}\d)
-options:
-  currency: EUR
-  date_formats: ["%d.%m.%Y"]
-  decimal_separator: ","
-"""
+TEMPLATE = GOOD  # the template the templates tests save and try
+
 
 
 @pytest.fixture
