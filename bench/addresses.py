@@ -35,8 +35,9 @@ from sqlalchemy import insert  # noqa: E402 - after the path fix-up
 
 from bench.dashboard import migrate, settings_for  # noqa: E402
 from core.db import make_engine, make_session_factory  # noqa: E402
+from core.inbound import addresses  # noqa: E402
 from core.models import InboundAddress, InboundMessage, Tenant, utcnow  # noqa: E402
-from core.services import accounts, addresses  # noqa: E402
+from core.tenancy import accounts  # noqa: E402
 from tests.services import create_postgres_database, drop_postgres_database  # noqa: E402
 
 DOMAIN = "in.bench.test"

@@ -44,7 +44,8 @@ from core.models import (  # noqa: E402
     StoredFile,
     utcnow,
 )
-from core.services import accounts, summaries  # noqa: E402
+from core.receivables import summaries  # noqa: E402
+from core.tenancy import accounts  # noqa: E402
 
 PASSWORD = "bench password 2026"
 PAGES = [  # (name, HTML path, API twin); {client} is a client of the tenant

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core.db import make_engine, make_session_factory, session_scope  # noqa: E402
-from core.services import accounts  # noqa: E402
+from core.tenancy import accounts  # noqa: E402
 from tests.conftest import _base_settings, _migrate  # noqa: E402
 from tests.reliability.pgcluster import PostgresCluster  # noqa: E402
 from tests.reliability.recovery import FAULTS, run_redis_loss  # noqa: E402

@@ -28,10 +28,11 @@ sys.path.insert(0, str(ROOT))
 from flask_migrate import upgrade  # noqa: E402
 
 from core.config import Settings  # noqa: E402
+from core.documents.review import find_or_create_client  # noqa: E402
 from core.fields import number_key  # noqa: E402
+from core.inbound import senders  # noqa: E402
 from core.models import Document, DocumentStatus, Invoice, Role, StoredFile  # noqa: E402
-from core.services import accounts, senders  # noqa: E402
-from core.services.documents import find_or_create_client  # noqa: E402
+from core.tenancy import accounts  # noqa: E402
 from dashboard import i18n  # noqa: E402
 from dashboard.app import MIGRATIONS_DIR, create_app  # noqa: E402
 from dashboard.extensions import db  # noqa: E402

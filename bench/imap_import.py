@@ -31,10 +31,10 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import func, select  # noqa: E402 - after the path fix-up
 
 from core.db import make_engine, make_session_factory  # noqa: E402
+from core.inbound import mailboxes as svc  # noqa: E402
 from core.models import InboundMessage  # noqa: E402
 from core.secrets import SecretBox  # noqa: E402
-from core.services import accounts  # noqa: E402
-from core.services import mailboxes as svc  # noqa: E402
+from core.tenancy import accounts  # noqa: E402
 from mailgate.imap import ImapPoller, PollerConfig  # noqa: E402
 from tests.conftest import _base_settings, _migrate  # noqa: E402
 from tests.dovecot import DovecotServer  # noqa: E402

@@ -17,7 +17,7 @@ Pairs (first -> second), on ``realworld/`` of the shared corpus, truth from its 
 
 "Before" is the product's reading without memory (templates, then the generic extractor); "after" applies
 the profile learned from the first document and its truth (``core.extraction.memory.learn`` / ``apply``,
-what the worker does through ``core.services.issuer_profiles``). For same-issuer pairs "after" is only
+what the worker does through ``core.documents.issuer_profiles``). For same-issuer pairs "after" is only
 counted as read with memory when the product would recognise the issuer from the second text (a VAT id or
 IBAN of the first, or its name printed); otherwise the generic reading is scored. Scoring follows the
 corpus README (exact type/currency/number/dates, decimal amounts, names by normalised similarity >= 0.85,
@@ -44,10 +44,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.documents.issuer_profiles import confirmed  # noqa: E402
 from core.extraction import extract_image, extract_pdf, extract_text_fields, memory  # noqa: E402
 from core.extraction.identifiers import find_identifiers  # noqa: E402
-from core.services.clients import normalize_name  # noqa: E402
-from core.services.issuer_profiles import confirmed  # noqa: E402
+from core.receivables.clients import normalize_name  # noqa: E402
 from tests.corpus import CORPUS  # noqa: E402
 
 REAL = CORPUS / "realworld"

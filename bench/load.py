@@ -158,7 +158,7 @@ def run_smtp(args: argparse.Namespace) -> None:
     from sqlalchemy.orm import Session
 
     from core.models import Document, DocumentStatus, InboundMessage
-    from core.services import accounts
+    from core.tenancy import accounts
     from tests.services import RedisProcess, process_env
 
     tmp = Path(tempfile.mkdtemp(prefix="inbox-load-smtp-"))

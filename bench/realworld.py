@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core import extraction  # noqa: E402
+from core.documents.processing import read_pdf_file, text_fields  # noqa: E402
 from core.einvoice import EInvoice, to_fields  # noqa: E402
 from core.extraction.result import needs_check  # noqa: E402
-from core.services.processing import read_pdf_file, text_fields  # noqa: E402
 from tests.corpus import CORPUS  # noqa: E402
 
 REALWORLD = CORPUS / "realworld"

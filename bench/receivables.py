@@ -28,8 +28,10 @@ from flask_migrate import upgrade  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.db import make_engine, make_session_factory  # noqa: E402
 from core.models import CashMovement, Client, Invoice, StoredFile  # noqa: E402
-from core.services import accounts, analytics, receivables  # noqa: E402
-from core.services.access import viewer_for  # noqa: E402
+from core.receivables import analytics
+from core.receivables import invoices as receivables
+from core.tenancy import accounts  # noqa: E402
+from core.tenancy.access import viewer_for  # noqa: E402
 from dashboard.app import MIGRATIONS_DIR, create_app  # noqa: E402
 
 TODAY = date(2026, 11, 24)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.reconcile import BankTx, ClientInfo, Matcher, OpenItem  # noqa: E402 - after the path fix-up
-from core.reconcile.text import rf_reference  # noqa: E402
+from core.banking.reconcile import BankTx, ClientInfo, Matcher, OpenItem  # noqa: E402 - after the path fix-up
+from core.banking.reconcile.text import rf_reference  # noqa: E402
 
 CENT = Decimal("0.01")
 ROOTS = ("Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau",
@@ -240,10 +240,10 @@ def run_database(url: str, items: list[OpenItem], clients: list[ClientInfo], cas
     from flask_migrate import upgrade
     from sqlalchemy import insert, select
 
+    from core.banking import reconciliation
     from core.config import Settings
     from core.db import make_engine, make_session_factory
     from core.models import BankAccount, BankTransaction, Client, Invoice, Match, StoredFile, Tenant
-    from core.services import reconciliation
     from dashboard.app import MIGRATIONS_DIR, create_app
 
     tmp = Path(tempfile.mkdtemp(prefix="reconcile-bench-"))

@@ -32,10 +32,10 @@ def main() -> None:
     from flask_migrate import upgrade
     from sqlalchemy import insert
 
+    from core.banking.reconciliation import match_new_invoice
     from core.config import Settings
     from core.db import make_engine, make_session_factory
     from core.models import BankAccount, BankTransaction, Client, Invoice, StoredFile, Tenant
-    from core.services.reconciliation import match_new_invoice
     from dashboard.app import MIGRATIONS_DIR, create_app
 
     tmp = Path(tempfile.mkdtemp(prefix="rematch-bench-"))

@@ -50,7 +50,7 @@ from sqlalchemy import select  # noqa: E402 - after the path fix-up
 from core.config import Settings  # noqa: E402
 from core.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from core.models import Document, InboundMessage  # noqa: E402
-from core.services import accounts  # noqa: E402
+from core.tenancy import accounts  # noqa: E402
 from tests.invoicegen import make_email, make_invoice_pdf  # noqa: E402
 from tests.services import (  # noqa: E402
     RedisProcess,

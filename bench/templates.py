@@ -36,11 +36,11 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 import core.schema  # noqa: E402,F401  (every table)
 from core.db import Base, make_engine  # noqa: E402
+from core.documents import templates as svc  # noqa: E402
 from core.extraction import extract_pdf, warm_up  # noqa: E402
 from core.extraction.templated import apply_templates, load_templates  # noqa: E402
 from core.extraction.text import read_pdf  # noqa: E402
 from core.models import Tenant  # noqa: E402
-from core.services import templates as svc  # noqa: E402
 from tests.invoicegen import LANGUAGES, LAYOUTS, make_invoice_pdf  # noqa: E402
 
 TEMPLATE = """issuer: Fournisseur {i}

@@ -61,7 +61,7 @@ class Settings:
     # How many reverse proxies in front of the web app append X-Forwarded-For/-Proto: the client address
     # is taken that many hops from the end (ProxyFix). 0 (direct): the headers are ignored, never trusted.
     proxy_hops: int = 0
-    # Per-company quotas (core.services.quotas); 0 turns one off.
+    # Per-company quotas (core.tenancy.quotas); 0 turns one off.
     tenant_max_messages_per_hour: int = 1000
     tenant_max_storage_mb: int = 20 * 1024
     # Prometheus metrics of the SMTP gateway and of a worker, each on a port of its own (0: not served;

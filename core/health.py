@@ -16,7 +16,7 @@ from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from core.storage import FileStorage
+from core.files.storage import FileStorage
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 PROBE_PREFIX = "health"

@@ -129,9 +129,9 @@ class Tenant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     restrict_access: Mapped[bool] = mapped_column(Boolean, default=False)
-    # What becomes of mail that fails DMARC (core.services.senderauth): accept | quarantine | refuse.
+    # What becomes of mail that fails DMARC (core.inbound.senderauth): accept | quarantine | refuse.
     dmarc_action: Mapped[str] = mapped_column(String(16), default="accept", server_default="accept")
-    # Who sends the bank's statements by mail (core.services.bank): addresses and @domains, one per line.
+    # Who sends the bank's statements by mail (core.banking.transactions): addresses and @domains, one per line.
     # Only a statement from one of them, authenticated (DMARC pass or aligned DKIM), may apply matches.
     bank_senders: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,7 +1,7 @@
 """Per-tenant invoice2data templates (issue #4): written by a company's reviewers in the dashboard, tried
 before the bundled templates on that company's documents only.
 
-The YAML source is stored as written (it was validated on save, see ``core.services.templates``). Workers
+The YAML source is stored as written (it was validated on save, see ``core.documents.templates``). Workers
 keep the compiled templates of each tenant in memory and compile them again when the tenant's
 ``(count, max(updated_at), sum(version))`` changes: every save bumps ``version`` and ``updated_at``.
 """

@@ -4,4 +4,4 @@ autogenerate) sees the whole schema. An area that adds tables adds its module he
 import core.models  # noqa: F401
 import core.models_profiles  # noqa: F401  (issue 13: issuer profiles learned from validations)
 import core.models_templates  # noqa: F401  (issue 4: per-tenant extraction templates)
-import core.summary_models  # noqa: F401
+import core.receivables.summary_models  # noqa: F401

@@ -12,8 +12,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.config import Settings, normalize_database_url
 from core.db import engine_options, install_sqlite_pragmas
+from core.files.storage import FileStorage, make_storage
 from core.queue import get_queue
-from core.storage import FileStorage, make_storage
 from dashboard import querycount
 from dashboard.extensions import csrf, db, login_manager, migrate
 from dashboard.i18n import init_i18n

@@ -7,8 +7,11 @@ from datetime import datetime
 import click
 from flask.cli import FlaskGroup, with_appcontext
 
+from core.errors import ServiceError
+from core.inbound import addresses
 from core.models import Role
-from core.services import ServiceError, accounts, addresses, summaries
+from core.receivables import summaries
+from core.tenancy import accounts
 from dashboard.app import create_app, settings
 from dashboard.extensions import db
 
@@ -67,7 +70,7 @@ def tenant_rotate_address(tenant_ref: str, grace_days: int) -> None:
 @with_appcontext
 def tenant_export(tenant_ref: str, output: str | None) -> None:
     """Write one archive with the tenant's messages, files, invoices, entries and settings (docs/tenant-export.md)."""
-    from core.services import tenant_data
+    from core.tenancy import tenant_data
     from dashboard.app import storage
 
     try:
@@ -87,7 +90,7 @@ def tenant_export(tenant_ref: str, output: str | None) -> None:
 @with_appcontext
 def tenant_delete(tenant_ref: str, yes: bool) -> None:
     """Erase the tenant: its stored files, every row, and accounts left without a company. Irreversible."""
-    from core.services import tenant_data
+    from core.tenancy import tenant_data
     from dashboard.app import storage
 
     try:
@@ -215,7 +218,7 @@ def purge_raw_command(days: int | None) -> None:
     """Apply the raw e-mail retention: delete finished raw e-mails, keep their files and invoices (cron it daily)."""
     from datetime import timedelta
 
-    from core.services import tenant_data
+    from core.tenancy import tenant_data
     from dashboard.app import storage
 
     days = days or settings().raw_retention_days

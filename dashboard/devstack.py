@@ -60,7 +60,7 @@ def ensure_demo(settings: Settings) -> dict[str, str]:
     path = settings.var_dir / "demo.env"
     if path.exists():
         return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    from core.services import accounts
+    from core.tenancy import accounts
     from dashboard.app import create_app
     from dashboard.extensions import db
 

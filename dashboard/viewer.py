@@ -1,4 +1,4 @@
-"""The access policy of the person behind the current request (see ``core.services.access``)."""
+"""The access policy of the person behind the current request (see ``core.tenancy.access``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from flask import abort, current_app, g
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from core.services import access
-from core.services.access import Viewer
+from core.tenancy import access
+from core.tenancy.access import Viewer
 from dashboard.extensions import db
 from dashboard.web import tenant_id
 

@@ -25,9 +25,10 @@ from flask_login import current_user, login_required, logout_user
 from sqlalchemy import Select, func, select
 from werkzeug.exceptions import HTTPException
 
+from core.documents.review import MAX_PER_PAGE, Page, paginate, review_queue_query
+from core.errors import NotFound
 from core.models import Membership, Role, StoredFile, Tenant
-from core.services import NotFound, accounts
-from core.services.documents import MAX_PER_PAGE, Page, paginate, review_queue_query
+from core.tenancy import accounts
 from dashboard import i18n
 from dashboard.extensions import db
 

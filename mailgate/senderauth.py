@@ -1,7 +1,7 @@
 """The gateway's side of sender authentication: evaluate before answering DATA, and only when it matters.
 
 Refusing (``550 5.7.1``) has to happen before the reply to DATA, so the check runs there, but only for a
-delivery whose every recipient company chose ``refuse`` (``core.services.senderauth``): everybody else's
+delivery whose every recipient company chose ``refuse`` (``core.inbound.senderauth``): everybody else's
 mail is answered without waiting for DNS, and the worker evaluates it. Which companies refuse is read in
 one query and kept ``refresh`` seconds, so a delivery costs no database round trip for it.
 """
@@ -18,9 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
+from core.inbound import senderauth
 from core.mail.senderauth import Lookup, budget_seconds
 from core.models import MessageSource, Tenant
-from core.services import senderauth
 
 log = logging.getLogger(__name__)
 

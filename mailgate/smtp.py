@@ -45,11 +45,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import logs, metrics
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
+from core.files.storage import make_storage
+from core.inbound import intake
+from core.inbound.addresses import AddressMatch
 from core.models import utcnow
 from core.queue import enqueue_ingest_many, get_queue
-from core.services import accounts, intake, quotas
-from core.services.addresses import AddressMatch
-from core.storage import make_storage
+from core.tenancy import accounts, quotas
 from mailgate.senderauth import SenderScreen
 from mailgate.sweep import sweep_once
 
@@ -622,7 +623,7 @@ class InboxHandler:
         return REPLY_TRY_LATER
 
     async def _quota_refusal(self, tenant_id: int, incoming_bytes: int = 0) -> str | None:
-        """``452`` / ``552`` with its text when the company is over a quota (core.services.quotas), or would be
+        """``452`` / ``552`` with its text when the company is over a quota (core.tenancy.quotas), or would be
         with the ``incoming_bytes`` the client declared (SIZE=), else None."""
         if not (self.quota_limits.messages_per_hour or self.quota_limits.storage_bytes):
             return None

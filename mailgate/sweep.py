@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
+from core.documents import processing
+from core.inbound import intake
 from core.queue import enqueue_extract, enqueue_ingest, existing_jobs, extract_job_id, get_queue, ingest_job_id
-from core.services import intake, processing
 
 log = logging.getLogger(__name__)
 

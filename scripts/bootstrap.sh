@@ -31,7 +31,8 @@ if [ "$want_test" = 1 ] && ! perl -MNet::SSLeay -MIO::Socket::SSL -e 1 2>/dev/nu
 fi
 # Tesseract's language data ships as packages without commands: ask tesseract which it has.
 for lang in fra deu spa ita nld osd chi_sim; do
-  tesseract --list-langs 2>/dev/null | grep -qx "$lang" || missing+=("tesseract-ocr-$lang")
+  # Debian names the package with a hyphen where tesseract's language code has an underscore (chi_sim).
+  tesseract --list-langs 2>/dev/null | grep -qx "$lang" || missing+=("tesseract-ocr-${lang//_/-}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
+from core.documents.processing import store_file
+from core.documents.review import find_or_create_client
 from core.fields import number_key
+from core.files.storage import FileStorage
 from core.models import Invoice
-from core.services.documents import find_or_create_client
-from core.services.processing import store_file
-from core.storage import FileStorage
 
 ACCOUNT = "DE02120300000000202051"
 HEADER = (

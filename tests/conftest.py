@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.db import Base, make_engine, make_session_factory
+from core.files.storage import FileStorage
 from core.models import InboundAddress, Role, Tenant, User
-from core.services import accounts
-from core.storage import FileStorage
+from core.tenancy import accounts
 from dashboard.app import MIGRATIONS_DIR, create_app
 from mailgate.smtp import build_controller
 from tests.dovecot import IMAP_PASSWORD, DovecotServer
@@ -43,7 +43,7 @@ INBOUND_DOMAIN = "in.example.test"
 # (workers started by tests inherit this). tests/test_senderauth.py injects its own lookup.
 os.environ.setdefault("SENDER_AUTH_DNS", "off")
 # A tenant's mailbox may only reach global addresses unless the operator allows a network
-# (core.services.mailboxes): the suite's Dovecot listens on loopback, so the suite allows loopback.
+# (core.inbound.mailboxes): the suite's Dovecot listens on loopback, so the suite allows loopback.
 os.environ.setdefault("IMAP_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 PASSWORD = "correct horse battery"
 

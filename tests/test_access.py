@@ -12,9 +12,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.files.storage import FileStorage
 from core.models import AuditEvent, ClientAssignment, DocumentStatus, Invoice, Membership, Role, Tenant, User
-from core.services import accounts, receivables
-from core.storage import FileStorage
+from core.receivables import invoices as receivables
+from core.tenancy import accounts
 from tests.conftest import PASSWORD, TenantFixture
 from tests.invoicegen import make_image
 from tests.test_clients import TODAY, admin_viewer, confirm
@@ -200,8 +201,8 @@ class Book:
 
 
 def _validated(session: Session, storage: FileStorage, fx: TenantFixture, number: str, client: str) -> Invoice:
-    from core.services import documents as docs
-    from core.services import intake
+    from core.documents import review as docs
+    from core.inbound import intake
     from tests.invoicegen import make_email, make_invoice_pdf
 
     pdf = make_invoice_pdf(number=number)

@@ -1,5 +1,5 @@
 from core.models import Role
-from core.services import accounts
+from core.tenancy import accounts
 from tests.conftest import INBOUND_DOMAIN
 
 

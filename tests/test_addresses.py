@@ -14,10 +14,12 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.errors import ValidationFailed
+from core.files.storage import FileStorage
+from core.inbound import addresses as addr
+from core.inbound import intake
 from core.models import AuditEvent, InboundAddress, InboundMessage, Role, utcnow
-from core.services import ValidationFailed, accounts, intake
-from core.services import addresses as addr
-from core.storage import FileStorage
+from core.tenancy import accounts
 from mailgate.imap import route_recipients
 from mailgate.smtp import REPLY_UNKNOWN_RCPT
 from tests.conftest import INBOUND_DOMAIN, TenantFixture

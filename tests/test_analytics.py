@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from core.services import analytics
-from core.storage import FileStorage
+from core.files.storage import FileStorage
+from core.receivables import analytics
 from tests.conftest import TenantFixture
 from tests.test_clients import TODAY, admin_viewer, client, confirm, known_book, pay  # noqa: F401 (fixture)
 from tests.test_dashboard import text

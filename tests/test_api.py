@@ -11,6 +11,9 @@ import pytest
 from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy import select
 
+from core.documents import review as documents
+from core.files.storage import FileStorage, sha256_hex
+from core.inbound import intake
 from core.models import (
     ApiToken,
     Document,
@@ -22,8 +25,7 @@ from core.models import (
     StoredFile,
     utcnow,
 )
-from core.services import accounts, documents, intake
-from core.storage import FileStorage, sha256_hex
+from core.tenancy import accounts
 from tests.conftest import PASSWORD
 
 FIELDS: dict[str, Any] = {

@@ -7,8 +7,8 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
+from core.files.storage import FileStorage
 from core.models import Role
-from core.storage import FileStorage
 from tests.bankhelpers import csv_row, make_invoice, statement_csv
 from tests.conftest import make_tenant
 from tests.corpus import CORPUS as SHARED
@@ -183,7 +183,7 @@ def test_dashboard_upload_with_csrf_decide_rules_treasury_exports(
 
 
 def test_dashboard_account_csv_mapping_then_upload(app, session: Session, tenant) -> None:
-    from core.services import bank
+    from core.banking import transactions as bank
     from tests.test_dashboard import csrf_token, login
 
     account = bank.find_or_create_account(session, tenant.tenant.id, "FR7630006000011234567890189", name="BNP")

@@ -14,6 +14,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from core.documents import review as docs
+from core.errors import ServiceError
+from core.files.storage import FileStorage
 from core.models import (
     CashMovement,
     Client,
@@ -25,9 +28,8 @@ from core.models import (
     StoredFile,
     User,
 )
-from core.services import ServiceError, access, receivables
-from core.services import documents as docs
-from core.storage import FileStorage
+from core.receivables import invoices as receivables
+from core.tenancy import access
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_image, make_invoice_pdf
 from tests.test_dashboard import csrf_token, login, make_document, post, text
@@ -279,7 +281,7 @@ def test_delete_invoice(client: FlaskClient, app: Flask, session: Session, stora
 
     # A member may not delete.
     from core.models import Role
-    from core.services import accounts
+    from core.tenancy import accounts
 
     member = accounts.create_user(session, "member@acme.example", "correct horse battery", tenant.tenant, Role.MEMBER)
     session.commit()
@@ -302,7 +304,7 @@ def test_delete_invoice(client: FlaskClient, app: Flask, session: Session, stora
     assert stored is not None and storage.exists(stored.storage_key)  # the file is kept
     assert session.get(Client, client_id) is not None
     # The number is free again: the same file imported anew validates under the same number.
-    from core.services.processing import store_file
+    from core.documents.processing import store_file
 
     same = store_file(session, storage, tenant.tenant.id, storage.read(stored.storage_key), "application/pdf")
     assert same.id == file_id

@@ -14,11 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from core.documents import review as docs
 from core.fields import coerce
+from core.files.storage import FileStorage, sha256_hex
+from core.inbound import intake
 from core.models import Document, DocumentStatus, Invoice, InvoiceFile, MessageSource, Role, StoredFile
-from core.services import accounts, intake
-from core.services import documents as docs
-from core.storage import FileStorage, sha256_hex
+from core.tenancy import accounts
 from tests.conftest import PASSWORD, TenantFixture
 from tests.invoicegen import make_image, make_invoice_pdf
 

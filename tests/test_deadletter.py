@@ -7,10 +7,11 @@ from flask import Flask
 from rq import Queue
 from sqlalchemy.orm import Session
 
+from core.documents import processing
+from core.files.storage import FileStorage
+from core.inbound import intake
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus
 from core.queue import get_queue
-from core.services import intake, processing
-from core.storage import FileStorage
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.test_dashboard import csrf_token, login

@@ -16,11 +16,11 @@ from PIL import Image
 from rq.registry import FailedJobRegistry
 from sqlalchemy.orm import Session
 
+from core.documents import processing
+from core.files.storage import FileStorage
 from core.models import Client, Document, DocumentStatus
 from core.queue import enqueue_extract, get_queue
-from core.services import processing
-from core.services.clients import match_client, normalize_name
-from core.storage import FileStorage
+from core.receivables.clients import match_client, normalize_name
 from tests.corpus import CORPUS as SHARED
 from tests.invoicegen import encrypt_pdf, make_invoice_pdf, make_scanned_pdf, render_png
 

@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.forwarding import GMAIL, MICROSOFT, parse_authentication_results, recognize
+from core.documents import processing
+from core.files.storage import FileStorage
+from core.inbound import forwarding, intake
+from core.inbound.verification_mail import GMAIL, MICROSOFT, parse_authentication_results, recognize
 from core.models import Document, ForwardingConfirmation, InboundMessage, MessageStatus
 from core.queue import enqueue_ingest, get_queue
-from core.services import forwarding, intake, processing
-from core.storage import FileStorage
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_invoice_pdf
 from tests.services import run_worker_burst

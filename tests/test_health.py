@@ -19,10 +19,10 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from core.db import make_engine
+from core.files.storage import FileStorage
+from core.inbound import intake
 from core.models import Document, InboundMessage
 from core.queue import enqueue_ingest
-from core.services import intake
-from core.storage import FileStorage
 from tests.conftest import INBOUND_DOMAIN
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.reliability.faults import Process, smtp_env, wait_for_port, wait_until

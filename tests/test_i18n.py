@@ -17,9 +17,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from core.files.storage import FileStorage
+from core.inbound import senders
 from core.models import DocumentStatus, InboundMessage, MessageStatus, User
-from core.services import senders
-from core.storage import FileStorage
 from dashboard import i18n
 from tests.bankhelpers import make_invoice
 from tests.conftest import TenantFixture

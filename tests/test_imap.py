@@ -26,6 +26,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from core.config import Settings
+from core.inbound import mailboxes as svc
 from core.models import (
     InboundMessage,
     Mailbox,
@@ -35,7 +36,6 @@ from core.models import (
     Role,
 )
 from core.secrets import SecretBox, SecretError
-from core.services import mailboxes as svc
 from mailgate.imap import ImapPoller, MailboxWorker, PollerConfig
 from tests.conftest import INBOUND_DOMAIN, PASSWORD, make_tenant
 from tests.dovecot import IMAP_PASSWORD, DovecotServer
@@ -443,7 +443,7 @@ def test_over_the_storage_quota_the_message_stays_on_the_server_with_the_reason(
 ):
     from dataclasses import replace
 
-    from core.services import intake
+    from core.inbound import intake
 
     with session_factory() as session:  # 0.6 MB stored of the 1 MB allowed
         intake.store_message(session, storage, tenant.tenant.id,
@@ -667,7 +667,7 @@ def test_settings_page_creates_a_mailbox_with_csrf_and_never_shows_the_password(
 
 def test_mailbox_settings_are_admin_only_support_read_only_and_tenant_isolated(app, session, tenant, other_tenant):
     member = make_tenant(session, "Members Co", "m@members.example")  # noqa: F841 - a tenant of its own
-    from core.services import accounts
+    from core.tenancy import accounts
 
     accounts.create_user(session, "member@acme.example", PASSWORD, tenant.tenant, Role.MEMBER)
     accounts.create_user(session, "support@acme.example", PASSWORD, tenant.tenant, Role.SUPPORT)
@@ -715,7 +715,7 @@ def test_settings_page_shows_the_last_error_escaped(app, session, tenant):
 
 
 def test_api_lists_mailboxes_without_secrets_for_admins_only(app, session, tenant, other_tenant):
-    from core.services import accounts
+    from core.tenancy import accounts
 
     box = SecretBox(app.extensions["inbox.settings"].secret_key)
     data = svc.MailboxInput(host="imap.example.com", port="993", username="u@acme.example", secret=IMAP_PASSWORD)

@@ -13,9 +13,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from core.documents import issuer_profiles
+from core.documents import review as documents
+from core.errors import ServiceError
 from core.models import InboundMessage
 from core.models_profiles import IssuerProfile, IssuerProfileKey
-from core.services import ServiceError, documents, issuer_profiles
 from tests.corpus import CORPUS
 from tests.test_extraction_pipeline import extract, new_document
 

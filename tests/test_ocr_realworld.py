@@ -293,8 +293,8 @@ def test_refused_images_end_failed_with_a_reason(session, storage, tenant, make,
 
 
 def test_unreadable_photo_stays_reviewable_by_hand(session, storage, tenant):
+    from core.documents.processing import NO_TEXT_REASON
     from core.models import DocumentStatus
-    from core.services.processing import NO_TEXT_REASON
 
     noise = Image.effect_noise((1200, 1600), 90).convert("L")  # no text, in no orientation
     doc = pipeline(session, storage, tenant, encoded(noise, "PNG"), "image/png", "photo.png")

@@ -17,9 +17,9 @@ from openapi_spec_validator import validate
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from core.documents import review as documents
+from core.files.storage import FileStorage
 from core.models import Document, DocumentSource, DocumentStatus, InboundMessage, Mailbox, MessageStatus, Role
-from core.services import documents
-from core.storage import FileStorage
 from dashboard.api.openapi import api_routes
 from tests.bankhelpers import csv_row, make_invoice, statement_csv
 from tests.conftest import TenantFixture

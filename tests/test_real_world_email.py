@@ -20,13 +20,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.documents import processing
+from core.files.storage import FileStorage
+from core.inbound import intake
 from core.mail import archives
 from core.mail.authresults import authentication_results, parse_header
 from core.mail.images import ImageTooLarge, image_size, is_document_image
 from core.mail.unpack import NO_ATTACHMENT_REASON, ONLY_LOGOS_REASON, PDF, XML, unpack
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus
-from core.services import intake, processing
-from core.storage import FileStorage
 from tests.conftest import TenantFixture
 from tests.corpus import CORPUS as SHARED
 from tests.invoicegen import make_email, make_image, make_invoice_pdf

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from core.reconcile import BankTx, ClientInfo, Matcher, OpenItem, expected_sign
-from core.reconcile.csvexport import to_csv
-from core.reconcile.text import (
+from core.banking.reconcile import BankTx, ClientInfo, Matcher, OpenItem, expected_sign
+from core.banking.reconcile.csvexport import to_csv
+from core.banking.reconcile.text import (
     name_key,
     one_edit_variants,
     rf_reference,

@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.banking import reconciliation
+from core.banking import transactions as bank
 from core.einvoice import read_einvoice, to_fields
+from core.errors import ServiceError, ValidationFailed
+from core.files.storage import FileStorage
 from core.models import BankAccount, BankTransaction, Client, Invoice, Match, MatchState
-from core.services import ServiceError, ValidationFailed, bank, reconciliation
-from core.storage import FileStorage
 from tests.bankhelpers import ACCOUNT, csv_row, make_invoice, statement_csv
 from tests.corpus import CORPUS as SHARED
 
@@ -292,7 +294,7 @@ def test_split_a_transaction_across_invoices(session: Session, storage: FileStor
     tx = session.scalars(select(BankTransaction)).one()
     with pytest.raises(ValidationFailed):
         reconciliation.split_transaction(session, tid, tx.id, [(a.id, "300"), (b.id, "200")], tenant.admin.id)
-    from core.services import NotFound
+    from core.errors import NotFound
 
     with pytest.raises(NotFound):
         reconciliation.split_transaction(session, tid, tx.id, [(foreign.id, "10")], tenant.admin.id)
@@ -423,8 +425,9 @@ def test_statements_attached_to_an_email_are_imported_once(session: Session, sto
 
 
 def test_email_with_a_statement_goes_through_message_ingestion(session: Session, storage: FileStorage, tenant) -> None:
+    from core.documents import processing
+    from core.inbound import intake
     from core.models import Document, InboundMessage
-    from core.services import intake, processing
     from tests.invoicegen import make_email
 
     tid = tenant.tenant.id

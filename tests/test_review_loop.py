@@ -13,7 +13,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.banking import reconciliation
+from core.banking import transactions as bank
 from core.config import Settings
+from core.documents import assignment, invoice_edits
+from core.documents import review as docs
+from core.files.storage import FileStorage
 from core.models import (
     BankTransaction,
     ClientAssignment,
@@ -26,9 +31,8 @@ from core.models import (
     Role,
     Tenant,
 )
-from core.services import access, accounts, assignment, audit, bank, invoice_edits, receivables, reconciliation
-from core.services import documents as docs
-from core.storage import FileStorage
+from core.receivables import invoices as receivables
+from core.tenancy import access, accounts, audit
 from tests.bankhelpers import csv_row, statement_csv
 from tests.conftest import PASSWORD, TenantFixture
 from tests.invoicegen import make_invoice_pdf

@@ -29,6 +29,10 @@ from sqlalchemy.orm import Session
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
+from core.documents import review as docs
+from core.documents.processing import store_file
+from core.files.storage import FileStorage
+from core.inbound import intake
 from core.models import (
     ApiToken,
     BankAccount,
@@ -47,10 +51,7 @@ from core.models import (
     Tenant,
 )
 from core.models_templates import ExtractionTemplate
-from core.services import accounts, intake
-from core.services import documents as docs
-from core.services.processing import store_file
-from core.storage import FileStorage
+from core.tenancy import accounts
 from dashboard.api.base import PREFIX as API_PREFIX
 from tests.bankhelpers import make_invoice
 from tests.conftest import TenantFixture

@@ -23,12 +23,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.documents import processing
+from core.errors import ValidationFailed
+from core.files.storage import FileStorage
+from core.inbound import forwarding, intake, senders
+from core.inbound import senderauth as svc
 from core.mail import senderauth as sa
 from core.models import AuditEvent, ForwardingConfirmation, InboundMessage, MessageStatus, Role, Tenant
 from core.queue import enqueue_ingest, get_queue
-from core.services import ValidationFailed, accounts, forwarding, intake, processing, senders
-from core.services import senderauth as svc
-from core.storage import FileStorage
+from core.tenancy import accounts
 from mailgate.smtp import InboxController
 from tests.conftest import TenantFixture, make_tenant
 from tests.dnsserver import LocalDns
@@ -534,7 +537,7 @@ def test_genuine_signed_gmail_confirmation_is_verified(
     f"(n.º {CODE}) Confirmação de encaminhamento do Gmail - Receber e-mails de {REQUESTER}",
 ])
 def test_localized_gmail_subjects(key, subject: str) -> None:
-    from core.forwarding import recognize
+    from core.inbound.verification_mail import recognize
 
     found = recognize(gmail_email("x@in.example.test", subject=subject,
                                   body="Klicken Sie auf den Link:\n" + VF + "\n"))
@@ -590,7 +593,7 @@ def test_verdicts_are_shown_on_the_imports_and_review_pages_escaped(
 
 
 def test_microsoft_code_is_verified_only_by_a_microsoft_signature(key) -> None:
-    from core.forwarding import recognize
+    from core.inbound.verification_mail import recognize
     from tests.test_forwarding import microsoft_email
 
     raw = microsoft_email("x@in.example.test").replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

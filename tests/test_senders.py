@@ -12,11 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.documents import processing
+from core.errors import NotFound, ValidationFailed
+from core.files.storage import FileStorage
+from core.inbound import intake
+from core.inbound import senders as svc
 from core.models import AuditEvent, InboundMessage, MessageStatus, Role, SenderRule
 from core.queue import connect
-from core.services import NotFound, ValidationFailed, intake, processing
-from core.services import senders as svc
-from core.storage import FileStorage
 from tests.conftest import PASSWORD, TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.mailauth import authenticated
@@ -218,7 +220,7 @@ def test_settings_page_is_for_admins_and_uses_csrf(app: Flask, session: Session,
 
 
 def test_member_cannot_change_the_list(app: Flask, session: Session, tenant: TenantFixture):
-    from core.services import accounts
+    from core.tenancy import accounts
 
     accounts.create_user(session, "clerk@acme.example", PASSWORD, tenant.tenant, Role.MEMBER)
     session.commit()

@@ -28,11 +28,11 @@ from rq.job import Job
 from sqlalchemy import event, select, text
 
 from core.config import Settings
+from core.files.storage import FileStorage, StorageError, sha256_hex
+from core.inbound.addresses import AddressMatch
 from core.models import InboundAddress, InboundMessage, utcnow
 from core.queue import get_queue
-from core.services import accounts
-from core.services.addresses import AddressMatch
-from core.storage import FileStorage, StorageError, sha256_hex
+from core.tenancy import accounts
 from mailgate.smtp import InboxController, KnownRecipient, Limits, RecipientCache, build_controller
 from mailgate.sweep import sweep_once
 from tests.conftest import INBOUND_DOMAIN

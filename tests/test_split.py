@@ -17,12 +17,14 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.documents import processing, splitting
+from core.documents import review as docs
+from core.errors import NotFound, ServiceError, ValidationFailed
 from core.extraction.split import PageInfo, decide, split_pdf
+from core.files.storage import FileStorage
+from core.inbound import intake
 from core.models import Document, DocumentSource, DocumentStatus, InboundMessage, Invoice
 from core.queue import enqueue_ingest, get_queue
-from core.services import NotFound, ServiceError, ValidationFailed, intake, processing, splitting
-from core.services import documents as docs
-from core.storage import FileStorage
 from mailgate.smtp import build_controller
 from tests.conftest import TenantFixture
 from tests.invoicegen import concat_pdfs, make_batch_pdf, make_email, make_invoice_pdf, make_scanned_pdf

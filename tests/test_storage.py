@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.storage import FileStorage, StorageError
+from core.files.storage import FileStorage, StorageError
 
 
 def leftovers(root: Path) -> list[Path]:

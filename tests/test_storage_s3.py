@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from core.config import Settings
 from core.db import session_scope
+from core.files.storage import StorageError, make_storage
+from core.files.storage_s3 import S3Storage
 from core.models import Document, InboundMessage
-from core.storage import StorageError, make_storage
-from core.storage_s3 import S3Storage
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.s3server import SeaweedS3
 from tests.services import process_env

@@ -17,7 +17,12 @@ import pytest
 from sqlalchemy import BigInteger, ColumnElement, Float, and_, case, cast, func, select, update
 from sqlalchemy.orm import Session
 
+from core.banking import reconciliation
+from core.banking import transactions as bank
 from core.config import Settings
+from core.documents.review import find_or_create_client
+from core.errors import ServiceError
+from core.files.storage import FileStorage
 from core.models import (
     BankTransaction,
     CashDirection,
@@ -31,10 +36,10 @@ from core.models import (
     MatchState,
     Role,
 )
-from core.services import ServiceError, access, accounts, analytics, bank, receivables, reconciliation, summaries
-from core.services.documents import find_or_create_client
-from core.storage import FileStorage
-from core.summary_models import ClientSummary
+from core.receivables import analytics, summaries
+from core.receivables import invoices as receivables
+from core.receivables.summary_models import ClientSummary
+from core.tenancy import access, accounts
 from tests.bankhelpers import csv_row, statement_csv
 from tests.conftest import PASSWORD, TenantFixture
 from tests.services import process_env

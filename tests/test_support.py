@@ -14,9 +14,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.documents import processing
+from core.files.storage import FileStorage
+from core.inbound import forwarding, intake
 from core.models import AuditEvent, DocumentStatus, InboundMessage, Role, User
-from core.services import accounts, forwarding, intake, processing
-from core.storage import FileStorage
+from core.tenancy import accounts
 from tests.conftest import PASSWORD, TenantFixture
 from tests.test_dashboard import XSS, XSS_ESCAPED, csrf_token, login, make_document, text
 from tests.test_forwarding import CODE, GOOGLE_PASS, VF, gmail_email

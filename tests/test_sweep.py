@@ -12,10 +12,10 @@ import redis
 from rq import Queue
 
 from core.db import session_scope
+from core.files.storage import FileStorage
+from core.inbound import intake
 from core.models import InboundMessage, utcnow
 from core.queue import enqueue_ingest
-from core.services import intake
-from core.storage import FileStorage
 from mailgate import sweep
 from mailgate.sweep import sweep_once
 from tests.test_smtp import (  # noqa: F401 (_enabled_loggers is an autouse fixture)

@@ -10,10 +10,11 @@ import pytest
 from rq import Queue
 
 from core.db import session_scope
+from core.documents import processing
+from core.files.storage import FileStorage
+from core.inbound import intake
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, utcnow
 from core.queue import enqueue_ingest, ingest_job_id
-from core.services import intake, processing
-from core.storage import FileStorage
 from mailgate.sweep import sweep_once
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.services import run_worker_burst

@@ -15,12 +15,13 @@ from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy.orm import Session
 
+from core.documents import templates as svc
+from core.errors import NotFound
 from core.extraction import templated
 from core.extraction.result import CHECK_BELOW
+from core.files.storage import FileStorage
 from core.models import Document, DocumentStatus, Role
-from core.services import NotFound, accounts
-from core.services import templates as svc
-from core.storage import FileStorage
+from core.tenancy import accounts
 from tests.conftest import TenantFixture
 from tests.test_dashboard import csrf_token, login
 from tests.test_extraction_pipeline import extract, new_document

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from core.documents import processing
+from core.files.storage import FileStorage
+from core.inbound import intake
 from core.models import Document, InboundMessage, MessageStatus, Role, StoredFile, Tenant, User, utcnow
-from core.services import accounts, intake, processing
-from core.storage import FileStorage
+from core.tenancy import accounts
 from tests.conftest import PASSWORD, make_tenant
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.services import process_env

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import ApiToken, AuditEvent, Membership, Role, utcnow
-from core.services import accounts
+from core.tenancy import accounts
 from dashboard.cli import cli
 from tests.conftest import PASSWORD, TenantFixture
 from tests.test_dashboard import csrf_token, login, text

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.inbound import uploads
 from core.models import Document, DocumentStatus, InboundMessage, MessageSource, MessageStatus
-from core.services import uploads
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_image, make_invoice_pdf
 from tests.services import run_worker_burst
@@ -222,8 +222,8 @@ def test_queue_unreachable_keeps_everything_visible(
     assert message.status == MessageStatus.RECEIVED.value  # stored; the sweep queues it later
 
     # A failed document of that message, re-processed while Redis is down.
-    from core.services.processing import store_file
-    from core.storage import FileStorage
+    from core.documents.processing import store_file
+    from core.files.storage import FileStorage
 
     stored = store_file(session, FileStorage(settings.storage_dir), tenant.tenant.id, make_invoice_pdf(),
                         "application/pdf")

@@ -20,11 +20,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.documents import processing
+from core.documents.review import validate_document
+from core.files.storage import FileStorage
+from core.inbound import intake
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, StoredFile
 from core.queue import connect, enqueue_ingest, get_queue
-from core.services import intake, processing
-from core.services.documents import validate_document
-from core.storage import FileStorage
 from tests.conftest import TenantFixture
 from tests.invoicegen import corrupt_pdf, make_email, make_image, make_invoice_pdf
 from worker import jobs

@@ -1,6 +1,6 @@
 """The RQ jobs. ``core.queue`` enqueues them by dotted path (``worker.jobs.ingest_message``), keep the names.
 
-Each job opens a session on the process-wide engine, calls a service from ``core.services.processing``,
+Each job opens a session on the process-wide engine, calls a service from ``core.documents.processing``,
 commits, and only then enqueues follow-up work (so the next job sees committed rows). Jobs are safe to run
 twice: the services are idempotent and job ids are deterministic.
 
@@ -31,12 +31,12 @@ from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 from core import metrics
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
+from core.documents import processing
+from core.documents import templates as extraction_templates
+from core.files.storage import FileStorage, make_storage
 from core.mail import parsed
 from core.models import Document, InboundMessage
 from core.queue import connect, enqueue_extract, get_queue
-from core.services import processing
-from core.services import templates as extraction_templates
-from core.storage import FileStorage, make_storage
 from worker.policy import BULK
 
 logger = logging.getLogger(__name__)
@@ -248,8 +248,8 @@ def _extract_document(document_id: int) -> None:
 def rematch_invoice(invoice_id: int) -> None:
     """Match waiting bank transactions against a newly validated invoice (issue 17 item 5). Safe to run
     twice: matched transactions are skipped; a deleted invoice leaves nothing to do."""
+    from core.banking.reconciliation import match_new_invoice
     from core.models import Invoice
-    from core.services.reconciliation import match_new_invoice
 
     with metrics.observe_job("rematch_invoice"), session_scope(_session_factory()) as session:
         invoice = session.get(Invoice, invoice_id)

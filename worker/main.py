@@ -48,10 +48,10 @@ def configure_logging(level: int = logging.INFO) -> None:
 # Modules the jobs import on first use. Imported in the parent, they are inherited by every forked job
 # instead of being imported again by each one (measured: ~1.5 s of imports on a job's first run).
 PRELOAD = (
-    "core.services.bank",
-    "core.services.reconciliation",
-    "core.services.senders",
-    "core.services.forwarding",
+    "core.banking.transactions",
+    "core.banking.reconciliation",
+    "core.inbound.senders",
+    "core.inbound.forwarding",
     "core.banking",
     "core.einvoice",
     "core.mail.authresults",

@@ -1,6 +1,10 @@
-"""Bank statement parsing: CAMT.052/053/054, MT940/MT942, OFX and CSV exports -> ``Statement``.
+"""Banking: statements in, transactions matched to invoices.
 
-Pure: bytes in, dataclasses out; no database, no Flask.
+- Parsing (pure: bytes in, dataclasses out): ``statements`` detects the format; ``camt`` (CAMT.052/053/054),
+  ``swift`` (MT940/MT942), ``ofx``, ``csv_import`` (bank CSV exports and their column mappings).
+- ``transactions``: bank accounts by IBAN, importing a statement, transactions deduplicated by fingerprint.
+- ``reconcile``: the pure matching engine; ``reconciliation``: running it, applying and undoing matches,
+  matching rules, the treasury view.
 """
 
 from core.banking.csv_import import DKB_GIRO, KNOWN_LAYOUTS, SPARKASSE_CAMT, SPARKASSE_MT940, CsvMapping

@@ -8,7 +8,7 @@ written by a tenant can cost at most its deadline, whatever its pattern: the mat
 ``regex`` package release the GIL while it matches, so the other threads of a web worker keep answering.
 
 The ``regex`` package is re-compatible in its default (V0) mode; patterns are validated with the stdlib
-parser beforehand (``core.services.templates.regex_problem``).
+parser beforehand (``core.documents.templates.regex_problem``).
 """
 
 from __future__ import annotations

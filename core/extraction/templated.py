@@ -328,7 +328,7 @@ def _currency(value: Any) -> str | None:
 
 # Per-tenant templates ------------------------------------------------------------------------
 # A company's own templates (written in the dashboard, stored in the database) are tried before the shared
-# ones, on that company's documents only. The database side lives in ``core.services.templates``; here are
+# ones, on that company's documents only. The database side lives in ``core.documents.templates``; here are
 # the compiled lists, cached per tenant and per version of its templates.
 
 

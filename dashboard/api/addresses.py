@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
+from core.inbound import addresses as addr
 from core.models import Role, User
-from core.services import accounts
-from core.services import addresses as addr
+from core.tenancy import accounts
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import json_object

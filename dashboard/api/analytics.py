@@ -1,6 +1,6 @@
 """``GET /api/v1/analytics`` and the clients' balances, the JSON twins of the dashboard pages.
 
-Both go through ``core.services.access``: a restricted member's token sees only their clients.
+Both go through ``core.tenancy.access``: a restricted member's token sees only their clients.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from datetime import date
 from flask import Response, jsonify, request
 
 from core.models import DocType
-from core.services import analytics, receivables
-from core.services.access import Viewer
+from core.receivables import analytics
+from core.receivables import invoices as receivables
+from core.tenancy.access import Viewer
 from dashboard.api.auth import api_viewer
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import page_params

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
+from core.documents import assignment
+from core.errors import ServiceError
 from core.models import User
-from core.services import ServiceError, assignment, quotas
+from core.tenancy import quotas
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import json_object

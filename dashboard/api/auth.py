@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from flask import Response, g, request
 
 from core.models import Role, User
-from core.services import access, accounts, support
-from core.services.access import Viewer
+from core.tenancy import access, accounts, support
+from core.tenancy.access import Viewer
 from dashboard.api.base import bp, dbs, json_error
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -31,7 +31,7 @@ def caller() -> Caller:
 
 
 def api_viewer() -> Viewer:
-    """The access policy of the token's user in the token's tenant (``core.services.access``)."""
+    """The access policy of the token's user in the token's tenant (``core.tenancy.access``)."""
     found = g.get("api_viewer")
     if found is None:
         who = caller()

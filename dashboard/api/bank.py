@@ -10,8 +10,11 @@ from typing import Any
 from flask import Response, jsonify, request
 from sqlalchemy.orm import selectinload
 
+from core.banking import reconciliation
+from core.banking import transactions as bank
+from core.documents import review as documents
 from core.models import BankAccount, BankTransaction, Match, MatchingRule, MatchState, TransactionStatus
-from core.services import access, bank, documents, reconciliation
+from core.tenancy import access
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import enum_param, json_object

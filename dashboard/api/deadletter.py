@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
-from core.services import access, deadletter
+from core.inbound import deadletter
+from core.tenancy import access
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import bp, dbs
 from dashboard.api.spec import items_of, operation, ref

@@ -7,8 +7,8 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
-from core.services import NotFound, ServiceError, ValidationFailed
-from core.services.quotas import RATE, QuotaExceeded
+from core.errors import NotFound, ServiceError, ValidationFailed
+from core.tenancy.quotas import RATE, QuotaExceeded
 from dashboard.api.base import PREFIX, ApiError, bp, dbs, json_error
 
 # Field names as the API spells them where they differ from the model's.

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
+from core.documents import review as docs
+from core.errors import NotFound
+from core.inbound import forwarding as fwd
 from core.models import Role, Tenant, User
-from core.services import NotFound, support
-from core.services import documents as docs
-from core.services import forwarding as fwd
+from core.tenancy import support
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import page_params

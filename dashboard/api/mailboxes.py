@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
+from core.inbound import mailboxes as svc
 from core.models import Role
-from core.services import mailboxes as svc
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.spec import items_of, operation, ref

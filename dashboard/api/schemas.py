@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from core.inbound.addresses import AddressState
 from core.models import (
     DocType,
     DocumentStatus,
@@ -19,7 +20,6 @@ from core.models import (
     Role,
     TransactionStatus,
 )
-from core.services.addresses import AddressState
 from dashboard.api.spec import Schema, ref
 
 ID: Schema = {"type": "integer", "minimum": 1}

@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from core.extraction.result import with_check_flags
 from core.models import Document, InboundMessage, Invoice, InvoiceFields, Match, Tenant
-from core.services import access
+from core.tenancy import access
 from dashboard.api.auth import api_viewer
 from dashboard.api.base import dbs
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from core.services import splitting
+from core.documents import splitting
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.spec import operation, ref

@@ -18,10 +18,10 @@ from typing import Any
 
 from flask import Response, jsonify
 
+from core.documents import templates as svc
 from core.models import User
 from core.models_templates import ExtractionTemplate
-from core.services import access
-from core.services import templates as svc
+from core.tenancy import access
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import json_object

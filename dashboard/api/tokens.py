@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response, jsonify
 
 from core.models import ApiToken
-from core.services import accounts
+from core.tenancy import accounts
 from dashboard.api.auth import caller
 from dashboard.api.base import bp, dbs
 from dashboard.api.serializers import iso

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
+from core.inbound import uploads
 from core.models import User
-from core.services import access, uploads
+from core.tenancy import access
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import bp, dbs, json_error
 from dashboard.api.serializers import document_json, message_json

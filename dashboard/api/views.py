@@ -10,6 +10,9 @@ from flask import Response, jsonify, request
 from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
+from core.documents import invoice_edits
+from core.documents import review as documents
+from core.errors import NotFound
 from core.models import (
     DocType,
     Document,
@@ -20,7 +23,7 @@ from core.models import (
     Tenant,
     User,
 )
-from core.services import NotFound, access, accounts, documents, invoice_edits
+from core.tenancy import access, accounts
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.download import attachment

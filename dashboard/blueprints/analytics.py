@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from core.services import analytics, receivables
+from core.receivables import analytics
+from core.receivables import invoices as receivables
 from dashboard.extensions import db
 from dashboard.viewer import current_viewer, today
 from dashboard.web import format_date, not_found_for, tenant_required

@@ -15,7 +15,7 @@ from flask_login import UserMixin, current_user, login_required, login_user, log
 from werkzeug.wrappers import Response
 
 from core.models import User
-from core.services import accounts
+from core.tenancy import accounts
 from dashboard.extensions import db, login_manager
 from dashboard.i18n import LOCALE_KEY, N_, valid_locale
 from dashboard.web import init_web, is_local_url, select_tenant

@@ -13,9 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from core.banking import reconciliation
+from core.banking import transactions as bank
+from core.banking.reconcile.csvexport import to_csv
+from core.errors import NotFound, ServiceError, ValidationFailed
 from core.models import BankTransaction, Match, MatchState, TransactionStatus
-from core.reconcile.csvexport import to_csv
-from core.services import NotFound, ServiceError, ValidationFailed, access, bank, reconciliation
+from core.tenancy import access
 from dashboard.api.download import attachment
 from dashboard.extensions import db
 from dashboard.i18n import N_, translate

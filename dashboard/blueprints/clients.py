@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 from sqlalchemy.orm import selectinload
 
+from core.documents.review import paginate as _paginate
 from core.models import DocType, Document, Invoice
-from core.services import receivables
-from core.services.documents import paginate as _paginate
+from core.receivables import invoices as receivables
 from dashboard.extensions import db
 from dashboard.viewer import current_viewer, today
 from dashboard.web import PER_PAGE, not_found_for, page_arg, tenant_id, tenant_required

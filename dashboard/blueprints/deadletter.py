@@ -6,7 +6,8 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from core.services import ValidationFailed, deadletter
+from core.errors import ValidationFailed
+from core.inbound import deadletter
 from dashboard.blueprints.imports import enqueue_retried
 from dashboard.extensions import db
 from dashboard.i18n import errors_text

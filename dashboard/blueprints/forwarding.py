@@ -9,10 +9,11 @@ from __future__ import annotations
 from flask import Blueprint, abort, g, render_template
 from flask_babel import gettext as _
 
-from core.forwarding import GMAIL, MICROSOFT, PROVIDER_LABELS
+from core.errors import NotFound
+from core.inbound import forwarding as fwd
+from core.inbound.verification_mail import GMAIL, MICROSOFT, PROVIDER_LABELS
 from core.models import Role
-from core.services import NotFound, accounts
-from core.services import forwarding as fwd
+from core.tenancy import accounts
 from dashboard.app import settings as app_settings
 from dashboard.extensions import db
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required

@@ -10,10 +10,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
+from core.documents import review as docs
+from core.errors import ValidationFailed
+from core.inbound import intake, uploads
 from core.models import InboundMessage
 from core.queue import enqueue_extract, enqueue_ingest, enqueue_rematch
-from core.services import ValidationFailed, access, intake, quotas, uploads
-from core.services import documents as docs
+from core.tenancy import access, quotas
 from dashboard.app import bulk_queue, storage
 from dashboard.app import settings as app_settings
 from dashboard.extensions import db

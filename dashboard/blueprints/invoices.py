@@ -1,6 +1,6 @@
 """Validated invoices and credit notes: the two lists and the invoice page with its files.
 
-What a person sees here goes through ``core.services.access`` (a restricted member sees only the
+What a person sees here goes through ``core.tenancy.access`` (a restricted member sees only the
 invoices of the clients assigned to them). Admins may delete an invoice; anyone who sees it may attach
 a file to it.
 """
@@ -15,20 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from core.documents import assignment, invoice_edits
+from core.documents import review as docs
+from core.errors import NotFound, ServiceError, ValidationFailed
 from core.fields import FIELDS
 from core.models import DocType, Document, Invoice
-from core.services import (
-    NotFound,
-    ServiceError,
-    ValidationFailed,
-    access,
-    assignment,
-    audit,
-    invoice_edits,
-    quotas,
-    receivables,
-)
-from core.services import documents as docs
+from core.receivables import invoices as receivables
+from core.tenancy import access, audit, quotas
 from dashboard.app import settings as app_settings
 from dashboard.app import storage
 from dashboard.extensions import db

@@ -10,10 +10,11 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from core.errors import ValidationFailed
+from core.inbound import mailboxes as svc
 from core.models import MailboxAuth, MailboxSecurity, Role
 from core.secrets import SecretBox
-from core.services import ValidationFailed, audit
-from core.services import mailboxes as svc
+from core.tenancy import audit
 from dashboard.app import settings as app_settings
 from dashboard.extensions import db
 from dashboard.i18n import N_

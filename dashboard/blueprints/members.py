@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from core.errors import NotFound, ServiceError
 from core.models import Client, ClientAssignment, Membership
-from core.services import NotFound, ServiceError, audit
-from core.services import access as policy
+from core.tenancy import access as policy
+from core.tenancy import audit
 from dashboard.extensions import db
 from dashboard.i18n import translate
 from dashboard.viewer import admin_required

@@ -10,11 +10,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from core.documents import review as docs
+from core.documents import splitting
+from core.errors import NotFound, ServiceError, ValidationFailed
 from core.extraction.result import needs_check
 from core.fields import FIELDS
 from core.models import DocType, Document, DocumentStatus
-from core.services import NotFound, ServiceError, ValidationFailed, access, receivables, splitting
-from core.services import documents as docs
+from core.receivables import invoices as receivables
+from core.tenancy import access
 from dashboard.blueprints.imports import enqueue_rematch_invoice
 from dashboard.extensions import db
 from dashboard.i18n import translate

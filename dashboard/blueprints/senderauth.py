@@ -7,8 +7,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from core.services import ValidationFailed, bank
-from core.services import senderauth as svc
+from core.banking import transactions as bank
+from core.errors import ValidationFailed
+from core.inbound import senderauth as svc
 from dashboard.extensions import db
 from dashboard.viewer import admin_required
 from dashboard.web import not_found_for, tenant_id, tenant_required

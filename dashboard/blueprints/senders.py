@@ -12,8 +12,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from core.services import ServiceError, ValidationFailed
-from core.services import senders as svc
+from core.errors import ServiceError, ValidationFailed
+from core.inbound import senders as svc
 from dashboard.blueprints.imports import enqueue_message
 from dashboard.extensions import db
 from dashboard.i18n import errors_text

@@ -10,8 +10,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from core.services import ValidationFailed, accounts, tenant_data
-from core.services import addresses as addr
+from core.errors import ValidationFailed
+from core.inbound import addresses as addr
+from core.tenancy import accounts, tenant_data
 from dashboard.app import settings as app_settings
 from dashboard.app import storage
 from dashboard.extensions import db

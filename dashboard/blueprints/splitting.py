@@ -17,8 +17,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from core.documents import splitting
+from core.errors import ServiceError, ValidationFailed
 from core.extraction.text import PDFIUM_LOCK
-from core.services import ServiceError, ValidationFailed, splitting
 from dashboard.app import storage
 from dashboard.extensions import db
 from dashboard.i18n import errors_text, translate

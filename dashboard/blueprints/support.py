@@ -17,10 +17,10 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from core.forwarding import PROVIDER_LABELS
+from core.inbound import forwarding as fwd
+from core.inbound.verification_mail import PROVIDER_LABELS
 from core.models import ForwardingConfirmation, InboundMessage, Role, Tenant
-from core.services import accounts, audit, support
-from core.services import forwarding as fwd
+from core.tenancy import accounts, audit, support
 from dashboard.app import settings as app_settings
 from dashboard.extensions import db
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required

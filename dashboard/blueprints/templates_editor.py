@@ -16,8 +16,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from core.documents import templates as svc
 from core.models import Role
-from core.services import templates as svc
 from dashboard.app import storage
 from dashboard.extensions import db
 from dashboard.viewer import current_viewer

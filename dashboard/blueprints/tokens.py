@@ -11,7 +11,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from core.services import ValidationFailed, accounts, audit
+from core.errors import ValidationFailed
+from core.tenancy import accounts, audit
 from dashboard.extensions import db
 from dashboard.i18n import errors_text
 from dashboard.viewer import current_viewer

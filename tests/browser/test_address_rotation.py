@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import InboundAddress
-from core.services import accounts
+from core.tenancy import accounts
 from tests.browser.test_finance_flows import log_in, no_csp_problems
 from tests.browser.test_review_flow import ARTIFACTS, browser, live_server  # noqa: F401 (fixtures)
 from tests.conftest import INBOUND_DOMAIN, TenantFixture

@@ -9,9 +9,9 @@ from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.banking import transactions as bank
+from core.files.storage import FileStorage
 from core.models import BankTransaction, Invoice
-from core.services import bank
-from core.storage import FileStorage
 from tests.bankhelpers import ACCOUNT, make_invoice
 from tests.browser.test_finance_flows import log_in, no_csp_problems
 from tests.browser.test_review_flow import ARTIFACTS, browser, live_server  # noqa: F401 (fixtures)

@@ -11,9 +11,9 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session
 
+from core.files.storage import FileStorage
 from core.models import ClientAssignment, DocumentStatus, Role, Tenant
-from core.services import accounts
-from core.storage import FileStorage
+from core.tenancy import accounts
 from tests.browser.test_review_flow import ARTIFACTS, browser, live_server  # noqa: F401 (fixtures)
 from tests.conftest import PASSWORD, TenantFixture
 from tests.invoicegen import make_invoice_pdf

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session
 
-from core.storage import FileStorage
+from core.files.storage import FileStorage
 from tests.bankhelpers import make_invoice
 from tests.browser.test_review_flow import ARTIFACTS, browser, live_server  # noqa: F401 (fixtures)
 from tests.conftest import TenantFixture

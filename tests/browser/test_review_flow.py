@@ -15,8 +15,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
+from core.files.storage import FileStorage
 from core.models import DocumentStatus
-from core.storage import FileStorage
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_invoice_pdf
 from tests.test_dashboard import make_document

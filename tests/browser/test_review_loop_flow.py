@@ -10,9 +10,9 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.documents import review as docs
+from core.files.storage import FileStorage
 from core.models import Document, DocumentStatus, Invoice, InvoiceFile
-from core.services import documents as docs
-from core.storage import FileStorage
 from tests.browser.test_review_flow import browser, live_server  # noqa: F401 - the fixtures
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_invoice_pdf

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session
 
-from core.storage import FileStorage
+from core.files.storage import FileStorage
 from tests.browser.test_review_flow import browser, live_server  # noqa: F401  (fixtures)
 from tests.conftest import TenantFixture
 from tests.test_split import EXPECTED, batch, documents_of, ingest

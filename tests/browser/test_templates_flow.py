@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session
 
 from core.extraction.result import CHECK_BELOW
-from core.storage import FileStorage
+from core.files.storage import FileStorage
 from tests.browser.test_review_flow import ARTIFACTS, browser, live_server  # noqa: F401  (fixtures)
 from tests.conftest import TenantFixture
 from tests.test_extraction_pipeline import extract, new_document

@@ -26,7 +26,7 @@ from core.einvoice.reader import read_einvoice
 from core.extraction import extract_pdf
 from core.extraction.generic import extract_fields
 from core.extraction.text import PdfUnreadable
-from core.forwarding import recognize
+from core.inbound.verification_mail import recognize
 from core.mail.authresults import parse_header
 from core.mail.unpack import MAX_PARTS, MAX_TOTAL_BYTES, unpack
 from tests.invoicegen import make_invoice_pdf

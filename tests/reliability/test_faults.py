@@ -30,11 +30,11 @@ from sqlalchemy import func, select
 
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
+from core.inbound import mailboxes as mailbox_service
 from core.models import Document, InboundMessage, MessageStatus
 from core.queue import get_queue
 from core.secrets import SecretBox
-from core.services import accounts
-from core.services import mailboxes as mailbox_service
+from core.tenancy import accounts
 from mailgate.sweep import sweep_once
 from tests.conftest import _base_settings, _migrate
 from tests.dovecot import IMAP_PASSWORD, DovecotServer

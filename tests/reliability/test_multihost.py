@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from core.db import make_engine, make_session_factory, session_scope
 from core.models import Document, InboundMessage, StoredFile
-from core.services import accounts
+from core.tenancy import accounts
 from tests.conftest import _base_settings, _migrate
 from tests.reliability.faults import Process, Sender, smtp_env, wait_for_port, wait_until
 from tests.reliability.pgcluster import PostgresCluster

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.db import make_engine, make_session_factory, session_scope
-from core.services import accounts
+from core.tenancy import accounts
 from tests.conftest import _base_settings
 from tests.reliability.recovery import run_redis_loss
 from tests.services import RedisProcess

@@ -17,10 +17,10 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.errors import ValidationFailed
+from core.inbound import mailboxes as svc
 from core.models import Mailbox
 from core.secrets import SecretBox
-from core.services import ValidationFailed
-from core.services import mailboxes as svc
 from tests.conftest import TenantFixture
 from tests.dovecot import DovecotServer
 from tests.test_imap import csrf_of, logged_in, mailbox_row, running_poller, wait_for

@@ -15,11 +15,12 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.banking import transactions as bank
 from core.config import Settings
+from core.errors import ValidationFailed
+from core.files.storage import FileStorage
 from core.models import BankAccount, BankTransaction, Invoice, Match, MatchState, MessageStatus
 from core.queue import enqueue_ingest, get_queue
-from core.services import ValidationFailed, bank
-from core.storage import FileStorage
 from tests.bankhelpers import ACCOUNT, make_invoice
 from tests.conftest import TenantFixture
 from tests.dnsserver import LocalDns
@@ -111,7 +112,7 @@ def test_a_statement_mailed_by_a_stranger_or_a_forged_bank_only_suggests(
     assert _invoice_state(session, third) == ("paid", [MatchState.APPLIED.value])
 
     # A later matching run (any trigger) never applies the unverified ones on its own.
-    from core.services import reconciliation
+    from core.banking import reconciliation
 
     reconciliation.run_matching(session, tid)
     session.commit()

@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from core.config import Settings
+from core.files.storage import FileStorage
+from core.inbound import intake
 from core.mail import parsed
 from core.models import InboundMessage, MessageStatus, StoredFile
 from core.queue import enqueue_ingest, get_queue
-from core.services import intake
-from core.storage import FileStorage
 from dashboard.app import create_app
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf

@@ -21,10 +21,10 @@ from markupsafe import escape
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from core.files.storage import FileStorage
+from core.inbound import mailboxes as mailbox_service
 from core.models import ApiToken, Document, DocumentStatus, Mailbox
 from core.secrets import SecretBox
-from core.services import mailboxes as mailbox_service
-from core.storage import FileStorage
 from dashboard.app import create_app
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_invoice_pdf

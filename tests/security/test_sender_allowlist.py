@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.inbound import senders
 from core.models import Document, MessageStatus
 from core.queue import enqueue_ingest, get_queue
-from core.services import senders
 from tests.conftest import TenantFixture
 from tests.dnsserver import LocalDns
 from tests.services import run_worker_burst

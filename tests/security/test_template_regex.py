@@ -18,10 +18,10 @@ from flask import Flask
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
+from core.documents import templates as svc
 from core.extraction import templated
 from core.extraction.text import read_pdf
-from core.services import templates as svc
-from core.storage import FileStorage
+from core.files.storage import FileStorage
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_invoice_pdf
 from tests.test_extraction_pipeline import extract, new_document

@@ -6,7 +6,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from core.models import Membership
-from core.services import accounts
+from core.tenancy import accounts
 from dashboard.cli import user_create
 from tests.conftest import PASSWORD, TenantFixture
 

@@ -50,7 +50,7 @@ def upgrade():
         batch_op.create_index('ix_receivable_days_range', ['tenant_id', 'currency', 'kind', 'day'], unique=False)
 
     # Backfill from the existing rows, in this migration's transaction.
-    from core.services.summaries import rebuild
+    from core.receivables.summaries import rebuild
 
     rebuild(op.get_bind())
 

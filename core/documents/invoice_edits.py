@@ -1,0 +1,110 @@
+"""Corrections to a validated invoice: every field but its number (and type) stays editable, and each
+change is kept in the audit trail (who, when, old -> new)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.documents.review import FROZEN_NUMBER, find_or_create_client, get_invoice
+from core.errors import ValidationFailed
+from core.fields import FIELDS, check_complete, coerce, number_key
+from core.i18n import N_
+from core.models import AuditEvent, CashKind, CashMovement, Invoice, User
+from core.tenancy import access, audit
+from core.tenancy.access import Viewer
+
+EDIT_ACTION = "invoice.edit"
+# The number (and the type, which with it identifies the invoice for duplicates) stay as validated.
+FROZEN = ("number", "doc_type")
+EDITABLE = tuple(name for name in FIELDS if name not in FROZEN)
+FROZEN_TYPE = N_("The type of a validated invoice cannot be changed.")
+CLIENT_NOT_YOURS = N_("You can only choose one of the clients assigned to you.")
+MAX_TRAIL = 200
+
+
+def _shown(value: Any) -> str | None:
+    """A value as the trail keeps it (JSON): amounts and dates as text."""
+    return None if value is None else str(value)
+
+
+def _current(invoice: Invoice) -> dict[str, Any]:
+    values = {name: getattr(invoice, name) for name in FIELDS if name != "client"}
+    return values | {"client": invoice.client.name if invoice.client else None}
+
+
+def _frozen_errors(invoice: Invoice, data: dict[str, Any]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    number = data.get("number")
+    if "number" in data and number_key(str(number or "")) != invoice.number_key:
+        errors["number"] = FROZEN_NUMBER
+    if "doc_type" in data and (data["doc_type"] or None) != invoice.doc_type:
+        errors["doc_type"] = FROZEN_TYPE
+    return errors
+
+
+def _follow_amounts(session: Session, invoice: Invoice) -> None:
+    """Payment status and the expected cash follow a corrected amount, due date or currency."""
+    from core.banking.reconciliation import refresh_invoice_status
+
+    refresh_invoice_status(session, invoice)
+    expected = session.scalars(
+        select(CashMovement).where(
+            CashMovement.invoice_id == invoice.id, CashMovement.kind == CashKind.EXPECTED.value
+        )
+    ).all()
+    for movement in expected:
+        if invoice.due_date is not None and invoice.amount is not None:
+            movement.expected_date, movement.amount = invoice.due_date, invoice.amount
+            movement.currency = invoice.currency or movement.currency
+
+
+def edit_invoice(
+    session: Session,
+    viewer: Viewer,
+    invoice_id: int,
+    data: dict[str, Any],
+    actor: User | None,
+    ip: str | None = None,
+) -> dict[str, list[str | None]]:
+    """Apply a person's corrections to a validated invoice; returns what changed ({field: [old, new]}),
+    recorded in the audit trail. Sending the same values again changes and records nothing."""
+    invoice = access.check_invoice(session, viewer, get_invoice(session, viewer.tenant_id, invoice_id))
+    errors = _frozen_errors(invoice, data)
+    values, coerce_errors = coerce({name: data[name] for name in EDITABLE if name in data})
+    errors |= coerce_errors
+    before = _current(invoice)
+    after = before | values
+    errors |= {k: v for k, v in check_complete(after).items() if k not in errors}
+    if not errors and "client" in values and values["client"] != before["client"] and viewer.restricted:
+        visible = access.visible_client_ids(session, viewer) or set()
+        client = find_or_create_client(session, viewer.tenant_id, values["client"])
+        if client.id not in visible:
+            errors["client"] = CLIENT_NOT_YOURS
+    if errors:
+        raise ValidationFailed(errors)
+    changes = {
+        name: [_shown(before[name]), _shown(value)] for name, value in values.items() if value != before[name]
+    }
+    if not changes:
+        return {}
+    for name in changes:
+        if name == "client":
+            invoice.client_id = find_or_create_client(session, viewer.tenant_id, values["client"]).id
+            session.expire(invoice, ["client"])
+        else:
+            setattr(invoice, name, values[name])
+    if changes.keys() & {"amount", "due_date", "currency"}:
+        _follow_amounts(session, invoice)
+    session.flush()
+    audit.record(session, viewer.tenant_id, EDIT_ACTION, actor=actor, target=f"invoice:{invoice.id}",
+                 detail={"number": invoice.number, "changes": changes}, ip=ip)
+    return changes
+
+
+def edit_trail(session: Session, tenant_id: int, invoice_id: int) -> list[AuditEvent]:
+    """The corrections made to an invoice after its validation, newest first."""
+    stmt = audit.events_query(tenant_id, EDIT_ACTION).where(AuditEvent.target == f"invoice:{invoice_id}")
+    return list(session.scalars(stmt.limit(MAX_TRAIL)))

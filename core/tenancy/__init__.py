@@ -1,0 +1,7 @@
+"""Tenancy: companies, their people and what they may see.
+
+- ``accounts``: companies (tenants), users, memberships, API tokens.
+- ``access``: the one access policy (which invoices, files and exports a member sees).
+- ``audit``: the append-only trail of who did what; ``support``: the operator's read-only console.
+- ``quotas``: per-company limits; ``tenant_data``: a company's export archive and its erasure.
+"""
