@@ -134,6 +134,15 @@ class Tenant(Base):
     # Who sends the bank's statements by mail (core.banking.transactions): addresses and @domains, one per line.
     # Only a statement from one of them, authenticated (DMARC pass or aligned DKIM), may apply matches.
     bank_senders: Mapped[str | None] = mapped_column(Text)
+    # The company's identity (issue 18): who "we" are on a document decides its direction (issuer = us: a
+    # sale; buyer = us: a purchase), and the accounting exports carry it (the FEC is named by the SIREN).
+    legal_name: Mapped[str | None] = mapped_column(String(200))
+    country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2, upper case
+    siren: Mapped[str | None] = mapped_column(String(14))  # SIREN (9 digits) or SIRET (14), digits only
+    vat_number: Mapped[str | None] = mapped_column(String(20))  # compact, upper case: FR40303265045
+    iban: Mapped[str | None] = mapped_column(String(34))  # compact, upper case
+    # The chart of accounts the company's accounting was seeded from: pcg (France), skr03, skr04 (Germany).
+    chart: Mapped[str] = mapped_column(String(8), default="pcg", server_default="pcg")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     addresses: Mapped[list[InboundAddress]] = relationship(back_populates="tenant", order_by="InboundAddress.id")
