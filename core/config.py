@@ -34,6 +34,77 @@ def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+@dataclass(frozen=True)
+class OAuthApp:
+    """An OAuth2 app registered at a mail provider, through which companies connect their mailboxes
+    ("Connect Gmail", "Connect Microsoft 365"): the provider's endpoints, the app's credentials, the
+    scopes asked for, and the IMAP server the connected mailbox is read on. Every field is a setting so
+    that the tests (and a provider's regional or sovereign cloud) can point them elsewhere."""
+
+    provider: str  # "google" | "microsoft"
+    authorize_url: str
+    token_url: str
+    scopes: str  # space-separated
+    imap_host: str
+    imap_port: int = 993
+    imap_security: str = "ssl"
+    client_id: str = ""  # empty: the "Connect" button is not offered for this provider
+    client_secret: str = ""  # empty: a public client (PKCE alone)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id)
+
+    def __repr__(self) -> str:  # the client secret never reaches a log line
+        return f"OAuthApp({self.provider}, client_id={self.client_id!r})"
+
+    @classmethod
+    def from_env(cls, provider: str) -> OAuthApp:
+        defaults = OAUTH_DEFAULTS[provider]
+        prefix = f"OAUTH_{provider.upper()}_"
+        tenant = os.environ.get("MICROSOFT_TENANT", "common")
+
+        def env(name: str, default: str = "") -> str:
+            return os.environ.get(prefix + name, "").strip() or default
+
+        return cls(
+            provider=provider,
+            authorize_url=env("AUTHORIZE_URL", defaults["authorize_url"].format(tenant=tenant)),
+            # IMAP_OAUTH_TOKEN_URL: the older name of this setting (both providers), still honoured.
+            token_url=env("TOKEN_URL", os.environ.get("IMAP_OAUTH_TOKEN_URL", "").strip()
+                          or defaults["token_url"].format(tenant=tenant)),
+            scopes=env("SCOPES", defaults["scopes"]),
+            imap_host=env("IMAP_HOST", defaults["imap_host"]),
+            imap_port=int(env("IMAP_PORT", "993")),
+            imap_security=env("IMAP_SECURITY", "ssl"),
+            client_id=env("CLIENT_ID"),
+            client_secret=os.environ.get(prefix + "CLIENT_SECRET", ""),
+        )
+
+
+# "openid email" (Google) / "openid profile email" (Microsoft) add an ID token naming the account that consented:
+# it becomes the mailbox's IMAP user name. offline_access (Microsoft) / access_type=offline (Google) bring
+# the refresh token. "common" works for any work/school account; MICROSOFT_TENANT pins a directory.
+OAUTH_DEFAULTS: dict[str, dict[str, str]] = {
+    "google": {
+        "authorize_url": "https://accounts.google.com/o/oauth2/v2/auth",
+        "token_url": "https://oauth2.googleapis.com/token",
+        "scopes": "openid email https://mail.google.com/",
+        "imap_host": "imap.gmail.com",
+    },
+    "microsoft": {
+        "authorize_url": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+        "token_url": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+        "scopes": "openid profile email offline_access https://outlook.office.com/IMAP.AccessAsUser.All",
+        "imap_host": "outlook.office365.com",
+    },
+}
+
+
+def _oauth_app(provider: str) -> OAuthApp:
+    return OAuthApp.from_env(provider)
+
+
 def _path(name: str) -> Path | None:
     value = os.environ.get(name, "").strip()
     return Path(value).resolve() if value else None
@@ -76,6 +147,14 @@ class Settings:
     s3_secret_access_key: str = ""
     smtp_metrics_port: int = 0
     worker_metrics_port: int = 0
+    # OAuth2 apps for "Connect Gmail" / "Connect Microsoft 365" (OAUTH_GOOGLE_* / OAUTH_MICROSOFT_*).
+    oauth_google: OAuthApp = field(default_factory=lambda: _oauth_app("google"))
+    oauth_microsoft: OAuthApp = field(default_factory=lambda: _oauth_app("microsoft"))
+    # The callback URL registered at the providers; empty: derived from the request (url_for, _external).
+    oauth_redirect_url: str = ""
+
+    def oauth_app(self, provider: str) -> OAuthApp | None:
+        return {"google": self.oauth_google, "microsoft": self.oauth_microsoft}.get(provider)
 
     @property
     def redis_is_embedded(self) -> bool:
@@ -113,6 +192,7 @@ class Settings:
             s3_region=os.environ.get("S3_REGION", "").strip(),
             s3_access_key_id=os.environ.get("S3_ACCESS_KEY_ID", ""),
             s3_secret_access_key=os.environ.get("S3_SECRET_ACCESS_KEY", ""),
+            oauth_redirect_url=os.environ.get("OAUTH_REDIRECT_URL", "").strip(),
         )
 
 

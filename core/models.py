@@ -647,6 +647,12 @@ class Mailbox(Base):
     oauth_client_id: Mapped[str | None] = mapped_column(String(255))
     oauth_client_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     oauth_refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    # Connected through the OAuth2 flow ("Connect Gmail"): when, and the state of its tokens as the poller
+    # last saw them (the access token's expiry; the last refused refresh, cleared by the next success).
+    oauth_connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    oauth_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    oauth_refresh_error: Mapped[str | None] = mapped_column(Text)
+    oauth_refresh_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     folder: Mapped[str] = mapped_column(String(255), default="INBOX")
     processed_folder: Mapped[str | None] = mapped_column(String(255))  # moved there once stored
     unrouted_folder: Mapped[str | None] = mapped_column(String(255))  # catch-all: what names no tenant

@@ -53,6 +53,7 @@ from core.files.storage import make_storage, sha256_hex
 from core.i18n import N_
 from core.inbound import intake
 from core.inbound import mailboxes as svc
+from core.inbound.oauth import Refreshed
 from core.models import Mailbox, MailboxAuth, MailboxImportOutcome, MessageSource
 from core.queue import get_queue
 from core.secrets import SecretBox
@@ -313,7 +314,8 @@ class MailboxWorker(threading.Thread):
         self.storage = make_storage(settings)
         self.quota_limits = quotas.Limits.of(settings)
         self.box = SecretBox.from_settings(settings.secret_key)
-        self.tokens = AccessTokenCache()
+        self.tokens = AccessTokenCache(settings.oauth_app, on_refresh=self._token_refreshed,
+                                       on_failure=self._token_refused)
         self._queue: Queue | None = None
         self._spec: MailboxSpec | None = None
 
@@ -330,6 +332,13 @@ class MailboxWorker(threading.Thread):
                 reason = public_reason(exc)
                 self._record(svc.record_error, self._spec.redact(reason) if self._spec else reason)
                 self.halt.wait(delay)
+
+    def _token_refreshed(self, mailbox_id: int, refreshed: Refreshed) -> None:
+        rotated = self.box.encrypt(refreshed.refresh_token) if refreshed.refresh_token else None
+        self._record(svc.record_token_refresh, refreshed.expires_in, rotated)
+
+    def _token_refused(self, mailbox_id: int, reason: str) -> None:
+        self._record(svc.record_refresh_failure, reason)
 
     def _label(self) -> str:
         return self._spec.label if self._spec else f"mailbox {self.mailbox_id}"

@@ -1,36 +1,24 @@
 """OAuth2 access tokens for XOAUTH2 IMAP logins (Gmail, Microsoft 365).
 
-Either the admin pasted an access token (used as is until the server refuses it), or a refresh token
-plus the app's client id/secret, exchanged here at the provider's token endpoint (RFC 6749 section 6).
-The tests run the exchange against a local stand-in endpoint (``IMAP_OAUTH_TOKEN_URL``), never against
-the providers themselves (see docs/imap.md).
+Either the admin pasted an access token (used as is until the server refuses it), or the mailbox has a
+refresh token (from "Connect Gmail" / "Connect Microsoft 365", or pasted with the app's client id and
+secret), exchanged at the provider's token endpoint (``core.inbound.oauth.refresh``) shortly before
+each access token expires. The endpoints are settings (``Settings.oauth_google`` / ``oauth_microsoft``);
+the tests point them at a local authorization server, never at the providers themselves.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
-import urllib.parse
-import urllib.request
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
-TOKEN_ENDPOINTS = {
-    "google": "https://oauth2.googleapis.com/token",
-    # "common" works for work/school accounts; MICROSOFT_TENANT pins a directory (tenant id or domain).
-    "microsoft": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
-}
-SCOPES = {
-    "google": "https://mail.google.com/",
-    "microsoft": "https://outlook.office.com/IMAP.AccessAsUser.All offline_access",
-}
+from core.config import OAuthApp
+from core.inbound.oauth import OAuthFailed, Refreshed, refresh
+
+OAuthError = OAuthFailed  # the poller's name for it (public_reason shows its message as is)
 _MARGIN = 120  # refresh this many seconds before the token expires
-_MAX_RESPONSE = 64 * 1024
-
-
-class OAuthError(Exception):
-    """The provider refused the exchange; the message says what it answered (never the secrets)."""
 
 
 class _Spec(Protocol):
@@ -42,55 +30,33 @@ class _Spec(Protocol):
     oauth_refresh_token: str | None
 
 
-def token_endpoint(provider: str) -> str:
-    # An operator-level override (a provider's regional endpoint, or the test suite's local one).
-    if override := os.environ.get("IMAP_OAUTH_TOKEN_URL"):
-        return override
-    if provider not in TOKEN_ENDPOINTS:
-        raise OAuthError(f"unknown OAuth2 provider {provider!r} (google or microsoft)")
-    return TOKEN_ENDPOINTS[provider].format(tenant=os.environ.get("MICROSOFT_TENANT", "common"))
-
-
-def refresh_access_token(spec: _Spec, timeout: float = 30) -> tuple[str, float]:
-    """(access token, lifetime in seconds) from the provider, for ``spec``'s refresh token."""
-    if not (spec.oauth_provider and spec.oauth_client_id and spec.oauth_refresh_token):
-        raise OAuthError("a refresh token needs the provider and the client id")
-    form: dict[str, str] = {
-        "grant_type": "refresh_token",
-        "refresh_token": spec.oauth_refresh_token,
-        "client_id": spec.oauth_client_id,
-    }
+def client_secret_for(app: OAuthApp, spec: _Spec) -> str | None:
+    """The mailbox's own client secret, or, for a mailbox connected through the operator's app (same
+    client id, no secret of its own), the app's secret from the settings."""
     if spec.oauth_client_secret:
-        form["client_secret"] = spec.oauth_client_secret
-    if spec.oauth_provider == "microsoft":
-        form["scope"] = SCOPES["microsoft"]
-    request = urllib.request.Request(  # noqa: S310 - fixed https endpoints
-        token_endpoint(spec.oauth_provider),
-        data=urllib.parse.urlencode(form).encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            payload: dict[str, Any] = json.loads(response.read(_MAX_RESPONSE))
-    except urllib.error.HTTPError as exc:
-        body = exc.read(_MAX_RESPONSE).decode(errors="replace")
-        try:
-            detail = json.loads(body).get("error_description") or json.loads(body).get("error") or body
-        except ValueError:
-            detail = body
-        raise OAuthError(f"token endpoint answered {exc.code}: {str(detail)[:300]}") from None
-    token = payload.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise OAuthError("token endpoint answered without an access_token")
-    return token, float(payload.get("expires_in") or 3600)
+        return spec.oauth_client_secret
+    return app.client_secret if spec.oauth_client_id == app.client_id else None
 
 
 class AccessTokenCache:
-    """The current access token per mailbox, refreshed shortly before it expires."""
+    """The current access token per mailbox, refreshed shortly before it expires.
 
-    def __init__(self) -> None:
+    ``on_refresh(mailbox_id, refreshed)`` and ``on_failure(mailbox_id, reason)`` let the poller record
+    the token's state on the mailbox (expiry, a rotated refresh token, a refused refresh).
+    """
+
+    def __init__(
+        self,
+        apps: Callable[[str], OAuthApp | None] | None = None,
+        on_refresh: Callable[[int, Refreshed], None] | None = None,
+        on_failure: Callable[[int, str], None] | None = None,
+    ) -> None:
+        self._apps = apps or (lambda provider: OAuthApp.from_env(provider) if provider in ("google", "microsoft")
+                              else None)
+        self._on_refresh = on_refresh
+        self._on_failure = on_failure
         self._tokens: dict[int, tuple[str, float]] = {}
+        self._refresh_tokens: dict[int, str] = {}  # rotated by the provider since the spec was loaded
         self._lock = threading.Lock()
 
     def access_token(self, spec: _Spec) -> str:
@@ -102,6 +68,26 @@ class AccessTokenCache:
             cached = self._tokens.get(spec.id)
             if cached and cached[1] > time.monotonic():
                 return cached[0]
-            token, lifetime = refresh_access_token(spec)
-            self._tokens[spec.id] = (token, time.monotonic() + max(60.0, lifetime - _MARGIN))
-            return token
+            try:
+                refreshed = self._refresh(spec)
+            except OAuthError as exc:
+                if self._on_failure:
+                    self._on_failure(spec.id, str(exc))
+                raise
+            if refreshed.refresh_token:
+                self._refresh_tokens[spec.id] = refreshed.refresh_token
+            self._tokens[spec.id] = (
+                refreshed.access_token, time.monotonic() + max(60.0, refreshed.expires_in - _MARGIN)
+            )
+            if self._on_refresh:
+                self._on_refresh(spec.id, refreshed)
+            return refreshed.access_token
+
+    def _refresh(self, spec: _Spec) -> Refreshed:
+        app = self._apps(spec.oauth_provider or "")
+        if app is None:
+            raise OAuthError(f"unknown OAuth2 provider {spec.oauth_provider!r} (google or microsoft)")
+        if not spec.oauth_client_id:
+            raise OAuthError("a refresh token needs the provider and the client id")
+        token = self._refresh_tokens.get(spec.id) or spec.oauth_refresh_token or ""
+        return refresh(app, spec.oauth_client_id, client_secret_for(app, spec), token)

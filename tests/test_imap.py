@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -368,7 +369,8 @@ def test_xoauth2_refresh_token_is_exchanged_at_the_token_endpoint(
 ):
     caplog.set_level(logging.DEBUG)
     server, provider = oauth_dovecot
-    monkeypatch.setenv("IMAP_OAUTH_TOKEN_URL", f"{provider.url}/token")
+    # The provider's token endpoint is a setting (OAUTH_GOOGLE_TOKEN_URL).
+    settings = replace(settings, oauth_google=replace(settings.oauth_google, token_url=f"{provider.url}/token"))
     mailbox_id = _oauth_mailbox(
         session_factory, settings, tenant.tenant.id, server, oauth_provider="google", oauth_client_id="client-1",
         oauth_client_secret="wrong-secret", oauth_refresh_token="refresh-5e6f",

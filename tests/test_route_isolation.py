@@ -83,6 +83,7 @@ OBJECT_FOR_ENDPOINT = {
 # Arguments that are not ids: valid values (each one is walked), so that the id is what decides.
 CONSTANT_ARGS: dict[str, tuple[object, ...]] = {
     "decision": ("accept",), "kind": ("invoices", "payments", "matches"), "filename": ("app.css",), "page": (0,),
+    "provider": ("google", "microsoft"),  # issue 17: "Connect Gmail" / "Connect Microsoft 365"
 }
 # Refused to members as a whole (403, "admins only"), which tells nothing about the object.
 ADMIN_ONLY = {"members.unassign"}

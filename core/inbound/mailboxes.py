@@ -11,14 +11,17 @@ import os
 import re
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from core.config import OAuthApp
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
+from core.inbound.oauth import PROVIDER_NAMES, Grant, OAuthFailed
 from core.models import (
     InboundMessage,
     Mailbox,
@@ -276,7 +279,94 @@ def public_view(mailbox: Mailbox) -> dict[str, Any]:
         "last_error": mailbox.last_error,
         "last_error_at": mailbox.last_error_at.isoformat() if mailbox.last_error_at else None,
         "last_success_at": mailbox.last_success_at.isoformat() if mailbox.last_success_at else None,
+        "oauth_connected_at": _iso(mailbox.oauth_connected_at),
+        "oauth_token_expires_at": _iso(mailbox.oauth_token_expires_at),
+        "oauth_refresh_error": mailbox.oauth_refresh_error,
+        "oauth_refresh_error_at": _iso(mailbox.oauth_refresh_error_at),
     }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+# Connected through OAuth2 ("Connect Gmail", "Connect Microsoft 365") ------------------------------
+
+
+def connect_oauth(
+    session: Session,
+    box: SecretBox,
+    tenant_id: int,
+    app: OAuthApp,
+    grant: Grant,
+    login_hint: str = "",
+    mailbox_id: int | None = None,
+) -> Mailbox:
+    """Create or update the tenant's mailbox for ``grant`` (the refresh token stored encrypted).
+
+    Reconnecting (``mailbox_id``, or the same provider and account again) updates the existing mailbox,
+    keeping its folders; nothing is written when a check fails (``OAuthFailed`` / ``ValidationFailed``)."""
+    name = PROVIDER_NAMES.get(app.provider, app.provider)
+    username = grant.account or login_hint.strip()
+    if not username:
+        raise OAuthFailed(
+            N_("{provider} did not say which address was connected: type the mailbox's address and connect again.")
+            .format(provider=name)
+        )
+    existing = get_mailbox(session, tenant_id, mailbox_id) if mailbox_id is not None else None
+    if existing is None:
+        existing = session.scalars(
+            mailboxes_query(tenant_id).where(
+                Mailbox.oauth_provider == app.provider, Mailbox.username == username, Mailbox.host == app.imap_host
+            )
+        ).first()
+    data = MailboxInput(
+        host=app.imap_host,
+        port=str(app.imap_port),
+        security=app.imap_security,
+        username=username,
+        auth=MailboxAuth.XOAUTH2.value,
+        oauth_provider=app.provider,
+        oauth_client_id=app.client_id,
+        oauth_refresh_token=grant.refresh_token,
+        folder=existing.folder if existing else "INBOX",
+        processed_folder=(existing.processed_folder or "") if existing else "",
+        name=existing.name if existing else f"{name} {username}"[:100],
+        enabled=True,
+    )
+    mailbox = save_mailbox(session, box, tenant_id, data, existing.id if existing else None)
+    # The operator's app: its secret is read from the settings at each refresh (rotated there, in one
+    # place), so no per-mailbox copy is kept; a pasted access token is superseded by the refresh token.
+    mailbox.oauth_client_secret_encrypted = None
+    mailbox.secret_encrypted = None
+    now = utcnow()
+    mailbox.oauth_connected_at = now
+    mailbox.oauth_token_expires_at = now + timedelta(seconds=grant.expires_in)
+    mailbox.oauth_refresh_error = None
+    mailbox.oauth_refresh_error_at = None
+    mailbox.last_error = None
+    session.flush()
+    return mailbox
+
+
+def record_token_refresh(
+    session: Session, mailbox_id: int, expires_in: float, rotated_refresh_token: str | None = None
+) -> None:
+    """The poller got a fresh access token: its expiry, and the new refresh token if the provider rotated it."""
+    mailbox = session.get(Mailbox, mailbox_id)
+    if mailbox is not None:
+        mailbox.oauth_token_expires_at = utcnow() + timedelta(seconds=expires_in)
+        mailbox.oauth_refresh_error = None
+        mailbox.oauth_refresh_error_at = None
+        if rotated_refresh_token:  # already encrypted by the caller
+            mailbox.oauth_refresh_token_encrypted = rotated_refresh_token
+
+
+def record_refresh_failure(session: Session, mailbox_id: int, reason: str) -> None:
+    mailbox = session.get(Mailbox, mailbox_id)
+    if mailbox is not None:
+        mailbox.oauth_refresh_error = reason[:MAX_ERROR_LENGTH]
+        mailbox.oauth_refresh_error_at = utcnow()
 
 
 def recent_imports(session: Session, mailbox: Mailbox, limit: int = 20) -> list[MailboxImport]:

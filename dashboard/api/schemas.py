@@ -188,8 +188,11 @@ SCHEMAS: dict[str, Schema] = {
         "has_secret": {"type": "boolean"}, "oauth_provider": TEXT, "oauth_client_id": TEXT,
         "has_refresh_token": {"type": "boolean"}, "folder": TEXT, "processed_folder": TEXT,
         "enabled": {"type": "boolean"}, "last_error": TEXT, "last_error_at": DATETIME,
-        "last_success_at": DATETIME,
-    }, "An IMAP mailbox; secrets are never sent, only whether one is stored."),
+        "last_success_at": DATETIME, "oauth_connected_at": DATETIME, "oauth_token_expires_at": DATETIME,
+        "oauth_refresh_error": TEXT, "oauth_refresh_error_at": DATETIME,
+    }, "An IMAP mailbox; secrets are never sent, only whether one is stored. The oauth_ fields: when it was "
+       "connected through \"Connect Gmail\" / \"Connect Microsoft 365\", when its current access token expires, "
+       "and the provider's last refusal to renew it (cleared by the next success)."),
     "DeadLetter": closed({
         "kind": {"type": "string", "enum": ["message", "document"]}, "id": ID, "message_id": OPTIONAL_ID,
         "label": TEXT, "reason": TEXT, "failed_at": DATETIME, "attempts": {"type": ["integer", "null"]},

@@ -6,16 +6,18 @@ read); members do not see this page. Secrets are write-only: the form never cont
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from core.config import OAuthApp
 from core.errors import ValidationFailed
 from core.inbound import mailboxes as svc
-from core.models import MailboxAuth, MailboxSecurity, Role
+from core.models import MailboxAuth, MailboxSecurity, Role, utcnow
 from core.secrets import SecretBox
 from core.tenancy import audit
 from dashboard.app import settings as app_settings
+from dashboard.blueprints.mailbox_oauth import form_action_policy
 from dashboard.extensions import db
 from dashboard.i18n import N_
 from dashboard.web import not_found_for, tenant_id, tenant_required
@@ -56,11 +58,23 @@ def _audit(action: str, mailbox_id: int, detail: dict[str, object] | None = None
     )
 
 
+def _oauth_apps() -> dict[str, OAuthApp]:
+    settings = app_settings()
+    return {"google": settings.oauth_google, "microsoft": settings.oauth_microsoft}
+
+
+def _with_connect_buttons(body: str, status: int = 200) -> Response:
+    """The page, allowed to submit its "Connect" / "Reconnect" forms on to the providers' sign-in pages."""
+    response = make_response(body, status)
+    response.headers["Content-Security-Policy"] = form_action_policy()
+    return response
+
+
 def _form_page(
     mailbox_id: int | None, values: dict[str, object], errors: dict[str, str], status: int = 200
-) -> tuple[str, int]:
+) -> Response:
     mailbox = svc.get_mailbox(db.session, tenant_id(), mailbox_id) if mailbox_id is not None else None
-    return render_template(
+    return _with_connect_buttons(render_template(
         "settings/mailbox_form.html",
         active_nav="settings",
         mailbox=mailbox,
@@ -71,23 +85,27 @@ def _form_page(
         security_labels=SECURITY_LABELS,
         auth_labels=AUTH_LABELS,
         provider_labels=PROVIDER_LABELS,
-    ), status
+        oauth_apps=_oauth_apps(),
+        now=utcnow(),
+    ), status)
 
 
 @bp.get("/settings/mailboxes")
 @tenant_required
-def index() -> str:
+def index() -> Response:
     role = _viewer_role()
     if role == Role.SUPPORT.value:
         _audit_support_read()
     mailboxes = list(db.session.scalars(svc.mailboxes_query(tenant_id())))
-    return render_template(
+    return _with_connect_buttons(render_template(
         "settings/mailboxes.html",
         active_nav="settings",
         mailboxes=mailboxes,
         read_only=role != Role.ADMIN.value,
         security_labels=SECURITY_LABELS,
-    )
+        provider_labels=PROVIDER_LABELS,
+        oauth_apps=_oauth_apps(),
+    ))
 
 
 def _audit_support_read() -> None:
@@ -101,7 +119,7 @@ def _audit_support_read() -> None:
 
 @bp.get("/settings/mailboxes/new")
 @tenant_required
-def new() -> tuple[str, int]:
+def new() -> Response:
     if _viewer_role() != Role.ADMIN.value:
         abort(403, _("Support access is read-only."))
     return _form_page(None, {"security": "ssl", "auth": "password", "folder": "INBOX", "enabled": True}, {})
@@ -109,7 +127,7 @@ def new() -> tuple[str, int]:
 
 @bp.post("/settings/mailboxes/new")
 @tenant_required
-def create() -> Response | tuple[str, int]:
+def create() -> Response:
     if _viewer_role() != Role.ADMIN.value:
         abort(403, _("Only the company's admins can manage its mailboxes."))
     data = svc.MailboxInput.from_form(request.form)
@@ -126,7 +144,7 @@ def create() -> Response | tuple[str, int]:
 
 @bp.get("/settings/mailboxes/<int:mailbox_id>")
 @tenant_required
-def edit(mailbox_id: int) -> tuple[str, int]:
+def edit(mailbox_id: int) -> Response:
     role = _viewer_role()
     mailbox = svc.get_mailbox(db.session, tenant_id(), mailbox_id)
     if role == Role.SUPPORT.value:
@@ -136,7 +154,7 @@ def edit(mailbox_id: int) -> tuple[str, int]:
 
 @bp.post("/settings/mailboxes/<int:mailbox_id>")
 @tenant_required
-def update(mailbox_id: int) -> Response | tuple[str, int]:
+def update(mailbox_id: int) -> Response:
     if _viewer_role() != Role.ADMIN.value:
         abort(403, _("Only the company's admins can manage its mailboxes."))
     data = svc.MailboxInput.from_form(request.form)
