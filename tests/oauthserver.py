@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
 import secrets
 import threading
@@ -37,6 +38,7 @@ class Behaviour:
     """What the next flows meet; a test changes it between steps."""
 
     consent: str = "allow"  # allow | deny | error (server_error with a description) | no_mail_scope
+    consent_page: bool = False  # show an "Allow" / "Deny" page first (the browser test clicks)
     error_description: str = "The service is unavailable."
     token_status: int = 200  # != 200: the token endpoint answers that status (invalid_grant body under 500)
     no_refresh_token: bool = False
@@ -74,7 +76,11 @@ class OAuthTestServer:
                 parts = urlsplit(self.path)
                 query = dict(parse_qsl(parts.query))
                 server.requests.append((f"GET {parts.path}", query))
-                if parts.path != "/authorize":
+                if parts.path == "/authorize" and server.behaviour.consent_page:
+                    return self._answer(200, server.consent_page(query))
+                if parts.path == "/decide":  # the consent page's buttons
+                    server.behaviour.consent = "allow" if query.pop("decision", "") == "allow" else "deny"
+                elif parts.path != "/authorize":
                     return self._answer(404, {"error": "not_found"})
                 status, location = server.authorize(query)
                 if location is None:
@@ -140,6 +146,14 @@ class OAuthTestServer:
             self.codes[code] = Code(CLIENT_ID, redirect_uri, query["code_challenge"], scope, time.time() + 60)
             back["code"] = code
         return 302, f"{redirect_uri}?{urlencode(back)}"
+
+    def consent_page(self, query: dict[str, str]) -> str:
+        fields = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                         for k, v in query.items())
+        return (f"<!doctype html><title>Sign in - test provider</title><h1>Allow access to {html.escape(self.account)}"
+                f"</h1><p>Scopes: {html.escape(query.get('scope', ''))}</p><form action=\"/decide\">{fields}"
+                '<button name="decision" value="allow">Allow</button>'
+                '<button name="decision" value="deny">Deny</button></form>')
 
     def _client_ok(self, form: dict[str, str]) -> bool:
         return form.get("client_id") == CLIENT_ID and hmac.compare_digest(form.get("client_secret", ""), CLIENT_SECRET)
