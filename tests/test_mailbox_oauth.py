@@ -9,6 +9,9 @@ endpoint. Nothing of ours is mocked.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import shutil
 import tempfile
 import time
@@ -25,6 +28,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from core.config import OAUTH_DEFAULTS, OAuthApp, Settings
+from core.inbound import oauth
 from core.models import AuditEvent, Mailbox, Role
 from core.secrets import SecretBox
 from core.tenancy import accounts
@@ -368,3 +372,56 @@ def test_connect_is_for_admins_with_csrf_and_a_configured_app(
         assert response.status_code == 302 and response.headers["Location"].endswith("/settings/mailboxes")
         assert "has not registered an OAuth app" in admin.get("/settings/mailboxes").get_data(as_text=True)
     assert mailbox_count(session_factory) == 0
+
+
+@pytest.mark.parametrize("provider_name", ["microsoft"])
+def test_the_reasons_are_in_french_for_a_french_browser(
+    session_factory, tenant: TenantFixture, provider: OAuthTestServer, oauth_app: Flask,
+) -> None:
+    client = logged_in(oauth_app, tenant.admin.email)
+    provider.behaviour.consent = "deny"
+    french = {"Accept-Language": "fr-FR,fr;q=0.9"}
+    page = client.get("/settings/mailboxes", headers=french).get_data(as_text=True)
+    assert "Connecter Microsoft 365" in page
+    response = client.post("/settings/mailboxes/connect/microsoft", headers=french,
+                           data={"csrf_token": csrf_of(page)})
+    html = client.get(consent(response.headers["Location"]), headers=french,
+                      follow_redirects=True).get_data(as_text=True)
+    assert "L&#39;accès n&#39;a pas été autorisé chez Microsoft : la boîte n&#39;a pas été connectée." in html
+    provider.behaviour.consent, provider.behaviour.token_status = "allow", 500
+    response = client.post("/settings/mailboxes/connect/microsoft", headers=french,
+                           data={"csrf_token": csrf_of(page)})
+    html = client.get(consent(response.headers["Location"]), headers=french,
+                      follow_redirects=True).get_data(as_text=True)
+    assert "Microsoft a refusé de remettre les jetons de la boîte (HTTP 500)" in html
+    assert mailbox_count(session_factory) == 0
+
+
+def test_scope_check_and_id_token_account() -> None:
+    google = OAuthApp(provider="google", authorize_url="https://a.example/auth", token_url="https://a.example/t",
+                      scopes=OAUTH_DEFAULTS["google"]["scopes"], imap_host="imap.gmail.com", client_id="c")
+    microsoft = replace(google, provider="microsoft", scopes=OAUTH_DEFAULTS["microsoft"]["scopes"])
+    assert not oauth.missing_mail_scope(google, None)  # RFC 6749 5.1: omitted means as asked
+    assert not oauth.missing_mail_scope(google, "openid https://www.googleapis.com/auth/userinfo.email "
+                                                "https://mail.google.com/")
+    assert oauth.missing_mail_scope(google, "openid https://www.googleapis.com/auth/userinfo.email")
+    assert not oauth.missing_mail_scope(microsoft, "IMAP.AccessAsUser.All openid profile email")
+    assert not oauth.missing_mail_scope(microsoft, "https://outlook.office.com/IMAP.AccessAsUser.All")
+    assert oauth.missing_mail_scope(microsoft, "openid profile email offline_access")
+
+    def token(claims: dict[str, object]) -> str:
+        return "e30." + base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=") + ".sig"
+
+    assert oauth._account(oauth._claims(token({"email": "a@b.example"}))) == "a@b.example"
+    assert oauth._account(oauth._claims(token({"preferred_username": "x@corp.example"}))) == "x@corp.example"
+    assert oauth._account(oauth._claims(token({"preferred_username": "not-an-address"}))) is None
+    for garbage in (None, "", "a.b", "a.!!!.c", "a." + base64.urlsafe_b64encode(b"[1]").decode() + ".c"):
+        assert oauth._claims(garbage) == {}
+    # The authorization URL: PKCE S256 of the verifier kept, Google's offline access.
+    start = oauth.begin(google, "https://inbox.example/cb", "a@b.example")
+    query = dict(parse_qsl(urlsplit(start.url).query))
+    expected = base64.urlsafe_b64encode(hashlib.sha256(start.code_verifier.encode()).digest())
+    assert query["code_challenge"] == expected.decode().rstrip("=") and query["state"] == start.state
+    assert 43 <= len(start.code_verifier) <= 128 and query["access_type"] == "offline"
+    with pytest.raises(oauth.OAuthFailed):
+        oauth.begin(replace(google, client_id=""), "https://inbox.example/cb")
