@@ -425,3 +425,31 @@ def test_scope_check_and_id_token_account() -> None:
     assert 43 <= len(start.code_verifier) <= 128 and query["access_type"] == "offline"
     with pytest.raises(oauth.OAuthFailed):
         oauth.begin(replace(google, client_id=""), "https://inbox.example/cb")
+
+
+@pytest.mark.parametrize("provider_name", ["google"])
+def test_saving_the_form_of_a_connected_mailbox_keeps_its_connection(
+    settings: Settings, session_factory, tenant: TenantFixture, provider: OAuthTestServer, oauth_app: Flask,
+) -> None:
+    from mailgate.imap import MailboxSpec
+    from mailgate.imap_oauth import client_secret_for
+
+    client = logged_in(oauth_app, tenant.admin.email)
+    connect(client, "google")
+    with session_factory() as session:
+        mailbox = session.scalars(select(Mailbox)).one()
+        kept = mailbox.oauth_refresh_token_encrypted
+    page = client.get(f"/settings/mailboxes/{mailbox.id}").get_data(as_text=True)
+    form = {"name": mailbox.name, "host": mailbox.host, "port": str(mailbox.port), "security": mailbox.security,
+            "username": mailbox.username, "auth": "xoauth2", "secret": "", "oauth_provider": "google",
+            "oauth_client_id": CLIENT_ID, "oauth_client_secret": "", "oauth_refresh_token": "", "folder": "INBOX",
+            "processed_folder": "Factures", "enabled": "1", "csrf_token": csrf_of(page)}
+    assert client.post(f"/settings/mailboxes/{mailbox.id}", data=form).status_code in (302, 303)
+    with session_factory() as session:
+        saved = session.get(Mailbox, mailbox.id)
+        assert saved.processed_folder == "Factures" and saved.oauth_refresh_token_encrypted == kept
+        spec = MailboxSpec.load(saved, box_of(oauth_app))
+    app = oauth_app.extensions["inbox.settings"].oauth_google
+    assert spec.oauth_client_secret is None and client_secret_for(app, spec) == CLIENT_SECRET
+    refreshed = oauth.refresh(app, spec.oauth_client_id, client_secret_for(app, spec), spec.oauth_refresh_token)
+    assert refreshed.access_token in provider.access_tokens
