@@ -282,3 +282,19 @@ def test_a_us_document_without_a_dollar_sign_reads_month_first_but_flagged() -> 
     assert extract_fields(text.replace("4,759.20", "4,759.20 EUR")).fields["issue_date"] == date(2002, 2, 1)
     # A date that decides still decides.
     assert extract_fields(text + "Due: 1/15/02\n").confidence("issue_date") >= 0.8
+
+
+def test_the_issuer_spelled_like_its_web_domain_when_no_label_names_it() -> None:
+    # The logo is a picture: the letterhead's first words are a summary's labels, but the bill prints its
+    # domain and, on its payment slip, the name that spells it.
+    text = ("Monthly Statement\n"
+            "Previous balance                 $95.80\n"
+            "Total due                        $110.70\n"
+            "Pay online at my.t-mobile.com/pay or www.t-mobile.com\n\n"
+            "T-MOBILE\nPO BOX 742596\n")
+    found = extract_fields(text)
+    assert found.fields["issuer"] == "T-MOBILE" and found.confidence("issuer") < 0.8
+    # A mail provider's domain names nobody; a labelled issuer still wins.
+    assert extract_fields(text.replace("t-mobile.com", "gmail.com").replace("T-MOBILE", "GMAIL")).fields.get(
+        "issuer") != "GMAIL"
+    assert extract_fields("From: Acme Ltd\n" + text).fields["issuer"] == "Acme Ltd"

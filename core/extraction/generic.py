@@ -445,6 +445,36 @@ def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
 
 
 _LETTERHEAD_CANDIDATES = 3
+# The name part of a web or mail domain: "my.t-mobile.com" -> "t-mobile", "support@fictiocorp.com" -> "fictiocorp".
+_DOMAIN = re.compile(r"(?<![a-z0-9-])([a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?)\.(?:com|net|org|fr|de|es|it|nl|be|ch"
+                     r"|at|eu|io|co\.uk|com\.au|ca|us|lu|pt|ie)(?![a-z0-9])")
+_FREE_MAIL = frozenset(["gmail", "yahoo", "hotmail", "outlook", "live", "orange", "free", "gmx", "web", "icloud",
+                        "aol", "laposte", "wanadoo", "protonmail", "mail"])
+
+
+def _named_by_domain(doc: _Doc, text: str, client: str | None) -> tuple[str, float] | None:
+    """The issuer when no label names it, by its web or mail domain: a cell of its own that spells the domain's
+    name ("T-MOBILE" on the payment slip of a bill that prints my.t-mobile.com; the logo itself is a picture).
+    The most printed domain first. A guess from the page, as the letterhead: always flagged."""
+    counts: dict[str, int] = {}
+    for match in _DOMAIN.finditer(fold(text[:_ONLY_DATE_CHARS])):
+        key = re.sub(r"[^a-z0-9]", "", match.group(1))
+        if len(key) >= 3 and key not in _FREE_MAIL:
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return None
+    cells: dict[str, str] = {}
+    for line in doc.lines:
+        for cell in line:
+            if "." in cell.text or "@" in cell.text or (cell.line, cell.index) in doc.claimed:
+                continue  # the domain itself, a sentence
+            cells.setdefault(re.sub(r"[^a-z0-9]", "", cell.folded), cell.text)
+    for key in sorted(counts, key=lambda k: -counts[k]):
+        name = cells.get(key)
+        read = _read_text(name, name_like=True) if name else None
+        if read is not None and not (client and fold(read[0]) == fold(client)):
+            return read[0].strip(_EDGE_NOISE), 0.55
+    return None
 _EDGE_NOISE = " .,:;*-_'\"`|~"
 
 
@@ -524,7 +554,8 @@ def extract_fields(text: str) -> Extraction:
     put("doc_type", _doc_type(doc))
     if "issuer" not in result.fields and result.fields.keys() & {"doc_type", "number", "amount"}:
         # Only on what reads as an invoice: the top line of a letter is a greeting, not an issuer.
-        put("issuer", _letterhead(doc, result.fields.get("client")))
+        client = result.fields.get("client")
+        put("issuer", _named_by_domain(doc, text, client) or _letterhead(doc, client))
 
     if _BUYER_PRINTED.search(fold(text[:2000])) and result.field_info.get("client", {}).get("confidence", 1) < 0.8:
         # A vendor bill printed by the buyer: its letterhead is the client, its address block the supplier.
