@@ -446,10 +446,14 @@ def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
 
 _LETTERHEAD_CANDIDATES = 3
 # The name part of a web or mail domain: "my.t-mobile.com" -> "t-mobile", "support@fictiocorp.com" -> "fictiocorp".
-_DOMAIN = re.compile(r"(?<![a-z0-9-])([a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?)\.(?:com|net|org|fr|de|es|it|nl|be|ch"
-                     r"|at|eu|io|co\.uk|com\.au|ca|us|lu|pt|ie)(?![a-z0-9])")
+# A web or mail domain's top level, then the name part before it: "my.t-mobile.com" -> "t-mobile". Found from the
+# dot (a scan for "." is cheap; a pattern starting at every letter of the text is not).
+_TOP_LEVEL = re.compile(r"\.(?:com|net|org|fr|de|es|it|nl|be|ch|at|eu|io|co\.uk|com\.au|ca|us|lu|pt|ie)(?![a-z0-9])",
+                        re.IGNORECASE)
+_DOMAIN_NAME = re.compile(r"(?<![a-z0-9-])[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?$", re.IGNORECASE)
 _FREE_MAIL = frozenset(["gmail", "yahoo", "hotmail", "outlook", "live", "orange", "free", "gmx", "web", "icloud",
                         "aol", "laposte", "wanadoo", "protonmail", "mail"])
+_NAME_PUNCTUATION = str.maketrans("", "", " -&'_*|,")  # "T-MOBILE", "SCE & G": spelled as their domain
 
 
 def _named_by_domain(doc: _Doc, text: str, client: str | None) -> tuple[str, float] | None:
@@ -457,12 +461,31 @@ def _named_by_domain(doc: _Doc, text: str, client: str | None) -> tuple[str, flo
     name ("T-MOBILE" on the payment slip of a bill that prints my.t-mobile.com; the logo itself is a picture).
     The most printed domain first. A guess from the page, as the letterhead: always flagged."""
     counts: dict[str, int] = {}
-    for match in _DOMAIN.finditer(fold(text[:_ONLY_DATE_CHARS])):
-        key = re.sub(r"[^a-z0-9]", "", match.group(1))
+    for top in _TOP_LEVEL.finditer(text, 0, _ONLY_DATE_CHARS):
+        match = _DOMAIN_NAME.search(text, max(0, top.start() - 42), top.start())
+        if match is None:
+            continue
+        key = match.group().lower().replace("-", "")
         if len(key) >= 3 and key not in _FREE_MAIL:
             counts[key] = counts.get(key, 0) + 1
     if not counts:
         return None
+    longest = max(map(len, counts)) * 2 + 4
+    cells: dict[str, str] = {}
+    for line in doc.lines:
+        for cell in line:
+            if len(cell.text) > longest or "." in cell.text or "@" in cell.text:
+                continue  # a sentence, the domain itself
+            if (cell.line, cell.index) in doc.claimed:
+                continue
+            key = cell.folded.translate(_NAME_PUNCTUATION)
+            if key in counts:
+                cells.setdefault(key, cell.text)
+    for key in sorted(cells, key=lambda k: -counts[k]):
+        read = _read_text(cells[key], name_like=True)
+        if read is not None and not (client and fold(read[0]) == fold(client)):
+            return read[0].strip(_EDGE_NOISE), 0.55
+    return None
     cells: dict[str, str] = {}
     for line in doc.lines:
         for cell in line:
