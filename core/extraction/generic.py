@@ -445,7 +445,6 @@ def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
 
 
 _LETTERHEAD_CANDIDATES = 3
-# The name part of a web or mail domain: "my.t-mobile.com" -> "t-mobile", "support@fictiocorp.com" -> "fictiocorp".
 # A web or mail domain's top level, then the name part before it: "my.t-mobile.com" -> "t-mobile". Found from the
 # dot (a scan for "." is cheap; a pattern starting at every letter of the text is not).
 _TOP_LEVEL = re.compile(r"\.(?:com|net|org|fr|de|es|it|nl|be|ch|at|eu|io|co\.uk|com\.au|ca|us|lu|pt|ie)(?![a-z0-9])",
