@@ -233,3 +233,68 @@ def test_a_date_without_separators_is_read_under_its_label_only() -> None:
     # Eight digits without a date label are a reference, never a date; nor is a reading that is no real date.
     assert "issue_date" not in extract_fields("Facture N° 17022020\nTotal TTC  587,95 €\n").fields
     assert "issue_date" not in extract_fields("Facture N° 42\nDate de facture : 99999999\n").fields
+
+
+def test_a_value_row_shifted_against_its_headings() -> None:
+    # A photo's OCR: the value row starts a little left of its headings, so "Date de Facture" overlaps the
+    # next cell ("7022020", unreadable) more than its own; the other cell under it is read, flagged.
+    text = ("                  FactureN°        Date de Facture   Date de retrait\n"
+            "                 FA-31          17022020   7022020\n"
+            "Total TTC                     587,95 €\n")
+    found = extract_fields(text)
+    assert found.fields["issue_date"] == date(2020, 2, 17)
+    assert found.confidence("issue_date") < 0.8
+    # The cell overlapping the heading most still wins when it reads.
+    aligned = text.replace("17022020   7022020", "  17022020 7022020")
+    assert extract_fields(aligned).fields["issue_date"] == date(2020, 2, 17)
+
+
+_BILL = """Facture du 29/01/2021   n° 12345
+Total HT                                  1 000,00 €
+TVA (tous taux)                             180,00 €
+TVA à 5,50%                                  10,00 €
+TVA à 20,00%                                170,00 €
+Total TTC                                 1 180,00 €
+
+Bilan annuel 2020
+Montant total facturé : 900,00 € TTC, dont abonnement : 300,00 € HT
+"""
+
+
+def test_the_net_tax_and_total_that_add_up_win_over_the_last_labels() -> None:
+    # The last tax label is one rate's line and the last total a yearly summary: read by their labels alone
+    # they do not add up, and the labelled amounts that do are taken.
+    found = extract_fields(_BILL)
+    assert (found.fields["net_amount"], found.fields["tax_amount"], found.fields["amount"]) == (
+        Decimal("1000.00"), Decimal("180.00"), Decimal("1180.00"))
+    # Nothing adds up: the amounts stay as read and are flagged.
+    odd = extract_fields(_BILL.replace("1 180,00", "1 190,00"))
+    assert odd.fields["amount"] == Decimal("300.00") and odd.confidence("amount") < 0.8
+
+
+def test_a_us_document_without_a_dollar_sign_reads_month_first_but_flagged() -> None:
+    text = ("Philip Tobacco Inc.\n999 Ninety Ninth Street\nAnywhere, USA, 99999\nINVOICE\n"
+            "Invoice No 42\nInvoice Date: 1/02/02\nAmount due    4,759.20\n")
+    found = extract_fields(text)
+    assert found.fields["issue_date"] == date(2002, 1, 2)
+    assert found.confidence("issue_date") < 0.8  # "USA" without "$" is a hint, not a proof
+    # Another currency written: day first, as anywhere else.
+    assert extract_fields(text.replace("4,759.20", "4,759.20 EUR")).fields["issue_date"] == date(2002, 2, 1)
+    # A date that decides still decides.
+    assert extract_fields(text + "Due: 1/15/02\n").confidence("issue_date") >= 0.8
+
+
+def test_the_issuer_spelled_like_its_web_domain_when_no_label_names_it() -> None:
+    # The logo is a picture: the letterhead's first words are a summary's labels, but the bill prints its
+    # domain and, on its payment slip, the name that spells it.
+    text = ("Monthly Statement\n"
+            "Previous balance                 $95.80\n"
+            "Total due                        $110.70\n"
+            "Pay online at my.t-mobile.com/pay or www.t-mobile.com\n\n"
+            "T-MOBILE\nPO BOX 742596\n")
+    found = extract_fields(text)
+    assert found.fields["issuer"] == "T-MOBILE" and found.confidence("issuer") < 0.8
+    # A mail provider's domain names nobody; a labelled issuer still wins.
+    assert extract_fields(text.replace("t-mobile.com", "gmail.com").replace("T-MOBILE", "GMAIL")).fields.get(
+        "issuer") != "GMAIL"
+    assert extract_fields("From: Acme Ltd\n" + text).fields["issuer"] == "Acme Ltd"

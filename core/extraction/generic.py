@@ -32,14 +32,15 @@ from core.extraction.values import (
     find_money,
     fold,
     make_date,
+    month_first_votes,
     parse_date,
-    reads_month_first,
 )
 from core.fields import CURRENCIES
 
 MAX_LINES = 5000  # ~50 pages of text; the rest is terms and conditions
 _BELOW_LOOKAHEAD = 3  # lines examined under a column heading
 _MAX_GAP = 30  # characters between a label and the next cell beyond which that cell is another column's
+_SHIFTED_BELOW = 0.7  # a value under its heading but not the cell overlapping it most: flagged
 _RIGHT_ALIGNED = 8  # a value right-aligned under a left-aligned heading may start this far after its end
 _TITLE_LINES = 25  # non-empty lines at the top where the document's title is looked for
 # Compiled once (re's own cache costs a lookup per call, and these run for every cell of every document).
@@ -53,6 +54,8 @@ _INVOICE_WORDS = re.compile(r"\b(?:facture|invoice|rechnung|factura|fattura|fact
 # Bills and statements that ask for payment: invoices, less surely said.
 _BILL_WORDS = re.compile(r"\b(?:bill|statement|billing|amount due|total due)\b")
 _AVOIR_CAPITALS = re.compile(r"\bAVOIR\b")
+_US_COUNTRY = re.compile(r"\b(?:USA|U\.S\.A\.?|United States(?: of America)?)(?![A-Za-z])")
+_OTHER_CURRENCY = re.compile(r"€|£|A\$|AU\$|C\$|CA\$")
 _US_ADDRESS = re.compile(r"\b(?:A[LKZR]|C[AOT]|DE|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]|O[HKR]|PA|RI"
                          r"|S[CD]|T[NX]|UT|V[TA]|W[AVIY]|DC),?\s+\d{5}(?:-\d{4})?\b")  # "Redmond, WA 98052"
 
@@ -125,8 +128,15 @@ class _Doc:
         self.shared: set[tuple[int, int]] = set()
         # Numeric dates of this document: month first (10/18/18) or day first, decided once for all of them.
         # Without a day over 12 to decide, only a US document (dollars and a US address) is read month first.
-        us = "$" in text and _US_ADDRESS.search(text) is not None and not re.search(r"€|£|A\$|AU\$|C\$", text)
-        self.month_first = reads_month_first(text, hint=us)
+        # A US document without "$" (a scan whose sign was lost, a bill printing none) that says "USA" and
+        # writes no other currency also reads month first, but unsure: its ambiguous dates stay flagged.
+        votes = month_first_votes(text)
+        foreign = _OTHER_CURRENCY.search(text) is not None
+        us = "$" in text and _US_ADDRESS.search(text) is not None and not foreign
+        said_us = not us and not votes and not foreign and _US_COUNTRY.search(text) is not None \
+            and set(currency_codes_in(text)) <= {"USD"}
+        self.month_first = votes > 0 if votes else us or said_us
+        self.month_first_sure = not said_us
 
     def cells(self) -> Iterator[Cell]:
         for line in self.lines:
@@ -139,24 +149,32 @@ class _Doc:
 
     def below(self, cell: Cell) -> Cell | None:
         """The cell under ``cell`` in the next non-empty lines (the value of a column heading)."""
+        under = self.all_below(cell)
+        return under[0] if under else None
+
+    def all_below(self, cell: Cell) -> list[Cell]:
+        """The cells under ``cell`` on the first next non-empty line that reaches into its column, the one
+        overlapping it most first. More than one when the value row is shifted against its heading row (a
+        photo's OCR: "Date de Facture" straddles "17022020" and its neighbour)."""
         seen = 0
         for line in self.lines[cell.line + 1 :]:
             if not line:
                 continue
             seen += 1
             if seen > _BELOW_LOOKAHEAD:
-                return None
-            best, overlap = None, 0
-            for c in line:
-                common = min(c.end, cell.end) - max(c.start, cell.start)
-                if common > overlap and (c.line, c.index) not in self.claimed:
-                    best, overlap = c, common
-            if best is None:
-                best = self._right_aligned_below(cell, line)
+                return []
+            overlapping = sorted(
+                ((common, c) for c in line
+                 if (common := min(c.end, cell.end) - max(c.start, cell.start)) > 0
+                 and (c.line, c.index) not in self.claimed),
+                key=lambda pair: -pair[0])  # stable: the leftmost first on a tie, as before
+            if overlapping:
+                return [c for _, c in overlapping]
+            best = self._right_aligned_below(cell, line)
             if best is not None:
-                return best
+                return [best]
             # A line that does not reach into this column (a note on the left) is stepped over.
-        return None
+        return []
 
     def _right_aligned_below(self, cell: Cell, line: list[Cell]) -> Cell | None:
         """A cell that starts just after the heading's end, when no other heading of the heading's line is
@@ -210,11 +228,15 @@ def _read_number(text: str) -> tuple[str, float] | None:
     return token, 1.0
 
 
-def _read_date(text: str, month_first: bool = False) -> tuple[Any, float, int] | None:
+def _read_date(text: str, month_first: bool = False, sure: bool = True) -> tuple[Any, float, int] | None:
+    """``sure``: False when the document's month-first reading is itself a guess (its swappable dates are
+    then flagged as a day-first reading is)."""
     found = parse_date(text[:80], month_first)
     if found is None or found.start > 20:  # the date must follow its label, not sit far along the line
         return _compact_date(text)
-    return found.value, 0.8 if found.ambiguous and not month_first else 1.0, found.end
+    swappable = found.numeric is not None and found.numeric[0] != found.numeric[1] and max(found.numeric) <= 12
+    unsure = found.ambiguous and not month_first or month_first and not sure and swappable
+    return found.value, 0.8 if unsure else 1.0, found.end
 
 
 def _compact_date(text: str) -> tuple[date, float, int] | None:
@@ -282,9 +304,11 @@ def _candidates(
     if not label.below:
         return
     if not rest.strip(" :.-#"):  # a column heading: its value is underneath
-        under = doc.below(cell)
-        if under is not None:
-            yield under.text, (cell, under), 1.0
+        under = doc.all_below(cell)
+        if under:
+            yield under[0].text, (cell, under[0]), 1.0
+        for other in under[1:]:  # the value row shifted against the headings: a less sure reading
+            yield other.text, (cell, other), _SHIFTED_BELOW
     elif L.starts_with_label(fold(_strip_lead(rest))):
         # Several headings run together (text without columns): the line below mixes their values.
         under = doc.below(cell)
@@ -421,6 +445,58 @@ def _letterhead(doc: _Doc, client: str | None) -> tuple[str, float] | None:
 
 
 _LETTERHEAD_CANDIDATES = 3
+# A web or mail domain's top level, then the name part before it: "my.t-mobile.com" -> "t-mobile". Found from the
+# dot (a scan for "." is cheap; a pattern starting at every letter of the text is not).
+_TOP_LEVEL = re.compile(r"\.(?:com|net|org|fr|de|es|it|nl|be|ch|at|eu|io|co\.uk|com\.au|ca|us|lu|pt|ie)(?![a-z0-9])",
+                        re.IGNORECASE)
+_DOMAIN_NAME = re.compile(r"(?<![a-z0-9-])[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?$", re.IGNORECASE)
+_FREE_MAIL = frozenset(["gmail", "yahoo", "hotmail", "outlook", "live", "orange", "free", "gmx", "web", "icloud",
+                        "aol", "laposte", "wanadoo", "protonmail", "mail"])
+_NAME_PUNCTUATION = str.maketrans("", "", " -&'_*|,")  # "T-MOBILE", "SCE & G": spelled as their domain
+
+
+def _named_by_domain(doc: _Doc, text: str, client: str | None) -> tuple[str, float] | None:
+    """The issuer when no label names it, by its web or mail domain: a cell of its own that spells the domain's
+    name ("T-MOBILE" on the payment slip of a bill that prints my.t-mobile.com; the logo itself is a picture).
+    The most printed domain first. A guess from the page, as the letterhead: always flagged."""
+    counts: dict[str, int] = {}
+    for top in _TOP_LEVEL.finditer(text, 0, _ONLY_DATE_CHARS):
+        match = _DOMAIN_NAME.search(text, max(0, top.start() - 42), top.start())
+        if match is None:
+            continue
+        key = match.group().lower().replace("-", "")
+        if len(key) >= 3 and key not in _FREE_MAIL:
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return None
+    longest = max(map(len, counts)) * 2 + 4
+    cells: dict[str, str] = {}
+    for line in doc.lines:
+        for cell in line:
+            if len(cell.text) > longest or "." in cell.text or "@" in cell.text:
+                continue  # a sentence, the domain itself
+            if (cell.line, cell.index) in doc.claimed:
+                continue
+            key = cell.folded.translate(_NAME_PUNCTUATION)
+            if key in counts:
+                cells.setdefault(key, cell.text)
+    for key in sorted(cells, key=lambda k: -counts[k]):
+        read = _read_text(cells[key], name_like=True)
+        if read is not None and not (client and fold(read[0]) == fold(client)):
+            return read[0].strip(_EDGE_NOISE), 0.55
+    return None
+    cells: dict[str, str] = {}
+    for line in doc.lines:
+        for cell in line:
+            if "." in cell.text or "@" in cell.text or (cell.line, cell.index) in doc.claimed:
+                continue  # the domain itself, a sentence
+            cells.setdefault(re.sub(r"[^a-z0-9]", "", cell.folded), cell.text)
+    for key in sorted(counts, key=lambda k: -counts[k]):
+        name = cells.get(key)
+        read = _read_text(name, name_like=True) if name else None
+        if read is not None and not (client and fold(read[0]) == fold(client)):
+            return read[0].strip(_EDGE_NOISE), 0.55
+    return None
 _EDGE_NOISE = " .,:;*-_'\"`|~"
 
 
@@ -471,7 +547,7 @@ def extract_fields(text: str) -> Extraction:
             result.set(name, found.value, GENERIC, found.confidence, found.note)
 
     def read_date(text: str) -> tuple[Any, float, int] | None:
-        return _read_date(text, doc.month_first)
+        return _read_date(text, doc.month_first, doc.month_first_sure)
 
     put("due_date", _find(doc, L.DUE_DATE, read_date, joined=True))
     put("issue_date", _find(doc, L.ISSUE_DATE, read_date, joined=True))
@@ -481,6 +557,7 @@ def extract_fields(text: str) -> Extraction:
         put("issue_date", _date_beside(doc, number))
     if "due_date" not in result.fields and "issue_date" in result.fields:
         put("due_date", _due_from_terms(text, result.fields["issue_date"]))
+    before_amounts = (set(doc.claimed), set(doc.shared))
     amounts = {
         "net_amount": _find_money(doc, L.NET_AMOUNT),
         "tax_amount": _find_money(doc, L.TAX_AMOUNT),
@@ -488,6 +565,8 @@ def extract_fields(text: str) -> Extraction:
     }
     if all(found is None for found in amounts.values()):
         amounts["amount"] = _unlabelled_total(doc)
+    if _disagree(amounts):
+        amounts.update(_adding_up(doc, before_amounts, amounts) or {})
     for name, found in amounts.items():
         put(name, found)
     put("client", _find(doc, L.CLIENT, lambda t: _read_text(t, name_like=True)) or _window_address(doc)
@@ -497,7 +576,8 @@ def extract_fields(text: str) -> Extraction:
     put("doc_type", _doc_type(doc))
     if "issuer" not in result.fields and result.fields.keys() & {"doc_type", "number", "amount"}:
         # Only on what reads as an invoice: the top line of a letter is a greeting, not an issuer.
-        put("issuer", _letterhead(doc, result.fields.get("client")))
+        client = result.fields.get("client")
+        put("issuer", _named_by_domain(doc, text, client) or _letterhead(doc, client))
 
     if _BUYER_PRINTED.search(fold(text[:2000])) and result.field_info.get("client", {}).get("confidence", 1) < 0.8:
         # A vendor bill printed by the buyer: its letterhead is the client, its address block the supplier.
@@ -602,7 +682,7 @@ def _date_beside(doc: _Doc, number: _Found) -> _Found | None:
     for cell in doc.lines[line]:
         if (cell.line, cell.index) in doc.claimed:
             continue
-        found = _read_date(cell.text, doc.month_first)
+        found = _read_date(cell.text, doc.month_first, doc.month_first_sure)
         if found is not None:
             return _Found(found[0], 0.6, (cell,))
     return None
@@ -640,6 +720,72 @@ def _unlabelled_total(doc: _Doc) -> _Found | None:
 
 
 _LONE_AMOUNT = re.compile(r"[$€£]\s*[\d.,' ]+|[\d.,' ]+\s*[$€£]")
+
+
+_AMOUNT_GROUPS = (("net_amount", L.NET_AMOUNT), ("tax_amount", L.TAX_AMOUNT), ("amount", L.AMOUNT))
+_MAX_OPTIONS = 40  # labelled amounts per field tried by ``_adding_up`` (a long statement lists many)
+
+
+def _disagree(amounts: dict[str, _Found | None]) -> bool:
+    net, tax, total = (amounts.get(name) for name, _ in _AMOUNT_GROUPS)
+    return net is not None and tax is not None and total is not None and net.value + tax.value != total.value
+
+
+def _adding_up(
+    doc: _Doc, before: tuple[set[tuple[int, int]], set[tuple[int, int]]], picked: dict[str, _Found | None]
+) -> dict[str, _Found] | None:
+    """When the net, tax and total read by their labels do not add up, the labelled amounts of the whole
+    document that do: a multi-page bill prints a tax line per rate after its tax total, or a yearly summary
+    ("Montant total facturé en 2020 : ...") on its last page, and the last label then names the wrong amount.
+    Of the triples net + tax = total (three different labelled cells, none zero), the one keeping most of
+    the amounts first read, then the surest labels, then the last printed. None when no triple adds up."""
+    claimed, shared = doc.claimed, doc.shared
+    doc.claimed, doc.shared = set(before[0]), set(before[1])  # the cells as they were before the amounts
+    try:
+        options = {name: _labelled_amounts(doc, group) for name, group in _AMOUNT_GROUPS}
+    finally:
+        doc.claimed, doc.shared = claimed, shared
+    totals: dict[Any, list[_Found]] = {}
+    for total in options["amount"]:
+        totals.setdefault(total.value, []).append(total)
+    best: dict[str, _Found] | None = None
+    best_score: tuple[int, float] = (-1, 0.0)
+    for net in options["net_amount"]:
+        for tax in options["tax_amount"]:
+            if not net.value or not tax.value:
+                continue  # a zero tax makes any net its own total
+            for total in totals.get(net.value + tax.value, []):
+                triple = {"net_amount": net, "tax_amount": tax, "amount": total}
+                if len({found.cells[0] for found in triple.values()}) < 3 or not total.value:
+                    continue
+                kept = sum(1 for name, found in triple.items()
+                           if (first := picked.get(name)) is not None and first.value == found.value)
+                score = (kept, round(net.confidence + tax.confidence + total.confidence, 4))
+                if score >= best_score:  # the later one on a tie, as a total's label is read last
+                    best, best_score = triple, score
+    return best
+
+
+def _labelled_amounts(doc: _Doc, group: list[L.Label]) -> list[_Found]:
+    """Every amount ``group``'s labels name in the document (what ``_find_money`` would read at each), nothing
+    claimed."""
+    starts = _any_of(group).match
+    cells = [cell for cell in doc.cells() if starts(cell.folded)]
+    cells += [c for line, index in sorted(doc.shared) if starts((c := doc.lines[line][index]).folded)]
+    found: list[_Found] = []
+    for cell in cells:
+        label, match = next((label, m) for label in group if (m := label.regex.match(cell.folded)))
+        rest = cell.text[match.end() :]
+        for text, used, where in _candidates(doc, cell, rest, label, True):
+            read = _read_money(text)
+            if read is not None:
+                money = read[0]
+                found.append(_Found(money.value, label.confidence * where, used, currency=money.currency,
+                                    ambiguous_currency=money.ambiguous_currency))
+                break
+        if len(found) >= _MAX_OPTIONS:
+            break
+    return found
 
 
 def _total_by_arithmetic(doc: _Doc, result: Extraction, text: str) -> None:

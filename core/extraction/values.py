@@ -107,6 +107,13 @@ def reads_month_first(text: str, hint: bool = False) -> bool:
     """Whether the numeric dates of one document are written month first (``10/18/18``): a first number over
     12 anywhere says day first, a second one over 12 says month first; else ``hint`` (the document's
     language or currency: US dollars, English without a European sign)."""
+    votes = month_first_votes(text)
+    return votes > 0 if votes else hint
+
+
+def month_first_votes(text: str) -> int:
+    """Numeric dates of ``text`` that only read month first, minus those that only read day first: 0 when
+    none decides (every one could be either, or there is none)."""
     votes = 0
     for m in _NUMERIC.finditer(fold(text)):
         first, second = int(m[1]), int(m[2])
@@ -114,7 +121,7 @@ def reads_month_first(text: str, hint: bool = False) -> bool:
             votes -= 1
         elif second > 12 >= first:
             votes += 1
-    return votes > 0 if votes else hint
+    return votes
 
 
 def make_date(year: int, month: int, day: int) -> date | None:

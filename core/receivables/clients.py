@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from core.extraction.identifiers import normalize_vat_id
 from core.models import Client
+from core.receivables.ourselves import keep_ourselves_out
 
 FUZZY_THRESHOLD = 88.0
 MAX_CLIENTS = 50_000  # names compared per document; beyond this only VAT ids and exact names count
@@ -82,13 +83,16 @@ def match_client(session: Session, tenant_id: int, name: str | None, vat_ids: It
 def prefill_client(
     session: Session, tenant_id: int, fields: dict[str, Any], field_info: dict[str, Any], vat_ids: Iterable[str] = ()
 ) -> ClientMatch | None:
-    """Replace the extracted client name by the matching existing client's, with a note saying why."""
+    """Replace the extracted client name by the matching existing client's, with a note saying why. The
+    tenant itself is never the client (``ourselves``): its own name and VAT id are kept out first."""
+    vat_ids = keep_ourselves_out(session, tenant_id, fields, field_info, vat_ids)
     extracted = fields.get("client")
     match = match_client(session, tenant_id, extracted, vat_ids)
     info = dict(field_info.get("client") or {})
+    swapped = info.get("note") if info.get("swapped") else None  # why the client is the party read as issuer
     if match is None:
         if extracted:
-            info["note"] = "new client: it will be created when this document is validated"
+            info["note"] = _with(swapped, "new client: it will be created when this document is validated")
             field_info["client"] = info
         return None
     source = info.get("source", "client-match")
@@ -100,7 +104,13 @@ def prefill_client(
         confidence = max(float(info.get("confidence", 0.9)), 0.95)
         how = "its VAT id" if match.method == "vat_id" else "its name"
         note = f"matched to your client \u201c{match.name}\u201d by {how}"
+    if swapped:
+        confidence = min(confidence, 0.75)  # a known client, but found by turning the parties round: check it
     fields["client"] = match.name
-    field_info["client"] = {"source": source, "confidence": round(confidence, 2), "note": note,
+    field_info["client"] = {"source": source, "confidence": round(confidence, 2), "note": _with(swapped, note),
                             "client_id": match.client_id}
     return match
+
+
+def _with(first: str | None, note: str) -> str:
+    return f"{first}; {note}" if first else note
