@@ -56,14 +56,14 @@ class FairnessRun:
 
     def summary(self) -> str:
         def took(seconds: float | None) -> str:
-            return "did not finish within the wait" if seconds is None else f"{seconds:.2f} s"
+            return "not within the wait" if seconds is None else f"{seconds:.2f} s"
 
         return (f"import of {self.documents} documents on the {self.priority!r} queue, BULK_SHARDS="
-                f"{self.bulk_shards}: the other company's e-mail took {took(self.email_seconds)} from its 250 to "
-                f"pending; the import had {self.backlog_at_email} documents waiting when it arrived, "
-                f"{self.backlog_at_done} when it was done. Its upload took {took(self.upload_seconds)} from "
-                f"its 202 to pending; the import had {self.backlog_at_upload} documents waiting then, "
-                f"{self.backlog_at_upload_done} when it was done")
+                f"{self.bulk_shards}: the other company's e-mail, 250 to pending: {took(self.email_seconds)}; "
+                f"the import had {self.backlog_at_email} documents waiting when it arrived, "
+                f"{self.backlog_at_done} when it was done. Its upload, 202 to pending: "
+                f"{took(self.upload_seconds)}; the import had {self.backlog_at_upload} documents waiting then, "
+                f"{self.backlog_at_upload_done} when it was done or the wait was over")
 
 
 def _pending(factory, tenant_id: int) -> int:  # noqa: ANN001 - a sessionmaker
