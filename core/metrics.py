@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.models import Document, InboundMessage
+from core.queue import queues_of
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,9 @@ class StateCollector(Collector):
                                    "How long a queue's oldest waiting job has waited (0: none)", labels=["queue"])
         try:
             for priority, queue in self._queues().items():
-                depth.add_metric([priority], queue.count)
-                oldest.add_metric([priority], oldest_job_age(queue.connection, queue))
+                members = queues_of(queue)  # the bulk queue is per-company shards (worker.policy): summed
+                depth.add_metric([priority], sum(each.count for each in members))
+                oldest.add_metric([priority], max(oldest_job_age(queue.connection, each) for each in members))
         except Exception as exc:
             log.warning("metrics: Redis unreachable (%s)", type(exc).__name__)
         yield depth

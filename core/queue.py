@@ -2,19 +2,43 @@
 
 Job ids are derived from what the job works on, so enqueueing the same work twice while it waits or
 runs does not run it twice; jobs are referenced by dotted path so that callers need not import them.
+
+The bulk queue (``get_queue(settings, priority=BULK)``) is a ``BulkQueue``: every enqueue through it lands on
+the shard of the job's company (``worker.policy``: fairness between companies), found from the message,
+document or invoice id in the database, so that callers keep passing ids only. A caller that knows the
+company may take ``bulk.tenant_queue(tenant_id)`` directly and skip that read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 
 from redis import Redis
 from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from core.config import Settings
-from worker.policy import MAIL, JobPolicy, job_policy, queue_name
+from core.db import make_engine
+from core.models import Document, InboundMessage, Invoice
+from worker.policy import (
+    BULK,
+    MAIL,
+    PRIORITIES,
+    JobPolicy,
+    bulk_shard_name,
+    bulk_shards,
+    is_bulk_shard,
+    job_policy,
+    queue_name,
+    shard_of,
+)
+
+logger = logging.getLogger(__name__)
 
 INGEST_JOB = "worker.jobs.ingest_message"
 EXTRACT_JOB = "worker.jobs.extract_document"
@@ -30,14 +54,108 @@ def connect(settings: Settings) -> Redis:
 
 
 def get_queue(settings: Settings, connection: Redis | None = None, priority: str = MAIL) -> Queue:
-    """The queue of that priority (``worker.policy``); its jobs get the settings' policy (JOB_TIMEOUT...)."""
-    queue = Queue(queue_name(settings, priority), connection=connection or connect(settings))
+    """The queue of that priority (``worker.policy``); its jobs get the settings' policy (JOB_TIMEOUT...).
+
+    ``BULK`` gives a ``BulkQueue``, which routes each job to its company's shard."""
+    connection = connection or connect(settings)
+    if priority == BULK:
+        queue: Queue = BulkQueue(settings, connection)
+    else:
+        queue = Queue(queue_name(settings, priority), connection=connection)
     queue.inbox_policy = job_policy(settings)  # type: ignore[attr-defined]
     return queue
 
 
 def policy_of(queue: Queue) -> JobPolicy:
     return getattr(queue, "inbox_policy", _DEFAULT_POLICY)
+
+
+# The table whose row names the company of a job's argument.
+_OWNER = {INGEST_JOB: InboundMessage, EXTRACT_JOB: Document, REMATCH_JOB: Invoice}
+_ENGINES: dict[tuple[str, int], Engine] = {}
+
+
+def _engine(database_url: str) -> Engine:
+    # One per process (a forked worker or web process must not share its parent's connections).
+    key = (database_url, os.getpid())
+    if key not in _ENGINES:
+        _ENGINES[key] = make_engine(database_url)
+    return _ENGINES[key]
+
+
+class BulkQueue(Queue):
+    """``QUEUE_NAME-bulk`` plus its per-company shards (``worker.policy``). Enqueueing through
+    ``core.queue``'s functions puts a job on its company's shard; this queue itself holds the jobs whose
+    company could not be read (and those queued before the shards existed). Workers listen to them all."""
+
+    def __init__(self, settings: Settings, connection: Redis) -> None:
+        super().__init__(queue_name(settings, BULK), connection=connection)
+        self.inbox_settings = settings
+        self.shards = bulk_shards(settings)
+        self._shard_queues: dict[int, Queue] = {}
+
+    def tenant_queue(self, tenant_id: int) -> Queue:
+        """The queue of that company's bulk jobs (this queue itself when sharding is off)."""
+        if self.shards == 0:
+            return self
+        shard = shard_of(tenant_id, self.shards)
+        if shard not in self._shard_queues:
+            queue = Queue(bulk_shard_name(self.inbox_settings, shard), connection=self.connection)
+            queue.inbox_policy = policy_of(self)  # type: ignore[attr-defined]
+            self._shard_queues[shard] = queue
+        return self._shard_queues[shard]
+
+    def route(self, func: str, ids: list[int]) -> dict[int, Queue]:
+        """The queue of each id's job. An id whose company cannot be read (no such row, the database
+        unreachable) stays on this queue: a delayed-fairness job beats a lost one."""
+        owner = _OWNER.get(func)
+        if self.shards == 0 or owner is None or not ids:
+            return dict.fromkeys(ids, self)
+        tenants: dict[int, int] = {}
+        try:
+            with _engine(self.inbox_settings.database_url).connect() as conn:
+                for start in range(0, len(ids), 900):  # under every database's bound-parameter limit
+                    part = ids[start:start + 900]
+                    tenants.update(conn.execute(select(owner.id, owner.tenant_id).where(owner.id.in_(part))).all())
+        except Exception as exc:
+            logger.warning("bulk jobs queued without their company's shard (%s)", type(exc).__name__)
+        return {i: self.tenant_queue(tenants[i]) if i in tenants else self for i in ids}
+
+    def member_queues(self) -> list[Queue]:
+        """This queue, the configured shards, and shards left by a former ``BULK_SHARDS`` that RQ knows."""
+        names = [bulk_shard_name(self.inbox_settings, n) for n in range(self.shards)]
+        known = {q.name for q in Queue.all(connection=self.connection)}
+        names += sorted((n for n in known - set(names) if is_bulk_shard(self.inbox_settings, n)),
+                        key=lambda n: int(n.rsplit("-", 1)[1]))
+        members = [Queue(name, connection=self.connection) for name in names]
+        for member in members:
+            member.inbox_policy = policy_of(self)  # type: ignore[attr-defined]
+        return [self, *members]
+
+
+def queues_of(queue: Queue) -> list[Queue]:
+    """The RQ queues behind ``queue``: a bulk queue's shards too (depth, registries, job ids)."""
+    return queue.member_queues() if isinstance(queue, BulkQueue) else [queue]
+
+
+def worker_queues(settings: Settings, connection: Redis) -> list[Queue]:
+    """Every queue a worker listens to, in priority order: ``mail``, then every bulk queue. Plain RQ queues
+    (RQ rebuilds queues from their names as its own class), each with the settings' policy."""
+    found = []
+    for priority in PRIORITIES:
+        for each in queues_of(get_queue(settings, connection, priority)):
+            plain = Queue(each.name, connection=connection)
+            plain.inbox_policy = policy_of(each)  # type: ignore[attr-defined]
+            found.append(plain)
+    return found
+
+
+def is_bulk_queue(settings: Settings, name: str) -> bool:
+    return name == queue_name(settings, BULK) or is_bulk_shard(settings, name)
+
+
+def _target(queue: Queue, func: str, arg: int) -> Queue:
+    return queue.route(func, [arg])[arg] if isinstance(queue, BulkQueue) else queue
 
 
 def _enqueue_once(queue: Queue, func: str, job_id: str, arg: int, force: bool) -> str:
@@ -53,9 +171,9 @@ def _enqueue_once(queue: Queue, func: str, job_id: str, arg: int, force: bool) -
         existing.delete()
     # unique: RQ checks and creates the job atomically (a Lua script), so two enqueuers racing (two sweeps
     # on two hosts, a sweep and a person's retry) create one job, never two queue entries; the loser's
-    # DuplicateJobError means the winner's job is the one.
+    # DuplicateJobError means the winner's job is the one. The check is on the job id, whatever the queue.
     with contextlib.suppress(DuplicateJobError):
-        queue.enqueue(func, arg, job_id=job_id, unique=True, **policy_of(queue).enqueue_options())
+        _target(queue, func, arg).enqueue(func, arg, job_id=job_id, unique=True, **policy_of(queue).enqueue_options())
     return job_id
 
 
@@ -97,15 +215,22 @@ def enqueue_ingest_many(queue: Queue, message_ids: list[int]) -> None:
         exists = pipe.execute()
     new = [message_id for message_id, found in zip(ids, exists, strict=True) if not found]
     if new:
+        # The bulk queue's jobs go to their companies' shards: one enqueue_many per queue, one transaction.
+        targets = queue.route(INGEST_JOB, new) if isinstance(queue, BulkQueue) else dict.fromkeys(new, queue)
+        by_queue: dict[str, tuple[Queue, list[int]]] = {}
+        for message_id in new:
+            target = targets[message_id]
+            by_queue.setdefault(target.name, (target, []))[1].append(message_id)
         with queue.connection.pipeline() as pipe:
-            queue.enqueue_many(
-                [
-                    Queue.prepare_data(INGEST_JOB, (message_id,), job_id=ingest_job_id(message_id),
-                                       **policy_of(queue).prepare_options())
-                    for message_id in new
-                ],
-                pipeline=pipe,
-            )
+            for target, message_ids in by_queue.values():
+                target.enqueue_many(
+                    [
+                        Queue.prepare_data(INGEST_JOB, (message_id,), job_id=ingest_job_id(message_id),
+                                           **policy_of(queue).prepare_options())
+                        for message_id in message_ids
+                    ],
+                    pipeline=pipe,
+                )
             pipe.execute()
     for message_id, found in zip(ids, exists, strict=True):
         if found:

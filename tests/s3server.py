@@ -109,5 +109,6 @@ class SeaweedS3:
         self.process = None
 
     def keys(self, prefix: str = "") -> list[str]:
-        listed = self.client().list_objects_v2(Bucket=BUCKET, Prefix=prefix)
-        return sorted(item["Key"] for item in listed.get("Contents", []))
+        # A listing answers 1,000 keys at most: page through it (the 1,000-message multi-host run has more).
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))

@@ -11,7 +11,7 @@ from core.documents import processing
 from core.files.storage import FileStorage
 from core.inbound import intake
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus
-from core.queue import get_queue
+from core.queue import get_queue, queues_of
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.test_dashboard import csrf_token, login
@@ -71,7 +71,10 @@ def test_failed_items_are_listed_with_reasons_and_retried(
     assert session.get(InboundMessage, foreign_id).status == MessageStatus.FAILED.value  # untouched
     queue: Queue = get_queue(settings, priority=BULK)  # retries are bulk work (worker.policy)
     try:
-        assert set(queue.job_ids) == {f"ingest-message-{message_id}", f"extract-document-{document_id}"}
+        retried = {f"ingest-message-{message_id}", f"extract-document-{document_id}"}
+        # on the company's own bulk shard (worker.policy), and nowhere else
+        assert set(queue.tenant_queue(tenant.tenant.id).job_ids) == retried
+        assert {job_id for each in queues_of(queue) for job_id in each.job_ids} == retried
     finally:
         queue.connection.close()
     assert "Nothing failed" in client.get("/imports/failed").get_data(as_text=True)

@@ -25,12 +25,11 @@ from core.documents.review import validate_document
 from core.files.storage import FileStorage
 from core.inbound import intake
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, StoredFile
-from core.queue import connect, enqueue_ingest, get_queue
+from core.queue import connect, enqueue_ingest, get_queue, worker_queues
 from tests.conftest import TenantFixture
 from tests.invoicegen import corrupt_pdf, make_email, make_image, make_invoice_pdf
 from worker import jobs
 from worker.main import InboxSimpleWorker, InboxWorker, run, worker_class
-from worker.policy import PRIORITIES
 
 EXPECTED = {
     "doc_type": "invoice",
@@ -102,7 +101,7 @@ def fields_of(doc: Document) -> dict:
 
 def no_failed_jobs(settings: Settings) -> bool:
     connection = connect(settings)
-    queues = [get_queue(settings, connection, priority) for priority in PRIORITIES]
+    queues = worker_queues(settings, connection)  # mail, bulk and every bulk shard
     return all(FailedJobRegistry(queue=queue).count == 0 and queue.count == 0 for queue in queues)
 
 

@@ -10,6 +10,8 @@
   gives the abandoned job its remaining retries once its heartbeat expires, and the sweep re-queues a
   message whose job was lost. Memory a job leaks stays in the process until the worker restarts.
 - Queues, job timeouts (``JOB_TIMEOUT``) and retries: ``worker.policy``, read by every enqueue (``core.queue``).
+  A worker listens to ``mail`` first, then to every bulk queue (the per-company shards) in a rotating order
+  (``_FairBulk``), so that one company's import does not hold up another company's upload.
   Both classes enforce the time limit
   with SIGALRM in the main thread (RQ's ``UnixSignalDeathPenalty``): a job over it fails and is retried.
 - Templates and other read-only data are loaded before the first job (with ``fork``: in the parent,
@@ -35,7 +37,7 @@ from rq.worker import BaseWorker
 
 from core import extraction, logs, metrics
 from core.config import Settings
-from core.queue import connect, get_queue
+from core.queue import connect, is_bulk_queue, worker_queues
 from worker import jobs, policy
 
 logger = logging.getLogger(__name__)
@@ -100,7 +102,20 @@ class _PromptCommands:
         )
 
 
-class InboxWorker(_PromptCommands, Worker):
+class _FairBulk:
+    """After a job from a bulk queue, that queue goes behind the other bulk queues (``policy.rotate_bulk``):
+    the companies with bulk work waiting take turns instead of first-come first-served. RQ calls
+    ``reorder_queues`` after every dequeue; its own round robin would also rotate ``mail`` out of first place."""
+
+    inbox_bulk: set[str] = set()
+
+    def reorder_queues(self, reference_queue: Any) -> None:
+        by_name = {queue.name: queue for queue in self._ordered_queues}
+        order = policy.rotate_bulk(list(by_name), reference_queue.name, self.inbox_bulk)
+        self._ordered_queues = [by_name[name] for name in order]
+
+
+class InboxWorker(_FairBulk, _PromptCommands, Worker):
     """RQ's forking worker. Before each fork, the parent refreshes the companies' compiled extraction
     templates (rate-limited, see ``jobs.refresh_templates``), so that forked jobs inherit them compiled."""
 
@@ -109,7 +124,7 @@ class InboxWorker(_PromptCommands, Worker):
         return super().execute_job(job, queue)
 
 
-class InboxSimpleWorker(_PromptCommands, SimpleWorker):
+class InboxSimpleWorker(_FairBulk, _PromptCommands, SimpleWorker):
     """RQ's non-forking worker: jobs run in this process, where compiled templates stay between jobs and a
     job compiles the ones its company changed (``core.extraction`` checks), so no refresh in between."""
 
@@ -135,8 +150,10 @@ def build_worker(settings: Settings) -> BaseWorker:
     # RQ re-queues a job abandoned by a dead worker (SIGKILL, OOM) when a worker's maintenance next runs,
     # once the job's heartbeat has expired (~90 s): every minute rather than RQ's default ten.
     # Queues in priority order (worker.policy): an e-mail waiting never stands behind a bulk import.
-    queues = [get_queue(settings, connection, priority) for priority in policy.PRIORITIES]
-    return cls(queues, connection=connection, maintenance_interval=MAINTENANCE_INTERVAL)
+    queues = worker_queues(settings, connection)
+    worker = cls(queues, connection=connection, maintenance_interval=MAINTENANCE_INTERVAL)
+    worker.inbox_bulk = {q.name for q in queues if is_bulk_queue(settings, q.name)}  # type: ignore[attr-defined]
+    return worker
 
 
 def run(settings: Settings, burst: bool = False, with_scheduler: bool = True) -> bool:

@@ -12,10 +12,21 @@ Fairness: two queues, taken in order by every worker (RQ's default strategy: the
 
 So an import of 5,000 documents by one company never stands in front of another company's e-mail: a
 worker finishes the bulk job it is running, then takes the e-mail (bench/fairness.py, docs/benchmarks.md).
+
+Fairness between companies inside ``bulk``: one FIFO list would put company B's single upload behind
+company A's 5,000. So ``bulk`` is RQ queues, not one: ``BULK_SHARDS`` shards ``QUEUE_NAME-bulk-<n>``, a
+company's bulk jobs on shard ``tenant id % BULK_SHARDS`` (``core.queue`` routes them), plus the plain
+``QUEUE_NAME-bulk`` for a job whose company is not known (and jobs queued before the shards). A worker
+listens to ``mail`` first, then the bulk queues in a rotating order (``rotate_bulk``): after taking a job
+from one, that one goes to the back. So B's job waits for one job per busy shard, not for A's backlog.
+Two companies on one shard share it first-come first-served (sequential tenant ids: the first
+``BULK_SHARDS`` companies never do). Plain RQ throughout: job ids, retries, registries, the sweep unchanged.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,3 +73,45 @@ def queue_name(settings: Settings, priority: str = MAIL) -> str:
     if priority not in PRIORITIES:
         raise ValueError(f"unknown queue priority {priority!r}")
     return settings.queue_name if priority == MAIL else f"{settings.queue_name}-{priority}"
+
+
+# Bulk shards (fairness between companies, see the module's docstring). 32 keeps every BLPOP and metrics
+# scrape small (34 keys) while the first 32 companies never share a shard. 0: one bulk queue, as before.
+DEFAULT_BULK_SHARDS = 32
+MAX_BULK_SHARDS = 1024
+
+
+def bulk_shards(settings: Settings) -> int:
+    """``BULK_SHARDS`` (settings' extra, else the environment): how many per-company bulk queues."""
+    raw = settings.extra.get("BULK_SHARDS") or os.environ.get("BULK_SHARDS") or str(DEFAULT_BULK_SHARDS)
+    try:
+        shards = int(raw.strip())
+    except ValueError:
+        shards = -1
+    if not 0 <= shards <= MAX_BULK_SHARDS:  # a typo fails at start-up rather than silently unfair
+        raise ValueError(f"BULK_SHARDS must be a whole number from 0 to {MAX_BULK_SHARDS}, not {raw!r}")
+    return shards
+
+
+def bulk_shard_name(settings: Settings, shard: int) -> str:
+    return f"{queue_name(settings, BULK)}-{shard}"
+
+
+def shard_of(tenant_id: int, shards: int) -> int:
+    return tenant_id % shards
+
+
+def is_bulk_shard(settings: Settings, name: str) -> bool:
+    """A shard's name, configured now or by a former ``BULK_SHARDS`` (workers still drain those)."""
+    return re.fullmatch(re.escape(queue_name(settings, BULK)) + r"-\d+", name) is not None
+
+
+def rotate_bulk(order: list[str], served: str, bulk: set[str]) -> list[str]:
+    """The listening order after a job was taken from ``served``: a bulk queue goes behind the other bulk
+    queues; the others (``mail``) keep their places in front. Redis' BLPOP takes from the first non-empty
+    key in this order, so busy companies are served in turn."""
+    if served not in bulk or served not in order:
+        return order
+    front = [name for name in order if name not in bulk]
+    rest = [name for name in order if name in bulk and name != served]
+    return front + rest + [served]

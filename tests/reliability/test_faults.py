@@ -32,7 +32,7 @@ from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.inbound import mailboxes as mailbox_service
 from core.models import Document, InboundMessage, MessageStatus
-from core.queue import get_queue
+from core.queue import get_queue, queues_of
 from core.secrets import SecretBox
 from core.tenancy import accounts
 from mailgate.sweep import sweep_once
@@ -106,7 +106,7 @@ def _settle(settings: Settings, tenant_id: int, timeout: float) -> dict[str, obj
                 # What the gateway's periodic sweep and the workers' maintenance do, run more often than
                 # their production intervals so that the test does not wait for minutes.
                 sweep_once(settings, factory, queue, stale_after=timedelta(seconds=20), received_grace=timedelta(0))
-                for each in (queue, bulk):  # both queues of worker.policy
+                for each in [queue, *queues_of(bulk)]:  # every queue of worker.policy, bulk shards too
                     StartedJobRegistry(queue=each).cleanup()
                     # Retries wait 10, 60 then 300 s for RQ's scheduler: let them run now.
                     scheduled = ScheduledJobRegistry(queue=each)

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections import Counter
 from dataclasses import replace
@@ -108,13 +109,16 @@ def test_two_of_everything_share_the_services_and_lose_nothing(tmp_path: Path) -
         webs = [_web(shared, port, logs / f"web-{i}.log") for i, port in enumerate(web_ports)]
 
         sender = MxSender(ports, recipient, MESSAGES, rate=max(MESSAGES / 20, 1.0))
+        started = time.monotonic()
         sender.start()
         assert wait_until(lambda: sender.accepted >= MESSAGES // 3, timeout=300)
         gateways[0].kill()  # one MX host dies; its senders retry on the other
         assert wait_until(lambda: sender.accepted >= MESSAGES // 2, timeout=300)
         workers[0].kill()  # one worker host dies, perhaps in the middle of a job
         sender.join(timeout=600)
+        sent = time.monotonic() - started
         counts = _settle(settings, tenant_id, timeout=max(300, MESSAGES))
+        final = time.monotonic() - started  # the last message final (the settle loop looks every second)
         assert wait_until(lambda: all(_ready(port) for port in web_ports), timeout=60, step=0.5)
 
         engine = make_engine(cluster.url)
@@ -146,7 +150,8 @@ def test_two_of_everything_share_the_services_and_lose_nothing(tmp_path: Path) -
     failed = [(m.id, m.reason) for m in counts["messages"] if m.status == "failed"]
     print(f"\n[multihost] {MESSAGES} messages over 2 gateways (one killed), 2 workers (one killed): "
           f"sender {dict(sender.summary())}; messages {Counter(m.status for m in counts['messages'])}; "
-          f"lost {len(lost)}, doubled {len(doubled)}, failed {len(failed)}; {len(s3_keys)} objects in the bucket")
+          f"lost {len(lost)}, doubled {len(doubled)}, failed {len(failed)}; {len(s3_keys)} objects in the bucket; "
+          f"last 250 after {sent:.0f} s, every message final after {final:.0f} s")
     assert len(accepted) == MESSAGES, "every message got its 250 in the end (the MTA retried on the other MX)"
     assert not lost and not doubled and not not_terminal and not failed, (lost[:3], doubled[:3], failed[:3])
     assert pending is not None
