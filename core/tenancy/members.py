@@ -36,9 +36,9 @@ def _admins(session: Session, tenant_id: int) -> int:
 
 def change_role(session: Session, tenant_id: int, user_id: int, role: str, actor: User,
                 ip: str | None = None) -> Membership:
+    member = _member(session, tenant_id, user_id)  # first: another company's person is NotFound, whatever the role
     if role not in ASSIGNABLE_ROLES:
         raise ValidationFailed({"role": N_("choose admin or member")})
-    member = _member(session, tenant_id, user_id)
     if member.role == Role.SUPPORT.value:
         raise ServiceError(N_("The operator's support access is managed by the operator."))
     before = member.role

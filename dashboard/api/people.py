@@ -74,7 +74,8 @@ def invitation_json(row: Invitation, mail_state: str | None = None) -> dict[str,
 
 
 @bp.get("/users")
-@operation("People", "The company's members and their roles (admins only)", ok={200: items_of(ref("Member"))})
+@operation("People", "The company's members and their roles (admins only)", ok={200: items_of(ref("Member"))},
+           errors=(403,))
 def list_users() -> Response:
     _admin()
     rows = dbs().scalars(members.members_query(caller().tenant_id)).all()
@@ -90,7 +91,8 @@ def change_user_role(user_id: int) -> Response:
     body = json_object()
     _only(body, "role")
     session = dbs()
-    member = members.change_role(session, caller().tenant_id, user_id, _text(body, "role"), actor,
+    role = body.get("role")  # checked by the service, after the member (another company's id: 404, not 422)
+    member = members.change_role(session, caller().tenant_id, user_id, role if isinstance(role, str) else "", actor,
                                  ip=request.remote_addr)
     session.commit()
     return jsonify(member_json(member, _with_2fa([user_id])))
