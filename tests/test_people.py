@@ -9,11 +9,13 @@ expiry, rate limit), TOTP two-factor (login step, replay refused, required by th
 from __future__ import annotations
 
 import re
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -47,6 +49,7 @@ from tests.bankhelpers import make_invoice
 from tests.conftest import PASSWORD, TenantFixture
 from tests.services import free_port
 from tests.test_dashboard import csrf_token, login, make_document
+from tests.test_smtp_hardening import tls_files  # noqa: F401 (fixture: self-signed certificate, 127.0.0.1)
 
 NEW_PASSWORD = "a brand new passphrase"
 LINK = re.compile(r"http://localhost(/invitations/accept\?token=[A-Za-z0-9_\-]+)")
@@ -317,6 +320,39 @@ def test_a_refusing_or_absent_relay_is_reported_not_a_crash(settings: Settings, 
         mail.parse_relay("http://example.com")
     assert mail.parse_relay("smtps://u:p%40ss@mx.example:2465") == mail.Relay("mx.example", 2465, True, "u", "p@ss")
     assert mail.parse_relay("smtp://mx.example").port == 25 and mail.parse_relay("") is None
+
+
+@pytest.mark.parametrize("scheme", ["smtps", "smtp"])
+def test_the_relay_over_tls_verifies_its_certificate(settings: Settings, session: Session, tenant: TenantFixture,
+                                                     tls_files: tuple[Path, Path],  # noqa: F811
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     scheme: str) -> None:
+    """smtps://: TLS from the first byte; smtp:// to a relay that requires STARTTLS before AUTH."""
+    cert, key = tls_files
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    found = Relay(free_port())
+    # aiosmtpd does not count implicit TLS as TLS for AUTH (it would hide AUTH): told so for smtps only.
+    tls = ({"ssl_context": context, "auth_require_tls": False} if scheme == "smtps"
+           else {"tls_context": context, "require_starttls": True})
+    controller = Controller(Collector(found), hostname="127.0.0.1", port=found.port,
+                            authenticator=lambda *args: AuthResult(success=True), **tls)
+    controller.start()
+    try:
+        app = app_with(settings, mail_relay_url=f"{scheme}://inbox:pw@127.0.0.1:{found.port}")
+        admin = logged_in(app, tenant.admin.email)
+        invite(admin, "untrusted@acme.example")  # a self-signed certificate: refused, and said why
+        session.rollback()
+        refused = session.scalars(select(OutboxMessage)).one()
+        assert refused.state == mail.FAILED and "CERTIFICATE_VERIFY_FAILED" in (refused.error or "")
+        monkeypatch.setenv("MAIL_RELAY_CA_FILE", str(cert))
+        invite(admin, "trusted@acme.example")
+    finally:
+        controller.stop()
+    session.rollback()
+    sent = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+    assert (sent.state, sent.error) == (mail.SENT, None)
+    assert [rcpts for _sender, rcpts, _content in found.received] == [["trusted@acme.example"]]
 
 
 # Password reset ----------------------------------------------------------------------------------

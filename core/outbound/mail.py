@@ -9,6 +9,7 @@ A relay that refuses or cannot be reached never fails the action that sent the m
 
 from __future__ import annotations
 
+import os
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -74,8 +75,9 @@ def build_message(sender: str, recipient: str, subject: str, body: str) -> Email
 
 
 def deliver(relay: Relay, message: EmailMessage, tls_context: ssl.SSLContext | None = None) -> None:
-    """Hand the message to the relay; smtplib/OSError when it cannot be done."""
-    context = tls_context or ssl.create_default_context()
+    """Hand the message to the relay; smtplib/OSError when it cannot be done. The relay's certificate is
+    verified (the system's CAs, or ``MAIL_RELAY_CA_FILE`` for a private CA)."""
+    context = tls_context or ssl.create_default_context(cafile=os.environ.get("MAIL_RELAY_CA_FILE") or None)
     client: smtplib.SMTP
     if relay.implicit_tls:
         client = smtplib.SMTP_SSL(relay.host, relay.port, timeout=RELAY_TIMEOUT, context=context)
