@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core.documents.review import REVIEW_STATUSES
@@ -107,28 +108,40 @@ class CompanyCounts:
     unmatched_transactions: int
 
 
-def _count(session: Session, stmt: object) -> int:
-    return session.scalar(stmt) or 0  # type: ignore[call-overload]
+def _by_tenant(session: Session, stmt: Select[Any]) -> dict[int, int]:
+    return {tenant_id: number for tenant_id, number in session.execute(stmt).all()}
 
 
 def overview(session: Session, user_id: int, today: date) -> list[CompanyCounts]:
-    """Per company the user belongs to, by name: documents waiting for review, overdue invoices and
-    unmatched bank transactions, as that membership may see them (a restricted member counts only the
-    invoices and transactions of their clients)."""
-    members = session.scalars(select(Membership).where(Membership.user_id == user_id)).all()
-    rows = []
-    for member in members:
-        viewer = access.viewer_for(session, member.tenant_id, user_id)
-        pending = _count(session, select(func.count()).select_from(Document).where(
-            Document.tenant_id == member.tenant_id, Document.status.in_(REVIEW_STATUSES)))
-        overdue_stmt = select(func.count()).select_from(Invoice).where(
-            Invoice.tenant_id == member.tenant_id, Invoice.doc_type == DocType.INVOICE.value,
-            Invoice.direction == Direction.RECEIVABLE.value,
-            Invoice.status != InvoiceStatus.PAID.value, Invoice.due_date < today)
-        overdue = _count(session, access.scope_invoices(overdue_stmt, viewer))
-        unmatched_stmt = select(func.count()).select_from(BankTransaction).where(
-            BankTransaction.tenant_id == member.tenant_id,
-            BankTransaction.status == TransactionStatus.UNMATCHED.value)
-        unmatched = _count(session, access.scope_transactions(unmatched_stmt, viewer))
-        rows.append(CompanyCounts(member.tenant_id, member.tenant.name, member.role, pending, overdue, unmatched))
+    """Per company the user belongs to, by name: documents waiting for review, overdue receivable invoices
+    and unmatched bank transactions, as that membership may see them (a restricted member counts only the
+    invoices and transactions of their clients, through ``core.tenancy.access``).
+
+    A few grouped queries for every company at once (an accountant may serve hundreds), plus two per
+    company where the person is a restricted member."""
+    members = session.execute(select(Membership, Tenant).join(Tenant, Tenant.id == Membership.tenant_id)
+                              .where(Membership.user_id == user_id)).all()
+    if not members:
+        return []
+    viewers = {member.tenant_id: access.viewer_of(member, tenant) for member, tenant in members}
+    # Documents under review are never restricted: every member reviews every document.
+    pending = _by_tenant(session, select(Document.tenant_id, func.count()).where(
+        Document.tenant_id.in_(list(viewers)), Document.status.in_(REVIEW_STATUSES)).group_by(Document.tenant_id))
+    overdue_stmt = select(Invoice.tenant_id, func.count()).where(
+        Invoice.doc_type == DocType.INVOICE.value, Invoice.direction == Direction.RECEIVABLE.value,
+        Invoice.status != InvoiceStatus.PAID.value, Invoice.due_date < today).group_by(Invoice.tenant_id)
+    unmatched_stmt = select(BankTransaction.tenant_id, func.count()).where(
+        BankTransaction.status == TransactionStatus.UNMATCHED.value).group_by(BankTransaction.tenant_id)
+    open_ids = [tid for tid, viewer in viewers.items() if not viewer.restricted]
+    overdue = _by_tenant(session, overdue_stmt.where(Invoice.tenant_id.in_(open_ids))) if open_ids else {}
+    unmatched = (_by_tenant(session, unmatched_stmt.where(BankTransaction.tenant_id.in_(open_ids)))
+                 if open_ids else {})
+    for tid, viewer in viewers.items():
+        if viewer.restricted:
+            overdue |= _by_tenant(session, access.scope_invoices(overdue_stmt.where(Invoice.tenant_id == tid), viewer))
+            unmatched |= _by_tenant(session, access.scope_transactions(
+                unmatched_stmt.where(BankTransaction.tenant_id == tid), viewer))
+    rows = [CompanyCounts(member.tenant_id, tenant.name, member.role, pending.get(member.tenant_id, 0),
+                          overdue.get(member.tenant_id, 0), unmatched.get(member.tenant_id, 0))
+            for member, tenant in members]
     return sorted(rows, key=lambda row: (row.name.lower(), row.tenant_id))

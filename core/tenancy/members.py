@@ -57,6 +57,8 @@ def remove(session: Session, tenant_id: int, user_id: int, actor: User, ip: str 
     """Remove a member: their membership, client assignments and API tokens of this company go; their
     account stays (they may belong to other companies). Returns the e-mail removed."""
     member = _member(session, tenant_id, user_id)
+    if member.role == Role.SUPPORT.value:
+        raise ServiceError(N_("The operator's support access is managed by the operator."))
     if member.role == Role.ADMIN.value and _admins(session, tenant_id) <= 1:
         raise ServiceError(N_("This is the company's last admin: make someone else admin first."))
     email, role = member.user.email, member.role
