@@ -605,3 +605,20 @@ def test_api_users_invitations_companies(app: Flask, session: Session, tenant: T
     assert api.post("/api/v1/companies", json={"name": "acme export"}, headers=member).status_code == 422
     names = [c["name"] for c in api.get("/api/v1/companies", headers=member).get_json()["items"]]
     assert names == ["Acme Export", "Acme SAS"]
+
+
+def test_signups_are_rate_limited_and_passwords_bounded(settings: Settings, session: Session) -> None:
+    app = app_with(settings, signup_enabled=True)
+    visitor = app.test_client()
+    token = csrf_token(visitor.get("/signup"))
+    huge = visitor.post("/signup", data={"email": "big@startup.example", "password": "x" * 5000,
+                                         "company": "Big", "csrf_token": token})
+    assert huge.status_code == 400 and "at most 1024 characters" in huge.get_data(as_text=True)
+    statuses = []
+    for i in range(6):  # one browser each (a sign-up logs its browser in), all from the same address
+        fresh = app.test_client()
+        statuses.append(fresh.post("/signup", data={
+            "email": f"s{i}@startup.example", "password": NEW_PASSWORD, "company": f"Startup {i}",
+            "csrf_token": csrf_token(fresh.get("/signup"))}).status_code)
+    assert statuses[:4] == [302] * 4 and statuses[4:] == [429, 429]  # the 5th request in the window waits
+    assert count(session, Tenant) == 4

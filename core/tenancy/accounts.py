@@ -122,6 +122,18 @@ def normalize_email(email: str) -> str | None:
     return email if len(email) <= 254 and _EMAIL_RE.match(email) else None
 
 
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+
+
+def password_problem(password: str | None) -> str | None:
+    """Why a new password is refused (too short, or absurdly long), or None."""
+    if len(password or "") < MIN_PASSWORD:
+        return N_("the password must have at least 8 characters")
+    if len(password or "") > MAX_PASSWORD:
+        return N_("the password must have at most 1024 characters")
+    return None
+
+
 def user_by_email(session: Session, email: str) -> User | None:
     return session.scalars(select(User).where(func.lower(User.email) == email.strip().lower())).first()
 

@@ -38,7 +38,6 @@ from core.models import (
 from core.tenancy import access, accounts, audit
 
 MAX_NAME = 200
-MIN_PASSWORD = 8
 
 
 def clean_name(name: str) -> str:
@@ -82,8 +81,8 @@ def sign_up(session: Session, email: str, password: str, company: str,
         problems["email"] = N_("not an e-mail address")
     elif accounts.user_by_email(session, address) is not None:
         problems["email"] = N_("this e-mail already has an account: log in, then create the company from the menu")
-    if len(password or "") < MIN_PASSWORD:
-        problems["password"] = N_("the password must have at least 8 characters")
+    if (problem := accounts.password_problem(password)) is not None:
+        problems["password"] = problem
     try:
         cleaned = clean_name(company)
         _check_free(session, cleaned)

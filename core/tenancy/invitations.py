@@ -26,7 +26,6 @@ from core.tenancy.tokens import hash_link_token, new_link_token, plausible
 
 INVITATION_DAYS = 7
 INVITABLE_ROLES = (Role.ADMIN.value, Role.MEMBER.value)  # support is the operator's staff, never invited
-MIN_PASSWORD = 8
 Translate = Callable[[str], str]
 
 SUBJECT = N_("You are invited to {company} on invoice-inbox")
@@ -144,8 +143,8 @@ def accept(session: Session, token: str | None, password: str, ip: str | None = 
     invitation = find_usable(session, token)
     user = accounts.user_by_email(session, invitation.email)
     if user is None:
-        if len(password) < MIN_PASSWORD:
-            raise ValidationFailed({"password": N_("the password must have at least 8 characters")})
+        if (problem := accounts.password_problem(password)) is not None:
+            raise ValidationFailed({"password": problem})
         user = User(email=invitation.email, password_hash=accounts.hash_password(password))
         session.add(user)
         session.flush()

@@ -23,7 +23,6 @@ from core.tenancy.people_models import PasswordReset
 from core.tenancy.tokens import hash_link_token, new_link_token, plausible
 
 RESET_MINUTES = 60
-MIN_PASSWORD = 8
 SUBJECT = N_("Reset your invoice-inbox password")
 BODY = N_("Someone (probably you) asked to reset the password of {email} on invoice-inbox.\n\n"
           "Open this link to choose a new password (it works once, for {minutes} minutes):\n{link}\n\n"
@@ -64,8 +63,8 @@ def find_usable(session: Session, token: str | None) -> PasswordReset:
 def reset(session: Session, token: str | None, password: str, ip: str | None = None) -> User:
     """Set the new password through a reset link; the link and every other pending one of the account end."""
     row = find_usable(session, token)
-    if len(password) < MIN_PASSWORD:
-        raise ValidationFailed({"password": N_("the password must have at least 8 characters")})
+    if (problem := accounts.password_problem(password)) is not None:
+        raise ValidationFailed({"password": problem})
     now = utcnow()
     flipped = session.execute(update(PasswordReset).where(
         PasswordReset.id == row.id, PasswordReset.used_at.is_(None)).values(used_at=now))

@@ -276,6 +276,14 @@ def signup() -> Any:
         return render_template("account/signup.html", email="", company="", problems={})
     email, company = request.form.get("email", "")[:320], request.form.get("company", "")[:400]
     password = request.form.get("password", "")
+    limiter = _reset_throttle()  # sign-ups are rate limited per client address, like reset requests
+    wait = limiter.wait("signup", _client())
+    if wait > 0:
+        seconds = math.ceil(wait)
+        problems = {"form": _("Too many requests. Try again in %(seconds)d seconds.", seconds=seconds)}
+        return (render_template("account/signup.html", email=email, company=company, problems=problems), 429,
+                {"Retry-After": str(seconds)})
+    limiter.failed("signup", _client())
     try:
         user, tenant, _address = companies.sign_up(db.session, email, password, company, ip=_client())
     except ServiceError as exc:
