@@ -135,6 +135,8 @@ def test_invite_outbox_join_and_the_link_works_once(app: Flask, session: Session
     again = app.test_client().get(path)
     assert again.status_code == 400 and "already used" in again.get_data(as_text=True)
     assert audit_actions(session, tenant.tenant.id)[-2:] == ["members.invite", "members.join"]
+    trail = admin.get("/settings/audit").get_data(as_text=True)
+    assert "An admin invited someone" in trail and "Someone joined through an invitation" in trail
 
 
 def test_bad_invitation_links_say_why_and_create_nothing(app: Flask, session: Session,

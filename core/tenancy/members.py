@@ -14,6 +14,19 @@ from core.models import ApiToken, ClientAssignment, Membership, Role, User, utcn
 from core.tenancy import audit
 
 ASSIGNABLE_ROLES = (Role.ADMIN.value, Role.MEMBER.value)  # support is granted by the operator only
+# What the people actions of issue 17 mean on the admins' audit page.
+ACTION_LABELS = {
+    "members.invite": N_("An admin invited someone"),
+    "members.invitation_revoked": N_("An admin withdrew an invitation"),
+    "members.join": N_("Someone joined through an invitation"),
+    "members.role_changed": N_("An admin changed someone's role"),
+    "members.removed": N_("An admin removed someone from the company"),
+    "account.password_reset": N_("Someone reset their password through an e-mailed link"),
+    "account.2fa_enabled": N_("Someone turned on two-factor authentication"),
+    "account.2fa_disabled": N_("Someone turned off two-factor authentication"),
+    "settings.require_2fa": N_("An admin changed whether two-factor authentication is required"),
+    "company.created": N_("The company was created"),
+}
 
 
 def members_query(tenant_id: int) -> Select[Any]:
