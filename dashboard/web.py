@@ -104,6 +104,9 @@ def _current_membership() -> Membership | None:
     return None
 
 
+current_membership = _current_membership  # the account pages show the current company in their header
+
+
 def tenant_required(view: Callable[P, R]) -> Callable[P, R | Any]:
     """Login required, and ``g.tenant`` / ``g.membership`` set to a tenant the user belongs to."""
 

@@ -12,7 +12,7 @@ import math
 import time
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
@@ -26,9 +26,19 @@ from dashboard.extensions import db
 from dashboard.i18n import translate
 from dashboard.outbound import link_to, mail_config, secret_box, translated
 from dashboard.viewer import today
-from dashboard.web import is_local_url, select_tenant
+from dashboard.web import current_membership, is_local_url, select_tenant
 
 bp = Blueprint("account", __name__)
+
+
+@bp.before_request
+def _header_context() -> None:
+    """The logged-in pages here are not tied to a company, but the header (menu, switcher) shows the current
+    one, as on every other page; nothing here reads that company's data."""
+    if current_user.is_authenticated:
+        member = current_membership()
+        if member is not None:
+            g.membership, g.tenant = member, member.tenant
 
 PENDING_2FA = "pending_2fa"  # session key: the user whose password was right, waiting for their code
 PENDING_2FA_SECONDS = 300
