@@ -624,3 +624,18 @@ def test_signups_are_rate_limited_and_passwords_bounded(settings: Settings, sess
             "csrf_token": csrf_token(fresh.get("/signup"))}).status_code)
     assert statuses[:4] == [302] * 4 and statuses[4:] == [429, 429]  # the 5th request in the window waits
     assert count(session, Tenant) == 4
+
+
+def test_the_mail_is_written_in_the_inviting_admins_language(app: Flask, session: Session,
+                                                              tenant: TenantFixture) -> None:
+    admin = logged_in(app, tenant.admin.email)
+    french = {"Accept-Language": "fr-FR,fr;q=0.9"}
+    token = csrf_token(admin.get("/settings/members", headers=french))
+    admin.post("/settings/members/invite", data={"email": "lea@acme.example", "role": "member", "csrf_token": token},
+               headers=french)
+    session.rollback()
+    row = session.scalars(select(OutboxMessage)).one()
+    assert row.subject == "Vous êtes invité sur Acme SAS dans invoice-inbox"
+    assert "en tant que membre" in row.body and LINK.search(row.body)
+    page = admin.get("/settings/outbox", headers=french).get_data(as_text=True)
+    assert "Boîte d’envoi" in page and "conservé" in page
