@@ -156,6 +156,15 @@ class Settings:
     def oauth_app(self, provider: str) -> OAuthApp | None:
         return {"google": self.oauth_google, "microsoft": self.oauth_microsoft}.get(provider)
 
+    # Issue 17: outgoing mail (invitations, password resets). smtp://[user:pass@]host:port (STARTTLS when the
+    # relay offers it), smtps://... (TLS from the start); empty: kept in the outbox table, read on the dashboard.
+    mail_relay_url: str = ""
+    mail_from: str = "invoice-inbox <no-reply@localhost>"
+    # Anyone may create an account and a company from the login page (off: invitations only).
+    signup_enabled: bool = False
+    # The address links in e-mails point to (empty: the address of the request that sent them).
+    public_url: str = ""
+
     @property
     def redis_is_embedded(self) -> bool:
         """True when REDIS_URL was not given: the start command runs its own redis-server."""
@@ -193,6 +202,11 @@ class Settings:
             s3_access_key_id=os.environ.get("S3_ACCESS_KEY_ID", ""),
             s3_secret_access_key=os.environ.get("S3_SECRET_ACCESS_KEY", ""),
             oauth_redirect_url=os.environ.get("OAUTH_REDIRECT_URL", "").strip(),
+
+            mail_relay_url=os.environ.get("MAIL_RELAY_URL", "").strip(),
+            mail_from=os.environ.get("MAIL_FROM", "").strip() or "invoice-inbox <no-reply@localhost>",
+            signup_enabled=os.environ.get("SIGNUP_ENABLED", "").lower() in {"1", "true", "yes", "on"},
+            public_url=os.environ.get("PUBLIC_URL", "").strip().rstrip("/"),
         )
 
 

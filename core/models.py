@@ -143,6 +143,8 @@ class Tenant(Base):
     iban: Mapped[str | None] = mapped_column(String(34))  # compact, upper case
     # The chart of accounts the company's accounting was seeded from: pcg (France), skr03, skr04 (Germany).
     chart: Mapped[str] = mapped_column(String(8), default="pcg", server_default="pcg")
+    # Issue 17: every member must have a TOTP second factor to work on this company (core.tenancy.twofactor).
+    require_2fa: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     addresses: Mapped[list[InboundAddress]] = relationship(back_populates="tenant", order_by="InboundAddress.id")

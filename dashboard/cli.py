@@ -210,6 +210,28 @@ def summaries_rebuild(tenant_ref: str | None) -> None:
                + (f" for {target.name}" if target else ""))
 
 
+@cli.command("outbox")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="How many, newest first.")
+@click.option("--kind", type=click.Choice(["invitation", "password_reset"]), default=None, help="Only this kind.")
+@with_appcontext
+def outbox_command(limit: int, kind: str | None) -> None:
+    """Print the mail the application sent or kept (no MAIL_RELAY_URL): invitations and password resets.
+
+    Password reset mails are shown to no company's admin (a link to someone else's account): the operator
+    reads them here when no relay is configured (issue 17)."""
+    from sqlalchemy import select
+
+    from core.tenancy.people_models import OutboxMessage
+
+    stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if kind:
+        stmt = stmt.where(OutboxMessage.kind == kind)
+    for row in db.session.scalars(stmt):
+        click.echo(f"--- #{row.id} {_when(row.created_at)} {row.kind} to {row.recipient} [{row.state}]"
+                   + (f" {row.error}" if row.error else ""))
+        click.echo(f"Subject: {row.subject}\n\n{row.body}\n")
+
+
 @cli.command("purge-raw")
 @click.option("--days", type=click.IntRange(1, 36500), default=None,
               help="Delete raw e-mails older than this (default: RAW_RETENTION_DAYS).")

@@ -88,6 +88,8 @@ def run_stack(settings: Settings) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, VAR_DIR=str(settings.var_dir), REDIS_URL=settings.redis_url,
                SECRET_KEY=settings.secret_key, DATABASE_URL=settings.database_url)
+    # The demo lets visitors create their own account and company (issue 17); SIGNUP_ENABLED=0 turns it off.
+    env.setdefault("SIGNUP_ENABLED", "1")
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     if settings.redis_is_embedded and (proc := start_embedded_redis(settings)) is not None:
         children.append(("redis", proc))
@@ -105,6 +107,9 @@ def run_stack(settings: Settings) -> None:
         children.append((name, subprocess.Popen(command, env=env, start_new_session=True)))
 
     url = f"http://127.0.0.1:{settings.port}/"
+    signup = "on" if env["SIGNUP_ENABLED"].lower() in ("1", "true", "yes", "on") else "off"
+    outgoing = ("through MAIL_RELAY_URL" if env.get("MAIL_RELAY_URL")
+                else "kept in the outbox (Settings → Members → Outbox; password resets: inbox outbox)")
     click.echo(
         f"""
 invoice-inbox is running.
@@ -112,6 +117,8 @@ invoice-inbox is running.
   Demo login:       {demo['email']} / {demo['password']}
   Inbound address:  {demo['address']}
   API token:        {demo['token']}
+  Sign-up:          {signup} (SIGNUP_ENABLED)
+  Outgoing mail:    {outgoing}
   Send an invoice:  swaks --server {settings.smtp_host}:{settings.smtp_port} --to {demo['address']} \\
                       --attach @facture.pdf
 Press Ctrl-C to stop.

@@ -19,7 +19,20 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import werkzeug.exceptions
-from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, send_file, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 from sqlalchemy import Select, func, select
@@ -28,7 +41,7 @@ from werkzeug.exceptions import HTTPException
 from core.documents.review import MAX_PER_PAGE, Page, paginate, review_queue_query
 from core.errors import NotFound
 from core.models import Membership, Role, StoredFile, Tenant
-from core.tenancy import accounts
+from core.tenancy import accounts, twofactor
 from dashboard import i18n
 from dashboard.extensions import db
 
@@ -91,6 +104,9 @@ def _current_membership() -> Membership | None:
     return None
 
 
+current_membership = _current_membership  # the account pages show the current company in their header
+
+
 def tenant_required(view: Callable[P, R]) -> Callable[P, R | Any]:
     """Login required, and ``g.tenant`` / ``g.membership`` set to a tenant the user belongs to."""
 
@@ -102,6 +118,11 @@ def tenant_required(view: Callable[P, R]) -> Callable[P, R | Any]:
             session.pop(TENANT_KEY, None)
             abort(403, _("Your account has no access to any company."))
         g.membership, g.tenant = member, member.tenant
+        # The company requires a second factor (issue 17): set it up before anything else of this company.
+        if member.tenant.require_2fa and not twofactor.enabled(db.session, member.user_id):
+            flash(_("%(company)s requires two-factor authentication: turn it on to continue.",
+                    company=member.tenant.name), "error")
+            return redirect(url_for("account.two_factor"))
         # The operator's support staff look, never change: every state change is refused for them.
         if member.role == Role.SUPPORT.value and request.method not in ("GET", "HEAD", "OPTIONS"):
             abort(403, _("Support access is read-only."))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -49,9 +49,11 @@ from core.models import (
     SenderRule,
     StoredFile,
     Tenant,
+    utcnow,
 )
 from core.models_templates import ExtractionTemplate
 from core.tenancy import accounts
+from core.tenancy.people_models import Invitation
 from dashboard.api.base import PREFIX as API_PREFIX
 from tests.bankhelpers import make_invoice
 from tests.conftest import TenantFixture
@@ -62,7 +64,12 @@ from tests.test_dashboard import COMPLETE, csrf_token, login
 # only), the static files, the API's OpenAPI document (describes the routes, holds no data) and the
 # operations endpoints for load balancers and Prometheus (no tenant data: tests/test_health.py).
 ALLOW_ANONYMOUS = {"auth.login", "static", "locale.switch", "api.openapi_document", "health.healthz",
-                   "health.readyz", "health.metrics_endpoint"}
+                   "health.readyz", "health.metrics_endpoint",
+                   # Issue 17: what a person without a session must reach: an invitation's link, the password
+                   # reset (asking and using the link), the login's second step and sign-up (404 unless the
+                   # operator allows it). Each works from a secret token or shows nothing of a company.
+                   "account.accept_invitation", "account.forgot_password", "account.reset_password",
+                   "account.login_code", "account.signup"}
 # The operator's support console: a tenant's user is refused it as a whole (403), which tells nothing.
 EXISTENCE_NOT_SECRET = {"support.tenant_overview", "support.tenant_codes", "support.tenant_imports",
                         "support.tenant_message"}
@@ -75,6 +82,7 @@ OBJECT_FOR = {
     "template_id": "extraction_template",
     "source_id": "source",  # issue 4: a PDF split into several documents
     "token_id": "api_token",  # issue 14: tokens listed and revoked
+    "invitation_id": "invitation",  # issue 17: invitations withdrawn
 }
 OBJECT_FOR_ENDPOINT = {
     ("bank.delete_rule", "rule_id"): "matching_rule", ("api.delete_rule", "rule_id"): "matching_rule",
@@ -138,6 +146,9 @@ def build_world(session: Session, storage: FileStorage, a: TenantFixture) -> Wor
     restricted = accounts.create_user(session, "restricted@acme.example", a.password, a.tenant, Role.MEMBER)
     restricted_token = accounts.create_token(session, restricted, a.tenant)
     session.get(Tenant, tid).restrict_access = True
+    invitation = Invitation(tenant_id=tid, email="invited@acme.example", role="member", token_hash="0" * 64,
+                            expires_at=utcnow() + timedelta(days=7))
+    session.add(invitation)
     session.flush()
     session.commit()
     token_row = session.scalars(select(ApiToken).where(ApiToken.prefix == a.token[:8])).one()
@@ -147,7 +158,7 @@ def build_world(session: Session, storage: FileStorage, a: TenantFixture) -> Wor
              "client": invoice.client_id, "bank_account": account.id, "transaction": transaction.id,
              "match": match.id, "matching_rule": rule.id, "sender_rule": sender_rule.id, "mailbox": mailbox.id,
              "user": a.admin.id, "tenant": tid, "extraction_template": template.id,
-             "source": source.id, "api_token": token_row.id},
+             "source": source.id, "api_token": token_row.id, "invitation": invitation.id},
         restricted_email=restricted.email,
         restricted_token=restricted_token,
         hidden_file=hidden_file,

@@ -116,6 +116,28 @@ def find_tenant(session: Session, ref: str, domain: str) -> Tenant:
 # Users ---------------------------------------------------------------------------------------
 
 
+def normalize_email(email: str) -> str | None:
+    """The address lower-cased and trimmed; None when it does not look like one."""
+    email = (email or "").strip().lower()
+    return email if len(email) <= 254 and _EMAIL_RE.match(email) else None
+
+
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+
+
+def password_problem(password: str | None) -> str | None:
+    """Why a new password is refused (too short, or absurdly long), or None."""
+    if len(password or "") < MIN_PASSWORD:
+        return N_("the password must have at least 8 characters")
+    if len(password or "") > MAX_PASSWORD:
+        return N_("the password must have at most 1024 characters")
+    return None
+
+
+def user_by_email(session: Session, email: str) -> User | None:
+    return session.scalars(select(User).where(func.lower(User.email) == email.strip().lower())).first()
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

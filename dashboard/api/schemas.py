@@ -225,6 +225,25 @@ SCHEMAS: dict[str, Schema] = {
         "document_id": ID, "filename": {"type": "string"}, "matched": {"type": "boolean"},
         "fields": {"type": "object", "additionalProperties": {"type": "string"}}, "error": TEXT,
     }),
+    # Issue 17: people and companies.
+    "Member": closed({
+        "id": ID, "email": {"type": "string", "format": "email"}, "role": one_of(Role),
+        "two_factor": {"type": "boolean", "description": "Whether the person logs in with a TOTP code."},
+    }, "A person of the company (``id`` is the user's id)."),
+    "Invitation": closed({
+        "id": ID, "email": {"type": "string", "format": "email"},
+        "role": {"type": "string", "enum": ["admin", "member"]},
+        "state": {"type": "string", "enum": ["pending", "accepted", "revoked", "expired"]},
+        "invited_by": TEXT, "created_at": DATETIME, "expires_at": DATETIME,
+        "mail": {"type": ["string", "null"], "enum": ["kept", "sent", "failed", None],
+                 "description": "POST only: kept (no relay: in the outbox), sent, or failed (see the outbox)."},
+    }, "An invitation; its link is only in the mail, never in an answer."),
+    "Company": closed({
+        "id": ID, "name": {"type": "string"}, "role": one_of(Role), "inbound_address": TEXT,
+        "pending_documents": {"type": "integer", "minimum": 0},
+        "overdue_invoices": {"type": "integer", "minimum": 0},
+        "unmatched_transactions": {"type": "integer", "minimum": 0},
+    }, "A company the token's user belongs to, with what waits in it (as that membership may see)."),
 }
 
 ROLES: list[str] = [role.value for role in Role]

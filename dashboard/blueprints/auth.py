@@ -15,7 +15,7 @@ from flask_login import UserMixin, current_user, login_required, login_user, log
 from werkzeug.wrappers import Response
 
 from core.models import User
-from core.tenancy import accounts
+from core.tenancy import accounts, twofactor
 from dashboard.extensions import db, login_manager
 from dashboard.i18n import LOCALE_KEY, N_, valid_locale
 from dashboard.web import init_web, is_local_url, select_tenant
@@ -159,12 +159,14 @@ def login() -> Any:
     if current_user.is_authenticated:
         return redirect(_after_login_url(target))
     if request.method == "GET":
-        return render_template("login.html", email="", next=target if is_local_url(target) else None)
+        return render_template("login.html", email="", next=target if is_local_url(target) else None,
+                               signup_enabled=_signup_enabled())
 
     email = request.form.get("email", "").strip()
     password = request.form.get("password", "")
     address = request.remote_addr or "unknown"
-    context: dict[str, Any] = {"email": email, "next": target if is_local_url(target) else None}
+    context: dict[str, Any] = {"email": email, "next": target if is_local_url(target) else None,
+                               "signup_enabled": _signup_enabled()}
     wait = throttle().wait(email, address)
     if wait > 0:
         seconds = math.ceil(wait)
@@ -180,6 +182,10 @@ def login() -> Any:
     if chosen and user.locale is None:
         user.locale = chosen  # the language picked on the login page becomes the person's own
     db.session.commit()  # authenticate() may have upgraded the password hash
+    if twofactor.enabled(db.session, user.id):  # the password was right: now the code (issue 17)
+        from dashboard.blueprints.account import begin_second_step
+
+        return begin_second_step(user, target)
     _clear_session()  # nothing from before the login survives it (but the language)
     login_user(WebUser(user))
     select_tenant(user.memberships[0].tenant_id)
@@ -192,6 +198,15 @@ def _clear_session() -> None:
     session.clear()
     if chosen:
         session[LOCALE_KEY] = chosen
+
+
+clear_session = _clear_session  # also used by the account views (invitations, resets, two-factor)
+
+
+def _signup_enabled() -> bool:
+    from dashboard.app import settings
+
+    return settings().signup_enabled
 
 
 @bp.route("/logout", methods=["POST"])

@@ -13,7 +13,9 @@ from werkzeug.wrappers import Response
 from core.errors import NotFound, ServiceError
 from core.models import Client, ClientAssignment, Membership
 from core.tenancy import access as policy
-from core.tenancy import audit
+from core.tenancy import audit, invitations, twofactor
+from core.tenancy.members import ASSIGNABLE_ROLES
+from core.tenancy.people_models import SecondFactor
 from dashboard.extensions import db
 from dashboard.i18n import translate
 from dashboard.viewer import admin_required
@@ -44,8 +46,14 @@ def index() -> str:
         select(Client).where(Client.tenant_id == tenant_id()).order_by(Client.normalized_name)
         .limit(MAX_CLIENTS_IN_PICKER)
     ).all()
+    pending = [row for row in db.session.scalars(invitations.invitations_query(tenant_id()).limit(50))
+               if invitations.state_of(row) == "pending"]
+    with_2fa = set(db.session.scalars(select(SecondFactor.user_id).where(
+        SecondFactor.user_id.in_([m.user_id for m in members]))))
     return render_template("settings/members.html", active_nav="settings", members=members,
-                           assignments=assignments, clients=clients)
+                           assignments=assignments, clients=clients, invitations=pending, with_2fa=with_2fa,
+                           roles=ASSIGNABLE_ROLES, me=current_user.id,
+                           i_have_2fa=twofactor.enabled(db.session, current_user.id))
 
 
 def _audit(action: str, target: str, detail: dict[str, object]) -> None:

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 from core.inbound import forwarding as fwd
 from core.inbound.verification_mail import PROVIDER_LABELS
 from core.models import ForwardingConfirmation, InboundMessage, Role, Tenant
-from core.tenancy import accounts, audit, support
+from core.tenancy import accounts, audit, members, support
 from dashboard.app import settings as app_settings
 from dashboard.extensions import db
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
@@ -158,5 +158,6 @@ def audit_trail() -> ResponseReturnValue:
         abort(403, _("Only the company's admins can read its audit trail."))
     prefix = request.args.get("action", "").strip()[:64] or None
     page = paginated(audit.events_query(tenant_id(), prefix))
-    return render_template("settings/audit.html", page=page, action=prefix or "", labels=support.ACTION_LABELS,
+    labels = support.ACTION_LABELS | members.ACTION_LABELS  # issue 17: people actions explained too
+    return render_template("settings/audit.html", page=page, action=prefix or "", labels=labels,
                            active_nav="settings")
