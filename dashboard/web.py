@@ -169,7 +169,7 @@ def content_disposition(inline: bool, filename: str) -> str:
 
 def send_stored_file(stored: StoredFile, filename: str) -> Response:
     """The stored bytes with their own type, inline when that type is safe to show; 404 when missing."""
-    from dashboard.app import storage
+    from dashboard.context import storage
 
     files = storage()
     inline = stored.content_type in INLINE_TYPES
@@ -281,7 +281,4 @@ def init_web(app: Flask) -> None:
     app.add_template_filter(format_date, "dmy")
     app.add_template_filter(format_money, "money")
     app.add_template_filter(input_value, "input_value")
-    from dashboard.viewer import shown_subject  # dashboard.viewer imports this module
-
-    app.add_template_filter(shown_subject, "subject")
     app.jinja_env.globals.update(page_url=page_url, PDF_TYPE=PDF_TYPE, IMAGE_TYPES=IMAGE_TYPES)

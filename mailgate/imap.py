@@ -49,17 +49,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import logs
 from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
-from core.files.storage import make_storage, sha256_hex
+from core.files import make_storage
+from core.files.storage import sha256_hex
 from core.i18n import N_
 from core.inbound import intake
 from core.inbound import mailboxes as svc
 from core.models import Mailbox, MailboxAuth, MailboxImportOutcome, MessageSource
-from core.queue import get_queue
 from core.secrets import SecretBox
 from core.tenancy import accounts, quotas
 from mailgate.imap_oauth import AccessTokenCache, OAuthError
-from mailgate.sweep import queue_message
+from worker.dispatch import queue_message
 from worker.policy import BULK
+from worker.queue import get_queue
 
 log = logging.getLogger(__name__)
 

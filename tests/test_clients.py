@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from core.documents import invoice_edits
 from core.documents import review as docs
 from core.errors import ServiceError
 from core.files.storage import FileStorage
@@ -304,7 +305,7 @@ def test_delete_invoice(client: FlaskClient, app: Flask, session: Session, stora
     assert stored is not None and storage.exists(stored.storage_key)  # the file is kept
     assert session.get(Client, client_id) is not None
     # The number is free again: the same file imported anew validates under the same number.
-    from core.documents.processing import store_file
+    from core.files.records import store_file
 
     same = store_file(session, storage, tenant.tenant.id, storage.read(stored.storage_key), "application/pdf")
     assert same.id == file_id
@@ -324,7 +325,7 @@ def test_deleting_an_invoice_frees_its_duplicates(session: Session, storage: Fil
     invoice = confirm(session, storage, tenant.tenant.id, tenant.admin, "FA-8", "Acme SAS", "10.00")
     twin = make_document(session, storage, tenant.tenant.id, filename="copy.pdf", data=make_invoice_pdf(number="X"),
                          status=DocumentStatus.DUPLICATE, duplicate_of_id=invoice.id, number="FA-8")
-    receivables.delete_invoice(session, admin_viewer(session, tenant), invoice.id, "entered twice")
+    invoice_edits.delete_invoice(session, admin_viewer(session, tenant), invoice.id, "entered twice")
     session.commit()
     session.expire_all()
     twin = session.get(Document, twin.id)
@@ -336,7 +337,7 @@ def test_an_invoice_with_a_payment_cannot_be_deleted(session: Session, storage: 
     invoice = confirm(session, storage, tenant.tenant.id, tenant.admin, "FA-9", "Acme SAS", "10.00")
     pay(session, invoice, "4.00")
     with pytest.raises(ServiceError, match="undo its payment matches"):
-        receivables.delete_invoice(session, admin_viewer(session, tenant), invoice.id, "mistake")
+        invoice_edits.delete_invoice(session, admin_viewer(session, tenant), invoice.id, "mistake")
     session.rollback()
     assert session.get(Invoice, invoice.id) is not None
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from rq.job import Job
 
-from core.queue import enqueue_extract, enqueue_ingest, enqueue_ingest_many, get_queue
 from tests.fairness import run_fairness
 from worker.policy import BULK, FAILURE_TTL, MAIL, RESULT_TTL, RETRY_INTERVALS
+from worker.queue import enqueue_extract, enqueue_ingest, enqueue_ingest_many, get_queue
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -9,7 +9,7 @@
   ``Restart=always``, a Procfile host; ``inbox start`` does not restart, it stops the whole stack). RQ
   gives the abandoned job its remaining retries once its heartbeat expires, and the sweep re-queues a
   message whose job was lost. Memory a job leaks stays in the process until the worker restarts.
-- Queues, job timeouts (``JOB_TIMEOUT``) and retries: ``worker.policy``, read by every enqueue (``core.queue``).
+- Queues, job timeouts (``JOB_TIMEOUT``) and retries: ``worker.policy``, read by every enqueue (``worker.queue``).
   Both classes enforce the time limit
   with SIGALRM in the main thread (RQ's ``UnixSignalDeathPenalty``): a job over it fails and is retried.
 - Templates and other read-only data are loaded before the first job (with ``fork``: in the parent,
@@ -35,8 +35,8 @@ from rq.worker import BaseWorker
 
 from core import extraction, logs, metrics
 from core.config import Settings
-from core.queue import connect, get_queue
 from worker import jobs, policy
+from worker.queue import connect, get_queue
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The RQ policy, in one place: queues and their priority, the time limit, retries, how long RQ keeps jobs.
 
-Every enqueue (``core.queue``) and every worker (``worker.main``) reads it from here.
+Every enqueue (``worker.queue``) and every worker (``worker.main``) reads it from here.
 
 Fairness: two queues, taken in order by every worker (RQ's default strategy: the first queue with a job).
 

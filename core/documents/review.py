@@ -18,10 +18,8 @@ from core.models import (
     DocType,
     Document,
     DocumentStatus,
-    InboundMessage,
     Invoice,
     InvoiceFile,
-    MessageStatus,
     StoredFile,
     utcnow,
 )
@@ -126,14 +124,6 @@ def pending_after(session: Session, tenant_id: int, doc: Document) -> Document |
     stmt = select(Document).where(Document.tenant_id == tenant_id, Document.status.in_(REVIEW_STATUSES), later)
     found = session.scalars(stmt.order_by(Document.created_at, Document.id)).first()
     return found or next_pending(session, tenant_id, after_id=doc.id)
-
-
-def messages_query(tenant_id: int, status: str | None = None) -> Select[Any]:
-    """Every message received for the tenant (or those with ``status``), newest first."""
-    stmt = select(InboundMessage).where(InboundMessage.tenant_id == tenant_id)
-    if status:
-        stmt = stmt.where(InboundMessage.status == MessageStatus(status).value)
-    return stmt.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
 
 
 def invoices_query(tenant_id: int, doc_type: str | None = None, status: str | None = None) -> Select[Any]:

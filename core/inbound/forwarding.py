@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from core.inbound.verification_mail import DKIM_DOMAINS, GMAIL, MICROSOFT, Confirmation, recognize
 from core.mail.senderauth import Verdicts
+from core.mail.verification import DKIM_DOMAINS, GMAIL, MICROSOFT, Confirmation, recognize
 from core.models import ForwardingConfirmation, InboundMessage
 
 logger = logging.getLogger(__name__)

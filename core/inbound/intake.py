@@ -8,7 +8,7 @@ from email import policy
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.files.storage import FileStorage, sha256_hex
@@ -175,3 +175,11 @@ def queued_message_ids(session: Session) -> list[int]:
     whether that job still exists (it vanishes when Redis loses its data)."""
     stmt = select(InboundMessage.id).where(InboundMessage.status == MessageStatus.QUEUED.value)
     return list(session.scalars(stmt.order_by(InboundMessage.id)))
+
+
+def messages_query(tenant_id: int, status: str | None = None) -> Select[Any]:
+    """Every message received for the tenant (or those with ``status``), newest first."""
+    stmt = select(InboundMessage).where(InboundMessage.tenant_id == tenant_id)
+    if status:
+        stmt = stmt.where(InboundMessage.status == MessageStatus(status).value)
+    return stmt.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())

@@ -18,6 +18,7 @@ from core.models import User
 from core.tenancy import accounts
 from dashboard.extensions import db, login_manager
 from dashboard.i18n import LOCALE_KEY, N_, valid_locale
+from dashboard.viewer import shown_subject
 from dashboard.web import init_web, is_local_url, select_tenant
 
 bp = Blueprint("auth", __name__)
@@ -26,6 +27,7 @@ bp = Blueprint("auth", __name__)
 @bp.record_once
 def _wire(state: BlueprintSetupState) -> None:
     init_web(state.app)  # security headers, filters and error pages for the whole HTML side
+    state.app.add_template_filter(shown_subject, "subject")  # needs the viewer, which builds on dashboard.web
 
 
 # Flask-Login ---------------------------------------------------------------------------------

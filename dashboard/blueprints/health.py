@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.orm import Session
 
 from core import health, metrics
-from dashboard.app import bulk_queue, queue, storage
+from dashboard.context import bulk_queue, queue, storage
 from dashboard.extensions import db
 from worker.policy import BULK, MAIL
 

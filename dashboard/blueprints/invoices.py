@@ -22,9 +22,10 @@ from core.fields import FIELDS
 from core.models import DocType, Document, Invoice
 from core.receivables import invoices as receivables
 from core.tenancy import access, audit, quotas
-from dashboard.app import settings as app_settings
-from dashboard.app import storage
+from dashboard.context import settings as app_settings
+from dashboard.context import storage
 from dashboard.extensions import db
+from dashboard.handoff import uploaded_files
 from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
 from dashboard.web import input_value, not_found_for, paginated, send_stored_file, tenant_id, tenant_required
@@ -127,12 +128,6 @@ def attach(invoice_id: int) -> Response:
     return redirect(url_for(".detail", invoice_id=invoice_id))
 
 
-def uploaded_files() -> list[tuple[str, bytes]]:
-    """The request's ``file`` parts (one more than allowed, so that too many is refused, not cut)."""
-    parts = [u for u in request.files.getlist("file") if u.filename][: assignment.MAX_FILES + 1]
-    return [(u.filename or "", u.stream.read(receivables.MAX_ATTACHMENT_BYTES + 1)) for u in parts]
-
-
 @bp.get("/invoices/assign")
 @tenant_required
 def assign_form() -> str:
@@ -190,7 +185,7 @@ def delete(invoice_id: int) -> Response:
         abort(403, _("Only an admin can delete an invoice."))
     number, kind = invoice.number, invoice.doc_type
     try:
-        receivables.delete_invoice(db.session, viewer, invoice_id, request.form.get("reason", ""))
+        invoice_edits.delete_invoice(db.session, viewer, invoice_id, request.form.get("reason", ""))
     except NotFound:
         raise
     except ServiceError as exc:

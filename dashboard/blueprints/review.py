@@ -18,8 +18,8 @@ from core.fields import FIELDS
 from core.models import DocType, Document, DocumentStatus
 from core.receivables import invoices as receivables
 from core.tenancy import access
-from dashboard.blueprints.imports import enqueue_rematch_invoice
 from dashboard.extensions import db
+from dashboard.handoff import enqueue_rematch_invoice
 from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
 from dashboard.web import input_value, not_found_for, paginated, send_stored_file, tenant_id, tenant_required

@@ -14,8 +14,8 @@ from werkzeug.wrappers import Response
 
 from core.errors import ServiceError, ValidationFailed
 from core.inbound import senders as svc
-from dashboard.blueprints.imports import enqueue_message
 from dashboard.extensions import db
+from dashboard.handoff import enqueue_message
 from dashboard.i18n import errors_text
 from dashboard.viewer import admin_required
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required

@@ -23,13 +23,13 @@ from core.files.storage import FileStorage
 from core.inbound import intake
 from core.mail import parsed
 from core.models import InboundMessage, MessageStatus, StoredFile
-from core.queue import enqueue_ingest, get_queue
 from dashboard.app import create_app
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.services import run_worker_burst
 from tests.test_senders import csrf_token, login
 from tests.test_smtp import running_server
+from worker.queue import enqueue_ingest, get_queue
 
 
 def part_bomb(to: str, parts: int = 200_000) -> bytes:
