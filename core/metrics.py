@@ -15,7 +15,6 @@ Two kinds:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from rq.job import Job
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.config import env
 from core.models import Document, InboundMessage
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def oldest_job_age(connection: Redis, queue: Queue, now: float | None = None) ->
 
 
 def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    return env("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 def registry_for_scrape(state: Collector | None = None) -> CollectorRegistry:

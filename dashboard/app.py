@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core.config import Settings, normalize_database_url
+from core.config import Settings, env, normalize_database_url
 from core.db import engine_options, install_sqlite_pragmas
 from core.files import make_storage
 from dashboard import querycount
@@ -33,7 +32,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         # Behind TLS in production; the embedded default serves plain HTTP on localhost.
-        SESSION_COOKIE_SECURE=os.environ.get("COOKIE_SECURE", "0") == "1",
+        SESSION_COOKIE_SECURE=(env("COOKIE_SECURE") or "0") == "1",
         REMEMBER_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=None,
     )

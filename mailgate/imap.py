@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import logging
-import os
 import random
 import signal
 import socket
@@ -47,7 +46,7 @@ from rq import Queue
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import logs
-from core.config import Settings
+from core.config import Settings, env
 from core.db import make_engine, make_session_factory, session_scope
 from core.files import make_storage
 from core.files.storage import sha256_hex
@@ -86,7 +85,7 @@ class PollerConfig:
     @classmethod
     def from_env(cls) -> PollerConfig:
         def pick(name: str, default: float) -> float:
-            value = os.environ.get(name)
+            value = env(name)
             return float(value) if value else default
 
         return cls(
@@ -234,7 +233,7 @@ def route_recipients(session: Session, raw: bytes, domain: str) -> dict[int, str
 def ssl_context() -> ssl.SSLContext:
     """System trust store, plus ``IMAP_CA_FILE`` for a private CA (or a test's self-signed cert)."""
     context = ssl.create_default_context()
-    if ca_file := os.environ.get("IMAP_CA_FILE"):
+    if ca_file := env("IMAP_CA_FILE"):
         context.load_verify_locations(ca_file)
     return context
 
@@ -483,7 +482,7 @@ class MailboxWorker(threading.Thread):
                 svc.set_position(session, spec.id, uidvalidity, uid)
                 return _Imported(row.id, uid, MailboxImportOutcome.REJECTED, [])
             digest = sha256_hex(raw)
-            message_id = intake._header_summary(raw)[2]
+            message_id = intake.header_summary(raw)[2]
             if spec.tenant_id is not None:
                 targets = {spec.tenant_id: spec.username}
             else:
@@ -659,7 +658,7 @@ def main(settings: Settings, catch_all_urls: list[str] | None = None) -> None:
     """Run the poller in the foreground until SIGTERM or SIGINT, then stop gracefully."""
     logs.configure()  # LOG_FORMAT=json: one JSON object per line
     quiet_library_loggers()
-    urls = list(catch_all_urls or []) + os.environ.get("IMAP_CATCH_ALL", "").split()
+    urls = list(catch_all_urls or []) + (env("IMAP_CATCH_ALL") or "").split()
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

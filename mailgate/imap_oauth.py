@@ -9,12 +9,13 @@ the providers themselves (see docs/imap.md).
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.parse
 import urllib.request
 from typing import Any, Protocol
+
+from core.config import env
 
 TOKEN_ENDPOINTS = {
     "google": "https://oauth2.googleapis.com/token",
@@ -44,11 +45,11 @@ class _Spec(Protocol):
 
 def token_endpoint(provider: str) -> str:
     # An operator-level override (a provider's regional endpoint, or the test suite's local one).
-    if override := os.environ.get("IMAP_OAUTH_TOKEN_URL"):
+    if override := env("IMAP_OAUTH_TOKEN_URL"):
         return override
     if provider not in TOKEN_ENDPOINTS:
         raise OAuthError(f"unknown OAuth2 provider {provider!r} (google or microsoft)")
-    return TOKEN_ENDPOINTS[provider].format(tenant=os.environ.get("MICROSOFT_TENANT", "common"))
+    return TOKEN_ENDPOINTS[provider].format(tenant=(env("MICROSOFT_TENANT") or "common"))
 
 
 def refresh_access_token(spec: _Spec, timeout: float = 30) -> tuple[str, float]:

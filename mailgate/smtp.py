@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 import re
 import signal
 import ssl
@@ -43,7 +42,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import logs, metrics
-from core.config import Settings
+from core.config import Settings, env
 from core.db import make_engine, make_session_factory, session_scope
 from core.files import make_storage
 from core.inbound import intake
@@ -116,7 +115,7 @@ class Limits:
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
         def pick(name: str, default: float) -> float:
-            value = settings.extra.get(name) or os.environ.get(name)
+            value = settings.extra.get(name) or env(name)
             return float(value) if value else default
 
         return cls(
@@ -130,7 +129,7 @@ class Limits:
             data_min_rate=pick("SMTP_DATA_MIN_RATE", cls.data_min_rate),
             max_refused_recipients=int(pick("SMTP_MAX_REFUSED_RCPTS", cls.max_refused_recipients)),
             refused_window=pick("SMTP_REFUSED_WINDOW", cls.refused_window),
-            exempt_networks=_networks(settings.extra.get("SMTP_LIMIT_EXEMPT") or os.environ.get("SMTP_LIMIT_EXEMPT")),
+            exempt_networks=_networks(settings.extra.get("SMTP_LIMIT_EXEMPT") or env("SMTP_LIMIT_EXEMPT")),
             recipient_cache_seconds=pick("SMTP_RECIPIENT_CACHE_SECONDS", cls.recipient_cache_seconds),
         )
 

@@ -30,7 +30,7 @@ from core.models import (
     User,
 )
 from core.receivables import invoices as receivables
-from core.tenancy import access
+from core.tenancy import access, audit
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_image, make_invoice_pdf
 from tests.test_dashboard import csrf_token, login, make_document, post, text
@@ -330,6 +330,23 @@ def test_deleting_an_invoice_frees_its_duplicates(session: Session, storage: Fil
     session.expire_all()
     twin = session.get(Document, twin.id)
     assert twin.status == DocumentStatus.PENDING.value and twin.duplicate_of_id is None
+
+
+def test_the_domain_writes_the_audit_of_a_deletion_and_an_attachment(session: Session, storage: FileStorage,
+                                                                      tenant: TenantFixture) -> None:
+    """Issue 16: audit writes live in the services, so every transport (views, API, CLI) leaves the trail."""
+    invoice = confirm(session, storage, tenant.tenant.id, tenant.admin, "FA-10", "Acme SAS", "10.00")
+    viewer = admin_viewer(session, tenant)
+    stored = receivables.attach_file(session, storage, viewer, invoice.id, make_image(), actor=tenant.admin,
+                                     ip="192.0.2.9")
+    invoice_edits.delete_invoice(session, viewer, invoice.id, "  entered   twice ", actor=tenant.admin, ip="192.0.2.9")
+    session.commit()
+    (attached,) = session.scalars(audit.events_query(tenant.tenant.id, "invoice.attach_file")).all()
+    (deleted,) = session.scalars(audit.events_query(tenant.tenant.id, "invoice.delete")).all()
+    assert (attached.actor_id, attached.target, attached.ip) == (tenant.admin.id, f"invoice:{invoice.id}", "192.0.2.9")
+    assert attached.detail == {"file_id": stored.id, "size": stored.size}
+    assert (deleted.actor_id, deleted.target) == (tenant.admin.id, f"invoice:{invoice.id}")
+    assert deleted.detail == {"number": "FA-10", "reason": "entered twice"}
 
 
 def test_an_invoice_with_a_payment_cannot_be_deleted(session: Session, storage: FileStorage,

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from core.documents import duplicates
 from core.documents import review as docs
 from core.fields import coerce
 from core.files.storage import FileStorage, sha256_hex
@@ -393,7 +394,7 @@ def test_duplicate_actions(client: FlaskClient, session: Session, storage: FileS
     session.commit()
     copy = make_document(session, storage, tenant.tenant.id, filename="resent.pdf", data=b"%PDF-1.4 resent copy",
                          number="FA-2026-0042", doc_type="invoice")
-    duplicate, reason = docs.find_duplicate(session, copy)
+    duplicate, reason = duplicates.find_duplicate(session, copy)
     copy.status, copy.duplicate_of_id, copy.reason = DocumentStatus.DUPLICATE.value, duplicate.id, reason
     session.commit()
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import signal
 import time
 from typing import Any
@@ -34,7 +33,7 @@ from rq import SimpleWorker, Worker
 from rq.worker import BaseWorker
 
 from core import extraction, logs, metrics
-from core.config import Settings
+from core.config import Settings, env
 from worker import jobs, policy
 from worker.queue import connect, get_queue
 
@@ -122,7 +121,7 @@ MAINTENANCE_INTERVAL = 60  # seconds
 
 
 def worker_class(settings: Settings) -> type[BaseWorker]:
-    name = settings.extra.get("WORKER_CLASS") or os.environ.get("WORKER_CLASS") or DEFAULT_WORKER_CLASS
+    name = settings.extra.get("WORKER_CLASS") or env("WORKER_CLASS") or DEFAULT_WORKER_CLASS
     try:
         return WORKER_CLASSES[name.strip().lower()]
     except KeyError:  # a typo fails at start-up rather than running a different worker silently

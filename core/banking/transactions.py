@@ -26,6 +26,7 @@ from core.banking import (
     guess_csv_mapping,
     parse_statement,
 )
+from core.banking.models import UnknownCsvLayout
 from core.banking.util import collapse, iban_or_none
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
@@ -51,6 +52,15 @@ _COLUMN_FIELDS = (
     "booking_date", "amount", "debit", "credit", "value_date", "currency", "counterparty_name",
     "counterparty_iban", "reference", "bank_reference", "booking_text", "account", "status",
 )  # fmt: skip
+
+
+class UnreadableStatement(ServiceError):
+    """The file is not a statement we can read; ``needs_csv_mapping`` when describing its CSV columns would
+    make it readable (the dashboard then opens the account's column form)."""
+
+    def __init__(self, message: str, *, needs_csv_mapping: bool = False) -> None:
+        super().__init__(message)
+        self.needs_csv_mapping = needs_csv_mapping
 
 
 @dataclass
@@ -332,7 +342,7 @@ def import_statement(
         statements = parse_statement(data, filename, csv_mapping)
     except StatementError as exc:
         message = N_("The file could not be read as a bank statement: {reason}").format(reason=exc.reason)
-        raise ServiceError(message) from exc
+        raise UnreadableStatement(message, needs_csv_mapping=isinstance(exc, UnknownCsvLayout)) from exc
 
     result = ImportResult(statements=len(statements))
     new: list[BankTransaction] = []

@@ -122,10 +122,11 @@ def edit_trail(session: Session, tenant_id: int, invoice_id: int) -> list[AuditE
     return list(session.scalars(stmt.limit(MAX_TRAIL)))
 
 
-def delete_invoice(session: Session, viewer: Viewer, invoice_id: int, reason: str) -> list[int]:
+def delete_invoice(session: Session, viewer: Viewer, invoice_id: int, reason: str, *,
+                   actor: User | None = None, ip: str | None = None) -> list[int]:
     """Delete a validated invoice (admin only): its cash movements and attachment links go, the
-    documents that made it go back to *discarded* with the reason, and every file stays stored.
-    Returns the ids of those documents."""
+    documents that made it go back to *discarded* with the reason, and every file stays stored; the
+    audit trail keeps its number and the reason. Returns the ids of those documents."""
     access.require_admin(viewer)
     invoice = session.get(Invoice, invoice_id)
     if invoice is None or invoice.tenant_id != viewer.tenant_id:
@@ -137,7 +138,8 @@ def delete_invoice(session: Session, viewer: Viewer, invoice_id: int, reason: st
     reason = " ".join((reason or "").split())[:500]
     if not reason:
         raise ServiceError(N_("say why the invoice is deleted (the reason is kept on its documents)"))
-    note = f"Invoice {invoice.number} deleted: {reason}"
+    number = invoice.number
+    note = f"Invoice {number} deleted: {reason}"
     touched = list(
         session.scalars(
             select(Document).where(
@@ -172,4 +174,6 @@ def delete_invoice(session: Session, viewer: Viewer, invoice_id: int, reason: st
     if stale:
         for transaction_id in sorted({m.transaction_id for m in stale}):
             refresh_transaction(session, viewer.tenant_id, transaction_id)
+    audit.record(session, viewer.tenant_id, "invoice.delete", actor=actor, target=f"invoice:{invoice_id}",
+                 detail={"number": number, "reason": reason}, ip=ip)
     return [doc.id for doc in touched]

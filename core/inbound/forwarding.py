@@ -8,13 +8,13 @@ below. Nothing here commits.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from core.config import env
 from core.mail.senderauth import Verdicts
 from core.mail.verification import DKIM_DOMAINS, GMAIL, MICROSOFT, Confirmation, recognize
 from core.models import ForwardingConfirmation, InboundMessage
@@ -32,7 +32,7 @@ REASONS = {
 
 
 def trusted_authserv_ids() -> frozenset[str]:
-    raw = os.environ.get(TRUSTED_AUTHSERV_ENV, "")
+    raw = (env(TRUSTED_AUTHSERV_ENV) or "")
     return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
 
 

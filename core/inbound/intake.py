@@ -17,7 +17,7 @@ from core.mail.parsed import header_block
 from core.models import InboundMessage, MessageSource, MessageStatus, utcnow
 
 
-def _header_summary(raw: bytes) -> tuple[str, str, str | None]:
+def header_summary(raw: bytes) -> tuple[str, str, str | None]:
     """(From, Subject, Message-ID) read from the header block only; never raises on bad headers."""
     raw = header_block(raw)  # three headers: the body is never parsed
     try:
@@ -104,7 +104,7 @@ def add_message(
     """
     key, digest = raw_file.key, raw_file.sha256
     envelope_sender = envelope_sender.replace("\x00", "")
-    sender, subject, message_id = _header_summary(raw)
+    sender, subject, message_id = header_summary(raw)
     message = InboundMessage(
         tenant_id=tenant_id,
         source=source.value,

@@ -7,7 +7,6 @@ A tenant's admin configures the tenant's mailboxes; the operator configures catc
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import socket
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from core.config import env
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
 from core.models import (
@@ -65,7 +65,7 @@ class TargetRefused(ServiceError):
 
 
 def allowed_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    items = [item.strip() for item in os.environ.get(ALLOWED_NETWORKS_ENV, "").split(",") if item.strip()]
+    items = [item.strip() for item in (env(ALLOWED_NETWORKS_ENV) or "").split(",") if item.strip()]
     return tuple(ipaddress.ip_network(item, strict=False) for item in items)
 
 

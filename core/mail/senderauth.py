@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import logging
-import os
 import re
 import threading
 import time
@@ -35,6 +34,7 @@ import dns.nameserver
 import dns.resolver
 import spf
 
+from core.config import env
 from core.mail.authresults import MAX_HEADERS, parse_header
 from core.mail.parsed import header_block
 
@@ -147,7 +147,7 @@ def default_lookup() -> Lookup:
     global _default
     with _default_lock:
         if _default is None:
-            setting = os.environ.get(DNS_ENV, "system").strip().lower()
+            setting = (env(DNS_ENV) or "system").strip().lower()
             if setting == "off":
                 _default = _off
             elif setting in ("", "system"):
@@ -179,7 +179,7 @@ class Budget:
 
 def budget_seconds() -> float:
     try:
-        return max(0.1, float(os.environ.get(DNS_BUDGET_ENV, DEFAULT_BUDGET)))
+        return max(0.1, float(env(DNS_BUDGET_ENV) or DEFAULT_BUDGET))
     except ValueError:
         return DEFAULT_BUDGET
 
@@ -260,7 +260,7 @@ def parse_networks(value: str | None) -> tuple[ipaddress.IPv4Network | ipaddress
 
 def trusted_relay(peer: str | None, networks: Iterable[Any] | None = None) -> bool:
     """True when ``peer`` is one of the MTAs declared in ``TRUSTED_RELAYS``."""
-    nets = tuple(networks) if networks is not None else parse_networks(os.environ.get(TRUSTED_RELAYS_ENV))
+    nets = tuple(networks) if networks is not None else parse_networks(env(TRUSTED_RELAYS_ENV))
     if not peer or not nets:
         return False
     try:

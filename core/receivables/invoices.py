@@ -21,6 +21,7 @@ from sqlalchemy import Float, Select, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound, ServiceError
+from core.files.records import store_file
 from core.i18n import N_
 from core.models import (
     CashDirection,
@@ -33,10 +34,11 @@ from core.models import (
     InvoiceFile,
     InvoiceStatus,
     StoredFile,
+    User,
 )
 from core.models_summaries import ClientSummary, ReceivableDay
 from core.receivables import summaries
-from core.tenancy import access
+from core.tenancy import access, audit
 from core.tenancy.access import Viewer
 
 CENT = Decimal("0.01")
@@ -296,10 +298,10 @@ def sniff_content_type(data: bytes) -> str:
     return "application/octet-stream"
 
 
-def attach_file(session: Session, storage: Any, viewer: Viewer, invoice_id: int, data: bytes) -> StoredFile:
-    """Attach a file to an existing invoice as is: no extraction, no review. Idempotent per content."""
-    from core.files.records import store_file
-
+def attach_file(session: Session, storage: Any, viewer: Viewer, invoice_id: int, data: bytes, *,
+                actor: User | None = None, ip: str | None = None) -> StoredFile:
+    """Attach a file to an existing invoice as is: no extraction, no review. Idempotent per content;
+    written to the audit trail (who, which file)."""
     invoice = session.get(Invoice, invoice_id)
     if invoice is None:
         raise NotFound("no such invoice")
@@ -310,6 +312,8 @@ def attach_file(session: Session, storage: Any, viewer: Viewer, invoice_id: int,
         raise ServiceError(f"the file is larger than {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB")
     stored = store_file(session, storage, viewer.tenant_id, data, sniff_content_type(data))
     attach_stored(session, invoice, stored)
+    audit.record(session, viewer.tenant_id, "invoice.attach_file", actor=actor, target=f"invoice:{invoice_id}",
+                 detail={"file_id": stored.id, "size": stored.size}, ip=ip)
     return stored
 
 

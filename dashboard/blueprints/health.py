@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 import hmac
-import os
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.orm import Session
 
 from core import health, metrics
+from core.config import env
 from dashboard.context import bulk_queue, queue, storage
 from dashboard.extensions import db
 from worker.policy import BULK, MAIL
@@ -42,7 +42,7 @@ def readyz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics_endpoint() -> Response | tuple[str, int]:
-    token = os.environ.get("METRICS_TOKEN", "")
+    token = (env("METRICS_TOKEN") or "")
     if token and not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
         return "metrics need their bearer token\n", 401
     registry = current_app.extensions.get("inbox.metrics")

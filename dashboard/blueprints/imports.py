@@ -10,16 +10,16 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from core.errors import ValidationFailed
+from core.errors import ServiceError, ValidationFailed
 from core.inbound import intake, uploads
 from core.models import InboundMessage
 from core.tenancy import access, quotas
 from dashboard.context import settings as app_settings
 from dashboard.extensions import db
 from dashboard.handoff import accept_upload, enqueue_message, enqueue_reading, request_files
-from dashboard.i18n import errors_text, translate
+from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
-from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
+from dashboard.web import not_found_for, paginated, refused, tenant_id, tenant_required
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +49,8 @@ def index() -> str:
 def upload() -> Response:
     try:
         message = accept_upload(tenant_id(), request_files(), current_user.user.email)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".index"))  # type: ignore[return-value]
-    except quotas.QuotaExceeded as exc:
-        db.session.rollback()
-        flash(translate(str(exc)), "error")
-        return redirect(url_for(".index"))  # type: ignore[return-value]
+    except ServiceError as exc:  # a file refused, or a quota: its reason says which and how to free space
+        return refused(exc, url_for(".index"))
     flash(_("Uploaded: the files are being read. Follow their progress below."), "success")
     return redirect(url_for(".index", _anchor=f"message-{message.id}"))  # type: ignore[return-value]
 
@@ -91,9 +85,7 @@ def reprocess_message(message_id: int) -> Response:
     try:
         message = uploads.reprocess_message(db.session, tenant_id(), message_id)
     except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".index"))  # type: ignore[return-value]
+        return refused(exc, url_for(".index"))
     db.session.commit()
     queued = enqueue_message(message.id, force=True)
     flash(_("Re-processing the message.") if queued else _("The message will be re-processed once the queue is "
@@ -107,9 +99,7 @@ def reprocess_document(document_id: int) -> Response:
     try:
         doc = uploads.reprocess_document(db.session, tenant_id(), document_id)
     except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".index"))  # type: ignore[return-value]
+        return refused(exc, url_for(".index"))
     db.session.commit()
     if enqueue_reading(doc.id):
         flash(_("Reading the file again."), "success")
