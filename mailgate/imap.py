@@ -34,8 +34,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from typing import Any
 
@@ -53,6 +51,7 @@ from core.files.storage import sha256_hex
 from core.i18n import N_
 from core.inbound import intake
 from core.inbound import mailboxes as svc
+from core.mail.parsed import ReceivedEmail
 from core.models import Mailbox, MailboxAuth, MailboxImportOutcome, MessageSource
 from core.secrets import SecretBox
 from core.tenancy import accounts, quotas
@@ -209,7 +208,7 @@ def public_reason(exc: BaseException) -> str:
 
 def route_recipients(session: Session, raw: bytes, domain: str) -> dict[int, str]:
     """Tenant id -> the first of its addresses named in Delivered-To / X-Original-To / To / Cc."""
-    headers = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
+    headers = ReceivedEmail(raw).headers
     addresses: list[str] = []
     for name in ROUTING_HEADERS:
         values = [str(v) for v in headers.get_all(name) or []]

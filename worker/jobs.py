@@ -35,7 +35,6 @@ from core.documents import processing
 from core.documents import templates as extraction_templates
 from core.files import make_storage
 from core.files.storage import FileStorage
-from core.mail import parsed
 from core.models import Document, InboundMessage
 from worker.policy import BULK
 from worker.queue import connect, enqueue_extract, get_queue
@@ -203,8 +202,6 @@ def _ingest_message(message_id: int) -> list[int]:
             reason = processing.transient_reason(exc, "this email")
             _record(lambda session: processing.record_message_failure(session, message_id, reason))
         raise
-    finally:
-        parsed.forget()  # the email parsed for this job; a non-forking worker would keep it until the next
     logger.info("message %s ingested: %d document(s) to extract", message_id, len(document_ids))
     for document_id in document_ids[:INLINE_EXTRACTIONS]:
         _extract_inline(queue, document_id)

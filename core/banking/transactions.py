@@ -30,6 +30,7 @@ from core.banking.models import UnknownCsvLayout
 from core.banking.util import collapse, iban_or_none
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
+from core.mail.parsed import ReceivedEmail
 from core.mail.senderauth import Verdicts
 from core.models import (
     BankAccount,
@@ -489,10 +490,8 @@ class MailStatements:
         return text + ("; " + "; ".join(self.errors) if self.errors else "")
 
 
-def _mail_parts(raw: bytes) -> list[tuple[str, bytes]]:
-    from core.mail import parsed
-
-    message = parsed.parse(raw)  # parsed once for this and core.mail.unpack (same job, same bytes)
+def _mail_parts(raw: bytes | ReceivedEmail) -> list[tuple[str, bytes]]:
+    message = ReceivedEmail.of(raw).message  # parsed once for this and core.mail.unpack (same job)
     parts: list[tuple[str, bytes]] = []
     for part in message.walk():
         if len(parts) >= MAX_MAIL_PARTS or part.is_multipart():
@@ -510,7 +509,8 @@ def _mail_parts(raw: bytes) -> list[tuple[str, bytes]]:
     return parts
 
 
-def import_mail_statements(session: Session, tenant_id: int, raw: bytes, *, verified: bool) -> MailStatements:
+def import_mail_statements(session: Session, tenant_id: int, raw: bytes | ReceivedEmail, *,
+                           verified: bool) -> MailStatements:
     """Import every bank-statement attachment of an email (CAMT, MT940, OFX, known CSV layouts).
 
     ``verified``: the mail comes from the tenant's declared bank sender, authenticated

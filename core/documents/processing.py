@@ -30,7 +30,7 @@ from core.files.storage import FileStorage, StorageError
 from core.i18n import N_
 from core.inbound import forwarding, senders
 from core.inbound import senderauth as sender_auth
-from core.mail import parsed
+from core.mail.parsed import ReceivedEmail, TooManyParts
 from core.mail.unpack import PDF, Attachment, unpack
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, utcnow
 from core.receivables.clients import prefill_client
@@ -110,35 +110,38 @@ def _ingest(session: Session, storage: FileStorage, message: InboundMessage) -> 
         session.flush()
         return []
 
+    # Read once for every consumer below: header block now, MIME tree at first use (core.mail.parsed).
+    email = ReceivedEmail(raw)
+
     # Sender authentication (SPF, DKIM, DMARC), stored before what relies on it: codes, screening.
-    verdicts = sender_auth.ensure_verdicts(message, raw)
+    verdicts = sender_auth.ensure_verdicts(message, email)
 
     # Forwarding confirmations (Gmail, Microsoft) are never invoices: keep the code for the admins, stop.
-    confirmation = forwarding.capture_confirmation(session, message, raw, verdicts=verdicts)
+    confirmation = forwarding.capture_confirmation(session, message, email, verdicts=verdicts)
     if confirmation is not None:
         _finish_message(message, MessageStatus.IGNORED, forwarding.reason_for(confirmation))
         session.flush()
         return []
 
     # Sender control: a repeat of an earlier message is ignored, an unlisted sender is quarantined.
-    stopped = senders.screen(session, message, raw) or sender_auth.screen(session, message)
+    stopped = senders.screen(session, message, email) or sender_auth.screen(session, message)
     if stopped is not None:
         _finish_message(message, *stopped)
         session.flush()
         return []
 
-    # The MIME structure, read once for everything below, and bounded while it is read (core.mail.parsed).
+    # The MIME structure, read once for everything below, and bounded while it is read.
     try:
-        parsed.parse(raw)
-    except parsed.TooManyParts as exc:
+        email.message  # noqa: B018  (parsed here, where a message with too many parts is failed)
+    except TooManyParts as exc:
         _finish_message(message, MessageStatus.FAILED, TOO_MANY_PARTS.format(limit=exc.limit))
         session.flush()
         return []
 
     # Bank statements: imported for reconciliation, never made into invoice documents.
     verified = bank.statement_sender_verified(session, message, verdicts)
-    statements = bank.import_mail_statements(session, message.tenant_id, raw, verified=verified)
-    unpacked = unpack(raw)
+    statements = bank.import_mail_statements(session, message.tenant_id, email, verified=verified)
+    unpacked = unpack(email)
     if not unpacked.attachments:
         status = MessageStatus.PROCESSED if statements.found else MessageStatus.IGNORED
         _finish_message(message, status, statements.reason or unpacked.reason)

@@ -15,6 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from core.config import env
+from core.mail.parsed import ReceivedEmail
 from core.mail.senderauth import Verdicts
 from core.mail.verification import DKIM_DOMAINS, GMAIL, MICROSOFT, Confirmation, recognize
 from core.models import ForwardingConfirmation, InboundMessage
@@ -37,7 +38,7 @@ def trusted_authserv_ids() -> frozenset[str]:
 
 
 def capture_confirmation(
-    session: Session, message: InboundMessage, raw: bytes, *, trusted: Iterable[str] | None = None,
+    session: Session, message: InboundMessage, raw: bytes | ReceivedEmail, *, trusted: Iterable[str] | None = None,
     verdicts: Verdicts | None = None,
 ) -> ForwardingConfirmation | None:
     """The stored confirmation for ``message`` when ``raw`` is one (created once per message), else None.

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFound, ValidationFailed
 from core.i18n import N_
+from core.mail.parsed import ReceivedEmail
 from core.models import Document, InboundMessage, MessageSource, MessageStatus, SenderRule, User, utcnow
 from core.tenancy import audit
 
@@ -199,16 +200,12 @@ DUPLICATE_REASON = N_("Already received (same Message-ID as message {id})")
 DUPLICATE_RAW_REASON = N_("Already received (identical to message {id})")
 
 
-def record_headers(message: InboundMessage, raw: bytes) -> None:
+def record_headers(message: InboundMessage, raw: bytes | ReceivedEmail) -> None:
     """Note the upstream Authentication-Results and the envelope sender (Return-Path) on the message."""
-    from email import policy
-    from email.parser import BytesHeaderParser
-
     from core.mail.authresults import authentication_results
-    from core.mail.parsed import header_block
 
     try:
-        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(header_block(raw[: 256 * 1024]))
+        headers = ReceivedEmail.of(raw).headers
     except Exception:  # the header block is beyond reading: nothing to note
         return
     message.auth_results = authentication_results(headers)  # type: ignore[attr-defined]
@@ -249,7 +246,7 @@ def earlier_copy(session: Session, message: InboundMessage) -> tuple[InboundMess
     return None
 
 
-def screen(session: Session, message: InboundMessage, raw: bytes) -> tuple[MessageStatus, str] | None:
+def screen(session: Session, message: InboundMessage, raw: bytes | ReceivedEmail) -> tuple[MessageStatus, str] | None:
     """Record the headers, then say whether the message stops here: a repeat (``ignored``) or a sender
     who is not allowed (``quarantined``); None lets it be unpacked."""
     record_headers(message, raw)

@@ -22,9 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from email import policy
 from email.message import Message
-from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from typing import Any
 
@@ -36,7 +34,7 @@ import spf
 
 from core.config import env
 from core.mail.authresults import MAX_HEADERS, parse_header
-from core.mail.parsed import header_block
+from core.mail.parsed import ReceivedEmail
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +45,6 @@ DNS_ENV = "SENDER_AUTH_DNS"  # "system" (default), "off" (every lookup a temperr
 TRUSTED_RELAYS_ENV = "TRUSTED_RELAYS"  # IPs/CIDRs of MTAs in front of us whose Authentication-Results count
 DEFAULT_BUDGET = 2.0
 MAX_SIGNATURES = 5  # DKIM signatures verified per message; more is an attack on our CPU, not mail
-MAX_HEADER_BYTES = 256 * 1024
 RESULTS = ("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy")
 POLICIES = ("none", "quarantine", "reject")
 
@@ -227,9 +224,9 @@ def _domain_in(domain: str, wanted: tuple[str, ...]) -> bool:
     return any(domain == w or domain.endswith("." + w) for w in wanted)
 
 
-def _headers(raw: bytes) -> Message:
-    """The header block only: the email parser would otherwise read the whole body as well."""
-    return BytesHeaderParser(policy=policy.compat32).parsebytes(header_block(raw[:MAX_HEADER_BYTES]))
+def _headers(email: bytes | ReceivedEmail) -> Message:
+    """The header block only (``ReceivedEmail.headers``): the parser would otherwise read the whole body."""
+    return ReceivedEmail.of(email).headers
 
 
 def from_domain(headers: Message) -> str | None:
@@ -441,7 +438,7 @@ def check_dmarc(verdicts: Verdicts, author: str | None, budget: Budget) -> None:
 
 
 def evaluate(
-    raw: bytes,
+    raw: bytes | ReceivedEmail,
     *,
     ip: str | None,
     mail_from: str | None,
@@ -458,7 +455,8 @@ def evaluate(
         headers = _headers(raw)
     except Exception:
         headers = Message()
-    verdicts.signatures = check_dkim(raw, dns_budget, headers) if headers.get("DKIM-Signature") else []
+    raw_bytes = ReceivedEmail.of(raw).raw
+    verdicts.signatures = check_dkim(raw_bytes, dns_budget, headers) if headers.get("DKIM-Signature") else []
     verdicts.dkim = _best(sig["result"] for sig in verdicts.signatures)
     verdicts.dkim_domains = sorted({sig["d"] for sig in verdicts.signatures if sig["result"] == "pass" and sig["d"]})
     check_dmarc(verdicts, from_domain(headers), dns_budget)
@@ -473,7 +471,7 @@ _UPSTREAM_POLICY = re.compile(r"\bdmarc\s*=\s*\w+[^;]*?\b(?:p|policy\.dmarc)\s*=
                               re.IGNORECASE)
 
 
-def from_upstream(raw: bytes, trusted_ids: Iterable[str] | None) -> Verdicts | None:
+def from_upstream(raw: bytes | ReceivedEmail, trusted_ids: Iterable[str] | None) -> Verdicts | None:
     """The verdicts of the topmost ``Authentication-Results`` whose authserv-id is trusted.
 
     ``trusted_ids`` None: the topmost header, whoever wrote it (only for a relay declared trusted by IP,
