@@ -481,7 +481,7 @@ class MailboxWorker(threading.Thread):
                 svc.set_position(session, spec.id, uidvalidity, uid)
                 return _Imported(row.id, uid, MailboxImportOutcome.REJECTED, [])
             digest = sha256_hex(raw)
-            message_id = intake.header_summary(raw)[2]
+            sender, _subject, message_id = intake.header_summary(raw)
             if spec.tenant_id is not None:
                 targets = {spec.tenant_id: spec.username}
             else:
@@ -489,9 +489,10 @@ class MailboxWorker(threading.Thread):
             stored: list[int] = []
             duplicates: list[int] = []
             for tenant_id, recipient in targets.items():
-                previous = svc.already_stored(session, tenant_id, digest, message_id)
-                if previous is not None:
-                    duplicates.append(previous)
+                copy = intake.earlier_copy(session, tenant_id, raw_sha256=digest, message_id_header=message_id,
+                                           sender=sender)
+                if copy is not None:  # e.g. UIDVALIDITY changed: the same message under a new UID
+                    duplicates.append(copy[0].id)
                     continue
                 if self.quota_limits.messages_per_hour or self.quota_limits.storage_bytes:
                     # Over quota: nothing of it is committed, it stays on the server, the mailbox says why.

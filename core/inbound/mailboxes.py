@@ -20,7 +20,6 @@ from core.config import env
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
 from core.models import (
-    InboundMessage,
     Mailbox,
     MailboxAuth,
     MailboxImport,
@@ -377,17 +376,6 @@ def unsettled_imports(session: Session, mailbox_id: int, uidvalidity: int) -> li
 def mark_settled(session: Session, import_ids: list[int]) -> None:
     for row in session.scalars(select(MailboxImport).where(MailboxImport.id.in_(import_ids))):
         row.settled = True
-
-
-def already_stored(session: Session, tenant_id: int, raw_sha256: str, message_id_header: str | None) -> int | None:
-    """The id of the tenant's message with the same bytes and Message-ID, if any (the fallback key
-    when UIDVALIDITY changed: the same message must not be imported again under its new UID)."""
-    stmt = select(InboundMessage.id).where(
-        InboundMessage.tenant_id == tenant_id, InboundMessage.raw_sha256 == raw_sha256
-    )
-    if message_id_header is not None:
-        stmt = stmt.where(InboundMessage.message_id_header == message_id_header)
-    return session.scalars(stmt.limit(1)).first()
 
 
 def record_import(
