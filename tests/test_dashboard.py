@@ -238,7 +238,7 @@ def test_pending_lists_waiting_documents_newest_first(client: FlaskClient, sessi
     make_document(session, storage, tenant.tenant.id, filename="older.pdf", message_id=message.id,
                   client="Initech", amount=Decimal("1234.56"), currency="EUR")
     make_document(session, storage, tenant.tenant.id, filename="newer.pdf", status=DocumentStatus.DUPLICATE,
-                  reason=docs.DUPLICATE_REASON)
+                  reason=duplicates.DUPLICATE_REASON)
     make_document(session, storage, tenant.tenant.id, filename="done.pdf", status=DocumentStatus.VALIDATED)
     make_document(session, storage, tenant.tenant.id, filename="unreadable.pdf", status=DocumentStatus.FAILED,
                   reason="no text layer")
@@ -427,7 +427,7 @@ def test_duplicate_actions(client: FlaskClient, session: Session, storage: FileS
 def test_duplicate_of_a_pending_twin_can_only_be_discarded(client: FlaskClient, session: Session,
                                                            storage: FileStorage, tenant: TenantFixture) -> None:
     doc = make_document(session, storage, tenant.tenant.id, status=DocumentStatus.DUPLICATE,
-                        reason=f"{docs.DUPLICATE_REASON}: the same file is already waiting for review (document 1).")
+                        reason=f"{duplicates.DUPLICATE_REASON}: the same file is already waiting for review (document 1).")
     page = text(client.get(f"/documents/{doc.id}"))
     assert re.search(r'name="action" value="link"\s+disabled', page)
     response = post(client, f"/documents/{doc.id}/duplicate", {"action": "link"})

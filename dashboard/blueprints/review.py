@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from core.documents import duplicates, splitting
 from core.documents import review as docs
-from core.documents import splitting
 from core.errors import ServiceError, ValidationFailed
 from core.extraction.result import needs_check
 from core.fields import FIELDS
@@ -144,7 +144,7 @@ def save_document(doc_id: int) -> Any:
         return _render(doc, form, exc.errors), 422
     except IntegrityError:  # another reviewer confirmed the same number a moment ago
         db.session.rollback()
-        return _render(doc, form, {"number": docs.DUPLICATE_REASON}), 422
+        return _render(doc, form, {"number": duplicates.DUPLICATE_REASON}), 422
     except ServiceError as exc:
         db.session.rollback()
         flash(translate(str(exc)), "error")
