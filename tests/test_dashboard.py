@@ -427,7 +427,8 @@ def test_duplicate_actions(client: FlaskClient, session: Session, storage: FileS
 def test_duplicate_of_a_pending_twin_can_only_be_discarded(client: FlaskClient, session: Session,
                                                            storage: FileStorage, tenant: TenantFixture) -> None:
     doc = make_document(session, storage, tenant.tenant.id, status=DocumentStatus.DUPLICATE,
-                        reason=f"{duplicates.DUPLICATE_REASON}: the same file is already waiting for review (document 1).")
+                        reason=f"{duplicates.DUPLICATE_REASON}: the same file is already waiting for review "
+                               "(document 1).")
     page = text(client.get(f"/documents/{doc.id}"))
     assert re.search(r'name="action" value="link"\s+disabled', page)
     response = post(client, f"/documents/{doc.id}/duplicate", {"action": "link"})
