@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.inbound.verification_mail import recognize  # noqa: E402
+from core.mail.verification import recognize  # noqa: E402
 from tests.invoicegen import make_invoice_pdf  # noqa: E402
 from tests.test_forwarding import TO, gmail_email, microsoft_email  # noqa: E402
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from datetime import UTC, datetime
 from typing import Any
+
+from core.config import env
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _JOB_ID = re.compile(r"^(ingest-message|extract-document)-(\d+)$")
@@ -55,7 +56,7 @@ def configure(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()
-        json_logs = os.environ.get("LOG_FORMAT", "text").strip().lower() == "json"
+        json_logs = (env("LOG_FORMAT") or "text").strip().lower() == "json"
         handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter(TEXT_FORMAT))
         root.addHandler(handler)
     root.setLevel(level)

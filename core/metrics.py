@@ -15,7 +15,6 @@ Two kinds:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,8 +30,8 @@ from rq.job import Job
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.config import env
 from core.models import Document, InboundMessage
-from core.queue import queues_of
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +89,10 @@ def observe_extraction(source: str | None, seconds: float) -> None:
 class StateCollector(Collector):
     """Messages and documents by status (all tenants together), each queue's depth and oldest job's age."""
 
-    def __init__(self, session_factory: Callable[[], Session], queues: Callable[[], dict[str, Queue]]) -> None:
+    def __init__(self, session_factory: Callable[[], Session], queues: Callable[[], dict[str, list[Queue]]]) -> None:
         self._session_factory = session_factory
-        self._queues = queues  # priority ("mail", "bulk") -> its queue
+        # priority ("mail", "bulk") -> the queues it is made of (bulk: the per-company shards, worker.policy)
+        self._queues = queues
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         messages = GaugeMetricFamily("inbox_messages", "Stored messages, by status", labels=["status"])
@@ -113,10 +113,9 @@ class StateCollector(Collector):
         oldest = GaugeMetricFamily("inbox_queue_oldest_job_age_seconds",
                                    "How long a queue's oldest waiting job has waited (0: none)", labels=["queue"])
         try:
-            for priority, queue in self._queues().items():
-                members = queues_of(queue)  # the bulk queue is per-company shards (worker.policy): summed
+            for priority, members in self._queues().items():  # a priority's shards are summed
                 depth.add_metric([priority], sum(each.count for each in members))
-                oldest.add_metric([priority], max(oldest_job_age(queue.connection, each) for each in members))
+                oldest.add_metric([priority], max(oldest_job_age(each.connection, each) for each in members))
         except Exception as exc:
             log.warning("metrics: Redis unreachable (%s)", type(exc).__name__)
         yield depth
@@ -141,7 +140,7 @@ def oldest_job_age(connection: Redis, queue: Queue, now: float | None = None) ->
 
 
 def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    return env("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 def registry_for_scrape(state: Collector | None = None) -> CollectorRegistry:

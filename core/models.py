@@ -107,6 +107,10 @@ class DocumentStatus(enum.StrEnum):
     DISCARDED = "discarded"
 
 
+# Documents waiting for a person: the review queue (pending, and duplicates awaiting a choice).
+REVIEW_STATUSES = (DocumentStatus.PENDING.value, DocumentStatus.DUPLICATE.value)
+
+
 class DocType(enum.StrEnum):
     INVOICE = "invoice"
     CREDIT_NOTE = "credit_note"

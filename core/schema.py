@@ -3,6 +3,7 @@ autogenerate) sees the whole schema. An area that adds tables adds its module he
 
 import core.models  # noqa: F401
 import core.models_profiles  # noqa: F401  (issue 13: issuer profiles learned from validations)
+import core.models_summaries  # noqa: F401
 import core.models_templates  # noqa: F401  (issue 4: per-tenant extraction templates)
-import core.receivables.summary_models  # noqa: F401
-import core.tenancy.people_models  # noqa: F401  (issue 17: invitations, resets, second factors, outbox)
+import core.outbound.models  # noqa: F401  (issue 17: the outbox)
+import core.tenancy.people_models  # noqa: F401  (issue 17: invitations, resets, second factors)

@@ -9,11 +9,12 @@ string; several, comma-separated, to rotate: the first encrypts, all decrypt), o
 from __future__ import annotations
 
 import base64
-import os
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from core.config import env
 
 _INFO = b"invoice-inbox mailbox secrets v1"
 
@@ -37,7 +38,7 @@ class SecretBox:
 
     @classmethod
     def from_settings(cls, secret_key: str) -> SecretBox:
-        return cls(secret_key, os.environ.get("MAILBOX_KEY"))
+        return cls(secret_key, env("MAILBOX_KEY"))
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode("ascii")

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
-from rq import Queue
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core.config import Settings, normalize_database_url
+from core.config import Settings, env, normalize_database_url
 from core.db import engine_options, install_sqlite_pragmas
-from core.files.storage import FileStorage, make_storage
-from core.queue import get_queue
+from core.files import make_storage
 from dashboard import querycount
 from dashboard.extensions import csrf, db, login_manager, migrate
 from dashboard.i18n import init_i18n
-from worker.policy import BULK
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -36,7 +32,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         # Behind TLS in production; the embedded default serves plain HTTP on localhost.
-        SESSION_COOKIE_SECURE=os.environ.get("COOKIE_SECURE", "0") == "1",
+        SESSION_COOKIE_SECURE=(env("COOKIE_SECURE") or "0") == "1",
         REMEMBER_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=None,
     )
@@ -59,32 +55,3 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     register_blueprints(app)
     querycount.install(app)  # benchmarks only: does nothing unless INBOX_COUNT_QUERIES=1
     return app
-
-
-def settings() -> Settings:
-    return current_app.extensions["inbox.settings"]
-
-
-def storage() -> FileStorage:
-    return current_app.extensions["inbox.storage"]
-
-
-def queue() -> Queue:
-    """The app's RQ queue: one Redis client (and connection pool) shared by every request and thread.
-
-    Made at first use, so that a Redis URL that cannot be used fails the enqueue (which callers handle:
-    the sweep queues later), not the start of the dashboard.
-    """
-    found = current_app.extensions.get("inbox.queue")
-    if found is None:
-        found = current_app.extensions.setdefault("inbox.queue", get_queue(settings()))
-    return found
-
-
-def bulk_queue() -> Queue:
-    """The queue of uploads, imports and retries (``worker.policy``), on the same Redis client as ``queue()``."""
-    found = current_app.extensions.get("inbox.bulk_queue")
-    if found is None:
-        found = current_app.extensions.setdefault("inbox.bulk_queue",
-                                                  get_queue(settings(), queue().connection, BULK))
-    return found

@@ -12,7 +12,8 @@ from core.inbound import addresses
 from core.models import Role
 from core.receivables import summaries
 from core.tenancy import accounts
-from dashboard.app import create_app, settings
+from dashboard.app import create_app
+from dashboard.context import settings
 from dashboard.extensions import db
 
 
@@ -71,7 +72,7 @@ def tenant_rotate_address(tenant_ref: str, grace_days: int) -> None:
 def tenant_export(tenant_ref: str, output: str | None) -> None:
     """Write one archive with the tenant's messages, files, invoices, entries and settings (docs/tenant-export.md)."""
     from core.tenancy import tenant_data
-    from dashboard.app import storage
+    from dashboard.context import storage
 
     try:
         target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain)
@@ -91,7 +92,7 @@ def tenant_export(tenant_ref: str, output: str | None) -> None:
 def tenant_delete(tenant_ref: str, yes: bool) -> None:
     """Erase the tenant: its stored files, every row, and accounts left without a company. Irreversible."""
     from core.tenancy import tenant_data
-    from dashboard.app import storage
+    from dashboard.context import storage
 
     try:
         target = accounts.find_tenant(db.session, tenant_ref, settings().inbound_domain)
@@ -221,7 +222,7 @@ def outbox_command(limit: int, kind: str | None) -> None:
     reads them here when no relay is configured (issue 17)."""
     from sqlalchemy import select
 
-    from core.tenancy.people_models import OutboxMessage
+    from core.outbound.models import OutboxMessage
 
     stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
     if kind:
@@ -241,7 +242,7 @@ def purge_raw_command(days: int | None) -> None:
     from datetime import timedelta
 
     from core.tenancy import tenant_data
-    from dashboard.app import storage
+    from dashboard.context import storage
 
     days = days or settings().raw_retention_days
     if not days:
@@ -277,7 +278,7 @@ def worker_command(burst: bool) -> None:
 def sweep_command() -> None:
     """Queue stored messages that have no job (e.g. received while Redis was down)."""
     from core.config import Settings
-    from mailgate.sweep import main as sweep_main
+    from worker.sweep import main as sweep_main
 
     click.echo(f"{sweep_main(Settings.from_env())} message(s) queued")
 

@@ -10,7 +10,7 @@ from flask_babel import gettext
 
 from core.outbound.mail import MailConfig
 from core.secrets import SecretBox
-from dashboard.app import settings
+from dashboard.context import settings
 
 
 def mail_config() -> MailConfig:

@@ -6,18 +6,19 @@ event costs a little on every statement.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context
 from sqlalchemy import event
+
+from core.config import env
 
 ENV_VAR = "INBOX_COUNT_QUERIES"
 HEADER = "X-Query-Count"
 
 
 def enabled() -> bool:
-    return os.environ.get(ENV_VAR, "") == "1"
+    return (env(ENV_VAR) or "") == "1"
 
 
 def _count(*_args: Any) -> None:

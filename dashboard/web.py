@@ -39,7 +39,7 @@ from sqlalchemy import Select, func, select
 from werkzeug.exceptions import HTTPException
 
 from core.documents.review import MAX_PER_PAGE, Page, paginate, review_queue_query
-from core.errors import NotFound
+from core.errors import NotFound, ServiceError, ValidationFailed
 from core.models import Membership, Role, StoredFile, Tenant
 from core.tenancy import accounts, twofactor
 from dashboard import i18n
@@ -190,7 +190,7 @@ def content_disposition(inline: bool, filename: str) -> str:
 
 def send_stored_file(stored: StoredFile, filename: str) -> Response:
     """The stored bytes with their own type, inline when that type is safe to show; 404 when missing."""
-    from dashboard.app import storage
+    from dashboard.context import storage
 
     files = storage()
     inline = stored.content_type in INLINE_TYPES
@@ -285,6 +285,50 @@ def _error_page(exc: HTTPException) -> Any:
     return render_template("error.html", error=exc), exc.code or 500
 
 
+def _not_found(_exc: NotFound) -> Any:
+    return _error_page(werkzeug.exceptions.NotFound())
+
+
+def flash_refusal(exc: ServiceError) -> None:
+    """A refused operation's reason(s), in the reader's language."""
+    if isinstance(exc, ValidationFailed):
+        for field, message in exc.errors.items():
+            flash(f"{i18n.translate(field)}: {i18n.translate(message)}", "error")
+    else:
+        flash(i18n.translate(str(exc)), "error")
+
+
+def came_from(fallback: str | None = None) -> str:
+    """The page of this site the request came from (its Referer, same host only), else ``fallback``."""
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host and referrer.path:
+        target = referrer.path + (f"?{referrer.query}" if referrer.query else "")
+        if is_local_url(target):
+            return target
+    return fallback or url_for("review.pending")
+
+
+def refused(exc: ServiceError, back_to: str) -> Response:
+    """What a view answers when a service refused its operation: nothing kept, the reason shown, back to
+    ``back_to`` (the page of the form). ``NotFound`` is not a refusal: it goes on to the 404 page."""
+    if isinstance(exc, NotFound):
+        raise exc
+    db.session.rollback()
+    flash_refusal(exc)
+    return redirect(back_to)  # type: ignore[return-value]
+
+
+def _refused(exc: ServiceError) -> Any:
+    """The HTML side's error boundary: an operation a service refused keeps nothing (the request's
+    transaction is rolled back), says why in the reader's language, and goes back to the page it came
+    from. A view that shows the errors beside a form catches ``ValidationFailed`` itself."""
+    if request.path.startswith("/api/"):
+        raise exc  # the JSON API answers its own errors (dashboard.api.errors)
+    db.session.rollback()
+    flash_refusal(exc)
+    return redirect(came_from())
+
+
 def not_found_for(bp: Blueprint) -> None:
     """A service's ``NotFound`` (e.g. another tenant's object) becomes the usual 404 page in ``bp``."""
     bp.register_error_handler(NotFound, lambda _exc: _error_page(werkzeug.exceptions.NotFound()))
@@ -298,11 +342,10 @@ def init_web(app: Flask) -> None:
     app.config.setdefault("DISPLAY_TIMEZONE", "Europe/Paris")
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _error_page)
+    app.register_error_handler(NotFound, _not_found)  # another tenant's object: 404, never "refused"
+    app.register_error_handler(ServiceError, _refused)
     app.context_processor(_template_context)
     app.add_template_filter(format_date, "dmy")
     app.add_template_filter(format_money, "money")
     app.add_template_filter(input_value, "input_value")
-    from dashboard.viewer import shown_subject  # dashboard.viewer imports this module
-
-    app.add_template_filter(shown_subject, "subject")
     app.jinja_env.globals.update(page_url=page_url, PDF_TYPE=PDF_TYPE, IMAGE_TYPES=IMAGE_TYPES)

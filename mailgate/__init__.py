@@ -1,2 +1,2 @@
 """Mail in: the SMTP gateway (``mailgate.smtp``) and the sweep that queues stored-but-unqueued messages
-(``mailgate.sweep``). IMAP polling will live here too."""
+(``worker.sweep``). IMAP polling will live here too."""

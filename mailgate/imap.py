@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import logging
-import os
 import random
 import signal
 import socket
@@ -35,8 +34,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from typing import Any
 
@@ -47,20 +44,22 @@ from rq import Queue
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import logs
-from core.config import Settings
+from core.config import Settings, env
 from core.db import make_engine, make_session_factory, session_scope
-from core.files.storage import make_storage, sha256_hex
+from core.files import make_storage
+from core.files.storage import sha256_hex
 from core.i18n import N_
 from core.inbound import intake
 from core.inbound import mailboxes as svc
 from core.inbound.oauth import Refreshed
+from core.mail.parsed import ReceivedEmail
 from core.models import Mailbox, MailboxAuth, MailboxImportOutcome, MessageSource
-from core.queue import get_queue
 from core.secrets import SecretBox
 from core.tenancy import accounts, quotas
 from mailgate.imap_oauth import AccessTokenCache, OAuthError
-from mailgate.sweep import queue_message
+from worker.dispatch import queue_message
 from worker.policy import BULK
+from worker.queue import get_queue
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ class PollerConfig:
     @classmethod
     def from_env(cls) -> PollerConfig:
         def pick(name: str, default: float) -> float:
-            value = os.environ.get(name)
+            value = env(name)
             return float(value) if value else default
 
         return cls(
@@ -210,7 +209,7 @@ def public_reason(exc: BaseException) -> str:
 
 def route_recipients(session: Session, raw: bytes, domain: str) -> dict[int, str]:
     """Tenant id -> the first of its addresses named in Delivered-To / X-Original-To / To / Cc."""
-    headers = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
+    headers = ReceivedEmail(raw).headers
     addresses: list[str] = []
     for name in ROUTING_HEADERS:
         values = [str(v) for v in headers.get_all(name) or []]
@@ -234,7 +233,7 @@ def route_recipients(session: Session, raw: bytes, domain: str) -> dict[int, str
 def ssl_context() -> ssl.SSLContext:
     """System trust store, plus ``IMAP_CA_FILE`` for a private CA (or a test's self-signed cert)."""
     context = ssl.create_default_context()
-    if ca_file := os.environ.get("IMAP_CA_FILE"):
+    if ca_file := env("IMAP_CA_FILE"):
         context.load_verify_locations(ca_file)
     return context
 
@@ -491,7 +490,7 @@ class MailboxWorker(threading.Thread):
                 svc.set_position(session, spec.id, uidvalidity, uid)
                 return _Imported(row.id, uid, MailboxImportOutcome.REJECTED, [])
             digest = sha256_hex(raw)
-            message_id = intake._header_summary(raw)[2]
+            sender, _subject, message_id = intake.header_summary(raw)
             if spec.tenant_id is not None:
                 targets = {spec.tenant_id: spec.username}
             else:
@@ -499,9 +498,10 @@ class MailboxWorker(threading.Thread):
             stored: list[int] = []
             duplicates: list[int] = []
             for tenant_id, recipient in targets.items():
-                previous = svc.already_stored(session, tenant_id, digest, message_id)
-                if previous is not None:
-                    duplicates.append(previous)
+                copy = intake.earlier_copy(session, tenant_id, raw_sha256=digest, message_id_header=message_id,
+                                           sender=sender)
+                if copy is not None:  # e.g. UIDVALIDITY changed: the same message under a new UID
+                    duplicates.append(copy[0].id)
                     continue
                 if self.quota_limits.messages_per_hour or self.quota_limits.storage_bytes:
                     # Over quota: nothing of it is committed, it stays on the server, the mailbox says why.
@@ -667,7 +667,7 @@ def main(settings: Settings, catch_all_urls: list[str] | None = None) -> None:
     """Run the poller in the foreground until SIGTERM or SIGINT, then stop gracefully."""
     logs.configure()  # LOG_FORMAT=json: one JSON object per line
     quiet_library_loggers()
-    urls = list(catch_all_urls or []) + os.environ.get("IMAP_CATCH_ALL", "").split()
+    urls = list(catch_all_urls or []) + (env("IMAP_CATCH_ALL") or "").split()
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

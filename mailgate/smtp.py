@@ -3,7 +3,7 @@
 The contract with senders: ``250`` means the raw message is on disk (fsynced) and its row committed,
 once per tenant among the recipients. Whatever prevents that is answered ``451`` so that the sender
 retries. Queueing the ingest job comes after the 250 is decided and is best effort; the sweep
-(``mailgate.sweep``), run at start-up and periodically, queues what it missed.
+(``worker.sweep``), run at start-up and periodically, queues what it missed.
 
 aiosmtpd runs the sessions on one asyncio loop; database and file work runs in threads so that an
 fsync or a lock wait does not stall the sessions. Group commit (``_GroupCommitter``): one commit thread
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 import re
 import signal
 import ssl
@@ -43,16 +42,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import logs, metrics
-from core.config import Settings
+from core.config import Settings, env
 from core.db import make_engine, make_session_factory, session_scope
-from core.files.storage import make_storage
+from core.files import make_storage
 from core.inbound import intake
 from core.inbound.addresses import AddressMatch
 from core.models import utcnow
-from core.queue import enqueue_ingest_many, get_queue
 from core.tenancy import accounts, quotas
 from mailgate.senderauth import SenderScreen
-from mailgate.sweep import sweep_once
+from worker.dispatch import enqueue_messages
+from worker.queue import get_queue
+from worker.sweep import sweep_once
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class Limits:
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
         def pick(name: str, default: float) -> float:
-            value = settings.extra.get(name) or os.environ.get(name)
+            value = settings.extra.get(name) or env(name)
             return float(value) if value else default
 
         return cls(
@@ -129,7 +129,7 @@ class Limits:
             data_min_rate=pick("SMTP_DATA_MIN_RATE", cls.data_min_rate),
             max_refused_recipients=int(pick("SMTP_MAX_REFUSED_RCPTS", cls.max_refused_recipients)),
             refused_window=pick("SMTP_REFUSED_WINDOW", cls.refused_window),
-            exempt_networks=_networks(settings.extra.get("SMTP_LIMIT_EXEMPT") or os.environ.get("SMTP_LIMIT_EXEMPT")),
+            exempt_networks=_networks(settings.extra.get("SMTP_LIMIT_EXEMPT") or env("SMTP_LIMIT_EXEMPT")),
             recipient_cache_seconds=pick("SMTP_RECIPIENT_CACHE_SECONDS", cls.recipient_cache_seconds),
         )
 
@@ -734,7 +734,7 @@ class InboxHandler:
             return self._queue
 
     def _enqueue(self, message_ids: list[int]) -> None:
-        enqueue_ingest_many(self._get_queue(), message_ids)
+        enqueue_messages(self._get_queue(), message_ids)
 
     def _sweep_once(self) -> int:
         return sweep_once(self.settings, self.session_factory, self._get_queue())
@@ -770,7 +770,7 @@ class InboxHandler:
     async def _queue_now(self, message_ids: list[int]) -> None:
         """Enqueue the messages' jobs together, then mark them queued (in the commit thread's next commit).
 
-        Enqueue first, as ``sweep.queue_message`` does: a message is never marked queued without its job.
+        Enqueue first, as ``worker.dispatch.queue_message`` does: a message is never marked queued without its job.
         If enqueueing fails, the messages stay ``received`` for the sweep.
         """
         try:

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from core.documents.processing import store_file
 from core.documents.review import find_or_create_client
 from core.fields import number_key
+from core.files.records import store_file
 from core.files.storage import FileStorage
 from core.models import Invoice
 

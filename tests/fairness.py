@@ -32,7 +32,6 @@ from core.db import make_engine, make_session_factory, session_scope
 from core.files.storage import FileStorage
 from core.inbound import intake
 from core.models import Document, DocumentStatus, Role, Tenant
-from core.queue import enqueue_ingest_many, get_queue
 from core.tenancy import accounts
 from dashboard.app import create_app
 from tests.invoicegen import make_email, make_invoice_pdf
@@ -40,6 +39,7 @@ from tests.reliability.faults import Process, smtp_env, wait_for_port, wait_unti
 from tests.services import free_port, process_env
 from worker import policy as bulk_policy
 from worker.policy import BULK
+from worker.queue import enqueue_ingest_many, get_queue
 
 
 @dataclass

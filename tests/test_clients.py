@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from core.documents import invoice_edits
 from core.documents import review as docs
 from core.errors import ServiceError
 from core.files.storage import FileStorage
@@ -29,7 +30,7 @@ from core.models import (
     User,
 )
 from core.receivables import invoices as receivables
-from core.tenancy import access
+from core.tenancy import access, audit
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_image, make_invoice_pdf
 from tests.test_dashboard import csrf_token, login, make_document, post, text
@@ -304,7 +305,7 @@ def test_delete_invoice(client: FlaskClient, app: Flask, session: Session, stora
     assert stored is not None and storage.exists(stored.storage_key)  # the file is kept
     assert session.get(Client, client_id) is not None
     # The number is free again: the same file imported anew validates under the same number.
-    from core.documents.processing import store_file
+    from core.files.records import store_file
 
     same = store_file(session, storage, tenant.tenant.id, storage.read(stored.storage_key), "application/pdf")
     assert same.id == file_id
@@ -324,11 +325,28 @@ def test_deleting_an_invoice_frees_its_duplicates(session: Session, storage: Fil
     invoice = confirm(session, storage, tenant.tenant.id, tenant.admin, "FA-8", "Acme SAS", "10.00")
     twin = make_document(session, storage, tenant.tenant.id, filename="copy.pdf", data=make_invoice_pdf(number="X"),
                          status=DocumentStatus.DUPLICATE, duplicate_of_id=invoice.id, number="FA-8")
-    receivables.delete_invoice(session, admin_viewer(session, tenant), invoice.id, "entered twice")
+    invoice_edits.delete_invoice(session, admin_viewer(session, tenant), invoice.id, "entered twice")
     session.commit()
     session.expire_all()
     twin = session.get(Document, twin.id)
     assert twin.status == DocumentStatus.PENDING.value and twin.duplicate_of_id is None
+
+
+def test_the_domain_writes_the_audit_of_a_deletion_and_an_attachment(session: Session, storage: FileStorage,
+                                                                      tenant: TenantFixture) -> None:
+    """Issue 16: audit writes live in the services, so every transport (views, API, CLI) leaves the trail."""
+    invoice = confirm(session, storage, tenant.tenant.id, tenant.admin, "FA-10", "Acme SAS", "10.00")
+    viewer = admin_viewer(session, tenant)
+    stored = receivables.attach_file(session, storage, viewer, invoice.id, make_image(), actor=tenant.admin,
+                                     ip="192.0.2.9")
+    invoice_edits.delete_invoice(session, viewer, invoice.id, "  entered   twice ", actor=tenant.admin, ip="192.0.2.9")
+    session.commit()
+    (attached,) = session.scalars(audit.events_query(tenant.tenant.id, "invoice.attach_file")).all()
+    (deleted,) = session.scalars(audit.events_query(tenant.tenant.id, "invoice.delete")).all()
+    assert (attached.actor_id, attached.target, attached.ip) == (tenant.admin.id, f"invoice:{invoice.id}", "192.0.2.9")
+    assert attached.detail == {"file_id": stored.id, "size": stored.size}
+    assert (deleted.actor_id, deleted.target) == (tenant.admin.id, f"invoice:{invoice.id}")
+    assert deleted.detail == {"number": "FA-10", "reason": "entered twice"}
 
 
 def test_an_invoice_with_a_payment_cannot_be_deleted(session: Session, storage: FileStorage,
@@ -336,7 +354,7 @@ def test_an_invoice_with_a_payment_cannot_be_deleted(session: Session, storage: 
     invoice = confirm(session, storage, tenant.tenant.id, tenant.admin, "FA-9", "Acme SAS", "10.00")
     pay(session, invoice, "4.00")
     with pytest.raises(ServiceError, match="undo its payment matches"):
-        receivables.delete_invoice(session, admin_viewer(session, tenant), invoice.id, "mistake")
+        invoice_edits.delete_invoice(session, admin_viewer(session, tenant), invoice.id, "mistake")
     session.rollback()
     assert session.get(Invoice, invoice.id) is not None
 

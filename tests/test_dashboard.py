@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from core.documents import duplicates
 from core.documents import review as docs
 from core.fields import coerce
 from core.files.storage import FileStorage, sha256_hex
@@ -237,7 +238,7 @@ def test_pending_lists_waiting_documents_newest_first(client: FlaskClient, sessi
     make_document(session, storage, tenant.tenant.id, filename="older.pdf", message_id=message.id,
                   client="Initech", amount=Decimal("1234.56"), currency="EUR")
     make_document(session, storage, tenant.tenant.id, filename="newer.pdf", status=DocumentStatus.DUPLICATE,
-                  reason=docs.DUPLICATE_REASON)
+                  reason=duplicates.DUPLICATE_REASON)
     make_document(session, storage, tenant.tenant.id, filename="done.pdf", status=DocumentStatus.VALIDATED)
     make_document(session, storage, tenant.tenant.id, filename="unreadable.pdf", status=DocumentStatus.FAILED,
                   reason="no text layer")
@@ -393,7 +394,7 @@ def test_duplicate_actions(client: FlaskClient, session: Session, storage: FileS
     session.commit()
     copy = make_document(session, storage, tenant.tenant.id, filename="resent.pdf", data=b"%PDF-1.4 resent copy",
                          number="FA-2026-0042", doc_type="invoice")
-    duplicate, reason = docs.find_duplicate(session, copy)
+    duplicate, reason = duplicates.find_duplicate(session, copy)
     copy.status, copy.duplicate_of_id, copy.reason = DocumentStatus.DUPLICATE.value, duplicate.id, reason
     session.commit()
 
@@ -426,7 +427,8 @@ def test_duplicate_actions(client: FlaskClient, session: Session, storage: FileS
 def test_duplicate_of_a_pending_twin_can_only_be_discarded(client: FlaskClient, session: Session,
                                                            storage: FileStorage, tenant: TenantFixture) -> None:
     doc = make_document(session, storage, tenant.tenant.id, status=DocumentStatus.DUPLICATE,
-                        reason=f"{docs.DUPLICATE_REASON}: the same file is already waiting for review (document 1).")
+                        reason=f"{duplicates.DUPLICATE_REASON}: the same file is already waiting for review "
+                               "(document 1).")
     page = text(client.get(f"/documents/{doc.id}"))
     assert re.search(r'name="action" value="link"\s+disabled', page)
     response = post(client, f"/documents/{doc.id}/duplicate", {"action": "link"})

@@ -11,11 +11,11 @@ from core.documents import processing
 from core.files.storage import FileStorage
 from core.inbound import intake
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus
-from core.queue import get_queue, queues_of
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.test_dashboard import csrf_token, login
 from worker.policy import BULK
+from worker.queue import get_queue, queues_of
 
 
 def _failed_message(session: Session, storage: FileStorage, tenant: TenantFixture) -> int:

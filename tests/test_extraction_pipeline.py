@@ -17,12 +17,13 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy.orm import Session
 
 from core.documents import processing
+from core.files.records import store_file
 from core.files.storage import FileStorage
 from core.models import Client, Document, DocumentStatus
-from core.queue import enqueue_extract, get_queue
 from core.receivables.clients import match_client, normalize_name
 from tests.corpus import CORPUS as SHARED
 from tests.invoicegen import encrypt_pdf, make_invoice_pdf, make_scanned_pdf, render_png
+from worker.queue import enqueue_extract, get_queue
 
 EINVOICES = SHARED / "einvoice"
 EINSTEIN = {  # zc_EN16931_Einfach: the FeRD sample, as MANIFEST.tsv gives it
@@ -41,7 +42,7 @@ EINSTEIN = {  # zc_EN16931_Einfach: the FeRD sample, as MANIFEST.tsv gives it
 def new_document(session: Session, storage: FileStorage, tenant_id: int, data: bytes, content_type: str,
                  filename: str) -> Document:
     """A document waiting in ``extracting``, as ``ingest_message`` leaves it."""
-    stored = processing.store_file(session, storage, tenant_id, data, content_type)
+    stored = store_file(session, storage, tenant_id, data, content_type)
     doc = Document(tenant_id=tenant_id, message_id=None, part_index=0, file_id=stored.id, filename=filename,
                    status=DocumentStatus.EXTRACTING.value, field_info={})
     session.add(doc)

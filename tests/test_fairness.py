@@ -15,15 +15,6 @@ from core.documents import processing
 from core.files.storage import FileStorage
 from core.inbound import intake
 from core.metrics import StateCollector
-from core.queue import (
-    enqueue_extract,
-    enqueue_ingest,
-    enqueue_ingest_many,
-    enqueue_rematch,
-    get_queue,
-    queues_of,
-    worker_queues,
-)
 from tests.conftest import TenantFixture
 from tests.fairness import run_fairness
 from tests.invoicegen import make_email, make_invoice_pdf
@@ -37,6 +28,15 @@ from worker.policy import (
     RETRY_INTERVALS,
     bulk_shards,
     rotate_bulk,
+)
+from worker.queue import (
+    enqueue_extract,
+    enqueue_ingest,
+    enqueue_ingest_many,
+    enqueue_rematch,
+    get_queue,
+    queues_of,
+    worker_queues,
 )
 
 pytestmark = pytest.mark.timeout(600)
@@ -113,7 +113,8 @@ def test_bulk_jobs_go_to_their_companys_shard_once(settings, session: Session, s
         names = [each.name for each in worker_queues(settings, connection)]
         assert names[:2] == [settings.queue_name, f"{settings.queue_name}-bulk"]
         assert len(names) == 2 + DEFAULT_BULK_SHARDS and {shard_a.name, shard_b.name} <= set(names)
-        state = StateCollector(lambda: session, lambda: {MAIL: get_queue(settings, connection), BULK: bulk})
+        state = StateCollector(lambda: session,
+                               lambda: {MAIL: [get_queue(settings, connection)], BULK: queues_of(bulk)})
         depth = {s.labels["queue"]: s.value for family in state.collect() for s in family.samples
                  if family.name == "inbox_queue_jobs"}
         assert depth == {MAIL: 0, BULK: 6}

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 from core.documents import processing
 from core.files.storage import FileStorage
 from core.inbound import forwarding, intake
-from core.inbound.verification_mail import GMAIL, MICROSOFT, parse_authentication_results, recognize
+from core.mail.verification import GMAIL, MICROSOFT, parse_authentication_results, recognize
 from core.models import Document, ForwardingConfirmation, InboundMessage, MessageStatus
-from core.queue import enqueue_ingest, get_queue
 from tests.conftest import TenantFixture
 from tests.invoicegen import make_invoice_pdf
 from tests.services import run_worker_burst
+from worker.queue import enqueue_ingest, get_queue
 
 CODE = "482913765"
 REQUESTER = "compta.dupont@gmail.com"

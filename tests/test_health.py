@@ -22,12 +22,12 @@ from core.db import make_engine
 from core.files.storage import FileStorage
 from core.inbound import intake
 from core.models import Document, InboundMessage
-from core.queue import enqueue_ingest
 from tests.conftest import INBOUND_DOMAIN
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.reliability.faults import Process, smtp_env, wait_for_port, wait_until
 from tests.services import free_port, process_env
 from tests.test_smtp import open_queue
+from worker.queue import enqueue_ingest
 
 SUPPLIER = "Fournisseur Secret SARL"
 

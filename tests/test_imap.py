@@ -59,7 +59,7 @@ FAST_ENV = {
 @pytest.fixture(autouse=True)
 def _enabled_loggers() -> None:
     # The Alembic env.py of the migration fixtures disables loggers that existed before it ran.
-    for name in ("mailgate", "mailgate.imap", "mailgate.sweep"):
+    for name in ("mailgate", "mailgate.imap", "worker.sweep"):
         logging.getLogger(name).disabled = False
 
 

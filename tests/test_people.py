@@ -42,8 +42,9 @@ from core.models import (
     utcnow,
 )
 from core.outbound import mail
+from core.outbound.models import OutboxMessage
 from core.tenancy import accounts
-from core.tenancy.people_models import Invitation, OutboxMessage, PasswordReset, SecondFactor
+from core.tenancy.people_models import Invitation, PasswordReset, SecondFactor
 from dashboard.app import create_app
 from tests.bankhelpers import make_invoice
 from tests.conftest import PASSWORD, TenantFixture

@@ -30,7 +30,7 @@ from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
 from core.documents import review as docs
-from core.documents.processing import store_file
+from core.files.records import store_file
 from core.files.storage import FileStorage
 from core.inbound import intake
 from core.models import (

@@ -30,7 +30,6 @@ from core.inbound import forwarding, intake, senders
 from core.inbound import senderauth as svc
 from core.mail import senderauth as sa
 from core.models import AuditEvent, ForwardingConfirmation, InboundMessage, MessageStatus, Role, Tenant
-from core.queue import enqueue_ingest, get_queue
 from core.tenancy import accounts
 from mailgate.smtp import InboxController
 from tests.conftest import TenantFixture, make_tenant
@@ -40,6 +39,7 @@ from tests.services import run_worker_burst
 from tests.test_forwarding import CODE, REQUESTER, SENT, VF, gmail_email
 from tests.test_senders import csrf_token, login
 from tests.test_smtp import running_server
+from worker.queue import enqueue_ingest, get_queue
 
 PDF = make_invoice_pdf(number="F-AUTH-1")
 
@@ -537,7 +537,7 @@ def test_genuine_signed_gmail_confirmation_is_verified(
     f"(n.º {CODE}) Confirmação de encaminhamento do Gmail - Receber e-mails de {REQUESTER}",
 ])
 def test_localized_gmail_subjects(key, subject: str) -> None:
-    from core.inbound.verification_mail import recognize
+    from core.mail.verification import recognize
 
     found = recognize(gmail_email("x@in.example.test", subject=subject,
                                   body="Klicken Sie auf den Link:\n" + VF + "\n"))
@@ -593,7 +593,7 @@ def test_verdicts_are_shown_on_the_imports_and_review_pages_escaped(
 
 
 def test_microsoft_code_is_verified_only_by_a_microsoft_signature(key) -> None:
-    from core.inbound.verification_mail import recognize
+    from core.mail.verification import recognize
     from tests.test_forwarding import microsoft_email
 
     raw = microsoft_email("x@in.example.test").replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

@@ -18,10 +18,10 @@ from core.files.storage import FileStorage
 from core.inbound import intake
 from core.inbound import senders as svc
 from core.models import AuditEvent, InboundMessage, MessageStatus, Role, SenderRule
-from core.queue import connect
 from tests.conftest import PASSWORD, TenantFixture
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.mailauth import authenticated
+from worker.queue import connect
 
 PDF_BYTES = make_invoice_pdf()
 

@@ -31,12 +31,12 @@ from core.config import Settings
 from core.files.storage import FileStorage, StorageError, sha256_hex
 from core.inbound.addresses import AddressMatch
 from core.models import InboundAddress, InboundMessage, utcnow
-from core.queue import get_queue
 from core.tenancy import accounts
 from mailgate.smtp import InboxController, KnownRecipient, Limits, RecipientCache, build_controller
-from mailgate.sweep import sweep_once
 from tests.conftest import INBOUND_DOMAIN
 from tests.services import free_port
+from worker.queue import get_queue
+from worker.sweep import sweep_once
 
 REPO = Path(__file__).resolve().parents[1]
 SENDER = "billing@supplier.example"
@@ -76,7 +76,7 @@ def running_server(settings: Settings, **limits: float) -> Iterator[InboxControl
 def _enabled_loggers() -> None:
     # The Alembic env.py of the migration fixtures calls fileConfig(), which disables loggers that
     # existed before it ran, ours and aiosmtpd's included; the log assertions need them.
-    for name in ("mailgate", "mailgate.smtp", "mailgate.sweep", "mail.log"):
+    for name in ("mailgate", "mailgate.smtp", "worker.sweep", "mail.log"):
         logging.getLogger(name).disabled = False
 
 

@@ -24,13 +24,13 @@ from core.extraction.split import PageInfo, decide, split_pdf
 from core.files.storage import FileStorage
 from core.inbound import intake
 from core.models import Document, DocumentSource, DocumentStatus, InboundMessage, Invoice
-from core.queue import enqueue_ingest, get_queue
 from mailgate.smtp import build_controller
 from tests.conftest import TenantFixture
 from tests.invoicegen import concat_pdfs, make_batch_pdf, make_email, make_invoice_pdf, make_scanned_pdf
 from tests.services import free_port, run_worker_burst
 from tests.test_dashboard import csrf_token, login, text
 from tests.test_end_to_end import send
+from worker.queue import enqueue_ingest, get_queue
 
 SPECS = [
     dict(number="LOT-001", net=Decimal("100.00"), tax=Decimal("20.00"), layout=0, language="fr", pages=2),

@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from core.config import Settings
 from core.db import session_scope
-from core.files.storage import StorageError, make_storage
+from core.files import make_storage
+from core.files.storage import StorageError
 from core.files.storage_s3 import S3Storage
 from core.models import Document, InboundMessage
 from tests.invoicegen import make_email, make_invoice_pdf

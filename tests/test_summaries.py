@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from core.banking import reconciliation
 from core.banking import transactions as bank
 from core.config import Settings
+from core.documents import invoice_edits
 from core.documents.review import find_or_create_client
 from core.errors import ServiceError
 from core.files.storage import FileStorage
@@ -36,9 +37,9 @@ from core.models import (
     MatchState,
     Role,
 )
+from core.models_summaries import ClientSummary
 from core.receivables import analytics, summaries
 from core.receivables import invoices as receivables
-from core.receivables.summary_models import ClientSummary
 from core.tenancy import access, accounts
 from tests.bankhelpers import csv_row, statement_csv
 from tests.conftest import PASSWORD, TenantFixture
@@ -268,7 +269,7 @@ class Book:
     def delete(self) -> None:
         candidates = self._invoices(Invoice.status == InvoiceStatus.OPEN.value, Invoice.amount_paid == 0)
         if candidates:
-            receivables.delete_invoice(self.session, self.admin, self.rng.choice(candidates).id, "test")
+            invoice_edits.delete_invoice(self.session, self.admin, self.rng.choice(candidates).id, "test")
             self.session.commit()
 
     def edit_directly(self) -> None:
@@ -470,7 +471,7 @@ def test_deleting_an_invoice_with_a_suggested_or_undone_match(session: Session, 
     transactions = {suggestion.transaction_id, applied.transaction_id}
 
     for invoice in (suggested, undone):
-        receivables.delete_invoice(session, book.admin, invoice.id, "sent by mistake")
+        invoice_edits.delete_invoice(session, book.admin, invoice.id, "sent by mistake")
         session.commit()
     assert session.scalar(select(func.count()).select_from(Match)) == 0
     statuses = session.scalars(select(BankTransaction.status).where(BankTransaction.id.in_(transactions))).all()

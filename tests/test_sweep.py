@@ -15,9 +15,6 @@ from core.db import session_scope
 from core.files.storage import FileStorage
 from core.inbound import intake
 from core.models import InboundMessage, utcnow
-from core.queue import enqueue_ingest
-from mailgate import sweep
-from mailgate.sweep import sweep_once
 from tests.test_smtp import (  # noqa: F401 (_enabled_loggers is an autouse fixture)
     RAW,
     _enabled_loggers,
@@ -27,6 +24,9 @@ from tests.test_smtp import (  # noqa: F401 (_enabled_loggers is an autouse fixt
     open_queue,
     running_server,
 )
+from worker import sweep
+from worker.queue import enqueue_ingest
+from worker.sweep import sweep_once
 
 
 @pytest.fixture

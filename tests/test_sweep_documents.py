@@ -14,11 +14,11 @@ from core.documents import processing
 from core.files.storage import FileStorage
 from core.inbound import intake
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, utcnow
-from core.queue import enqueue_ingest, ingest_job_id
-from mailgate.sweep import sweep_once
 from tests.invoicegen import make_email, make_invoice_pdf
 from tests.services import run_worker_burst
 from tests.test_smtp import open_queue
+from worker.queue import enqueue_ingest, ingest_job_id
+from worker.sweep import sweep_once
 
 
 @pytest.fixture

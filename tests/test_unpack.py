@@ -221,3 +221,22 @@ def test_sniffing_and_sanitising():
     assert sanitize_filename("   ", PDF, 3) == "attachment-3.pdf"
     long = sanitize_filename("x" * 400 + ".pdf", PDF)
     assert len(long) == 150 and long.endswith(".pdf")
+
+
+def test_one_received_email_is_parsed_once_for_every_reader() -> None:
+    """Issue 16: the ingest job's readers share one ReceivedEmail; its MIME tree is built once, on first use,
+    and nothing is kept once the job lets go of it (no thread-local cache)."""
+    from core.banking.transactions import _mail_parts
+    from core.mail import parsed
+    from core.mail.verification import recognize
+
+    raw = make_email("abc@in.example.test", make_invoice_pdf())
+    email = parsed.ReceivedEmail(raw)
+    assert email._message is None  # the header block is enough for the first readers
+    assert recognize(email) is None and email._message is None  # not from a provider: no body parse
+    tree = email.message
+    assert [name for name, _ in _mail_parts(email)] == ["facture.pdf"]
+    assert [a.filename for a in unpack(email).attachments] == ["facture.pdf"]
+    assert email.message is tree  # parsed once
+    assert parsed.ReceivedEmail(raw).message is not tree  # another job parses its own
+    assert not hasattr(parsed, "forget")

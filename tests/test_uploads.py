@@ -222,7 +222,7 @@ def test_queue_unreachable_keeps_everything_visible(
     assert message.status == MessageStatus.RECEIVED.value  # stored; the sweep queues it later
 
     # A failed document of that message, re-processed while Redis is down.
-    from core.documents.processing import store_file
+    from core.files.records import store_file
     from core.files.storage import FileStorage
 
     stored = store_file(session, FileStorage(settings.storage_dir), tenant.tenant.id, make_invoice_pdf(),

@@ -25,11 +25,11 @@ from core.documents.review import validate_document
 from core.files.storage import FileStorage
 from core.inbound import intake
 from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, StoredFile
-from core.queue import connect, enqueue_ingest, get_queue, worker_queues
 from tests.conftest import TenantFixture
 from tests.invoicegen import corrupt_pdf, make_email, make_image, make_invoice_pdf
 from worker import jobs
 from worker.main import InboxSimpleWorker, InboxWorker, run, worker_class
+from worker.queue import connect, enqueue_ingest, get_queue, worker_queues
 
 EXPECTED = {
     "doc_type": "invoice",

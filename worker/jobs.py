@@ -1,4 +1,4 @@
-"""The RQ jobs. ``core.queue`` enqueues them by dotted path (``worker.jobs.ingest_message``), keep the names.
+"""The RQ jobs. ``worker.queue`` enqueues them by dotted path (``worker.jobs.ingest_message``), keep the names.
 
 Each job opens a session on the process-wide engine, calls a service from ``core.documents.processing``,
 commits, and only then enqueues follow-up work (so the next job sees committed rows). Jobs are safe to run
@@ -9,7 +9,7 @@ Settings come from the environment (``Settings.from_env()``), unless the worker 
 connections must never be shared with the parent.
 
 Failures: the services turn what a person can act on into a visible state and return normally. What they
-raise (database down, disk full) is re-raised so that RQ retries with backoff (``core.queue``); on the
+raise (database down, disk full) is re-raised so that RQ retries with backoff (``worker.queue``); on the
 last attempt the message or document is marked failed with a reason first.
 """
 
@@ -33,11 +33,11 @@ from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.documents import processing
 from core.documents import templates as extraction_templates
-from core.files.storage import FileStorage, make_storage
-from core.mail import parsed
+from core.files import make_storage
+from core.files.storage import FileStorage
 from core.models import Document, InboundMessage
-from core.queue import connect, enqueue_extract, get_queue
 from worker.policy import BULK
+from worker.queue import connect, enqueue_extract, get_queue
 
 logger = logging.getLogger(__name__)
 
@@ -202,8 +202,6 @@ def _ingest_message(message_id: int) -> list[int]:
             reason = processing.transient_reason(exc, "this email")
             _record(lambda session: processing.record_message_failure(session, message_id, reason))
         raise
-    finally:
-        parsed.forget()  # the email parsed for this job; a non-forking worker would keep it until the next
     logger.info("message %s ingested: %d document(s) to extract", message_id, len(document_ids))
     for document_id in document_ids[:INLINE_EXTRACTIONS]:
         _extract_inline(queue, document_id)

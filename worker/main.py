@@ -9,7 +9,7 @@
   ``Restart=always``, a Procfile host; ``inbox start`` does not restart, it stops the whole stack). RQ
   gives the abandoned job its remaining retries once its heartbeat expires, and the sweep re-queues a
   message whose job was lost. Memory a job leaks stays in the process until the worker restarts.
-- Queues, job timeouts (``JOB_TIMEOUT``) and retries: ``worker.policy``, read by every enqueue (``core.queue``).
+- Queues, job timeouts (``JOB_TIMEOUT``) and retries: ``worker.policy``, read by every enqueue (``worker.queue``).
   A worker listens to ``mail`` first, then to every bulk queue (the per-company shards) in a rotating order
   (``_FairBulk``), so that one company's import does not hold up another company's upload.
   Both classes enforce the time limit
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import signal
 import time
 from typing import Any
@@ -36,9 +35,9 @@ from rq import SimpleWorker, Worker
 from rq.worker import BaseWorker
 
 from core import extraction, logs, metrics
-from core.config import Settings
-from core.queue import connect, is_bulk_queue, worker_queues
+from core.config import Settings, env
 from worker import jobs, policy
+from worker.queue import connect, is_bulk_queue, worker_queues
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ MAINTENANCE_INTERVAL = 60  # seconds
 
 
 def worker_class(settings: Settings) -> type[BaseWorker]:
-    name = settings.extra.get("WORKER_CLASS") or os.environ.get("WORKER_CLASS") or DEFAULT_WORKER_CLASS
+    name = settings.extra.get("WORKER_CLASS") or env("WORKER_CLASS") or DEFAULT_WORKER_CLASS
     try:
         return WORKER_CLASSES[name.strip().lower()]
     except KeyError:  # a typo fails at start-up rather than running a different worker silently

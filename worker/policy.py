@@ -1,6 +1,6 @@
 """The RQ policy, in one place: queues and their priority, the time limit, retries, how long RQ keeps jobs.
 
-Every enqueue (``core.queue``) and every worker (``worker.main``) reads it from here.
+Every enqueue (``worker.queue``) and every worker (``worker.main``) reads it from here.
 
 Fairness: two queues, taken in order by every worker (RQ's default strategy: the first queue with a job).
 
@@ -15,7 +15,7 @@ worker finishes the bulk job it is running, then takes the e-mail (bench/fairnes
 
 Fairness between companies inside ``bulk``: one FIFO list would put company B's single upload behind
 company A's 5,000. So ``bulk`` is RQ queues, not one: ``BULK_SHARDS`` shards ``QUEUE_NAME-bulk-<n>``, a
-company's bulk jobs on shard ``tenant id % BULK_SHARDS`` (``core.queue`` routes them), plus the plain
+company's bulk jobs on shard ``tenant id % BULK_SHARDS`` (``worker.queue`` routes them), plus the plain
 ``QUEUE_NAME-bulk`` for a job whose company is not known (and jobs queued before the shards). A worker
 listens to ``mail`` first, then the bulk queues in a rotating order (``rotate_bulk``): after taking a job
 from one, that one goes to the back. So B's job waits for one job per busy shard, not for A's backlog.
@@ -25,14 +25,13 @@ Two companies on one shard share it first-come first-served (sequential tenant i
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from rq import Retry
 
-from core.config import Settings
+from core.config import Settings, env
 
 MAIL = "mail"
 BULK = "bulk"
@@ -83,7 +82,7 @@ MAX_BULK_SHARDS = 1024
 
 def bulk_shards(settings: Settings) -> int:
     """``BULK_SHARDS`` (settings' extra, else the environment): how many per-company bulk queues."""
-    raw = settings.extra.get("BULK_SHARDS") or os.environ.get("BULK_SHARDS") or str(DEFAULT_BULK_SHARDS)
+    raw = settings.extra.get("BULK_SHARDS") or env("BULK_SHARDS") or str(DEFAULT_BULK_SHARDS)
     try:
         shards = int(raw.strip())
     except ValueError:

@@ -24,6 +24,10 @@ class StatementError(ValueError):
         self.reason = reason
 
 
+class UnknownCsvLayout(StatementError):
+    """A CSV export whose columns match no known bank: a person can describe them once (a ``CsvMapping``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Transaction:
     booking_date: date

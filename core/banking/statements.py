@@ -11,7 +11,7 @@ from pathlib import PurePath
 from core.banking.camt import looks_like_camt, parse_camt
 from core.banking.csv_import import CsvMapping, guess_csv_mapping, parse_csv
 from core.banking.fingerprint import assign_fingerprints
-from core.banking.models import Statement, StatementError
+from core.banking.models import Statement, StatementError, UnknownCsvLayout
 from core.banking.ofx import looks_like_ofx, parse_ofx
 from core.banking.swift import looks_like_mt940, parse_mt940
 from core.banking.util import decode_text
@@ -92,7 +92,7 @@ def _parse(fmt: str, data: bytes, csv_mapping: CsvMapping | None) -> list[Statem
         return parse_mt940(decode_text(data))
     mapping = csv_mapping or guess_csv_mapping(data)
     if mapping is None:
-        raise StatementError(
+        raise UnknownCsvLayout(
             "CSV layout not recognised (known: DKB, Sparkasse CSV-CAMT/CSV-MT940); pass a CsvMapping"
         )
     return parse_csv(data, mapping)

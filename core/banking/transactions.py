@@ -26,9 +26,11 @@ from core.banking import (
     guess_csv_mapping,
     parse_statement,
 )
+from core.banking.models import UnknownCsvLayout
 from core.banking.util import collapse, iban_or_none
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
+from core.mail.parsed import ReceivedEmail
 from core.mail.senderauth import Verdicts
 from core.models import (
     BankAccount,
@@ -51,6 +53,15 @@ _COLUMN_FIELDS = (
     "booking_date", "amount", "debit", "credit", "value_date", "currency", "counterparty_name",
     "counterparty_iban", "reference", "bank_reference", "booking_text", "account", "status",
 )  # fmt: skip
+
+
+class UnreadableStatement(ServiceError):
+    """The file is not a statement we can read; ``needs_csv_mapping`` when describing its CSV columns would
+    make it readable (the dashboard then opens the account's column form)."""
+
+    def __init__(self, message: str, *, needs_csv_mapping: bool = False) -> None:
+        super().__init__(message)
+        self.needs_csv_mapping = needs_csv_mapping
 
 
 @dataclass
@@ -332,7 +343,7 @@ def import_statement(
         statements = parse_statement(data, filename, csv_mapping)
     except StatementError as exc:
         message = N_("The file could not be read as a bank statement: {reason}").format(reason=exc.reason)
-        raise ServiceError(message) from exc
+        raise UnreadableStatement(message, needs_csv_mapping=isinstance(exc, UnknownCsvLayout)) from exc
 
     result = ImportResult(statements=len(statements))
     new: list[BankTransaction] = []
@@ -479,10 +490,8 @@ class MailStatements:
         return text + ("; " + "; ".join(self.errors) if self.errors else "")
 
 
-def _mail_parts(raw: bytes) -> list[tuple[str, bytes]]:
-    from core.mail import parsed
-
-    message = parsed.parse(raw)  # parsed once for this and core.mail.unpack (same job, same bytes)
+def _mail_parts(raw: bytes | ReceivedEmail) -> list[tuple[str, bytes]]:
+    message = ReceivedEmail.of(raw).message  # parsed once for this and core.mail.unpack (same job)
     parts: list[tuple[str, bytes]] = []
     for part in message.walk():
         if len(parts) >= MAX_MAIL_PARTS or part.is_multipart():
@@ -500,7 +509,8 @@ def _mail_parts(raw: bytes) -> list[tuple[str, bytes]]:
     return parts
 
 
-def import_mail_statements(session: Session, tenant_id: int, raw: bytes, *, verified: bool) -> MailStatements:
+def import_mail_statements(session: Session, tenant_id: int, raw: bytes | ReceivedEmail, *,
+                           verified: bool) -> MailStatements:
     """Import every bank-statement attachment of an email (CAMT, MT940, OFX, known CSV layouts).
 
     ``verified``: the mail comes from the tenant's declared bank sender, authenticated

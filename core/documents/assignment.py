@@ -95,7 +95,7 @@ def propose(
 
     ``quotas.QuotaExceeded`` (nothing stored) when the files would take the company over a quota of ``limits``.
     """
-    from core.documents.processing import store_file
+    from core.files.records import store_file
 
     if not files:
         raise ServiceError(NO_FILES)

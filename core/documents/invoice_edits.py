@@ -1,18 +1,30 @@
 """Corrections to a validated invoice: every field but its number (and type) stays editable, and each
-change is kept in the audit trail (who, when, old -> new)."""
+change is kept in the audit trail (who, when, old -> new); and deleting one, which undoes what it made."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from core.banking.reconciliation import refresh_transaction
 from core.documents.review import FROZEN_NUMBER, find_or_create_client, get_invoice
-from core.errors import ValidationFailed
+from core.errors import NotFound, ServiceError, ValidationFailed
 from core.fields import FIELDS, check_complete, coerce, number_key
 from core.i18n import N_
-from core.models import AuditEvent, CashKind, CashMovement, Invoice, User
+from core.models import (
+    AuditEvent,
+    CashKind,
+    CashMovement,
+    Document,
+    DocumentStatus,
+    Invoice,
+    InvoiceFile,
+    InvoiceStatus,
+    Match,
+    User,
+)
 from core.tenancy import access, audit
 from core.tenancy.access import Viewer
 
@@ -108,3 +120,60 @@ def edit_trail(session: Session, tenant_id: int, invoice_id: int) -> list[AuditE
     """The corrections made to an invoice after its validation, newest first."""
     stmt = audit.events_query(tenant_id, EDIT_ACTION).where(AuditEvent.target == f"invoice:{invoice_id}")
     return list(session.scalars(stmt.limit(MAX_TRAIL)))
+
+
+def delete_invoice(session: Session, viewer: Viewer, invoice_id: int, reason: str, *,
+                   actor: User | None = None, ip: str | None = None) -> list[int]:
+    """Delete a validated invoice (admin only): its cash movements and attachment links go, the
+    documents that made it go back to *discarded* with the reason, and every file stays stored; the
+    audit trail keeps its number and the reason. Returns the ids of those documents."""
+    access.require_admin(viewer)
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None or invoice.tenant_id != viewer.tenant_id:
+        raise NotFound("no such invoice")
+    if invoice.status != InvoiceStatus.OPEN.value or (invoice.amount_paid or 0) > 0:
+        # Payments matched by bank reconciliation point at it: undo those matches first, so that no
+        # bank transaction is left reconciled against nothing.
+        raise ServiceError(N_("a payment is recorded on this invoice: undo its payment matches before deleting it"))
+    reason = " ".join((reason or "").split())[:500]
+    if not reason:
+        raise ServiceError(N_("say why the invoice is deleted (the reason is kept on its documents)"))
+    number = invoice.number
+    note = f"Invoice {number} deleted: {reason}"
+    touched = list(
+        session.scalars(
+            select(Document).where(
+                Document.tenant_id == viewer.tenant_id,
+                or_(Document.invoice_id == invoice.id, Document.duplicate_of_id == invoice.id,
+                    Document.id == invoice.document_id),
+            )
+        )
+    )
+    for doc in touched:
+        if doc.invoice_id == invoice.id or doc.id == invoice.document_id:
+            doc.status, doc.reason, doc.invoice_id = DocumentStatus.DISCARDED.value, note, None
+        if doc.duplicate_of_id == invoice.id:
+            doc.duplicate_of_id = None
+            if doc.status == DocumentStatus.DUPLICATE.value:  # nothing to be a duplicate of any more
+                doc.status, doc.reason = DocumentStatus.PENDING.value, None
+    invoice.document_id = None
+    # Bank matches still pointing at it can only be suggestions or undone ones (an applied one leaves a
+    # payment): they go with it, and their transactions' statuses are worked out again below.
+    stale = list(session.scalars(select(Match).where(Match.tenant_id == viewer.tenant_id,
+                                                     Match.invoice_id == invoice.id)))
+    for match in stale:
+        session.delete(match)
+    session.flush()
+    session.execute(delete(InvoiceFile).where(InvoiceFile.invoice_id == invoice.id))
+    session.expire(invoice, ["attachments", "matches"])
+    session.delete(invoice)
+    # The summaries listener reads the invoice's cash movements as they were before this flush: they go
+    # with the invoice (ON DELETE CASCADE), not before it in a bulk statement the listener cannot see.
+    session.flush()
+    session.execute(delete(CashMovement).where(CashMovement.invoice_id == invoice_id))
+    if stale:
+        for transaction_id in sorted({m.transaction_id for m in stale}):
+            refresh_transaction(session, viewer.tenant_id, transaction_id)
+    audit.record(session, viewer.tenant_id, "invoice.delete", actor=actor, target=f"invoice:{invoice_id}",
+                 detail={"number": number, "reason": reason}, ip=ip)
+    return [doc.id for doc in touched]

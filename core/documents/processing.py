@@ -25,13 +25,14 @@ from core.documents.review import fail_document, finish_extraction
 from core.einvoice import EInvoice, EInvoiceError, read_einvoice, to_fields
 from core.einvoice.page import fill_from_page
 from core.extraction.identifiers import Identifiers, find_identifiers
-from core.files.storage import FileStorage, StorageError, sha256_hex
+from core.files.records import store_file
+from core.files.storage import FileStorage, StorageError
 from core.i18n import N_
 from core.inbound import forwarding, senders
 from core.inbound import senderauth as sender_auth
-from core.mail import parsed
+from core.mail.parsed import ReceivedEmail, TooManyParts
 from core.mail.unpack import PDF, Attachment, unpack
-from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, StoredFile, utcnow
+from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, utcnow
 from core.receivables.clients import prefill_client
 
 logger = logging.getLogger(__name__)
@@ -109,35 +110,38 @@ def _ingest(session: Session, storage: FileStorage, message: InboundMessage) -> 
         session.flush()
         return []
 
+    # Read once for every consumer below: header block now, MIME tree at first use (core.mail.parsed).
+    email = ReceivedEmail(raw)
+
     # Sender authentication (SPF, DKIM, DMARC), stored before what relies on it: codes, screening.
-    verdicts = sender_auth.ensure_verdicts(message, raw)
+    verdicts = sender_auth.ensure_verdicts(message, email)
 
     # Forwarding confirmations (Gmail, Microsoft) are never invoices: keep the code for the admins, stop.
-    confirmation = forwarding.capture_confirmation(session, message, raw, verdicts=verdicts)
+    confirmation = forwarding.capture_confirmation(session, message, email, verdicts=verdicts)
     if confirmation is not None:
         _finish_message(message, MessageStatus.IGNORED, forwarding.reason_for(confirmation))
         session.flush()
         return []
 
     # Sender control: a repeat of an earlier message is ignored, an unlisted sender is quarantined.
-    stopped = senders.screen(session, message, raw) or sender_auth.screen(session, message)
+    stopped = senders.screen(session, message, email) or sender_auth.screen(session, message)
     if stopped is not None:
         _finish_message(message, *stopped)
         session.flush()
         return []
 
-    # The MIME structure, read once for everything below, and bounded while it is read (core.mail.parsed).
+    # The MIME structure, read once for everything below, and bounded while it is read.
     try:
-        parsed.parse(raw)
-    except parsed.TooManyParts as exc:
+        email.message  # noqa: B018  (parsed here, where a message with too many parts is failed)
+    except TooManyParts as exc:
         _finish_message(message, MessageStatus.FAILED, TOO_MANY_PARTS.format(limit=exc.limit))
         session.flush()
         return []
 
     # Bank statements: imported for reconciliation, never made into invoice documents.
     verified = bank.statement_sender_verified(session, message, verdicts)
-    statements = bank.import_mail_statements(session, message.tenant_id, raw, verified=verified)
-    unpacked = unpack(raw)
+    statements = bank.import_mail_statements(session, message.tenant_id, email, verified=verified)
+    unpacked = unpack(email)
     if not unpacked.attachments:
         status = MessageStatus.PROCESSED if statements.found else MessageStatus.IGNORED
         _finish_message(message, status, statements.reason or unpacked.reason)
@@ -179,30 +183,6 @@ def _document_for(session: Session, storage: FileStorage, message: InboundMessag
     session.add(doc)
     session.flush()
     return doc
-
-
-def store_file(session: Session, storage: FileStorage, tenant_id: int, data: bytes, content_type: str) -> StoredFile:
-    """The tenant's stored copy of ``data`` (written once per content; the row is reused).
-
-    Two jobs storing the same new file at the same moment: one insert fails on the unique constraint,
-    that job is retried and then finds the row.
-    """
-    digest = sha256_hex(data)
-    stored = session.scalars(
-        select(StoredFile).where(StoredFile.tenant_id == tenant_id, StoredFile.sha256 == digest)
-    ).first()
-    key = FileStorage.file_key(tenant_id, digest)
-    if stored is not None:
-        if not storage.exists(stored.storage_key):  # the row survived a lost file: write it back
-            storage.write(stored.storage_key, data)
-        return stored
-    if not storage.exists(key):
-        storage.write(key, data)  # file first: a row never points to nothing
-    stored = StoredFile(tenant_id=tenant_id, sha256=digest, size=len(data), content_type=content_type,
-                        storage_key=key)
-    session.add(stored)
-    session.flush()
-    return stored
 
 
 def _finish_message(message: InboundMessage, status: MessageStatus, reason: str | None) -> None:

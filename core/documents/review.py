@@ -10,18 +10,24 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from core.documents.duplicates import (
+    WAITING_TWIN_REASON,
+    DuplicateNumber,
+    find_duplicate,
+    invoice_with_number,
+    same_file_pending,
+)
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.fields import FIELDS, check_complete, coerce, number_key
 from core.i18n import N_
 from core.models import (
+    REVIEW_STATUSES,
     Client,
     DocType,
     Document,
     DocumentStatus,
-    InboundMessage,
     Invoice,
     InvoiceFile,
-    MessageStatus,
     StoredFile,
     utcnow,
 )
@@ -30,13 +36,6 @@ from core.tenancy.access import Viewer
 
 T = TypeVar("T")
 MAX_PER_PAGE = 200
-DUPLICATE_REASON = N_("It seems this invoice has already been imported")
-# The reasons stored on documents, written out in full so that the dashboard can translate them.
-SAME_FILE_REASON = N_("It seems this invoice has already been imported: the same file is attached to invoice {number}.")
-SAME_NUMBER_REASON = N_("It seems this invoice has already been imported: invoice {number} has the same number.")
-WAITING_TWIN_REASON = N_(
-    "It seems this invoice has already been imported: the same file is already waiting for review (document {id})."
-)
 LINKED_REASON = N_("File linked to invoice {number}.")
 REPLACED_REASON = N_("File of invoice {number} replaced.")  # on documents replaced before the basis was said
 # A restricted member typing the number of an invoice they cannot see: said without its id, link or
@@ -46,14 +45,6 @@ FROZEN_NUMBER = N_(
     "The number of a validated invoice cannot be changed. To change it, delete the invoice and import "
     "the file again."
 )
-
-
-class DuplicateNumber(ServiceError):
-    """The number typed at validation is an existing invoice's: the reviewer chooses link, replace or discard."""
-
-    def __init__(self, invoice: Invoice) -> None:
-        super().__init__(SAME_NUMBER_REASON.format(number=invoice.number))
-        self.invoice = invoice
 
 
 @dataclass(frozen=True)
@@ -104,7 +95,6 @@ def next_pending(session: Session, tenant_id: int, after_id: int | None = None) 
     return session.scalars(stmt.order_by(Document.created_at, Document.id)).first()
 
 
-REVIEW_STATUSES = (DocumentStatus.PENDING.value, DocumentStatus.DUPLICATE.value)
 
 
 def review_queue_query(tenant_id: int) -> Select[Any]:
@@ -126,14 +116,6 @@ def pending_after(session: Session, tenant_id: int, doc: Document) -> Document |
     stmt = select(Document).where(Document.tenant_id == tenant_id, Document.status.in_(REVIEW_STATUSES), later)
     found = session.scalars(stmt.order_by(Document.created_at, Document.id)).first()
     return found or next_pending(session, tenant_id, after_id=doc.id)
-
-
-def messages_query(tenant_id: int, status: str | None = None) -> Select[Any]:
-    """Every message received for the tenant (or those with ``status``), newest first."""
-    stmt = select(InboundMessage).where(InboundMessage.tenant_id == tenant_id)
-    if status:
-        stmt = stmt.where(InboundMessage.status == MessageStatus(status).value)
-    return stmt.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
 
 
 def invoices_query(tenant_id: int, doc_type: str | None = None, status: str | None = None) -> Select[Any]:
@@ -159,52 +141,7 @@ def get_file(session: Session, tenant_id: int, file_id: int) -> StoredFile:
     return stored
 
 
-# Duplicates ----------------------------------------------------------------------------------
-
-
-def invoice_with_number(
-    session: Session, tenant_id: int, direction: str, doc_type: str, number: str
-) -> Invoice | None:
-    """The validated invoice of this tenant, direction and type whose number equals ``number``."""
-    return session.scalars(
-        select(Invoice).where(
-            Invoice.tenant_id == tenant_id,
-            Invoice.direction == direction,
-            Invoice.doc_type == doc_type,
-            Invoice.number_key == number_key(number),
-        )
-    ).first()
-
-
-def find_duplicate(session: Session, doc: Document) -> tuple[Invoice | None, str | None]:
-    """The validated invoice this document repeats, by identical file or by number; else (None, None)."""
-    by_file = session.scalars(
-        select(Invoice)
-        .outerjoin(InvoiceFile, InvoiceFile.invoice_id == Invoice.id)
-        .where(
-            Invoice.tenant_id == doc.tenant_id,
-            or_(Invoice.file_id == doc.file_id, InvoiceFile.file_id == doc.file_id),
-        )
-    ).first()
-    if by_file is not None:
-        return by_file, SAME_FILE_REASON.format(number=by_file.number)
-    if doc.number and doc.doc_type:
-        by_number = invoice_with_number(session, doc.tenant_id, doc.direction, doc.doc_type, doc.number)
-        if by_number is not None:
-            return by_number, SAME_NUMBER_REASON.format(number=by_number.number)
-    return None, None
-
-
-def same_file_pending(session: Session, doc: Document) -> Document | None:
-    """Another document of the tenant, not yet validated nor discarded, made of the very same bytes."""
-    return session.scalars(
-        select(Document).where(
-            Document.tenant_id == doc.tenant_id,
-            Document.file_id == doc.file_id,
-            Document.id != doc.id,
-            Document.status.in_([DocumentStatus.PENDING.value, DocumentStatus.DUPLICATE.value]),
-        )
-    ).first()
+# Duplicates: detection in core.documents.duplicates; the reviewer's choice below (resolve_duplicate).
 
 
 def finish_extraction(

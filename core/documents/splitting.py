@@ -133,7 +133,7 @@ def split_attachment(
     Idempotent: a second run finds the source (by message and part) and returns its documents; a part
     that already became one plain document (before this feature, or not split) stays as it is.
     """
-    from core.documents.processing import store_file
+    from core.files.records import store_file
 
     if att.content_type != PDF:  # only a PDF is ever split: no source nor anything to look up
         return None
@@ -193,7 +193,7 @@ def _make_from_pages(
     session: Session, storage: FileStorage, source: DocumentSource, doc: Document, data: bytes, pages: list[int]
 ) -> None:
     """Give ``doc`` the PDF of ``pages`` and send it (back) to extraction with empty fields."""
-    from core.documents.processing import store_file
+    from core.files.records import store_file
 
     stored = store_file(session, storage, source.tenant_id, subset_pdf(data, pages), PDF)
     doc.file_id, doc.source_pages = stored.id, list(pages)

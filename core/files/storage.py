@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from core.config import Settings
+    pass
 
 
 class StorageError(OSError):
@@ -118,18 +118,6 @@ class FileStorage(StorageKeys):
 
 
 Storage = FileStorage  # the interface every storage offers (core.files.storage_s3.S3Storage too)
-
-
-def make_storage(settings: Settings) -> FileStorage:
-    """``STORAGE_URL=s3://bucket/prefix``: an S3-compatible object store; otherwise the local directory."""
-    if settings.storage_url:
-        from core.files.storage_s3 import S3Storage  # boto3 is imported only when an object store is configured
-
-        return S3Storage(  # type: ignore[return-value]  # same interface, duck-typed
-            settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
-            access_key_id=settings.s3_access_key_id, secret_access_key=settings.s3_secret_access_key,
-        )
-    return FileStorage(settings.storage_dir)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -8,15 +8,16 @@ below. Nothing here commits.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from core.inbound.verification_mail import DKIM_DOMAINS, GMAIL, MICROSOFT, Confirmation, recognize
+from core.config import env
+from core.mail.parsed import ReceivedEmail
 from core.mail.senderauth import Verdicts
+from core.mail.verification import DKIM_DOMAINS, GMAIL, MICROSOFT, Confirmation, recognize
 from core.models import ForwardingConfirmation, InboundMessage
 
 logger = logging.getLogger(__name__)
@@ -32,12 +33,12 @@ REASONS = {
 
 
 def trusted_authserv_ids() -> frozenset[str]:
-    raw = os.environ.get(TRUSTED_AUTHSERV_ENV, "")
+    raw = (env(TRUSTED_AUTHSERV_ENV) or "")
     return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
 
 
 def capture_confirmation(
-    session: Session, message: InboundMessage, raw: bytes, *, trusted: Iterable[str] | None = None,
+    session: Session, message: InboundMessage, raw: bytes | ReceivedEmail, *, trusted: Iterable[str] | None = None,
     verdicts: Verdicts | None = None,
 ) -> ForwardingConfirmation | None:
     """The stored confirmation for ``message`` when ``raw`` is one (created once per message), else None.

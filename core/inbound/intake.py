@@ -8,7 +8,7 @@ from email import policy
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.files.storage import FileStorage, sha256_hex
@@ -17,7 +17,7 @@ from core.mail.parsed import header_block
 from core.models import InboundMessage, MessageSource, MessageStatus, utcnow
 
 
-def _header_summary(raw: bytes) -> tuple[str, str, str | None]:
+def header_summary(raw: bytes) -> tuple[str, str, str | None]:
     """(From, Subject, Message-ID) read from the header block only; never raises on bad headers."""
     raw = header_block(raw)  # three headers: the body is never parsed
     try:
@@ -104,7 +104,7 @@ def add_message(
     """
     key, digest = raw_file.key, raw_file.sha256
     envelope_sender = envelope_sender.replace("\x00", "")
-    sender, subject, message_id = _header_summary(raw)
+    sender, subject, message_id = header_summary(raw)
     message = InboundMessage(
         tenant_id=tenant_id,
         source=source.value,
@@ -175,3 +175,47 @@ def queued_message_ids(session: Session) -> list[int]:
     whether that job still exists (it vanishes when Redis loses its data)."""
     stmt = select(InboundMessage.id).where(InboundMessage.status == MessageStatus.QUEUED.value)
     return list(session.scalars(stmt.order_by(InboundMessage.id)))
+
+
+def messages_query(tenant_id: int, status: str | None = None) -> Select[Any]:
+    """Every message received for the tenant (or those with ``status``), newest first."""
+    stmt = select(InboundMessage).where(InboundMessage.tenant_id == tenant_id)
+    if status:
+        stmt = stmt.where(InboundMessage.status == MessageStatus(status).value)
+    return stmt.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+
+
+def earlier_copy(
+    session: Session, tenant_id: int, *, raw_sha256: str, message_id_header: str | None, sender: str | None,
+    before_id: int | None = None,
+) -> tuple[InboundMessage, bool] | None:
+    """The tenant's first message that one with these bytes and headers repeats, and whether it is the
+    same bytes; None if it is new. The one repeat rule of every transport (IMAP asks before storing, the
+    ingest job after; SMTP, whose sender retries after a lost reply, and uploads are seen by the job).
+
+    A repeat is either byte-identical (an SMTP retry after a lost reply, an IMAP re-import) or carries the
+    same Message-ID *and* the same From (the same mail arriving by two routes, e.g. forwarded and fetched
+    from a mailbox: the Received headers differ, the Message-ID does not). Requiring the same From keeps
+    apart the rare mailers that reuse one Message-ID for different mail. Earlier copies that failed are not
+    counted, so a retry of a failed delivery is processed. Lowest id wins (``before_id``: only messages
+    stored before that one), so re-running a job gives the same answer.
+    """
+    base = select(InboundMessage).where(
+        InboundMessage.tenant_id == tenant_id, InboundMessage.status != MessageStatus.FAILED.value,
+    )
+    if before_id is not None:
+        base = base.where(InboundMessage.id < before_id)
+    same_raw = session.scalars(
+        base.where(InboundMessage.raw_sha256 == raw_sha256).order_by(InboundMessage.id).limit(1)
+    ).first()
+    same_id = None
+    if message_id_header:
+        same_id = session.scalars(
+            base.where(InboundMessage.message_id_header == message_id_header, InboundMessage.sender == sender)
+            .order_by(InboundMessage.id).limit(1)
+        ).first()
+    if same_id is not None and (same_raw is None or same_id.id <= same_raw.id):
+        return same_id, same_id.raw_sha256 == raw_sha256
+    if same_raw is not None:
+        return same_raw, True
+    return None

@@ -7,7 +7,6 @@ A tenant's admin configures the tenant's mailboxes; the operator configures catc
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import socket
 from dataclasses import dataclass
@@ -18,12 +17,11 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from core.config import OAuthApp
+from core.config import OAuthApp, env
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
 from core.inbound.oauth import PROVIDER_NAMES, Grant, OAuthFailed
 from core.models import (
-    InboundMessage,
     Mailbox,
     MailboxAuth,
     MailboxImport,
@@ -68,7 +66,7 @@ class TargetRefused(ServiceError):
 
 
 def allowed_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    items = [item.strip() for item in os.environ.get(ALLOWED_NETWORKS_ENV, "").split(",") if item.strip()]
+    items = [item.strip() for item in (env(ALLOWED_NETWORKS_ENV) or "").split(",") if item.strip()]
     return tuple(ipaddress.ip_network(item, strict=False) for item in items)
 
 
@@ -467,17 +465,6 @@ def unsettled_imports(session: Session, mailbox_id: int, uidvalidity: int) -> li
 def mark_settled(session: Session, import_ids: list[int]) -> None:
     for row in session.scalars(select(MailboxImport).where(MailboxImport.id.in_(import_ids))):
         row.settled = True
-
-
-def already_stored(session: Session, tenant_id: int, raw_sha256: str, message_id_header: str | None) -> int | None:
-    """The id of the tenant's message with the same bytes and Message-ID, if any (the fallback key
-    when UIDVALIDITY changed: the same message must not be imported again under its new UID)."""
-    stmt = select(InboundMessage.id).where(
-        InboundMessage.tenant_id == tenant_id, InboundMessage.raw_sha256 == raw_sha256
-    )
-    if message_id_header is not None:
-        stmt = stmt.where(InboundMessage.message_id_header == message_id_header)
-    return session.scalars(stmt.limit(1)).first()
 
 
 def record_import(

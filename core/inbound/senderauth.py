@@ -24,6 +24,7 @@ from core.errors import NotFound, ValidationFailed
 from core.i18n import N_
 from core.inbound.forwarding import trusted_authserv_ids
 from core.mail import senderauth
+from core.mail.parsed import ReceivedEmail
 from core.mail.senderauth import Lookup, Verdicts
 from core.models import InboundMessage, MessageSource, MessageStatus, Tenant, User
 from core.tenancy import audit
@@ -77,7 +78,7 @@ def decide(verdicts: Verdicts | None, action: str) -> str:
 
 
 def verdicts_for(
-    raw: bytes,
+    raw: bytes | ReceivedEmail,
     *,
     source: str,
     peer: str | None,
@@ -124,7 +125,8 @@ def stored_verdicts(message: InboundMessage) -> Verdicts | None:
     return Verdicts.from_json(message.sender_auth)
 
 
-def ensure_verdicts(message: InboundMessage, raw: bytes, *, lookup: Lookup | None = None) -> Verdicts | None:
+def ensure_verdicts(message: InboundMessage, raw: bytes | ReceivedEmail, *,
+                    lookup: Lookup | None = None) -> Verdicts | None:
     """The message's verdicts: those stored (by the gateway, or an earlier run), else evaluated now."""
     existing = stored_verdicts(message)
     if existing is not None or message.source == MessageSource.UPLOAD.value:

@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFound, ValidationFailed
 from core.i18n import N_
+from core.inbound import intake
+from core.mail.parsed import ReceivedEmail
 from core.models import Document, InboundMessage, MessageSource, MessageStatus, SenderRule, User, utcnow
 from core.tenancy import audit
 
@@ -199,16 +201,12 @@ DUPLICATE_REASON = N_("Already received (same Message-ID as message {id})")
 DUPLICATE_RAW_REASON = N_("Already received (identical to message {id})")
 
 
-def record_headers(message: InboundMessage, raw: bytes) -> None:
+def record_headers(message: InboundMessage, raw: bytes | ReceivedEmail) -> None:
     """Note the upstream Authentication-Results and the envelope sender (Return-Path) on the message."""
-    from email import policy
-    from email.parser import BytesHeaderParser
-
     from core.mail.authresults import authentication_results
-    from core.mail.parsed import header_block
 
     try:
-        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(header_block(raw[: 256 * 1024]))
+        headers = ReceivedEmail.of(raw).headers
     except Exception:  # the header block is beyond reading: nothing to note
         return
     message.auth_results = authentication_results(headers)  # type: ignore[attr-defined]
@@ -219,37 +217,18 @@ def record_headers(message: InboundMessage, raw: bytes) -> None:
 
 
 def earlier_copy(session: Session, message: InboundMessage) -> tuple[InboundMessage, str] | None:
-    """The first message of the same tenant that this one repeats, with the reason to show; None if new.
-
-    A repeat is either byte-identical (an SMTP retry after a lost reply, an IMAP re-import) or carries
-    the same Message-ID *and* the same From (the same mail arriving by two routes, e.g. forwarded and
-    fetched from a mailbox: the Received headers differ, the Message-ID does not). Requiring the same
-    From keeps apart the rare mailers that reuse one Message-ID for different mail. Earlier copies that
-    failed are not counted, so a retry of a failed delivery is processed. Lowest id wins, so re-running
-    the job gives the same answer, and the original itself is never a repeat of its copies.
-    """
-    base = select(InboundMessage).where(
-        InboundMessage.tenant_id == message.tenant_id,
-        InboundMessage.id < message.id,
-        InboundMessage.status != MessageStatus.FAILED.value,
-    )
-    same_raw = session.scalars(
-        base.where(InboundMessage.raw_sha256 == message.raw_sha256).order_by(InboundMessage.id).limit(1)
-    ).first()
-    same_id = None
-    if message.message_id_header:
-        same_id = session.scalars(
-            base.where(InboundMessage.message_id_header == message.message_id_header,
-                       InboundMessage.sender == message.sender).order_by(InboundMessage.id).limit(1)
-        ).first()
-    if same_id is not None and (same_raw is None or same_id.id <= same_raw.id):
-        return same_id, DUPLICATE_REASON.format(id=same_id.id)
-    if same_raw is not None:
-        return same_raw, DUPLICATE_RAW_REASON.format(id=same_raw.id)
-    return None
+    """The first message of the same tenant that this one repeats (``intake.earlier_copy``: the one rule
+    for every transport), with the reason to show; None if new."""
+    found = intake.earlier_copy(session, message.tenant_id, raw_sha256=message.raw_sha256,
+                                message_id_header=message.message_id_header, sender=message.sender,
+                                before_id=message.id)
+    if found is None:
+        return None
+    copy, same_bytes = found
+    return copy, (DUPLICATE_RAW_REASON if same_bytes else DUPLICATE_REASON).format(id=copy.id)
 
 
-def screen(session: Session, message: InboundMessage, raw: bytes) -> tuple[MessageStatus, str] | None:
+def screen(session: Session, message: InboundMessage, raw: bytes | ReceivedEmail) -> tuple[MessageStatus, str] | None:
     """Record the headers, then say whether the message stops here: a repeat (``ignored``) or a sender
     who is not allowed (``quarantined``); None lets it be unpacked."""
     record_headers(message, raw)

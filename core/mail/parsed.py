@@ -1,18 +1,24 @@
-"""Reading an email once: several services look at the same raw message in one ingest job (bank statements,
-attachments, forwarding confirmations), and the standard library's parser is most of their cost (~5 ms for a
-275 kB email, measured; more than the rest of the job's Python work together apart from the extraction).
+"""Reading an email once: several services look at the same raw message in one ingest job (sender
+authentication, forwarding confirmations, sender control, bank statements, attachments), and the standard
+library's parser is most of their cost (~5 ms for a 275 kB email, measured; more than the rest of the job's
+Python work together apart from the extraction).
+
+The ingest job builds one ``ReceivedEmail`` and passes it to each of them: its header block (one cap,
+``MAX_HEADER_BYTES``) is cut once, its MIME tree parsed on first use (bounded by ``MAX_PARTS``) and kept
+for the others. Nothing is cached behind the callers' backs: the object lives as long as the job holds it.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from email import policy
 from email.feedparser import BytesFeedParser
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
 
 _BLANK_LINE = re.compile(rb"\n\r?\n")
-_last = threading.local()  # (raw, message) of this thread's last parse
+# Header bytes read of a message: more is a malformed or hostile message (real headers are a few kB).
+MAX_HEADER_BYTES = 256 * 1024
 
 
 # MIME parts (the message itself included) the parser builds before it gives up. Each costs the stdlib
@@ -44,28 +50,55 @@ class _BoundedParser(BytesFeedParser):
 
 
 def parse(raw: bytes, max_parts: int = MAX_PARTS) -> EmailMessage:
-    """``BytesParser(policy=policy.default).parsebytes(raw)``, parsed once for the same bytes object.
-
-    Raises ``TooManyParts`` as soon as the ``max_parts``-th part would be built. The message is shared
-    between the callers of one job: read it, never change it. One message per thread is kept until the
-    next parse or ``forget()`` (the worker calls it after each job).
-    """
-    cached = getattr(_last, "value", None)
-    if cached is not None and cached[0] is raw:
-        return cached[1]
+    """``BytesParser(policy=policy.default).parsebytes(raw)``, bounded: raises ``TooManyParts`` as soon as
+    the ``max_parts``-th part would be built."""
     parser = _BoundedParser(max_parts)
     view = memoryview(raw)
     for start in range(0, len(raw), _CHUNK):  # in chunks: what follows the limit is never even split
         parser.feed(bytes(view[start : start + _CHUNK]))
     message = parser.close()
     assert isinstance(message, EmailMessage)  # policy.default builds EmailMessage
-    _last.value = (raw, message)
     return message
 
 
-def forget() -> None:
-    """Drop this thread's kept message (its memory is the email's size, twice)."""
-    _last.value = None
+class ReceivedEmail:
+    """One received e-mail as the ingest job's consumers read it: the raw bytes, the header block, and the
+    MIME tree on demand (parsed once, then shared: read it, never change it)."""
+
+    __slots__ = ("raw", "max_parts", "_header_block", "_headers", "_message")
+
+    def __init__(self, raw: bytes, max_parts: int = MAX_PARTS) -> None:
+        self.raw, self.max_parts = raw, max_parts
+        self._header_block: bytes | None = None
+        self._headers: Message | None = None
+        self._message: EmailMessage | None = None
+
+    @classmethod
+    def of(cls, email: bytes | ReceivedEmail) -> ReceivedEmail:
+        """The given one, or a new one around raw bytes (a caller outside an ingest job)."""
+        return email if isinstance(email, ReceivedEmail) else cls(email)
+
+    @property
+    def header_block(self) -> bytes:
+        """The headers' bytes (up to ``MAX_HEADER_BYTES``), without the body."""
+        if self._header_block is None:
+            self._header_block = header_block(self.raw[:MAX_HEADER_BYTES])
+        return self._header_block
+
+    @property
+    def headers(self) -> Message:
+        """The header block parsed as sent (``compat32``: values undecoded, nothing normalised), which is
+        what sender authentication, routing and sender control compare."""
+        if self._headers is None:
+            self._headers = BytesHeaderParser(policy=policy.compat32).parsebytes(self.header_block)
+        return self._headers
+
+    @property
+    def message(self) -> EmailMessage:
+        """The MIME tree (``policy.default``); raises ``TooManyParts``, each time it is asked again."""
+        if self._message is None:
+            self._message = parse(self.raw, self.max_parts)
+        return self._message
 
 
 def header_block(raw: bytes) -> bytes:

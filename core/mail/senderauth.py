@@ -17,15 +17,12 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import logging
-import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from email import policy
 from email.message import Message
-from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from typing import Any
 
@@ -35,8 +32,9 @@ import dns.nameserver
 import dns.resolver
 import spf
 
+from core.config import env
 from core.mail.authresults import MAX_HEADERS, parse_header
-from core.mail.parsed import header_block
+from core.mail.parsed import ReceivedEmail
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +45,6 @@ DNS_ENV = "SENDER_AUTH_DNS"  # "system" (default), "off" (every lookup a temperr
 TRUSTED_RELAYS_ENV = "TRUSTED_RELAYS"  # IPs/CIDRs of MTAs in front of us whose Authentication-Results count
 DEFAULT_BUDGET = 2.0
 MAX_SIGNATURES = 5  # DKIM signatures verified per message; more is an attack on our CPU, not mail
-MAX_HEADER_BYTES = 256 * 1024
 RESULTS = ("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy")
 POLICIES = ("none", "quarantine", "reject")
 
@@ -147,7 +144,7 @@ def default_lookup() -> Lookup:
     global _default
     with _default_lock:
         if _default is None:
-            setting = os.environ.get(DNS_ENV, "system").strip().lower()
+            setting = (env(DNS_ENV) or "system").strip().lower()
             if setting == "off":
                 _default = _off
             elif setting in ("", "system"):
@@ -179,7 +176,7 @@ class Budget:
 
 def budget_seconds() -> float:
     try:
-        return max(0.1, float(os.environ.get(DNS_BUDGET_ENV, DEFAULT_BUDGET)))
+        return max(0.1, float(env(DNS_BUDGET_ENV) or DEFAULT_BUDGET))
     except ValueError:
         return DEFAULT_BUDGET
 
@@ -227,9 +224,9 @@ def _domain_in(domain: str, wanted: tuple[str, ...]) -> bool:
     return any(domain == w or domain.endswith("." + w) for w in wanted)
 
 
-def _headers(raw: bytes) -> Message:
-    """The header block only: the email parser would otherwise read the whole body as well."""
-    return BytesHeaderParser(policy=policy.compat32).parsebytes(header_block(raw[:MAX_HEADER_BYTES]))
+def _headers(email: bytes | ReceivedEmail) -> Message:
+    """The header block only (``ReceivedEmail.headers``): the parser would otherwise read the whole body."""
+    return ReceivedEmail.of(email).headers
 
 
 def from_domain(headers: Message) -> str | None:
@@ -260,7 +257,7 @@ def parse_networks(value: str | None) -> tuple[ipaddress.IPv4Network | ipaddress
 
 def trusted_relay(peer: str | None, networks: Iterable[Any] | None = None) -> bool:
     """True when ``peer`` is one of the MTAs declared in ``TRUSTED_RELAYS``."""
-    nets = tuple(networks) if networks is not None else parse_networks(os.environ.get(TRUSTED_RELAYS_ENV))
+    nets = tuple(networks) if networks is not None else parse_networks(env(TRUSTED_RELAYS_ENV))
     if not peer or not nets:
         return False
     try:
@@ -441,7 +438,7 @@ def check_dmarc(verdicts: Verdicts, author: str | None, budget: Budget) -> None:
 
 
 def evaluate(
-    raw: bytes,
+    raw: bytes | ReceivedEmail,
     *,
     ip: str | None,
     mail_from: str | None,
@@ -458,7 +455,8 @@ def evaluate(
         headers = _headers(raw)
     except Exception:
         headers = Message()
-    verdicts.signatures = check_dkim(raw, dns_budget, headers) if headers.get("DKIM-Signature") else []
+    raw_bytes = ReceivedEmail.of(raw).raw
+    verdicts.signatures = check_dkim(raw_bytes, dns_budget, headers) if headers.get("DKIM-Signature") else []
     verdicts.dkim = _best(sig["result"] for sig in verdicts.signatures)
     verdicts.dkim_domains = sorted({sig["d"] for sig in verdicts.signatures if sig["result"] == "pass" and sig["d"]})
     check_dmarc(verdicts, from_domain(headers), dns_budget)
@@ -473,7 +471,7 @@ _UPSTREAM_POLICY = re.compile(r"\bdmarc\s*=\s*\w+[^;]*?\b(?:p|policy\.dmarc)\s*=
                               re.IGNORECASE)
 
 
-def from_upstream(raw: bytes, trusted_ids: Iterable[str] | None) -> Verdicts | None:
+def from_upstream(raw: bytes | ReceivedEmail, trusted_ids: Iterable[str] | None) -> Verdicts | None:
     """The verdicts of the topmost ``Authentication-Results`` whose authserv-id is trusted.
 
     ``trusted_ids`` None: the topmost header, whoever wrote it (only for a relay declared trusted by IP,

@@ -83,10 +83,12 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def unpack(raw: bytes, *, max_parts: int = MAX_PARTS, max_total_bytes: int = MAX_TOTAL_BYTES) -> Unpacked:
+def unpack(raw: bytes | parsed.ReceivedEmail, *, max_parts: int = MAX_PARTS,
+           max_total_bytes: int = MAX_TOTAL_BYTES) -> Unpacked:
     """The PDF and image files of ``raw``, in message order, with a reason when something was left out."""
+    email = parsed.ReceivedEmail.of(raw)  # max_parts bounds what is examined below, not the parse
     try:
-        message = parsed.parse(raw)  # the bank statement import parsed the same email just before
+        message = email.message  # the bank statement import read the same tree just before
     except Exception as exc:  # the parser is lenient; this is the last line of defence
         logger.warning("unparseable message: %s", type(exc).__name__)
         return Unpacked([], f"The email could not be read ({type(exc).__name__}).")

@@ -9,7 +9,6 @@ A relay that refuses or cannot be reached never fails the action that sent the m
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from core.config import env
 from core.models import utcnow
-from core.tenancy.people_models import OutboxMessage
+from core.outbound.models import OutboxMessage
 
 RELAY_TIMEOUT = 15.0  # seconds: a request waits at most this for the relay
 KEPT, SENT, FAILED = "kept", "sent", "failed"
@@ -77,7 +77,7 @@ def build_message(sender: str, recipient: str, subject: str, body: str) -> Email
 def deliver(relay: Relay, message: EmailMessage, tls_context: ssl.SSLContext | None = None) -> None:
     """Hand the message to the relay; smtplib/OSError when it cannot be done. The relay's certificate is
     verified (the system's CAs, or ``MAIL_RELAY_CA_FILE`` for a private CA)."""
-    context = tls_context or ssl.create_default_context(cafile=os.environ.get("MAIL_RELAY_CA_FILE") or None)
+    context = tls_context or ssl.create_default_context(cafile=env("MAIL_RELAY_CA_FILE") or None)
     client: smtplib.SMTP
     if relay.implicit_tls:
         client = smtplib.SMTP_SSL(relay.host, relay.port, timeout=RELAY_TIMEOUT, context=context)

@@ -2,8 +2,8 @@
 
 - ``invoices``: balances per client, expected cash movements, an invoice's lifecycle (attach, delete).
 - ``clients``: which existing client an extracted invoice is for.
-- ``summaries`` and ``summary_models``: maintained per-client and per-day totals, kept equal to the invoices
-  by a flush listener that importing this package registers.
+- ``summaries``: maintained per-client and per-day totals (tables in ``core.models_summaries``), kept equal
+  to the invoices by a flush listener that importing this package registers.
 - ``analytics``: amount due, overdue, ageing, DSO, expected cash-in.
 """
 

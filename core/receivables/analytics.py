@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.i18n import N_
+from core.models_summaries import ClientSummary, ReceivableDay
 from core.receivables import summaries
 from core.receivables.invoices import to_money
-from core.receivables.summary_models import ClientSummary, ReceivableDay
 from core.tenancy import access
 from core.tenancy.access import Viewer
 

@@ -13,8 +13,6 @@ Nothing matches: the extracted name is kept and noted as a new client (created a
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,15 +23,11 @@ from sqlalchemy.orm import Session
 
 from core.extraction.identifiers import normalize_vat_id
 from core.models import Client
+from core.receivables.names import normalize_name
 from core.receivables.ourselves import keep_ourselves_out
 
 FUZZY_THRESHOLD = 88.0
 MAX_CLIENTS = 50_000  # names compared per document; beyond this only VAT ids and exact names count
-_LEGAL_FORMS = re.compile(
-    r"\b(?:sarl|sas|sasu|sa|eurl|sci|snc|scop|gie|ltd|limited|llc|llp|inc|plc|gmbh|mbh|ag|kg|ohg|ug|e\.?k|bv|nv"
-    r"|srl|spa|sl|oy|ab|as|corp|corporation|co|company|cie|et cie|& co)\b\.?"
-)
-
 
 @dataclass(frozen=True)
 class ClientMatch:
@@ -41,16 +35,6 @@ class ClientMatch:
     name: str
     method: str  # "vat_id", "name", "fuzzy"
     score: float  # 100 for vat_id and name
-
-
-def normalize_name(name: str) -> str:
-    """Lower case, no accents, no legal form, no punctuation: "ACME S.A.S." and "Acme SAS" compare equal."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    text = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    text = re.sub(r"(?<=\b\w)\.(?=\w\b)", "", text)  # "s.a.s" -> "sas"
-    text = re.sub(r"(?<=\b\w)\.(?=\w\.)", "", text)
-    text = _LEGAL_FORMS.sub(" ", text.replace(".", " "))
-    return " ".join(re.sub(r"[^\w&]+", " ", text).split())
 
 
 def match_client(session: Session, tenant_id: int, name: str | None, vat_ids: Iterable[str] = ()) -> ClientMatch | None:

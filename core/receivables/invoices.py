@@ -1,7 +1,7 @@
 """Receivables: what each client owes, the expected cash movements, and the invoice's own lifecycle
 (attach a file, delete the invoice).
 
-Balances are read from the maintained summaries (``core.receivables.summary_models``): one row per client and
+Balances are read from the maintained summaries (``core.models_summaries``): one row per client and
 currency, kept equal to the invoices in the same transaction as every change by a flush listener
 (``core.receivables.summaries``), whoever makes it (bank reconciliation marks invoices paid without
 knowing about this module). What depends on today's date ("overdue") is not stored as a flag: it is the
@@ -17,10 +17,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, Select, and_, case, cast, delete, func, or_, select
+from sqlalchemy import Float, Select, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound, ServiceError
+from core.files.records import store_file
 from core.i18n import N_
 from core.models import (
     CashDirection,
@@ -29,16 +30,15 @@ from core.models import (
     Client,
     DocType,
     Document,
-    DocumentStatus,
     Invoice,
     InvoiceFile,
     InvoiceStatus,
-    Match,
     StoredFile,
+    User,
 )
+from core.models_summaries import ClientSummary, ReceivableDay
 from core.receivables import summaries
-from core.receivables.summary_models import ClientSummary, ReceivableDay
-from core.tenancy import access
+from core.tenancy import access, audit
 from core.tenancy.access import Viewer
 
 CENT = Decimal("0.01")
@@ -281,61 +281,6 @@ def cash_movements(session: Session, tenant_id: int, invoice_id: int) -> list[Ca
 # The invoice's lifecycle ---------------------------------------------------------------------
 
 
-def delete_invoice(session: Session, viewer: Viewer, invoice_id: int, reason: str) -> list[int]:
-    """Delete a validated invoice (admin only): its cash movements and attachment links go, the
-    documents that made it go back to *discarded* with the reason, and every file stays stored.
-    Returns the ids of those documents."""
-    access.require_admin(viewer)
-    invoice = session.get(Invoice, invoice_id)
-    if invoice is None or invoice.tenant_id != viewer.tenant_id:
-        raise NotFound("no such invoice")
-    if invoice.status != InvoiceStatus.OPEN.value or (invoice.amount_paid or 0) > 0:
-        # Payments matched by bank reconciliation point at it: undo those matches first, so that no
-        # bank transaction is left reconciled against nothing.
-        raise ServiceError(N_("a payment is recorded on this invoice: undo its payment matches before deleting it"))
-    reason = " ".join((reason or "").split())[:500]
-    if not reason:
-        raise ServiceError(N_("say why the invoice is deleted (the reason is kept on its documents)"))
-    note = f"Invoice {invoice.number} deleted: {reason}"
-    touched = list(
-        session.scalars(
-            select(Document).where(
-                Document.tenant_id == viewer.tenant_id,
-                or_(Document.invoice_id == invoice.id, Document.duplicate_of_id == invoice.id,
-                    Document.id == invoice.document_id),
-            )
-        )
-    )
-    for doc in touched:
-        if doc.invoice_id == invoice.id or doc.id == invoice.document_id:
-            doc.status, doc.reason, doc.invoice_id = DocumentStatus.DISCARDED.value, note, None
-        if doc.duplicate_of_id == invoice.id:
-            doc.duplicate_of_id = None
-            if doc.status == DocumentStatus.DUPLICATE.value:  # nothing to be a duplicate of any more
-                doc.status, doc.reason = DocumentStatus.PENDING.value, None
-    invoice.document_id = None
-    # Bank matches still pointing at it can only be suggestions or undone ones (an applied one leaves a
-    # payment): they go with it, and their transactions' statuses are worked out again below.
-    stale = list(session.scalars(select(Match).where(Match.tenant_id == viewer.tenant_id,
-                                                     Match.invoice_id == invoice.id)))
-    for match in stale:
-        session.delete(match)
-    session.flush()
-    session.execute(delete(InvoiceFile).where(InvoiceFile.invoice_id == invoice.id))
-    session.expire(invoice, ["attachments", "matches"])
-    session.delete(invoice)
-    # The summaries listener reads the invoice's cash movements as they were before this flush: they go
-    # with the invoice (ON DELETE CASCADE), not before it in a bulk statement the listener cannot see.
-    session.flush()
-    session.execute(delete(CashMovement).where(CashMovement.invoice_id == invoice_id))
-    if stale:
-        from core.banking.reconciliation import refresh_transaction
-
-        for transaction_id in sorted({m.transaction_id for m in stale}):
-            refresh_transaction(session, viewer.tenant_id, transaction_id)
-    return [doc.id for doc in touched]
-
-
 def sniff_content_type(data: bytes) -> str:
     """The type from the bytes themselves (the browser's claim is not trusted)."""
     if data.startswith(b"%PDF-"):
@@ -353,10 +298,10 @@ def sniff_content_type(data: bytes) -> str:
     return "application/octet-stream"
 
 
-def attach_file(session: Session, storage: Any, viewer: Viewer, invoice_id: int, data: bytes) -> StoredFile:
-    """Attach a file to an existing invoice as is: no extraction, no review. Idempotent per content."""
-    from core.documents.processing import store_file
-
+def attach_file(session: Session, storage: Any, viewer: Viewer, invoice_id: int, data: bytes, *,
+                actor: User | None = None, ip: str | None = None) -> StoredFile:
+    """Attach a file to an existing invoice as is: no extraction, no review. Idempotent per content;
+    written to the audit trail (who, which file)."""
     invoice = session.get(Invoice, invoice_id)
     if invoice is None:
         raise NotFound("no such invoice")
@@ -367,6 +312,8 @@ def attach_file(session: Session, storage: Any, viewer: Viewer, invoice_id: int,
         raise ServiceError(f"the file is larger than {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB")
     stored = store_file(session, storage, viewer.tenant_id, data, sniff_content_type(data))
     attach_stored(session, invoice, stored)
+    audit.record(session, viewer.tenant_id, "invoice.attach_file", actor=actor, target=f"invoice:{invoice_id}",
+                 detail={"file_id": stored.id, "size": stored.size}, ip=ip)
     return stored
 
 

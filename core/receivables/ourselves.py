@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.extraction.identifiers import normalize_vat_id
 from core.models import Tenant
+from core.receivables.names import normalize_name
 
 OUR_THRESHOLD = 88.0  # as ``clients.FUZZY_THRESHOLD``: a name this close to ours is ours
 SWAPPED_CONFIDENCE = 0.5  # the parties were read the wrong way round: both are shown for a check
@@ -30,7 +31,6 @@ SWAPPED_NOTE = ("\u201c{ours}\u201d was read as the client but is your own compa
 
 def is_ourselves(tenant: Tenant, name: str | None) -> bool:
     """``name`` is the tenant's legal name, as printed or read slightly wrong."""
-    from core.receivables.clients import normalize_name  # clients imports this module
 
     if not name or not tenant.legal_name:
         return False

@@ -1,4 +1,4 @@
-"""Keep the receivables summaries (``core.receivables.summary_models``) equal to the invoices and cash movements.
+"""Keep the receivables summaries (``core.models_summaries``) equal to the invoices and cash movements.
 
 One function changes them: ``record_changes`` adds "what the touched invoices contribute now" minus
 "what they contributed before" (``rebuild`` only replaces a tenant's rows wholesale). A session listener
@@ -10,7 +10,7 @@ are applied as ``x = x + delta`` upserts, which commute, so two transactions tou
 not lose each other's changes.
 
 Changes made with Core bulk statements on ``invoices`` or ``cash_movements`` bypass the listener: the
-application makes none (``receivables.delete_invoice`` deletes through the ORM first), and
+application makes none (``core.documents.invoice_edits.delete_invoice`` deletes through the ORM first), and
 ``rebuild`` (``inbox summaries rebuild``) recomputes everything from the source rows for repairs.
 
 What a row contributes mirrors the on-read queries these tables replaced; those are kept as the reference
@@ -47,7 +47,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from core.models import CashDirection, CashKind, CashMovement, DocType, Invoice, InvoiceStatus, UTCDateTime, utcnow
-from core.receivables.summary_models import ClientSummary, ReceivableDay
+from core.models_summaries import ClientSummary, ReceivableDay
 
 # Value columns of ClientSummary, in the order of the vectors below.
 FIELDS = ("invoice_count", "due_cents", "open_count", "undated_cents", "credit_cents", "paid_count",

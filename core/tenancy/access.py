@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFound, ServiceError
 from core.i18n import N_
-from core.inbound.verification_mail import redact_codes
+from core.mail.verification import redact_codes
 from core.models import (
     BankTransaction,
     Client,

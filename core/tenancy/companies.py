@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from core.documents.review import REVIEW_STATUSES
 from core.errors import ValidationFailed
 from core.i18n import N_
 from core.models import (
+    REVIEW_STATUSES,
     BankTransaction,
     Direction,
     DocType,

@@ -20,8 +20,9 @@ from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
 from core.models import Membership, Role, Tenant, User, utcnow
 from core.outbound import mail
+from core.outbound.models import OutboxMessage
 from core.tenancy import accounts, audit
-from core.tenancy.people_models import Invitation, OutboxMessage
+from core.tenancy.people_models import Invitation
 from core.tenancy.tokens import hash_link_token, new_link_token, plausible
 
 INVITATION_DAYS = 7

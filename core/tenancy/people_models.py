@@ -60,26 +60,3 @@ class SecondFactor(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The last time step accepted: a code is accepted once (a code seen over a shoulder cannot be replayed).
     last_step: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class OutboxMessage(Base):
-    """A message the application sent or, with no relay configured, only kept here to be read.
-
-    ``tenant_id`` is the company whose admins may read it on the Outbox page (invitations); None for mail
-    no admin may read (password resets: a link to someone else's account), shown by ``inbox outbox``.
-    """
-
-    __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_tenant_created", "tenant_id", "created_at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    recipient: Mapped[str] = mapped_column(String(254))
-    subject: Mapped[str] = mapped_column(String(300))
-    body: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(32))  # invitation | password_reset | ...
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # "kept" (no relay: read it here), "sent" (the relay accepted it) or "failed" (``error`` says why).
-    state: Mapped[str] = mapped_column(String(16), default="kept")
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    error: Mapped[str | None] = mapped_column(Text)

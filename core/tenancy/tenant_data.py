@@ -29,8 +29,8 @@ from typing import IO, Any
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
+import core.models_summaries  # noqa: F401
 import core.models_templates  # noqa: F401 - their tables belong to tenants too
-import core.receivables.summary_models  # noqa: F401
 from core.files.storage import FileStorage
 from core.models import Base, InboundMessage, Membership, MessageStatus, StoredFile, Tenant, User, utcnow
 

@@ -16,7 +16,7 @@ from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import json_object
 from dashboard.api.spec import operation, ref
-from dashboard.app import settings
+from dashboard.context import settings
 
 
 def _listing(tenant_id: int) -> dict[str, object]:

@@ -14,7 +14,7 @@ from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import json_object
 from dashboard.api.spec import items_of, operation, ref
-from dashboard.app import settings, storage
+from dashboard.context import settings, storage
 
 
 @bp.post("/invoices/assign")
@@ -26,7 +26,7 @@ from dashboard.app import settings, storage
            body_type="multipart/form-data", body_required=True, ok={200: items_of(ref("AssignProposal"))},
            errors=(400, 413, 429))
 def assign_files() -> Response:
-    from dashboard.blueprints.invoices import uploaded_files
+    from dashboard.handoff import uploaded_files
 
     session = dbs()
     try:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from flask import Response, g, request
 
+from core.inbound import support
 from core.models import Role, User
-from core.tenancy import access, accounts, support
+from core.tenancy import access, accounts
 from core.tenancy.access import Viewer
 from dashboard.api.base import bp, dbs, json_error
 

@@ -28,7 +28,7 @@ def list_failed() -> Response:
 @bp.post("/failed/retry")
 @operation("Failed imports", "Retry every failed message and document", ok={202: ref("Retried")})
 def retry_failed() -> tuple[Response, int]:
-    from dashboard.blueprints.imports import enqueue_retried
+    from dashboard.handoff import enqueue_retried
 
     session = dbs()
     message_ids, document_ids = deadletter.retry_all(session, caller().tenant_id)

@@ -14,13 +14,13 @@ from flask import Response, jsonify, request
 from core.documents import review as docs
 from core.errors import NotFound
 from core.inbound import forwarding as fwd
+from core.inbound import support
 from core.models import Role, Tenant, User
-from core.tenancy import support
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import page_params
 from dashboard.api.spec import PAGE_QUERY, operation, page_of, query
-from dashboard.app import settings
+from dashboard.context import settings
 
 
 def _target_tenant() -> tuple[Tenant, Role]:

@@ -23,7 +23,7 @@ from dashboard.api.params import json_object
 from dashboard.api.serializers import iso
 from dashboard.api.spec import PAGE_QUERY, items_of, operation, page_of, ref
 from dashboard.api.views import ID, paginated
-from dashboard.app import settings
+from dashboard.context import settings
 from dashboard.outbound import link_to, mail_config
 from dashboard.viewer import today
 

@@ -36,8 +36,8 @@ def source_groups(source_id: int) -> Response:
                "type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}}}}},
            body_required=True, ok={202: ref("SourceGroups")}, errors=(400, 409, 422))
 def regroup_source(source_id: int) -> tuple[Response, int]:
-    from dashboard.app import storage
-    from dashboard.blueprints.splitting import queue_reading
+    from dashboard.context import storage
+    from dashboard.handoff import queue_reading
 
     who = caller()
     splitting.get_source(dbs(), who.tenant_id, source_id)  # 404 before the body is looked at

@@ -26,7 +26,7 @@ from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import json_object
 from dashboard.api.spec import items_of, operation, ref
-from dashboard.app import storage
+from dashboard.context import storage
 
 ID = "int(min=1, max=2147483647)"
 

@@ -34,7 +34,7 @@ def _message_with_documents(message_id: int) -> dict[str, object]:
            body_type="multipart/form-data", body_required=True, ok={202: ref("MessageProgress")},
            errors=(400, 413, 422))
 def create_upload() -> tuple[Response, int]:
-    from dashboard.blueprints.imports import accept_upload, request_files
+    from dashboard.handoff import accept_upload, request_files
 
     who = caller()
     user = dbs().get(User, who.user_id)
@@ -53,7 +53,7 @@ def get_message(message_id: int) -> Response:
 @operation("Messages", "Read a message again from its stored original",
            ok={202: ref("MessageProgress")}, errors=(409, 422))
 def reprocess_message(message_id: int) -> tuple[Response, int]:
-    from dashboard.blueprints.imports import enqueue_message
+    from dashboard.handoff import enqueue_message
 
     message = uploads.reprocess_message(dbs(), caller().tenant_id, message_id)
     dbs().commit()
@@ -65,7 +65,7 @@ def reprocess_message(message_id: int) -> tuple[Response, int]:
 @operation("Documents", "Read a document again from its stored file",
            ok={202: ref("Document")}, errors=(409, 422, 503))
 def reprocess_document(document_id: int) -> tuple[Response, int]:
-    from dashboard.blueprints.imports import enqueue_reading
+    from dashboard.handoff import enqueue_reading
 
     doc = uploads.reprocess_document(dbs(), caller().tenant_id, document_id)
     dbs().commit()

@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from core.documents import invoice_edits
 from core.documents import review as documents
 from core.errors import NotFound
+from core.inbound import intake
 from core.models import (
     DocType,
     Document,
@@ -30,7 +31,7 @@ from dashboard.api.download import attachment
 from dashboard.api.params import INPUT_FIELDS, enum_param, field_input, json_object, page_params
 from dashboard.api.serializers import INVOICE_JSON_LOAD, document_json, invoice_json, message_json, tenant_json
 from dashboard.api.spec import PAGE_QUERY, enum_query, operation, page_of, ref
-from dashboard.app import settings, storage
+from dashboard.context import settings, storage
 
 # Ids beyond a 32-bit integer column cannot exist; refusing them in routing avoids driver overflows.
 ID = "int(min=1, max=2147483647)"
@@ -69,7 +70,7 @@ def get_tenant() -> Response:
            query=(*PAGE_QUERY, enum_query("status", MessageStatus, "Only the messages in this status.")),
            ok={200: page_of("Message")}, errors=(400,))
 def list_messages() -> Response:
-    stmt = documents.messages_query(caller().tenant_id, enum_param("status", MessageStatus))
+    stmt = intake.messages_query(caller().tenant_id, enum_param("status", MessageStatus))
     viewer = api_viewer()
     return paginated(stmt.options(selectinload(InboundMessage.documents)),
                      lambda message: message_json(message, access.shown_subject(viewer, message.subject)))
@@ -122,7 +123,7 @@ def validate_document(document_id: int) -> Response:
         )
         response.status_code = 409
         return response
-    from dashboard.blueprints.imports import enqueue_rematch_invoice
+    from dashboard.handoff import enqueue_rematch_invoice
 
     enqueue_rematch_invoice(result.id)
     return jsonify(invoice_json(result))

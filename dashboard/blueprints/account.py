@@ -20,8 +20,8 @@ from werkzeug.wrappers import Response
 from core.errors import ServiceError, ValidationFailed
 from core.models import User
 from core.tenancy import accounts, companies, invitations, passwords, twofactor
-from dashboard.app import settings
-from dashboard.blueprints.auth import LoginThrottle, WebUser, clear_session, throttle
+from dashboard.blueprints.auth import PENDING_2FA, LoginThrottle, WebUser, clear_session, throttle
+from dashboard.context import settings
 from dashboard.extensions import db
 from dashboard.i18n import translate
 from dashboard.outbound import link_to, mail_config, secret_box, translated
@@ -40,7 +40,6 @@ def _header_context() -> None:
         if member is not None:
             g.membership, g.tenant = member, member.tenant
 
-PENDING_2FA = "pending_2fa"  # session key: the user whose password was right, waiting for their code
 PENDING_2FA_SECONDS = 300
 SETUP_KEY = "totp_setup"  # session key: the secret shown on the set-up page until confirmed
 
@@ -159,14 +158,6 @@ def reset_password() -> Any:
 
 
 # Login, second step ----------------------------------------------------------------------------
-
-
-def begin_second_step(user: User, target: str | None) -> Response:
-    """Called by the login view when the password was right and the person has two-factor on."""
-    clear_session()
-    session[PENDING_2FA] = {"user_id": user.id, "next": target if is_local_url(target) else None,
-                            "at": time.time()}
-    return redirect(url_for("account.login_code"))
 
 
 @bp.route("/login/code", methods=["GET", "POST"])

@@ -18,14 +18,17 @@ from core.models import User
 from core.tenancy import accounts, twofactor
 from dashboard.extensions import db, login_manager
 from dashboard.i18n import LOCALE_KEY, N_, valid_locale
+from dashboard.viewer import shown_subject
 from dashboard.web import init_web, is_local_url, select_tenant
 
 bp = Blueprint("auth", __name__)
+PENDING_2FA = "pending_2fa"  # session key: the user whose password was right, waiting for their code
 
 
 @bp.record_once
 def _wire(state: BlueprintSetupState) -> None:
     init_web(state.app)  # security headers, filters and error pages for the whole HTML side
+    state.app.add_template_filter(shown_subject, "subject")  # needs the viewer, which builds on dashboard.web
 
 
 # Flask-Login ---------------------------------------------------------------------------------
@@ -183,13 +186,19 @@ def login() -> Any:
         user.locale = chosen  # the language picked on the login page becomes the person's own
     db.session.commit()  # authenticate() may have upgraded the password hash
     if twofactor.enabled(db.session, user.id):  # the password was right: now the code (issue 17)
-        from dashboard.blueprints.account import begin_second_step
-
         return begin_second_step(user, target)
     _clear_session()  # nothing from before the login survives it (but the language)
     login_user(WebUser(user))
     select_tenant(user.memberships[0].tenant_id)
     return redirect(_after_login_url(target))
+
+
+def begin_second_step(user: User, target: str | None) -> Response:
+    """Called by the login view when the password was right and the person has two-factor on."""
+    clear_session()
+    session[PENDING_2FA] = {"user_id": user.id, "next": target if is_local_url(target) else None,
+                            "at": time.time()}
+    return redirect(url_for("account.login_code"))
 
 
 def _clear_session() -> None:
@@ -204,7 +213,7 @@ clear_session = _clear_session  # also used by the account views (invitations, r
 
 
 def _signup_enabled() -> bool:
-    from dashboard.app import settings
+    from dashboard.context import settings
 
     return settings().signup_enabled
 

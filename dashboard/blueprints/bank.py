@@ -16,14 +16,14 @@ from werkzeug.wrappers import Response
 from core.banking import reconciliation
 from core.banking import transactions as bank
 from core.banking.reconcile.csvexport import to_csv
-from core.errors import NotFound, ServiceError, ValidationFailed
+from core.errors import NotFound, ServiceError
 from core.models import BankTransaction, Match, MatchState, TransactionStatus
 from core.tenancy import access
 from dashboard.api.download import attachment
 from dashboard.extensions import db
-from dashboard.i18n import N_, translate
+from dashboard.i18n import N_
 from dashboard.viewer import current_viewer
-from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
+from dashboard.web import flash_refusal, not_found_for, paginated, tenant_id, tenant_required
 
 T = TypeVar("T")
 
@@ -57,20 +57,12 @@ def _attempt(action: Callable[[], T], done: str | None = None) -> T | None:
         raise
     except ServiceError as exc:
         db.session.rollback()
-        _fail(exc)
+        flash_refusal(exc)
         return None
     db.session.commit()
     if done:
         flash(done, "info")
     return result
-
-
-def _fail(exc: ServiceError) -> None:
-    if isinstance(exc, ValidationFailed):
-        for field, message in exc.errors.items():
-            flash(f"{translate(field)}: {translate(message)}", "error")
-    else:
-        flash(translate(str(exc)), "error")
 
 
 def _visible_transaction(transaction_id: int) -> BankTransaction:
@@ -118,8 +110,8 @@ def upload() -> Response:
         result = bank.import_statement(db.session, tenant_id(), data, file.filename, account_id)
     except ServiceError as exc:
         db.session.rollback()
-        _fail(exc)
-        if account_id is not None and "CSV layout" in str(exc):
+        flash_refusal(exc)
+        if account_id is not None and isinstance(exc, bank.UnreadableStatement) and exc.needs_csv_mapping:
             flash(_("Describe this bank's CSV columns once below; the mapping is saved for the account."), "info")
             return redirect(url_for(".account", account_id=account_id))
         return redirect(url_for(".index"))
@@ -153,7 +145,7 @@ def account(account_id: int) -> Any:
             flash(_("CSV mapping saved: upload this bank's exports again."), "info")
         except ServiceError as exc:
             db.session.rollback()
-            _fail(exc)
+            flash_refusal(exc)
         return redirect(url_for(".account", account_id=account_id))
     mapping = acct.csv_mapping or {}
     return render_template("bank/account.html", account=acct, mapping=mapping, columns=MAPPING_COLUMNS)
@@ -250,7 +242,7 @@ def rules() -> Any:
             flash(_("Rule “%(name)s” saved and applied to past transactions.", name=rule.name), "info")
         except ServiceError as exc:
             db.session.rollback()
-            _fail(exc)
+            flash_refusal(exc)
         return redirect(url_for(".rules"))
     items = db.session.scalars(reconciliation.rules_query(tenant_id())).all()
     return render_template("bank/rules.html", rules=items)

@@ -8,8 +8,8 @@ from werkzeug.wrappers import Response
 
 from core.errors import ValidationFailed
 from core.inbound import deadletter
-from dashboard.blueprints.imports import enqueue_retried
 from dashboard.extensions import db
+from dashboard.handoff import enqueue_retried
 from dashboard.i18n import errors_text
 from dashboard.web import not_found_for, tenant_id, tenant_required
 

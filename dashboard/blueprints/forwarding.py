@@ -11,10 +11,10 @@ from flask_babel import gettext as _
 
 from core.errors import NotFound
 from core.inbound import forwarding as fwd
-from core.inbound.verification_mail import GMAIL, MICROSOFT, PROVIDER_LABELS
+from core.mail.verification import GMAIL, MICROSOFT, PROVIDER_LABELS
 from core.models import Role
 from core.tenancy import accounts
-from dashboard.app import settings as app_settings
+from dashboard.context import settings as app_settings
 from dashboard.extensions import db
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
 

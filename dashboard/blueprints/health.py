@@ -12,16 +12,17 @@
 from __future__ import annotations
 
 import hmac
-import os
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.orm import Session
 
 from core import health, metrics
-from dashboard.app import bulk_queue, queue, storage
+from core.config import env
+from dashboard.context import bulk_queue, queue, storage
 from dashboard.extensions import db
 from worker.policy import BULK, MAIL
+from worker.queue import queues_of
 
 bp = Blueprint("health", __name__)
 
@@ -42,11 +43,12 @@ def readyz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics_endpoint() -> Response | tuple[str, int]:
-    token = os.environ.get("METRICS_TOKEN", "")
+    token = (env("METRICS_TOKEN") or "")
     if token and not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
         return "metrics need their bearer token\n", 401
     registry = current_app.extensions.get("inbox.metrics")
     if registry is None:  # built once; its collector reads the state during each scrape (this request)
-        state = metrics.StateCollector(lambda: Session(db.engine), lambda: {MAIL: queue(), BULK: bulk_queue()})
+        state = metrics.StateCollector(lambda: Session(db.engine),
+                                       lambda: {MAIL: [queue()], BULK: queues_of(bulk_queue())})
         registry = current_app.extensions.setdefault("inbox.metrics", metrics.registry_for_scrape(state))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

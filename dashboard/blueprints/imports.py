@@ -10,18 +10,16 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from core.documents import review as docs
-from core.errors import ValidationFailed
+from core.errors import ServiceError, ValidationFailed
 from core.inbound import intake, uploads
 from core.models import InboundMessage
-from core.queue import enqueue_extract, enqueue_ingest, enqueue_rematch
 from core.tenancy import access, quotas
-from dashboard.app import bulk_queue, storage
-from dashboard.app import settings as app_settings
+from dashboard.context import settings as app_settings
 from dashboard.extensions import db
-from dashboard.i18n import errors_text, translate
+from dashboard.handoff import accept_upload, enqueue_message, enqueue_reading, request_files
+from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
-from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
+from dashboard.web import not_found_for, paginated, refused, tenant_id, tenant_required
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +33,7 @@ MAX_STATUS_IDS = 200
 @bp.get("/imports")
 @tenant_required
 def index() -> str:
-    stmt = docs.messages_query(tenant_id()).options(selectinload(InboundMessage.documents))
+    stmt = intake.messages_query(tenant_id()).options(selectinload(InboundMessage.documents))
     page = paginated(stmt)
     return render_template(
         "imports.html", page=page, stage=uploads.stage, in_progress=uploads.in_progress,
@@ -46,87 +44,13 @@ def index() -> str:
     )
 
 
-def enqueue_message(message_id: int, force: bool = False) -> bool:
-    """Queue the ingest job; False when Redis is unreachable (the sweep re-queues the message later)."""
-    try:
-        enqueue_ingest(bulk_queue(), message_id, force=force)
-    except Exception as exc:  # the message is stored and committed: nothing is lost, only delayed
-        logger.warning("message %s: enqueue failed (%s)", message_id, type(exc).__name__)
-        return False
-    return True
-
-
-def enqueue_rematch_invoice(invoice_id: int) -> bool:
-    """After a validation: the worker matches the payments that arrived first; False when Redis is
-    unreachable (the payment is then matched at the next matching run: a statement import or "Run matching")."""
-    try:
-        enqueue_rematch(bulk_queue(), invoice_id)
-    except Exception as exc:
-        logger.warning("invoice %s: enqueue of the matching failed (%s)", invoice_id, type(exc).__name__)
-        return False
-    return True
-
-
-def enqueue_document(document_id: int) -> bool:
-    try:
-        enqueue_extract(bulk_queue(), document_id, force=True)
-    except Exception as exc:
-        logger.warning("document %s: enqueue failed (%s)", document_id, type(exc).__name__)
-        return False
-    return True
-
-
-def enqueue_reading(document_id: int) -> bool:
-    """Queue a document's extraction after its commit; when Redis is unreachable, the document fails at
-    once with the reason (committed) instead of waiting unseen. False then."""
-    if enqueue_document(document_id):
-        return True
-    uploads.reprocess_not_queued(db.session, document_id)
-    db.session.commit()
-    return False
-
-
-def enqueue_retried(message_ids: list[int], document_ids: list[int]) -> int:
-    """Queue what a retry put back (messages forced, documents); how many could be queued now. The others
-    are not lost: the sweep queues stale messages and documents."""
-    return sum(enqueue_message(i, force=True) for i in message_ids) + sum(enqueue_document(i) for i in document_ids)
-
-
-def accept_upload(tid: int, files: list[uploads.UploadedFile], uploader: str) -> InboundMessage:
-    """Store, commit, enqueue: shared by the dashboard and the API (raises ``ValidationFailed``)."""
-    message = uploads.store_upload(
-        db.session, storage(), tid, files, uploader=uploader, inbound_domain=app_settings().inbound_domain,
-        limits=quotas.Limits.of(app_settings()),
-    )
-    db.session.commit()  # durable before the job can look for it
-    if enqueue_message(message.id):
-        intake.mark_queued(db.session, message.id)
-        db.session.commit()
-    return message
-
-
-def request_files() -> list[uploads.UploadedFile]:
-    # The request size is bounded by MAX_CONTENT_LENGTH (settings.max_message_bytes): Werkzeug answers 413.
-    return [
-        uploads.UploadedFile(f.filename or "", f.read())
-        for f in request.files.getlist("file")
-        if f.filename or f.content_length
-    ][: uploads.MAX_FILES + 1]
-
-
 @bp.post("/imports/upload")
 @tenant_required
 def upload() -> Response:
     try:
         message = accept_upload(tenant_id(), request_files(), current_user.user.email)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".index"))  # type: ignore[return-value]
-    except quotas.QuotaExceeded as exc:
-        db.session.rollback()
-        flash(translate(str(exc)), "error")
-        return redirect(url_for(".index"))  # type: ignore[return-value]
+    except ServiceError as exc:  # a file refused, or a quota: its reason says which and how to free space
+        return refused(exc, url_for(".index"))
     flash(_("Uploaded: the files are being read. Follow their progress below."), "success")
     return redirect(url_for(".index", _anchor=f"message-{message.id}"))  # type: ignore[return-value]
 
@@ -161,9 +85,7 @@ def reprocess_message(message_id: int) -> Response:
     try:
         message = uploads.reprocess_message(db.session, tenant_id(), message_id)
     except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".index"))  # type: ignore[return-value]
+        return refused(exc, url_for(".index"))
     db.session.commit()
     queued = enqueue_message(message.id, force=True)
     flash(_("Re-processing the message.") if queued else _("The message will be re-processed once the queue is "
@@ -177,9 +99,7 @@ def reprocess_document(document_id: int) -> Response:
     try:
         doc = uploads.reprocess_document(db.session, tenant_id(), document_id)
     except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".index"))  # type: ignore[return-value]
+        return refused(exc, url_for(".index"))
     db.session.commit()
     if enqueue_reading(doc.id):
         flash(_("Reading the file again."), "success")

@@ -21,13 +21,14 @@ from core.errors import NotFound, ServiceError, ValidationFailed
 from core.fields import FIELDS
 from core.models import DocType, Document, Invoice
 from core.receivables import invoices as receivables
-from core.tenancy import access, audit, quotas
-from dashboard.app import settings as app_settings
-from dashboard.app import storage
+from core.tenancy import access, quotas
+from dashboard.context import settings as app_settings
+from dashboard.context import storage
 from dashboard.extensions import db
+from dashboard.handoff import uploaded_files
 from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
-from dashboard.web import input_value, not_found_for, paginated, send_stored_file, tenant_id, tenant_required
+from dashboard.web import input_value, not_found_for, paginated, refused, send_stored_file, tenant_id, tenant_required
 
 bp = Blueprint("invoices", __name__)
 not_found_for(bp)
@@ -112,25 +113,13 @@ def attach(invoice_id: int) -> Response:
         return redirect(url_for(".detail", invoice_id=invoice_id))
     data = upload.stream.read(receivables.MAX_ATTACHMENT_BYTES + 1)
     try:
-        stored = receivables.attach_file(db.session, storage(), current_viewer(), invoice_id, data)
-    except NotFound:
-        raise
+        receivables.attach_file(db.session, storage(), current_viewer(), invoice_id, data, actor=current_user.user,
+                                ip=request.remote_addr)
     except ServiceError as exc:
-        db.session.rollback()
-        flash(translate(str(exc)), "error")
-        return redirect(url_for(".detail", invoice_id=invoice_id))
-    audit.record(db.session, tenant_id(), "invoice.attach_file", actor=current_user.user,
-                 target=f"invoice:{invoice_id}", detail={"file_id": stored.id, "size": stored.size},
-                 ip=request.remote_addr)
+        return refused(exc, url_for(".detail", invoice_id=invoice_id))
     db.session.commit()
     flash(_("File attached."), "success")
     return redirect(url_for(".detail", invoice_id=invoice_id))
-
-
-def uploaded_files() -> list[tuple[str, bytes]]:
-    """The request's ``file`` parts (one more than allowed, so that too many is refused, not cut)."""
-    parts = [u for u in request.files.getlist("file") if u.filename][: assignment.MAX_FILES + 1]
-    return [(u.filename or "", u.stream.read(receivables.MAX_ATTACHMENT_BYTES + 1)) for u in parts]
 
 
 @bp.get("/invoices/assign")
@@ -148,9 +137,7 @@ def assign_upload() -> Response | str:
         limits = quotas.Limits.of(app_settings())
         proposals = assignment.propose(db.session, storage(), current_viewer(), uploaded_files(), limits)
     except ServiceError as exc:  # also a quota: its reason says which and how to free space
-        db.session.rollback()
-        flash(translate(str(exc)), "error")
-        return redirect(url_for(".assign_form"))
+        return refused(exc, url_for(".assign_form"))
     db.session.commit()
     return render_template("assign.html", proposals=proposals, max_files=assignment.MAX_FILES,
                            max_mb=receivables.MAX_ATTACHMENT_BYTES // (1024 * 1024))
@@ -190,15 +177,10 @@ def delete(invoice_id: int) -> Response:
         abort(403, _("Only an admin can delete an invoice."))
     number, kind = invoice.number, invoice.doc_type
     try:
-        receivables.delete_invoice(db.session, viewer, invoice_id, request.form.get("reason", ""))
-    except NotFound:
-        raise
+        invoice_edits.delete_invoice(db.session, viewer, invoice_id, request.form.get("reason", ""),
+                                     actor=current_user.user, ip=request.remote_addr)
     except ServiceError as exc:
-        db.session.rollback()
-        flash(translate(str(exc)), "error")
-        return redirect(url_for(".detail", invoice_id=invoice_id))
-    audit.record(db.session, tenant_id(), "invoice.delete", actor=current_user.user, target=f"invoice:{invoice_id}",
-                 detail={"number": number, "reason": request.form.get("reason", "")[:500]}, ip=request.remote_addr)
+        return refused(exc, url_for(".detail", invoice_id=invoice_id))
     db.session.commit()
     flash(_("Invoice %(number)s deleted. Its file is kept; import it again to re-enter it.", number=number), "success")
     return redirect(url_for(".credit_notes" if kind == DocType.CREDIT_NOTE.value else ".index"))

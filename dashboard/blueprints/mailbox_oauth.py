@@ -26,7 +26,7 @@ from core.inbound import oauth
 from core.models import MailboxAuth, Role
 from core.secrets import SecretBox
 from core.tenancy import audit
-from dashboard.app import settings as app_settings
+from dashboard.context import settings as app_settings
 from dashboard.extensions import db
 from dashboard.i18n import N_, translate
 from dashboard.web import CONTENT_SECURITY_POLICY, not_found_for, tenant_id, tenant_required

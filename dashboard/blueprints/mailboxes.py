@@ -16,8 +16,8 @@ from core.inbound import mailboxes as svc
 from core.models import MailboxAuth, MailboxSecurity, Role, utcnow
 from core.secrets import SecretBox
 from core.tenancy import audit
-from dashboard.app import settings as app_settings
 from dashboard.blueprints.mailbox_oauth import form_action_policy
+from dashboard.context import settings as app_settings
 from dashboard.extensions import db
 from dashboard.i18n import N_
 from dashboard.web import not_found_for, tenant_id, tenant_required

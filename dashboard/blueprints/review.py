@@ -10,19 +10,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from core.documents import duplicates, splitting
 from core.documents import review as docs
-from core.documents import splitting
-from core.errors import NotFound, ServiceError, ValidationFailed
+from core.errors import ServiceError, ValidationFailed
 from core.extraction.result import needs_check
 from core.fields import FIELDS
 from core.models import DocType, Document, DocumentStatus
 from core.receivables import invoices as receivables
 from core.tenancy import access
-from dashboard.blueprints.imports import enqueue_rematch_invoice
 from dashboard.extensions import db
+from dashboard.handoff import enqueue_rematch_invoice
 from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
-from dashboard.web import input_value, not_found_for, paginated, send_stored_file, tenant_id, tenant_required
+from dashboard.web import input_value, not_found_for, paginated, refused, send_stored_file, tenant_id, tenant_required
 
 bp = Blueprint("review", __name__)
 not_found_for(bp)
@@ -144,7 +144,7 @@ def save_document(doc_id: int) -> Any:
         return _render(doc, form, exc.errors), 422
     except IntegrityError:  # another reviewer confirmed the same number a moment ago
         db.session.rollback()
-        return _render(doc, form, {"number": docs.DUPLICATE_REASON}), 422
+        return _render(doc, form, {"number": duplicates.DUPLICATE_REASON}), 422
     except ServiceError as exc:
         db.session.rollback()
         flash(translate(str(exc)), "error")
@@ -171,12 +171,8 @@ def discard(doc_id: int) -> Response:
     _visible_document(doc_id)
     try:
         doc = docs.discard_document(db.session, tenant_id(), doc_id)
-    except NotFound:
-        raise
     except ServiceError as exc:  # e.g. a document already validated: say why, stay on it
-        db.session.rollback()
-        flash(translate(str(exc)), "error")
-        return redirect(url_for(".document", doc_id=doc_id))
+        return refused(exc, url_for(".document", doc_id=doc_id))
     db.session.commit()
     flash(_("%(name)s deleted.", name=doc.filename), "success")
     return _to_next(doc)
@@ -190,12 +186,8 @@ def duplicate(doc_id: int) -> Response:
     action = request.form.get("action", "")
     try:
         doc = docs.resolve_duplicate(db.session, current_viewer(), doc_id, action)
-    except NotFound:
-        raise
     except ServiceError as exc:  # e.g. a document already validated: say why, stay on it
-        db.session.rollback()
-        flash(translate(str(exc)), "error")
-        return redirect(url_for(".document", doc_id=doc_id))
+        return refused(exc, url_for(".document", doc_id=doc_id))
     db.session.commit()
     flash(translate(doc.reason) if doc.reason else _("Done."), "success")
     if action == "discard" or doc.invoice_id is None:

@@ -12,13 +12,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from core.errors import ServiceError, ValidationFailed
+from core.errors import ValidationFailed
 from core.inbound import senders as svc
-from dashboard.blueprints.imports import enqueue_message
 from dashboard.extensions import db
-from dashboard.i18n import errors_text
+from dashboard.handoff import enqueue_message
 from dashboard.viewer import admin_required
-from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
+from dashboard.web import not_found_for, paginated, refused, tenant_id, tenant_required
 
 bp = Blueprint("senders", __name__)
 not_found_for(bp)
@@ -73,9 +72,7 @@ def release(message_id: int) -> Response:
     try:
         message = svc.release(db.session, tenant_id(), message_id, current_user.user)
     except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".quarantine"))
+        return refused(exc, url_for(".quarantine"))
     db.session.commit()
     if enqueue_message(message.id, force=True):
         flash(_("Released: the email is being processed."), "success")
@@ -89,12 +86,8 @@ def release(message_id: int) -> Response:
 def delete(message_id: int) -> Response:
     try:
         svc.delete(db.session, tenant_id(), message_id, current_user.user)
-    except ServiceError as exc:
-        if not isinstance(exc, ValidationFailed):
-            raise
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".quarantine"))
+    except ValidationFailed as exc:
+        return refused(exc, url_for(".quarantine"))
     db.session.commit()
     flash(_("Deleted from quarantine (the original email is kept in the imports)."), "success")
     return redirect(url_for(".quarantine"))

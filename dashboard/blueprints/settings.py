@@ -13,8 +13,8 @@ from werkzeug.wrappers import Response
 from core.errors import ValidationFailed
 from core.inbound import addresses as addr
 from core.tenancy import accounts, tenant_data
-from dashboard.app import settings as app_settings
-from dashboard.app import storage
+from dashboard.context import settings as app_settings
+from dashboard.context import storage
 from dashboard.extensions import db
 from dashboard.i18n import errors_text
 from dashboard.viewer import admin_required

@@ -20,8 +20,9 @@ from werkzeug.wrappers import Response
 from core.documents import splitting
 from core.errors import ServiceError, ValidationFailed
 from core.extraction.text import PDFIUM_LOCK
-from dashboard.app import storage
+from dashboard.context import storage
 from dashboard.extensions import db
+from dashboard.handoff import queue_reading
 from dashboard.i18n import errors_text, translate
 from dashboard.web import not_found_for, tenant_id, tenant_required
 
@@ -111,15 +112,6 @@ def regroup(source_id: int) -> Response:
     flash(_("Pages regrouped: %(count)s document(s) are being read again.", count=len(to_read)) if to_read
           else _("Nothing changed."), "success")
     return _back(source.id, back)
-
-
-def queue_reading(document_ids: list[int]) -> None:
-    """Queue the regrouped documents' extraction (after the commit); one that cannot be queued is failed at
-    once, with the reason (shared with the API's ``PUT /sources/<id>/groups``)."""
-    from dashboard.blueprints.imports import enqueue_reading
-
-    for document_id in document_ids:
-        enqueue_reading(document_id)
 
 
 def _back(source_id: int, document_id: str) -> Response:

@@ -18,10 +18,11 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from core.inbound import forwarding as fwd
-from core.inbound.verification_mail import PROVIDER_LABELS
+from core.inbound import support
+from core.mail.verification import PROVIDER_LABELS
 from core.models import ForwardingConfirmation, InboundMessage, Role, Tenant
-from core.tenancy import accounts, audit, members, support
-from dashboard.app import settings as app_settings
+from core.tenancy import accounts, audit, members
+from dashboard.context import settings as app_settings
 from dashboard.extensions import db
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
 

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 
 from core.documents import templates as svc
 from core.models import Role
-from dashboard.app import storage
+from dashboard.context import storage
 from dashboard.extensions import db
 from dashboard.viewer import current_viewer
 from dashboard.web import not_found_for, tenant_id, tenant_required

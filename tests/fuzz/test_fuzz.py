@@ -26,9 +26,9 @@ from core.einvoice.reader import read_einvoice
 from core.extraction import extract_pdf
 from core.extraction.generic import extract_fields
 from core.extraction.text import PdfUnreadable
-from core.inbound.verification_mail import recognize
 from core.mail.authresults import parse_header
 from core.mail.unpack import MAX_PARTS, MAX_TOTAL_BYTES, unpack
+from core.mail.verification import recognize
 from tests.invoicegen import make_invoice_pdf
 
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -32,16 +32,16 @@ from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.inbound import mailboxes as mailbox_service
 from core.models import Document, InboundMessage, MessageStatus
-from core.queue import get_queue, queues_of
 from core.secrets import SecretBox
 from core.tenancy import accounts
-from mailgate.sweep import sweep_once
 from tests.conftest import _base_settings, _migrate
 from tests.dovecot import IMAP_PASSWORD, DovecotServer
 from tests.reliability.faults import ImapFeeder, Process, Sender, read_only, smtp_env, wait_for_port, wait_until
 from tests.reliability.pgcluster import PostgresCluster
 from tests.services import RedisProcess, free_port, process_env
 from worker.policy import BULK
+from worker.queue import get_queue, queues_of
+from worker.sweep import sweep_once
 
 MESSAGES = int(os.environ.get("RELIABILITY_MESSAGES", "80"))
 IMAP_MESSAGES = MESSAGES // 4  # a quarter more arrives in a mailbox the IMAP poller reads

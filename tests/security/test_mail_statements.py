@@ -20,7 +20,6 @@ from core.config import Settings
 from core.errors import ValidationFailed
 from core.files.storage import FileStorage
 from core.models import BankAccount, BankTransaction, Invoice, Match, MatchState, MessageStatus
-from core.queue import enqueue_ingest, get_queue
 from tests.bankhelpers import ACCOUNT, make_invoice
 from tests.conftest import TenantFixture
 from tests.dnsserver import LocalDns
@@ -29,6 +28,7 @@ from tests.services import run_worker_burst
 from tests.test_senderauth import key, local_dns, messages, sign, smtp_send  # noqa: F401 (fixtures)
 from tests.test_senders import csrf_token, login
 from tests.test_smtp import running_server
+from worker.queue import enqueue_ingest, get_queue
 
 BANK = "auszuege@supplier.example"  # supplier.example: signed with the test key, p=reject (test_senderauth.zone)
 

@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session
 from core.config import Settings
 from core.inbound import senders
 from core.models import Document, MessageStatus
-from core.queue import enqueue_ingest, get_queue
 from tests.conftest import TenantFixture
 from tests.dnsserver import LocalDns
 from tests.services import run_worker_burst
 from tests.test_senderauth import key, letter, local_dns, messages, sign, smtp_send  # noqa: F401 (fixtures)
 from tests.test_smtp import running_server
+from worker.queue import enqueue_ingest, get_queue
 
 
 def test_a_listed_sender_counts_only_when_the_mail_proves_its_domain(

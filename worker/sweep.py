@@ -1,8 +1,9 @@
 """Queue the messages that were stored but never queued (Redis was down), or whose job got lost.
 
 A message is acknowledged once it is stored and committed; queueing it is best effort at that moment.
-The sweep makes "best effort" eventually certain: the SMTP server runs it at start-up and periodically,
-and ``inbox`` can run it once from the command line.
+The sweep makes "best effort" (``worker.dispatch``) eventually certain: the SMTP server runs it at start-up
+and periodically, and ``inbox`` can run it once from the command line. It lives beside the worker's RQ
+policy because it is the other half of it: what RQ lost, the sweep puts back.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from core.config import Settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.documents import processing
 from core.inbound import intake
-from core.queue import enqueue_extract, enqueue_ingest, existing_jobs, extract_job_id, get_queue, ingest_job_id
+from worker.dispatch import queue_message
+from worker.queue import enqueue_extract, enqueue_ingest, existing_jobs, extract_job_id, get_queue, ingest_job_id
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +30,6 @@ DEFAULT_STALE_AFTER = timedelta(minutes=15)
 # A message received this recently is left to its receiver, which queues it right after the 250:
 # a sweep racing that enqueue could make both create the job (RQ would then run it twice).
 DEFAULT_RECEIVED_GRACE = timedelta(minutes=1)
-
-
-def queue_message(session_factory: sessionmaker[Session], queue: Queue, message_id: int) -> None:
-    """Enqueue the ingest job, then mark the message queued (committed).
-
-    Enqueue first: if the mark fails, the message stays ``received`` and a later sweep finds the job
-    already there; the other order could mark a message queued that has no job.
-    """
-    enqueue_ingest(queue, message_id)
-    with session_scope(session_factory) as session:
-        intake.mark_queued(session, message_id)
 
 
 def sweep_once(

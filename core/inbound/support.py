@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from core.documents.review import messages_query
 from core.errors import NotFound
 from core.i18n import N_
+from core.inbound.intake import messages_query
 from core.models import InboundAddress, InboundMessage, Membership, Role, Tenant, User
 from core.tenancy import accounts, audit
 

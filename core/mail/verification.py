@@ -108,16 +108,17 @@ class Confirmation:
         return any(r.result == "pass" and _domain_matches(r.domain, DKIM_DOMAINS[self.provider]) for r in verdicts)
 
 
-def recognize(raw: bytes) -> Confirmation | None:
+def recognize(raw: bytes | parsed.ReceivedEmail) -> Confirmation | None:
     """The confirmation carried by ``raw``, or None when it is not one (never raises on bad input)."""
-    if len(raw) > MAX_RAW_BYTES:
+    email = parsed.ReceivedEmail.of(raw)
+    if len(email.raw) > MAX_RAW_BYTES:
         return None
     try:
         # The header block alone settles the common case (not from a provider) without parsing the body.
-        headers = BytesParser(policy=policy.default).parsebytes(parsed.header_block(raw), headersonly=True)
+        headers = BytesParser(policy=policy.default).parsebytes(email.header_block, headersonly=True)
         if not _is_provider_sender(_from_address(headers)):
             return None
-        return _recognize(parsed.parse(raw))
+        return _recognize(email.message)
     except Exception:  # a malformed email is simply "not a confirmation"; the normal pipeline explains it
         return None
 

@@ -85,7 +85,7 @@ def _engine(database_url: str) -> Engine:
 
 class BulkQueue(Queue):
     """``QUEUE_NAME-bulk`` plus its per-company shards (``worker.policy``). Enqueueing through
-    ``core.queue``'s functions puts a job on its company's shard; this queue itself holds the jobs whose
+    ``worker.queue``'s functions puts a job on its company's shard; this queue itself holds the jobs whose
     company could not be read (and those queued before the shards existed). Workers listen to them all."""
 
     def __init__(self, settings: Settings, connection: Redis) -> None:
