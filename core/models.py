@@ -167,6 +167,12 @@ class InboundAddress(Base):
 
     tenant: Mapped[Tenant] = relationship(back_populates="addresses")
 
+    @staticmethod
+    def accepts_mail(retires_at: datetime | None, now: datetime) -> bool:
+        """The one liveness rule (RCPT, the cached RCPT of the gateway, the settings page): an address is
+        live until its ``retires_at``, to the second; without one, for good."""
+        return retires_at is None or retires_at > now
+
 
 class User(Base):
     __tablename__ = "users"

@@ -47,7 +47,7 @@ from core.db import make_engine, make_session_factory, session_scope
 from core.files import make_storage
 from core.inbound import intake
 from core.inbound.addresses import AddressMatch
-from core.models import utcnow
+from core.models import InboundAddress, utcnow
 from core.tenancy import accounts, quotas
 from mailgate.senderauth import SenderScreen
 from worker.dispatch import enqueue_messages
@@ -218,7 +218,7 @@ class KnownRecipient:
     retires_at: datetime | None
 
     def live(self, now: datetime) -> bool:
-        return self.retires_at is None or self.retires_at > now
+        return InboundAddress.accepts_mail(self.retires_at, now)
 
 
 class RecipientCache:

@@ -35,7 +35,7 @@ class AddressState(enum.StrEnum):
 
 def state_of(address: InboundAddress, now: datetime, current_id: int | None) -> AddressState:
     if address.retires_at is not None:
-        return AddressState.RETIRING if address.retires_at > now else AddressState.RETIRED
+        return AddressState.RETIRING if InboundAddress.accepts_mail(address.retires_at, now) else AddressState.RETIRED
     return AddressState.CURRENT if address.id == current_id else AddressState.ACTIVE
 
 

@@ -9,6 +9,7 @@ as information next to the sender, never used to accept or refuse mail on their 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
@@ -101,3 +102,39 @@ def authentication_results(headers: Message) -> dict[str, Any] | None:
             parsed["headers"] = len(values)
             return parsed
     return None
+
+
+_HEADER_D = re.compile(r"\bdkim\s*=\s*pass\b[^;]*?\bheader\.(d|i)\s*=\s*\"?([^\s;\"]+)", re.IGNORECASE)
+_SMTP_MAILFROM = re.compile(r"\bsmtp\.mailfrom\s*=\s*\"?([^\s;\"]+)", re.IGNORECASE)
+_HEADER_FROM = re.compile(r"\bheader\.from\s*=\s*\"?([^\s;\"]+)", re.IGNORECASE)
+# "dmarc=fail (p=REJECT sp=NONE dis=NONE)" (comments) or "policy.dmarc=reject" (RFC 8601 ptype policy)
+_UPSTREAM_POLICY = re.compile(r"\bdmarc\s*=\s*\w+[^;]*?\b(?:p|policy\.dmarc)\s*=\s*(none|quarantine|reject)\b",
+                              re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class HeaderProperties:
+    """What a trusted relay's header says besides the verdicts: the domains of passing DKIM signatures,
+    the SPF-checked envelope sender, the ``From`` domain and the DMARC policy it found."""
+
+    dkim_pass_domains: list[str]
+    smtp_mailfrom: str | None
+    header_from: str | None
+    dmarc_policy: str | None
+
+
+def header_properties(value: str) -> HeaderProperties:
+    text = " ".join(str(value)[:MAX_HEADER_CHARS].split())
+    domains = []
+    for match in _HEADER_D.finditer(text):
+        found = match.group(2).lower()
+        domains.append(found.rpartition("@")[2] if match.group(1).lower() == "i" else found)
+    mailfrom = _SMTP_MAILFROM.search(text)
+    author = _HEADER_FROM.search(text)
+    policy = _UPSTREAM_POLICY.search(text)
+    return HeaderProperties(
+        dkim_pass_domains=sorted(set(domains)),
+        smtp_mailfrom=mailfrom.group(1) if mailfrom else None,
+        header_from=author.group(1).lower()[:253] if author else None,
+        dmarc_policy=policy.group(1).lower() if policy else None,
+    )

@@ -33,7 +33,7 @@ import dns.resolver
 import spf
 
 from core.config import env
-from core.mail.authresults import MAX_HEADERS, parse_header
+from core.mail.authresults import MAX_HEADERS, header_properties, parse_header
 from core.mail.parsed import ReceivedEmail
 
 log = logging.getLogger(__name__)
@@ -463,14 +463,6 @@ def evaluate(
     return verdicts
 
 
-_HEADER_D = re.compile(r"\bdkim\s*=\s*pass\b[^;]*?\bheader\.(d|i)\s*=\s*\"?([^\s;\"]+)", re.IGNORECASE)
-_SMTP_MAILFROM = re.compile(r"\bsmtp\.mailfrom\s*=\s*\"?([^\s;\"]+)", re.IGNORECASE)
-_HEADER_FROM = re.compile(r"\bheader\.from\s*=\s*\"?([^\s;\"]+)", re.IGNORECASE)
-# "dmarc=fail (p=REJECT sp=NONE dis=NONE)" (comments) or "policy.dmarc=reject" (RFC 8601 ptype policy)
-_UPSTREAM_POLICY = re.compile(r"\bdmarc\s*=\s*\w+[^;]*?\b(?:p|policy\.dmarc)\s*=\s*(none|quarantine|reject)\b",
-                              re.IGNORECASE)
-
-
 def from_upstream(raw: bytes | ReceivedEmail, trusted_ids: Iterable[str] | None) -> Verdicts | None:
     """The verdicts of the topmost ``Authentication-Results`` whose authserv-id is trusted.
 
@@ -488,24 +480,17 @@ def from_upstream(raw: bytes | ReceivedEmail, trusted_ids: Iterable[str] | None)
             continue
         if wanted is not None and parsed["authserv_id"].lower() not in wanted:
             continue
-        text = " ".join(value.split())
-        domains = []
-        for match in _HEADER_D.finditer(text):
-            found = match.group(2).lower()
-            domains.append(found.rpartition("@")[2] if match.group(1).lower() == "i" else found)
-        mailfrom = _SMTP_MAILFROM.search(text)
-        author = _HEADER_FROM.search(text)
-        upstream_policy = _UPSTREAM_POLICY.search(text)
+        props = header_properties(value)
         return Verdicts(
             source="upstream",
             authserv_id=parsed["authserv_id"],
             spf=parsed.get("spf"),
-            spf_domain=_domain_of(mailfrom.group(1)) if mailfrom else None,
+            spf_domain=_domain_of(props.smtp_mailfrom),
             dkim=parsed.get("dkim", "none"),
-            dkim_domains=sorted(set(domains))[:MAX_SIGNATURES],
+            dkim_domains=props.dkim_pass_domains[:MAX_SIGNATURES],
             dmarc=parsed.get("dmarc", "none"),
-            from_domain=author.group(1).lower()[:253] if author else None,
-            dmarc_policy=upstream_policy.group(1).lower() if upstream_policy else None,
+            from_domain=props.header_from,
+            dmarc_policy=props.dmarc_policy,
             aligned=parsed.get("dmarc") == "pass",
         )
     return None

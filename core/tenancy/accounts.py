@@ -84,7 +84,7 @@ def live_address(session: Session, recipient: str, domain: str) -> InboundAddres
     if local is None:
         return None
     address = session.scalars(select(InboundAddress).where(InboundAddress.local_part == local)).first()
-    if address is None or (address.retires_at is not None and address.retires_at <= utcnow()):
+    if address is None or not InboundAddress.accepts_mail(address.retires_at, utcnow()):
         return None
     return address
 
