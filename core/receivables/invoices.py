@@ -296,6 +296,10 @@ def delete_invoice(session: Session, viewer: Viewer, invoice_id: int, reason: st
     reason = " ".join((reason or "").split())[:500]
     if not reason:
         raise ServiceError(N_("say why the invoice is deleted (the reason is kept on its documents)"))
+    # Issue 18: a posted entry is in the books for good (refused); a draft goes with the invoice.
+    from core.accounting.entries import on_invoice_deleted
+
+    on_invoice_deleted(session, viewer.tenant_id, invoice.id)
     note = f"Invoice {invoice.number} deleted: {reason}"
     touched = list(
         session.scalars(

@@ -1,0 +1,356 @@
+"""Entries as stored: drafted from validated invoices (idempotent), edited until posted, posted (numbered,
+ValidDate, frozen), reversed. Every check goes through ``ledger.problems``; nothing is half-written (the
+caller's transaction holds the whole change)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from core.accounting import books as booksvc
+from core.accounting.build import Defaults, InvoiceFacts, VatPart, entry_for_invoice
+from core.accounting.charts import Chart
+from core.accounting.ledger import ZERO, Books, Entry, Line, as_rate, cents, problems, require_valid
+from core.accounting.models import EntryLine, EntryStatus, FiscalYear, JournalEntry
+from core.errors import NotFound, ServiceError, ValidationFailed
+from core.i18n import N_
+from core.models import Direction, DocType, Document, Invoice, utcnow
+
+POSTED_FROZEN = N_("A posted entry cannot be changed: record a reversal, then a new entry.")
+NOT_POSTED = N_("Only a posted entry can be reversed.")
+BAD_LINE = N_("Line {line}: {problem}")
+BAD_DATE = N_("A date is written YYYY-MM-DD.")
+BAD_EXCHANGE_RATE = N_("The exchange rate is a positive number (company currency per unit of the invoice's).")
+BAD_AMOUNT_TEXT = N_("amounts are numbers with at most two decimals")
+BAD_JOURNAL = N_("Journal {journal} does not exist.")
+MAX_LINES = 500
+COMPANY_CURRENCY = "EUR"
+
+
+# Facts ----------------------------------------------------------------------------------------
+
+
+def aux_code(invoice: Invoice) -> str:
+    """CompAuxNum: one auxiliary account per client (C...) and per supplier (F...), from its id."""
+    prefix = "F" if invoice.direction == Direction.PAYABLE.value else "C"
+    return f"{prefix}{invoice.client_id or 0:06d}"
+
+
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        result = Decimal(str(value))
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    return result if result.is_finite() else None
+
+
+def _snap(rate: Decimal, chart: Chart) -> Decimal | None:
+    """A computed rate (tax / net) snapped to the chart's known rate it rounds to; None if none is close."""
+    for known in chart.rates:
+        if abs(rate - known) <= Decimal("0.05"):
+            return known
+    return None
+
+
+def invoice_facts(invoice: Invoice, document: Document | None, chart: Chart,
+                  defaults: Defaults | None = None) -> InvoiceFacts:
+    """The VAT parts of an invoice: the e-invoice's breakdown, else the extracted net/tax, else one assumed rate."""
+    total = abs(cents(invoice.amount or ZERO))
+    parts: list[VatPart] = []
+    assumed = False
+    details = (document.extraction_details or {}) if document is not None else {}
+    for row in details.get("vat_breakdown") or []:
+        rate, base, tax = _decimal(row.get("rate")), _decimal(row.get("base")), _decimal(row.get("tax"))
+        if rate is None or base is None or tax is None:
+            parts = []
+            break
+        parts.append(VatPart(rate=rate.quantize(Decimal("0.01")), base=abs(base), tax=abs(tax),
+                             category=row.get("category")))
+    if not parts and invoice.net_amount is not None and invoice.tax_amount is not None and invoice.net_amount:
+        computed = invoice.tax_amount * 100 / invoice.net_amount
+        known = _snap(computed, chart)
+        if known is not None:
+            parts = [VatPart(rate=known, base=invoice.net_amount, tax=invoice.tax_amount)]
+    if not parts:
+        # The counterparty's learned rate, else the standard rate, flagged for the reviewer to confirm.
+        learned = defaults.vat_rate if defaults and defaults.vat_rate is not None else None
+        rate = as_rate(learned if learned is not None else chart.standard_rate)
+        base = cents(total * 100 / (100 + rate))
+        parts, assumed = [VatPart(rate=rate, base=base, tax=total - base)], learned is None
+    return InvoiceFacts(
+        purchase=invoice.direction == Direction.PAYABLE.value,
+        credit_note=invoice.doc_type == DocType.CREDIT_NOTE.value,
+        number=invoice.number or "",
+        issue_date=invoice.issue_date or date.today(),
+        counterparty=(invoice.client.name if invoice.client else invoice.issuer) or "",
+        aux=aux_code(invoice),
+        total=total,
+        currency=(invoice.currency or COMPANY_CURRENCY).upper(),
+        parts=tuple(parts),
+        rate_assumed=assumed,
+    )
+
+
+# Values <-> rows ------------------------------------------------------------------------------
+
+
+def to_value(row: JournalEntry) -> Entry:
+    lines = tuple(Line(account=ln.account, debit=ln.debit, credit=ln.credit, label=ln.label, aux=ln.aux,
+                       aux_label=ln.aux_label, vat_rate=ln.vat_rate, amount_currency=ln.amount_currency,
+                       currency=ln.currency) for ln in row.lines)
+    return Entry(journal=row.journal, date=row.entry_date, label=row.label, piece_ref=row.piece_ref,
+                 lines=lines, piece_date=row.piece_date, flags=tuple(row.flags or ()))
+
+
+def _write(row: JournalEntry, entry: Entry, books: Books) -> None:
+    """Put the value into the row, and recompute its status from the one check."""
+    row.journal, row.entry_date, row.label = entry.journal, entry.date, entry.label
+    row.piece_ref, row.piece_date, row.flags = entry.piece_ref, entry.piece_date, list(entry.flags)
+    row.lines.clear()
+    for position, line in enumerate(entry.lines):
+        info = books.accounts.get(line.account)
+        row.lines.append(EntryLine(
+            tenant_id=row.tenant_id, position=position, account=line.account,
+            account_label=info.label if info else "", aux=line.aux, aux_label=line.aux_label,
+            label=line.label, debit=line.debit, credit=line.credit, vat_rate=line.vat_rate,
+            amount_currency=line.amount_currency, currency=line.currency))
+    refresh_status(row, entry, books)
+
+
+def refresh_status(row: JournalEntry, entry: Entry, books: Books) -> None:
+    row.issues = problems(entry, books) + list(entry.flags)
+    row.status = EntryStatus.READY.value if not row.issues else EntryStatus.TO_PROCESS.value
+
+
+# Drafting -------------------------------------------------------------------------------------
+
+
+def draft_for_invoice(session: Session, invoice: Invoice, books: Books | None = None,
+                      chart: Chart | None = None) -> JournalEntry:
+    """The draft entry of a validated invoice or credit note; the existing one when already drafted."""
+    source = f"invoice:{invoice.id}"
+    existing = session.scalars(select(JournalEntry).where(
+        JournalEntry.tenant_id == invoice.tenant_id, JournalEntry.source == source)).first()
+    if existing is not None:
+        return existing
+    row = JournalEntry(tenant_id=invoice.tenant_id, source=source, invoice_id=invoice.id,
+                       client_id=invoice.client_id, direction=invoice.direction, journal="",
+                       entry_date=invoice.issue_date or date.today())
+    _rebuild(session, row, invoice, books, chart)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _rebuild(session: Session, row: JournalEntry, invoice: Invoice, books: Books | None = None,
+             chart: Chart | None = None) -> None:
+    from core.accounting.rules import defaults_for
+
+    books = books or booksvc.load_books(session, invoice.tenant_id)
+    chart = chart or booksvc.chart_of(session, invoice.tenant_id)
+    defaults = defaults_for(session, invoice.tenant_id, invoice.client_id, invoice.direction)
+    document = session.get(Document, invoice.document_id) if invoice.document_id else None
+    facts = invoice_facts(invoice, document, chart, defaults)
+    foreign = facts.currency != COMPANY_CURRENCY
+    rate = _decimal(row.exchange_rate) if row.exchange_rate else None
+    entry = entry_for_invoice(facts, chart, defaults, exchange_rate=rate, company_currency=COMPANY_CURRENCY)
+    row.currency = facts.currency if foreign else None
+    _write(row, entry, books)
+
+
+def redraft(session: Session, row: JournalEntry) -> None:
+    """Build a not-yet-posted, not hand-edited draft again (a rule was learned, a rate changed)."""
+    invoice = session.get(Invoice, row.invoice_id) if row.invoice_id else None
+    if invoice is None or row.status == EntryStatus.POSTED.value:
+        return
+    _rebuild(session, row, invoice)
+
+
+# Reading --------------------------------------------------------------------------------------
+
+
+def entries_query(tenant_id: int, status: str | None = None, journal: str | None = None) -> Select[Any]:
+    stmt = select(JournalEntry).where(JournalEntry.tenant_id == tenant_id)
+    if status:
+        stmt = stmt.where(JournalEntry.status == EntryStatus(status).value)
+    if journal:
+        stmt = stmt.where(JournalEntry.journal == journal)
+    return stmt.order_by(JournalEntry.entry_date.desc(), JournalEntry.id.desc())
+
+
+def get_entry(session: Session, tenant_id: int, entry_id: int) -> JournalEntry:
+    row = session.get(JournalEntry, entry_id)
+    if row is None or row.tenant_id != tenant_id:
+        raise NotFound("no such entry")
+    return row
+
+
+# Editing --------------------------------------------------------------------------------------
+
+
+def _parse_date(value: Any) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationFailed({"entry_date": BAD_DATE}) from None
+
+
+def _parse_amount(value: Any, index: int) -> Decimal:
+    if value in (None, ""):
+        return ZERO
+    amount = _decimal(str(value).replace(",", ".").strip())
+    if amount is None or amount != cents(amount) or amount < 0 or amount >= Decimal("1e15"):
+        raise ValidationFailed({"lines": BAD_LINE.format(line=index, problem=BAD_AMOUNT_TEXT)})
+    return cents(amount)
+
+
+def _parse_lines(raw: Any) -> tuple[Line, ...]:
+    if not isinstance(raw, list) or not 2 <= len(raw) <= MAX_LINES:
+        raise ValidationFailed({"lines": N_("An entry has between 2 and 500 lines.")})
+    lines = []
+    for index, item in enumerate(raw, start=1):
+        if not isinstance(item, dict):
+            raise ValidationFailed({"lines": BAD_LINE.format(line=index, problem=BAD_AMOUNT_TEXT)})
+        account = str(item.get("account") or "").strip().upper()[:20]
+        currency = str(item.get("currency") or "").strip().upper()[:3] or None
+        amount_currency = _decimal(item["amount_currency"]) if item.get("amount_currency") not in (None, "") else None
+        lines.append(Line(
+            account=account, debit=_parse_amount(item.get("debit"), index),
+            credit=_parse_amount(item.get("credit"), index), label=str(item.get("label") or "")[:200],
+            aux=(str(item.get("aux") or "").strip()[:20] or None),
+            aux_label=(str(item.get("aux_label") or "").strip()[:200] or None),
+            vat_rate=booksvc.parse_rate(item.get("vat_rate")),
+            amount_currency=cents(amount_currency) if amount_currency is not None else None, currency=currency))
+    return tuple(lines)
+
+
+def update_entry(session: Session, tenant_id: int, entry_id: int, data: dict[str, Any]) -> JournalEntry:
+    """A person's changes to a draft: journal, date, label, exchange rate, lines; ``confirm`` clears the flags.
+
+    Refused on a posted entry. A new exchange rate rebuilds the lines from the invoice at that rate."""
+    row = get_entry(session, tenant_id, entry_id)
+    if row.status == EntryStatus.POSTED.value:
+        raise ServiceError(POSTED_FROZEN)
+    books = booksvc.load_books(session, tenant_id)
+    if data.get("exchange_rate") not in (None, ""):
+        rate = _decimal(str(data["exchange_rate"]).replace(",", "."))
+        if rate is None or rate <= 0 or rate > Decimal("1e6"):
+            raise ValidationFailed({"exchange_rate": BAD_EXCHANGE_RATE})
+        row.exchange_rate = format(rate.normalize(), "f")
+        invoice = session.get(Invoice, row.invoice_id) if row.invoice_id else None
+        if invoice is not None:
+            _rebuild(session, row, invoice, books)
+    entry = to_value(row)
+    if "journal" in data:
+        journal = str(data["journal"] or "").strip().upper()
+        if journal not in books.journals:
+            raise ValidationFailed({"journal": BAD_JOURNAL.format(journal=journal[:8])})
+        entry = replace(entry, journal=journal)
+    if "entry_date" in data:
+        entry = replace(entry, date=_parse_date(data["entry_date"]))
+    if "label" in data:
+        entry = replace(entry, label=" ".join(str(data["label"] or "").split())[:200])
+    if "lines" in data:
+        entry = replace(entry, lines=_parse_lines(data["lines"]))
+        row.edited = True
+    if data.get("confirm"):
+        entry = replace(entry, flags=())
+    _write(row, entry, books)
+    session.flush()
+    return row
+
+
+# Posting --------------------------------------------------------------------------------------
+
+
+def _next_number(session: Session, tenant_id: int, year: int) -> int:
+    """EcritureNum: gapless per fiscal year, in posting order (the row is locked until commit)."""
+    fiscal = session.scalars(select(FiscalYear).where(
+        FiscalYear.tenant_id == tenant_id, FiscalYear.year == year).with_for_update()).first()
+    if fiscal is None:
+        fiscal = FiscalYear(tenant_id=tenant_id, year=year, last_number=0)
+        session.add(fiscal)
+        session.flush()
+    fiscal.last_number += 1
+    return fiscal.last_number
+
+
+def post_entry(session: Session, tenant_id: int, entry_id: int, user_id: int | None, *,
+               remember: bool = True, today: date | None = None) -> JournalEntry:
+    """Post: every invariant checked (ValidationFailed says what to fix), numbered, dated, frozen."""
+    row = get_entry(session, tenant_id, entry_id)
+    if row.status == EntryStatus.POSTED.value:
+        return row  # posting twice is the same posting
+    books = booksvc.load_books(session, tenant_id)
+    entry = to_value(row)
+    require_valid(entry, books)
+    row.fiscal_year = entry.date.year
+    row.number = _next_number(session, tenant_id, row.fiscal_year)
+    row.valid_date, row.posted_at, row.posted_by_id = today or date.today(), utcnow(), user_id
+    row.status, row.issues = EntryStatus.POSTED.value, []
+    for line in row.lines:  # CompteLib as it was when posted
+        info = books.accounts.get(line.account)
+        line.account_label = info.label if info else line.account_label
+    session.flush()
+    if remember and row.client_id is not None and row.direction:
+        from core.accounting.rules import learn
+
+        learn(session, row)
+    return row
+
+
+def reverse_entry(session: Session, tenant_id: int, entry_id: int, on: date | None = None) -> JournalEntry:
+    """The draft that cancels a posted entry (to post in turn); idempotent."""
+    row = get_entry(session, tenant_id, entry_id)
+    if row.status != EntryStatus.POSTED.value:
+        raise ServiceError(NOT_POSTED)
+    source = f"reversal:{row.id}"
+    existing = session.scalars(select(JournalEntry).where(
+        JournalEntry.tenant_id == tenant_id, JournalEntry.source == source)).first()
+    if existing is not None:
+        return existing
+    books = booksvc.load_books(session, tenant_id)
+    value = to_value(row).reversed(on or date.today(), f"Extourne {row.label}"[:200])
+    reversal = JournalEntry(tenant_id=tenant_id, source=source, client_id=row.client_id, direction=row.direction,
+                            journal=row.journal, entry_date=value.date, currency=row.currency,
+                            exchange_rate=row.exchange_rate, reversal_of_id=row.id, edited=True)
+    _write(reversal, value, books)
+    session.add(reversal)
+    session.flush()
+    return reversal
+
+
+def close_year(session: Session, tenant_id: int, year: int) -> None:
+    """Close a fiscal year: nothing more can be posted into it."""
+    fiscal = session.scalars(select(FiscalYear).where(
+        FiscalYear.tenant_id == tenant_id, FiscalYear.year == year).with_for_update()).first()
+    if fiscal is None:
+        fiscal = FiscalYear(tenant_id=tenant_id, year=year, last_number=0)
+        session.add(fiscal)
+    fiscal.closed = True
+    session.flush()
+
+
+def on_invoice_validated(session: Session, invoice: Invoice) -> None:
+    """The hook of ``core.documents.review``: the draft entry, in the validation's transaction."""
+    draft_for_invoice(session, invoice)
+
+
+POSTED_INVOICE = N_("The journal entry of this invoice is posted: record its reversal in the accounting instead.")
+
+
+def on_invoice_deleted(session: Session, tenant_id: int, invoice_id: int) -> None:
+    """Before an invoice is deleted: refused when its entry is posted; its draft is deleted with it."""
+    row = session.scalars(select(JournalEntry).where(
+        JournalEntry.tenant_id == tenant_id, JournalEntry.source == f"invoice:{invoice_id}")).first()
+    if row is None:
+        return
+    if row.status == EntryStatus.POSTED.value:
+        raise ServiceError(POSTED_INVOICE)
+    session.delete(row)
+    session.flush()

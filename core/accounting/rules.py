@@ -1,0 +1,60 @@
+"""Rules that learn: per client / supplier, the account, VAT rate and journal of its last posted entry,
+applied to its next drafts and to its drafts still waiting (unless a person edited them)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.accounting.build import Defaults
+from core.accounting.models import CounterpartyRule, EntryStatus, JournalEntry
+
+
+def defaults_for(session: Session, tenant_id: int, client_id: int | None, direction: str | None) -> Defaults | None:
+    if client_id is None or not direction:
+        return None
+    rule = session.scalars(select(CounterpartyRule).where(
+        CounterpartyRule.tenant_id == tenant_id, CounterpartyRule.client_id == client_id,
+        CounterpartyRule.direction == direction)).first()
+    if rule is None:
+        return None
+    return Defaults(account=rule.account, vat_rate=rule.vat_rate, journal=rule.journal)
+
+
+def learn(session: Session, entry: JournalEntry) -> CounterpartyRule | None:
+    """Remember what ``entry`` (just posted) says about its counterparty; re-draft its waiting drafts."""
+    from core.accounting import entries as entrysvc
+
+    # The main line: the largest one that is neither the counterparty's nor VAT (those carry aux / are VAT).
+    main = max((ln for ln in entry.lines if ln.aux is None and not _is_vat(session, entry.tenant_id, ln.account)),
+               key=lambda ln: ln.debit + ln.credit, default=None)
+    if main is None or entry.client_id is None or entry.direction is None:
+        return None
+    rule = session.scalars(select(CounterpartyRule).where(
+        CounterpartyRule.tenant_id == entry.tenant_id, CounterpartyRule.client_id == entry.client_id,
+        CounterpartyRule.direction == entry.direction)).first()
+    if rule is None:
+        rule = CounterpartyRule(tenant_id=entry.tenant_id, client_id=entry.client_id, direction=entry.direction)
+        session.add(rule)
+    changed = (rule.account, rule.vat_rate, rule.journal) != (main.account, main.vat_rate, entry.journal)
+    rule.account, rule.journal = main.account, entry.journal
+    rule.vat_rate = Decimal(main.vat_rate) if main.vat_rate is not None else None
+    session.flush()
+    if changed:
+        waiting = session.scalars(select(JournalEntry).where(
+            JournalEntry.tenant_id == entry.tenant_id, JournalEntry.client_id == entry.client_id,
+            JournalEntry.direction == entry.direction, JournalEntry.status != EntryStatus.POSTED.value,
+            JournalEntry.edited.is_(False), JournalEntry.id != entry.id))
+        for draft in waiting:
+            entrysvc.redraft(session, draft)
+        session.flush()
+    return rule
+
+
+def _is_vat(session: Session, tenant_id: int, number: str) -> bool:
+    from core.accounting.models import LedgerAccount
+
+    return bool(session.scalar(select(LedgerAccount.is_vat).where(
+        LedgerAccount.tenant_id == tenant_id, LedgerAccount.number == number)))

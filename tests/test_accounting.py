@@ -1,0 +1,267 @@
+"""Issue 18 part A: validated invoices become balanced entries; posting, rules that learn, the FEC.
+
+Every test runs on SQLite and PostgreSQL (``db_url``), through the real services and the real hook in
+``core.documents.review``."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.accounting import books as booksvc
+from core.accounting import entries as entrysvc
+from core.accounting import fec
+from core.accounting.models import CounterpartyRule, EntryStatus, FiscalYear, JournalEntry
+from core.documents import review as docs
+from core.errors import ServiceError, ValidationFailed
+from core.files.storage import FileStorage
+from core.models import Direction, DocumentStatus, Invoice, Tenant
+from tests.conftest import TenantFixture
+from tests.fecchecker import check_fec
+from tests.test_dashboard import make_document
+
+D = Decimal
+ISSUE = date(2026, 3, 2)
+
+
+def validate(session: Session, storage: FileStorage, fx: TenantFixture, number: str, amount: str, *,
+             direction: str = Direction.RECEIVABLE.value, doc_type: str = "invoice", client: str = "Client SA",
+             net: str | None = None, tax: str | None = None, breakdown: list[dict[str, Any]] | None = None,
+             currency: str = "EUR", issue: date = ISSUE) -> tuple[Invoice, JournalEntry]:
+    """A document validated through the real service; returns the invoice and its draft entry."""
+    details = {"reader": "einvoice", "vat_breakdown": breakdown} if breakdown is not None else None
+    doc = make_document(session, storage, fx.tenant.id, filename=f"{number}.pdf",
+                        data=b"%PDF-1.4\n% " + number.encode(), status=DocumentStatus.PENDING,
+                        direction=direction, extraction_details=details)
+    data = {"doc_type": doc_type, "number": number, "client": client, "amount": amount, "currency": currency,
+            "issue_date": issue.isoformat(), "due_date": "" if doc_type == "credit_note" else issue.isoformat(),
+            "net_amount": net or "", "tax_amount": tax or ""}
+    invoice = docs.validate_document(session, fx.tenant.id, doc.id, data, fx.admin.id)
+    session.commit()
+    entry = session.scalars(select(JournalEntry).where(JournalEntry.invoice_id == invoice.id)).one()
+    return invoice, entry
+
+
+def lines_of(entry: JournalEntry) -> list[tuple[str, str, str, str | None]]:
+    return [(ln.account, str(ln.debit), str(ln.credit), None if ln.vat_rate is None else str(ln.vat_rate))
+            for ln in entry.lines]
+
+
+def vat(rate: str, base: str, tax: str, category: str = "S") -> dict[str, str]:
+    return {"category": category, "rate": rate, "base": base, "tax": tax}
+
+
+def test_sale_with_four_vat_rates_from_the_einvoice_breakdown(session, storage, tenant):
+    breakdown = [vat("20", "100.00", "20.00"), vat("10", "50.00", "5.00"), vat("5.5", "200.00", "11.00"),
+                 vat("2.1", "100.00", "2.10")]
+    invoice, entry = validate(session, storage, tenant, "F-1", "488.10", breakdown=breakdown)
+    assert entry.status == EntryStatus.READY.value, entry.issues
+    assert entry.journal == "VT"
+    assert lines_of(entry) == [
+        ("411000", "488.10", "0.00", None),
+        ("706000", "0.00", "100.00", "20.00"), ("445711", "0.00", "20.00", "20.00"),
+        ("706000", "0.00", "50.00", "10.00"), ("445712", "0.00", "5.00", "10.00"),
+        ("706000", "0.00", "200.00", "5.50"), ("445713", "0.00", "11.00", "5.50"),
+        ("706000", "0.00", "100.00", "2.10"), ("445714", "0.00", "2.10", "2.10"),
+    ]
+    assert entry.lines[0].aux == f"C{invoice.client_id:06d}" and entry.lines[0].aux_label == "Client SA"
+    # Idempotent: drafting again finds the same entry.
+    assert entrysvc.draft_for_invoice(session, invoice).id == entry.id
+
+
+def test_purchase_credit_note_is_reversed_and_extraction_gives_the_rate(session, storage, tenant):
+    _, entry = validate(session, storage, tenant, "AV-7", "120.00", direction="payable", doc_type="credit_note",
+                        client="Fournisseur SARL", net="100.00", tax="20.00")
+    assert entry.journal == "AC"
+    assert lines_of(entry) == [("401000", "120.00", "0.00", None), ("604000", "0.00", "100.00", "20.00"),
+                               ("445660", "0.00", "20.00", "20.00")]
+    assert entry.lines[0].aux.startswith("F")
+    assert entry.status == EntryStatus.READY.value
+
+
+def test_intra_eu_purchase_gets_the_autoliquidation_lines(session, storage, tenant):
+    _, entry = validate(session, storage, tenant, "EU-1", "1000.00", direction="payable", client="GmbH",
+                        breakdown=[vat("0", "1000.00", "0.00", "K")])
+    assert lines_of(entry) == [
+        ("401000", "0.00", "1000.00", None), ("604000", "1000.00", "0.00", "0.00"),
+        ("445662", "200.00", "0.00", "20.00"), ("445200", "0.00", "200.00", "20.00"),
+    ]
+    assert entry.status == EntryStatus.READY.value, entry.issues
+
+
+def test_intra_eu_sale_goes_to_the_exempt_revenue_account(session, storage, tenant):
+    _, entry = validate(session, storage, tenant, "EU-S", "500.00", breakdown=[vat("0", "500.00", "0.00", "K")])
+    assert lines_of(entry) == [("411000", "500.00", "0.00", None), ("707100", "0.00", "500.00", "0.00")]
+
+
+def test_no_breakdown_assumes_one_rate_and_waits_for_the_reviewer(session, storage, tenant):
+    _, entry = validate(session, storage, tenant, "F-2", "120.00")
+    assert entry.status == EntryStatus.TO_PROCESS.value
+    assert "single rate of 20 %" in " ".join(entry.issues)
+    with pytest.raises(ValidationFailed):
+        entrysvc.post_entry(session, tenant.tenant.id, entry.id, tenant.admin.id)
+    entrysvc.update_entry(session, tenant.tenant.id, entry.id, {"confirm": True})
+    assert entry.status == EntryStatus.READY.value
+
+
+def test_foreign_currency_waits_for_its_rate_and_keeps_the_amounts_in_currency(session, storage, tenant):
+    _, entry = validate(session, storage, tenant, "US-1", "110.00", currency="USD", direction="payable",
+                        client="Acme Inc", breakdown=[vat("10", "100.00", "10.00")])
+    assert entry.status == EntryStatus.TO_PROCESS.value and "USD" in " ".join(entry.issues)
+    entrysvc.update_entry(session, tenant.tenant.id, entry.id, {"exchange_rate": "0.9137", "confirm": True})
+    session.commit()
+    assert lines_of(entry) == [("401000", "0.00", "100.51", None), ("604000", "91.37", "0.00", "10.00"),
+                               ("445660", "9.14", "0.00", "10.00")]
+    assert [(str(ln.amount_currency), ln.currency) for ln in entry.lines] == [
+        ("-110.00", "USD"), ("100.00", "USD"), ("10.00", "USD")]
+    assert entry.status == EntryStatus.READY.value, entry.issues
+    with pytest.raises(ValidationFailed):
+        entrysvc.update_entry(session, tenant.tenant.id, entry.id, {"exchange_rate": "-1"})
+
+
+def test_posting_numbers_freezes_and_refuses_edits(session, storage, tenant):
+    _, first = validate(session, storage, tenant, "P-1", "120.00", net="100.00", tax="20.00")
+    _, second = validate(session, storage, tenant, "P-2", "240.00", net="200.00", tax="40.00")
+    entrysvc.post_entry(session, tenant.tenant.id, second.id, tenant.admin.id, today=date(2026, 3, 5))
+    entrysvc.post_entry(session, tenant.tenant.id, first.id, tenant.admin.id, today=date(2026, 3, 6))
+    session.commit()
+    assert (second.number, first.number) == (1, 2)
+    assert first.valid_date == date(2026, 3, 6) and first.status == EntryStatus.POSTED.value
+    with pytest.raises(ServiceError, match="posted entry cannot be changed"):
+        entrysvc.update_entry(session, tenant.tenant.id, first.id, {"label": "x"})
+    # Posting twice is the same posting.
+    assert entrysvc.post_entry(session, tenant.tenant.id, first.id, tenant.admin.id).number == 2
+    reversal = entrysvc.reverse_entry(session, tenant.tenant.id, first.id, on=date(2026, 3, 7))
+    assert [(ln.account, str(ln.debit), str(ln.credit)) for ln in reversal.lines] == [
+        ("411000", "0.00", "120.00"), ("706000", "100.00", "0.00"), ("445711", "20.00", "0.00")]
+    assert entrysvc.reverse_entry(session, tenant.tenant.id, first.id).id == reversal.id
+
+
+def test_refusals_say_what_to_fix_and_write_nothing(session, storage, tenant):
+    _, entry = validate(session, storage, tenant, "R-1", "120.00", net="100.00", tax="20.00")
+    tid = tenant.tenant.id
+    unbalanced = [{"account": "411000", "debit": "120.00"}, {"account": "706000", "credit": "100.00"},
+                  {"account": "445711", "credit": "19.99", "vat_rate": "20"}]
+    entrysvc.update_entry(session, tid, entry.id, {"lines": unbalanced})
+    assert entry.status == EntryStatus.TO_PROCESS.value
+    with pytest.raises(ValidationFailed, match="not balanced.*differ by 0.01"):
+        entrysvc.post_entry(session, tid, entry.id, tenant.admin.id)
+    wrong_rate = [{"account": "411000", "debit": "110.00"}, {"account": "706000", "credit": "100.00"},
+                  {"account": "445711", "credit": "10.00", "vat_rate": "10"}]
+    entrysvc.update_entry(session, tid, entry.id, {"lines": wrong_rate})
+    with pytest.raises(ValidationFailed, match="445711 is for 20 %, not 10 %"):
+        entrysvc.post_entry(session, tid, entry.id, tenant.admin.id)
+    good = [{"account": "411000", "debit": "120.00"}, {"account": "706000", "credit": "100.00"},
+            {"account": "445711", "credit": "20.00", "vat_rate": "20"}]
+    entrysvc.update_entry(session, tid, entry.id, {"lines": good})
+    booksvc.update_account(session, tid, "706000", active=False)
+    with pytest.raises(ValidationFailed, match="706000 is deactivated"):
+        entrysvc.post_entry(session, tid, entry.id, tenant.admin.id)
+    booksvc.update_account(session, tid, "706000", active=True)
+    unknown = [{"account": "999999", "debit": "1.00"}, {"account": "706000", "credit": "1.00"}]
+    entrysvc.update_entry(session, tid, entry.id, {"lines": unknown})
+    assert "999999 is not in the chart" in " ".join(entry.issues)
+    entrysvc.update_entry(session, tid, entry.id, {"lines": good})
+    entrysvc.close_year(session, tid, 2026)
+    with pytest.raises(ValidationFailed, match="fiscal year 2026 is closed"):
+        entrysvc.post_entry(session, tid, entry.id, tenant.admin.id)
+    session.rollback()
+    assert session.get(JournalEntry, entry.id).number is None  # nothing half-written
+    with pytest.raises(ValidationFailed):
+        entrysvc.update_entry(session, tid, entry.id, {"lines": [{"account": "411000", "debit": "abc"}] * 2})
+    with pytest.raises(ValidationFailed):
+        entrysvc.update_entry(session, tid, entry.id, {"lines": "not a list"})
+    with pytest.raises(ValidationFailed):
+        entrysvc.update_entry(session, tid, entry.id, {"journal": "ZZ"})
+
+
+def test_other_tenant_cannot_see_or_post(session, storage, tenant, other_tenant):
+    _, entry = validate(session, storage, tenant, "T-1", "120.00", net="100.00", tax="20.00")
+    with pytest.raises(ServiceError):
+        entrysvc.get_entry(session, other_tenant.tenant.id, entry.id)
+    with pytest.raises(ServiceError):
+        entrysvc.post_entry(session, other_tenant.tenant.id, entry.id, other_tenant.admin.id)
+
+
+def test_rules_learn_at_posting_and_apply_to_next_and_waiting_drafts(session, storage, tenant):
+    tid = tenant.tenant.id
+    booksvc.add_account(session, tid, "626000X", "Téléphone mobile")
+    _, first = validate(session, storage, tenant, "O-1", "60.00", direction="payable", client="Orange",
+                        net="50.00", tax="10.00")
+    _, waiting = validate(session, storage, tenant, "O-2", "30.00", direction="payable", client="Orange")
+    lines = [{"account": "401000", "credit": "60.00", "aux": first.lines[0].aux, "aux_label": "Orange"},
+             {"account": "626000X", "debit": "50.00", "vat_rate": "20"},
+             {"account": "445660", "debit": "10.00", "vat_rate": "20"}]
+    entrysvc.update_entry(session, tid, first.id, {"lines": lines, "journal": "OD"})
+    entrysvc.post_entry(session, tid, first.id, tenant.admin.id)
+    session.commit()
+    rule = session.scalars(select(CounterpartyRule).where(CounterpartyRule.tenant_id == tid)).one()
+    assert (rule.account, rule.vat_rate, rule.journal) == ("626000X", D("20.00"), "OD")
+    session.refresh(waiting)
+    assert waiting.journal == "OD" and waiting.lines[1].account == "626000X"
+    # The learned rate is not "assumed" any more: the waiting draft is ready.
+    assert waiting.status == EntryStatus.READY.value, waiting.issues
+    _, later = validate(session, storage, tenant, "O-3", "12.00", direction="payable", client="Orange")
+    assert later.journal == "OD" and [ln.account for ln in later.lines] == ["401000", "626000X", "445660"]
+
+
+def test_deleting_an_invoice_takes_its_draft_and_refuses_a_posted_one(session, storage, tenant):
+    from core.receivables import invoices as receivables
+    from core.tenancy import access
+
+    viewer = access.viewer_for(session, tenant.tenant.id, tenant.admin.id)
+    invoice, entry = validate(session, storage, tenant, "D-1", "120.00", net="100.00", tax="20.00")
+    other, posted = validate(session, storage, tenant, "D-2", "120.00", net="100.00", tax="20.00")
+    entrysvc.post_entry(session, tenant.tenant.id, posted.id, tenant.admin.id)
+    session.commit()
+    receivables.delete_invoice(session, viewer, invoice.id, "wrong file")
+    session.commit()
+    assert session.get(JournalEntry, entry.id) is None
+    with pytest.raises(ServiceError, match="posted"):
+        receivables.delete_invoice(session, viewer, other.id, "wrong file")
+
+
+def test_fec_of_a_generated_year_passes_the_checker(session, storage, tenant):
+    tid = tenant.tenant.id
+    with pytest.raises(ValidationFailed, match="SIREN"):
+        fec.filename(session, tid, 2026)
+    session.get(Tenant, tid).siren = "732829320"
+    rates = [("20", "20.00"), ("10", "10.00"), ("5.5", "5.50"), ("2.1", "2.10")]
+    for i in range(24):
+        rate, _ = rates[i % 4]
+        base = D(100 + i * 7)
+        tax = (base * D(rate) / 100).quantize(D("0.01"))
+        direction = "payable" if i % 3 == 0 else "receivable"
+        doc_type = "credit_note" if i % 5 == 4 else "invoice"
+        currency = "USD" if i == 7 else "EUR"
+        _, entry = validate(session, storage, tenant, f"G-{i}", str(base + tax), direction=direction,
+                            doc_type=doc_type, client=f"Tiers\t{i % 4}", breakdown=[vat(rate, str(base), str(tax))],
+                            issue=date(2026, 1 + i % 12, 1 + i), currency=currency)
+        if currency == "USD":
+            entrysvc.update_entry(session, tid, entry.id, {"exchange_rate": "0.92"})
+        entrysvc.post_entry(session, tid, entry.id, tenant.admin.id, today=date(2026, 12, 1 + i))
+    session.commit()
+    name = fec.filename(session, tid, 2026)
+    assert name == "732829320FEC20261231.txt"
+    data = b"".join(fec.stream(session, tid, 2026))
+    assert check_fec(name, data, date(2026, 1, 1), date(2026, 12, 31)) == []
+    text = data.decode()
+    assert text.count("\r\n") == 1 + sum(len(e.lines) for e in session.scalars(select(JournalEntry)))
+    assert "\t0,92" not in text and ",00\t" in text and "USD" in text
+    # The checker catches what it must: a gap, an unbalanced entry, a dot decimal.
+    broken = text.replace("\t2\t", "\t3\t", 1).encode()
+    assert "EcritureNum is not sequential from 1 without gaps" in check_fec(name, broken, date(2026, 1, 1),
+                                                                            date(2026, 12, 31))
+    lines = text.split("\r\n")
+    cols = lines[1].split("\t")
+    cols[11] = "1.00" if cols[11] else cols[11]
+    cols[12] = "1.00" if cols[12] else cols[12]
+    lines[1] = "\t".join(cols)
+    found = check_fec(name, "\r\n".join(lines).encode(), date(2026, 1, 1), date(2026, 12, 31))
+    assert any("not an amount with a comma" in p for p in found)
+    assert session.scalars(select(FiscalYear.last_number).where(FiscalYear.tenant_id == tid)).one() == 24
