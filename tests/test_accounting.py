@@ -265,3 +265,54 @@ def test_fec_of_a_generated_year_passes_the_checker(session, storage, tenant):
     found = check_fec(name, "\r\n".join(lines).encode(), date(2026, 1, 1), date(2026, 12, 31))
     assert any("not an amount with a comma" in p for p in found)
     assert session.scalars(select(FiscalYear.last_number).where(FiscalYear.tenant_id == tid)).one() == 24
+
+
+# The shared e-invoice corpus: each VAT breakdown, kept as the worker keeps it, gives a balanced entry. -----
+
+def _corpus_files() -> list[Any]:
+    from tests.corpus import CORPUS
+
+    folder = CORPUS / "einvoice"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("direction", ["payable", "receivable"])
+def test_corpus_breakdowns_give_balanced_entries(direction: str) -> None:
+    from core.accounting.build import FLAG_TOTALS
+    from core.accounting.build import entry_for_invoice as build_entry
+    from core.accounting.charts import PCG, SKR03
+    from core.accounting.ledger import AccountInfo, Books, problems
+    from core.documents.processing import einvoice_details
+    from core.einvoice import EInvoiceError, read_einvoice
+    from core.models import Document
+
+    files = _corpus_files()
+    if not files:
+        pytest.skip("the shared corpus is absent (set INBOX_CORPUS)")
+    checked = flagged = 0
+    for chart in (PCG, SKR03):
+        books = Books(accounts={a.number: AccountInfo(a.number, a.label, True, a.is_vat, a.vat_rate)
+                                for a in chart.accounts}, journals=frozenset({"AC", "VT", "BQ", "OD"}))
+        for path in files:
+            try:
+                einv = read_einvoice(path.read_bytes(), path.name)
+            except EInvoiceError:
+                continue
+            if einv is None or not einv.vat_breakdown or einv.grand_total is None:
+                continue
+            invoice = Invoice(direction=direction, doc_type="credit_note" if einv.is_credit_note else "invoice",
+                              number=einv.number or path.name, amount=abs(einv.grand_total),
+                              currency=einv.currency or "EUR", issue_date=einv.issue_date or ISSUE,
+                              issuer=einv.seller_name or "x")
+            document = Document(extraction_details=einvoice_details(einv))
+            facts = entrysvc.invoice_facts(invoice, document, chart)
+            assert not facts.rate_assumed, path.name
+            entry = build_entry(facts, chart, exchange_rate=D("1.1"))
+            found = problems(entry, books)
+            if any(FLAG_TOTALS.split("(")[0] in flag for flag in entry.flags):
+                flagged += 1  # the document's breakdown does not add up to its total: said, not hidden
+                continue
+            assert found == [], (path.name, found)
+            assert entry.debit == entry.credit > 0
+            checked += 1
+    assert checked >= 60 and flagged <= 4, (checked, flagged)
