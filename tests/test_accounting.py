@@ -316,3 +316,74 @@ def test_corpus_breakdowns_give_balanced_entries(direction: str) -> None:
             assert entry.debit == entry.credit > 0
             checked += 1
     assert checked >= 60 and flagged <= 4, (checked, flagged)
+
+
+# The dashboard's Accounting area: review -> entry -> post -> export, with CSRF on every form. ---------------
+
+
+def test_dashboard_entry_edit_post_and_fec(app, session, storage, tenant):
+    from tests.test_dashboard import csrf_token, login, post, text
+
+    tid = tenant.tenant.id
+    session.get(Tenant, tid).siren = "732829320"
+    session.commit()
+    _, entry = validate(session, storage, tenant, "W-1", "120.00", client="Client <b>SA</b>")
+    web = app.test_client()
+    assert login(web, tenant.admin.email).status_code == 302
+    listing = text(web.get("/accounting"))
+    assert "W-1" in listing and "Client &lt;b&gt;SA&lt;/b&gt;" in listing and "single rate of 20" in listing
+    page = web.get(f"/accounting/entries/{entry.id}")
+    assert page.status_code == 200 and 'name="lines-0-account" value="411000"' in text(page)
+    url = f"/accounting/entries/{entry.id}"
+    form = {"journal": "VT", "entry_date": "2026-03-02", "label": "Client SA W-1", "confirm": "1",
+            "lines-0-account": "411000", "lines-0-debit": "120.00", "lines-0-aux": entry.lines[0].aux,
+            "lines-0-aux_label": entry.lines[0].aux_label, "lines-1-account": "706000", "lines-1-credit": "100",
+            "lines-1-vat_rate": "20", "lines-2-account": "445711", "lines-2-credit": "20,00", "lines-2-vat_rate": "20",
+            "lines-3-account": ""} | {f"lines-{i}-label": line.label for i, line in enumerate(entry.lines)}
+    assert web.post(url, data=form).status_code == 400  # no CSRF token: refused
+    assert post(web, url, form, page=url).status_code == 302
+    session.expire_all()
+    saved = session.get(JournalEntry, entry.id)
+    assert saved.status == EntryStatus.READY.value and not saved.edited  # same lines: not marked edited
+    assert post(web, f"{url}/post", {"remember": "1"}, page=url).status_code == 302
+    session.expire_all()
+    assert session.get(JournalEntry, entry.id).number == 1
+    refused = post(web, url, form, page=url)
+    assert refused.status_code == 302
+    assert "posted entry cannot be changed" in text(web.get(url))
+    exported = web.get("/accounting/fec?year=2026")
+    assert exported.status_code == 200
+    assert 'filename="732829320FEC20261231.txt"' in exported.headers["Content-Disposition"]
+    assert check_fec("732829320FEC20261231.txt", exported.data, date(2026, 1, 1), date(2026, 12, 31)) == []
+    datev = web.get("/accounting/export?format=datev&from=2026-01-01&to=2026-12-31")
+    assert datev.data.startswith(b'"EXTF";700;21;"Buchungsstapel";13;')
+    assert b"120,00" not in datev.data.splitlines()[2] and b"100,00;H" in datev.data
+    csv_data = web.get("/accounting/export?format=csv").data.decode("utf-8-sig").splitlines()
+    assert csv_data[0].startswith("entry_id,entry_number,journal") and len(csv_data) == 4
+    # The chart: add, rename, deactivate (CSRF on each).
+    accounts_url = "/accounting/accounts"
+    assert post(web, accounts_url, {"number": "706100", "label": "Formations"}, page=accounts_url).status_code == 302
+    added = booksvc.get_account(session, tid, "706100")
+    assert post(web, f"{accounts_url}/{added.id}", {"action": "deactivate"}, page=accounts_url).status_code == 302
+    session.expire_all()
+    assert booksvc.get_account(session, tid, "706100").active is False
+    assert "Formations" in text(web.get(accounts_url))
+    assert csrf_token(web.get("/accounting/exports"))
+
+
+def test_dashboard_members_cannot_post_or_export(app, session, storage, tenant):
+    from core.models import Role
+    from core.tenancy import accounts
+    from tests.conftest import PASSWORD
+    from tests.test_dashboard import login, post
+
+    _, entry = validate(session, storage, tenant, "M-1", "120.00", net="100.00", tax="20.00")
+    accounts.create_user(session, "member@acme.example", PASSWORD, tenant.tenant, Role.MEMBER)
+    session.commit()
+    web = app.test_client()
+    assert login(web, "member@acme.example").status_code == 302
+    url = f"/accounting/entries/{entry.id}"
+    assert web.get(url).status_code == 200
+    assert post(web, f"{url}/post", {"remember": "1"}, page=url).status_code == 403
+    assert web.get("/accounting/fec?year=2026").status_code == 403
+    assert web.get("/accounting/export?format=csv").status_code == 403

@@ -133,8 +133,8 @@ def problems(entry: Entry, books: Books) -> list[str]:
 def require_valid(entry: Entry, books: Books) -> None:
     """Refuse (ValidationFailed) an entry that breaks an invariant or still has a flag to confirm."""
     found = problems(entry, books) + list(entry.flags)
-    if found:
-        raise ValidationFailed({"entry": " ".join(found)})
+    if found:  # one key per problem: each is shown (and translated) on its own
+        raise ValidationFailed({("entry" if i == 0 else f"entry_{i + 1}"): p for i, p in enumerate(found)})
 
 
 def as_rate(value: Decimal) -> Decimal:

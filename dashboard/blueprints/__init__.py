@@ -13,6 +13,7 @@ AREAS = ("auth", "review", "invoices", "imports", "settings", "api", "clients", 
          "deadletter",  # issue 7: what failed after its retries, and retry
          "tokens",  # issue 14: API tokens listed, revoked, expiring
          "api_docs",  # issue 17: the API reference, rendered from /api/v1/openapi.json
+         "accounting",  # issue 18: entries, chart of accounts, FEC / DATEV / CSV exports
          "health")  # issue 15: /healthz, /readyz, /metrics for operators' tools
 
 
