@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, jsonify, request, stream_with_context
+from flask import Response, jsonify, request
 from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
@@ -25,7 +25,7 @@ from core.errors import NotFound
 from core.tenancy import access
 from dashboard.api.auth import api_viewer
 from dashboard.api.base import ApiError, bp, dbs
-from dashboard.api.download import content_disposition
+from dashboard.api.download import streamed_attachment
 from dashboard.api.params import enum_param, json_object
 from dashboard.api.serializers import iso, money
 from dashboard.api.spec import PAGE_QUERY, enum_query, items_of, operation, page_of, query, ref
@@ -226,13 +226,6 @@ def _date_param(name: str) -> date | None:
         raise ApiError(400, f"{name} must be a date YYYY-MM-DD") from None
 
 
-def streamed(chunks: Any, content_type: str, filename: str) -> Response:
-    response = Response(stream_with_context(chunks), content_type=content_type)
-    response.headers["Content-Disposition"] = content_disposition(filename)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
 @bp.get("/accounting/fec")
 @operation("Accounting", "The FEC of a fiscal year (article A47 A-1 LPF), streamed",
            description="Admins only. Tab-separated UTF-8 text named `{SIREN}FEC{AAAAMMJJ}.txt` (closing date); "
@@ -243,7 +236,7 @@ def get_fec() -> Response:
     require_admin()
     year, session, tenant_id = _year(), dbs(), api_viewer().tenant_id
     name = fec.filename(session, tenant_id, year)
-    return streamed(fec.stream(session, tenant_id, year), "text/plain; charset=utf-8", name)
+    return streamed_attachment(lambda own: fec.stream(own, tenant_id, year), "text/plain; charset=utf-8", name)
 
 
 @bp.get("/accounting/export")
@@ -259,12 +252,14 @@ def get_export() -> Response:
     if kind not in ("datev", "csv"):
         raise ApiError(400, "format must be datev or csv")
     start, end = _date_param("from"), _date_param("to")
-    session, tenant_id = dbs(), api_viewer().tenant_id
+    tenant_id = api_viewer().tenant_id
     if kind == "csv":
         name = f"entries-{start or 'start'}-{end or 'end'}.csv"
-        return streamed(exports.csv_stream(session, tenant_id, start, end), "text/csv; charset=utf-8", name)
+        return streamed_attachment(lambda own: exports.csv_stream(own, tenant_id, start, end),
+                                   "text/csv; charset=utf-8", name)
     today = date.today()
     start = start or date(today.year, 1, 1)
     end = end or date(start.year, 12, 31)
     name = f"EXTF_Buchungsstapel_{start:%Y%m%d}_{end:%Y%m%d}.csv"
-    return streamed(exports.datev_stream(session, tenant_id, start, end), "text/csv; charset=windows-1252", name)
+    return streamed_attachment(lambda own: exports.datev_stream(own, tenant_id, start, end),
+                               "text/csv; charset=windows-1252", name)

@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy.orm import selectinload
 
@@ -22,7 +22,7 @@ from core.accounting.charts import JOURNALS
 from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.tenancy import access
-from dashboard.api.download import content_disposition
+from dashboard.api.download import streamed_attachment
 from dashboard.extensions import db
 from dashboard.i18n import errors_text, translate
 from dashboard.viewer import admin_required, current_viewer
@@ -223,13 +223,6 @@ def exports_page() -> str:
     return render_template("accounting/exports.html", active_nav="accounting", year=date.today().year)
 
 
-def _download(chunks: Any, content_type: str, filename: str) -> Response:
-    response = Response(stream_with_context(chunks), content_type=content_type)
-    response.headers["Content-Disposition"] = content_disposition(filename)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
 @bp.get("/accounting/fec")
 @tenant_required
 def fec_download() -> Response:
@@ -241,7 +234,8 @@ def fec_download() -> Response:
     except ValidationFailed as exc:
         flash(errors_text(exc.errors), "error")
         return redirect(url_for(".exports_page"))
-    return _download(fec.stream(db.session, tenant_id(), year), "text/plain; charset=utf-8", name)
+    tid = tenant_id()
+    return streamed_attachment(lambda own: fec.stream(own, tid, year), "text/plain; charset=utf-8", name)
 
 
 def _date_arg(name: str) -> date | None:
@@ -255,11 +249,12 @@ def _date_arg(name: str) -> date | None:
 @tenant_required
 def export_download() -> Response:
     admin_required()
-    start, end = _date_arg("from"), _date_arg("to")
+    start, end, tid = _date_arg("from"), _date_arg("to"), tenant_id()
     if request.args.get("format") == "datev":
-        start = start or date(date.today().year, 1, 1)
-        end = end or date(start.year, 12, 31)
-        return _download(exports.datev_stream(db.session, tenant_id(), start, end), "text/csv; charset=windows-1252",
-                         f"EXTF_Buchungsstapel_{start:%Y%m%d}_{end:%Y%m%d}.csv")
-    return _download(exports.csv_stream(db.session, tenant_id(), start, end), "text/csv; charset=utf-8",
-                     f"entries-{start or 'start'}-{end or 'end'}.csv")
+        first = start or date(date.today().year, 1, 1)
+        last = end or date(first.year, 12, 31)
+        name = f"EXTF_Buchungsstapel_{first:%Y%m%d}_{last:%Y%m%d}.csv"
+        return streamed_attachment(lambda own: exports.datev_stream(own, tid, first, last),
+                                   "text/csv; charset=windows-1252", name)
+    return streamed_attachment(lambda own: exports.csv_stream(own, tid, start, end), "text/csv; charset=utf-8",
+                               f"entries-{start or 'start'}-{end or 'end'}.csv")
