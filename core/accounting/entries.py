@@ -4,12 +4,14 @@ caller's transaction holds the whole change)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.accounting import books as booksvc
@@ -133,18 +135,50 @@ def refresh_status(row: JournalEntry, entry: Entry, books: Books) -> None:
 def draft_for_invoice(session: Session, invoice: Invoice, books: Books | None = None,
                       chart: Chart | None = None) -> JournalEntry:
     """The draft entry of a validated invoice or credit note; the existing one when already drafted."""
-    source = f"invoice:{invoice.id}"
-    existing = session.scalars(select(JournalEntry).where(
-        JournalEntry.tenant_id == invoice.tenant_id, JournalEntry.source == source)).first()
-    if existing is not None:
-        return existing
-    row = JournalEntry(tenant_id=invoice.tenant_id, source=source, invoice_id=invoice.id,
-                       client_id=invoice.client_id, direction=invoice.direction, journal="",
-                       entry_date=invoice.issue_date or date.today())
-    _rebuild(session, row, invoice, books, chart)
-    session.add(row)
+    return draft_for_invoices(session, invoice.tenant_id, [invoice], books, chart)[0]
+
+
+def draft_for_invoices(session: Session, tenant_id: int, invoices: Sequence[Invoice], books: Books | None = None,
+                       chart: Chart | None = None) -> list[JournalEntry]:
+    """Draft entries for many invoices of one tenant at once (a few queries per batch, not per invoice):
+    what the hook does for one, and what a bulk import or the benchmark does for thousands. Idempotent."""
+    from core.accounting.rules import defaults_for_many
+
+    invoices = [inv for inv in invoices if inv.tenant_id == tenant_id]
+    if not invoices:
+        return []
+    sources = {f"invoice:{inv.id}": inv for inv in invoices}
+    existing = {row.source: row for row in session.scalars(select(JournalEntry).where(
+        JournalEntry.tenant_id == tenant_id, JournalEntry.source.in_(list(sources))))}
+    books = books or booksvc.load_books(session, tenant_id)
+    chart = chart or booksvc.chart_of(session, tenant_id)
+    defaults = defaults_for_many(session, tenant_id, {(inv.client_id, inv.direction) for inv in invoices})
+    document_ids = [inv.document_id for inv in invoices if inv.document_id]
+    documents = {doc.id: doc for doc in session.scalars(select(Document).where(
+        Document.tenant_id == tenant_id, Document.id.in_(document_ids)))} if document_ids else {}
+    result = []
+    for source, invoice in sources.items():
+        row = existing.get(source)
+        if row is None:
+            row = JournalEntry(tenant_id=tenant_id, source=source, invoice_id=invoice.id,
+                               client_id=invoice.client_id, direction=invoice.direction, journal="",
+                               entry_date=invoice.issue_date or date.today())
+            _build(row, invoice, documents.get(invoice.document_id or 0), books, chart,
+                   defaults.get((invoice.client_id, invoice.direction)))
+            session.add(row)
+        result.append(row)
     session.flush()
-    return row
+    return result
+
+
+def _build(row: JournalEntry, invoice: Invoice, document: Document | None, books: Books, chart: Chart,
+           defaults: Defaults | None) -> None:
+    facts = invoice_facts(invoice, document, chart, defaults)
+    foreign = facts.currency != COMPANY_CURRENCY
+    rate = _decimal(row.exchange_rate) if row.exchange_rate else None
+    entry = entry_for_invoice(facts, chart, defaults, exchange_rate=rate, company_currency=COMPANY_CURRENCY)
+    row.currency = facts.currency if foreign else None
+    _write(row, entry, books)
 
 
 def _rebuild(session: Session, row: JournalEntry, invoice: Invoice, books: Books | None = None,
@@ -155,12 +189,7 @@ def _rebuild(session: Session, row: JournalEntry, invoice: Invoice, books: Books
     chart = chart or booksvc.chart_of(session, invoice.tenant_id)
     defaults = defaults_for(session, invoice.tenant_id, invoice.client_id, invoice.direction)
     document = session.get(Document, invoice.document_id) if invoice.document_id else None
-    facts = invoice_facts(invoice, document, chart, defaults)
-    foreign = facts.currency != COMPANY_CURRENCY
-    rate = _decimal(row.exchange_rate) if row.exchange_rate else None
-    entry = entry_for_invoice(facts, chart, defaults, exchange_rate=rate, company_currency=COMPANY_CURRENCY)
-    row.currency = facts.currency if foreign else None
-    _write(row, entry, books)
+    _build(row, invoice, document, books, chart, defaults)
 
 
 def redraft(session: Session, row: JournalEntry) -> None:
@@ -268,40 +297,58 @@ def update_entry(session: Session, tenant_id: int, entry_id: int, data: dict[str
 # Posting --------------------------------------------------------------------------------------
 
 
-def _next_number(session: Session, tenant_id: int, year: int) -> int:
-    """EcritureNum: gapless per fiscal year, in posting order (the row is locked until commit)."""
+def _fiscal_year(session: Session, tenant_id: int, year: int) -> FiscalYear:
+    """The year's numbering row, locked until commit: postings of the tenant in that year are serialised,
+    so EcritureNum stays gapless and in posting order."""
     fiscal = session.scalars(select(FiscalYear).where(
         FiscalYear.tenant_id == tenant_id, FiscalYear.year == year).with_for_update()).first()
     if fiscal is None:
-        fiscal = FiscalYear(tenant_id=tenant_id, year=year, last_number=0)
-        session.add(fiscal)
-        session.flush()
-    fiscal.last_number += 1
-    return fiscal.last_number
+        try:
+            with session.begin_nested():
+                fiscal = FiscalYear(tenant_id=tenant_id, year=year, last_number=0)
+                session.add(fiscal)
+        except IntegrityError:  # another posting created it first: take its (locked) row
+            fiscal = session.scalars(select(FiscalYear).where(
+                FiscalYear.tenant_id == tenant_id, FiscalYear.year == year).with_for_update()).one()
+    return fiscal
 
 
 def post_entry(session: Session, tenant_id: int, entry_id: int, user_id: int | None, *,
-               remember: bool = True, today: date | None = None) -> JournalEntry:
+               remember: bool = True, today: date | None = None, books: Books | None = None) -> JournalEntry:
     """Post: every invariant checked (ValidationFailed says what to fix), numbered, dated, frozen."""
-    row = get_entry(session, tenant_id, entry_id)
-    if row.status == EntryStatus.POSTED.value:
-        return row  # posting twice is the same posting
-    books = booksvc.load_books(session, tenant_id)
-    entry = to_value(row)
-    require_valid(entry, books)
-    row.fiscal_year = entry.date.year
-    row.number = _next_number(session, tenant_id, row.fiscal_year)
-    row.valid_date, row.posted_at, row.posted_by_id = today or date.today(), utcnow(), user_id
-    row.status, row.issues = EntryStatus.POSTED.value, []
-    for line in row.lines:  # CompteLib as it was when posted
-        info = books.accounts.get(line.account)
-        line.account_label = info.label if info else line.account_label
+    return post_entries(session, tenant_id, [entry_id], user_id, remember=remember, today=today, books=books)[0]
+
+
+def post_entries(session: Session, tenant_id: int, entry_ids: Sequence[int], user_id: int | None, *,
+                 remember: bool = True, today: date | None = None, books: Books | None = None) -> list[JournalEntry]:
+    """Post several entries, in the given order; all or nothing (the first refusal stops, nothing is kept
+    once the caller rolls back)."""
+    rows = [get_entry(session, tenant_id, entry_id) for entry_id in entry_ids]
+    books = books or booksvc.load_books(session, tenant_id)
+    years: dict[int, FiscalYear] = {}
+    for row in rows:
+        if row.status == EntryStatus.POSTED.value:
+            continue  # posting twice is the same posting
+        entry = to_value(row)
+        require_valid(entry, books)
+        year = entry.date.year
+        if year not in years:
+            years[year] = _fiscal_year(session, tenant_id, year)
+        years[year].last_number += 1
+        row.fiscal_year, row.number = year, years[year].last_number
+        row.valid_date, row.posted_at, row.posted_by_id = today or date.today(), utcnow(), user_id
+        row.status, row.issues = EntryStatus.POSTED.value, []
+        for line in row.lines:  # CompteLib as it was when posted
+            info = books.accounts.get(line.account)
+            line.account_label = info.label if info else line.account_label
     session.flush()
-    if remember and row.client_id is not None and row.direction:
+    if remember:
         from core.accounting.rules import learn
 
-        learn(session, row)
-    return row
+        for row in rows:
+            if row.client_id is not None and row.direction:
+                learn(session, row)
+    return rows
 
 
 def reverse_entry(session: Session, tenant_id: int, entry_id: int, on: date | None = None) -> JournalEntry:
@@ -327,12 +374,7 @@ def reverse_entry(session: Session, tenant_id: int, entry_id: int, on: date | No
 
 def close_year(session: Session, tenant_id: int, year: int) -> None:
     """Close a fiscal year: nothing more can be posted into it."""
-    fiscal = session.scalars(select(FiscalYear).where(
-        FiscalYear.tenant_id == tenant_id, FiscalYear.year == year).with_for_update()).first()
-    if fiscal is None:
-        fiscal = FiscalYear(tenant_id=tenant_id, year=year, last_number=0)
-        session.add(fiscal)
-    fiscal.closed = True
+    _fiscal_year(session, tenant_id, year).closed = True
     session.flush()
 
 

@@ -23,6 +23,19 @@ def defaults_for(session: Session, tenant_id: int, client_id: int | None, direct
     return Defaults(account=rule.account, vat_rate=rule.vat_rate, journal=rule.journal)
 
 
+def defaults_for_many(session: Session, tenant_id: int,
+                      keys: set[tuple[int | None, str | None]]) -> dict[tuple[int | None, str | None], Defaults]:
+    """``defaults_for`` of many (client, direction) pairs in one query."""
+    client_ids = {client_id for client_id, direction in keys if client_id is not None and direction}
+    if not client_ids:
+        return {}
+    rules = session.scalars(select(CounterpartyRule).where(
+        CounterpartyRule.tenant_id == tenant_id, CounterpartyRule.client_id.in_(client_ids)))
+    return {(rule.client_id, rule.direction): Defaults(account=rule.account, vat_rate=rule.vat_rate,
+                                                        journal=rule.journal)
+            for rule in rules if (rule.client_id, rule.direction) in keys}
+
+
 def learn(session: Session, entry: JournalEntry) -> CounterpartyRule | None:
     """Remember what ``entry`` (just posted) says about its counterparty; re-draft its waiting drafts."""
     from core.accounting import entries as entrysvc
