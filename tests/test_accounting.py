@@ -387,3 +387,47 @@ def test_dashboard_members_cannot_post_or_export(app, session, storage, tenant):
     assert post(web, f"{url}/post", {"remember": "1"}, page=url).status_code == 403
     assert web.get("/accounting/fec?year=2026").status_code == 403
     assert web.get("/accounting/export?format=csv").status_code == 403
+
+
+def test_partial_payments_give_settlements_and_letter_the_invoice_when_settled(session, storage, tenant):
+    from core.accounting.settlements import sync_settlements
+    from core.banking import reconciliation
+    from core.models import BankAccount, BankTransaction, Match
+
+    tid = tenant.tenant.id
+    invoice, entry = validate(session, storage, tenant, "L-1", "120.00", net="100.00", tax="20.00")
+    account = BankAccount(tenant_id=tid, iban="FR7630006000011234567890189")
+    session.add(account)
+    session.flush()
+    matches = []
+    for i, (day, amount) in enumerate(((10, "50.00"), (20, "70.00"))):
+        tx = BankTransaction(tenant_id=tid, account_id=account.id, fingerprint=f"l-{i}",
+                             booking_date=date(2026, 3, day), amount=D(amount), counterparty="Client SA")
+        session.add(tx)
+        session.flush()
+        match = Match(tenant_id=tid, transaction_id=tx.id, invoice_id=invoice.id, amount=D(amount))
+        session.add(match)
+        session.flush()
+        matches.append(match)
+    session.commit()
+    reconciliation.accept_match(session, tid, matches[0].id, tenant.admin.id)
+    assert sync_settlements(session, tid) == 1
+    assert sync_settlements(session, tid) == 0  # idempotent
+    first = session.scalars(select(JournalEntry).where(JournalEntry.source == f"match:{matches[0].id}")).one()
+    assert first.journal == "BQ" and first.status == EntryStatus.READY.value
+    assert [(ln.account, str(ln.debit), str(ln.credit), ln.aux) for ln in first.lines] == [
+        ("512000", "50.00", "0.00", None), ("411000", "0.00", "50.00", entry.lines[0].aux)]
+    entrysvc.post_entries(session, tid, [entry.id, first.id], tenant.admin.id, today=date(2026, 3, 21))
+    assert all(ln.letter is None for ln in entry.lines)  # partly paid: open
+    reconciliation.accept_match(session, tid, matches[1].id, tenant.admin.id)
+    sync_settlements(session, tid)
+    second = session.scalars(select(JournalEntry).where(JournalEntry.source == f"match:{matches[1].id}")).one()
+    entrysvc.post_entry(session, tid, second.id, tenant.admin.id, today=date(2026, 3, 22))
+    session.commit()
+    lettered = [ln for e in (entry, first, second) for ln in e.lines if ln.aux]
+    assert {ln.letter for ln in lettered} == {"AAAA"} and {ln.letter_date for ln in lettered} == {date(2026, 3, 22)}
+    assert all(ln.letter is None for e in (entry, first, second) for ln in e.lines if not ln.aux)
+    # An undone match's draft goes; a posted settlement stays (its correction is a reversal).
+    reconciliation.undo_match(session, tid, matches[1].id, tenant.admin.id)
+    assert sync_settlements(session, tid) == 0
+    assert session.get(JournalEntry, second.id) is not None

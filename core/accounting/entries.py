@@ -109,7 +109,7 @@ def to_value(row: JournalEntry) -> Entry:
                  lines=lines, piece_date=row.piece_date, flags=tuple(row.flags or ()))
 
 
-def _write(row: JournalEntry, entry: Entry, books: Books) -> None:
+def write_row(row: JournalEntry, entry: Entry, books: Books) -> None:
     """Put the value into the row, and recompute its status from the one check."""
     row.journal, row.entry_date, row.label = entry.journal, entry.date, entry.label
     row.piece_ref, row.piece_date, row.flags = entry.piece_ref, entry.piece_date, list(entry.flags)
@@ -178,7 +178,7 @@ def _build(row: JournalEntry, invoice: Invoice, document: Document | None, books
     rate = _decimal(row.exchange_rate) if row.exchange_rate else None
     entry = entry_for_invoice(facts, chart, defaults, exchange_rate=rate, company_currency=COMPANY_CURRENCY)
     row.currency = facts.currency if foreign else None
-    _write(row, entry, books)
+    write_row(row, entry, books)
 
 
 def _rebuild(session: Session, row: JournalEntry, invoice: Invoice, books: Books | None = None,
@@ -289,7 +289,7 @@ def update_entry(session: Session, tenant_id: int, entry_id: int, data: dict[str
         row.edited = True
     if data.get("confirm"):
         entry = replace(entry, flags=())
-    _write(row, entry, books)
+    write_row(row, entry, books)
     session.flush()
     return row
 
@@ -342,6 +342,11 @@ def post_entries(session: Session, tenant_id: int, entry_ids: Sequence[int], use
             info = books.accounts.get(line.account)
             line.account_label = info.label if info else line.account_label
     session.flush()
+    # A settled invoice letters its lines with its payments' once both sides are posted.
+    from core.accounting.settlements import letter_invoice
+
+    for invoice_id in sorted({row.invoice_id for row in rows if row.invoice_id is not None}):
+        letter_invoice(session, tenant_id, invoice_id, today or date.today())
     if remember:
         from core.accounting.rules import learn
 
@@ -366,7 +371,7 @@ def reverse_entry(session: Session, tenant_id: int, entry_id: int, on: date | No
     reversal = JournalEntry(tenant_id=tenant_id, source=source, client_id=row.client_id, direction=row.direction,
                             journal=row.journal, entry_date=value.date, currency=row.currency,
                             exchange_rate=row.exchange_rate, reversal_of_id=row.id, edited=True)
-    _write(reversal, value, books)
+    write_row(reversal, value, books)
     session.add(reversal)
     session.flush()
     return reversal

@@ -21,6 +21,7 @@ from core.accounting import books as booksvc
 from core.accounting import entries as entrysvc
 from core.accounting import exports, fec
 from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
+from core.accounting.settlements import sync_settlements
 from core.errors import NotFound
 from core.tenancy import access
 from dashboard.api.auth import api_viewer
@@ -95,7 +96,10 @@ def require_admin() -> None:
                   *PAGE_QUERY),
            ok={200: page_of("Entry")}, errors=(400,))
 def list_entries() -> Response:
-    return paginated(visible_entries(api_viewer()), entry_json)
+    viewer = api_viewer()
+    if sync_settlements(dbs(), viewer.tenant_id):  # payments reconciled since: their bank entries
+        dbs().commit()
+    return paginated(visible_entries(viewer), entry_json)
 
 
 @bp.get(f"/accounting/entries/<{ID}:entry_id>")

@@ -20,6 +20,7 @@ from core.accounting import entries as entrysvc
 from core.accounting import exports, fec
 from core.accounting.charts import JOURNALS
 from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
+from core.accounting.settlements import sync_settlements
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.tenancy import access
 from dashboard.api.download import streamed_attachment
@@ -49,6 +50,8 @@ def _entry(entry_id: int) -> JournalEntry:
 @tenant_required
 def index() -> str:
     viewer = current_viewer()
+    if sync_settlements(db.session, viewer.tenant_id):  # payments reconciled since: their bank entries
+        db.session.commit()
     status = request.args.get("status") or EntryStatus.TO_PROCESS.value
     if status not in {s.value for s in EntryStatus}:
         status = EntryStatus.TO_PROCESS.value
