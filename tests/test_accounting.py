@@ -431,3 +431,17 @@ def test_partial_payments_give_settlements_and_letter_the_invoice_when_settled(s
     reconciliation.undo_match(session, tid, matches[1].id, tenant.admin.id)
     assert sync_settlements(session, tid) == 0
     assert session.get(JournalEntry, second.id) is not None
+
+
+def test_a_german_company_gets_skr03_accounts(session, storage, tenant):
+    session.get(Tenant, tenant.tenant.id).chart = "skr03"
+    session.commit()
+    _, sale = validate(session, storage, tenant, "DE-1", "226.00",
+                       breakdown=[vat("19", "100.00", "19.00"), vat("7", "100.00", "7.00")])
+    assert lines_of(sale)[0] == ("1400", "226.00", "0.00", None) and sale.status == EntryStatus.READY.value
+    assert [ln[0] for ln in lines_of(sale)] == ["1400", "8200", "1776", "8200", "1771"]
+    _, purchase = validate(session, storage, tenant, "DE-2", "119.00", direction="payable", client="Lieferant GmbH",
+                           breakdown=[vat("19", "100.00", "19.00")])
+    assert lines_of(purchase) == [("1600", "0.00", "119.00", None), ("3200", "100.00", "0.00", "19.00"),
+                                  ("1576", "19.00", "0.00", "19.00")]
+    assert purchase.status == EntryStatus.READY.value
