@@ -360,6 +360,8 @@ def test_dashboard_entry_edit_post_and_fec(app, session, storage, tenant):
     assert b"120,00" not in datev.data.splitlines()[2] and b"100,00;H" in datev.data
     csv_data = web.get("/accounting/export?format=csv").data.decode("utf-8-sig").splitlines()
     assert csv_data[0].startswith("entry_id,entry_number,journal") and len(csv_data) == 4
+    ebp = web.get("/accounting/export?format=ebp").data.decode("cp850").splitlines()
+    assert ebp[0].startswith("    1,02032026,VT,C") and ",0000000120.00,D,02032026," in ebp[0] and len(ebp) == 3
     # The chart: add, rename, deactivate (CSRF on each).
     accounts_url = "/accounting/accounts"
     assert post(web, accounts_url, {"number": "706100", "label": "Formations"}, page=accounts_url).status_code == 302

@@ -243,6 +243,7 @@ def test_real_answers_match_their_documented_schemas(
     assert b"JournalCode\tJournalLib" in api.call("GET", f"/accounting/fec?year={year}", "/accounting/fec", 200)
     assert api.call("GET", "/accounting/export?format=datev", "/accounting/export", 200).startswith(b'"EXTF";700')
     api.call("GET", "/accounting/export?format=csv&from=2000-01-01", "/accounting/export", 200)
+    api.call("GET", "/accounting/export?format=ebp", "/accounting/export", 200)
     api.call("GET", "/accounting/export?format=xls", "/accounting/export", 400)
 
     # Errors, each in its documented shape.

@@ -139,3 +139,25 @@ def _amount_rate(amount: Decimal, amount_currency: Decimal) -> str:
     if not amount:
         return ""
     return f"{abs(amount_currency) / amount:.6f}".replace(".", ",")
+
+
+def ebp_stream(session: Session, tenant_id: int, start: date | None = None, end: date | None = None) -> Iterator[bytes]:
+    """EBP's ASCII import of entries (best effort, after the public description of the layout): per line the
+    entry number, the date DDMMYYYY, the journal, the account (the auxiliary account when there is one,
+    15 characters), an empty field, the label (40, quoted), the piece (15, quoted), the amount (13 characters,
+    zero-padded, dot decimals), D or C, the due date (the entry date here); ``,``-separated, code page 850."""
+
+    def text(value: str, width: int) -> str:
+        return '"' + safe_text(" ".join(value.split()))[:width].replace('"', "'").ljust(width) + '"'
+
+    def lines() -> Iterator[str]:
+        for row in _lines(session, tenant_id, start, end):
+            (_entry_id, number, journal, entry_date, _valid, piece_ref, _pdate, entry_label, account, _alabel,
+             aux, _auxl, line_label, debit, credit, *_rest) = row
+            day = entry_date.strftime("%d%m%Y")
+            amount, side = (debit, "D") if debit else (credit, "C")
+            code = (aux or account).replace(",", "")[:15].ljust(15)
+            yield (f"{number:>5},{day},{journal},{code},,{text(line_label or entry_label, 40)},"
+                   f"{text(piece_ref, 15)},{amount:013.2f},{side},{day},\r\n")
+
+    return _chunks(lines(), "cp850", "replace")

@@ -244,19 +244,22 @@ def get_fec() -> Response:
 
 
 @bp.get("/accounting/export")
-@operation("Accounting", "Posted entries as a DATEV Buchungsstapel (EXTF 700) or CSV, streamed",
-           description="Admins only. `format`: `datev` or `csv`; `from` / `to`: entry dates, inclusive.",
-           query=(query("format", "datev or csv.", {"type": "string", "enum": ["datev", "csv"]}),
+@operation("Accounting", "Posted entries as a DATEV Buchungsstapel (EXTF 700), CSV or EBP import file, streamed",
+           description="Admins only. `format`: `datev`, `csv` or `ebp`; `from` / `to`: entry dates, inclusive.",
+           query=(query("format", "datev, csv or ebp.", {"type": "string", "enum": ["datev", "csv", "ebp"]}),
                   query("from", "First entry date (YYYY-MM-DD).", {"type": "string", "format": "date"}),
                   query("to", "Last entry date (YYYY-MM-DD).", {"type": "string", "format": "date"})),
            ok={200: {"type": "string"}}, ok_type="text/csv", errors=(400, 403))
 def get_export() -> Response:
     require_admin()
     kind = request.args.get("format", "")
-    if kind not in ("datev", "csv"):
-        raise ApiError(400, "format must be datev or csv")
+    if kind not in ("datev", "csv", "ebp"):
+        raise ApiError(400, "format must be datev, csv or ebp")
     start, end = _date_param("from"), _date_param("to")
     tenant_id = api_viewer().tenant_id
+    if kind == "ebp":
+        return streamed_attachment(lambda own: exports.ebp_stream(own, tenant_id, start, end),
+                                   "text/plain; charset=cp850", f"ebp-{start or 'start'}-{end or 'end'}.txt")
     if kind == "csv":
         name = f"entries-{start or 'start'}-{end or 'end'}.csv"
         return streamed_attachment(lambda own: exports.csv_stream(own, tenant_id, start, end),

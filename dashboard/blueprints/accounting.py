@@ -259,5 +259,8 @@ def export_download() -> Response:
         name = f"EXTF_Buchungsstapel_{first:%Y%m%d}_{last:%Y%m%d}.csv"
         return streamed_attachment(lambda own: exports.datev_stream(own, tid, first, last),
                                    "text/csv; charset=windows-1252", name)
+    if request.args.get("format") == "ebp":
+        return streamed_attachment(lambda own: exports.ebp_stream(own, tid, start, end), "text/plain; charset=cp850",
+                                   f"ebp-{start or 'start'}-{end or 'end'}.txt")
     return streamed_attachment(lambda own: exports.csv_stream(own, tid, start, end), "text/csv; charset=utf-8",
                                f"entries-{start or 'start'}-{end or 'end'}.csv")
