@@ -14,8 +14,9 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import select, type_coerce
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from core.accounting import books as booksvc
 from core.accounting.models import EntryLine, EntryStatus, JournalEntry
@@ -36,8 +37,11 @@ def fec_date(value: date | None) -> str:
     return f"{value.year:04d}{value.month:02d}{value.day:02d}" if value else ""
 
 
-def fec_amount(value: Decimal | None) -> str:
-    return "" if value is None else f"{value:.2f}".replace(".", ",")
+def fec_amount(value: Decimal | str | None) -> str:
+    """1234.5 -> "1234,50". A ``str`` is SQLite's stored amount, already with two decimals."""
+    if value is None:
+        return ""
+    return (value if isinstance(value, str) else f"{value:.2f}").replace(".", ",")
 
 
 def clean(text: str | None) -> str:
@@ -65,10 +69,13 @@ def rows(session: Session, tenant_id: int, year: int) -> Iterator[tuple[str, ...
     """The FEC's rows for ``year`` (header first), as tuples of 18 strings, read in batches."""
     journal_labels = {j.code: j.label for j in booksvc.journals(session, tenant_id)}
     yield COLUMNS
+    # Amounts are read as the driver gives them (Decimal on PostgreSQL, the stored two-decimal text on
+    # SQLite): the Money type's per-value processing was a third of the export's time.
+    debit, credit = type_coerce(EntryLine.debit, NullType()), type_coerce(EntryLine.credit, NullType())
     stmt = (
         select(JournalEntry.journal, JournalEntry.number, JournalEntry.entry_date, EntryLine.account,
                EntryLine.account_label, EntryLine.aux, EntryLine.aux_label, JournalEntry.piece_ref,
-               JournalEntry.piece_date, EntryLine.label, JournalEntry.label, EntryLine.debit, EntryLine.credit,
+               JournalEntry.piece_date, EntryLine.label, JournalEntry.label, debit, credit,
                EntryLine.letter, EntryLine.letter_date, JournalEntry.valid_date, EntryLine.amount_currency,
                EntryLine.currency)
         .join(EntryLine, EntryLine.entry_id == JournalEntry.id)
