@@ -447,3 +447,31 @@ def test_a_german_company_gets_skr03_accounts(session, storage, tenant):
     assert lines_of(purchase) == [("1600", "0.00", "119.00", None), ("3200", "100.00", "0.00", "19.00"),
                                   ("1576", "19.00", "0.00", "19.00")]
     assert purchase.status == EntryStatus.READY.value
+
+
+def test_an_undone_payment_takes_its_settlement_draft_away(session, storage, tenant):
+    from core.accounting.settlements import sync_settlements
+    from core.banking import reconciliation
+    from core.models import BankAccount, BankTransaction, Match
+
+    tid = tenant.tenant.id
+    invoice, _ = validate(session, storage, tenant, "U-1", "120.00", direction="payable", net="100.00", tax="20.00")
+    account = BankAccount(tenant_id=tid, iban="FR7630006000011234567890189")
+    session.add(account)
+    session.flush()
+    tx = BankTransaction(tenant_id=tid, account_id=account.id, fingerprint="u-1", booking_date=date(2026, 4, 1),
+                         amount=D("-118.00"), counterparty="Fournisseur")
+    session.add(tx)
+    session.flush()
+    match = Match(tenant_id=tid, transaction_id=tx.id, invoice_id=invoice.id, amount=D("120.00"),
+                  write_off=D("2.00"))
+    session.add(match)
+    session.commit()
+    reconciliation.accept_match(session, tid, match.id, tenant.admin.id)
+    assert sync_settlements(session, tid) == 1
+    draft = session.scalars(select(JournalEntry).where(JournalEntry.source == f"match:{match.id}")).one()
+    assert [(ln.account, str(ln.debit), str(ln.credit)) for ln in draft.lines] == [
+        ("401000", "120.00", "0.00"), ("512000", "0.00", "118.00"), ("627000", "0.00", "2.00")]
+    reconciliation.undo_match(session, tid, match.id, tenant.admin.id)
+    assert sync_settlements(session, tid) == 1
+    assert session.scalars(select(JournalEntry).where(JournalEntry.source == f"match:{match.id}")).first() is None
