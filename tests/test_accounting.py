@@ -167,7 +167,13 @@ def test_refusals_say_what_to_fix_and_write_nothing(session, storage, tenant):
     entrysvc.update_entry(session, tid, entry.id, {"lines": unknown})
     assert "999999 is not in the chart" in " ".join(entry.issues)
     entrysvc.update_entry(session, tid, entry.id, {"lines": good})
+    with pytest.raises(ValidationFailed, match="1 entries dated 2026 are not posted yet"):
+        entrysvc.close_year(session, tid, 2026)
+    with pytest.raises(ValidationFailed, match="four digits"):
+        entrysvc.close_year(session, tid, "2026")
+    entrysvc.update_entry(session, tid, entry.id, {"entry_date": "2025-12-31"})
     entrysvc.close_year(session, tid, 2026)
+    entrysvc.update_entry(session, tid, entry.id, {"entry_date": "2026-03-02"})
     with pytest.raises(ValidationFailed, match="fiscal year 2026 is closed"):
         entrysvc.post_entry(session, tid, entry.id, tenant.admin.id)
     session.rollback()
@@ -371,6 +377,10 @@ def test_dashboard_entry_edit_post_and_fec(app, session, storage, tenant):
     assert booksvc.get_account(session, tid, "706100").active is False
     assert "Formations" in text(web.get(accounts_url))
     assert csrf_token(web.get("/accounting/exports"))
+    assert post(web, "/accounting/close-year", {"year": "2026"}, page="/accounting/exports").status_code == 302
+    session.expire_all()
+    assert session.scalars(select(FiscalYear.closed).where(FiscalYear.tenant_id == tid,
+                                                            FiscalYear.year == 2026)).one() is True
 
 
 def test_dashboard_members_cannot_post_or_export(app, session, storage, tenant):

@@ -244,6 +244,8 @@ def test_real_answers_match_their_documented_schemas(
     assert api.call("GET", "/accounting/export?format=datev", "/accounting/export", 200).startswith(b'"EXTF";700')
     api.call("GET", "/accounting/export?format=csv&from=2000-01-01", "/accounting/export", 200)
     api.call("GET", "/accounting/export?format=ebp", "/accounting/export", 200)
+    api.call("POST", "/accounting/close-year", "/accounting/close-year", 422, json={"year": "last"})
+    assert api.call("POST", "/accounting/close-year", "/accounting/close-year", 200, json={"year": 1999})["closed"]
     api.call("GET", "/accounting/export?format=xls", "/accounting/export", 400)
 
     # Errors, each in its documented shape.

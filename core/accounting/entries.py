@@ -10,7 +10,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -377,10 +377,24 @@ def reverse_entry(session: Session, tenant_id: int, entry_id: int, on: date | No
     return reversal
 
 
-def close_year(session: Session, tenant_id: int, year: int) -> None:
-    """Close a fiscal year: nothing more can be posted into it."""
-    _fiscal_year(session, tenant_id, year).closed = True
+OPEN_DRAFTS = N_("{count} entries dated {year} are not posted yet: post them (or delete their invoices) before "
+                 "closing the year.")
+BAD_YEAR = N_("A fiscal year is written with four digits, e.g. 2026.")
+
+
+def close_year(session: Session, tenant_id: int, year: Any) -> FiscalYear:
+    """Close a fiscal year: nothing more can be posted into it (refused while some of its entries wait)."""
+    if not isinstance(year, int) or isinstance(year, bool) or not 1900 <= year <= 2999:
+        raise ValidationFailed({"year": BAD_YEAR})
+    waiting = session.scalar(select(func.count()).select_from(JournalEntry).where(
+        JournalEntry.tenant_id == tenant_id, JournalEntry.status != EntryStatus.POSTED.value,
+        JournalEntry.entry_date >= date(year, 1, 1), JournalEntry.entry_date <= date(year, 12, 31))) or 0
+    if waiting:
+        raise ValidationFailed({"year": OPEN_DRAFTS.format(count=waiting, year=year)})
+    fiscal = _fiscal_year(session, tenant_id, year)
+    fiscal.closed = True
     session.flush()
+    return fiscal
 
 
 def on_invoice_validated(session: Session, invoice: Invoice) -> None:

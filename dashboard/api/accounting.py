@@ -213,6 +213,22 @@ def update_account(ledger_account_id: int) -> Response:
     return jsonify(account_json(row))
 
 
+@bp.post("/accounting/close-year")
+@operation("Accounting", "Close a fiscal year: nothing more can be posted into it (admins)",
+           description="Refused (422) while entries dated that year are not posted.",
+           body={"type": "object", "required": ["year"], "additionalProperties": False,
+                 "properties": {"year": {"type": "integer", "minimum": 1900, "maximum": 2999}}},
+           ok={200: {"type": "object", "required": ["year", "closed"], "additionalProperties": False,
+                     "properties": {"year": {"type": "integer"}, "closed": {"type": "boolean"}}}},
+           errors=(403, 422))
+def close_year() -> Response:
+    require_admin()
+    session = dbs()
+    fiscal = entrysvc.close_year(session, api_viewer().tenant_id, json_object().get("year"))
+    session.commit()
+    return jsonify(year=fiscal.year, closed=bool(fiscal.closed))
+
+
 def _year() -> int:
     raw = request.args.get("year", "")
     if not _YEAR_RE.fullmatch(raw) or not 1900 <= int(raw) <= 2999:

@@ -241,6 +241,22 @@ def fec_download() -> Response:
     return streamed_attachment(lambda own: fec.stream(own, tid, year), "text/plain; charset=utf-8", name)
 
 
+@bp.post("/accounting/close-year")
+@tenant_required
+def close_year() -> Response:
+    admin_required()
+    raw = request.form.get("year", "")
+    try:
+        entrysvc.close_year(db.session, tenant_id(), int(raw) if raw.isdigit() and len(raw) == 4 else raw[:10])
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(errors_text(exc.errors), "error")
+        return redirect(url_for(".exports_page"))
+    db.session.commit()
+    flash(_("Fiscal year %(year)s closed.", year=raw), "success")
+    return redirect(url_for(".exports_page"))
+
+
 def _date_arg(name: str) -> date | None:
     try:
         return date.fromisoformat(request.args.get(name, ""))
