@@ -1,6 +1,7 @@
 """Every module that declares tables, imported together so that the metadata (and Alembic's
 autogenerate) sees the whole schema. An area that adds tables adds its module here."""
 
+import core.accounting.models  # noqa: F401  (issue 18: chart of accounts, journals, entries, rules)
 import core.models  # noqa: F401
 import core.models_profiles  # noqa: F401  (issue 13: issuer profiles learned from validations)
 import core.models_summaries  # noqa: F401

@@ -48,6 +48,8 @@ PAGES = [
     ("/settings/forwarding", "Transfert depuis Gmail ou Outlook", "Forwarding from Gmail or Outlook"),
     ("/settings/mailboxes", "Boîtes aux lettres (IMAP)", "Mailboxes (IMAP)"),
     ("/settings/audit", "Journal d'audit", "Audit trail"),
+    ("/accounting", "À traiter", "To process"),
+    ("/accounting/accounts", "Plan comptable", "Chart of accounts"),
 ]
 
 

@@ -19,7 +19,16 @@ from werkzeug.test import TestResponse
 
 from core.documents import review as documents
 from core.files.storage import FileStorage
-from core.models import Document, DocumentSource, DocumentStatus, InboundMessage, Mailbox, MessageStatus, Role
+from core.models import (
+    Document,
+    DocumentSource,
+    DocumentStatus,
+    InboundMessage,
+    Mailbox,
+    MessageStatus,
+    Role,
+    Tenant,
+)
 from dashboard.api.openapi import api_routes
 from tests.bankhelpers import csv_row, make_invoice, statement_csv
 from tests.conftest import TenantFixture
@@ -207,6 +216,37 @@ def test_real_answers_match_their_documented_schemas(
     assert tokens["total"] == 2
     theirs = next(t for t in tokens["items"] if t["user"] == "colleague@acme.example")
     assert api.call("DELETE", f"/tokens/{theirs['id']}", "/tokens/{token_id}", 200)["state"] == "revoked"
+
+    # Issue 18: the accounting (the entry drafted when the document above was validated).
+    entries = api.call("GET", "/accounting/entries?status=&journal=VT", "/accounting/entries", 200)
+    drafted = next(e for e in entries["items"] if e["invoice_id"] == invoice["id"])
+    one_entry = f"/accounting/entries/{drafted['id']}"
+    api.call("GET", one_entry, "/accounting/entries/{entry_id}", 200)
+    api.call("PUT", one_entry, "/accounting/entries/{entry_id}", 422, json={"lines": "not a list"})
+    confirmed = api.call("PUT", one_entry, "/accounting/entries/{entry_id}", 200, json={"confirm": True})
+    assert confirmed["status"] == "ready", confirmed["issues"]
+    posted = api.call("POST", f"{one_entry}/post", "/accounting/entries/{entry_id}/post", 200, json={})
+    assert posted["status"] == "posted" and posted["number"] == 1
+    api.call("PUT", one_entry, "/accounting/entries/{entry_id}", 409, json={"label": "changed"})
+    api.call("POST", f"{one_entry}/reverse", "/accounting/entries/{entry_id}/reverse", 201)
+    assert api.call("GET", "/accounting/accounts", "/accounting/accounts", 200)["items"]
+    added = api.call("POST", "/accounting/accounts", "/accounting/accounts", 201,
+                     json={"number": "706100", "label": "Formations"})
+    api.call("PATCH", f"/accounting/accounts/{added['id']}", "/accounting/accounts/{ledger_account_id}", 200,
+             json={"active": False})
+    api.call("POST", "/accounting/accounts", "/accounting/accounts", 422, json={"number": "7 06", "label": "x"})
+    year = posted["fiscal_year"]
+    api.call("GET", f"/accounting/fec?year={year}", "/accounting/fec", 422)  # no SIREN yet
+    session.rollback()
+    session.get(Tenant, tid).siren = "732829320"
+    session.commit()
+    assert b"JournalCode\tJournalLib" in api.call("GET", f"/accounting/fec?year={year}", "/accounting/fec", 200)
+    assert api.call("GET", "/accounting/export?format=datev", "/accounting/export", 200).startswith(b'"EXTF";700')
+    api.call("GET", "/accounting/export?format=csv&from=2000-01-01", "/accounting/export", 200)
+    api.call("GET", "/accounting/export?format=ebp", "/accounting/export", 200)
+    api.call("POST", "/accounting/close-year", "/accounting/close-year", 422, json={"year": "last"})
+    assert api.call("POST", "/accounting/close-year", "/accounting/close-year", 200, json={"year": 1999})["closed"]
+    api.call("GET", "/accounting/export?format=xls", "/accounting/export", 400)
 
     # Errors, each in its documented shape.
     api.call("GET", "/documents/2147483647", "/documents/{document_id}", 404)

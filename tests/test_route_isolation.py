@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
+from core.accounting import books as booksvc
+from core.accounting import entries as entrysvc
 from core.documents import review as docs
 from core.files.records import store_file
 from core.files.storage import FileStorage
@@ -83,6 +85,7 @@ OBJECT_FOR = {
     "source_id": "source",  # issue 4: a PDF split into several documents
     "token_id": "api_token",  # issue 14: tokens listed and revoked
     "invitation_id": "invitation",  # issue 17: invitations withdrawn
+    "entry_id": "journal_entry", "ledger_account_id": "ledger_account",  # issue 18: accounting
 }
 OBJECT_FOR_ENDPOINT = {
     ("bank.delete_rule", "rule_id"): "matching_rule", ("api.delete_rule", "rule_id"): "matching_rule",
@@ -102,7 +105,7 @@ ISO_TEMPLATE = ("issuer: Iso\nkeywords: [Iso SARL]\n"
                 "fields: {amount: 'T (\\d+)', date: 'D (\\S+)', invoice_number: 'N (\\S+)'}\n")
 # What a restricted member must not reach for a client not assigned to them (the world's transaction and
 # match belong to that client's invoice).
-RESTRICTED_ARGS = {"invoice_id", "client_id", "file_id", "transaction_id", "match_id"}
+RESTRICTED_ARGS = {"invoice_id", "client_id", "file_id", "transaction_id", "match_id", "entry_id"}
 # Tenant A's data that tenant B must never read, and the part of it a restricted member of A must not.
 HIDDEN_NUMBER, HIDDEN_CLIENT = "ISO-2", "Client Isol"  # ASCII: JSON escapes the "é" of "Isolé"
 TENANT_MARKERS = ("ISO-1", HIDDEN_NUMBER, HIDDEN_CLIENT, "dupont-conseil.example", "billing@acme.example")
@@ -142,6 +145,9 @@ def build_world(session: Session, storage: FileStorage, a: TenantFixture) -> Wor
     session.add(source)
     template = ExtractionTemplate(tenant_id=tid, name="Iso", issuer="Iso", source=ISO_TEMPLATE)
     session.add(template)
+    # Issue 18: the hidden client's invoice's draft entry (its label names the client) and an account.
+    entry = entrysvc.draft_for_invoice(session, invoice)
+    ledger_account = booksvc.accounts(session, tid)[0]
     # A restricted member of A: restrict access on, no client assigned.
     restricted = accounts.create_user(session, "restricted@acme.example", a.password, a.tenant, Role.MEMBER)
     restricted_token = accounts.create_token(session, restricted, a.tenant)
@@ -158,7 +164,8 @@ def build_world(session: Session, storage: FileStorage, a: TenantFixture) -> Wor
              "client": invoice.client_id, "bank_account": account.id, "transaction": transaction.id,
              "match": match.id, "matching_rule": rule.id, "sender_rule": sender_rule.id, "mailbox": mailbox.id,
              "user": a.admin.id, "tenant": tid, "extraction_template": template.id,
-             "source": source.id, "api_token": token_row.id, "invitation": invitation.id},
+             "source": source.id, "api_token": token_row.id, "invitation": invitation.id, "journal_entry": entry.id,
+             "ledger_account": ledger_account.id},
         restricted_email=restricted.email,
         restricted_token=restricted_token,
         hidden_file=hidden_file,

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from core.accounting.entries import on_invoice_deleted
 from core.banking.reconciliation import refresh_transaction
 from core.documents.review import FROZEN_NUMBER, find_or_create_client, get_invoice
 from core.errors import NotFound, ServiceError, ValidationFailed
@@ -138,6 +139,8 @@ def delete_invoice(session: Session, viewer: Viewer, invoice_id: int, reason: st
     reason = " ".join((reason or "").split())[:500]
     if not reason:
         raise ServiceError(N_("say why the invoice is deleted (the reason is kept on its documents)"))
+    # Issue 18: a posted entry is in the books for good (refused); a draft goes with the invoice.
+    on_invoice_deleted(session, viewer.tenant_id, invoice.id)
     number = invoice.number
     note = f"Invoice {number} deleted: {reason}"
     touched = list(

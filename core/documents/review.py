@@ -262,6 +262,10 @@ def validate_document(
     from core.documents.issuer_profiles import learn_safely
 
     learn_safely(session, doc, invoice)
+    # Issue 18: the draft journal entry (idempotent), in this same transaction.
+    from core.accounting.entries import on_invoice_validated
+
+    on_invoice_validated(session, invoice)
     return invoice
 
 

@@ -4,6 +4,7 @@ The modules below register themselves on ``bp`` when imported: ``auth`` (who is 
 (JSON errors everywhere under the prefix) and ``views`` (the endpoints).
 """
 
+from dashboard.api import accounting as _accounting  # noqa: F401  (issue 18: entries, chart, FEC, exports)
 from dashboard.api import addresses as _addresses  # noqa: F401  (issue 8: inbound addresses, rotation)
 from dashboard.api import analytics as _receivables  # noqa: F401  (issue 5: analytics, clients)
 from dashboard.api import assign as _assign  # noqa: F401  (issue 17: assign PDFs to invoices)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 from flask import Response
+from sqlalchemy.orm import Session
 
 # type/subtype (with optional parameters) made of header-safe characters; anything else is served as bytes.
 _CONTENT_TYPE_RE = re.compile(r"[A-Za-z0-9][\w.+-]*/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+\"-]+)*")
@@ -37,4 +39,25 @@ def attachment(data: bytes, content_type: str, filename: str) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     # Should the file be opened in place anyway, it may run nothing and load nothing.
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+def streamed_attachment(produce: Callable[[Session], Iterator[bytes]], content_type: str, filename: str) -> Response:
+    """A download written as it is produced (exports of a whole year: memory stays flat).
+
+    The chunks are read through a session of their own, opened when the body starts and closed when it
+    ends: the request's session and context are gone by then (no ``stream_with_context``, which would keep
+    the request open for as long as the client reads).
+    """
+    from dashboard.extensions import db
+
+    engine = db.engine
+
+    def body() -> Iterator[bytes]:
+        with Session(bind=engine) as session:
+            yield from produce(session)
+
+    response = Response(body(), content_type=content_type)
+    response.headers["Content-Disposition"] = content_disposition(filename)
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -162,6 +162,24 @@ SCHEMAS: dict[str, Schema] = {
             "invoice_id": ID, "number": TEXT, "date": DATE, "amount": MONEY, "currency": TEXT})},
         "source": {"type": "string"},
     }),
+    "Entry": closed({
+        "id": ID, "status": {"type": "string", "enum": ["to_process", "ready", "posted"]},
+        "journal": {"type": "string"}, "number": {"type": ["integer", "null"], "description": "EcritureNum"},
+        "fiscal_year": {"type": ["integer", "null"]}, "entry_date": DATE, "valid_date": DATE, "label": TEXT,
+        "piece_ref": TEXT, "piece_date": DATE, "currency": TEXT, "exchange_rate": TEXT, "invoice_id": OPTIONAL_ID,
+        "client_id": OPTIONAL_ID, "direction": TEXT, "reversal_of_id": OPTIONAL_ID,
+        "issues": {"type": "array", "items": {"type": "string"}}, "edited": {"type": "boolean"},
+        "debit": MONEY, "credit": MONEY,
+        "lines": {"type": "array", "items": closed({
+            "account": {"type": "string"}, "account_label": TEXT, "aux": TEXT, "aux_label": TEXT, "label": TEXT,
+            "debit": MONEY, "credit": MONEY, "vat_rate": TEXT, "amount_currency": MONEY, "currency": TEXT,
+            "letter": TEXT, "letter_date": DATE,
+        })},
+    }, "A journal entry (issue 18); amounts in the company's currency, amount_currency in the document's."),
+    "LedgerAccount": closed({
+        "id": ID, "number": {"type": "string"}, "label": {"type": "string"}, "is_vat": {"type": "boolean"},
+        "vat_rate": TEXT, "active": {"type": "boolean"},
+    }),
     "Token": closed({
         "id": ID, "prefix": {"type": "string"}, "label": TEXT, "user": {"type": "string", "format": "email"},
         "state": {"type": "string", "enum": ["active", "expired", "revoked"]}, "created_at": DATETIME,

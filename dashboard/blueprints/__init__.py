@@ -14,9 +14,9 @@ AREAS = ("auth", "review", "invoices", "imports", "settings", "api", "clients", 
          "tokens",  # issue 14: API tokens listed, revoked, expiring
          "api_docs",  # issue 17: the API reference, rendered from /api/v1/openapi.json
          "mailbox_oauth",  # issue 17: "Connect Gmail" / "Connect Microsoft 365" (OAuth2 + PKCE)
-
          "people",  # issue 17: invitations, roles, removals, required two-factor, the outbox
          "account",  # issue 17: invitation links, password reset, two-factor, companies, sign-up
+         "accounting",  # issue 18: entries, chart of accounts, FEC / DATEV / CSV exports
          "health")  # issue 15: /healthz, /readyz, /metrics for operators' tools
 
 

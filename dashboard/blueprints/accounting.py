@@ -1,0 +1,282 @@
+"""The *Accounting* area (issue 18): entries to process, ready to post and posted; one entry's edit page;
+the chart of accounts; the exports (FEC, DATEV, CSV). Thin: every rule lives in ``core.accounting``.
+
+Entries follow their counterparty's visibility (a restricted member sees only their clients' entries);
+posting, reversing, editing the chart and the exports are for admins. Every form carries the CSRF token.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy.orm import selectinload
+
+from core.accounting import books as booksvc
+from core.accounting import entries as entrysvc
+from core.accounting import exports, fec
+from core.accounting.charts import JOURNALS
+from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
+from core.accounting.settlements import sync_settlements
+from core.errors import NotFound, ServiceError, ValidationFailed
+from core.tenancy import access
+from dashboard.api.download import streamed_attachment
+from dashboard.extensions import db
+from dashboard.i18n import errors_text, translate
+from dashboard.viewer import admin_required, current_viewer
+from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
+
+bp = Blueprint("accounting", __name__)
+not_found_for(bp)
+EXTRA_ROWS = 2  # empty line rows offered on the edit form
+LINE_FIELDS = ("account", "label", "debit", "credit", "vat_rate", "aux", "aux_label")
+MAX_FORM_LINES = 200
+
+
+def _entry(entry_id: int) -> JournalEntry:
+    viewer = current_viewer()
+    row = entrysvc.get_entry(db.session, viewer.tenant_id, entry_id)
+    if viewer.restricted:  # an entry follows its counterparty's visibility
+        visible = access.visible_client_ids(db.session, viewer)
+        if row.client_id is None or (visible is not None and row.client_id not in visible):
+            raise NotFound("no such entry")
+    return row
+
+
+@bp.get("/accounting")
+@tenant_required
+def index() -> str:
+    viewer = current_viewer()
+    if sync_settlements(db.session, viewer.tenant_id):  # payments reconciled since: their bank entries
+        db.session.commit()
+    status = request.args.get("status") or EntryStatus.TO_PROCESS.value
+    if status not in {s.value for s in EntryStatus}:
+        status = EntryStatus.TO_PROCESS.value
+    journal = request.args.get("journal") or None
+    if journal not in {code for code, _label, _kind in JOURNALS}:
+        journal = None
+    stmt = entrysvc.entries_query(viewer.tenant_id, status, journal)
+    if viewer.restricted:
+        stmt = stmt.where(access.client_clause(viewer, JournalEntry.client_id))
+    page = paginated(stmt.options(selectinload(JournalEntry.lines)))
+    return render_template("accounting/index.html", active_nav="accounting", page=page, status=status,
+                           journal=journal, journals=JOURNALS, statuses=list(EntryStatus))
+
+
+@bp.get("/accounting/entries/<int:entry_id>")
+@tenant_required
+def entry(entry_id: int) -> str:
+    row = _entry(entry_id)
+    journals = booksvc.journals(db.session, row.tenant_id)
+    accounts = [a for a in booksvc.accounts(db.session, row.tenant_id) if a.active]
+    db.session.commit()  # the seed, on first use
+    return render_template("accounting/entry.html", active_nav="accounting", entry=row, journals=journals,
+                           accounts=accounts, extra_rows=EXTRA_ROWS, is_admin=current_viewer().is_admin)
+
+
+def _form_lines() -> list[dict[str, Any]]:
+    lines = []
+    for index in range(MAX_FORM_LINES):
+        if f"lines-{index}-account" not in request.form:
+            break
+        line = {name: request.form.get(f"lines-{index}-{name}", "")[:200] for name in LINE_FIELDS}
+        if line["account"].strip() or line["debit"].strip() or line["credit"].strip():
+            lines.append(line)
+    return lines
+
+
+@bp.post("/accounting/entries/<int:entry_id>")
+@tenant_required
+def save(entry_id: int) -> Response:
+    row = _entry(entry_id)
+    data: dict[str, Any] = {
+        "journal": request.form.get("journal", ""),
+        "entry_date": request.form.get("entry_date", ""),
+        "label": request.form.get("label", ""),
+        "confirm": request.form.get("confirm") == "1",
+    }
+    if request.form.get("exchange_rate", "").strip() and request.form.get("exchange_rate") != (row.exchange_rate or ""):
+        data["exchange_rate"] = request.form["exchange_rate"]
+    lines = _form_lines()
+    if _lines_changed(row, lines):
+        data["lines"] = lines
+    try:
+        entrysvc.update_entry(db.session, row.tenant_id, row.id, data)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(errors_text(exc.errors), "error")
+        return redirect(url_for(".entry", entry_id=entry_id))
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(translate(str(exc)), "error")
+        return redirect(url_for(".entry", entry_id=entry_id))
+    db.session.commit()
+    flash(_("Entry saved."), "success")
+    return redirect(url_for(".entry", entry_id=entry_id))
+
+
+def _lines_changed(row: JournalEntry, lines: list[dict[str, Any]]) -> bool:
+    """Whether the form's lines differ from the stored ones (an unchanged form does not mark it edited)."""
+
+    def norm(value: Any, amount: bool = False) -> str:
+        text = str(value if value is not None else "").strip().replace(",", ".")
+        if amount and text:
+            try:
+                number = Decimal(text)
+                return "" if number == 0 else format(number.quantize(Decimal("0.01")), "f")
+            except (InvalidOperation, ValueError):
+                return text
+        return text
+
+    def key(values: list[Any]) -> list[str]:
+        return [norm(v, amount=i in (2, 3, 4)) for i, v in enumerate(values)]
+
+    stored = [key([ln.account, ln.label, ln.debit, ln.credit, ln.vat_rate, ln.aux, ln.aux_label]) for ln in row.lines]
+    typed = [key([line[name] for name in LINE_FIELDS]) for line in lines]
+    return stored != typed
+
+
+@bp.post("/accounting/entries/<int:entry_id>/post")
+@tenant_required
+def post(entry_id: int) -> Response:
+    row = _entry(entry_id)
+    viewer = admin_required()
+    try:
+        entrysvc.post_entry(db.session, row.tenant_id, row.id, viewer.user_id,
+                            remember=request.form.get("remember") == "1")
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(errors_text(exc.errors), "error")
+        return redirect(url_for(".entry", entry_id=entry_id))
+    db.session.commit()
+    flash(_("Entry posted."), "success")
+    return redirect(url_for(".entry", entry_id=entry_id))
+
+
+@bp.post("/accounting/entries/<int:entry_id>/reverse")
+@tenant_required
+def reverse(entry_id: int) -> Response:
+    row = _entry(entry_id)
+    admin_required()
+    try:
+        reversal = entrysvc.reverse_entry(db.session, row.tenant_id, row.id)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(translate(str(exc)), "error")
+        return redirect(url_for(".entry", entry_id=entry_id))
+    db.session.commit()
+    flash(_("Reversal drafted: check it, then post it."), "success")
+    return redirect(url_for(".entry", entry_id=reversal.id))
+
+
+@bp.get("/accounting/accounts")
+@tenant_required
+def accounts() -> str:
+    rows = booksvc.accounts(db.session, tenant_id())
+    db.session.commit()
+    return render_template("accounting/accounts.html", active_nav="accounting", accounts=rows,
+                           is_admin=current_viewer().is_admin)
+
+
+@bp.post("/accounting/accounts")
+@tenant_required
+def add_account() -> Response:
+    admin_required()
+    try:
+        row = booksvc.add_account(db.session, tenant_id(), request.form.get("number", "")[:30],
+                                  request.form.get("label", "")[:250], is_vat=request.form.get("is_vat") == "1",
+                                  vat_rate=request.form.get("vat_rate", "")[:10])
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(errors_text(exc.errors), "error")
+        return redirect(url_for(".accounts"))
+    db.session.commit()
+    flash(_("Account %(number)s added.", number=row.number), "success")
+    return redirect(url_for(".accounts"))
+
+
+@bp.post("/accounting/accounts/<int:ledger_account_id>")
+@tenant_required
+def update_account(ledger_account_id: int) -> Response:
+    row = db.session.get(LedgerAccount, ledger_account_id)
+    if row is None or row.tenant_id != tenant_id():
+        raise NotFound("no such account")
+    admin_required()
+    action = request.form.get("action", "")
+    try:
+        booksvc.update_account(db.session, row.tenant_id, row.number,
+                               label=request.form.get("label") if action == "rename" else None,
+                               active={"deactivate": False, "activate": True}.get(action))
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(errors_text(exc.errors), "error")
+        return redirect(url_for(".accounts"))
+    db.session.commit()
+    flash(_("Account %(number)s saved.", number=row.number), "success")
+    return redirect(url_for(".accounts"))
+
+
+@bp.get("/accounting/exports")
+@tenant_required
+def exports_page() -> str:
+    admin_required()
+    return render_template("accounting/exports.html", active_nav="accounting", year=date.today().year)
+
+
+@bp.get("/accounting/fec")
+@tenant_required
+def fec_download() -> Response:
+    admin_required()
+    raw = request.args.get("year", "")
+    year = int(raw) if raw.isdigit() and len(raw) == 4 else date.today().year
+    try:
+        name = fec.filename(db.session, tenant_id(), year)
+    except ValidationFailed as exc:
+        flash(errors_text(exc.errors), "error")
+        return redirect(url_for(".exports_page"))
+    tid = tenant_id()
+    return streamed_attachment(lambda own: fec.stream(own, tid, year), "text/plain; charset=utf-8", name)
+
+
+@bp.post("/accounting/close-year")
+@tenant_required
+def close_year() -> Response:
+    admin_required()
+    raw = request.form.get("year", "")
+    try:
+        entrysvc.close_year(db.session, tenant_id(), int(raw) if raw.isdigit() and len(raw) == 4 else raw[:10])
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(errors_text(exc.errors), "error")
+        return redirect(url_for(".exports_page"))
+    db.session.commit()
+    flash(_("Fiscal year %(year)s closed.", year=raw), "success")
+    return redirect(url_for(".exports_page"))
+
+
+def _date_arg(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
+@bp.get("/accounting/export")
+@tenant_required
+def export_download() -> Response:
+    admin_required()
+    start, end, tid = _date_arg("from"), _date_arg("to"), tenant_id()
+    if request.args.get("format") == "datev":
+        first = start or date(date.today().year, 1, 1)
+        last = end or date(first.year, 12, 31)
+        name = f"EXTF_Buchungsstapel_{first:%Y%m%d}_{last:%Y%m%d}.csv"
+        return streamed_attachment(lambda own: exports.datev_stream(own, tid, first, last),
+                                   "text/csv; charset=windows-1252", name)
+    if request.args.get("format") == "ebp":
+        return streamed_attachment(lambda own: exports.ebp_stream(own, tid, start, end), "text/plain; charset=cp850",
+                                   f"ebp-{start or 'start'}-{end or 'end'}.txt")
+    return streamed_attachment(lambda own: exports.csv_stream(own, tid, start, end), "text/csv; charset=utf-8",
+                               f"entries-{start or 'start'}-{end or 'end'}.csv")
