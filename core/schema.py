@@ -4,4 +4,5 @@ autogenerate) sees the whole schema. An area that adds tables adds its module he
 import core.models  # noqa: F401
 import core.models_profiles  # noqa: F401  (issue 13: issuer profiles learned from validations)
 import core.models_templates  # noqa: F401  (issue 4: per-tenant extraction templates)
+import core.payables.models  # noqa: F401  (issue 18: approvals, IBAN changes, payment runs)
 import core.receivables.summary_models  # noqa: F401
