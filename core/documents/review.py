@@ -15,6 +15,7 @@ from core.fields import FIELDS, check_complete, coerce, number_key
 from core.i18n import N_
 from core.models import (
     Client,
+    Direction,
     DocType,
     Document,
     DocumentStatus,
@@ -42,6 +43,8 @@ REPLACED_REASON = N_("File of invoice {number} replaced.")  # on documents repla
 # A restricted member typing the number of an invoice they cannot see: said without its id, link or
 # choices, so nothing more is revealed than that the number is taken; an admin can resolve it.
 NUMBER_TAKEN_HIDDEN = N_("This number is already used by an invoice you cannot see: ask an administrator.")
+DIRECTION_UNDECIDED = N_("choose whether this is a sale (receivable) or a purchase (payable)")
+BAD_DIRECTION = N_("must be receivable or payable")
 FROZEN_NUMBER = N_(
     "The number of a validated invoice cannot be changed. To change it, delete the invoice and import "
     "the file again."
@@ -250,7 +253,7 @@ def _normalized_name(name: str) -> str:
 def find_or_create_client(session: Session, tenant_id: int, name: str) -> Client:
     key = _normalized_name(name)
     client = session.scalars(
-        select(Client).where(Client.tenant_id == tenant_id, Client.normalized_name == key)
+        select(Client).where(Client.tenant_id == tenant_id, Client.role == "client", Client.normalized_name == key)
     ).first()
     if client is None:
         client = Client(tenant_id=tenant_id, name=name, normalized_name=key)
@@ -259,17 +262,56 @@ def find_or_create_client(session: Session, tenant_id: int, name: str) -> Client
     return client
 
 
+def chosen_direction(data: dict[str, Any]) -> tuple[str | None, dict[str, str]]:
+    """The direction a reviewer picked (``data["direction"]``), or None; an error when it is neither."""
+    raw = data.get("direction")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None, {}
+    try:
+        return Direction(str(raw).strip()).value, {}
+    except ValueError:
+        return None, {"direction": BAD_DIRECTION}
+
+
+def direction_undecided(doc: Document) -> bool:
+    """Extraction could not tell sale from purchase (core.tenancy.company): a person must pick."""
+    info = (doc.field_info or {}).get("direction")
+    return isinstance(info, dict) and bool(info.get("undecided"))
+
+
+def _set_direction(doc: Document, direction: str) -> None:
+    doc.direction = direction
+    info = dict((doc.field_info or {}).get("direction") or {})
+    info.pop("undecided", None)  # a person decided
+    info |= {"source": "reviewer", "confidence": 1.0}
+    doc.field_info = {**(doc.field_info or {}), "direction": info}
+
+
 def update_fields(session: Session, tenant_id: int, document_id: int, data: dict[str, Any]) -> Document:
     """Save a reviewer's corrections without validating (a draft)."""
     doc = get_document(session, tenant_id, document_id)
     if doc.status in (DocumentStatus.VALIDATED.value, DocumentStatus.DISCARDED.value):
         raise ServiceError(N_("a {status} document cannot be edited").format(status=doc.status))
     values, errors = coerce(data)
+    direction, direction_errors = chosen_direction(data)
+    errors |= direction_errors
     if errors:
         raise ValidationFailed(errors)
     for name, value in values.items():
         setattr(doc, name, value)
+    if direction is not None:
+        _set_direction(doc, direction)
     return doc
+
+
+def _complete_for(direction: str, current: dict[str, Any]) -> dict[str, str]:
+    """``check_complete``, the counterparty being the client of a sale and the issuer of a purchase."""
+    errors = check_complete(current)
+    if direction == Direction.PAYABLE.value:
+        errors.pop("client", None)
+        if not current.get("issuer"):
+            errors["issuer"] = N_("required: the supplier who issued this invoice")
+    return errors
 
 
 def validate_document(
@@ -288,10 +330,15 @@ def validate_document(
     if doc.status not in (DocumentStatus.PENDING.value, DocumentStatus.FAILED.value):
         raise ServiceError(N_("a {status} document cannot be validated").format(status=doc.status))
     values, errors = coerce(data)
+    chosen, direction_errors = chosen_direction(data)
+    errors |= direction_errors
+    if chosen is None and not direction_errors and direction_undecided(doc):
+        errors["direction"] = DIRECTION_UNDECIDED
+    direction = chosen or doc.direction
     current = {name: getattr(doc, name) for name in FIELDS} | values
-    errors |= {k: v for k, v in check_complete(current).items() if k not in errors}
+    errors |= {k: v for k, v in _complete_for(direction, current).items() if k not in errors}
     if not errors:
-        clash = invoice_with_number(session, tenant_id, doc.direction, current["doc_type"], current["number"])
+        clash = invoice_with_number(session, tenant_id, direction, current["doc_type"], current["number"])
         if clash is not None:
             raise DuplicateNumber(clash)
     if errors:
@@ -299,10 +346,17 @@ def validate_document(
 
     for name, value in values.items():
         setattr(doc, name, value)
-    client = find_or_create_client(session, tenant_id, current["client"])
+    if chosen is not None:
+        _set_direction(doc, chosen)
+    if direction == Direction.PAYABLE.value:
+        from core.payables import suppliers  # the payables area builds on validation, not the reverse
+
+        client = suppliers.supplier_for_document(session, doc, current["issuer"])
+    else:
+        client = find_or_create_client(session, tenant_id, current["client"])
     invoice = Invoice(
         tenant_id=tenant_id,
-        direction=doc.direction,
+        direction=direction,
         number_key=number_key(current["number"]),
         client_id=client.id,
         file_id=doc.file_id,
