@@ -218,8 +218,9 @@ def test_the_review_page_offers_the_direction_control(
 # Suppliers, IBAN changes ----------------------------------------------------------------------
 
 
-def _payable(session: Session, storage: FileStorage, tid: int, number: str, amount: str, supplier: str = "Lieferant GmbH",
-             due: date = date(2026, 12, 1), iban: str | None = SUPPLIER_IBAN) -> Invoice:
+def _payable(session: Session, storage: FileStorage, tid: int, number: str, amount: str,
+             supplier: str = "Lieferant GmbH", due: date = date(2026, 12, 1),
+             iban: str | None = SUPPLIER_IBAN) -> Invoice:
     doc = add_document(session, storage, tid, number=number, amount=amount, net_amount=None, tax_amount=None,
                        issuer=supplier, client="Acme SAS", due_date=due, issue_date=date(2026, 11, 1))
     if iban:

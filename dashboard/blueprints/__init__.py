@@ -13,7 +13,8 @@ AREAS = ("auth", "review", "invoices", "imports", "settings", "api", "clients", 
          "deadletter",  # issue 7: what failed after its retries, and retry
          "tokens",  # issue 14: API tokens listed, revoked, expiring
          "api_docs",  # issue 17: the API reference, rendered from /api/v1/openapi.json
-         "health")  # issue 15: /healthz, /readyz, /metrics for operators' tools
+         "health",  # issue 15: /healthz, /readyz, /metrics for operators' tools
+         "payables")  # issue 18: company identity, suppliers, approval, payment runs (SEPA)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -64,7 +64,9 @@ def unsure_fields(doc: Document) -> dict[str, float]:
 
 
 def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
-    values = {name: input_value(getattr(doc, name)) for name in FIELDS} | (form or {})
+    values = {name: input_value(getattr(doc, name)) for name in FIELDS}
+    values["direction"] = "" if docs.direction_undecided(doc) else doc.direction  # undecided: nothing preselected
+    values |= form or {}
     viewer = current_viewer()
     # Documents are open to every member; the invoices they became follow the access policy.
     invoice = doc.invoice if doc.invoice and access.can_see_invoice(db.session, viewer, doc.invoice) else None
@@ -91,6 +93,7 @@ def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str,
         file_url=url_for(".document_file", doc_id=doc.id),
         client_names=receivables.client_names(db.session, viewer) if doc.status in EDITABLE else [],
         split=_split_context(doc),
+        direction_info=(doc.field_info or {}).get("direction") or {},
     )
 
 
@@ -103,7 +106,8 @@ def _split_context(doc: Document) -> dict[str, Any] | None:
 
 
 def _form_fields() -> dict[str, str]:
-    return {name: request.form[name] for name in FIELDS if name in request.form}
+    # "direction" (issue 18): sale or purchase, the reviewer's pick when extraction could not tell.
+    return {name: request.form[name] for name in (*FIELDS, "direction") if name in request.form}
 
 
 def _confirmed(doc_type: str | None, number: str) -> str:
