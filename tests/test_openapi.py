@@ -25,6 +25,7 @@ from tests.bankhelpers import csv_row, make_invoice, statement_csv
 from tests.conftest import TenantFixture
 from tests.test_api import add_document, add_user, pdf_bytes
 from tests.test_dashboard import login
+from tests.test_payables import exercise_payables_api
 from tests.test_templates import GOOD
 
 # Routes of the URL map not described yet: none. (The users, invitations and companies routes of issue 17
@@ -273,6 +274,8 @@ def test_real_answers_match_their_documented_schemas(
     session.commit()
     api.call("GET", f"/sources/{source.id}/groups", "/sources/{source_id}/groups", 200)
     api.call("PUT", f"/sources/{source.id}/groups", "/sources/{source_id}/groups", 400, json=[])
+
+    exercise_payables_api(api, session, storage, tid)  # issue 18: suppliers, payables, payment runs
 
     exercised = {entry.rsplit(" ", 1)[0] for entry in api.checked if entry.endswith(("200", "201", "202", "204"))}
     every = {f"{method.upper()} {path.removeprefix('/api/v1')}" for path, methods in spec["paths"].items()

@@ -371,3 +371,29 @@ def test_other_tenants_see_none_of_it(
     assert api(client, other_tenant.token, "GET", "/suppliers").get_json()["total"] == 0
     assert api(client, other_tenant.token, "GET", "/payment-runs").get_json()["total"] == 0
     assert Decimal(run["total"]) == Decimal("100.00")
+
+
+def exercise_payables_api(api: Any, session: Session, storage: FileStorage, tid: int) -> None:
+    """Each issue-18 route once with a success, through tests/test_openapi.py's schema-checking caller."""
+    api.call("PUT", "/tenant", "/tenant", 200, json={"legal_name": "Acme SAS", "country": "FR", "siren": OUR_SIREN,
+                                                     "vat_number": OUR_VAT, "iban": OUR_IBAN, "approval_mode": "one"})
+    session.expire_all()  # the app changed the tenant through its own connection
+    invoice = _payable(session, storage, tid, "OA-1", "75.00")
+    _payable(session, storage, tid, "OA-2", "5.00", iban=OTHER_IBAN)  # a changed IBAN, waiting for an admin
+    sid = invoice.client_id
+    assert api.call("GET", "/suppliers", "/suppliers", 200)["total"] == 1
+    api.call("GET", f"/suppliers/{sid}", "/suppliers/{supplier_id}", 200)
+    api.call("PUT", f"/suppliers/{sid}", "/suppliers/{supplier_id}", 200, json={"town": "Berlin", "country": "DE"})
+    api.call("POST", f"/suppliers/{sid}/iban", "/suppliers/{supplier_id}/iban", 200, json={"accept": False})
+    assert api.call("GET", "/payables?state=awaiting_approval", "/payables", 200)["total"] == 2
+    api.call("POST", f"/payables/{invoice.id}/approve", "/payables/{invoice_id}/approve", 200)
+    other = api.call("GET", "/payables?state=awaiting_approval", "/payables", 200)["items"][0]
+    api.call("POST", f"/payables/{other['id']}/paid", "/payables/{invoice_id}/paid", 200,
+             json={"paid_on": "2026-01-10", "method": "cheque"})
+    run = api.call("POST", "/payment-runs", "/payment-runs", 201, json={"due_by": "2026-12-31"})
+    api.call("GET", "/payment-runs", "/payment-runs", 200)
+    api.call("GET", f"/payment-runs/{run['id']}", "/payment-runs/{run_id}", 200)
+    xml = api.call("GET", f"/payment-runs/{run['id']}/file", "/payment-runs/{run_id}/file", 200)
+    xmlschema.XMLSchema(XSD).validate(xml.decode("utf-8"))
+    api.call("POST", "/payment-runs", "/payment-runs", 422, json={"due_by": "2026-12-31",
+                                                                 "invoice_ids": [invoice.id]})
