@@ -394,7 +394,11 @@ def _prefill_counterparty(session: Session, doc: Document, parties: company.Part
 
 def _record_direction(doc: Document, decision: company.DirectionDecision) -> None:
     """Kept beside the fields' notes (after ``finish_extraction``, which keeps only the fields'): the
-    review page shows why, and validation refuses an undecided direction until a person picks."""
+    review page shows why, and validation refuses an undecided direction until a person picks. A company
+    without an identity keeps the first use case's direction (a sale) and nothing is recorded: the review
+    page says the identity is missing (``company.NO_IDENTITY``)."""
+    if decision.note == company.NO_IDENTITY:
+        return
     doc.field_info = {**(doc.field_info or {}), "direction": decision.field_info()}
 
 

@@ -15,9 +15,9 @@ from core.documents import splitting
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.extraction.result import needs_check
 from core.fields import FIELDS
-from core.models import DocType, Document, DocumentStatus
+from core.models import DocType, Document, DocumentStatus, Tenant
 from core.receivables import invoices as receivables
-from core.tenancy import access
+from core.tenancy import access, company
 from dashboard.blueprints.imports import enqueue_rematch_invoice
 from dashboard.extensions import db
 from dashboard.i18n import translate
@@ -93,8 +93,17 @@ def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str,
         file_url=url_for(".document_file", doc_id=doc.id),
         client_names=receivables.client_names(db.session, viewer) if doc.status in EDITABLE else [],
         split=_split_context(doc),
-        direction_info=(doc.field_info or {}).get("direction") or {},
+        direction_info=_direction_info(doc),
     )
+
+
+def _direction_info(doc: Document) -> dict[str, Any]:
+    """Why the document is a sale or a purchase (issue 18), or that the company's identity is missing."""
+    info = (doc.field_info or {}).get("direction")
+    if isinstance(info, dict):
+        return info
+    tenant = db.session.get(Tenant, doc.tenant_id)
+    return {} if tenant is not None and company.has_identity(tenant) else {"note": company.NO_IDENTITY}
 
 
 def _split_context(doc: Document) -> dict[str, Any] | None:
