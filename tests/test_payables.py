@@ -397,3 +397,54 @@ def exercise_payables_api(api: Any, session: Session, storage: FileStorage, tid:
     xmlschema.XMLSchema(XSD).validate(xml.decode("utf-8"))
     api.call("POST", "/payment-runs", "/payment-runs", 422, json={"due_by": "2026-12-31",
                                                                  "invoice_ids": [invoice.id]})
+
+
+# Dashboard pages (forms with their CSRF token) ---------------------------------------------------
+
+
+def test_dashboard_company_suppliers_approval_and_run(
+    session: Session, storage: FileStorage, tenant: TenantFixture, app: Flask
+) -> None:
+    from tests.test_dashboard import csrf_token, login
+
+    browser = app.test_client()
+    assert login(browser, tenant.admin.email).status_code == 302
+    page = browser.get("/settings/company")
+    assert page.status_code == 200 and 'name="siren"' in page.get_data(as_text=True)
+    form = {"legal_name": "Acme SAS", "country": "FR", "siren": "123", "vat_number": OUR_VAT, "iban": OUR_IBAN,
+            "approval_mode": "one", "approval_threshold": ""}
+    assert browser.post("/settings/company", data=form).status_code == 400  # no CSRF token: refused
+    refused = browser.post("/settings/company", data=form | {"csrf_token": csrf_token(page)})
+    assert refused.status_code == 422 and "SIREN" in refused.get_data(as_text=True)
+    saved = browser.post("/settings/company", data=form | {"siren": OUR_SIREN, "csrf_token": csrf_token(page)})
+    assert saved.status_code == 302
+    session.expire_all()
+    assert session.get(Tenant, tenant.tenant.id).siren == OUR_SIREN
+    invoice = _payable(session, storage, tenant.tenant.id, "D-1", "80.00")
+    listing = browser.get("/suppliers").get_data(as_text=True)
+    assert "Lieferant GmbH" in listing and "80.00" in listing
+    supplier_page = browser.get(f"/suppliers/{invoice.client_id}")
+    assert SUPPLIER_IBAN in supplier_page.get_data(as_text=True)
+    token = csrf_token(supplier_page)
+    browser.post(f"/suppliers/{invoice.client_id}", data={"iban": OTHER_IBAN, "town": "Berlin", "csrf_token": token})
+    held = browser.get(f"/suppliers/{invoice.client_id}").get_data(as_text=True)
+    assert 'id="iban-change"' in held and OTHER_IBAN in held
+    payables = browser.get("/payables")
+    assert "D-1" in payables.get_data(as_text=True)
+    assert browser.post(f"/payables/{invoice.id}/approve", data={"csrf_token": csrf_token(payables)}).status_code == 302
+    runs_page = browser.get("/payment-runs?due_by=2026-12-31")
+    html = runs_page.get_data(as_text=True)
+    assert "D-1" in html and "administrator" in html  # the pending IBAN change keeps it out of the run
+    browser.post(f"/suppliers/{invoice.client_id}/iban", data={"decision": "reject", "csrf_token": token})
+    runs_page = browser.get("/payment-runs?due_by=2026-12-31")
+    assert 'name="invoice_id"' in runs_page.get_data(as_text=True)
+    created = browser.post("/payment-runs", data={"due_by": "2026-12-31", "execution_date": "2026-12-10",
+                                                  "invoice_id": str(invoice.id), "csrf_token": csrf_token(runs_page)})
+    assert created.status_code == 302 and "/payment-runs/" in created.headers["Location"]
+    detail = browser.get(created.headers["Location"])
+    assert "D-1" in detail.get_data(as_text=True)
+    file = browser.get(created.headers["Location"] + "/file")
+    assert file.status_code == 200 and file.headers["Content-Disposition"].startswith("attachment")
+    xmlschema.XMLSchema(XSD).validate(file.get_data(as_text=True))
+    french = browser.get("/payables", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert "Factures fournisseurs" in french

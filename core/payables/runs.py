@@ -55,6 +55,7 @@ class RunPlan:
 
     invoices: list[Invoice] = field(default_factory=list)
     skipped: dict[int, str] = field(default_factory=dict)
+    numbers: dict[int, str] = field(default_factory=dict)  # of the skipped ones, to name them to a person
 
 
 def end_to_end_id(number: str) -> str:
@@ -126,6 +127,7 @@ def plan(session: Session, viewer: Viewer, due_by: date, invoice_ids: list[int] 
             result.invoices.append(invoice)
         elif reason is not None:
             result.skipped[invoice.id] = reason
+            result.numbers[invoice.id] = invoice.number or str(invoice.id)
     return result
 
 
@@ -175,8 +177,7 @@ def create_run(session: Session, viewer: Viewer, due_by: date, execution_date: d
         raise ValidationFailed(errors)
     chosen = plan(session, viewer, due_by, invoice_ids)
     if invoice_ids is not None and chosen.skipped:
-        numbers = {i.id: i.number for i in session.scalars(select(Invoice).where(Invoice.id.in_(chosen.skipped)))}
-        raise ValidationFailed({f"invoice {numbers.get(k) or k}": v for k, v in chosen.skipped.items()})
+        raise ValidationFailed({f"invoice {chosen.numbers[k]}": v for k, v in chosen.skipped.items()})
     if not chosen.invoices:
         raise ValidationFailed({"invoices": NOTHING_TO_PAY.format(date=due_by.isoformat())})
     xml = sepa_xml(tenant, execution_date, chosen.invoices, session)
