@@ -30,6 +30,7 @@ from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
 import core.models_templates  # noqa: F401 - their tables belong to tenants too
+import core.payables.models  # noqa: F401 - approvals, IBAN changes, payment runs (issue 18)
 import core.receivables.summary_models  # noqa: F401
 from core.files.storage import FileStorage
 from core.models import Base, InboundMessage, Membership, MessageStatus, StoredFile, Tenant, User, utcnow
