@@ -448,3 +448,26 @@ def test_dashboard_company_suppliers_approval_and_run(
     xmlschema.XMLSchema(XSD).validate(file.get_data(as_text=True))
     french = browser.get("/payables", headers={"Accept-Language": "fr"}).get_data(as_text=True)
     assert "Factures fournisseurs" in french
+
+
+def test_a_restricted_member_sees_only_assigned_suppliers_and_their_runs(
+    session: Session, storage: FileStorage, tenant: TenantFixture, client: FlaskClient
+) -> None:
+    from core.models import ClientAssignment, User
+
+    with_identity(session, tenant)
+    invoice = _payable(session, storage, tenant.tenant.id, "L-1", "100.00")
+    assert api(client, tenant.token, "POST", f"/payables/{invoice.id}/approve").status_code == 200
+    run = api(client, tenant.token, "POST", "/payment-runs", json={"due_by": "2026-12-31"}).get_json()
+    member = add_user(session, tenant, "member@acme.example", Role.MEMBER)
+    session.get(Tenant, tenant.tenant.id).restrict_access = True
+    session.commit()
+    for path in ("/suppliers", "/payables", "/payment-runs"):
+        assert api(client, member, "GET", path).get_json()["total"] == 0, path
+    assert api(client, member, "GET", f"/payment-runs/{run['id']}/file").status_code == 404
+    user = session.scalars(select(User).where(User.email == "member@acme.example")).one()
+    session.add(ClientAssignment(tenant_id=tenant.tenant.id, client_id=invoice.client_id, user_id=user.id))
+    session.commit()
+    for path in ("/suppliers", "/payables", "/payment-runs"):
+        assert api(client, member, "GET", path).get_json()["total"] == 1, path
+    assert api(client, member, "GET", f"/payment-runs/{run['id']}/file").status_code == 200

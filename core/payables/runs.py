@@ -17,7 +17,7 @@ from typing import Any
 
 from sepaxml import SepaTransfer
 from sepaxml.validation import ValidationError as SepaValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound, ServiceError, ValidationFailed
@@ -198,9 +198,14 @@ def create_run(session: Session, viewer: Viewer, due_by: date, execution_date: d
     return run, chosen
 
 
-def runs_query(tenant_id: int) -> Select[Any]:
-    return select(PaymentRun).where(PaymentRun.tenant_id == tenant_id).order_by(PaymentRun.created_at.desc(),
-                                                                                PaymentRun.id.desc())
+def runs_query(viewer: Viewer) -> Select[Any]:
+    """The runs the viewer may see, newest first: a restricted member only those paying visible invoices."""
+    stmt = select(PaymentRun).where(PaymentRun.tenant_id == viewer.tenant_id)
+    if viewer.restricted:
+        hidden = (select(PaymentRunItem.id).join(Invoice, Invoice.id == PaymentRunItem.invoice_id)
+                  .where(PaymentRunItem.run_id == PaymentRun.id, ~access.invoice_clause(viewer)))
+        stmt = stmt.where(~exists(hidden))
+    return stmt.order_by(PaymentRun.created_at.desc(), PaymentRun.id.desc())
 
 
 def get_run(session: Session, viewer: Viewer, run_id: int) -> PaymentRun:

@@ -220,19 +220,10 @@ def _euros(cents: int) -> Any:
 def list_payment_runs() -> Response:
     session, viewer = dbs(), api_viewer()
     page, per_page = page_params()
-    result = documents.paginate(session, runs.runs_query(viewer.tenant_id).options(selectinload(PaymentRun.items)),
+    result = documents.paginate(session, runs.runs_query(viewer).options(selectinload(PaymentRun.items)),
                                 page, per_page)
-    visible = [run for run in result.items if _visible_run(run)]
-    return jsonify(items=[run_json(r) for r in visible], page=result.page, per_page=result.per_page,
+    return jsonify(items=[run_json(r) for r in result.items], page=result.page, per_page=result.per_page,
                    total=result.total, pages=result.pages)
-
-
-def _visible_run(run: PaymentRun) -> bool:
-    try:
-        runs.get_run(dbs(), api_viewer(), run.id)
-    except Exception:  # NotFound: a restricted member's hidden supplier is paid in it
-        return False
-    return True
 
 
 @bp.post("/payment-runs")

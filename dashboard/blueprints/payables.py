@@ -193,7 +193,7 @@ def run_list() -> str:
     viewer = current_viewer()
     due_by = _date_arg("due_by") or today()
     preview = runs.plan(db.session, viewer, due_by)
-    return render_template("payables/runs.html", active_nav="payables", page=paginated(runs.runs_query(tenant_id())),
+    return render_template("payables/runs.html", active_nav="payables", page=paginated(runs.runs_query(viewer)),
                            due_by=due_by, preview=preview, today=today())
 
 
