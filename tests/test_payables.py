@@ -471,3 +471,25 @@ def test_a_restricted_member_sees_only_assigned_suppliers_and_their_runs(
     for path in ("/suppliers", "/payables", "/payment-runs"):
         assert api(client, member, "GET", path).get_json()["total"] == 1, path
     assert api(client, member, "GET", f"/payment-runs/{run['id']}/file").status_code == 200
+
+
+def test_the_statement_carrying_the_transfer_marks_the_payable_paid(
+    session: Session, storage: FileStorage, tenant: TenantFixture, client: FlaskClient
+) -> None:
+    import io
+
+    from tests.bankhelpers import csv_row, statement_csv
+
+    with_identity(session, tenant)
+    invoice = _payable(session, storage, tenant.tenant.id, "LF-2026-9", "120.00")
+    assert api(client, tenant.token, "POST", f"/payables/{invoice.id}/approve").status_code == 200
+    run = api(client, tenant.token, "POST", "/payment-runs", json={"due_by": "2026-12-31"})
+    assert run.status_code == 201
+    statement = statement_csv(csv_row(date(2026, 12, 10), "LF-2026-9", "-120,00", "Lieferant GmbH", SUPPLIER_IBAN))
+    imported = api(client, tenant.token, "POST", "/bank-statements", content_type="multipart/form-data",
+                   data={"file": (io.BytesIO(statement), "umsaetze.csv")})
+    assert imported.status_code == 201, imported.get_json()
+    paid = api(client, tenant.token, "GET", f"/invoices/{invoice.id}").get_json()
+    assert (paid["status"], paid["paid_at"]) == ("paid", "2026-12-10")
+    detail = api(client, tenant.token, "GET", f"/suppliers/{invoice.client_id}").get_json()
+    assert detail["amount_due"] == "0.00" and detail["average_payment_delay_days"] == 9.0
