@@ -233,23 +233,32 @@ class SupplierBalance:
 
 
 def _balances(viewer: Viewer, currency: str, today: date) -> Select[Any]:
-    payable = and_(Invoice.tenant_id == viewer.tenant_id, Invoice.direction == Direction.PAYABLE.value,
-                   Invoice.client_id == Client.id, Invoice.currency == currency)
+    """One row per supplier: id, name, IBAN, due, overdue, open count, paid count, pending IBAN changes,
+    sort name. The payables are aggregated per supplier first, then joined (one pass over them)."""
     unpaid = and_(Invoice.doc_type == DocType.INVOICE.value, Invoice.status != InvoiceStatus.PAID.value)
     owed = func.coalesce(Invoice.amount, 0) - func.coalesce(Invoice.amount_paid, 0)
     paid = and_(Invoice.doc_type == DocType.INVOICE.value, Invoice.paid_at.is_not(None), Invoice.due_date.is_not(None))
-    due = func.sum(case((unpaid, owed), else_=0))
-    overdue = func.sum(case((and_(unpaid, Invoice.due_date < today), owed), else_=0))
-    pending = (select(func.count(SupplierIbanChange.id)).where(
-        SupplierIbanChange.tenant_id == viewer.tenant_id, SupplierIbanChange.supplier_id == Client.id,
-        SupplierIbanChange.state == PENDING).correlate(Client).scalar_subquery())
+    per_supplier = (
+        select(Invoice.client_id.label("supplier_id"), func.sum(case((unpaid, owed), else_=0)).label("due"),
+               func.sum(case((and_(unpaid, Invoice.due_date < today), owed), else_=0)).label("overdue"),
+               func.count(case((unpaid, Invoice.id))).label("open"), func.count(case((paid, Invoice.id))).label("paid"))
+        .where(Invoice.tenant_id == viewer.tenant_id, Invoice.direction == Direction.PAYABLE.value,
+               Invoice.currency == currency, Invoice.client_id.is_not(None))
+        .group_by(Invoice.client_id).subquery("per_supplier")
+    )
+    pending = (
+        select(SupplierIbanChange.supplier_id.label("supplier_id"), func.count().label("n"))
+        .where(SupplierIbanChange.tenant_id == viewer.tenant_id, SupplierIbanChange.state == PENDING)
+        .group_by(SupplierIbanChange.supplier_id).subquery("pending")
+    )
     stmt = (
-        select(Client.id, Client.name, Client.iban, func.coalesce(due, 0).label("due"),
-               func.coalesce(overdue, 0), func.count(case((unpaid, Invoice.id))),
-               func.count(case((paid, Invoice.id))), pending, Client.normalized_name)
-        .select_from(Client).outerjoin(Invoice, payable)
+        select(Client.id, Client.name, Client.iban, func.coalesce(per_supplier.c.due, 0).label("due"),
+               func.coalesce(per_supplier.c.overdue, 0), func.coalesce(per_supplier.c.open, 0),
+               func.coalesce(per_supplier.c.paid, 0), func.coalesce(pending.c.n, 0), Client.normalized_name)
+        .select_from(Client)
+        .outerjoin(per_supplier, per_supplier.c.supplier_id == Client.id)
+        .outerjoin(pending, pending.c.supplier_id == Client.id)
         .where(Client.tenant_id == viewer.tenant_id, Client.role == SUPPLIER)
-        .group_by(Client.id, Client.name, Client.iban, Client.normalized_name)
     )
     return access.scope_clients(stmt, viewer)
 
