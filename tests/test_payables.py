@@ -493,3 +493,19 @@ def test_the_statement_carrying_the_transfer_marks_the_payable_paid(
     assert (paid["status"], paid["paid_at"]) == ("paid", "2026-12-10")
     detail = api(client, tenant.token, "GET", f"/suppliers/{invoice.client_id}").get_json()
     assert detail["amount_due"] == "0.00" and detail["average_payment_delay_days"] == 9.0
+
+
+def test_direction_decisions_and_the_file_check_refuse_what_they_should(tenant: TenantFixture) -> None:
+    from core.payables import runs
+
+    us = Tenant(name="x", legal_name="Acme Industries SAS", vat_number=OUR_VAT, iban=OUR_IBAN)
+    read_wrong = company.decide_direction(us, company.Parties(seller_name="ACME Industr1es S.A.S."))
+    assert read_wrong.direction == "receivable" and read_wrong.evidence == ("issuer name",)
+    both = company.decide_direction(us, company.Parties(seller_vat=OUR_VAT, buyer_name="Acme Industries"))
+    assert both.direction is None and "both" in both.note
+    assert company.decide_direction(us, company.Parties(buyer_vat=OUR_VAT)).direction == "payable"
+    assert company.decide_direction(Tenant(name="x"), company.Parties()).note == company.NO_IDENTITY
+    with pytest.raises(ValidationFailed) as caught:
+        runs.validate_file(b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"/>')
+    assert "pain.001.001.09" in caught.value.errors["file"]
+    assert runs.end_to_end_id("FA 2026/001 «été» " + "9" * 40) == ("FA 2026/001 --t-- " + "9" * 40)[:35]

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import pycountry
+from rapidfuzz import fuzz
 from sqlalchemy.orm import Session
 from stdnum import iban as std_iban
 from stdnum.eu import vat as std_vat
@@ -203,11 +204,17 @@ class DirectionDecision:
         return info
 
 
+SAME_NAME_THRESHOLD = 88.0  # as client matching (``clients.FUZZY_THRESHOLD``): "ACME Industr1es S.A.S." is us
+
+
 def _same_company(tenant: Tenant, name: str | None) -> bool:
+    """``name`` is the company's legal name, as printed or read slightly wrong (OCR)."""
     if not name or not tenant.legal_name:
         return False
-    ours = normalize_name(tenant.legal_name)
-    return bool(ours) and normalize_name(name) == ours
+    ours, read = normalize_name(tenant.legal_name), normalize_name(name)
+    if not ours or not read:
+        return False
+    return read == ours or fuzz.token_sort_ratio(read, ours) >= SAME_NAME_THRESHOLD
 
 
 def _compact(value: str | None) -> str:
