@@ -241,6 +241,9 @@ def test_suppliers_list_and_page_amounts_due_and_delay(
     assert [(s["name"], s["amount_due"], s["open_invoices"]) for s in listing["items"]] == [
         ("Lieferant GmbH", "350.50", 2)]
     assert api(client, tenant.token, "GET", "/clients").get_json()["total"] == 0  # no supplier among clients
+    assert api(client, tenant.token, "GET", "/invoices?direction=payable").get_json()["total"] == 2
+    assert api(client, tenant.token, "GET", "/invoices?direction=receivable").get_json()["total"] == 0
+    assert api(client, tenant.token, "GET", "/invoices?direction=both").status_code == 400
     marked = api(client, tenant.token, "POST", f"/payables/{first.id}/paid",
                  json={"paid_on": "2026-12-04", "method": "card"})
     assert marked.status_code == 200 and marked.get_json()["status"] == "paid"

@@ -14,10 +14,12 @@ from core.documents import invoice_edits
 from core.documents import review as documents
 from core.errors import NotFound
 from core.models import (
+    Direction,
     DocType,
     Document,
     DocumentStatus,
     InboundMessage,
+    Invoice,
     InvoiceStatus,
     MessageStatus,
     Role,
@@ -175,11 +177,15 @@ def resolve_duplicate(document_id: int) -> Response:
 @bp.get("/invoices")
 @operation("Invoices", "Validated invoices and credit notes",
            query=(*PAGE_QUERY, enum_query("type", DocType, "Invoices or credit notes only."),
-                  enum_query("status", InvoiceStatus, "Only the invoices in this payment status.")),
+                  enum_query("status", InvoiceStatus, "Only the invoices in this payment status."),
+                  enum_query("direction", Direction, "Sales (receivable) or purchases (payable) only.")),
            ok={200: page_of("Invoice")}, errors=(400,))
 def list_invoices() -> Response:
     doc_type, status = enum_param("type", DocType), enum_param("status", InvoiceStatus)
     stmt = documents.invoices_query(caller().tenant_id, doc_type, status)
+    direction = enum_param("direction", Direction)
+    if direction:  # issue 18
+        stmt = stmt.where(Invoice.direction == direction)
     stmt = access.scope_invoices(stmt, api_viewer())  # restricted members: their clients' invoices only
     return paginated(
         stmt.options(*INVOICE_JSON_LOAD), invoice_json
