@@ -149,6 +149,10 @@ class Tenant(Base):
     chart: Mapped[str] = mapped_column(String(8), default="pcg", server_default="pcg")
     # Issue 17: every member must have a TOTP second factor to work on this company (core.tenancy.twofactor).
     require_2fa: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Approval of supplier invoices before they may be paid (core.payables.approval): "none", "one"
+    # (one approver), "two_above" (a second, different approver when the amount exceeds the threshold).
+    approval_mode: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    approval_threshold: Mapped[Decimal | None] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     addresses: Mapped[list[InboundAddress]] = relationship(back_populates="tenant", order_by="InboundAddress.id")
@@ -289,11 +293,20 @@ class StoredFile(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class CounterpartyRole(enum.StrEnum):
+    CLIENT = "client"  # buys from the tenant: its invoices are receivables
+    SUPPLIER = "supplier"  # sells to the tenant: its invoices are payables (core.payables)
+
+
 class Client(Base):
-    """A counterparty of the tenant: a client for receivables (a supplier for payables later)."""
+    """A counterparty of the tenant: a client (receivables) or a supplier (payables), by ``role``.
+
+    One table for both, so that invoices, bank matching and the access policy (assignments) treat them
+    alike; a company that is both a client and a supplier has one row per role.
+    """
 
     __tablename__ = "clients"
-    __table_args__ = (UniqueConstraint("tenant_id", "normalized_name"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "role", "normalized_name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -301,6 +314,12 @@ class Client(Base):
     normalized_name: Mapped[str] = mapped_column(String(300))
     vat_id: Mapped[str | None] = mapped_column(String(32))
     iban: Mapped[str | None] = mapped_column(String(64))  # issue 6: recognise the payer on bank statements
+    role: Mapped[str] = mapped_column(String(16), default=CounterpartyRole.CLIENT.value, server_default="client")
+    # A supplier's postal address, for the structured creditor address of a SEPA transfer.
+    street: Mapped[str | None] = mapped_column(String(140))
+    postcode: Mapped[str | None] = mapped_column(String(16))
+    town: Mapped[str | None] = mapped_column(String(35))
+    country: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -7,4 +7,5 @@ import core.models_profiles  # noqa: F401  (issue 13: issuer profiles learned fr
 import core.models_summaries  # noqa: F401
 import core.models_templates  # noqa: F401  (issue 4: per-tenant extraction templates)
 import core.outbound.models  # noqa: F401  (issue 17: the outbox)
+import core.payables.models  # noqa: F401  (issue 18: approvals, IBAN changes, payment runs)
 import core.tenancy.people_models  # noqa: F401  (issue 17: invitations, resets, second factors)

@@ -71,7 +71,7 @@ def tenant_rotate_address(tenant_ref: str, grace_days: int) -> None:
 @with_appcontext
 def tenant_export(tenant_ref: str, output: str | None) -> None:
     """Write one archive with the tenant's messages, files, invoices, entries and settings (docs/tenant-export.md)."""
-    from core.tenancy import tenant_data
+    from core import tenant_data
     from dashboard.context import storage
 
     try:
@@ -91,7 +91,7 @@ def tenant_export(tenant_ref: str, output: str | None) -> None:
 @with_appcontext
 def tenant_delete(tenant_ref: str, yes: bool) -> None:
     """Erase the tenant: its stored files, every row, and accounts left without a company. Irreversible."""
-    from core.tenancy import tenant_data
+    from core import tenant_data
     from dashboard.context import storage
 
     try:
@@ -241,7 +241,7 @@ def purge_raw_command(days: int | None) -> None:
     """Apply the raw e-mail retention: delete finished raw e-mails, keep their files and invoices (cron it daily)."""
     from datetime import timedelta
 
-    from core.tenancy import tenant_data
+    from core import tenant_data
     from dashboard.context import storage
 
     days = days or settings().raw_retention_days

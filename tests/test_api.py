@@ -230,6 +230,9 @@ def test_tenant(api, tenant):
         "id": tenant.tenant.id,
         "name": "Acme SAS",
         "inbound_address": tenant.address,
+        # Issue 18: the company's identity and approval policy, empty until set (PUT /tenant).
+        "legal_name": None, "country": None, "siren": None, "vat_number": None, "iban": None,
+        "approval_mode": "none", "approval_threshold": None,
     }
 
 
@@ -290,6 +293,7 @@ def test_document_serialization(api, doc):
         "number": "FA-2026-001",
         "title": "Consulting, January",
         "client": "Client SA",
+        "direction": "receivable",  # issue 18
         "issuer": "Acme SAS",
         "amount": "1200.00",
         "net_amount": "1000.00",
@@ -442,6 +446,7 @@ def test_validate_with_overrides(session, api, doc):
         "title": None,
         "client": "Nouveau Client",
         "client_id": invoice["client_id"],
+        "direction": "receivable",  # issue 18
         "issuer": "Acme SAS",
         "amount": "1200.00",
         "net_amount": "1000.00",

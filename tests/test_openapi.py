@@ -34,6 +34,7 @@ from tests.bankhelpers import csv_row, make_invoice, statement_csv
 from tests.conftest import TenantFixture
 from tests.test_api import add_document, add_user, pdf_bytes
 from tests.test_dashboard import login
+from tests.test_payables import exercise_payables_api
 from tests.test_templates import GOOD
 
 # Routes of the URL map not described yet: none (the users, invitations and companies routes of issue 17
@@ -332,6 +333,7 @@ def test_real_answers_match_their_documented_schemas(
     api.call("POST", "/companies", "/companies", 422, json={"name": "acme holding"})
     assert len(api.call("GET", "/companies", "/companies", 200)["items"]) == 2
     member.call("GET", "/users", "/users", 403)
+    exercise_payables_api(api, session, storage, tid)  # issue 18: suppliers, payables, payment runs
 
     exercised = {entry.rsplit(" ", 1)[0] for entry in api.checked if entry.endswith(("200", "201", "202", "204"))}
     every = {f"{method.upper()} {path.removeprefix('/api/v1')}" for path, methods in spec["paths"].items()

@@ -39,6 +39,7 @@ from core.models import (
     ApiToken,
     BankAccount,
     BankTransaction,
+    Client,
     Document,
     DocumentSource,
     DocumentStatus,
@@ -54,6 +55,7 @@ from core.models import (
     utcnow,
 )
 from core.models_templates import ExtractionTemplate
+from core.payables.models import PaymentRun, PaymentRunItem
 from core.tenancy import accounts
 from core.tenancy.people_models import Invitation
 from dashboard.api.base import PREFIX as API_PREFIX
@@ -86,6 +88,7 @@ OBJECT_FOR = {
     "token_id": "api_token",  # issue 14: tokens listed and revoked
     "invitation_id": "invitation",  # issue 17: invitations withdrawn
     "entry_id": "journal_entry", "ledger_account_id": "ledger_account",  # issue 18: accounting
+    "supplier_id": "supplier", "run_id": "payment_run",  # issue 18: suppliers and payment runs
 }
 OBJECT_FOR_ENDPOINT = {
     ("bank.delete_rule", "rule_id"): "matching_rule", ("api.delete_rule", "rule_id"): "matching_rule",
@@ -105,7 +108,8 @@ ISO_TEMPLATE = ("issuer: Iso\nkeywords: [Iso SARL]\n"
                 "fields: {amount: 'T (\\d+)', date: 'D (\\S+)', invoice_number: 'N (\\S+)'}\n")
 # What a restricted member must not reach for a client not assigned to them (the world's transaction and
 # match belong to that client's invoice).
-RESTRICTED_ARGS = {"invoice_id", "client_id", "file_id", "transaction_id", "match_id", "entry_id"}
+RESTRICTED_ARGS = {"invoice_id", "client_id", "file_id", "transaction_id", "match_id", "entry_id", "supplier_id",
+                   "run_id"}
 # Tenant A's data that tenant B must never read, and the part of it a restricted member of A must not.
 HIDDEN_NUMBER, HIDDEN_CLIENT = "ISO-2", "Client Isol"  # ASCII: JSON escapes the "é" of "Isolé"
 TENANT_MARKERS = ("ISO-1", HIDDEN_NUMBER, HIDDEN_CLIENT, "dupont-conseil.example", "billing@acme.example")
@@ -148,6 +152,23 @@ def build_world(session: Session, storage: FileStorage, a: TenantFixture) -> Wor
     # Issue 18: the hidden client's invoice's draft entry (its label names the client) and an account.
     entry = entrysvc.draft_for_invoice(session, invoice)
     ledger_account = booksvc.accounts(session, tid)[0]
+    # Issue 18: a supplier (its name holds the hidden client's marker), its payable and a payment run paying it.
+    supplier = Client(tenant_id=tid, name="Client Isolé Fournitures", normalized_name="client isole fournitures",
+                      role="supplier", iban="DE89370400440532013000")
+    session.add(supplier)
+    session.flush()
+    payable = Invoice(tenant_id=tid, direction="payable", doc_type="invoice", number="ISO-2P", number_key="ISO-2P",
+                      client_id=supplier.id, file_id=pdf.id, amount=Decimal("50.00"), currency="EUR",
+                      issue_date=date(2026, 1, 5), due_date=date(2026, 2, 5))
+    session.add(payable)
+    session.flush()
+    run = PaymentRun(tenant_id=tid, due_by=date(2026, 2, 5), execution_date=date(2026, 2, 5), currency="EUR",
+                     debtor_iban="FR7630006000011234567890189", total_cents=5000, count=1,
+                     xml="<Document>ISO-2P Client Isolé Fournitures</Document>")
+    session.add(run)
+    session.flush()
+    session.add(PaymentRunItem(tenant_id=tid, run_id=run.id, invoice_id=payable.id, supplier_name=supplier.name,
+                               iban=supplier.iban, amount_cents=5000, end_to_end_id="ISO-2P"))
     # A restricted member of A: restrict access on, no client assigned.
     restricted = accounts.create_user(session, "restricted@acme.example", a.password, a.tenant, Role.MEMBER)
     restricted_token = accounts.create_token(session, restricted, a.tenant)
@@ -165,7 +186,7 @@ def build_world(session: Session, storage: FileStorage, a: TenantFixture) -> Wor
              "match": match.id, "matching_rule": rule.id, "sender_rule": sender_rule.id, "mailbox": mailbox.id,
              "user": a.admin.id, "tenant": tid, "extraction_template": template.id,
              "source": source.id, "api_token": token_row.id, "invitation": invitation.id, "journal_entry": entry.id,
-             "ledger_account": ledger_account.id},
+             "ledger_account": ledger_account.id, "supplier": supplier.id, "payment_run": run.id},
         restricted_email=restricted.email,
         restricted_token=restricted_token,
         hidden_file=hidden_file,

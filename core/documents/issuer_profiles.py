@@ -27,7 +27,7 @@ from core.extraction.generic import check_totals
 from core.extraction.identifiers import Identifiers, find_identifiers, normalize_vat_id
 from core.extraction.result import Extraction
 from core.fields import FIELDS
-from core.models import Client, Document, Invoice
+from core.models import Client, Document, Invoice, Tenant
 from core.models_profiles import DocumentReading, IssuerProfile, IssuerProfileKey
 from core.receivables.clients import normalize_name
 
@@ -185,7 +185,10 @@ def learn_from_validation(session: Session, doc: Document, invoice: Invoice) -> 
     truth = {name: getattr(doc, name) for name in FIELDS}
     ids = find_identifiers(reading.text)
     client_vat = None
-    if invoice.client_id is not None:
+    if invoice.direction == "payable":  # issue 18: the buyer is the company itself, the client row the issuer
+        tenant = session.get(Tenant, doc.tenant_id)
+        client_vat = normalize_vat_id(tenant.vat_number) if tenant is not None and tenant.vat_number else None
+    elif invoice.client_id is not None:
         client = session.get(Client, invoice.client_id)
         client_vat = normalize_vat_id(client.vat_id) if client is not None and client.vat_id else None
     ids.vat_ids = [v for v in ids.vat_ids if v != client_vat]  # the buyer's number is not the issuer's

@@ -32,8 +32,10 @@ from core.inbound import forwarding, senders
 from core.inbound import senderauth as sender_auth
 from core.mail.parsed import ReceivedEmail, TooManyParts
 from core.mail.unpack import PDF, Attachment, unpack
-from core.models import Document, DocumentStatus, InboundMessage, MessageStatus, utcnow
+from core.models import Direction, Document, DocumentStatus, InboundMessage, MessageStatus, Tenant, utcnow
+from core.payables import suppliers
 from core.receivables.clients import prefill_client
+from core.tenancy import company
 
 logger = logging.getLogger(__name__)
 
@@ -335,8 +337,13 @@ def _finish_text(session: Session, doc: Document, found: extraction.PdfExtractio
     # The issuer's profile, learned from earlier validations, reads the fields first (issue 13, item 8).
     profile = issuer_profiles.read_with_profile(session, doc, found.text, result)
     fields, field_info, ids = text_fields(found)
-    prefill_client(session, doc.tenant_id, fields, field_info, ids.vat_ids)
+    tenant = session.get(Tenant, doc.tenant_id)
+    ours = (tenant.iban or "").upper() if tenant is not None else ""
+    parties = company.Parties(seller_name=fields.get("issuer"), buyer_name=fields.get("client"),
+                              payee_iban=ours if ours and ours in ids.ibans else None)
+    decision = _prefill_counterparty(session, doc, parties, fields, field_info, ids.vat_ids)
     finish_extraction(session, doc, fields, field_info, result.source)
+    _record_direction(doc, decision)
     details: dict[str, Any] = {"reader": "ocr" if found.ocr else "text", "pages": found.pages}
     if found.template:
         details["template"] = found.template
@@ -348,6 +355,31 @@ def _finish_text(session: Session, doc: Document, found: extraction.PdfExtractio
         details["issuer_profile"] = profile
     doc.extraction_details = details
     logger.info("document %s: %s, %d field(s) found, %s", doc.id, result.source, len(result.fields), doc.status)
+
+
+def _prefill_counterparty(session: Session, doc: Document, parties: company.Parties, fields: dict[str, Any],
+                          field_info: dict[str, Any], vat_ids: list[str]) -> company.DirectionDecision:
+    """Decide sale or purchase from the company's identity (issue 18), then match the counterparty among
+    the tenant's clients (a sale, or undecided) or suppliers (a purchase)."""
+    tenant = session.get(Tenant, doc.tenant_id)
+    assert tenant is not None
+    decision = company.decide_direction(tenant, parties)
+    doc.direction = decision.direction or Direction.RECEIVABLE.value  # undecided: the reviewer's pick replaces it
+    if decision.direction == Direction.PAYABLE.value:
+        suppliers.prefill_supplier(session, doc.tenant_id, fields, field_info, vat_ids)
+    else:
+        prefill_client(session, doc.tenant_id, fields, field_info, vat_ids)
+    return decision
+
+
+def _record_direction(doc: Document, decision: company.DirectionDecision) -> None:
+    """Kept beside the fields' notes (after ``finish_extraction``, which keeps only the fields'): the
+    review page shows why, and validation refuses an undecided direction until a person picks. A company
+    without an identity keeps the first use case's direction (a sale) and nothing is recorded: the review
+    page says the identity is missing (``company.NO_IDENTITY``)."""
+    if decision.note == company.NO_IDENTITY:
+        return
+    doc.field_info = {**(doc.field_info or {}), "direction": decision.field_info()}
 
 
 def text_fields(found: extraction.PdfExtraction) -> tuple[dict[str, Any], dict[str, Any], Identifiers]:
@@ -362,8 +394,12 @@ def _finish_einvoice(session: Session, doc: Document, einv: EInvoice, pdf: bytes
     fields = to_fields(einv)
     filled = fill_from_page(fields, pdf) if pdf is not None else []
     field_info = fields.pop("field_info")
-    prefill_client(session, doc.tenant_id, fields, field_info, [v for v in (einv.buyer_vat_id,) if v])
+    parties = company.Parties(seller_name=einv.seller_name, buyer_name=einv.buyer_name, seller_vat=einv.seller_vat_id,
+                              buyer_vat=einv.buyer_vat_id, payee_iban=einv.iban)
+    vat_ids = [v for v in (einv.buyer_vat_id, einv.seller_vat_id) if v]
+    decision = _prefill_counterparty(session, doc, parties, fields, field_info, vat_ids)
     finish_extraction(session, doc, fields, field_info, einv.source)
+    _record_direction(doc, decision)
     doc.extraction_details = einvoice_details(einv)
     if filled:
         doc.extraction_details["from_page"] = filled
@@ -405,6 +441,9 @@ def _no_text(session: Session, doc: Document, notes: list[str] | None = None) ->
     finish_extraction(session, doc, {}, {}, "none")
     # Not a field (no confidence): a note on the whole document, kept apart from the field names.
     doc.field_info = {"_document": {"source": "none", "note": NO_TEXT_NOTE}}
+    tenant = session.get(Tenant, doc.tenant_id)
+    if tenant is not None:  # nothing read: a company with an identity picks the direction by hand
+        _record_direction(doc, company.decide_direction(tenant, company.Parties()))
     if notes:
         doc.extraction_details = {"reader": "none", "notes": notes}
     if doc.status == DocumentStatus.PENDING.value:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -23,6 +22,7 @@ from core.i18n import N_
 from core.models import (
     REVIEW_STATUSES,
     Client,
+    Direction,
     DocType,
     Document,
     DocumentStatus,
@@ -31,6 +31,7 @@ from core.models import (
     StoredFile,
     utcnow,
 )
+from core.names import folded
 from core.tenancy import access
 from core.tenancy.access import Viewer
 
@@ -41,6 +42,8 @@ REPLACED_REASON = N_("File of invoice {number} replaced.")  # on documents repla
 # A restricted member typing the number of an invoice they cannot see: said without its id, link or
 # choices, so nothing more is revealed than that the number is taken; an admin can resolve it.
 NUMBER_TAKEN_HIDDEN = N_("This number is already used by an invoice you cannot see: ask an administrator.")
+DIRECTION_UNDECIDED = N_("choose whether this is a sale (receivable) or a purchase (payable)")
+BAD_DIRECTION = N_("must be receivable or payable")
 FROZEN_NUMBER = N_(
     "The number of a validated invoice cannot be changed. To change it, delete the invoice and import "
     "the file again."
@@ -178,16 +181,10 @@ def fail_document(doc: Document, reason: str) -> None:
 # Validation ----------------------------------------------------------------------------------
 
 
-def _normalized_name(name: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", name)
-    ascii_only = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(ascii_only.casefold().split())
-
-
 def find_or_create_client(session: Session, tenant_id: int, name: str) -> Client:
-    key = _normalized_name(name)
+    key = folded(name)
     client = session.scalars(
-        select(Client).where(Client.tenant_id == tenant_id, Client.normalized_name == key)
+        select(Client).where(Client.tenant_id == tenant_id, Client.role == "client", Client.normalized_name == key)
     ).first()
     if client is None:
         client = Client(tenant_id=tenant_id, name=name, normalized_name=key)
@@ -196,17 +193,56 @@ def find_or_create_client(session: Session, tenant_id: int, name: str) -> Client
     return client
 
 
+def chosen_direction(data: dict[str, Any]) -> tuple[str | None, dict[str, str]]:
+    """The direction a reviewer picked (``data["direction"]``), or None; an error when it is neither."""
+    raw = data.get("direction")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None, {}
+    try:
+        return Direction(str(raw).strip()).value, {}
+    except ValueError:
+        return None, {"direction": BAD_DIRECTION}
+
+
+def direction_undecided(doc: Document) -> bool:
+    """Extraction could not tell sale from purchase (core.tenancy.company): a person must pick."""
+    info = (doc.field_info or {}).get("direction")
+    return isinstance(info, dict) and bool(info.get("undecided"))
+
+
+def _set_direction(doc: Document, direction: str) -> None:
+    doc.direction = direction
+    info = dict((doc.field_info or {}).get("direction") or {})
+    info.pop("undecided", None)  # a person decided
+    info |= {"source": "reviewer", "confidence": 1.0}
+    doc.field_info = {**(doc.field_info or {}), "direction": info}
+
+
 def update_fields(session: Session, tenant_id: int, document_id: int, data: dict[str, Any]) -> Document:
     """Save a reviewer's corrections without validating (a draft)."""
     doc = get_document(session, tenant_id, document_id)
     if doc.status in (DocumentStatus.VALIDATED.value, DocumentStatus.DISCARDED.value):
         raise ServiceError(N_("a {status} document cannot be edited").format(status=doc.status))
     values, errors = coerce(data)
+    direction, direction_errors = chosen_direction(data)
+    errors |= direction_errors
     if errors:
         raise ValidationFailed(errors)
     for name, value in values.items():
         setattr(doc, name, value)
+    if direction is not None:
+        _set_direction(doc, direction)
     return doc
+
+
+def _complete_for(direction: str, current: dict[str, Any]) -> dict[str, str]:
+    """``check_complete``, the counterparty being the client of a sale and the issuer of a purchase."""
+    errors = check_complete(current)
+    if direction == Direction.PAYABLE.value:
+        errors.pop("client", None)
+        if not current.get("issuer"):
+            errors["issuer"] = N_("required: the supplier who issued this invoice")
+    return errors
 
 
 def validate_document(
@@ -225,10 +261,15 @@ def validate_document(
     if doc.status not in (DocumentStatus.PENDING.value, DocumentStatus.FAILED.value):
         raise ServiceError(N_("a {status} document cannot be validated").format(status=doc.status))
     values, errors = coerce(data)
+    chosen, direction_errors = chosen_direction(data)
+    errors |= direction_errors
+    if chosen is None and not direction_errors and direction_undecided(doc):
+        errors["direction"] = DIRECTION_UNDECIDED
+    direction = chosen or doc.direction
     current = {name: getattr(doc, name) for name in FIELDS} | values
-    errors |= {k: v for k, v in check_complete(current).items() if k not in errors}
+    errors |= {k: v for k, v in _complete_for(direction, current).items() if k not in errors}
     if not errors:
-        clash = invoice_with_number(session, tenant_id, doc.direction, current["doc_type"], current["number"])
+        clash = invoice_with_number(session, tenant_id, direction, current["doc_type"], current["number"])
         if clash is not None:
             raise DuplicateNumber(clash)
     if errors:
@@ -236,10 +277,17 @@ def validate_document(
 
     for name, value in values.items():
         setattr(doc, name, value)
-    client = find_or_create_client(session, tenant_id, current["client"])
+    if chosen is not None:
+        _set_direction(doc, chosen)
+    if direction == Direction.PAYABLE.value:
+        from core.payables import suppliers  # the payables area builds on validation, not the reverse
+
+        client = suppliers.supplier_for_document(session, doc, current["issuer"])
+    else:
+        client = find_or_create_client(session, tenant_id, current["client"])
     invoice = Invoice(
         tenant_id=tenant_id,
-        direction=doc.direction,
+        direction=direction,
         number_key=number_key(current["number"]),
         client_id=client.id,
         file_id=doc.file_id,
@@ -331,7 +379,7 @@ def replace_basis(session: Session, doc: Document) -> ReplaceBasis | None:
     if doc.number and same_type and number_key(doc.number) == invoice.number_key:
         return ReplaceBasis("number", invoice, doc.filename)
     original = session.get(Document, invoice.document_id) if invoice.document_id else None
-    if original is not None and _normalized_name(original.filename or "") == _normalized_name(doc.filename or ""):
+    if original is not None and folded(original.filename or "") == folded(doc.filename or ""):
         return ReplaceBasis("filename", invoice, original.filename)
     return None
 

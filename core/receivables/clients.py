@@ -22,8 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.extraction.identifiers import normalize_vat_id
-from core.models import Client
-from core.receivables.names import normalize_name
+from core.models import Client, CounterpartyRole
+from core.names import normalize_name
 from core.receivables.ourselves import keep_ourselves_out
 
 FUZZY_THRESHOLD = 88.0
@@ -37,11 +37,13 @@ class ClientMatch:
     score: float  # 100 for vat_id and name
 
 
-def match_client(session: Session, tenant_id: int, name: str | None, vat_ids: Iterable[str] = ()) -> ClientMatch | None:
-    """The tenant's client this document is for, or None."""
+def match_client(session: Session, tenant_id: int, name: str | None, vat_ids: Iterable[str] = (),
+                 role: str = CounterpartyRole.CLIENT.value) -> ClientMatch | None:
+    """The tenant's client (or, with ``role`` "supplier", supplier) this document names, or None."""
     wanted_vat = {normalize_vat_id(v) for v in vat_ids if v}
     rows = session.execute(
-        select(Client.id, Client.name, Client.vat_id).where(Client.tenant_id == tenant_id).limit(MAX_CLIENTS)
+        select(Client.id, Client.name, Client.vat_id)
+        .where(Client.tenant_id == tenant_id, Client.role == role).limit(MAX_CLIENTS)
     ).all()
     if wanted_vat:
         by_vat = [row for row in rows if row.vat_id and normalize_vat_id(row.vat_id) in wanted_vat]

@@ -28,6 +28,7 @@ from core.models import (
     CashKind,
     CashMovement,
     Client,
+    CounterpartyRole,
     DocType,
     Document,
     Invoice,
@@ -138,7 +139,7 @@ def _clients_with_summary(viewer: Viewer, currency: str) -> Select[Any]:
         )
         .outerjoin(ClientSummary, and_(ClientSummary.tenant_id == viewer.tenant_id,
                                        ClientSummary.client_id == Client.id, ClientSummary.currency == currency))
-        .where(Client.tenant_id == viewer.tenant_id)
+        .where(Client.tenant_id == viewer.tenant_id, Client.role == CounterpartyRole.CLIENT.value)
     )
     return access.scope_clients(stmt, viewer)
 
@@ -198,7 +199,8 @@ def client_balances(
         stmt, _overdue = _with_overdue(viewer, currency, today, rows, narrow=True)
         stmt = stmt.order_by(*ordered(rows.c[key], rows.c))
     total = session.scalar(
-        access.scope_clients(select(func.count(Client.id)).where(Client.tenant_id == viewer.tenant_id), viewer)
+        access.scope_clients(select(func.count(Client.id)).where(
+            Client.tenant_id == viewer.tenant_id, Client.role == CounterpartyRole.CLIENT.value), viewer)
     ) or 0
     return RowPage(items=[_row(r) for r in session.execute(stmt)], page=page, per_page=per_page, total=total)
 
@@ -214,7 +216,7 @@ def client_balance(session: Session, viewer: Viewer, client_id: int, *, currency
 
 def get_client(session: Session, viewer: Viewer, client_id: int) -> Client:
     client = session.get(Client, client_id)
-    if client is None:
+    if client is None or client.role != CounterpartyRole.CLIENT.value:  # a supplier has its own page
         raise NotFound("no such client")
     return access.check_client(session, viewer, client)
 
@@ -247,7 +249,8 @@ def client_documents_query(tenant_id: int, client: Client) -> Select[Any]:
 
 def client_names(session: Session, viewer: Viewer, limit: int = 500) -> list[str]:
     """Names for the review page's client picker (the viewer's clients, alphabetical)."""
-    stmt = access.scope_clients(select(Client.name).where(Client.tenant_id == viewer.tenant_id), viewer)
+    stmt = access.scope_clients(select(Client.name).where(
+        Client.tenant_id == viewer.tenant_id, Client.role == CounterpartyRole.CLIENT.value), viewer)
     return list(session.scalars(stmt.order_by(Client.normalized_name).limit(limit)))
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.extraction.identifiers import normalize_vat_id
 from core.models import Tenant
-from core.receivables.names import normalize_name
+from core.names import normalize_name
 
 OUR_THRESHOLD = 88.0  # as ``clients.FUZZY_THRESHOLD``: a name this close to ours is ours
 SWAPPED_CONFIDENCE = 0.5  # the parties were read the wrong way round: both are shown for a check

@@ -118,6 +118,8 @@ _MOVEMENT_COLUMNS = (CashMovement.invoice_id, CashMovement.expected_date, CashMo
 
 
 def _contribute(totals: Totals, inv: Any, movements: Iterable[Any]) -> None:
+    if inv.direction != "receivable":
+        return  # a payable is money we owe, never a client's balance (suppliers: core.payables.suppliers)
     client = inv.client_id or 0
     not_paid = inv.status is not None and inv.status != InvoiceStatus.PAID.value
     if inv.currency is not None:
@@ -228,7 +230,7 @@ def _aggregates(dialect: str, tenant_id: int | None) -> tuple[Any, Any]:
                when(and_(Invoice.doc_type == DocType.CREDIT_NOTE.value, not_paid), owed).label("credit_cents"),
                when(paid, 1).label("paid_count"), when(paid, delay).label("delay_days"),
                literal(0, BigInteger).label("expected_cents"))
-        .where(tenant, Invoice.currency.is_not(None))
+        .where(tenant, Invoice.currency.is_not(None), Invoice.direction == "receivable")
         .group_by(Invoice.tenant_id, client, Invoice.currency)
     )
     remaining = _sql_owed(dialect, CashMovement.amount, Invoice.amount_paid)

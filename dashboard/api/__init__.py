@@ -13,6 +13,7 @@ from dashboard.api import bank as _bank  # noqa: F401  (issue 6: statements, tra
 from dashboard.api import deadletter as _deadletter  # noqa: F401  (issue 7: failed items, retry)
 from dashboard.api import mailboxes as _mailboxes  # noqa: F401  (IMAP mailboxes)
 from dashboard.api import openapi as _openapi  # noqa: F401  (issue 17: GET /openapi.json, no token)
+from dashboard.api import payables as _payables  # noqa: F401  (issue 18: suppliers, approval, payment runs)
 from dashboard.api import people as _people  # noqa: F401  (issue 17: users, invitations, companies)
 from dashboard.api import splitting as _splitting  # noqa: F401  (issue 4: page groups of a split PDF)
 from dashboard.api import templates as _templates  # noqa: F401  (issue 4: per-tenant extraction templates)

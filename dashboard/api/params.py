@@ -17,6 +17,8 @@ DEFAULT_PER_PAGE = 50
 _NUMBER_RE = re.compile(r"[0-9]{1,9}")
 # The API names the document type "type"; the other fields keep the model's names.
 INPUT_FIELDS: dict[str, str] = {("type" if name == "doc_type" else name): name for name in FIELDS}
+# Issue 18: a validation (or a draft) may say whether the document is a sale or a purchase.
+INPUT_FIELDS["direction"] = "direction"
 
 
 def _int_param(name: str, default: int, low: int, high: int) -> int:

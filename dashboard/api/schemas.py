@@ -11,6 +11,7 @@ from typing import Any
 
 from core.inbound.addresses import AddressState
 from core.models import (
+    Direction,
     DocType,
     DocumentStatus,
     InvoiceStatus,
@@ -63,6 +64,13 @@ CLIENT_BALANCE: dict[str, Schema] = {
     "average_payment_delay_days": {"type": ["number", "null"]},
 }
 
+INVOICE: dict[str, Schema] = {
+    "id": ID, **FIELDS, "client": TEXT, "client_id": OPTIONAL_ID, "direction": one_of(Direction),
+    "status": one_of(InvoiceStatus),
+    "amount_paid": MONEY, "paid_at": DATE, "matches": {"type": "array", "items": ref("InvoiceMatch")},
+    "file_id": OPTIONAL_ID, "attachments": IDS, "document_id": OPTIONAL_ID, "created_at": DATETIME,
+}
+
 SCHEMAS: dict[str, Schema] = {
     "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
         "error": {"type": "string", "description": "What went wrong, for a person."},
@@ -76,7 +84,10 @@ SCHEMAS: dict[str, Schema] = {
         "per_page": {"type": "integer", "minimum": 1}, "total": {"type": "integer", "minimum": 0},
         "pages": {"type": "integer", "minimum": 0},
     }},
-    "Tenant": closed({"id": ID, "name": {"type": "string"}, "inbound_address": TEXT}),
+    "Tenant": closed({"id": ID, "name": {"type": "string"}, "inbound_address": TEXT, "legal_name": TEXT,
+                      "country": TEXT, "siren": TEXT, "vat_number": TEXT, "iban": TEXT,
+                      "approval_mode": {"type": "string", "enum": ["none", "one", "two_above"]},
+                      "approval_threshold": MONEY}),
     "Message": closed(MESSAGE),
     "DuplicateChoice": closed({
         "error": {"type": "string", "description": "Why the document waits for a choice, for a person."},
@@ -92,7 +103,7 @@ SCHEMAS: dict[str, Schema] = {
     }, "A stored file and the invoices it may belong to (by the number in its name or text)."),
     "Document": closed({
         "id": ID, "status": one_of(DocumentStatus), "reason": TEXT, "filename": {"type": "string"}, **FIELDS,
-        "client": TEXT, "extraction_source": TEXT,
+        "client": TEXT, "direction": one_of(Direction), "extraction_source": TEXT,
         "field_info": {"type": "object", "description": "Per field: where its value was read, how sure."},
         "duplicate_of": OPTIONAL_ID, "invoice_id": OPTIONAL_ID, "message_id": OPTIONAL_ID,
         "source_id": OPTIONAL_ID,
@@ -103,11 +114,7 @@ SCHEMAS: dict[str, Schema] = {
         "id": ID, "transaction_id": ID, "state": one_of(MatchState), "amount": MONEY, "write_off": MONEY,
         "score": {"type": ["number", "null"]}, "booking_date": DATE,
     }, "A bank match as seen from its invoice."),
-    "Invoice": closed({
-        "id": ID, **FIELDS, "client": TEXT, "client_id": OPTIONAL_ID, "status": one_of(InvoiceStatus),
-        "amount_paid": MONEY, "paid_at": DATE, "matches": {"type": "array", "items": ref("InvoiceMatch")},
-        "file_id": OPTIONAL_ID, "attachments": IDS, "document_id": OPTIONAL_ID, "created_at": DATETIME,
-    }),
+    "Invoice": closed(INVOICE),
     "MessageProgress": closed(MESSAGE | {
         "stage": {"type": "string"}, "in_progress": {"type": "boolean"},
         "documents": {"type": "array", "items": ref("Document")},
@@ -262,6 +269,38 @@ SCHEMAS: dict[str, Schema] = {
         "overdue_invoices": {"type": "integer", "minimum": 0},
         "unmatched_transactions": {"type": "integer", "minimum": 0},
     }, "A company the token's user belongs to, with what waits in it (as that membership may see)."),
+}
+
+# Issue 18: suppliers, payables and payment runs (dashboard/api/payables.py).
+SUPPLIER: dict[str, Schema] = {
+    "id": ID, "name": {"type": "string"}, "iban": TEXT, "currency": {"type": "string"}, "amount_due": MONEY,
+    "overdue": MONEY, "open_invoices": {"type": "integer", "minimum": 0},
+    "average_payment_delay_days": {"type": ["number", "null"]},
+    "iban_change_pending": {"type": "boolean", "description": "A new IBAN waits for an admin's confirmation."},
+}
+SCHEMAS |= {
+    "Supplier": closed(SUPPLIER),
+    "SupplierDetail": closed(SUPPLIER | {
+        "vat_id": TEXT, "street": TEXT, "postcode": TEXT, "town": TEXT, "country": TEXT,
+        "pending_iban": {"oneOf": [{"type": "null"}, closed({"new_iban": {"type": "string"}, "old_iban": TEXT,
+                                                             "requested_by": TEXT, "requested_at": DATETIME})]},
+        "invoices": {"type": "array", "items": ref("Invoice"), "maxItems": 200},
+    }),
+    "Payable": closed(INVOICE | {"approval": {
+        "type": "string", "enum": ["awaiting_approval", "awaiting_second_approval", "approved"]}},
+        "A supplier invoice (an Invoice with direction payable; client names the supplier) and its approval."),
+    "PaymentRun": {"type": "object", "additionalProperties": False,
+                   "required": ["id", "due_by", "execution_date", "currency", "debtor_iban", "total", "count",
+                                "created_by", "created_at", "items"], "properties": {
+        "id": ID, "due_by": DATE, "execution_date": DATE, "currency": {"type": "string"},
+        "debtor_iban": {"type": "string"}, "total": MONEY, "count": {"type": "integer", "minimum": 1},
+        "created_by": TEXT, "created_at": DATETIME,
+        "items": {"type": "array", "items": closed({"invoice_id": ID, "supplier": {"type": "string"},
+                                                    "iban": {"type": "string"}, "amount": MONEY,
+                                                    "end_to_end_id": {"type": "string", "maxLength": 35}})},
+        "skipped": {"type": "array", "description": "Invoices left out and why (creation only).",
+                    "items": closed({"invoice_id": ID, "reason": {"type": "string"}})},
+    }},
 }
 
 ROLES: list[str] = [role.value for role in Role]

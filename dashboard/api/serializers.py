@@ -43,7 +43,11 @@ def _fields(obj: InvoiceFields) -> dict[str, Any]:
 
 
 def tenant_json(tenant: Tenant, inbound_address: str | None) -> dict[str, Any]:
-    return {"id": tenant.id, "name": tenant.name, "inbound_address": inbound_address}
+    return {"id": tenant.id, "name": tenant.name, "inbound_address": inbound_address,
+            # Issue 18: the company's identity (what decides a document's direction) and approval policy.
+            "legal_name": tenant.legal_name, "country": tenant.country, "siren": tenant.siren,
+            "vat_number": tenant.vat_number, "iban": tenant.iban, "approval_mode": tenant.approval_mode,
+            "approval_threshold": money(tenant.approval_threshold)}
 
 
 def message_json(message: InboundMessage, subject: str) -> dict[str, Any]:
@@ -73,6 +77,7 @@ def document_json(doc: Document) -> dict[str, Any]:
         "filename": doc.filename,
         **_fields(doc),
         "client": doc.client,
+        "direction": doc.direction,  # issue 18; field_info["direction"] says why, or that a person must pick
         "extraction_source": doc.extraction_source,
         "field_info": with_check_flags(doc.field_info or {}),  # "check": true where a person should look
         "duplicate_of": duplicate_of,
@@ -98,6 +103,7 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
         **_fields(invoice),
         "client": invoice.client.name if invoice.client is not None else None,
         "client_id": invoice.client_id,
+        "direction": invoice.direction,  # payable: client/client_id name the supplier
         "status": invoice.status,
         "amount_paid": money(invoice.amount_paid),
         "paid_at": iso(invoice.paid_at),  # issue 6

@@ -15,16 +15,19 @@ from core.documents import review as documents
 from core.errors import NotFound
 from core.inbound import intake
 from core.models import (
+    Direction,
     DocType,
     Document,
     DocumentStatus,
     InboundMessage,
+    Invoice,
     InvoiceStatus,
     MessageStatus,
+    Role,
     Tenant,
     User,
 )
-from core.tenancy import access, accounts
+from core.tenancy import access, accounts, company
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.download import attachment
@@ -38,7 +41,10 @@ ID = "int(min=1, max=2147483647)"
 
 # The fields a validation may set (``params.field_input``): scalars only, unknown keys refused.
 VALIDATION_BODY = {"type": "object", "additionalProperties": False,
-                   "properties": {name: {"type": ["string", "number", "null"]} for name in INPUT_FIELDS}}
+                   "properties": {name: {"type": ["string", "number", "null"]} for name in INPUT_FIELDS}
+                   | {"direction": {"type": ["string", "null"], "enum": ["receivable", "payable", None],
+                                    "description": "Sale (receivable) or purchase (payable); required when "
+                                                   "extraction could not tell (field_info.direction.undecided)."}}}
 
 
 def paginated(stmt: Select[Any], serialize: Callable[[Any], dict[str, Any]]) -> Response:
@@ -63,6 +69,30 @@ def get_tenant() -> Response:
     except NotFound:
         address = None  # every address retiring: the tenant still exists
     return jsonify(tenant_json(tenant, address))
+
+
+@bp.put("/tenant")
+@operation("Company", "Set the company's identity and approval policy (admins only)",
+           description="legal_name, country (ISO 3166 alpha-2), siren (SIREN or SIRET), vat_number and iban are "
+                       "checked with python-stdnum; approval_mode none | one | two_above with approval_threshold. "
+                       "Fields left out keep their value; null or \"\" clears one.",
+           body={"type": "object", "additionalProperties": False, "properties": {
+               **{name: {"type": ["string", "null"]} for name in company.IDENTITY_FIELDS},
+               "approval_mode": {"type": "string", "enum": list(company.APPROVAL_MODES)},
+               "approval_threshold": {"type": ["string", "number", "null"]}}},
+           body_required=True, ok={200: ref("Tenant")}, errors=(400, 403, 415, 422))
+def put_tenant() -> Response:
+    who, session = caller(), dbs()
+    if who.role != Role.ADMIN:
+        raise ApiError(403, "only the company's admins can change its identity")
+    body = json_object()
+    allowed = {*company.IDENTITY_FIELDS, "approval_mode", "approval_threshold"}
+    unknown = {key: "unknown field" for key in body if key not in allowed}
+    if unknown:
+        raise ApiError(422, "validation failed", unknown)
+    company.update_identity(session, who.tenant_id, body, session.get(User, who.user_id), ip=request.remote_addr)
+    session.commit()
+    return get_tenant()
 
 
 @bp.get("/messages")
@@ -148,11 +178,15 @@ def resolve_duplicate(document_id: int) -> Response:
 @bp.get("/invoices")
 @operation("Invoices", "Validated invoices and credit notes",
            query=(*PAGE_QUERY, enum_query("type", DocType, "Invoices or credit notes only."),
-                  enum_query("status", InvoiceStatus, "Only the invoices in this payment status.")),
+                  enum_query("status", InvoiceStatus, "Only the invoices in this payment status."),
+                  enum_query("direction", Direction, "Sales (receivable) or purchases (payable) only.")),
            ok={200: page_of("Invoice")}, errors=(400,))
 def list_invoices() -> Response:
     doc_type, status = enum_param("type", DocType), enum_param("status", InvoiceStatus)
     stmt = documents.invoices_query(caller().tenant_id, doc_type, status)
+    direction = enum_param("direction", Direction)
+    if direction:  # issue 18
+        stmt = stmt.where(Invoice.direction == direction)
     stmt = access.scope_invoices(stmt, api_viewer())  # restricted members: their clients' invoices only
     return paginated(
         stmt.options(*INVOICE_JSON_LOAD), invoice_json
@@ -179,6 +213,9 @@ def edit_invoice(invoice_id: int) -> Response:
     """Corrections after validation: any field but ``number`` and ``type``; returns the invoice and the changes."""
     who, session = caller(), dbs()
     data = field_input(json_object())
+    if "direction" in data:
+        raise ApiError(422, "validation failed",
+                       {"direction": "the direction of a validated invoice cannot be changed"})
     actor = session.get(User, who.user_id)
     changes = invoice_edits.edit_invoice(session, api_viewer(), invoice_id, data, actor, ip=request.remote_addr)
     session.commit()

@@ -17,7 +17,8 @@ AREAS = ("auth", "review", "invoices", "imports", "settings", "api", "clients", 
          "people",  # issue 17: invitations, roles, removals, required two-factor, the outbox
          "account",  # issue 17: invitation links, password reset, two-factor, companies, sign-up
          "accounting",  # issue 18: entries, chart of accounts, FEC / DATEV / CSV exports
-         "health")  # issue 15: /healthz, /readyz, /metrics for operators' tools
+         "health",  # issue 15: /healthz, /readyz, /metrics for operators' tools
+         "payables")  # issue 18: company identity, suppliers, approval, payment runs (SEPA)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -15,9 +15,9 @@ from core.documents import review as docs
 from core.errors import ServiceError, ValidationFailed
 from core.extraction.result import needs_check
 from core.fields import FIELDS
-from core.models import DocType, Document, DocumentStatus
+from core.models import DocType, Document, DocumentStatus, Tenant
 from core.receivables import invoices as receivables
-from core.tenancy import access
+from core.tenancy import access, company
 from dashboard.extensions import db
 from dashboard.handoff import enqueue_rematch_invoice
 from dashboard.i18n import translate
@@ -64,7 +64,9 @@ def unsure_fields(doc: Document) -> dict[str, float]:
 
 
 def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
-    values = {name: input_value(getattr(doc, name)) for name in FIELDS} | (form or {})
+    values = {name: input_value(getattr(doc, name)) for name in FIELDS}
+    values["direction"] = "" if docs.direction_undecided(doc) else doc.direction  # undecided: nothing preselected
+    values |= form or {}
     viewer = current_viewer()
     # Documents are open to every member; the invoices they became follow the access policy.
     invoice = doc.invoice if doc.invoice and access.can_see_invoice(db.session, viewer, doc.invoice) else None
@@ -91,7 +93,17 @@ def _render(doc: Document, form: dict[str, str] | None = None, errors: dict[str,
         file_url=url_for(".document_file", doc_id=doc.id),
         client_names=receivables.client_names(db.session, viewer) if doc.status in EDITABLE else [],
         split=_split_context(doc),
+        direction_info=_direction_info(doc),
     )
+
+
+def _direction_info(doc: Document) -> dict[str, Any]:
+    """Why the document is a sale or a purchase (issue 18), or that the company's identity is missing."""
+    info = (doc.field_info or {}).get("direction")
+    if isinstance(info, dict):
+        return info
+    tenant = db.session.get(Tenant, doc.tenant_id)
+    return {} if tenant is not None and company.has_identity(tenant) else {"note": company.NO_IDENTITY}
 
 
 def _split_context(doc: Document) -> dict[str, Any] | None:
@@ -103,7 +115,8 @@ def _split_context(doc: Document) -> dict[str, Any] | None:
 
 
 def _form_fields() -> dict[str, str]:
-    return {name: request.form[name] for name in FIELDS if name in request.form}
+    # "direction" (issue 18): sale or purchase, the reviewer's pick when extraction could not tell.
+    return {name: request.form[name] for name in (*FIELDS, "direction") if name in request.form}
 
 
 def _confirmed(doc_type: str | None, number: str) -> str:

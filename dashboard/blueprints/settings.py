@@ -10,9 +10,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from core import tenant_data
 from core.errors import ValidationFailed
 from core.inbound import addresses as addr
-from core.tenancy import accounts, tenant_data
+from core.tenancy import accounts
 from dashboard.context import settings as app_settings
 from dashboard.context import storage
 from dashboard.extensions import db

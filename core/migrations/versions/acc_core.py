@@ -1,7 +1,7 @@
 """accounting core (issue 18 part A): chart of accounts, journals, entries and lines, learned rules, fiscal years
 
 Revision ID: acc_core
-Revises: acc_company_identity
+Revises: self_people
 Create Date: 2026-12-04 21:43:31.957744
 
 """
@@ -13,7 +13,7 @@ import core.models
 
 # revision identifiers, used by Alembic.
 revision = 'acc_core'
-down_revision = 'acc_company_identity'
+down_revision = 'self_people'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """people self-service: invitations, password resets, second factors, the outbox, tenants.require_2fa (issue 17)
 
 Revision ID: self_people
-Revises: acc_company_identity
+Revises: mailbox_oauth_state
 Create Date: 2026-12-04 22:00:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 from core.models import UTCDateTime
 
 revision = 'self_people'
-down_revision = 'acc_company_identity'
+down_revision = 'mailbox_oauth_state'
 branch_labels = None
 depends_on = None
 

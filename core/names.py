@@ -1,4 +1,5 @@
-"""Company names compared as people read them: "ACME S.A.S." and "Acme SAS" are the same company."""
+"""Names compared as people read them: ``normalize_name`` says "ACME S.A.S." and "Acme SAS" are the same
+company (matching); ``folded`` is the stored key of a client or supplier row (accents and case folded)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,10 @@ def normalize_name(name: str) -> str:
     text = re.sub(r"(?<=\b\w)\.(?=\w\.)", "", text)
     text = _LEGAL_FORMS.sub(" ", text.replace(".", " "))
     return " ".join(re.sub(r"[^\w&]+", " ", text).split())
+
+
+def folded(text: str) -> str:
+    """Accents and case folded, spaces collapsed: the unique key of a client or supplier of a company."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    ascii_only = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(ascii_only.casefold().split())

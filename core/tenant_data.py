@@ -29,8 +29,7 @@ from typing import IO, Any
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
-import core.models_summaries  # noqa: F401
-import core.models_templates  # noqa: F401 - their tables belong to tenants too
+import core.schema  # noqa: F401  (every table: a company's rows are in all of them)
 from core.files.storage import FileStorage
 from core.models import Base, InboundMessage, Membership, MessageStatus, StoredFile, Tenant, User, utcnow
 
