@@ -42,6 +42,8 @@ def validate(session: Session, storage: FileStorage, fx: TenantFixture, number: 
     data = {"doc_type": doc_type, "number": number, "client": client, "amount": amount, "currency": currency,
             "issue_date": issue.isoformat(), "due_date": "" if doc_type == "credit_note" else issue.isoformat(),
             "net_amount": net or "", "tax_amount": tax or ""}
+    if direction == Direction.PAYABLE.value:  # a purchase's counterparty is its issuer, the supplier
+        data["issuer"] = client
     invoice = docs.validate_document(session, fx.tenant.id, doc.id, data, fx.admin.id)
     session.commit()
     entry = session.scalars(select(JournalEntry).where(JournalEntry.invoice_id == invoice.id)).one()
