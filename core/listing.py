@@ -1,0 +1,353 @@
+"""One list-query layer for the dashboard's lists and the API's (issue 17 item 6): search, filters and
+sorting, parsed from a query string and applied to a SELECT, always inside the viewer's scope.
+
+``parse_filters`` turns ``request.args`` into ``ListFilters`` plus the reasons of what it refused (a
+malformed date, a too long search...): the dashboard shows those reasons and ignores the filter, the API
+answers 400. ``invoice_list`` / ``document_list`` build the statements the page, its API twin and its CSV
+export share, so the export is exactly what the list shows.
+
+Search: the text is lowered and matched as a substring (``LIKE '%...%'`` with its wildcards escaped) on the
+number, the counterparty, the title and issuer, and the text the document was read from; a text that reads
+as an amount also matches that amount. On PostgreSQL the ``lower(...)`` expressions have trigram GIN
+indexes (migration ``list_search_trgm``), so a substring search does not read every row; SQLite scans
+(lower() there folds ASCII only).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, Select, cast, false, func, or_, select
+from sqlalchemy.orm import Session
+
+from core.i18n import N_
+from core.models import (
+    Client,
+    DocType,
+    Document,
+    DocumentStatus,
+    InboundMessage,
+    Invoice,
+    InvoiceStatus,
+    Membership,
+    MessageSource,
+    User,
+)
+from core.models_profiles import DocumentReading
+from core.receivables.invoices import currencies_in_use
+from core.tenancy import access
+from core.tenancy.access import Viewer
+
+MAX_SEARCH_CHARS = 100  # longer patterns are refused: a search box, not a document
+MAX_AMOUNT = Decimal("1e15")
+OVERDUE = "overdue"
+PAYMENT_STATUSES = (*(s.value for s in InvoiceStatus), OVERDUE)
+SOURCES = tuple(s.value for s in MessageSource)
+# Whitelisted sort keys; "-key" sorts descending. Anything else falls back to the list's default.
+INVOICE_SORTS = ("number", "client", "issue_date", "due_date", "amount", "status")
+DOCUMENT_SORTS = ("received", "number", "client", "amount", "filename")
+INVOICE_DEFAULT_SORT = "-issue_date"
+DOCUMENT_DEFAULT_SORT = "-received"
+FILTER_KEYS = ("q", "status", "date_from", "date_to", "amount_min", "amount_max", "currency", "source",
+               "validated_by", "sort")
+
+TOO_LONG = N_("The search is limited to {max} characters.")
+BAD_DATE = N_("Not a date: use YYYY-MM-DD.")
+BAD_AMOUNT = N_("Not an amount: use digits with a dot or a comma for the cents.")
+BAD_CHOICE = N_("Not one of the choices offered.")
+BAD_CURRENCY = N_("A currency is three letters, such as EUR.")
+BAD_RANGE = N_("The start is after the end.")
+
+_CURRENCY_RE = re.compile(r"[A-Za-z]{3}")
+_AMOUNT_RE = re.compile(r"-?[0-9]{1,15}([.,][0-9]{1,2})?")
+_USER_ID_RE = re.compile(r"[0-9]{1,9}")
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    q: str = ""
+    status: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    currency: str | None = None
+    source: str | None = None
+    validated_by: int | None = None
+    sort: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        """Whether anything narrows the list (the page then says "no match" rather than "nothing yet")."""
+        return any(getattr(self, name) not in (None, "") for name in FILTER_KEYS if name != "sort")
+
+    def args(self) -> dict[str, str]:
+        """The accepted filters as query-string arguments (for links: sort headers, pages, export)."""
+        out: dict[str, str] = {}
+        for name in FILTER_KEYS:
+            value = getattr(self, name)
+            if value not in (None, ""):
+                out[name] = value.isoformat() if isinstance(value, date) else str(value)
+        return out
+
+
+def parse_amount(raw: str) -> Decimal | None:
+    """``1234.5``, ``1234,50`` or ``-12`` as a Decimal; None when it is not such an amount."""
+    text = raw.strip().replace(" ", "").replace("\u00a0", "")
+    if not _AMOUNT_RE.fullmatch(text):
+        return None
+    try:
+        value = Decimal(text.replace(",", "."))
+    except InvalidOperation:  # pragma: no cover - the pattern already guarantees a number
+        return None
+    return value if abs(value) < MAX_AMOUNT else None
+
+
+def parse_filters(args: Mapping[str, str], sorts: tuple[str, ...], default_sort: str) -> ListFilters:
+    """The filters in ``args`` (``request.args``); each refused one is left out and its reason kept in
+    ``errors`` (by argument name). Never raises: bad input is a reason, not a crash."""
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    q = " ".join(str(args.get("q", "") or "").split())
+    if len(q) > MAX_SEARCH_CHARS:
+        errors["q"] = TOO_LONG.format(max=MAX_SEARCH_CHARS)
+    else:
+        values["q"] = q
+    status = args.get("status") or ""
+    if status:
+        if status in PAYMENT_STATUSES:
+            values["status"] = status
+        else:
+            errors["status"] = BAD_CHOICE
+    for name in ("date_from", "date_to"):
+        raw = (args.get(name) or "").strip()
+        if raw:
+            try:
+                values[name] = date.fromisoformat(raw[:10]) if len(raw) == 10 else None
+            except ValueError:
+                values[name] = None
+            if values[name] is None:
+                errors[name] = BAD_DATE
+    for name in ("amount_min", "amount_max"):
+        raw = (args.get(name) or "").strip()
+        if raw:
+            values[name] = parse_amount(raw[:40])
+            if values[name] is None:
+                errors[name] = BAD_AMOUNT
+    currency = (args.get("currency") or "").strip()
+    if currency:
+        if _CURRENCY_RE.fullmatch(currency):
+            values["currency"] = currency.upper()
+        else:
+            errors["currency"] = BAD_CURRENCY
+    source = args.get("source") or ""
+    if source:
+        if source in SOURCES:
+            values["source"] = source
+        else:
+            errors["source"] = BAD_CHOICE
+    who = args.get("validated_by") or ""
+    if who:
+        if _USER_ID_RE.fullmatch(who):
+            values["validated_by"] = int(who)
+        else:
+            errors["validated_by"] = BAD_CHOICE
+    if values.get("date_from") and values.get("date_to") and values["date_from"] > values["date_to"]:
+        errors["date_to"] = BAD_RANGE
+        values.pop("date_to")
+    low, high = values.get("amount_min"), values.get("amount_max")
+    if low is not None and high is not None and low > high:
+        errors["amount_max"] = BAD_RANGE
+        values.pop("amount_max")
+    sort = args.get("sort") or ""
+    values["sort"] = sort if sort.lstrip("-") in sorts and sort.count("-") <= 1 else default_sort
+    values = {k: v for k, v in values.items() if v is not None}
+    return ListFilters(**values, errors=errors)
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` lowered, with LIKE's own wildcards (and the escape character) taken literally."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _contains(column: Any, pattern: str) -> ColumnElement[bool]:
+    return func.lower(column).like(pattern, escape="\\")
+
+
+def _money(column: Any, dialect: str) -> Any:
+    """Amounts are text on SQLite (``core.models.Money``): compared and sorted as numbers there."""
+    return cast(column, Float) if dialect == "sqlite" else column
+
+
+def _money_value(value: Decimal, dialect: str) -> Any:
+    return float(value) if dialect == "sqlite" else value
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _order(stmt: Select[Any], sort: str, columns: Mapping[str, Any], tiebreak: Any) -> Select[Any]:
+    key = sort.lstrip("-")
+    column = columns[key]
+    if sort.startswith("-"):
+        return stmt.order_by(column.desc().nulls_last(), tiebreak.desc())
+    return stmt.order_by(column.asc().nulls_last(), tiebreak.asc())
+
+
+# Invoices and credit notes -------------------------------------------------------------------
+
+
+def _invoice_search(viewer: Viewer, q: str, dialect: str) -> ColumnElement[bool]:
+    pattern = like_pattern(q)
+    clients = select(Client.id).where(Client.tenant_id == viewer.tenant_id, _contains(Client.name, pattern))
+    readings = select(DocumentReading.document_id).where(
+        DocumentReading.tenant_id == viewer.tenant_id, _contains(DocumentReading.text, pattern)
+    )
+    terms: list[ColumnElement[bool]] = [
+        _contains(Invoice.number, pattern),
+        _contains(Invoice.title, pattern),
+        _contains(Invoice.issuer, pattern),
+        Invoice.client_id.in_(clients),
+        Invoice.document_id.in_(readings),
+    ]
+    amount = parse_amount(q)
+    if amount is not None:
+        terms.append(_money(Invoice.amount, dialect) == _money_value(amount, dialect))
+    return or_(*terms)
+
+
+def _source_documents(viewer: Viewer, source: str) -> Select[Any]:
+    return (
+        select(Document.id)
+        .join(InboundMessage, InboundMessage.id == Document.message_id)
+        .where(Document.tenant_id == viewer.tenant_id, InboundMessage.tenant_id == viewer.tenant_id,
+               InboundMessage.source == source)
+    )
+
+
+def invoice_list(viewer: Viewer, doc_type: str | None, filters: ListFilters, today: date,
+                 dialect: str) -> Select[Any]:
+    """Validated invoices (or credit notes) of the viewer's tenant that they may see, filtered and sorted."""
+    stmt = select(Invoice).where(Invoice.tenant_id == viewer.tenant_id)
+    if doc_type:
+        stmt = stmt.where(Invoice.doc_type == DocType(doc_type).value)
+    stmt = access.scope_invoices(stmt, viewer)
+    if filters.q:
+        stmt = stmt.where(_invoice_search(viewer, filters.q, dialect))
+    if filters.status == OVERDUE:
+        stmt = stmt.where(Invoice.status != InvoiceStatus.PAID.value, Invoice.due_date < today)
+    elif filters.status:
+        stmt = stmt.where(Invoice.status == filters.status)
+    if filters.date_from:
+        stmt = stmt.where(Invoice.issue_date >= filters.date_from)
+    if filters.date_to:
+        stmt = stmt.where(Invoice.issue_date <= filters.date_to)
+    amount = _money(Invoice.amount, dialect)
+    if filters.amount_min is not None:
+        stmt = stmt.where(amount >= _money_value(filters.amount_min, dialect))
+    if filters.amount_max is not None:
+        stmt = stmt.where(amount <= _money_value(filters.amount_max, dialect))
+    if filters.currency:
+        stmt = stmt.where(Invoice.currency == filters.currency)
+    if filters.source:
+        stmt = stmt.where(Invoice.document_id.in_(_source_documents(viewer, filters.source)))
+    if filters.validated_by is not None:
+        stmt = stmt.where(Invoice.validated_by_id == filters.validated_by)
+    sort = filters.sort or INVOICE_DEFAULT_SORT
+    columns: dict[str, Any] = {
+        "number": Invoice.number_key, "issue_date": Invoice.issue_date, "due_date": Invoice.due_date,
+        "amount": amount, "status": Invoice.status,
+    }
+    if sort.lstrip("-") == "client":
+        stmt = stmt.outerjoin(Client, Client.id == Invoice.client_id)
+        columns["client"] = Client.normalized_name
+    return _order(stmt, sort, columns, Invoice.id)
+
+
+# Documents under review ----------------------------------------------------------------------
+
+
+def _document_search(viewer: Viewer, q: str, dialect: str) -> ColumnElement[bool]:
+    pattern = like_pattern(q)
+    readings = select(DocumentReading.document_id).where(
+        DocumentReading.tenant_id == viewer.tenant_id, _contains(DocumentReading.text, pattern)
+    )
+    terms: list[ColumnElement[bool]] = [
+        _contains(Document.number, pattern),
+        _contains(Document.client, pattern),
+        _contains(Document.issuer, pattern),
+        _contains(Document.title, pattern),
+        _contains(Document.filename, pattern),
+        Document.id.in_(readings),
+    ]
+    amount = parse_amount(q)
+    if amount is not None:
+        terms.append(_money(Document.amount, dialect) == _money_value(amount, dialect))
+    return or_(*terms)
+
+
+def document_list(viewer: Viewer, statuses: tuple[str, ...], filters: ListFilters, dialect: str) -> Select[Any]:
+    """Documents in ``statuses`` the viewer may see, filtered and sorted. The payment status does not
+    apply to documents (refused by the transports before); the date range is the day received."""
+    stmt = select(Document).where(Document.tenant_id == viewer.tenant_id,
+                                  Document.status.in_([DocumentStatus(s).value for s in statuses]))
+    stmt = access.scope_documents(stmt, viewer)
+    if filters.q:
+        stmt = stmt.where(_document_search(viewer, filters.q, dialect))
+    if filters.date_from:
+        stmt = stmt.where(Document.created_at >= _day_start(filters.date_from))
+    if filters.date_to:
+        stmt = stmt.where(Document.created_at < _day_start(filters.date_to + timedelta(days=1)))
+    amount = _money(Document.amount, dialect)
+    if filters.amount_min is not None:
+        stmt = stmt.where(amount >= _money_value(filters.amount_min, dialect))
+    if filters.amount_max is not None:
+        stmt = stmt.where(amount <= _money_value(filters.amount_max, dialect))
+    if filters.currency:
+        stmt = stmt.where(Document.currency == filters.currency)
+    if filters.source:
+        stmt = stmt.where(Document.id.in_(_source_documents(viewer, filters.source)))
+    if filters.validated_by is not None:
+        stmt = stmt.where(Document.validated_by_id == filters.validated_by)
+    if filters.status:  # a payment status: no document under review has one
+        stmt = stmt.where(false())
+    columns: dict[str, Any] = {"received": Document.created_at, "number": Document.number,
+                               "client": Document.client, "amount": amount, "filename": Document.filename}
+    return _order(stmt, filters.sort or DOCUMENT_DEFAULT_SORT, columns, Document.id)
+
+
+def for_documents(filters: ListFilters) -> ListFilters:
+    """The filters a document list accepts: the payment status is refused with a reason."""
+    if filters.status is None:
+        return filters
+    return replace(filters, status=None, errors=filters.errors | {"status": BAD_CHOICE})
+
+
+# Choices for the filter bar ------------------------------------------------------------------
+
+
+def validator_choices(session: Session, viewer: Viewer) -> list[tuple[int, str]]:
+    """The company's members (id, e-mail), for the "validated by" filter."""
+    rows = session.execute(
+        select(User.id, User.email).join(Membership, Membership.user_id == User.id)
+        .where(Membership.tenant_id == viewer.tenant_id).order_by(User.email)
+    )
+    return [(int(uid), str(email)) for uid, email in rows]
+
+
+def currency_choices(session: Session, viewer: Viewer) -> list[str]:
+    """The currencies of the viewer's invoices, read from the maintained summaries (not 100,000 rows)."""
+    return currencies_in_use(session, viewer)
+
+
+def dialect_of(session: Session) -> str:
+    return session.get_bind().dialect.name
+
