@@ -148,6 +148,17 @@ def test_real_answers_match_their_documented_schemas(
     invoice = api.call("POST", f"/documents/{pending.id}/validate", "/documents/{document_id}/validate", 200,
                        json={"title": "Consulting"})
     api.call("GET", "/documents?status=validated", "/documents", 200)
+    # Search, filters and sorts (issue 17 item 6), and a refused filter in the documented 400 shape.
+    found = api.call("GET", "/invoices?q=dupont&status=overdue&amount_min=1000&currency=EUR&sort=-amount",
+                     "/invoices", 200)
+    assert [item["number"] for item in found["items"]] == ["FA-2026-0001"]
+    api.call("GET", "/documents?q=fa-2026&sort=number&date_from=2020-01-01", "/documents", 200)
+    api.call("GET", "/invoices?date_from=yesterday", "/invoices", 400)
+    bulk_doc = add_document(session, storage, tid, filename="bulk.pdf", number="FA-2026-0200")
+    bulk = api.call("POST", "/documents/bulk", "/documents/bulk", 200,
+                    json={"action": "assign", "ids": [bulk_doc.id], "client": "Durand SA"})
+    assert bulk["done"] == 1 and bulk["items"][0]["ok"]
+    api.call("POST", "/documents/bulk", "/documents/bulk", 400, json={"action": "assign", "ids": []})
     assert api.call("GET", "/invoices", "/invoices", 200)["total"] == 3
     api.call("GET", f"/invoices/{invoice['id']}", "/invoices/{invoice_id}", 200)
     assert api.call("GET", f"/documents/{pending.id}/file", "/documents/{document_id}/file", 200)[:4] == b"%PDF"
