@@ -7,10 +7,12 @@ answers 400. ``invoice_list`` / ``document_list`` build the statements the page,
 export share, so the export is exactly what the list shows.
 
 Search: the text is lowered and matched as a substring (``LIKE '%...%'`` with its wildcards escaped) on the
-number, the counterparty, the title and issuer, and the text the document was read from; a text that reads
-as an amount also matches that amount. On PostgreSQL the ``lower(...)`` expressions have trigram GIN
-indexes (migration ``list_search_trgm``), so a substring search does not read every row; SQLite scans
-(lower() there folds ASCII only).
+number, the counterparty (a receivable's client, a payable's issuer), the title, and the text the document
+was read from; a text that reads as an amount also matches that amount. On PostgreSQL the ``lower(...)``
+expressions have trigram GIN indexes (migration ``list_search_trgm``) and each searched thing is its own
+branch of a UNION, so a substring search reads index entries, not every invoice; SQLite scans (its lower()
+folds ASCII only). A search matching most of the book (say, a word of every document) stays slow: it
+counts and sorts all it matches.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, cast, false, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Float, Select, cast, false, func, or_, select, union
+from sqlalchemy.orm import Session, aliased
 
 from core.i18n import N_
 from core.models import (
     Client,
+    Direction,
     DocType,
     Document,
     DocumentStatus,
@@ -200,31 +203,41 @@ def _day_start(day: date) -> datetime:
 def _order(stmt: Select[Any], sort: str, columns: Mapping[str, Any], tiebreak: Any) -> Select[Any]:
     key = sort.lstrip("-")
     column = columns[key]
+    # Plain ASC/DESC (each database's own place for NULLs): an index on the column can then serve the order.
     if sort.startswith("-"):
-        return stmt.order_by(column.desc().nulls_last(), tiebreak.desc())
-    return stmt.order_by(column.asc().nulls_last(), tiebreak.asc())
+        return stmt.order_by(column.desc(), tiebreak.desc())
+    return stmt.order_by(column.asc(), tiebreak.asc())
 
 
 # Invoices and credit notes -------------------------------------------------------------------
 
 
 def _invoice_search(viewer: Viewer, q: str, dialect: str) -> ColumnElement[bool]:
+    """``Invoice.id IN (a UNION of one id query per searched thing)``: each branch can use its own index
+    (the trigram ones, the client and amount ones), where one OR over them all reads every invoice."""
     pattern = like_pattern(q)
+    found = aliased(Invoice)
+
+    def ids(*where: ColumnElement[bool]) -> Select[Any]:
+        return select(found.id).where(found.tenant_id == viewer.tenant_id, *where)
+
     clients = select(Client.id).where(Client.tenant_id == viewer.tenant_id, _contains(Client.name, pattern))
     readings = select(DocumentReading.document_id).where(
         DocumentReading.tenant_id == viewer.tenant_id, _contains(DocumentReading.text, pattern)
     )
-    terms: list[ColumnElement[bool]] = [
-        _contains(Invoice.number, pattern),
-        _contains(Invoice.title, pattern),
-        _contains(Invoice.issuer, pattern),
-        Invoice.client_id.in_(clients),
-        Invoice.document_id.in_(readings),
+    branches = [
+        ids(_contains(found.number, pattern)),
+        ids(_contains(found.title, pattern)),
+        # The counterparty: the client of a receivable, the issuer of a payable (a receivable's issuer is the
+        # company itself: matching it would return every invoice).
+        ids(found.direction == Direction.PAYABLE.value, _contains(found.issuer, pattern)),
+        ids(found.client_id.in_(clients)),
+        ids(found.document_id.in_(readings)),
     ]
     amount = parse_amount(q)
     if amount is not None:
-        terms.append(_money(Invoice.amount, dialect) == _money_value(amount, dialect))
-    return or_(*terms)
+        branches.append(ids(_money(found.amount, dialect) == _money_value(amount, dialect)))
+    return Invoice.id.in_(union(*branches))
 
 
 def _source_documents(viewer: Viewer, source: str) -> Select[Any]:

@@ -1,4 +1,4 @@
-"""list search (issue 17 item 6): pg_trgm and trigram GIN indexes for substring search, PostgreSQL only
+"""list search (issue 17 item 6): invoice amount and document indexes; pg_trgm GIN indexes on PostgreSQL
 
 Revision ID: list_search_trgm
 Revises: acc_company_identity
@@ -30,15 +30,24 @@ INDEXES = (
 
 
 def upgrade():
+    # Both databases: the search by amount and by the document an invoice came from (core/models.py).
+    op.create_index('ix_invoices_tenant_amount', 'invoices', ['tenant_id', 'amount'])
+    op.create_index('ix_invoices_document', 'invoices', ['document_id'])
     if op.get_bind().dialect.name != 'postgresql':
         return
     # Trusted since PostgreSQL 13: a database owner may create it without being superuser.
     op.execute('CREATE EXTENSION IF NOT EXISTS pg_trgm')
     for name, table, column in INDEXES:
-        op.execute(f'CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin (lower({column}) gin_trgm_ops)')
+        # fastupdate off: a GIN index otherwise queues new rows in a pending list that every search reads
+        # linearly until (auto)vacuum merges it (measured: 80 ms instead of 10 ms for a number search at
+        # 100,000 invoices after a bulk import); invoices and documents are written at a person's pace.
+        op.execute(f'CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin (lower({column}) gin_trgm_ops) '
+                   'WITH (fastupdate = off)')
 
 
 def downgrade():
+    op.drop_index('ix_invoices_document', table_name='invoices')
+    op.drop_index('ix_invoices_tenant_amount', table_name='invoices')
     if op.get_bind().dialect.name != 'postgresql':
         return
     for name, _table, _column in INDEXES:
