@@ -347,6 +347,59 @@ def for_documents(filters: ListFilters) -> ListFilters:
     return replace(filters, status=None, errors=filters.errors | {"status": BAD_CHOICE})
 
 
+# Received messages (the imports list) --------------------------------------------------------
+
+MESSAGE_SORTS = ("received", "sender", "status")
+MESSAGE_DEFAULT_SORT = "-received"
+
+
+def message_list(viewer: Viewer, filters: ListFilters, dialect: str) -> Select[Any]:
+    """The tenant's received messages, searched by sender, subject and file name, filtered by the day
+    received and the source. The subject is searched only for those who may read it whole (it may hold a
+    forwarding confirmation code: a search would tell it digit by digit), file names only of the documents
+    the viewer may see."""
+    stmt = select(InboundMessage).where(InboundMessage.tenant_id == viewer.tenant_id)
+    if filters.q:
+        pattern = like_pattern(filters.q)
+        files = select(Document.message_id).where(Document.tenant_id == viewer.tenant_id,
+                                                  _contains(Document.filename, pattern), access.document_clause(viewer))
+        terms = [_contains(InboundMessage.sender, pattern), InboundMessage.id.in_(files)]
+        if viewer.sees_codes:
+            terms.append(_contains(InboundMessage.subject, pattern))
+        stmt = stmt.where(or_(*terms))
+    if filters.date_from:
+        stmt = stmt.where(InboundMessage.received_at >= _day_start(filters.date_from))
+    if filters.date_to:
+        stmt = stmt.where(InboundMessage.received_at < _day_start(filters.date_to + timedelta(days=1)))
+    if filters.source:
+        stmt = stmt.where(InboundMessage.source == filters.source)
+    unsupported = (filters.status, filters.amount_min, filters.amount_max, filters.currency, filters.validated_by)
+    if any(value is not None for value in unsupported):  # refused by the transports before; never all rows
+        stmt = stmt.where(false())
+    columns = {"received": InboundMessage.received_at, "sender": InboundMessage.sender,
+               "status": InboundMessage.status}
+    return _order(stmt, filters.sort or MESSAGE_DEFAULT_SORT, columns, InboundMessage.id)
+
+
+def only(filters: ListFilters, accepted: tuple[str, ...]) -> ListFilters:
+    """``filters`` keeping only the ``accepted`` ones; any other given is refused with a reason."""
+    dropped = {name: None for name in FILTER_KEYS if name not in accepted and name not in ("q", "sort")
+               and getattr(filters, name) is not None}
+    if not dropped:
+        return filters
+    return replace(filters, **dropped, errors=filters.errors | dict.fromkeys(dropped, BAD_CHOICE))
+
+
+MESSAGE_CSV_HEADER = ("id", "received_at", "source", "sender", "subject", "status", "reason")
+
+
+def message_rows(session: Session, viewer: Viewer, stmt: Select[Any]) -> Iterator[list[Any]]:
+    """The rows of ``stmt`` (from ``message_list``), subjects as the viewer may read them, lazily."""
+    for message in session.scalars(stmt.limit(MAX_EXPORT_ROWS).execution_options(yield_per=1000)):
+        yield [message.id, message.received_at, message.source, message.sender,
+               access.shown_subject(viewer, message.subject), message.status, message.reason]
+
+
 # Choices for the filter bar ------------------------------------------------------------------
 
 

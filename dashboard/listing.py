@@ -27,15 +27,21 @@ def sort_url(current: ListFilters, key: str) -> str:
     return url_for(request.endpoint or "review.pending", **(request.view_args or {}), **args)
 
 
-def bar_context(current: ListFilters, *, payment_status: bool, export_endpoint: str | None) -> dict[str, Any]:
-    """What ``_filter_bar.html`` shows: the accepted filters, the refused ones' reasons and the choices."""
+ALL_FIELDS = ("date_from", "date_to", "amount_min", "amount_max", "currency", "source", "validated_by")
+
+
+def bar_context(current: ListFilters, *, payment_status: bool, export_endpoint: str | None,
+                fields: tuple[str, ...] = ALL_FIELDS) -> dict[str, Any]:
+    """What ``_filter_bar.html`` shows: the accepted filters, the refused ones' reasons and the choices
+    (``fields``: the filters this list takes, besides the search and the payment status)."""
     viewer = current_viewer()
     return {
         "filters": current,
+        "filter_fields": fields,
         "filter_statuses": listing.PAYMENT_STATUSES if payment_status else (),
         "filter_sources": listing.SOURCES,
-        "filter_currencies": listing.currency_choices(db.session, viewer),
-        "filter_members": listing.validator_choices(db.session, viewer),
+        "filter_currencies": listing.currency_choices(db.session, viewer) if "currency" in fields else [],
+        "filter_members": listing.validator_choices(db.session, viewer) if "validated_by" in fields else [],
         "export_url": url_for(export_endpoint, **current.args()) if export_endpoint else None,
         "sort_url": lambda key: sort_url(current, key),
     }

@@ -267,3 +267,35 @@ def test_pending_list_searches_sorts_and_exports(web: FlaskClient, session: Sess
     rows = csv_rows(web.get("/pending/export.csv?q=alpha"))
     assert [row["number"] for row in rows] == ["PQ-2"]
     assert "Filter ignored" in page_text(web.get("/pending?status=paid"))  # no payment status on documents
+
+
+# The imports list -----------------------------------------------------------------------------------------
+
+
+def test_imports_search_never_reveals_a_confirmation_code_to_members(
+    app: Flask, web: FlaskClient, session: Session, tenant: TenantFixture
+) -> None:
+    from core.models import Role
+    from core.tenancy import accounts
+    from tests.conftest import PASSWORD
+
+    accounts.create_user(session, "member@acme.example", PASSWORD, tenant.tenant, Role.MEMBER)
+    for sender, subject, source in (("forwarding-noreply@google.com", "(#493817265) Gmail Forwarding Confirmation",
+                                     "smtp"), ("billing@dupont.example", "Facture novembre", "upload")):
+        session.add(InboundMessage(tenant_id=tenant.tenant.id, source=source, recipient=tenant.address,
+                                   sender=sender, subject=subject, raw_key=f"k-{source}", raw_sha256="0" * 64,
+                                   raw_size=1))
+    session.commit()
+    assert "Gmail Forwarding" in page_text(web.get("/imports?q=493817"))  # an admin reads codes: searches them
+    assert "billing@dupont.example" not in page_text(web.get("/imports?q=493817"))
+    assert "Facture novembre" in page_text(web.get("/imports?q=DUPONT&source=upload&sort=sender"))
+    assert "Facture novembre" not in page_text(web.get("/imports?source=smtp"))
+    assert "Filter ignored" in page_text(web.get("/imports?amount_min=5"))
+    rows = csv_rows(web.get("/imports/export.csv?q=google"))
+    assert [row["subject"] for row in rows] == ["(#493817265) Gmail Forwarding Confirmation"]
+    member = app.test_client()
+    assert login(member, "member@acme.example").status_code == 302
+    assert "Gmail Forwarding" not in page_text(member.get("/imports?q=493817"))  # no oracle on the code
+    assert "Gmail Forwarding" in page_text(member.get("/imports?q=google"))
+    assert [row["subject"] for row in csv_rows(member.get("/imports/export.csv?q=google"))] == [
+        "(#•••) Gmail Forwarding Confirmation"]

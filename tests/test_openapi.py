@@ -182,6 +182,8 @@ def test_real_answers_match_their_documented_schemas(
                       data={"file": (io.BytesIO(pdf_bytes("Facture FA-2026-0200")), "facture.pdf")})
     api.call("GET", f"/messages/{upload['id']}", "/messages/{message_id}", 200)
     assert api.call("GET", "/messages", "/messages", 200)["total"] == 1
+    assert api.call("GET", "/messages?q=facture.pdf&source=upload&sort=-received", "/messages", 200)["total"] == 1
+    api.call("GET", "/messages?amount_min=10", "/messages", 400)  # not a filter of messages
 
     clients = api.call("GET", "/clients", "/clients", 200)
     api.call("GET", f"/clients/{clients['items'][0]['id']}", "/clients/{client_id}", 200)

@@ -13,20 +13,25 @@ from dashboard.api.spec import Schema, query
 AMOUNT: Schema = {"type": "string", "pattern": r"^-?[0-9]{1,15}([.,][0-9]{1,2})?$"}
 
 
-def filters(sorts: tuple[str, ...], default_sort: str, status_is_payment: bool = True) -> ListFilters:
+def filters(sorts: tuple[str, ...], default_sort: str, status_is_payment: bool = True,
+            accepted: tuple[str, ...] | None = None) -> ListFilters:
     """The request's filters; 400 naming each refused parameter. ``status_is_payment=False``: the route's
-    own ``status`` parameter means something else (a document's status) and is left to the route."""
+    own ``status`` parameter means something else (a document's status) and is left to the route;
+    ``accepted``: the only filters the route takes (besides ``q`` and ``sort``)."""
     args = request.args.to_dict()
     if not status_is_payment:
         args.pop("status", None)
     found = listing.parse_filters(args, sorts, default_sort)
+    if accepted is not None:
+        found = listing.only(found, accepted)
     if found.errors:
         raise ApiError(400, "invalid filter: " + "; ".join(f"{k}: {v}" for k, v in sorted(found.errors.items())),
                        dict(found.errors))
     return found
 
 
-def filter_query(sorts: tuple[str, ...], payment_status: bool) -> tuple[Schema, ...]:
+def filter_query(sorts: tuple[str, ...], payment_status: bool,
+                 accepted: tuple[str, ...] | None = None) -> tuple[Schema, ...]:
     """The parameters ``filters`` reads, for ``@operation(query=...)``."""
     params: list[Schema] = [
         query("q", "Search: part of the number, the counterparty, the title or issuer, the document's text; "
@@ -45,4 +50,6 @@ def filter_query(sorts: tuple[str, ...], payment_status: bool) -> tuple[Schema, 
     if payment_status:
         params.insert(1, query("status", "Payment status; overdue: not paid and due before today.",
                                {"type": "string", "enum": ["", *listing.PAYMENT_STATUSES]}))
+    if accepted is not None:
+        params = [p for p in params if p["name"] in ("q", "sort", *accepted)]
     return tuple(params)

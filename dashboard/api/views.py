@@ -35,6 +35,7 @@ from dashboard.api.spec import PAGE_QUERY, enum_query, operation, page_of, ref
 from dashboard.app import settings, storage
 from dashboard.viewer import today
 
+MESSAGE_FILTERS = ("date_from", "date_to", "source")  # what the imports list filters by, as in the dashboard
 # Ids beyond a 32-bit integer column cannot exist; refusing them in routing avoids driver overflows.
 ID = "int(min=1, max=2147483647)"
 
@@ -68,12 +69,18 @@ def get_tenant() -> Response:
 
 
 @bp.get("/messages")
-@operation("Messages", "Received messages (e-mails and uploads), newest first",
-           query=(*PAGE_QUERY, enum_query("status", MessageStatus, "Only the messages in this status.")),
+@operation("Messages", "Received messages (e-mails and uploads), newest first (or as sorted)",
+           query=(*PAGE_QUERY, enum_query("status", MessageStatus, "Only the messages in this status."),
+                  *filter_query(listing.MESSAGE_SORTS, payment_status=False, accepted=MESSAGE_FILTERS)),
            ok={200: page_of("Message")}, errors=(400,))
 def list_messages() -> Response:
-    stmt = documents.messages_query(caller().tenant_id, enum_param("status", MessageStatus))
+    status = enum_param("status", MessageStatus)
+    current = api_filters(listing.MESSAGE_SORTS, listing.MESSAGE_DEFAULT_SORT, status_is_payment=False,
+                          accepted=MESSAGE_FILTERS)
     viewer = api_viewer()
+    stmt = listing.message_list(viewer, current, listing.dialect_of(dbs()))
+    if status:
+        stmt = stmt.where(InboundMessage.status == status)
     return paginated(stmt.options(selectinload(InboundMessage.documents)),
                      lambda message: message_json(message, access.shown_subject(viewer, message.subject)))
 

@@ -62,7 +62,8 @@ def _filtered() -> tuple[bool, listing.ListFilters, Select[Any]]:
 def pending() -> str:
     failed, current, stmt = _filtered()
     page = paginated(stmt.options(selectinload(Document.message)))
-    context = list_web.bar_context(current, payment_status=False, export_endpoint=".export")
+    context = list_web.bar_context(current, payment_status=False, export_endpoint=".export",
+                                   fields=("date_from", "date_to", "amount_min", "amount_max", "currency", "source"))
     if failed:
         context["export_url"] = url_for(".export", show="failed", **current.args())
     names = receivables.client_names(db.session, current_viewer())
