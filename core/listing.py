@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session, aliased
 
 from core.i18n import N_
 from core.models import (
+    BankAccount,
+    BankTransaction,
     Client,
     Direction,
     DocType,
@@ -39,6 +41,7 @@ from core.models import (
     InvoiceStatus,
     Membership,
     MessageSource,
+    TransactionStatus,
     User,
 )
 from core.models_profiles import DocumentReading
@@ -398,6 +401,58 @@ def message_rows(session: Session, viewer: Viewer, stmt: Select[Any]) -> Iterato
     for message in session.scalars(stmt.limit(MAX_EXPORT_ROWS).execution_options(yield_per=1000)):
         yield [message.id, message.received_at, message.source, message.sender,
                access.shown_subject(viewer, message.subject), message.status, message.reason]
+
+
+# Bank transactions -----------------------------------------------------------------------------
+
+TRANSACTION_SORTS = ("booking_date", "amount", "counterparty", "status")
+TRANSACTION_DEFAULT_SORT = "-booking_date"
+TRANSACTION_FILTERS = ("date_from", "date_to", "amount_min", "amount_max", "currency")
+
+
+def transaction_list(viewer: Viewer, status: str | None, filters: ListFilters, dialect: str) -> Select[Any]:
+    """The tenant's bank transactions the viewer may see (``status``: a TransactionStatus), searched by
+    counterparty, its IBAN, the remittance text and reference, or an amount; filtered by booking day,
+    amount and currency."""
+    stmt = select(BankTransaction).where(BankTransaction.tenant_id == viewer.tenant_id)
+    if status:
+        stmt = stmt.where(BankTransaction.status == TransactionStatus(status).value)
+    stmt = access.scope_transactions(stmt, viewer)
+    amount = _money(BankTransaction.amount, dialect)
+    if filters.q:
+        pattern = like_pattern(filters.q)
+        terms = [_contains(BankTransaction.counterparty, pattern), _contains(BankTransaction.remittance, pattern),
+                 _contains(BankTransaction.reference, pattern), _contains(BankTransaction.iban, pattern)]
+        typed = parse_amount(filters.q)
+        if typed is not None:  # a payment is searched by what was paid, whatever its sign
+            terms += [amount == _money_value(typed, dialect), amount == _money_value(-typed, dialect)]
+        stmt = stmt.where(or_(*terms))
+    if filters.date_from:
+        stmt = stmt.where(BankTransaction.booking_date >= filters.date_from)
+    if filters.date_to:
+        stmt = stmt.where(BankTransaction.booking_date <= filters.date_to)
+    if filters.amount_min is not None:
+        stmt = stmt.where(amount >= _money_value(filters.amount_min, dialect))
+    if filters.amount_max is not None:
+        stmt = stmt.where(amount <= _money_value(filters.amount_max, dialect))
+    if filters.currency:
+        stmt = stmt.where(BankTransaction.currency == filters.currency)
+    columns = {"booking_date": BankTransaction.booking_date, "amount": amount,
+               "counterparty": BankTransaction.counterparty, "status": BankTransaction.status}
+    return _order(stmt, filters.sort or TRANSACTION_DEFAULT_SORT, columns, BankTransaction.id)
+
+
+TRANSACTION_CSV_HEADER = ("id", "account", "booking_date", "value_date", "amount", "currency", "counterparty",
+                          "counterparty_iban", "remittance", "reference", "pending", "status", "category")
+
+
+def transaction_rows(session: Session, viewer: Viewer, stmt: Select[Any]) -> Iterator[list[Any]]:
+    """The rows of ``stmt`` (from ``transaction_list``, already scoped), lazily, in batches."""
+    accounts = dict(session.execute(
+        select(BankAccount.id, BankAccount.iban).where(BankAccount.tenant_id == viewer.tenant_id)).all())
+    for t in session.scalars(stmt.limit(MAX_EXPORT_ROWS).execution_options(yield_per=1000)):
+        yield [t.id, accounts.get(t.account_id), t.booking_date, t.value_date, t.amount, t.currency, t.counterparty,
+               t.iban, t.remittance, t.reference, t.pending, t.status, t.category]
 
 
 # Choices for the filter bar ------------------------------------------------------------------

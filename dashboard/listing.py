@@ -21,9 +21,9 @@ def filters(sorts: tuple[str, ...], default_sort: str) -> ListFilters:
     return listing.parse_filters(request.args, sorts, default_sort)
 
 
-def sort_url(current: ListFilters, key: str) -> str:
+def sort_url(current: ListFilters, key: str, keep: dict[str, str] | None = None) -> str:
     """The list sorted by ``key`` (descending when it already is ascending), other filters kept, page 1."""
-    args = current.args() | {"sort": f"-{key}" if current.sort == key else key}
+    args = (keep or {}) | current.args() | {"sort": f"-{key}" if current.sort == key else key}
     return url_for(request.endpoint or "review.pending", **(request.view_args or {}), **args)
 
 
@@ -31,9 +31,11 @@ ALL_FIELDS = ("date_from", "date_to", "amount_min", "amount_max", "currency", "s
 
 
 def bar_context(current: ListFilters, *, payment_status: bool, export_endpoint: str | None,
-                fields: tuple[str, ...] = ALL_FIELDS) -> dict[str, Any]:
+                fields: tuple[str, ...] = ALL_FIELDS, keep: dict[str, str] | None = None) -> dict[str, Any]:
     """What ``_filter_bar.html`` shows: the accepted filters, the refused ones' reasons and the choices
-    (``fields``: the filters this list takes, besides the search and the payment status)."""
+    (``fields``: the filters this list takes, besides the search and the payment status; ``keep``: the
+    list's own arguments, e.g. a tab, kept by the filter form, the sort links and the export)."""
+    keep = keep or {}
     viewer = current_viewer()
     return {
         "filters": current,
@@ -42,8 +44,9 @@ def bar_context(current: ListFilters, *, payment_status: bool, export_endpoint: 
         "filter_sources": listing.SOURCES,
         "filter_currencies": listing.currency_choices(db.session, viewer) if "currency" in fields else [],
         "filter_members": listing.validator_choices(db.session, viewer) if "validated_by" in fields else [],
-        "export_url": url_for(export_endpoint, **current.args()) if export_endpoint else None,
-        "sort_url": lambda key: sort_url(current, key),
+        "filter_keep": keep,
+        "export_url": url_for(export_endpoint, **keep, **current.args()) if export_endpoint else None,
+        "sort_url": lambda key: sort_url(current, key, keep),
     }
 
 

@@ -299,3 +299,32 @@ def test_imports_search_never_reveals_a_confirmation_code_to_members(
     assert "Gmail Forwarding" in page_text(member.get("/imports?q=google"))
     assert [row["subject"] for row in csv_rows(member.get("/imports/export.csv?q=google"))] == [
         "(#•••) Gmail Forwarding Confirmation"]
+
+
+# Bank transactions ----------------------------------------------------------------------------------------
+
+
+def test_transactions_search_filter_and_export_within_the_status_tab(web: FlaskClient, session: Session,
+                                                                    tenant: TenantFixture) -> None:
+    from datetime import date
+    from decimal import Decimal
+
+    from core.models import BankAccount, BankTransaction
+
+    account = BankAccount(tenant_id=tenant.tenant.id, iban="FR7630006000011234567890189")
+    session.add(account)
+    session.flush()
+    for i, (who, amount, status) in enumerate((("Durand SA", "1200.00", "unmatched"), ("Loyer SCI", "-500.00",
+                                                "unmatched"), ("Durand SA", "300.00", "matched"))):
+        session.add(BankTransaction(tenant_id=tenant.tenant.id, account_id=account.id, fingerprint=f"f{i}",
+                                    booking_date=date(2026, 11, 1 + i), amount=Decimal(amount), currency="EUR",
+                                    counterparty=who, remittance=f"VIR {who} ref {i}", status=status))
+    session.commit()
+    page = page_text(web.get("/bank?status=unmatched&q=durand"))
+    assert "VIR Durand SA ref 0" in page and "ref 2" not in page and "Loyer" not in page
+    assert 'name="status" value="unmatched"' in page  # the tab is kept by the filter form
+    assert "/bank/transactions/export.csv?status=unmatched&q=durand" in page.replace("&amp;", "&")
+    assert "Loyer" in page_text(web.get("/bank?q=500"))
+    rows = csv_rows(web.get("/bank/transactions/export.csv?amount_min=0&sort=-amount"))
+    assert [row["amount"] for row in rows] == ["1200.00", "300.00"]
+    assert "Filter ignored" in page_text(web.get("/bank?source=smtp"))

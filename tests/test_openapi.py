@@ -195,6 +195,8 @@ def test_real_answers_match_their_documented_schemas(
     api.call("POST", "/bank-statements", "/bank-statements", 201, content_type="multipart/form-data",
              data={"file": (io.BytesIO(statement), "umsaetze.csv")})
     transactions = api.call("GET", "/transactions", "/transactions", 200)
+    found = api.call("GET", "/transactions?q=500&sort=amount&amount_max=0", "/transactions", 200)["items"]
+    assert [t["amount"] for t in found] == ["-500.00"]  # a paid amount is searched whatever its sign
     assert transactions["total"] == 3
     api.call("GET", f"/transactions/{transactions['items'][0]['id']}", "/transactions/{transaction_id}", 200)
     matches = api.call("GET", "/matches", "/matches", 200)

@@ -63,11 +63,10 @@ def pending() -> str:
     failed, current, stmt = _filtered()
     page = paginated(stmt.options(selectinload(Document.message)))
     context = list_web.bar_context(current, payment_status=False, export_endpoint=".export",
-                                   fields=("date_from", "date_to", "amount_min", "amount_max", "currency", "source"))
-    if failed:
-        context["export_url"] = url_for(".export", show="failed", **current.args())
+                                   fields=("date_from", "date_to", "amount_min", "amount_max", "currency", "source"),
+                                   keep={"show": "failed"} if failed else {})
     names = receivables.client_names(db.session, current_viewer())
-    return render_template("pending.html", page=page, failed=failed, show_failed=failed,
+    return render_template("pending.html", page=page, failed=failed,
                            bulk_max=bulk.MAX_SELECTED, client_names=names, **context)
 
 
