@@ -1,4 +1,4 @@
-"""list search (issue 17 item 6): invoice amount and document indexes; pg_trgm GIN indexes on PostgreSQL
+"""list search (issue 17 item 6): invoice amount, document and issue-date indexes; pg_trgm GIN on PostgreSQL
 
 Revision ID: list_search_trgm
 Revises: acc_company_identity
@@ -33,6 +33,7 @@ def upgrade():
     # Both databases: the search by amount and by the document an invoice came from (core/models.py).
     op.create_index('ix_invoices_tenant_amount', 'invoices', ['tenant_id', 'amount'])
     op.create_index('ix_invoices_document', 'invoices', ['document_id'])
+    op.create_index('ix_invoices_tenant_issue', 'invoices', ['tenant_id', 'issue_date', 'id'])  # order, date range
     if op.get_bind().dialect.name != 'postgresql':
         return
     # Trusted since PostgreSQL 13: a database owner may create it without being superuser.
@@ -46,6 +47,7 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_index('ix_invoices_tenant_issue', table_name='invoices')
     op.drop_index('ix_invoices_document', table_name='invoices')
     op.drop_index('ix_invoices_tenant_amount', table_name='invoices')
     if op.get_bind().dialect.name != 'postgresql':
