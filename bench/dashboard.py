@@ -200,7 +200,7 @@ def seed(url: str, settings: Settings) -> dict[str, Any]:
         big_client = conn.execute(busiest, {"t": big}).scalar_one()
         small_client = conn.execute(busiest, {"t": small}).scalar_one()
         # An invoice in the middle of each tenant, whose number and amount the search pages look for.
-        sample = text("SELECT number, amount FROM invoices WHERE tenant_id = :t ORDER BY id "
+        sample = text("SELECT number, amount FROM invoices WHERE tenant_id = :t AND doc_type = 'invoice' ORDER BY id "
                       "OFFSET (SELECT count(*) / 2 FROM invoices WHERE tenant_id = :t) LIMIT 1")
         big_number, big_amount = conn.execute(sample, {"t": big}).one()
         small_number, small_amount = conn.execute(sample, {"t": small}).one()
