@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, cast, false, func, or_, select, union
+from sqlalchemy import ColumnElement, Float, Select, cast, false, or_, select, union
 from sqlalchemy.orm import Session, aliased
 
 from core.i18n import N_
@@ -48,8 +48,8 @@ from core.models_profiles import DocumentReading
 from core.receivables.invoices import currencies_in_use
 from core.tenancy import access
 from core.tenancy.access import Viewer
+from core.textsearch import MAX_SEARCH_CHARS, contains, like_pattern
 
-MAX_SEARCH_CHARS = 100  # longer patterns are refused: a search box, not a document
 MAX_AMOUNT = Decimal("1e15")
 OVERDUE = "overdue"
 PAYMENT_STATUSES = (*(s.value for s in InvoiceStatus), OVERDUE)
@@ -180,14 +180,8 @@ def parse_filters(args: Mapping[str, str], sorts: tuple[str, ...], default_sort:
     return ListFilters(**values, errors=errors)
 
 
-def like_pattern(text: str) -> str:
-    """``%text%`` lowered, with LIKE's own wildcards (and the escape character) taken literally."""
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _contains(column: Any, pattern: str) -> ColumnElement[bool]:
-    return func.lower(column).like(pattern, escape="\\")
+    return contains(column, pattern)
 
 
 def _money(column: Any, dialect: str) -> Any:

@@ -328,3 +328,21 @@ def test_transactions_search_filter_and_export_within_the_status_tab(web: FlaskC
     rows = csv_rows(web.get("/bank/transactions/export.csv?amount_min=0&sort=-amount"))
     assert [row["amount"] for row in rows] == ["1200.00", "300.00"]
     assert "Filter ignored" in page_text(web.get("/bank?source=smtp"))
+
+
+# The clients list ---------------------------------------------------------------------------------------
+
+
+def test_clients_list_searches_names_within_the_viewers_clients(app: Flask, web: FlaskClient, session: Session,
+                                                                storage: FileStorage, tenant: TenantFixture,
+                                                                team: Team) -> None:  # noqa: F811
+    page = page_text(web.get("/clients?q=BETA&sort=name"))
+    assert "Beta SARL" in page and "Alpha SA" not in page
+    assert "q=BETA" in page  # the sort links keep the search
+    assert "Filter ignored" in page_text(web.get("/clients?q=" + "x" * 101))
+    assert "Nothing matches these filters." in page_text(web.get("/clients?q=100%25"))  # % is literal
+    member = app.test_client()
+    assert login(member, team.member.email).status_code == 302
+    assert "Beta SARL" not in page_text(member.get("/clients?q=beta"))
+    response = app.test_client().get("/api/v1/clients?q=a", headers={"Authorization": f"Bearer {team.member_token}"})
+    assert [item["name"] for item in response.get_json()["items"]] == ["Alpha SA"]
