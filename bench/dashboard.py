@@ -44,6 +44,7 @@ from core.models import (  # noqa: E402
     StoredFile,
     utcnow,
 )
+from core.models_profiles import DocumentReading  # noqa: E402
 from core.receivables import summaries  # noqa: E402
 from core.tenancy import accounts  # noqa: E402
 
@@ -56,6 +57,17 @@ PAGES = [  # (name, HTML path, API twin); {client} is a client of the tenant
     ("client page", "/clients/{client}", "/api/v1/clients/{client}"),
     ("imports", "/imports", "/api/v1/messages"),
     ("analytics", "/analytics", "/api/v1/analytics"),
+    # Issue 17 item 6: search, filters and sorts ({number}, {amount}: an existing invoice's).
+    ("search: number", "/invoices?q={number}", "/api/v1/invoices?q={number}"),
+    ("search: client name", "/invoices?q=client+00042", "/api/v1/invoices?q=client+00042"),
+    ("search: amount", "/invoices?q={amount}", "/api/v1/invoices?q={amount}"),
+    ("search: no match", "/invoices?q=zzqx", "/api/v1/invoices?q=zzqx"),
+    ("filter: overdue, amounts", "/invoices?status=overdue&amount_min=1000&amount_max=5000&sort=-amount",
+     "/api/v1/invoices?status=overdue&amount_min=1000&amount_max=5000&sort=-amount"),
+    ("filter: dates, by client", "/invoices?date_from=2025-01-01&date_to=2025-03-31&sort=client",
+     "/api/v1/invoices?date_from=2025-01-01&date_to=2025-03-31&sort=client"),
+    ("pending: text search", "/pending?q=chantier+0042", "/api/v1/documents?status=pending&q=chantier+0042"),
+    ("export CSV: client search", "/invoices/export.csv?q=client+00042", "/api/v1/invoices?q=client+00042"),
 ]
 
 
@@ -162,11 +174,17 @@ def seed_tenant(session: Any, name: str, email: str, invoices: int, clients: int
         "tenant_id": tid, "message_id": mid, "part_index": 1, "file_id": file_id, "filename": "facture.pdf",
         "direction": "receivable", "status": "pending", "field_info": {}, "created_at": now, "updated_at": now,
         "number": f"P-{mid}", "doc_type": "invoice"} for mid in message_ids])
+    # The text each pending document was read from (searched by the lists, issue 17 item 6).
+    document_ids = [row[0] for row in conn.execute(text("SELECT id FROM documents WHERE tenant_id = :t"), {"t": tid})]
+    conn.execute(insert(DocumentReading.__table__), [{
+        "document_id": did, "tenant_id": tid, "extracted": {}, "created_at": now,
+        "text": f"FACTURE P-{did}\nChantier {i:04d}, {name}\nMontant TTC {rng.randrange(100, 99999)},00 EUR\n"
+                "Conditions de paiement : 30 jours fin de mois. " * 3} for i, did in enumerate(document_ids)])
     session.commit()
     return tid
 
 
-def seed(url: str, settings: Settings) -> dict[str, int]:
+def seed(url: str, settings: Settings) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
     engine = create_engine(normalize_database_url(url))
@@ -181,6 +199,11 @@ def seed(url: str, settings: Settings) -> dict[str, int]:
                        "AND doc_type = 'invoice' GROUP BY client_id ORDER BY count(*) DESC, client_id LIMIT 1")
         big_client = conn.execute(busiest, {"t": big}).scalar_one()
         small_client = conn.execute(busiest, {"t": small}).scalar_one()
+        # An invoice in the middle of each tenant, whose number and amount the search pages look for.
+        sample = text("SELECT number, amount FROM invoices WHERE tenant_id = :t AND doc_type = 'invoice' ORDER BY id "
+                      "OFFSET (SELECT count(*) / 2 FROM invoices WHERE tenant_id = :t) LIMIT 1")
+        big_number, big_amount = conn.execute(sample, {"t": big}).one()
+        small_number, small_amount = conn.execute(sample, {"t": small}).one()
         # Bulk inserts bypass the summaries' flush listener: rebuild them, as the migration does for
         # existing data (the time it takes is the migration's backfill time for such a tenant).
         rebuilt = time.perf_counter()
@@ -191,7 +214,10 @@ def seed(url: str, settings: Settings) -> dict[str, int]:
         conn.execute(text("ANALYZE"))
     engine.dispose()
     print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
-    return {"big": big, "small": small, "big_client": big_client, "small_client": small_client}
+    return {"big": big, "small": small, "big_client": big_client, "small_client": small_client,
+            "big_number": big_number, "small_number": small_number,
+            "big_amount": f"{big_amount:.2f}".replace(".", ","),
+            "small_amount": f"{small_amount:.2f}".replace(".", ",")}
 
 
 def api_token(url: str, email: str) -> str:
@@ -273,10 +299,12 @@ def main() -> None:
                 for kind, path in (("", html), (" (API)", api)):
                     token_big = {"Authorization": f"Bearer {big_token}"} if kind else None
                     token_small = {"Authorization": f"Bearer {small_token}"} if kind else None
-                    big_path = path.format(client=ids["big_client"])
+                    big_path = path.format(client=ids["big_client"], number=ids["big_number"],
+                                           amount=ids["big_amount"])
                     sep = "&" if "?" in big_path else "?"
                     big_path = big_path + (f"{sep}per_page=50" if kind else "")
-                    small_path = path.format(client=ids["small_client"])
+                    small_path = path.format(client=ids["small_client"], number=ids["small_number"],
+                                             amount=ids["small_amount"])
                     try:
                         times, q_big = timed(big, base + big_path, args.requests, token_big)
                         _, q_small = timed(small, base + small_path, 1, token_small)

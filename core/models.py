@@ -387,6 +387,11 @@ class Invoice(InvoiceFields, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "direction", "doc_type", "number_key"),
         Index("ix_invoices_tenant_type", "tenant_id", "doc_type", "status"),
+        # Issue 17 item 6: the lists' search by amount, and by the text of the document an invoice came from.
+        Index("ix_invoices_tenant_amount", "tenant_id", "amount"),
+        Index("ix_invoices_document", "document_id"),
+        # The lists' default order (newest issued first) and their issue-date range filter.
+        Index("ix_invoices_tenant_issue", "tenant_id", "issue_date", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

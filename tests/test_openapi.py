@@ -158,6 +158,17 @@ def test_real_answers_match_their_documented_schemas(
     invoice = api.call("POST", f"/documents/{pending.id}/validate", "/documents/{document_id}/validate", 200,
                        json={"title": "Consulting"})
     api.call("GET", "/documents?status=validated", "/documents", 200)
+    # Search, filters and sorts (issue 17 item 6), and a refused filter in the documented 400 shape.
+    found = api.call("GET", "/invoices?q=dupont&status=overdue&amount_min=1000&currency=EUR&sort=-amount",
+                     "/invoices", 200)
+    assert [item["number"] for item in found["items"]] == ["FA-2026-0001"]
+    api.call("GET", "/documents?q=fa-2026&sort=number&date_from=2020-01-01", "/documents", 200)
+    api.call("GET", "/invoices?date_from=yesterday", "/invoices", 400)
+    bulk_doc = add_document(session, storage, tid, filename="bulk.pdf", number="FA-2026-0200")
+    bulk = api.call("POST", "/documents/bulk", "/documents/bulk", 200,
+                    json={"action": "assign", "ids": [bulk_doc.id], "client": "Durand SA"})
+    assert bulk["done"] == 1 and bulk["items"][0]["ok"]
+    api.call("POST", "/documents/bulk", "/documents/bulk", 400, json={"action": "assign", "ids": []})
     assert api.call("GET", "/invoices", "/invoices", 200)["total"] == 3
     api.call("GET", f"/invoices/{invoice['id']}", "/invoices/{invoice_id}", 200)
     assert api.call("GET", f"/documents/{pending.id}/file", "/documents/{document_id}/file", 200)[:4] == b"%PDF"
@@ -181,8 +192,11 @@ def test_real_answers_match_their_documented_schemas(
                       data={"file": (io.BytesIO(pdf_bytes("Facture FA-2026-0200")), "facture.pdf")})
     api.call("GET", f"/messages/{upload['id']}", "/messages/{message_id}", 200)
     assert api.call("GET", "/messages", "/messages", 200)["total"] == 1
+    assert api.call("GET", "/messages?q=facture.pdf&source=upload&sort=-received", "/messages", 200)["total"] == 1
+    api.call("GET", "/messages?amount_min=10", "/messages", 400)  # not a filter of messages
 
     clients = api.call("GET", "/clients", "/clients", 200)
+    api.call("GET", "/clients?q=" + "x" * 101, "/clients", 400)
     api.call("GET", f"/clients/{clients['items'][0]['id']}", "/clients/{client_id}", 200)
     api.call("GET", "/analytics?currency=eur", "/analytics", 200)
 
@@ -192,6 +206,8 @@ def test_real_answers_match_their_documented_schemas(
     api.call("POST", "/bank-statements", "/bank-statements", 201, content_type="multipart/form-data",
              data={"file": (io.BytesIO(statement), "umsaetze.csv")})
     transactions = api.call("GET", "/transactions", "/transactions", 200)
+    found = api.call("GET", "/transactions?q=500&sort=amount&amount_max=0", "/transactions", 200)["items"]
+    assert [t["amount"] for t in found] == ["-500.00"]  # a paid amount is searched whatever its sign
     assert transactions["total"] == 3
     api.call("GET", f"/transactions/{transactions['items'][0]['id']}", "/transactions/{transaction_id}", 200)
     matches = api.call("GET", "/matches", "/matches", 200)

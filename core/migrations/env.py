@@ -88,6 +88,10 @@ def run_migrations_online():
     conf_args = current_app.extensions['migrate'].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    if conf_args.get("include_object") is None:  # the PostgreSQL-only trigram indexes (core/schema.py)
+        from core.schema import include_in_autogenerate
+
+        conf_args["include_object"] = include_in_autogenerate
 
     connectable = get_engine()
 

@@ -41,6 +41,7 @@ from core.models_summaries import ClientSummary, ReceivableDay
 from core.receivables import summaries
 from core.tenancy import access, audit
 from core.tenancy.access import Viewer
+from core.textsearch import contains, like_pattern
 
 CENT = Decimal("0.01")
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
@@ -121,9 +122,10 @@ def not_yet_due(viewer: Viewer, currency: str, today: date, clients: Any = None)
     )
 
 
-def _clients_with_summary(viewer: Viewer, currency: str) -> Select[Any]:
-    """The viewer's clients joined to their maintained summary (``core.receivables.summaries``) in
-    ``currency``: everything of a balance but the date-dependent overdue part."""
+def _clients_with_summary(viewer: Viewer, currency: str, search: str = "") -> Select[Any]:
+    """The viewer's clients (whose name holds ``search``, when given) joined to their maintained summary
+    (``core.receivables.summaries``) in ``currency``: everything of a balance but the date-dependent
+    overdue part."""
     delay = case((ClientSummary.paid_count > 0,
                   cast(ClientSummary.delay_days, Float) / cast(ClientSummary.paid_count, Float)))
     stmt = (
@@ -141,6 +143,8 @@ def _clients_with_summary(viewer: Viewer, currency: str) -> Select[Any]:
                                        ClientSummary.client_id == Client.id, ClientSummary.currency == currency))
         .where(Client.tenant_id == viewer.tenant_id, Client.role == CounterpartyRole.CLIENT.value)
     )
+    if search:
+        stmt = stmt.where(contains(Client.name, like_pattern(search)))
     return access.scope_clients(stmt, viewer)
 
 
@@ -178,11 +182,13 @@ def client_balances(
     sort: str = "-amount_due",
     page: int = 1,
     per_page: int = 50,
+    search: str = "",
 ) -> RowPage:
-    """One row per client the viewer may see, with its balance in ``currency``; paginated, sorted."""
+    """One row per client the viewer may see (whose name holds ``search``, when given), with its balance
+    in ``currency``; paginated, sorted."""
     sort = sort if sort in SORTS else "-amount_due"
     page, per_page = max(1, page), min(200, max(1, per_page))
-    base = _clients_with_summary(viewer, currency)
+    base = _clients_with_summary(viewer, currency, search)
 
     def ordered(key: Any, cols: Any) -> list[Any]:
         return [key.desc() if sort.startswith("-") else key.asc(), cols.sort_name, cols.id]
@@ -198,10 +204,11 @@ def client_balances(
         rows = base.order_by(*ordered(cols[key], cols)).limit(per_page).offset((page - 1) * per_page).cte("page")
         stmt, _overdue = _with_overdue(viewer, currency, today, rows, narrow=True)
         stmt = stmt.order_by(*ordered(rows.c[key], rows.c))
-    total = session.scalar(
-        access.scope_clients(select(func.count(Client.id)).where(
-            Client.tenant_id == viewer.tenant_id, Client.role == CounterpartyRole.CLIENT.value), viewer)
-    ) or 0
+    counted = select(func.count(Client.id)).where(
+        Client.tenant_id == viewer.tenant_id, Client.role == CounterpartyRole.CLIENT.value)
+    if search:
+        counted = counted.where(contains(Client.name, like_pattern(search)))
+    total = session.scalar(access.scope_clients(counted, viewer)) or 0
     return RowPage(items=[_row(r) for r in session.execute(stmt)], page=page, per_page=per_page, total=total)
 
 

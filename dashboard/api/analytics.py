@@ -14,6 +14,7 @@ from core.models import DocType
 from core.receivables import analytics
 from core.receivables import invoices as receivables
 from core.tenancy.access import Viewer
+from core.textsearch import MAX_SEARCH_CHARS
 from dashboard.api.auth import api_viewer
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import page_params
@@ -78,7 +79,9 @@ def _balance_json(row: receivables.ClientBalance, currency: str) -> dict[str, ob
 @operation("Clients", "Clients with their balances",
            query=(CURRENCY_QUERY, query("sort", "Sort key; a leading - sorts descending.",
                                         {"type": "string", "enum": list(receivables.SORTS),
-                                         "default": "-amount_due"}), *PAGE_QUERY),
+                                         "default": "-amount_due"}),
+                  query("q", "Part of the client's name, whatever the case; % and _ are literal.",
+                        {"type": "string", "maxLength": MAX_SEARCH_CHARS}), *PAGE_QUERY),
            ok={200: page_of("ClientBalance")}, errors=(400,))
 def list_clients() -> Response:
     viewer = api_viewer()
@@ -86,9 +89,12 @@ def list_clients() -> Response:
     sort = request.args.get("sort", "-amount_due")
     if sort not in receivables.SORTS:
         raise ApiError(400, f"sort must be one of {', '.join(receivables.SORTS)}")
+    search = " ".join(request.args.get("q", "").split())
+    if len(search) > MAX_SEARCH_CHARS:
+        raise ApiError(400, f"q is limited to {MAX_SEARCH_CHARS} characters", {"q": "too long"})
     page, per_page = page_params()
     result = receivables.client_balances(dbs(), viewer, currency=currency, today=_today(), sort=sort,
-                                         page=page, per_page=per_page)
+                                         page=page, per_page=per_page, search=search)
     return jsonify(items=[_balance_json(r, currency) for r in result.items], page=result.page,
                    per_page=result.per_page, total=result.total, pages=result.pages)
 

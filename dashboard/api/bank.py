@@ -10,6 +10,7 @@ from typing import Any
 from flask import Response, jsonify, request
 from sqlalchemy.orm import selectinload
 
+from core import listing
 from core.banking import reconciliation
 from core.banking import transactions as bank
 from core.documents import review as documents
@@ -17,6 +18,8 @@ from core.models import BankAccount, BankTransaction, Match, MatchingRule, Match
 from core.tenancy import access
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
+from dashboard.api.listing import filter_query
+from dashboard.api.listing import filters as api_filters
 from dashboard.api.params import enum_param, json_object
 from dashboard.api.serializers import iso, money
 from dashboard.api.spec import PAGE_QUERY, enum_query, operation, page_of, query, ref
@@ -135,12 +138,17 @@ def list_bank_accounts() -> Response:
 @bp.get("/transactions")
 @operation("Bank", "Bank transactions with their matches",
            query=(*PAGE_QUERY, ACCOUNT_QUERY,
-                  enum_query("status", TransactionStatus, "Only the transactions in this state.")),
+                  enum_query("status", TransactionStatus, "Only the transactions in this state."),
+                  *filter_query(listing.TRANSACTION_SORTS, payment_status=False, accepted=listing.TRANSACTION_FILTERS)),
            ok={200: page_of("Transaction")}, errors=(400,))
 def list_transactions() -> Response:
     account_id = _optional_id(request.args.get("account_id"), "account_id")
-    stmt = bank.transactions_query(caller().tenant_id, enum_param("status", TransactionStatus), account_id)
-    stmt = access.scope_transactions(stmt, api_viewer())
+    status = enum_param("status", TransactionStatus)
+    current = api_filters(listing.TRANSACTION_SORTS, listing.TRANSACTION_DEFAULT_SORT, status_is_payment=False,
+                          accepted=listing.TRANSACTION_FILTERS)
+    stmt = listing.transaction_list(api_viewer(), status, current, listing.dialect_of(dbs()))
+    if account_id is not None:
+        stmt = stmt.where(BankTransaction.account_id == account_id)
     options = selectinload(BankTransaction.matches).selectinload(Match.invoice)
     return paginated(stmt.options(options), transaction_json)
 

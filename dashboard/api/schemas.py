@@ -96,6 +96,13 @@ SCHEMAS: dict[str, Schema] = {
         "duplicate_of": OPTIONAL_ID, "document": ref("Document"),
     }, "The typed number is an existing invoice's: link, replace or discard."),
     "AssignPair": closed({"file_id": ID, "invoice_id": ID}),
+    "BulkResults": closed({
+        "items": {"type": "array", "items": closed({
+            "id": ID, "ok": {"type": "boolean"},
+            "message": {"type": "string", "description": "The outcome, for a person."},
+            "invoice_id": OPTIONAL_ID})},
+        "done": {"type": "integer", "minimum": 0},
+    }, "Each selected document's outcome (issue 17 item 6), in the order given."),
     "AssignProposal": closed({
         "filename": TEXT, "file_id": OPTIONAL_ID, "error": TEXT,
         "found_in": TEXT, "invoices": {"type": "array", "items": closed({

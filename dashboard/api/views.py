@@ -10,10 +10,10 @@ from flask import Response, jsonify, request
 from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
-from core.documents import invoice_edits
+from core import listing
+from core.documents import bulk, invoice_edits
 from core.documents import review as documents
-from core.errors import NotFound
-from core.inbound import intake
+from core.errors import NotFound, ServiceError
 from core.models import (
     Direction,
     DocType,
@@ -21,7 +21,6 @@ from core.models import (
     DocumentStatus,
     InboundMessage,
     Invoice,
-    InvoiceStatus,
     MessageStatus,
     Role,
     Tenant,
@@ -31,11 +30,15 @@ from core.tenancy import access, accounts, company
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.download import attachment
+from dashboard.api.listing import filter_query
+from dashboard.api.listing import filters as api_filters
 from dashboard.api.params import INPUT_FIELDS, enum_param, field_input, json_object, page_params
 from dashboard.api.serializers import INVOICE_JSON_LOAD, document_json, invoice_json, message_json, tenant_json
 from dashboard.api.spec import PAGE_QUERY, enum_query, operation, page_of, ref
 from dashboard.context import settings, storage
+from dashboard.viewer import today
 
+MESSAGE_FILTERS = ("date_from", "date_to", "source")  # what the imports list filters by, as in the dashboard
 # Ids beyond a 32-bit integer column cannot exist; refusing them in routing avoids driver overflows.
 ID = "int(min=1, max=2147483647)"
 
@@ -96,23 +99,72 @@ def put_tenant() -> Response:
 
 
 @bp.get("/messages")
-@operation("Messages", "Received messages (e-mails and uploads), newest first",
-           query=(*PAGE_QUERY, enum_query("status", MessageStatus, "Only the messages in this status.")),
+@operation("Messages", "Received messages (e-mails and uploads), newest first (or as sorted)",
+           query=(*PAGE_QUERY, enum_query("status", MessageStatus, "Only the messages in this status."),
+                  *filter_query(listing.MESSAGE_SORTS, payment_status=False, accepted=MESSAGE_FILTERS)),
            ok={200: page_of("Message")}, errors=(400,))
 def list_messages() -> Response:
-    stmt = intake.messages_query(caller().tenant_id, enum_param("status", MessageStatus))
+    status = enum_param("status", MessageStatus)
+    current = api_filters(listing.MESSAGE_SORTS, listing.MESSAGE_DEFAULT_SORT, status_is_payment=False,
+                          accepted=MESSAGE_FILTERS)
     viewer = api_viewer()
+    stmt = listing.message_list(viewer, current, listing.dialect_of(dbs()))
+    if status:
+        stmt = stmt.where(InboundMessage.status == status)
     return paginated(stmt.options(selectinload(InboundMessage.documents)),
                      lambda message: message_json(message, access.shown_subject(viewer, message.subject)))
 
 
 @bp.get("/documents")
-@operation("Documents", "Documents read from the messages, newest first",
-           query=(*PAGE_QUERY, enum_query("status", DocumentStatus, "Only the documents in this status.")),
+@operation("Documents", "Documents read from the messages, newest first (or as sorted)",
+           query=(*PAGE_QUERY, enum_query("status", DocumentStatus, "Only the documents in this status."),
+                  *filter_query(listing.DOCUMENT_SORTS, payment_status=False)),
            ok={200: page_of("Document")}, errors=(400,))
 def list_documents() -> Response:
-    stmt = documents.documents_query(caller().tenant_id, enum_param("status", DocumentStatus))
-    return paginated(access.scope_documents(stmt, api_viewer()), document_json)
+    status = enum_param("status", DocumentStatus)
+    current = api_filters(listing.DOCUMENT_SORTS, listing.DOCUMENT_DEFAULT_SORT, status_is_payment=False)
+    statuses = (status,) if status else tuple(s.value for s in DocumentStatus)
+    stmt = listing.document_list(api_viewer(), statuses, current, listing.dialect_of(dbs()))
+    return paginated(stmt, document_json)
+
+
+@bp.post("/documents/bulk")
+@operation("Documents", "Validate, assign to a client or discard many documents at once",
+           description="Each document is handled on its own and its outcome reported: validate takes only the "
+                       "documents whose every field is unflagged (the extractor was sure of it) and complete; a "
+                       "number already used puts the document in the duplicate choice. Nothing changes when the "
+                       f"request itself is wrong (no ids, more than {bulk.MAX_SELECTED}, assign without client).",
+           body={"type": "object", "required": ["action", "ids"], "additionalProperties": False, "properties": {
+               "action": {"type": "string", "enum": list(bulk.ACTIONS)},
+               "ids": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1,
+                       "maxItems": bulk.MAX_SELECTED},
+               "client": {"type": "string", "maxLength": bulk.MAX_CLIENT_CHARS,
+                          "description": "The client to assign (action assign)."}}},
+           body_required=True, ok={200: ref("BulkResults")}, errors=(400, 415))
+def bulk_documents() -> Response:
+    body = json_object()
+    action, ids, client = body.get("action"), body.get("ids"), body.get("client", "")
+    if action not in bulk.ACTIONS:
+        raise ApiError(400, f"action must be one of {', '.join(bulk.ACTIONS)}")
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**31
+                                            for i in ids):
+        raise ApiError(400, "ids must be a list of document ids")
+    if not isinstance(client, str):
+        raise ApiError(400, "client must be a string")
+    session = dbs()
+    try:
+        results = bulk.apply(session, api_viewer(), action, ids, client)
+    except ServiceError as exc:  # the request itself: nothing was changed
+        session.rollback()
+        raise ApiError(400, str(exc)) from None
+    session.commit()
+    from dashboard.handoff import enqueue_rematch_invoice
+
+    for result in results:
+        if result.invoice_id is not None:
+            enqueue_rematch_invoice(result.invoice_id)
+    return jsonify(items=[{"id": r.document_id, "ok": r.ok, "message": r.message, "invoice_id": r.invoice_id}
+                          for r in results], done=sum(r.ok for r in results))
 
 
 @bp.get(f"/documents/<{ID}:document_id>")
@@ -176,21 +228,20 @@ def resolve_duplicate(document_id: int) -> Response:
 
 
 @bp.get("/invoices")
-@operation("Invoices", "Validated invoices and credit notes",
+@operation("Invoices", "Validated invoices and credit notes, newest first (or as sorted)",
            query=(*PAGE_QUERY, enum_query("type", DocType, "Invoices or credit notes only."),
-                  enum_query("status", InvoiceStatus, "Only the invoices in this payment status."),
-                  enum_query("direction", Direction, "Sales (receivable) or purchases (payable) only.")),
+                  enum_query("direction", Direction, "Sales (receivable) or purchases (payable) only."),
+                  *filter_query(listing.INVOICE_SORTS, payment_status=True)),
            ok={200: page_of("Invoice")}, errors=(400,))
 def list_invoices() -> Response:
-    doc_type, status = enum_param("type", DocType), enum_param("status", InvoiceStatus)
-    stmt = documents.invoices_query(caller().tenant_id, doc_type, status)
+    doc_type = enum_param("type", DocType)
+    current = api_filters(listing.INVOICE_SORTS, listing.INVOICE_DEFAULT_SORT)
+    # Restricted members: their clients' invoices only (listing.invoice_list scopes).
+    stmt = listing.invoice_list(api_viewer(), doc_type, current, today(), listing.dialect_of(dbs()))
     direction = enum_param("direction", Direction)
-    if direction:  # issue 18
+    if direction:  # issue 18: sales or purchases
         stmt = stmt.where(Invoice.direction == direction)
-    stmt = access.scope_invoices(stmt, api_viewer())  # restricted members: their clients' invoices only
-    return paginated(
-        stmt.options(*INVOICE_JSON_LOAD), invoice_json
-    )
+    return paginated(stmt.options(*INVOICE_JSON_LOAD), invoice_json)
 
 
 @bp.get(f"/invoices/<{ID}:invoice_id>")

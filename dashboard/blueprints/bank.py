@@ -9,16 +9,18 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from core import listing
 from core.banking import reconciliation
 from core.banking import transactions as bank
 from core.banking.reconcile.csvexport import to_csv
 from core.errors import NotFound, ServiceError
 from core.models import BankTransaction, Match, MatchState, TransactionStatus
 from core.tenancy import access
+from dashboard import listing as list_web
 from dashboard.api.download import attachment
 from dashboard.extensions import db
 from dashboard.i18n import N_
@@ -80,17 +82,37 @@ def _back(default: str) -> Response:
 @bp.get("")
 @tenant_required
 def index() -> str:
-    status = request.args.get("status") or None
-    if status not in (None, *(s.value for s in TransactionStatus)):
-        abort(400)
-    stmt = access.scope_transactions(bank.transactions_query(tenant_id(), status), current_viewer()).options(
+    status, current, stmt = _filtered_transactions()
+    stmt = stmt.options(
         selectinload(BankTransaction.matches).selectinload(Match.invoice), selectinload(BankTransaction.account)
     )
     accounts = db.session.scalars(bank.accounts_query(tenant_id())).all()
+    bar = list_web.bar_context(current, payment_status=False, export_endpoint=".export_transactions",
+                               fields=listing.TRANSACTION_FILTERS, keep={"status": status} if status else {})
     return render_template(
         "bank/index.html", page=paginated(stmt), status=status, accounts=accounts,
-        statuses=[s.value for s in TransactionStatus],
+        statuses=[s.value for s in TransactionStatus], **bar,
     )  # fmt: skip
+
+
+def _filtered_transactions() -> tuple[str | None, listing.ListFilters, Select[Any]]:
+    """The transaction status tab, the URL's search and filters, and the statement page and CSV share."""
+    status = request.args.get("status") or None
+    if status not in (None, *(s.value for s in TransactionStatus)):
+        abort(400)
+    args = {k: v for k, v in request.args.items() if k != "status"}  # the tab's status, not a payment status
+    current = listing.only(listing.parse_filters(args, listing.TRANSACTION_SORTS, listing.TRANSACTION_DEFAULT_SORT),
+                           listing.TRANSACTION_FILTERS)
+    return status, current, listing.transaction_list(current_viewer(), status, current, listing.dialect_of(db.session))
+
+
+@bp.get("/transactions/export.csv")
+@tenant_required
+def export_transactions() -> Response:
+    """Every transaction the list shows with these filters, in its order (not only the current page)."""
+    _status, _current, stmt = _filtered_transactions()
+    return list_web.csv_download("transactions", listing.TRANSACTION_CSV_HEADER,
+                                 listing.transaction_rows(db.session, current_viewer(), stmt))
 
 
 @bp.post("/upload")

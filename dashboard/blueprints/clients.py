@@ -6,8 +6,10 @@ from flask import Blueprint, render_template, request
 from sqlalchemy.orm import selectinload
 
 from core.documents.review import paginate as _paginate
+from core.listing import TOO_LONG
 from core.models import DocType, Document, Invoice
 from core.receivables import invoices as receivables
+from core.textsearch import MAX_SEARCH_CHARS
 from dashboard.extensions import db
 from dashboard.viewer import current_viewer, today
 from dashboard.web import PER_PAGE, not_found_for, page_arg, tenant_id, tenant_required
@@ -27,11 +29,16 @@ def index() -> str:
     viewer = current_viewer()
     currency, currencies = receivables.pick_currency(db.session, viewer, request.args.get("currency"))
     sort = request.args.get("sort", "-amount_due")
+    search = " ".join(request.args.get("q", "").split())
+    too_long = len(search) > MAX_SEARCH_CHARS  # said on the page and ignored, never a crash
     page = receivables.client_balances(
-        db.session, viewer, currency=currency, today=today(), sort=sort, page=page_arg(), per_page=PER_PAGE
+        db.session, viewer, currency=currency, today=today(), sort=sort, page=page_arg(), per_page=PER_PAGE,
+        search="" if too_long else search,
     )
     return render_template("clients.html", active_nav="clients", page=page, currency=currency,
-                           currencies=currencies, sort=sort if sort in receivables.SORTS else "-amount_due")
+                           currencies=currencies, sort=sort if sort in receivables.SORTS else "-amount_due",
+                           q="" if too_long else search, max_search=MAX_SEARCH_CHARS,
+                           too_long=TOO_LONG.format(max=MAX_SEARCH_CHARS) if too_long else "")
 
 
 @bp.get("/clients/<int:client_id>")

@@ -4,16 +4,20 @@ uploads by drag and drop, live progress and re-processing of what failed."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
+from core import listing
 from core.errors import ServiceError, ValidationFailed
-from core.inbound import intake, uploads
+from core.inbound import uploads
 from core.models import InboundMessage
 from core.tenancy import access, quotas
+from dashboard import listing as list_web
 from dashboard.context import settings as app_settings
 from dashboard.extensions import db
 from dashboard.handoff import accept_upload, enqueue_message, enqueue_reading, request_files
@@ -30,18 +34,37 @@ ID = "int(min=1, max=2147483647)"
 MAX_STATUS_IDS = 200
 
 
+MESSAGE_FILTERS = ("date_from", "date_to", "source")
+
+
+def _filtered() -> tuple[listing.ListFilters, Select[Any]]:
+    """The URL's search and filters (received day, source) over the messages: page and CSV share it."""
+    current = listing.only(list_web.filters(listing.MESSAGE_SORTS, listing.MESSAGE_DEFAULT_SORT), MESSAGE_FILTERS)
+    return current, listing.message_list(current_viewer(), current, listing.dialect_of(db.session))
+
+
 @bp.get("/imports")
 @tenant_required
 def index() -> str:
-    stmt = intake.messages_query(tenant_id()).options(selectinload(InboundMessage.documents))
-    page = paginated(stmt)
+    current, stmt = _filtered()
+    page = paginated(stmt.options(selectinload(InboundMessage.documents)))
+    bar = list_web.bar_context(current, payment_status=False, export_endpoint=".export", fields=MESSAGE_FILTERS)
     return render_template(
-        "imports.html", page=page, stage=uploads.stage, in_progress=uploads.in_progress,
+        "imports.html", page=page, stage=uploads.stage, in_progress=uploads.in_progress, **bar,
         reprocessable=uploads.REPROCESSABLE_MESSAGES, max_files=uploads.MAX_FILES,
         max_bytes=app_settings().max_message_bytes,
         shown_documents=access.document_filter(db.session, current_viewer()),
         quota_notice=quotas.notice(db.session, tenant_id(), quotas.Limits.of(app_settings())),
     )
+
+
+@bp.get("/imports/export.csv")
+@tenant_required
+def export() -> Response:
+    """Every message the list shows with these filters, in its order (not only the current page)."""
+    _current, stmt = _filtered()
+    return list_web.csv_download("imports", listing.MESSAGE_CSV_HEADER,
+                                 listing.message_rows(db.session, current_viewer(), stmt))
 
 
 @bp.post("/imports/upload")

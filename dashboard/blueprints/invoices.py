@@ -7,14 +7,17 @@ a file to it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from core import listing
 from core.documents import assignment, invoice_edits
 from core.documents import review as docs
 from core.errors import NotFound, ServiceError, ValidationFailed
@@ -22,22 +25,49 @@ from core.fields import FIELDS
 from core.models import DocType, Document, Invoice
 from core.receivables import invoices as receivables
 from core.tenancy import access, quotas
+from dashboard import listing as list_web
 from dashboard.context import settings as app_settings
 from dashboard.context import storage
 from dashboard.extensions import db
 from dashboard.handoff import uploaded_files
 from dashboard.i18n import translate
-from dashboard.viewer import current_viewer
+from dashboard.viewer import current_viewer, today
 from dashboard.web import input_value, not_found_for, paginated, refused, send_stored_file, tenant_id, tenant_required
 
 bp = Blueprint("invoices", __name__)
 not_found_for(bp)
 
 
+def _filtered(doc_type: DocType) -> tuple[listing.ListFilters, Select[Any]]:
+    """The list's filters from the URL and its statement (scoped to the viewer): page and CSV share it."""
+    current = list_web.filters(listing.INVOICE_SORTS, listing.INVOICE_DEFAULT_SORT)
+    stmt = listing.invoice_list(current_viewer(), doc_type.value, current, today(), listing.dialect_of(db.session))
+    return current, stmt
+
+
 def _list(doc_type: DocType) -> str:
-    stmt = docs.invoices_query(tenant_id(), doc_type.value).options(selectinload(Invoice.client))
-    stmt = access.scope_invoices(stmt, current_viewer())
-    return render_template("invoices.html", page=paginated(stmt), doc_type=doc_type.value)
+    current, stmt = _filtered(doc_type)
+    export = ".export_credit_notes" if doc_type == DocType.CREDIT_NOTE else ".export"
+    return render_template("invoices.html", page=paginated(stmt.options(selectinload(Invoice.client))),
+                           doc_type=doc_type.value,
+                           **list_web.bar_context(current, payment_status=True, export_endpoint=export))
+
+
+@bp.get("/invoices/export.csv")
+@tenant_required
+def export() -> Response:
+    """Every invoice the list shows with these filters, in its order (not only the current page)."""
+    _current, stmt = _filtered(DocType.INVOICE)
+    return list_web.csv_download("invoices", listing.INVOICE_CSV_HEADER,
+                                 listing.invoice_rows(db.session, current_viewer(), stmt))
+
+
+@bp.get("/credit-notes/export.csv")
+@tenant_required
+def export_credit_notes() -> Response:
+    _current, stmt = _filtered(DocType.CREDIT_NOTE)
+    return list_web.csv_download("credit-notes", listing.INVOICE_CSV_HEADER,
+                                 listing.invoice_rows(db.session, current_viewer(), stmt))
 
 
 @bp.get("/invoices")

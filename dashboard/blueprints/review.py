@@ -6,11 +6,14 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
+from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
-from core.documents import duplicates, splitting
+from core import listing
+from core.documents import bulk, duplicates, splitting
 from core.documents import review as docs
 from core.errors import ServiceError, ValidationFailed
 from core.extraction.result import needs_check
@@ -18,11 +21,21 @@ from core.fields import FIELDS
 from core.models import DocType, Document, DocumentStatus, Tenant
 from core.receivables import invoices as receivables
 from core.tenancy import access, company
+from dashboard import listing as list_web
 from dashboard.extensions import db
 from dashboard.handoff import enqueue_rematch_invoice
 from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
-from dashboard.web import input_value, not_found_for, paginated, refused, send_stored_file, tenant_id, tenant_required
+from dashboard.web import (
+    input_value,
+    local_redirect,
+    not_found_for,
+    paginated,
+    refused,
+    send_stored_file,
+    tenant_id,
+    tenant_required,
+)
 
 bp = Blueprint("review", __name__)
 not_found_for(bp)
@@ -36,13 +49,60 @@ def home() -> Response:
     return redirect(url_for(".pending"))
 
 
+def _filtered() -> tuple[bool, listing.ListFilters, Select[Any]]:
+    """The queue (or the documents that could not be read) with the URL's filters: page and CSV share it."""
+    failed = request.args.get("show") == "failed"
+    current = listing.for_documents(list_web.filters(listing.DOCUMENT_SORTS, listing.DOCUMENT_DEFAULT_SORT))
+    statuses = (DocumentStatus.FAILED.value,) if failed else docs.REVIEW_STATUSES
+    stmt = listing.document_list(current_viewer(), statuses, current, listing.dialect_of(db.session))
+    return failed, current, stmt
+
+
 @bp.get("/pending")
 @tenant_required
 def pending() -> str:
-    failed = request.args.get("show") == "failed"
-    stmt = docs.documents_query(tenant_id(), DocumentStatus.FAILED) if failed else docs.review_queue_query(tenant_id())
+    failed, current, stmt = _filtered()
     page = paginated(stmt.options(selectinload(Document.message)))
-    return render_template("pending.html", page=page, failed=failed)
+    context = list_web.bar_context(current, payment_status=False, export_endpoint=".export",
+                                   fields=("date_from", "date_to", "amount_min", "amount_max", "currency", "source"),
+                                   keep={"show": "failed"} if failed else {})
+    names = receivables.client_names(db.session, current_viewer())
+    return render_template("pending.html", page=page, failed=failed,
+                           bulk_max=bulk.MAX_SELECTED, client_names=names, **context)
+
+
+@bp.get("/pending/export.csv")
+@tenant_required
+def export() -> Response:
+    """Every document the list shows with these filters, in its order (not only the current page)."""
+    failed, _current, stmt = _filtered()
+    return list_web.csv_download("failed" if failed else "pending", listing.DOCUMENT_CSV_HEADER,
+                                 listing.document_rows(db.session, stmt))
+
+
+@bp.post("/pending/bulk")
+@tenant_required
+def bulk_action() -> Response:
+    """Validate, assign to a client or discard the selected documents; each one's outcome is said."""
+    raw_ids = request.form.getlist("doc_id")[: bulk.MAX_SELECTED + 1]  # one more: too many is refused, not cut
+    ids = [int(raw) for raw in raw_ids if raw.isdigit() and len(raw) < 10]
+    try:
+        results = bulk.apply(db.session, current_viewer(), request.form.get("action", ""), ids,
+                             request.form.get("client", ""))
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(translate(str(exc)), "error")
+        return local_redirect(request.form.get("next"), url_for(".pending"))
+    db.session.commit()
+    for result in results:
+        if result.invoice_id is not None:
+            enqueue_rematch_invoice(result.invoice_id)
+    done = sum(result.ok for result in results)
+    flash(ngettext("%(num)d document done.", "%(num)d documents done.", done), "success" if done else "info")
+    for result in results:
+        if not result.ok:
+            flash(_("Document %(id)s: %(reason)s", id=result.document_id, reason=translate(result.message)), "error")
+    return local_redirect(request.form.get("next"), url_for(".pending"))
 
 
 # The review page -----------------------------------------------------------------------------
