@@ -90,6 +90,14 @@ def run_stack(settings: Settings) -> None:
                SECRET_KEY=settings.secret_key, DATABASE_URL=settings.database_url)
     # The demo lets visitors create their own account and company (issue 17); SIGNUP_ENABLED=0 turns it off.
     env.setdefault("SIGNUP_ENABLED", "1")
+    # No Google app configured: "Connect Gmail" leads to a local provider (dashboard/devoauth.py), served by
+    # this supervisor, so that the whole connection can be tried without registering an app at Google.
+    provider = None
+    if not settings.oauth_google.configured:
+        from dashboard.devoauth import demo_environment, start_for_demo
+
+        provider = start_for_demo()
+        env.update(demo_environment(provider))
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     if settings.redis_is_embedded and (proc := start_embedded_redis(settings)) is not None:
         children.append(("redis", proc))
@@ -110,6 +118,8 @@ def run_stack(settings: Settings) -> None:
     signup = "on" if env["SIGNUP_ENABLED"].lower() in ("1", "true", "yes", "on") else "off"
     outgoing = ("through MAIL_RELAY_URL" if env.get("MAIL_RELAY_URL")
                 else "kept in the outbox (Settings → Members → Outbox; password resets: inbox outbox)")
+    connect = (f"Connect Gmail leads to a local test provider at {provider.url} (tokens for the address you "
+               "type; no mail is read from it)" if provider else "Connect Gmail uses OAUTH_GOOGLE_CLIENT_ID's app")
     click.echo(
         f"""
 invoice-inbox is running.
@@ -119,13 +129,18 @@ invoice-inbox is running.
   API token:        {demo['token']}
   Sign-up:          {signup} (SIGNUP_ENABLED)
   Outgoing mail:    {outgoing}
+  Mailboxes:        {connect}
   Send an invoice:  swaks --server {settings.smtp_host}:{settings.smtp_port} --to {demo['address']} \\
                       --attach @facture.pdf
 Press Ctrl-C to stop.
 """,
         err=True,
     )
-    _supervise(children)
+    try:
+        _supervise(children)
+    finally:
+        if provider is not None:
+            provider.close()
 
 
 def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
