@@ -213,6 +213,7 @@ def test_the_newcomers_walkthrough_from_inbox_start(stack: Stack, browser: Brows
     page.get_by_role("link", name="resent.pdf").click()
     _fill_and_confirm(page, "fa-2026-0042")
     expect(page.get_by_text("This number is already used: link, replace or discard below.")).to_be_visible()
+    expect(page.locator(".fields .row").filter(has_text="Client").locator("dd")).to_contain_text("Acme SAS")
     page.screenshot(path=str(ARTIFACTS / "walk-duplicate.png"), full_page=True)
     page.get_by_role("button", name="Link").click()
     expect(page.get_by_text("File linked to invoice FA-2026-0042.")).to_be_visible()
