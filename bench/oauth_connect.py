@@ -1,5 +1,6 @@
 """Connect Gmail / Microsoft 365: what one connection and one token renewal cost, against the local
-authorization server of the tests (tests/oauthserver.py, real HTTP on loopback), into a real database.
+authorization server of the tests (dashboard/devoauth.py via tests/oauthserver.py, real HTTP on
+loopback), into a real database.
 
     .venv/bin/python bench/oauth_connect.py [--rounds 100] [--provider google|microsoft]
         [--database-url postgresql://postgres@127.0.0.1:5432/postgres]

@@ -14,11 +14,15 @@ import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 import redis
 
 from core.config import Settings
+
+if TYPE_CHECKING:
+    from dashboard.devoauth import OAuthTestServer
 
 DEMO_TENANT = "Démo SAS"
 DEMO_EMAIL = "demo@example.com"
@@ -84,12 +88,26 @@ def ensure_demo(settings: Settings) -> dict[str, str]:
     return demo
 
 
+def start_local_oauth(settings: Settings, env: dict[str, str]) -> OAuthTestServer | None:
+    """No Google app configured: "Connect Gmail" leads to a local provider (dashboard/devoauth.py) served by
+    this supervisor, so that the whole connection can be tried without registering an app at Google; ``env``
+    (the started processes') gets its OAUTH_GOOGLE_* settings. A configured app is left alone (None)."""
+    if settings.oauth_google.configured:
+        return None
+    from dashboard.devoauth import demo_environment, start_for_demo
+
+    provider = start_for_demo()
+    env.update(demo_environment(provider))
+    return provider
+
+
 def run_stack(settings: Settings) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, VAR_DIR=str(settings.var_dir), REDIS_URL=settings.redis_url,
                SECRET_KEY=settings.secret_key, DATABASE_URL=settings.database_url)
     # The demo lets visitors create their own account and company (issue 17); SIGNUP_ENABLED=0 turns it off.
     env.setdefault("SIGNUP_ENABLED", "1")
+    provider = start_local_oauth(settings, env)
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     if settings.redis_is_embedded and (proc := start_embedded_redis(settings)) is not None:
         children.append(("redis", proc))
@@ -110,6 +128,8 @@ def run_stack(settings: Settings) -> None:
     signup = "on" if env["SIGNUP_ENABLED"].lower() in ("1", "true", "yes", "on") else "off"
     outgoing = ("through MAIL_RELAY_URL" if env.get("MAIL_RELAY_URL")
                 else "kept in the outbox (Settings → Members → Outbox; password resets: inbox outbox)")
+    connect = (f"Connect Gmail leads to a local test provider at {provider.url} (tokens for the address you "
+               "type; no mail is read from it)" if provider else "Connect Gmail uses OAUTH_GOOGLE_CLIENT_ID's app")
     click.echo(
         f"""
 invoice-inbox is running.
@@ -119,13 +139,18 @@ invoice-inbox is running.
   API token:        {demo['token']}
   Sign-up:          {signup} (SIGNUP_ENABLED)
   Outgoing mail:    {outgoing}
+  Mailboxes:        {connect}
   Send an invoice:  swaks --server {settings.smtp_host}:{settings.smtp_port} --to {demo['address']} \\
                       --attach @facture.pdf
 Press Ctrl-C to stop.
 """,
         err=True,
     )
-    _supervise(children)
+    try:
+        _supervise(children)
+    finally:
+        if provider is not None:
+            provider.close()
 
 
 def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:

@@ -118,3 +118,16 @@ def test_the_declared_defaults_are_the_ones_the_code_uses() -> None:
     wrong = {name: (declared[name], value) for name, value in names.items()
              if float(declared[name].split("`")[1]) != float(value)}
     assert not wrong, wrong
+
+
+def test_only_the_embedded_demo_starts_the_local_oauth_provider() -> None:
+    """dashboard/devoauth.py hands out tokens to anyone: only ``inbox start`` (devstack) may run it, never
+    the processes production runs (web, worker, SMTP, IMAP)."""
+    importers = []
+    for folder in ("core", "dashboard", "worker", "mailgate"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            name = path.relative_to(ROOT).as_posix()
+            if name not in {"dashboard/devoauth.py", "dashboard/devstack.py"} and "devoauth" in path.read_text(
+                    encoding="utf-8"):
+                importers.append(name)
+    assert not importers, importers

@@ -54,7 +54,8 @@ def test_typed_number_of_an_existing_invoice_opens_the_duplicate_choice(
 ) -> None:
     invoice = _validated(session, storage, tenant)
     other = make_document(session, storage, tenant.tenant.id, filename="resent.pdf", number="FA-OTHER")
-    form = COMPLETE | {"number": "fa-2026-0042 ", "title": "Typed again", "action": "confirm"}
+    form = COMPLETE | {"number": "fa-2026-0042 ", "title": "Typed again", "client": "Typed Client SARL",
+                       "action": "confirm"}
     response = post(client, f"/documents/{other.id}", form)
     assert response.status_code == 302 and response.headers["Location"] == f"/documents/{other.id}"
 
@@ -62,6 +63,8 @@ def test_typed_number_of_an_existing_invoice_opens_the_duplicate_choice(
     assert "This number is already used: link, replace or discard below." in page
     assert "invoice FA-2026-0042 has the same number" in page
     assert f'href="/invoices/{invoice.id}"' in page
+    # The held document shows what was typed, its client too (the page showed "—" for it before).
+    assert re.search(r"<dt>Client</dt>\s*<dd>\s*Typed Client SARL\s", page), page
     for value in ("link", "replace", "discard"):
         assert f'name="action" value="{value}"' in page
     session.expire_all()

@@ -1,7 +1,8 @@
 """Issue 17 item 3 in a real browser (Debian's chromium, the launch of test_review_flow): an admin presses
-"Connect Gmail", allows access on the provider's consent page (tests/oauthserver.py, another origin), and
-comes back to the connected mailbox; "Connect Microsoft 365" refused at the provider says so and saves
-nothing. The page's CSP lets its form lead to the provider (form-action), and nothing is refused."""
+"Connect Gmail", allows access on the provider's consent page (dashboard/devoauth.py through
+tests/oauthserver.py, another origin), and comes back to the connected mailbox; "Connect Microsoft 365"
+refused at the provider says so and saves nothing. The page's CSP lets its form lead to the provider
+(form-action), and nothing is refused."""
 
 from __future__ import annotations
 
