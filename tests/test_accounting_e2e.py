@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import sepaxml
 import xmlschema
 from flask.testing import FlaskClient
@@ -135,3 +136,61 @@ def test_forwarded_purchase_and_sale_are_posted_exported_as_fec_and_the_supplier
     assert tree.findtext(".//p:CdtrAcct/p:Id/p:IBAN", namespaces=NS) == SUPPLIER_IBAN
     assert tree.findtext(".//p:DbtrAcct/p:Id/p:IBAN", namespaces=NS) == IBAN
     assert tree.findtext(".//p:Cdtr/p:Nm", namespaces=NS) == "Dupont Conseil SARL"
+
+
+# Bugs found on the way -------------------------------------------------------------------------
+
+
+def test_a_purchase_picked_after_the_parties_were_swapped_gets_its_real_supplier(
+    session, storage, tenant: TenantFixture, app
+) -> None:
+    """Our IBAN printed on a supplier invoice (a direct debit) leaves the direction undecided; extraction then
+    matched the client as for a sale and swapped the parties (our company read as client). Picking
+    "purchase" made our own company its supplier: the swap is now undone, and our company is refused as a
+    counterparty with a message that says what to fix."""
+    from core.documents import review
+    from core.documents.processing import extract_document, store_file
+    from core.errors import ValidationFailed
+    from core.models import Client, Document, DocumentStatus
+    from core.tenancy import company
+
+    tid = tenant.tenant.id
+    company.update_identity(session, tid, {"legal_name": "Acme SAS", "country": "FR", "siren": SIREN,
+                                           "vat_number": VAT, "iban": SUPPLIER_IBAN})  # the footer's IBAN
+    session.commit()
+
+    def extracted(number: str) -> Document:
+        pdf = make_invoice_pdf(**{**PURCHASE, "number": number})
+        stored = store_file(session, storage, tid, pdf, "application/pdf")
+        doc = Document(tenant_id=tid, file_id=stored.id, filename=f"{number}.pdf",
+                       status=DocumentStatus.EXTRACTING.value, field_info={})
+        session.add(doc)
+        session.commit()
+        assert extract_document(session, storage, doc.id)
+        session.commit()
+        return doc
+
+    doc = extracted("FA-1")
+    assert review.direction_undecided(doc) and (doc.issuer, doc.client) == ("Acme SAS", "Dupont Conseil SARL")
+    invoice = review.validate_document(session, tid, doc.id, {"direction": "payable"}, None)
+    session.commit()
+    assert (invoice.issuer, invoice.direction) == ("Dupont Conseil SARL", "payable")
+    assert session.get(Client, invoice.client_id).name == "Dupont Conseil SARL"
+    validated = session.get(Document, doc.id)
+    assert validated.client == "Acme SAS" and not validated.field_info["issuer"].get("swapped")
+
+    # Typed by the reviewer: nothing undone, but our company is refused as the supplier, nothing written.
+    other = extracted("FA-2")
+    with pytest.raises(ValidationFailed) as caught:
+        review.validate_document(session, tid, other.id, {"direction": "payable", "issuer": "ACME S.A.S."}, None)
+    assert "your own company" in caught.value.errors["issuer"]
+    session.rollback()
+    assert session.get(Document, other.id).status == "pending"
+    with pytest.raises(ValidationFailed) as caught:
+        review.validate_document(session, tid, other.id, {"direction": "receivable", "client": "Acme SAS"}, None)
+    assert "your own company" in caught.value.errors["client"]
+    session.rollback()
+    # Through the API: a 422 naming the field.
+    refused = api(app.test_client(), tenant.token, "POST", f"/documents/{other.id}/validate",
+                  json={"direction": "payable", "issuer": "Acme SAS"})
+    assert refused.status_code == 422 and "your own company" in refused.get_json()["fields"]["issuer"]

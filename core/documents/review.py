@@ -29,6 +29,7 @@ from core.models import (
     Invoice,
     InvoiceFile,
     StoredFile,
+    Tenant,
     utcnow,
 )
 from core.names import folded
@@ -44,6 +45,8 @@ REPLACED_REASON = N_("File of invoice {number} replaced.")  # on documents repla
 NUMBER_TAKEN_HIDDEN = N_("This number is already used by an invoice you cannot see: ask an administrator.")
 DIRECTION_UNDECIDED = N_("choose whether this is a sale (receivable) or a purchase (payable)")
 BAD_DIRECTION = N_("must be receivable or payable")
+SUPPLIER_IS_US = N_("this is your own company: a purchase's issuer is the supplier who sent the invoice")
+CLIENT_IS_US = N_("this is your own company: a sale's client is the company you invoiced")
 FROZEN_NUMBER = N_(
     "The number of a validated invoice cannot be changed. To change it, delete the invoice and import "
     "the file again."
@@ -245,6 +248,36 @@ def _complete_for(direction: str, current: dict[str, Any]) -> dict[str, str]:
     return errors
 
 
+def _unswap_for_purchase(doc: Document, values: dict[str, Any]) -> None:
+    """Extraction of an undecided document matched its client as for a sale and, finding our company read as
+    the client, swapped the two parties (``core.receivables.ourselves``). When the reviewer then picks a
+    purchase, that swap was wrong: the party read as issuer is the supplier. Undone here unless the reviewer
+    typed either party."""
+    if "issuer" in values or "client" in values:
+        return
+    info = doc.field_info or {}
+    if (info.get("issuer") or {}).get("swapped") and (info.get("client") or {}).get("swapped"):
+        doc.issuer, doc.client = doc.client, doc.issuer
+        for name in ("issuer", "client"):
+            restored = {k: v for k, v in info[name].items() if k not in ("swapped", "note")}
+            info = {**info, name: restored}
+        doc.field_info = info
+
+
+def _counterparty_is_us(session: Session, tenant_id: int, direction: str, current: dict[str, Any]) -> dict[str, str]:
+    """Our own company is never the counterparty (it would become its own supplier or client)."""
+    from core.receivables.ourselves import is_ourselves
+
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        return {}
+    if direction == Direction.PAYABLE.value and is_ourselves(tenant, current.get("issuer")):
+        return {"issuer": SUPPLIER_IS_US}
+    if direction == Direction.RECEIVABLE.value and is_ourselves(tenant, current.get("client")):
+        return {"client": CLIENT_IS_US}
+    return {}
+
+
 def validate_document(
     session: Session, tenant_id: int, document_id: int, data: dict[str, Any], user_id: int | None
 ) -> Invoice:
@@ -266,8 +299,12 @@ def validate_document(
     if chosen is None and not direction_errors and direction_undecided(doc):
         errors["direction"] = DIRECTION_UNDECIDED
     direction = chosen or doc.direction
+    if direction == Direction.PAYABLE.value and not errors:
+        _unswap_for_purchase(doc, values)
     current = {name: getattr(doc, name) for name in FIELDS} | values
     errors |= {k: v for k, v in _complete_for(direction, current).items() if k not in errors}
+    errors |= {k: v for k, v in _counterparty_is_us(session, tenant_id, direction, current).items()
+               if k not in errors}
     if not errors:
         clash = invoice_with_number(session, tenant_id, direction, current["doc_type"], current["number"])
         if clash is not None:
