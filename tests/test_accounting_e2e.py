@@ -194,3 +194,29 @@ def test_a_purchase_picked_after_the_parties_were_swapped_gets_its_real_supplier
     refused = api(app.test_client(), tenant.token, "POST", f"/documents/{other.id}/validate",
                   json={"direction": "payable", "issuer": "Acme SAS"})
     assert refused.status_code == 422 and "your own company" in refused.get_json()["fields"]["issuer"]
+
+
+def test_a_run_with_nothing_to_pay_says_why_each_invoice_was_left_out(session, storage, tenant: TenantFixture,
+                                                                     app) -> None:
+    """Found on the way: with the supplier's IBAN change waiting, a run without a choice answered only "no
+    approved supplier invoice is due", which hid what to fix. Each invoice left out is now named with why."""
+    from tests.test_payables import OTHER_IBAN, _payable, with_identity
+
+    with_identity(session, tenant)
+    tid = tenant.tenant.id
+    first = _payable(session, storage, tid, "L-1", "100.00")
+    second = _payable(session, storage, tid, "L-2", "90.00", iban=OTHER_IBAN)  # the IBAN change waits
+    client = app.test_client()
+    ok(api(client, tenant.token, "PUT", f"/suppliers/{first.client_id}",
+           json={"street": "Hauptstr. 1", "postcode": "10115", "town": "Berlin", "country": "DE"}))
+    for invoice in (first, second):
+        ok(api(client, tenant.token, "POST", f"/payables/{invoice.id}/approve"))
+    refused = api(client, tenant.token, "POST", "/payment-runs", json={"due_by": "2026-12-31"})
+    assert refused.status_code == 422
+    fields = refused.get_json()["fields"]
+    assert "no approved" in fields["invoices"]
+    assert "waits for an administrator" in fields["invoice L-1"] and "waits for an administrator" in fields[
+        "invoice L-2"]
+    ok(api(client, tenant.token, "POST", f"/suppliers/{first.client_id}/iban", json={"accept": True}))
+    run = ok(api(client, tenant.token, "POST", "/payment-runs", json={"due_by": "2026-12-31"}), 201)
+    assert (run["count"], run["total"]) == (2, "190.00")

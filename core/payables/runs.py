@@ -47,6 +47,7 @@ NOT_EURO = N_("a SEPA transfer is in euros; this invoice is in {currency}")
 NO_IBAN = N_("the supplier has no IBAN: add it on the supplier's page")
 INVALID_IBAN = N_("the supplier's IBAN is invalid: {reason}")
 IBAN_PENDING = N_("the supplier's IBAN changed and waits for an administrator's confirmation")
+MAX_REASONS = 20  # invoices named when a run has nothing to pay
 NOTHING_OWED = N_("nothing is left to pay")
 NOT_PAYABLE = N_("not a supplier invoice")
 BAD_FILE = N_("the SEPA file did not validate against the pain.001.001.09 schema: {detail}")
@@ -207,7 +208,10 @@ def create_run(session: Session, viewer: Viewer, due_by: date, execution_date: d
     if invoice_ids is not None and chosen.skipped:
         raise ValidationFailed({f"invoice {chosen.numbers[k]}": v for k, v in chosen.skipped.items()})
     if not chosen.invoices:
-        raise ValidationFailed({"invoices": NOTHING_TO_PAY.format(date=due_by.isoformat())})
+        # Why each one was left out (an IBAN change waiting, not approved...): "nothing is due" alone hid
+        # what to fix. Capped: a company may have thousands of open payables.
+        why = {f"invoice {chosen.numbers[k]}": v for k, v in list(chosen.skipped.items())[:MAX_REASONS]}
+        raise ValidationFailed({"invoices": NOTHING_TO_PAY.format(date=due_by.isoformat())} | why)
     xml = sepa_xml(tenant, execution_date, chosen.invoices, chosen.suppliers)
     run = PaymentRun(tenant_id=tenant.id, due_by=due_by, execution_date=execution_date, currency="EUR",
                      debtor_iban=tenant.iban, total_cents=sum(owed_cents(i) for i in chosen.invoices),
