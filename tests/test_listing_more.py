@@ -61,7 +61,8 @@ def test_entries_search_filters_and_sorts(session: Session, storage: FileStorage
     assert entries(session, tenant, q="sarl", sort="piece_ref") == ["P-2", "S-2"]  # the counterparty
     assert entries(session, tenant, q="s-2") == ["S-2"]  # the piece number
     assert entries(session, tenant, q="120,00") == ["S-1"]  # the total (not Globex's)
-    assert entries(session, tenant, q="100") == ["P-2", "S-1"]  # a line's amount (P-2's VAT, S-1's net)
+    assert entries(session, tenant, q="600") == ["P-2"]
+    assert entries(session, tenant, q="100") == []  # a line's amount (S-1's net) is not the entry's
     assert entries(session, tenant, q="lieferant") == ["P-1"]
     assert entries(session, tenant, amount_min="200", amount_max="400", sort="amount") == ["S-2", "S-3"]
     assert entries(session, tenant, sort="-amount")[0] == "P-2"  # numerically, on SQLite's text too

@@ -2,8 +2,8 @@
 and the bulk "post entries" action, always inside the viewer's scope (an entry follows its counterparty's
 visibility: a restricted member sees only their clients' entries, never one without a counterparty).
 
-An entry has no stored total: its amount is the sum of its lines' debits, computed by a correlated
-subquery (an entry has a handful of lines, and ``acc_entry_lines.entry_id`` is indexed).
+An entry's amount is its stored ``total`` (the sum of its debits, written with its lines), indexed with
+the tenant; on PostgreSQL the searched texts have trigram indexes (migration ``acc_entries_search``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, cast, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, Float, Select, cast, select, union
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from core.accounting import entries as entrysvc
 from core.accounting.models import EntryLine, EntryStatus, JournalEntry
@@ -34,7 +34,7 @@ NOT_VISIBLE = N_("No such entry.")
 
 
 def _amount(column: Any, dialect: str) -> Any:
-    """Amounts are text on SQLite (``core.models.Money``): compared and summed as numbers there."""
+    """Amounts are text on SQLite (``core.models.Money``): compared and sorted as numbers there."""
     return cast(column, Float) if dialect == "sqlite" else column
 
 
@@ -42,40 +42,35 @@ def _value(amount: Any, dialect: str) -> Any:
     return float(amount) if dialect == "sqlite" else amount
 
 
-def entry_total(dialect: str) -> Any:
-    """The entry's amount: the sum of its lines' debits (equal to its credits once balanced)."""
-    return (select(func.coalesce(func.sum(_amount(EntryLine.debit, dialect)), 0))
-            .where(EntryLine.entry_id == JournalEntry.id, EntryLine.tenant_id == JournalEntry.tenant_id)
-            .correlate(JournalEntry).scalar_subquery())
-
-
 def scope_entries(stmt: Select[Any], viewer: Viewer) -> Select[Any]:
     return stmt.where(access.client_clause(viewer, JournalEntry.client_id)) if viewer.restricted else stmt
 
 
 def _search(viewer: Viewer, q: str, dialect: str) -> ColumnElement[bool]:
-    """The piece number, the entry's label, its counterparty (the client / supplier, or a line's
-    auxiliary label), a line's label; a text that reads as an amount also matches the entry's total or
-    any line's debit or credit."""
+    """``JournalEntry.id IN (a UNION of one id query per searched thing)``, each branch able to use its own
+    index (the trigram ones of ``acc_entries_search``, the total's): the piece number, the entry's label,
+    its counterparty (the client or supplier, or the control line's auxiliary label); a text that reads as an
+    amount also matches the entry's total, and a whole number the entry number (EcritureNum)."""
     pattern = like_pattern(q)
+    found = aliased(JournalEntry)
+
+    def ids(*where: ColumnElement[bool]) -> Select[Any]:
+        return select(found.id).where(found.tenant_id == viewer.tenant_id, *where)
+
     clients = select(Client.id).where(Client.tenant_id == viewer.tenant_id, contains(Client.name, pattern))
-    lines = select(EntryLine.entry_id).where(
-        EntryLine.tenant_id == viewer.tenant_id,
-        or_(contains(EntryLine.label, pattern), contains(EntryLine.aux_label, pattern)))
-    terms: list[ColumnElement[bool]] = [
-        contains(JournalEntry.piece_ref, pattern), contains(JournalEntry.label, pattern),
-        JournalEntry.client_id.in_(clients), JournalEntry.id.in_(lines),
+    branches = [
+        ids(contains(found.piece_ref, pattern)),
+        ids(contains(found.label, pattern)),
+        ids(found.client_id.in_(clients)),
+        select(EntryLine.entry_id).where(EntryLine.tenant_id == viewer.tenant_id,
+                                         contains(EntryLine.aux_label, pattern)),
     ]
     typed = parse_amount(q)
     if typed is not None:
-        value = _value(abs(typed), dialect)
-        amounts = select(EntryLine.entry_id).where(
-            EntryLine.tenant_id == viewer.tenant_id,
-            or_(_amount(EntryLine.debit, dialect) == value, _amount(EntryLine.credit, dialect) == value))
-        terms += [JournalEntry.id.in_(amounts), entry_total(dialect) == value]
-        if typed == typed.to_integral_value() and 0 < typed < 10**9:  # also the entry number (EcritureNum)
-            terms.append(JournalEntry.number == int(typed))
-    return or_(*terms)
+        branches.append(ids(_amount(found.total, dialect) == _value(abs(typed), dialect)))
+        if typed == typed.to_integral_value() and 0 < typed < 10**9:
+            branches.append(ids(found.number == int(typed)))
+    return JournalEntry.id.in_(union(*branches))
 
 
 def entry_list(viewer: Viewer, status: str | None, journal: str | None, filters: ListFilters,
@@ -94,7 +89,7 @@ def entry_list(viewer: Viewer, status: str | None, journal: str | None, filters:
         stmt = stmt.where(JournalEntry.entry_date >= filters.date_from)
     if filters.date_to:
         stmt = stmt.where(JournalEntry.entry_date <= filters.date_to)
-    total = entry_total(dialect)
+    total = _amount(JournalEntry.total, dialect)
     if filters.amount_min is not None:
         stmt = stmt.where(total >= _value(filters.amount_min, dialect))
     if filters.amount_max is not None:
@@ -123,7 +118,7 @@ def entry_rows(session: Session, viewer: Viewer, stmt: Select[Any]) -> Iterator[
                            .execution_options(yield_per=1000))
     for e in rows:
         yield [e.id, e.status, e.journal, e.fiscal_year, e.number, e.entry_date, e.piece_ref, e.piece_date, e.label,
-               names.get(e.client_id or 0), e.currency, sum((ln.debit for ln in e.lines), start=0),
+               names.get(e.client_id or 0), e.currency, e.total,
                sum((ln.credit for ln in e.lines), start=0), e.valid_date, " | ".join(e.issues or [])]
 
 
