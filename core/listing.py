@@ -45,7 +45,7 @@ from core.models import (
     User,
 )
 from core.models_profiles import DocumentReading
-from core.receivables.invoices import currencies_in_use
+from core.receivables.invoices import client_balances, currencies_in_use
 from core.tenancy import access
 from core.tenancy.access import Viewer
 from core.textsearch import MAX_SEARCH_CHARS, contains, like_pattern
@@ -502,3 +502,23 @@ def document_rows(session: Session, stmt: Select[Any]) -> Iterator[list[Any]]:
     for d, sender, source in rows:
         yield [d.id, d.status, d.created_at, d.filename, sender, source, d.doc_type, d.number, d.client, d.issuer,
                d.issue_date, d.due_date, d.currency, d.amount]
+
+
+# Clients: the balances list, every matching client in its order -------------------------------------
+
+CLIENT_CSV_HEADER = ("id", "name", "currency", "amount_due", "overdue", "open_invoices", "available_credit",
+                     "average_delay_days")
+
+
+def client_rows(session: Session, viewer: Viewer, *, currency: str, today: date, sort: str,
+                search: str) -> Iterator[list[Any]]:
+    """The clients list as shown (``client_balances``: scoped, searched, sorted), page after page."""
+    per_page = 200  # client_balances' largest page
+    for page in range(1, MAX_EXPORT_ROWS // per_page + 1):
+        found = client_balances(session, viewer, currency=currency, today=today, sort=sort, page=page,
+                                per_page=per_page, search=search)
+        for c in found.items:
+            yield [c.client_id, c.name, currency, c.amount_due, c.overdue, c.open_invoices, c.available_credit,
+                   c.average_delay_days]
+        if page * per_page >= found.total or len(found.items) < per_page:
+            return

@@ -246,6 +246,15 @@ def test_real_answers_match_their_documented_schemas(
     assert posted["status"] == "posted" and posted["number"] == 1
     api.call("PUT", one_entry, "/accounting/entries/{entry_id}", 409, json={"label": "changed"})
     api.call("POST", f"{one_entry}/reverse", "/accounting/entries/{entry_id}/reverse", 201)
+    # The list's search, filters and sorts (issue 17 item 6), and the bulk posting, each outcome reported.
+    searched = api.call("GET", f"/accounting/entries?status=posted&q={posted['piece_ref']}&date_from=2000-01-01"
+                               "&amount_min=0&sort=-amount", "/accounting/entries", 200)
+    assert [e["id"] for e in searched["items"]] == [posted["id"]]
+    api.call("GET", "/accounting/entries?source=smtp", "/accounting/entries", 400)
+    outcome = api.call("POST", "/accounting/entries/post", "/accounting/entries/post", 200,
+                       json={"ids": [posted["id"], 2**31 - 1]})
+    assert outcome["posted"] == 1 and [i["posted"] for i in outcome["items"]] == [True, False]
+    api.call("POST", "/accounting/entries/post", "/accounting/entries/post", 400, json={"ids": []})
     assert api.call("GET", "/accounting/accounts", "/accounting/accounts", 200)["items"]
     added = api.call("POST", "/accounting/accounts", "/accounting/accounts", 201,
                      json={"number": "706100", "label": "Formations"})

@@ -385,6 +385,12 @@ def exercise_payables_api(api: Any, session: Session, storage: FileStorage, tid:
     _payable(session, storage, tid, "OA-2", "5.00", iban=OTHER_IBAN)  # a changed IBAN, waiting for an admin
     sid = invoice.client_id
     assert api.call("GET", "/suppliers", "/suppliers", 200)["total"] == 1
+    # The list's search, filters and sorts (issue 17 item 6): by an invoice number, an amount due range.
+    found = api.call("GET", "/suppliers?q=oa-2&amount_min=1&date_from=2026-01-01&sort=-overdue&currency=EUR",
+                     "/suppliers", 200)
+    assert [s["id"] for s in found["items"]] == [sid]
+    assert api.call("GET", "/suppliers?q=nobody", "/suppliers", 200)["total"] == 0
+    api.call("GET", "/suppliers?status=paid", "/suppliers", 400)
     api.call("GET", f"/suppliers/{sid}", "/suppliers/{supplier_id}", 200)
     api.call("PUT", f"/suppliers/{sid}", "/suppliers/{supplier_id}", 200, json={"town": "Berlin", "country": "DE"})
     api.call("POST", f"/suppliers/{sid}/iban", "/suppliers/{supplier_id}/iban", 200, json={"accept": False})

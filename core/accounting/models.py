@@ -68,6 +68,7 @@ class JournalEntry(Base):
         UniqueConstraint("tenant_id", "source"),
         Index("ix_acc_entries_tenant_status", "tenant_id", "status", "entry_date"),
         Index("ix_acc_entries_tenant_year_number", "tenant_id", "fiscal_year", "number"),
+        Index("ix_acc_entries_tenant_total", "tenant_id", "total"),  # the list's amount sort, range and search
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -82,6 +83,7 @@ class JournalEntry(Base):
     piece_ref: Mapped[str] = mapped_column(String(100), default="")  # PieceRef
     piece_date: Mapped[date | None] = mapped_column(Date)  # PieceDate
     label: Mapped[str] = mapped_column(String(200), default="")  # EcritureLib
+    total: Mapped[Decimal | None] = mapped_column(Money)  # the sum of the debits, kept by rows.write_row
     currency: Mapped[str | None] = mapped_column(String(3))  # the document's, when not the company's
     exchange_rate: Mapped[str | None] = mapped_column(String(24))  # company currency per unit, exact text
     issues: Mapped[list[str]] = mapped_column(JSON, default=list)  # why it is "to process"

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from core.accounting.ledger import Books, Entry, Line, problems
 from core.accounting.models import EntryLine, EntryStatus, JournalEntry
 from core.models import Direction, Invoice
@@ -34,6 +36,7 @@ def write_row(row: JournalEntry, entry: Entry, books: Books) -> None:
             account_label=info.label if info else "", aux=line.aux, aux_label=line.aux_label,
             label=line.label, debit=line.debit, credit=line.credit, vat_rate=line.vat_rate,
             amount_currency=line.amount_currency, currency=line.currency))
+    row.total = sum((line.debit for line in entry.lines), Decimal(0))  # what the entries list sorts and finds by
     refresh_status(row, entry, books)
 
 

@@ -9,18 +9,20 @@ audited, because a new IBAN on a genuine-looking invoice is the classic supplier
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
+from core.listing import MAX_EXPORT_ROWS, ListFilters, parse_amount
 from core.models import (
     Client,
     CounterpartyRole,
@@ -38,6 +40,7 @@ from core.payables.models import SupplierIbanChange
 from core.receivables.clients import match_client
 from core.tenancy import access, audit
 from core.tenancy.access import Viewer
+from core.textsearch import contains, like_pattern
 
 SUPPLIER = CounterpartyRole.SUPPLIER.value
 PENDING = "pending"
@@ -47,7 +50,9 @@ ADMINS_ONLY = N_("only an administrator can confirm a supplier's new IBAN")
 IBAN_CHANGE_WAITS = N_("The supplier's IBAN changed from {old} to {new}: an administrator must confirm it "
                        "before it is paid there.")
 ADDRESS_LIMITS = {"street": 140, "postcode": 16, "town": 35}
-SORTS = ("name", "-name", "amount_due", "-amount_due")
+SUPPLIER_SORTS = ("name", "amount_due", "overdue", "open_invoices")
+SORTS = (*SUPPLIER_SORTS, *(f"-{key}" for key in SUPPLIER_SORTS))
+SUPPLIER_FILTERS = ("date_from", "date_to", "amount_min", "amount_max")
 
 
 def check_iban(value: str) -> str:
@@ -277,20 +282,87 @@ def _delays(session: Session, tenant_id: int, supplier_ids: list[int], currency:
     return {k: round(total / count, 1) for k, (total, count) in sums.items()}
 
 
-def supplier_balances(session: Session, viewer: Viewer, *, currency: str, today: date, sort: str = "-amount_due",
-                      page: int = 1, per_page: int = 50) -> tuple[list[SupplierBalance], int]:
-    """One row per supplier the viewer may see, with what is due to it in ``currency``; paginated."""
-    sort = sort if sort in SORTS else "-amount_due"
-    page, per_page = max(1, page), min(200, max(1, per_page))
+def _number(value: Decimal, dialect: str) -> Any:
+    return float(value) if dialect == "sqlite" else value  # amounts are text on SQLite: compared as numbers
+
+
+def _search(viewer: Viewer, q: str, dialect: str, due: Any) -> ColumnElement[bool]:
+    """The supplier's name, IBAN or VAT id; the number or title of one of its payables; a text that reads
+    as an amount also matches what is due to it or one of its invoices' amounts."""
+    pattern = like_pattern(q)
+    payables = select(Invoice.client_id).where(
+        Invoice.tenant_id == viewer.tenant_id, Invoice.direction == Direction.PAYABLE.value,
+        or_(contains(Invoice.number, pattern), contains(Invoice.title, pattern)))
+    terms: list[ColumnElement[bool]] = [contains(Client.name, pattern), contains(Client.iban, pattern),
+                                        contains(Client.vat_id, pattern), Client.id.in_(payables)]
+    typed = parse_amount(q)
+    if typed is not None:
+        amount = cast(Invoice.amount, Float) if dialect == "sqlite" else Invoice.amount
+        terms.append(Client.id.in_(select(Invoice.client_id).where(
+            Invoice.tenant_id == viewer.tenant_id, Invoice.direction == Direction.PAYABLE.value,
+            amount == _number(typed, dialect))))
+        terms.append(due == _number(typed, dialect))
+    return or_(*terms)
+
+
+def supplier_list(viewer: Viewer, *, currency: str, today: date, filters: ListFilters, dialect: str) -> Select[Any]:
+    """The suppliers the viewer may see, with their balances in ``currency`` (``_balances``' columns),
+    searched, filtered and sorted: the page, the API and the CSV share it. Dates keep the suppliers with a
+    payable issued in the range; the amount range is on what is due to them."""
     stmt = _balances(viewer, currency, today)
-    key = stmt.selected_columns[3] if sort.lstrip("-") == "amount_due" else stmt.selected_columns[8]
+    cols = stmt.selected_columns
+    due = cast(cols[3], Float) if dialect == "sqlite" else cols[3]  # Money binds text: compare as numbers
+    if filters.q:
+        stmt = stmt.where(_search(viewer, filters.q, dialect, due))
+    if filters.date_from or filters.date_to:
+        issued = select(Invoice.client_id).where(Invoice.tenant_id == viewer.tenant_id,
+                                                 Invoice.direction == Direction.PAYABLE.value)
+        if filters.date_from:
+            issued = issued.where(Invoice.issue_date >= filters.date_from)
+        if filters.date_to:
+            issued = issued.where(Invoice.issue_date <= filters.date_to)
+        stmt = stmt.where(Client.id.in_(issued))
+    if filters.amount_min is not None:
+        stmt = stmt.where(due >= _number(filters.amount_min, dialect))
+    if filters.amount_max is not None:
+        stmt = stmt.where(due <= _number(filters.amount_max, dialect))
+    sort = filters.sort if filters.sort in SORTS else "-amount_due"
+    key = {"name": cols[8], "amount_due": cols[3], "overdue": cols[4], "open_invoices": cols[5]}[sort.lstrip("-")]
     order = key.desc() if sort.startswith("-") else key.asc()
-    stmt = stmt.order_by(order, Client.normalized_name, Client.id).limit(per_page).offset((page - 1) * per_page)
-    rows = session.execute(stmt).all()
+    return stmt.order_by(order, Client.normalized_name, Client.id)
+
+
+def supplier_balances(session: Session, viewer: Viewer, *, currency: str, today: date, sort: str = "-amount_due",
+                      page: int = 1, per_page: int = 50,
+                      filters: ListFilters | None = None) -> tuple[list[SupplierBalance], int]:
+    """One row per supplier the viewer may see (matching ``filters``), with what is due to it in
+    ``currency``; paginated. ``total`` counts the matching suppliers."""
+    filters = replace(filters or ListFilters(), sort=sort if sort in SORTS else "-amount_due")
+    page, per_page = max(1, page), min(200, max(1, per_page))
+    stmt = supplier_list(viewer, currency=currency, today=today, filters=filters,
+                         dialect=session.get_bind().dialect.name)
+    rows = session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).all()
     delays = _delays(session, viewer.tenant_id, [r[0] for r in rows], currency)
-    total = session.scalar(access.scope_clients(select(func.count(Client.id)).where(
-        Client.tenant_id == viewer.tenant_id, Client.role == SUPPLIER), viewer)) or 0
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     return [_balance(row, currency, delays) for row in rows], total
+
+
+SUPPLIER_CSV_HEADER = ("id", "name", "currency", "amount_due", "overdue", "open_invoices", "average_delay_days",
+                       "iban", "iban_change_pending")
+
+
+def supplier_rows(session: Session, viewer: Viewer, stmt: Select[Any], currency: str) -> Iterator[list[Any]]:
+    """The rows of ``stmt`` (from ``supplier_list``, already scoped), in its order, by batches of 500."""
+    batch = 500
+    for start in range(0, MAX_EXPORT_ROWS, batch):
+        rows = session.execute(stmt.limit(batch).offset(start)).all()
+        delays = _delays(session, viewer.tenant_id, [r[0] for r in rows], currency)
+        for row in rows:
+            b = _balance(row, currency, delays)
+            yield [b.supplier_id, b.name, b.currency, b.amount_due, b.overdue, b.open_invoices, b.average_delay_days,
+                   b.iban, b.iban_change_pending]
+        if len(rows) < batch:
+            return
 
 
 def supplier_balance(

@@ -17,9 +17,11 @@ from flask import Response, jsonify, request
 from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
+from core import listing
 from core.accounting import books as booksvc
 from core.accounting import entries as entrysvc
 from core.accounting import exports, fec
+from core.accounting import listing as entry_listing
 from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
 from core.accounting.settlements import sync_settlements
 from core.errors import NotFound
@@ -27,6 +29,8 @@ from core.tenancy import access
 from dashboard.api.auth import api_viewer
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.download import streamed_attachment
+from dashboard.api.listing import filter_query
+from dashboard.api.listing import filters as api_filters
 from dashboard.api.params import enum_param, json_object
 from dashboard.api.serializers import iso, money
 from dashboard.api.spec import PAGE_QUERY, enum_query, items_of, operation, page_of, query, ref
@@ -64,13 +68,15 @@ def account_json(row: LedgerAccount) -> dict[str, Any]:
 
 
 def visible_entries(viewer: access.Viewer) -> Select[Any]:
+    """The entries list's statement (``core.accounting.listing``), from the query string; 400 says why."""
     status = enum_param("status", EntryStatus)
     journal = request.args.get("journal") or None
     if journal is not None and not _JOURNAL_RE.fullmatch(journal):
         raise ApiError(400, "journal must be a journal code (letters and digits, at most 8)")
-    stmt = entrysvc.entries_query(viewer.tenant_id, status, journal.upper() if journal else None)
-    if viewer.restricted:
-        stmt = stmt.where(access.client_clause(viewer, JournalEntry.client_id))
+    current = api_filters(entry_listing.ENTRY_SORTS, entry_listing.ENTRY_DEFAULT_SORT, status_is_payment=False,
+                          accepted=entry_listing.ENTRY_FILTERS)
+    stmt = entry_listing.entry_list(viewer, status, journal.upper() if journal else None, current,
+                                    listing.dialect_of(dbs()))
     return stmt.options(selectinload(JournalEntry.lines))
 
 
@@ -93,13 +99,41 @@ def require_admin() -> None:
 @operation("Accounting", "Journal entries: to process, ready to post, posted",
            query=(enum_query("status", EntryStatus, "Only entries in this status."),
                   query("journal", "Only entries of this journal (AC, VT, BQ, OD...).", {"type": "string"}),
+                  *filter_query(entry_listing.ENTRY_SORTS, payment_status=False,
+                                accepted=entry_listing.ENTRY_FILTERS),
                   *PAGE_QUERY),
+           description="Search (`q`): the piece number, the label, the counterparty (client, supplier or a line's "
+                       "auxiliary label), a line's label, or an amount (the entry's total, a line's debit or "
+                       "credit, or the entry number). `date_from` / `date_to`: the entry's date; `amount_min` / "
+                       "`amount_max`: its total debit.",
            ok={200: page_of("Entry")}, errors=(400,))
 def list_entries() -> Response:
     viewer = api_viewer()
     if sync_settlements(dbs(), viewer.tenant_id):  # payments reconciled since: their bank entries
         dbs().commit()
     return paginated(visible_entries(viewer), entry_json)
+
+
+@bp.post("/accounting/entries/post")
+@operation("Accounting", "Post many entries at once (admins); each one's outcome reported",
+           description="Each entry is posted on its own (checked, numbered, dated): one that cannot be posted is "
+                       "reported with its reason and the others are still posted. An entry already posted counts as "
+                       f"posted. At most {entry_listing.MAX_BULK} ids.",
+           body={"type": "object", "required": ["ids"], "additionalProperties": False, "properties": {
+               "ids": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1,
+                       "maxItems": entry_listing.MAX_BULK}}},
+           body_required=True, ok={200: ref("PostResults")}, errors=(400, 403, 415))
+def post_entries() -> Response:
+    require_admin()
+    ids = json_object().get("ids")
+    if (not isinstance(ids, list) or not 0 < len(ids) <= entry_listing.MAX_BULK
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**31 for i in ids)):
+        raise ApiError(400, f"ids must be a list of 1 to {entry_listing.MAX_BULK} entry ids")
+    session, viewer = dbs(), api_viewer()
+    results = entry_listing.post_selected(session, viewer, ids, viewer.user_id)
+    session.commit()
+    return jsonify(items=[{"id": r.entry_id, "posted": r.posted, "reason": r.reason, "errors": r.errors or {}}
+                          for r in results], posted=sum(r.posted for r in results))
 
 
 @bp.get(f"/accounting/entries/<{ID}:entry_id>")

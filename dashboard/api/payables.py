@@ -19,6 +19,8 @@ from dashboard.api.analytics import CURRENCY_QUERY
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.download import attachment
+from dashboard.api.listing import filter_query
+from dashboard.api.listing import filters as api_filters
 from dashboard.api.params import json_object, page_params
 from dashboard.api.serializers import INVOICE_JSON_LOAD, invoice_json, iso, money
 from dashboard.api.spec import PAGE_QUERY, operation, page_of, query, ref
@@ -26,8 +28,6 @@ from dashboard.viewer import today
 
 ID = "int(min=1, max=2147483647)"
 _CURRENCY_RE = re.compile(r"[A-Za-z]{3}")
-SORT_QUERY = query("sort", "Order: name, -name, amount_due, -amount_due (default).",
-                   {"type": "string", "enum": list(suppliers.SORTS)})
 STATE_QUERY = query("state", "Only the payables in this state.",
                     {"type": "string", "enum": ["", *approval.STATES, "paid", "unpaid"]})
 
@@ -74,15 +74,21 @@ def _supplier_detail(supplier: Client) -> Response:
 
 @bp.get("/suppliers")
 @operation("Suppliers", "Suppliers with what is due to them and their average payment delay",
-           query=(*PAGE_QUERY, CURRENCY_QUERY, SORT_QUERY), ok={200: page_of("Supplier")}, errors=(400,))
+           description="Search (`q`): the supplier's name, IBAN or VAT id, the number or title of one of its "
+                       "invoices, or an amount (due to it, or one invoice's). `date_from` / `date_to`: suppliers "
+                       "with an invoice issued in the range; `amount_min` / `amount_max`: what is due to them. "
+                       "Default order: -amount_due.",
+           query=(*PAGE_QUERY, CURRENCY_QUERY,
+                  *filter_query(suppliers.SUPPLIER_SORTS, payment_status=False, accepted=suppliers.SUPPLIER_FILTERS)),
+           ok={200: page_of("Supplier")}, errors=(400,))
 def list_suppliers() -> Response:
     page, per_page = page_params()
-    sort = request.args.get("sort", "-amount_due")
-    if sort not in suppliers.SORTS:
-        raise ApiError(400, f"sort must be one of {', '.join(suppliers.SORTS)}")
+    # ``currency`` is the balances' currency (read by _currency), accepted here so it is not refused.
+    current = api_filters(suppliers.SUPPLIER_SORTS, "-amount_due",
+                          accepted=(*suppliers.SUPPLIER_FILTERS, "currency"))
     currency = _currency()
-    rows, total = suppliers.supplier_balances(dbs(), api_viewer(), currency=currency, today=today(), sort=sort,
-                                              page=page, per_page=per_page)
+    rows, total = suppliers.supplier_balances(dbs(), api_viewer(), currency=currency, today=today(),
+                                              sort=current.sort, page=page, per_page=per_page, filters=current)
     return jsonify(items=[supplier_json(r) for r in rows], page=page, per_page=per_page, total=total,
                    pages=max(1, -(-total // per_page)))
 

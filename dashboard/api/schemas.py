@@ -103,6 +103,14 @@ SCHEMAS: dict[str, Schema] = {
             "invoice_id": OPTIONAL_ID})},
         "done": {"type": "integer", "minimum": 0},
     }, "Each selected document's outcome (issue 17 item 6), in the order given."),
+    "PostResults": closed({
+        "items": {"type": "array", "items": closed({
+            "id": ID, "posted": {"type": "boolean"},
+            "reason": {"type": "string", "description": "Why it was not posted (empty when posted)."},
+            "errors": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "The problems to fix, by field."}})},
+        "posted": {"type": "integer", "minimum": 0},
+    }, "Each selected entry's outcome (bulk posting), in the order given."),
     "AssignProposal": closed({
         "filename": TEXT, "file_id": OPTIONAL_ID, "error": TEXT,
         "found_in": TEXT, "invoices": {"type": "array", "items": closed({

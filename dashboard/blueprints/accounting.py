@@ -13,21 +13,26 @@ from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
+from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
+from core import listing
 from core.accounting import books as booksvc
 from core.accounting import entries as entrysvc
 from core.accounting import exports, fec
+from core.accounting import listing as entry_listing
 from core.accounting.charts import JOURNALS
 from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
 from core.accounting.settlements import sync_settlements
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.tenancy import access
+from dashboard import listing as list_web
 from dashboard.api.download import streamed_attachment
 from dashboard.extensions import db
 from dashboard.i18n import errors_text, translate
 from dashboard.viewer import admin_required, current_viewer
-from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
+from dashboard.web import local_redirect, not_found_for, paginated, tenant_id, tenant_required
 
 bp = Blueprint("accounting", __name__)
 not_found_for(bp)
@@ -46,24 +51,71 @@ def _entry(entry_id: int) -> JournalEntry:
     return row
 
 
-@bp.get("/accounting")
-@tenant_required
-def index() -> str:
+def _entries_filtered() -> tuple[listing.ListFilters, str, str | None, Select[Any]]:
+    """The entries list's tab (status), journal, filters from the URL and its statement (scoped to the
+    viewer's clients): the page and the CSV share it."""
     viewer = current_viewer()
-    if sync_settlements(db.session, viewer.tenant_id):  # payments reconciled since: their bank entries
-        db.session.commit()
     status = request.args.get("status") or EntryStatus.TO_PROCESS.value
     if status not in {s.value for s in EntryStatus}:
         status = EntryStatus.TO_PROCESS.value
     journal = request.args.get("journal") or None
     if journal not in {code for code, _label, _kind in JOURNALS}:
         journal = None
-    stmt = entrysvc.entries_query(viewer.tenant_id, status, journal)
-    if viewer.restricted:
-        stmt = stmt.where(access.client_clause(viewer, JournalEntry.client_id))
+    args = {k: v for k, v in request.args.items() if k not in ("status", "journal")}  # the tab, not a payment status
+    current = listing.only(listing.parse_filters(args, entry_listing.ENTRY_SORTS, entry_listing.ENTRY_DEFAULT_SORT),
+                           entry_listing.ENTRY_FILTERS)
+    stmt = entry_listing.entry_list(viewer, status, journal, current, listing.dialect_of(db.session))
+    return current, status, journal, stmt
+
+
+@bp.get("/accounting")
+@tenant_required
+def index() -> str:
+    viewer = current_viewer()
+    if sync_settlements(db.session, viewer.tenant_id):  # payments reconciled since: their bank entries
+        db.session.commit()
+    current, status, journal, stmt = _entries_filtered()
     page = paginated(stmt.options(selectinload(JournalEntry.lines)))
+    keep = {"status": status} | ({"journal": journal} if journal else {})
     return render_template("accounting/index.html", active_nav="accounting", page=page, status=status,
-                           journal=journal, journals=JOURNALS, statuses=list(EntryStatus))
+                           journal=journal, journals=JOURNALS, statuses=list(EntryStatus), is_admin=viewer.is_admin,
+                           max_bulk=entry_listing.MAX_BULK,
+                           **list_web.bar_context(current, payment_status=False, export_endpoint=".export_entries",
+                                                  fields=entry_listing.ENTRY_FILTERS, keep=keep))
+
+
+@bp.get("/accounting/entries/export.csv")
+@tenant_required
+def export_entries() -> Response:
+    """Every entry the list shows with these filters, in its order (not only the current page)."""
+    _current, _status, _journal, stmt = _entries_filtered()
+    return list_web.csv_download("entries", entry_listing.ENTRY_CSV_HEADER,
+                                 entry_listing.entry_rows(db.session, current_viewer(), stmt))
+
+
+@bp.post("/accounting/entries/post")
+@tenant_required
+def bulk_post() -> Response:
+    """Post the selected entries (admins): each on its own, each refusal said with its reason."""
+    viewer = admin_required()
+    fallback = url_for(".index", status=EntryStatus.READY.value)
+    raw_ids = request.form.getlist("entry_id")
+    if len(raw_ids) > entry_listing.MAX_BULK:
+        flash(_("Select at most %(max)d entries at a time.", max=entry_listing.MAX_BULK), "error")
+        return local_redirect(request.form.get("next"), fallback)
+    ids = [int(raw) for raw in raw_ids if raw.isdigit() and len(raw) < 10]
+    if not ids:
+        flash(_("Select the entries to post."), "error")
+        return local_redirect(request.form.get("next"), fallback)
+    results = entry_listing.post_selected(db.session, viewer, ids, viewer.user_id)
+    db.session.commit()
+    done = sum(r.posted for r in results)
+    flash(ngettext("%(num)d entry posted.", "%(num)d entries posted.", done), "success" if done else "info")
+    for r in results:
+        if not r.posted:
+            reason = errors_text(r.errors) if r.errors else translate(r.reason)
+            flash(_("Entry %(id)s: %(reason)s", id=r.entry_id, reason=reason), "error")
+    return local_redirect(request.form.get("next"), fallback)
 
 
 @bp.get("/accounting/entries/<int:entry_id>")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, Response, render_template, request
 from sqlalchemy.orm import selectinload
 
+from core import listing
 from core.documents.review import paginate as _paginate
 from core.listing import TOO_LONG
 from core.models import DocType, Document, Invoice
 from core.receivables import invoices as receivables
 from core.textsearch import MAX_SEARCH_CHARS
+from dashboard import listing as list_web
 from dashboard.extensions import db
 from dashboard.viewer import current_viewer, today
 from dashboard.web import PER_PAGE, not_found_for, page_arg, tenant_id, tenant_required
@@ -23,22 +25,41 @@ def _int_arg(name: str) -> int:
     return max(1, int(raw)) if raw.isdigit() and len(raw) < 10 else 1
 
 
+def _search() -> tuple[str, str]:
+    """The search typed (too long: ignored, and the reason said) and the reason."""
+    search = " ".join(request.args.get("q", "").split())
+    if len(search) > MAX_SEARCH_CHARS:  # said on the page and ignored, never a crash
+        return "", TOO_LONG.format(max=MAX_SEARCH_CHARS)
+    return search, ""
+
+
 @bp.get("/clients")
 @tenant_required
 def index() -> str:
     viewer = current_viewer()
     currency, currencies = receivables.pick_currency(db.session, viewer, request.args.get("currency"))
     sort = request.args.get("sort", "-amount_due")
-    search = " ".join(request.args.get("q", "").split())
-    too_long = len(search) > MAX_SEARCH_CHARS  # said on the page and ignored, never a crash
+    search, too_long = _search()
     page = receivables.client_balances(
         db.session, viewer, currency=currency, today=today(), sort=sort, page=page_arg(), per_page=PER_PAGE,
-        search="" if too_long else search,
+        search=search,
     )
     return render_template("clients.html", active_nav="clients", page=page, currency=currency,
                            currencies=currencies, sort=sort if sort in receivables.SORTS else "-amount_due",
-                           q="" if too_long else search, max_search=MAX_SEARCH_CHARS,
-                           too_long=TOO_LONG.format(max=MAX_SEARCH_CHARS) if too_long else "")
+                           q=search, max_search=MAX_SEARCH_CHARS, too_long=too_long)
+
+
+@bp.get("/clients/export.csv")
+@tenant_required
+def export() -> Response:
+    """Every client the list shows (same currency, search and order), not only the current page."""
+    viewer = current_viewer()
+    currency, _currencies = receivables.pick_currency(db.session, viewer, request.args.get("currency"))
+    sort = request.args.get("sort", "-amount_due")
+    search, _too_long = _search()
+    return list_web.csv_download("clients", listing.CLIENT_CSV_HEADER, listing.client_rows(
+        db.session, viewer, currency=currency, today=today(), sort=sort if sort in receivables.SORTS else "-amount_due",
+        search=search))
 
 
 @bp.get("/clients/<int:client_id>")

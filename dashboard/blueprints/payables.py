@@ -5,16 +5,20 @@ with their approval, payment runs and their SEPA files. Every view calls ``core.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import Select
 from werkzeug.wrappers import Response
 
+from core import listing
 from core.errors import ServiceError, ValidationFailed
 from core.models import Tenant
 from core.payables import approval, payments, runs, suppliers
 from core.tenancy import company
+from dashboard import listing as list_web
 from dashboard.api.download import attachment
 from dashboard.extensions import db
 from dashboard.i18n import errors_text, translate
@@ -61,19 +65,41 @@ def save_company() -> str | Response:
 # Suppliers -------------------------------------------------------------------------------------
 
 
-@bp.get("/suppliers")
-@tenant_required
-def supplier_list() -> str:
+def _suppliers_filtered() -> tuple[listing.ListFilters, str, list[str], Select[Any]]:
+    """The suppliers list's filters from the URL and its statement (scoped): the page and the CSV share it."""
     viewer = current_viewer()
     currencies = suppliers.supplier_currencies(db.session, viewer.tenant_id)
     currency = request.args.get("currency", "").upper()
     currency = currency if currency in currencies else currencies[0]
-    sort = request.args.get("sort", "-amount_due")
-    sort = sort if sort in suppliers.SORTS else "-amount_due"
-    rows, total = suppliers.supplier_balances(db.session, viewer, currency=currency, today=today(), sort=sort,
-                                              page=page_arg(), per_page=PER_PAGE)
+    args = {k: v for k, v in request.args.items() if k != "currency"}  # the balances' currency, not a filter
+    current = listing.only(listing.parse_filters(args, suppliers.SUPPLIER_SORTS, "-amount_due"),
+                           suppliers.SUPPLIER_FILTERS)
+    stmt = suppliers.supplier_list(viewer, currency=currency, today=today(), filters=current,
+                                   dialect=listing.dialect_of(db.session))
+    return current, currency, currencies, stmt
+
+
+@bp.get("/suppliers")
+@tenant_required
+def supplier_list() -> str:
+    viewer = current_viewer()
+    current, currency, currencies, _stmt = _suppliers_filtered()
+    rows, total = suppliers.supplier_balances(db.session, viewer, currency=currency, today=today(),
+                                              sort=current.sort, page=page_arg(), per_page=PER_PAGE,
+                                              filters=current)
     return render_template("payables/suppliers.html", active_nav="suppliers", rows=rows, total=total,
-                           currency=currency, currencies=currencies, sort=sort)
+                           currency=currency, currencies=currencies, sort=current.sort,
+                           **list_web.bar_context(current, payment_status=False, export_endpoint=".export_suppliers",
+                                                  fields=suppliers.SUPPLIER_FILTERS, keep={"currency": currency}))
+
+
+@bp.get("/suppliers/export.csv")
+@tenant_required
+def export_suppliers() -> Response:
+    """Every supplier the list shows with these filters, in its order (not only the current page)."""
+    _current, currency, _currencies, stmt = _suppliers_filtered()
+    return list_web.csv_download("suppliers", suppliers.SUPPLIER_CSV_HEADER,
+                                 suppliers.supplier_rows(db.session, current_viewer(), stmt, currency))
 
 
 @bp.get("/suppliers/<int:supplier_id>")
