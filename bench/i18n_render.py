@@ -7,7 +7,8 @@ confirmed invoices and 50 documents pending verification, so that the list pages
 a translated status badge, an amount and dates). Times each page with ``Accept-Language: en`` then ``fr``
 (p50/p95 over N requests after 3 warm-ups), then the formatters per call: ``format_money`` and
 ``format_date`` as the ``money``/``dmy`` filters call them, and ``translate`` (``|tr``) for a known label,
-a stored reason recognised from its ``{name}`` template, and unknown text.
+a stored reason recognised from its ``{name}`` template, the same reason rendered from its stored code
+(``reason_text``, the ``|reason`` filter), and unknown text.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -103,6 +105,8 @@ def main() -> None:
         print(f"| {path} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
 
     reason = senders.NOT_ALLOWED_REASON.format(sender="anne@example.com")
+    coded = SimpleNamespace(reason=reason, reason_code=senders.NOT_ALLOWED_REASON,
+                            reason_params={"sender": "anne@example.com"})
     print("\n| formatter, per call | en µs | fr µs |")
     print("|---|---:|---:|")
     calls = {
@@ -110,6 +114,8 @@ def main() -> None:
         "format_date(date)": lambda: i18n.format_date(date(2026, 11, 24)),
         "translate(known label)": lambda: i18n.translate("Partially paid"),
         "translate(stored {name} reason)": lambda: i18n.translate(reason),
+        # Issue 16 step 5: the same reason stored as code + parameters (core/reasons.py), no regex scan.
+        "reason_text(stored code + params)": lambda: i18n.reason_text(coded),
         "translate(unknown text)": lambda: i18n.translate("Dupont Conseil SARL, facture de novembre"),
     }
     for name, call in calls.items():

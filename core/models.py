@@ -251,6 +251,9 @@ class InboundMessage(Base):
     raw_size: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.RECEIVED.value, index=True)
     reason: Mapped[str | None] = mapped_column(Text)
+    # The reason as data (core/reasons.py): the catalogue template and its values; NULL on older rows.
+    reason_code: Mapped[str | None] = mapped_column(Text)
+    reason_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -356,6 +359,9 @@ class Document(InvoiceFields, Base):
     direction: Mapped[str] = mapped_column(String(16), default=Direction.RECEIVABLE.value)
     status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.EXTRACTING.value)
     reason: Mapped[str | None] = mapped_column(Text)
+    # The reason as data (core/reasons.py): the catalogue template and its values; NULL on older rows.
+    reason_code: Mapped[str | None] = mapped_column(Text)
+    reason_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     client: Mapped[str | None] = mapped_column(String(300))
     extraction_source: Mapped[str | None] = mapped_column(String(64))
     # Per field: {"source": ..., "confidence": 0..1}; the review page shows where to look first.

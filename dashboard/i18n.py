@@ -71,13 +71,36 @@ SHOWN_VALUES = (N_("admin"), N_("member"), N_("support"), N_("suggested"), N_("a
                 N_("imported"), N_("duplicate"), N_("failed"), N_("skipped"))
 
 
+def reason_text(row: object) -> str:
+    """The ``reason`` filter: a message's or document's stored reason in the request's language.
+
+    A row written since reasons became data (core/reasons.py) carries ``reason_code`` (the catalogue's
+    msgid) and ``reason_params``: the code is looked up and its placeholders filled with the stored values
+    (plain text, escaped by the template like any value). Only rows without a code (written before) or
+    whose code is not in the catalogue (a composed sentence, e.g. a list of skipped files) go through
+    ``translate``'s recognition of the English sentence by regex.
+    """
+    text = getattr(row, "reason", None)
+    code = getattr(row, "reason_code", None)
+    if code:
+        params = getattr(row, "reason_params", None) or {}
+        found = gettext(code)
+        if found != code or params:
+            try:
+                return found.format(**params) if params else found
+            except (KeyError, IndexError, ValueError):  # a translation whose placeholders do not match
+                log.warning("reason %r: translation does not fit its parameters", code)
+    return translate(text)
+
+
 def translate(value: object) -> str:
     """The ``tr`` filter: a label or stored reason in the request's language, as plain (escaped) text.
 
     Templates must not call ``_(variable)``: Jinja's newstyle gettext marks its result safe and %-formats
     it, so stored or extracted text would be rendered as HTML. Text stored from a ``N_("... {name} ...")``
-    template (``.format``-ed by the domain) is recognised and translated with its values kept. Unknown
-    text comes back unchanged.
+    template (``.format``-ed by the domain) is recognised and translated with its values kept: the path of
+    older rows and of labels; a message's or document's reason with a stored code goes through
+    ``reason_text`` instead. Unknown text comes back unchanged.
     """
     if not value:
         return ""
@@ -273,5 +296,6 @@ def init_i18n(app: Flask) -> None:
     # N_ marks labels in {% set %} blocks of imported templates: Jinja caches those modules, so the label is
     # translated where it is shown, with label|tr, in the language of that request.
     app.add_template_filter(translate, "tr")
+    app.add_template_filter(reason_text, "reason")  # a message's or document's reason, from its code
     app.add_template_filter(format_number, "number")
     app.jinja_env.globals.update(current_locale=current_locale, LOCALES=LOCALES, LANGUAGE_NAMES=LANGUAGE_NAMES, N_=N_)

@@ -263,6 +263,8 @@ def test_messages_list_with_documents_and_status_filter(session, storage, api, o
         "id": processed.id,
         "status": "processed",
         "reason": None,
+        "reason_code": None,  # reasons as data (core/reasons.py)
+        "reason_params": None,
         "sender": "Dupont <billing@dupont.example>",
         "recipient": tenant.address,
         "subject": "Facture FA-2026-001",
@@ -288,6 +290,8 @@ def test_document_serialization(api, doc):
         "id": doc.id,
         "status": "pending",
         "reason": None,
+        "reason_code": None,
+        "reason_params": None,
         "filename": "facture.pdf",
         "type": "invoice",
         "number": "FA-2026-001",
@@ -557,6 +561,9 @@ def test_duplicate_is_listed_with_its_original(api, duplicate):
     body = api.get(f"/documents/{again.id}").get_json()
     assert body["status"] == "duplicate" and body["duplicate_of"] == invoice_id
     assert "already been imported" in body["reason"]
+    # The reason as data: its catalogue template and the original's number (core/reasons.py).
+    assert body["reason_code"].startswith("It seems this invoice has already been imported")
+    assert body["reason"] == body["reason_code"].format(**(body["reason_params"] or {}))
     assert [d["id"] for d in api.get("/documents?status=duplicate").get_json()["items"]] == [again.id]
 
 

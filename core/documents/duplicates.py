@@ -17,6 +17,7 @@ from core.errors import ServiceError
 from core.fields import number_key
 from core.i18n import N_
 from core.models import Document, DocumentStatus, Invoice, InvoiceFile
+from core.reasons import reason
 
 DUPLICATE_REASON = N_("It seems this invoice has already been imported")
 # The reasons stored on documents, written out in full so that the dashboard can translate them.
@@ -31,7 +32,8 @@ class DuplicateNumber(ServiceError):
     """The number typed at validation is an existing invoice's: the reviewer chooses link, replace or discard."""
 
     def __init__(self, invoice: Invoice) -> None:
-        super().__init__(SAME_NUMBER_REASON.format(number=invoice.number))
+        self.reason = reason(SAME_NUMBER_REASON, number=invoice.number)  # stored on the document as data
+        super().__init__(self.reason.text)
         self.invoice = invoice
 
 
@@ -60,11 +62,11 @@ def find_duplicate(session: Session, doc: Document) -> tuple[Invoice | None, str
         )
     ).first()
     if by_file is not None:
-        return by_file, SAME_FILE_REASON.format(number=by_file.number)
+        return by_file, reason(SAME_FILE_REASON, number=by_file.number)
     if doc.number and doc.doc_type:
         by_number = invoice_with_number(session, doc.tenant_id, doc.direction, doc.doc_type, doc.number)
         if by_number is not None:
-            return by_number, SAME_NUMBER_REASON.format(number=by_number.number)
+            return by_number, reason(SAME_NUMBER_REASON, number=by_number.number)
     return None, None
 
 

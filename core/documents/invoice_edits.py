@@ -26,6 +26,8 @@ from core.models import (
     Match,
     User,
 )
+from core.reasons import reason as reason_of
+from core.reasons import set_reason
 from core.tenancy import access, audit
 from core.tenancy.access import Viewer
 
@@ -35,6 +37,7 @@ FROZEN = ("number", "doc_type")
 EDITABLE = tuple(name for name in FIELDS if name not in FROZEN)
 FROZEN_TYPE = N_("The type of a validated invoice cannot be changed.")
 CLIENT_NOT_YOURS = N_("You can only choose one of the clients assigned to you.")
+DELETED_NOTE = N_("Invoice {number} deleted: {reason}")  # on its documents; the reason is the admin's words
 MAX_TRAIL = 200
 
 
@@ -142,7 +145,7 @@ def delete_invoice(session: Session, viewer: Viewer, invoice_id: int, reason: st
     # Issue 18: a posted entry is in the books for good (refused); a draft goes with the invoice.
     on_invoice_deleted(session, viewer.tenant_id, invoice.id)
     number = invoice.number
-    note = f"Invoice {number} deleted: {reason}"
+    note = reason_of(DELETED_NOTE, number=number, reason=reason)
     touched = list(
         session.scalars(
             select(Document).where(
@@ -154,11 +157,13 @@ def delete_invoice(session: Session, viewer: Viewer, invoice_id: int, reason: st
     )
     for doc in touched:
         if doc.invoice_id == invoice.id or doc.id == invoice.document_id:
-            doc.status, doc.reason, doc.invoice_id = DocumentStatus.DISCARDED.value, note, None
+            doc.status, doc.invoice_id = DocumentStatus.DISCARDED.value, None
+            set_reason(doc, note)
         if doc.duplicate_of_id == invoice.id:
             doc.duplicate_of_id = None
             if doc.status == DocumentStatus.DUPLICATE.value:  # nothing to be a duplicate of any more
-                doc.status, doc.reason = DocumentStatus.PENDING.value, None
+                doc.status = DocumentStatus.PENDING.value
+                set_reason(doc, None)
     invoice.document_id = None
     # Bank matches still pointing at it can only be suggestions or undone ones (an applied one leaves a
     # payment): they go with it, and their transactions' statuses are worked out again below.

@@ -34,6 +34,7 @@ from core.mail.parsed import ReceivedEmail, TooManyParts
 from core.mail.unpack import PDF, Attachment, unpack
 from core.models import Direction, Document, DocumentStatus, InboundMessage, MessageStatus, Tenant, utcnow
 from core.payables import suppliers
+from core.reasons import Reason, reason, set_reason
 from core.receivables.clients import prefill_client
 from core.tenancy import company
 
@@ -136,7 +137,7 @@ def _ingest(session: Session, storage: FileStorage, message: InboundMessage) -> 
     try:
         email.message  # noqa: B018  (parsed here, where a message with too many parts is failed)
     except TooManyParts as exc:
-        _finish_message(message, MessageStatus.FAILED, TOO_MANY_PARTS.format(limit=exc.limit))
+        _finish_message(message, MessageStatus.FAILED, reason(TOO_MANY_PARTS, limit=exc.limit))
         session.flush()
         return []
 
@@ -188,7 +189,8 @@ def _document_for(session: Session, storage: FileStorage, message: InboundMessag
 
 
 def _finish_message(message: InboundMessage, status: MessageStatus, reason: str | None) -> None:
-    message.status, message.reason, message.processed_at = status.value, reason, utcnow()
+    message.status, message.processed_at = status.value, utcnow()
+    set_reason(message, reason)
 
 
 def record_message_failure(session: Session, message_id: int, reason: str) -> None:
@@ -250,7 +252,7 @@ def _extract(session: Session, storage: FileStorage, doc: Document) -> None:
     elif content_type.startswith("image/"):
         _extract_image(session, doc, data)
     else:
-        fail_document(doc, UNSUPPORTED_TYPE.format(type=content_type))
+        fail_document(doc, reason(UNSUPPORTED_TYPE, type=content_type))
 
 
 def is_xml(content_type: str, data: bytes) -> bool:
@@ -272,7 +274,7 @@ def _extract_xml(session: Session, doc: Document, data: bytes) -> None:
     try:
         einv = _read_einvoice(doc, data)
     except EInvoiceError as exc:
-        fail_document(doc, EINVOICE_UNREADABLE.format(reason=exc.reason))
+        fail_document(doc, reason(EINVOICE_UNREADABLE, reason=exc.reason))
         return
     if einv is None:
         fail_document(doc, NOT_AN_EINVOICE)
@@ -284,14 +286,14 @@ def _extract_pdf(session: Session, doc: Document, data: bytes) -> None:
     try:
         found = read_pdf_file(data, doc.filename or "", lambda: _templates(session, doc))
     except EInvoiceError as exc:
-        fail_document(doc, EINVOICE_UNREADABLE.format(reason=exc.reason))
+        fail_document(doc, reason(EINVOICE_UNREADABLE, reason=exc.reason))
         return
     except extraction.PdfPasswordProtected:
         fail_document(doc, PROTECTED_PDF)
         logger.info("document %s: password-protected PDF", doc.id)
         return
     except extraction.PdfUnreadable as exc:
-        fail_document(doc, UNREADABLE_PDF.format(detail=exc.detail))
+        fail_document(doc, reason(UNREADABLE_PDF, detail=exc.detail))
         logger.info("document %s: unreadable PDF (%s)", doc.id, exc.detail)
         return
     if isinstance(found, EInvoice):
@@ -322,7 +324,7 @@ def _extract_image(session: Session, doc: Document, data: bytes) -> None:
     try:
         found = extraction.extract_image(data, templates=_templates(session, doc))
     except extraction.ImageRefused as exc:
-        fail_document(doc, IMAGE_REFUSED.format(detail=exc.detail))
+        fail_document(doc, reason(IMAGE_REFUSED, detail=exc.detail))
         logger.info("document %s: image refused (%s)", doc.id, exc.detail)
         return
     _finish_text(session, doc, found)
@@ -447,7 +449,7 @@ def _no_text(session: Session, doc: Document, notes: list[str] | None = None) ->
     if notes:
         doc.extraction_details = {"reader": "none", "notes": notes}
     if doc.status == DocumentStatus.PENDING.value:
-        doc.reason = NO_TEXT_REASON
+        set_reason(doc, NO_TEXT_REASON)
 
 
 def record_document_failure(session: Session, document_id: int, reason: str) -> None:
@@ -458,18 +460,28 @@ def record_document_failure(session: Session, document_id: int, reason: str) -> 
         session.flush()
 
 
-def unexpected_reason(exc: BaseException, what: str) -> str:
-    return (
-        f"Processing {what} failed unexpectedly ({type(exc).__name__}). Nothing was lost: the original is "
-        "kept. Re-run it, and if it fails again, report it to support."
-    )
+# One template per subject ("this email", "this file"), so that each is translated whole; the exception's
+# type name stays a parameter.
+UNEXPECTED_REASONS = {
+    "this email": N_("Processing this email failed unexpectedly ({error}). Nothing was lost: the original is "
+                     "kept. Re-run it, and if it fails again, report it to support."),
+    "this file": N_("Processing this file failed unexpectedly ({error}). Nothing was lost: the original is "
+                    "kept. Re-run it, and if it fails again, report it to support."),
+}
+TRANSIENT_REASONS = {
+    "this email": N_("A temporary problem stopped the processing of this email after several attempts ({error}). "
+                     "Nothing was lost: re-run it once the service is healthy."),
+    "this file": N_("A temporary problem stopped the processing of this file after several attempts ({error}). "
+                    "Nothing was lost: re-run it once the service is healthy."),
+}
 
 
-def transient_reason(exc: BaseException, what: str) -> str:
-    return (
-        f"A temporary problem stopped the processing of {what} after several attempts ({type(exc).__name__}). "
-        "Nothing was lost: re-run it once the service is healthy."
-    )
+def unexpected_reason(exc: BaseException, what: str) -> Reason:
+    return reason(UNEXPECTED_REASONS[what], error=type(exc).__name__)
+
+
+def transient_reason(exc: BaseException, what: str) -> Reason:
+    return reason(TRANSIENT_REASONS[what], error=type(exc).__name__)
 
 
 def documents_to_requeue(session: Session, stale_after: timedelta) -> list[int]:

@@ -33,6 +33,7 @@ from core.models import (
     utcnow,
 )
 from core.names import folded
+from core.reasons import reason, set_reason
 from core.tenancy import access
 from core.tenancy.access import Viewer
 
@@ -168,17 +169,20 @@ def finish_extraction(
     doc.extraction_source = source
     duplicate, reason = find_duplicate(session, doc)
     if duplicate is not None:
-        doc.status, doc.duplicate_of_id, doc.reason = DocumentStatus.DUPLICATE.value, duplicate.id, reason
+        doc.status, doc.duplicate_of_id = DocumentStatus.DUPLICATE.value, duplicate.id
+        set_reason(doc, reason)
     elif (twin := same_file_pending(session, doc)) is not None:
         doc.status, doc.duplicate_of_id = DocumentStatus.DUPLICATE.value, None
-        doc.reason = WAITING_TWIN_REASON.format(id=twin.id)
+        set_reason(doc, WAITING_TWIN_REASON, id=twin.id)
     else:
-        doc.status, doc.reason = DocumentStatus.PENDING.value, None
+        doc.status = DocumentStatus.PENDING.value
+        set_reason(doc, None)
     return doc
 
 
 def fail_document(doc: Document, reason: str) -> None:
-    doc.status, doc.reason = DocumentStatus.FAILED.value, reason
+    doc.status = DocumentStatus.FAILED.value
+    set_reason(doc, reason)
 
 
 # Validation ----------------------------------------------------------------------------------
@@ -334,7 +338,8 @@ def validate_document(
     )
     session.add(invoice)
     session.flush()
-    doc.status, doc.reason, doc.invoice_id = DocumentStatus.VALIDATED.value, None, invoice.id
+    doc.status, doc.invoice_id = DocumentStatus.VALIDATED.value, invoice.id
+    set_reason(doc, None)
     doc.validated_at, doc.validated_by_id = utcnow(), user_id
     # Receivables (issue 5): the expected cash at the due date, in this same transaction. Client
     # balances and analytics follow at the flush (core.receivables.summaries), so nothing more here.
@@ -369,7 +374,8 @@ def confirm_document(session: Session, viewer: Viewer, document_id: int, data: d
         values, _errors = coerce(data)  # validate_document found no error before the clash
         for name, value in values.items():
             setattr(doc, name, value)
-        doc.status, doc.duplicate_of_id, doc.reason = DocumentStatus.DUPLICATE.value, exc.invoice.id, str(exc)
+        doc.status, doc.duplicate_of_id = DocumentStatus.DUPLICATE.value, exc.invoice.id
+        set_reason(doc, exc.reason)
         session.flush()
         return doc
 
@@ -402,8 +408,8 @@ class ReplaceBasis:
     @property
     def replaced(self) -> str:
         if self.kind == "number":
-            return REPLACED_SAME_NUMBER.format(number=self.invoice.number)
-        return REPLACED_SAME_FILENAME.format(number=self.invoice.number, filename=self.filename)
+            return reason(REPLACED_SAME_NUMBER, number=self.invoice.number)
+        return reason(REPLACED_SAME_FILENAME, number=self.invoice.number, filename=self.filename)
 
 
 def replace_basis(session: Session, doc: Document) -> ReplaceBasis | None:
@@ -441,7 +447,7 @@ def resolve_duplicate(session: Session, viewer: Viewer, document_id: int, action
         raise ServiceError(f"action must be one of {', '.join(DUPLICATE_ACTIONS)}")
     if action == "discard":
         doc.status = DocumentStatus.DISCARDED.value
-        doc.reason = N_("Discarded as a duplicate.")
+        set_reason(doc, N_("Discarded as a duplicate."))
         return doc
     if doc.duplicate_of_id is None:
         raise ServiceError(N_("the original is not validated yet: only discard is possible"))
@@ -450,7 +456,7 @@ def resolve_duplicate(session: Session, viewer: Viewer, document_id: int, action
         already = invoice.file_id == doc.file_id or any(a.file_id == doc.file_id for a in invoice.attachments)
         if not already:
             session.add(InvoiceFile(invoice_id=invoice.id, file_id=doc.file_id, document_id=doc.id))
-        doc.reason = LINKED_REASON.format(number=invoice.number)
+        set_reason(doc, LINKED_REASON, number=invoice.number)
     else:
         basis = replace_basis(session, doc)
         if basis is None:
@@ -460,7 +466,7 @@ def resolve_duplicate(session: Session, viewer: Viewer, document_id: int, action
         # The replaced file stays stored and attached, so nothing a person sent is lost.
         if previous != doc.file_id and not any(a.file_id == previous for a in invoice.attachments):
             session.add(InvoiceFile(invoice_id=invoice.id, file_id=previous))
-        doc.reason = basis.replaced
+        set_reason(doc, basis.replaced)
     doc.status, doc.invoice_id = DocumentStatus.VALIDATED.value, invoice.id
     doc.validated_at, doc.validated_by_id = utcnow(), user_id
     session.flush()
@@ -471,5 +477,6 @@ def discard_document(session: Session, tenant_id: int, document_id: int) -> Docu
     doc = get_document(session, tenant_id, document_id)
     if doc.status == DocumentStatus.VALIDATED.value:
         raise ServiceError(N_("a validated document cannot be discarded; delete the invoice instead"))
-    doc.status, doc.reason = DocumentStatus.DISCARDED.value, N_("Deleted by a reviewer.")
+    doc.status = DocumentStatus.DISCARDED.value
+    set_reason(doc, N_("Deleted by a reviewer."))
     return doc

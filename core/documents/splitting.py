@@ -32,6 +32,7 @@ from core.fields import FIELDS
 from core.files.storage import FileStorage, StorageError
 from core.mail.unpack import PDF, Attachment
 from core.models import Document, DocumentSource, DocumentStatus, InboundMessage, utcnow
+from core.reasons import set_reason
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +201,8 @@ def _make_from_pages(
     doc.filename = split_filename(source.filename, pages)
     for name in FIELDS:
         setattr(doc, name, None)
-    doc.status, doc.reason = DocumentStatus.EXTRACTING.value, None
+    doc.status = DocumentStatus.EXTRACTING.value
+    set_reason(doc, None)
     doc.field_info, doc.extraction_details, doc.extraction_source = {}, None, None
     doc.duplicate_of_id = None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,24 +28,30 @@ class DeadLetter:
     reason: str | None
     failed_at: datetime  # a message's processed_at (else received_at), a document's updated_at
     attempts: int | None
+    reason_code: str | None = None  # the reason as data (core/reasons.py), NULL on older rows
+    reason_params: dict[str, Any] | None = None
 
 
 def dead_letters(session: Session, tenant_id: int, limit: int = MAX_LISTED) -> list[DeadLetter]:
     """The tenant's failed messages and documents, newest first."""
     messages = session.execute(
         select(InboundMessage.id, InboundMessage.subject, InboundMessage.reason, InboundMessage.processed_at,
-               InboundMessage.received_at, InboundMessage.attempts)
+               InboundMessage.received_at, InboundMessage.attempts, InboundMessage.reason_code,
+               InboundMessage.reason_params)
         .where(InboundMessage.tenant_id == tenant_id, InboundMessage.status == MessageStatus.FAILED.value)
         .order_by(InboundMessage.id.desc()).limit(limit)
     ).all()
     documents = session.execute(
-        select(Document.id, Document.message_id, Document.filename, Document.reason, Document.updated_at)
+        select(Document.id, Document.message_id, Document.filename, Document.reason, Document.updated_at,
+               Document.reason_code, Document.reason_params)
         .where(Document.tenant_id == tenant_id, Document.status == DocumentStatus.FAILED.value)
         .order_by(Document.id.desc()).limit(limit)
     ).all()
-    items = [DeadLetter("message", m.id, m.id, m.subject or "", m.reason, m.processed_at or m.received_at, m.attempts)
+    items = [DeadLetter("message", m.id, m.id, m.subject or "", m.reason, m.processed_at or m.received_at, m.attempts,
+                        m.reason_code, m.reason_params)
              for m in messages]
-    items += [DeadLetter("document", d.id, d.message_id, d.filename, d.reason, d.updated_at, None) for d in documents]
+    items += [DeadLetter("document", d.id, d.message_id, d.filename, d.reason, d.updated_at, None,
+                         d.reason_code, d.reason_params) for d in documents]
     items.sort(key=lambda item: item.failed_at, reverse=True)
     return items[:limit]
 

@@ -27,6 +27,7 @@ from core.mail import senderauth
 from core.mail.parsed import ReceivedEmail
 from core.mail.senderauth import Lookup, Verdicts
 from core.models import InboundMessage, MessageSource, MessageStatus, Tenant, User
+from core.reasons import reason
 from core.tenancy import audit
 
 ACCEPT, QUARANTINE, REFUSE = "accept", "quarantine", "refuse"
@@ -155,8 +156,8 @@ def screen(session: Session, message: InboundMessage) -> tuple[MessageStatus, st
         return None
     domain = verdicts.from_domain or "the sender's domain"
     if decision == REFUSE:  # it reached us anyway (several companies in one delivery): hold it
-        return MessageStatus.QUARANTINED, REFUSED_REASON.format(domain=domain)
-    return MessageStatus.QUARANTINED, QUARANTINE_REASON.format(
+        return MessageStatus.QUARANTINED, reason(REFUSED_REASON, domain=domain)
+    return MessageStatus.QUARANTINED, reason(QUARANTINE_REASON,
         domain=domain, spf=verdicts.spf or "not checked", dkim=verdicts.dkim)
 
 

@@ -28,6 +28,7 @@ from core.i18n import N_
 from core.inbound import intake
 from core.mail.parsed import ReceivedEmail
 from core.models import Document, InboundMessage, MessageSource, MessageStatus, SenderRule, User, utcnow
+from core.reasons import reason, set_reason
 from core.tenancy import audit
 
 MAX_RULES = 500  # per tenant; a longer list is a job for a mail filter upstream
@@ -143,11 +144,11 @@ def quarantine_reason(session: Session, message: InboundMessage) -> str | None:
     if address is None:
         return NO_SENDER_REASON
     if not matches_any(address, patterns):
-        return NOT_ALLOWED_REASON.format(sender=address)
+        return reason(NOT_ALLOWED_REASON, sender=address)
     verdicts = senderauth.stored_verdicts(message)
     if senderauth.authenticates(verdicts, address):
         return None
-    return UNAUTHENTICATED_REASON.format(sender=address, domain=address.rpartition("@")[2],
+    return reason(UNAUTHENTICATED_REASON, sender=address, domain=address.rpartition("@")[2],
                                          dmarc=verdicts.dmarc if verdicts else "not checked")
 
 
@@ -176,7 +177,8 @@ def release(session: Session, tenant_id: int, message_id: int, actor: User | Non
     message = _quarantined(session, tenant_id, message_id)
     who = actor.email if actor else "system"
     message.released_by = who  # type: ignore[attr-defined]
-    message.status, message.reason, message.queued_at = MessageStatus.QUEUED.value, None, utcnow()
+    message.status, message.queued_at = MessageStatus.QUEUED.value, utcnow()
+    set_reason(message, None)
     audit.record(session, tenant_id, "quarantine.release", actor=actor, target=f"message:{message.id}",
                  detail={"sender": message.sender[:320]})
     session.flush()
@@ -187,8 +189,8 @@ def delete(session: Session, tenant_id: int, message_id: int, actor: User | None
     """Drop a held message from the quarantine: ``ignored`` with who did it; the raw message is kept."""
     message = _quarantined(session, tenant_id, message_id)
     who = actor.email if actor else "system"
-    message.status, message.reason, message.processed_at = (
-        MessageStatus.IGNORED.value, DELETED_REASON.format(actor=who), utcnow())
+    message.status, message.processed_at = MessageStatus.IGNORED.value, utcnow()
+    set_reason(message, DELETED_REASON, actor=who)
     audit.record(session, tenant_id, "quarantine.delete", actor=actor, target=f"message:{message.id}",
                  detail={"sender": message.sender[:320]})
     session.flush()
@@ -225,7 +227,7 @@ def earlier_copy(session: Session, message: InboundMessage) -> tuple[InboundMess
     if found is None:
         return None
     copy, same_bytes = found
-    return copy, (DUPLICATE_RAW_REASON if same_bytes else DUPLICATE_REASON).format(id=copy.id)
+    return copy, reason(DUPLICATE_RAW_REASON if same_bytes else DUPLICATE_REASON, id=copy.id)
 
 
 def screen(session: Session, message: InboundMessage, raw: bytes | ReceivedEmail) -> tuple[MessageStatus, str] | None:

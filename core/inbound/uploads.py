@@ -24,6 +24,7 @@ from core.files.storage import FileStorage
 from core.i18n import N_
 from core.inbound.intake import store_message
 from core.models import Document, DocumentStatus, InboundMessage, MessageSource, MessageStatus, utcnow
+from core.reasons import set_reason
 from core.tenancy import accounts, quotas
 
 MAX_FILES = 50  # per upload; the request size limit (settings.max_message_bytes) bounds the bytes
@@ -181,7 +182,8 @@ def reprocess_message(session: Session, tenant_id: int, message_id: int) -> Inbo
         return message
     if message.status not in REPROCESSABLE_MESSAGES:
         raise ValidationFailed({"message": NOT_REPROCESSABLE.format(status=message.status)})
-    message.status, message.reason = MessageStatus.QUEUED.value, None
+    message.status = MessageStatus.QUEUED.value
+    set_reason(message, None)
     message.queued_at = utcnow()
     session.flush()
     return message
@@ -196,7 +198,8 @@ def reprocess_document(session: Session, tenant_id: int, document_id: int) -> Do
         return doc
     if doc.status != DocumentStatus.FAILED.value:
         raise ValidationFailed({"document": DOC_NOT_REPROCESSABLE.format(status=doc.status)})
-    doc.status, doc.reason = DocumentStatus.EXTRACTING.value, None
+    doc.status = DocumentStatus.EXTRACTING.value
+    set_reason(doc, None)
     session.flush()
     return doc
 
@@ -206,5 +209,6 @@ def reprocess_not_queued(session: Session, document_id: int) -> None:
     after the sweep's delay."""
     doc = session.get(Document, document_id)
     if doc is not None and doc.status == DocumentStatus.EXTRACTING.value:
-        doc.status, doc.reason = DocumentStatus.FAILED.value, QUEUE_UNREACHABLE
+        doc.status = DocumentStatus.FAILED.value
+        set_reason(doc, QUEUE_UNREACHABLE)
         session.flush()

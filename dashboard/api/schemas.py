@@ -53,8 +53,16 @@ FIELDS: dict[str, Schema] = {
     "currency": TEXT, "issue_date": DATE, "due_date": DATE,
 }
 
+# Reasons as data (core/reasons.py): ``reason`` stays the English sentence; the code and its values let a
+# client show it in its own language. Both null on rows written before codes were stored.
+REASON_CODE: Schema = {"type": ["string", "null"],
+                       "description": "The reason's catalogue template (gettext msgid), placeholders as {name}."}
+REASON_PARAMS: Schema = {"type": ["object", "null"], "additionalProperties": {"type": "string"},
+                         "description": "The values of the template's {name} placeholders."}
+
 MESSAGE: dict[str, Schema] = {
-    "id": ID, "status": one_of(MessageStatus), "reason": TEXT, "sender": TEXT, "recipient": TEXT,
+    "id": ID, "status": one_of(MessageStatus), "reason": TEXT, "reason_code": REASON_CODE,
+    "reason_params": REASON_PARAMS, "sender": TEXT, "recipient": TEXT,
     "subject": TEXT, "received_at": DATETIME, "source": one_of(MessageSource),
     "to_retiring_address": {"type": "boolean"}, "documents": IDS,
 }
@@ -117,7 +125,8 @@ SCHEMAS: dict[str, Schema] = {
             "id": ID, "number": TEXT, "type": {"type": "string"}})},
     }, "A stored file and the invoices it may belong to (by the number in its name or text)."),
     "Document": closed({
-        "id": ID, "status": one_of(DocumentStatus), "reason": TEXT, "filename": {"type": "string"}, **FIELDS,
+        "id": ID, "status": one_of(DocumentStatus), "reason": TEXT, "reason_code": REASON_CODE,
+        "reason_params": REASON_PARAMS, "filename": {"type": "string"}, **FIELDS,
         "client": TEXT, "direction": one_of(Direction), "extraction_source": TEXT,
         "field_info": {"type": "object", "description": "Per field: where its value was read, how sure."},
         "duplicate_of": OPTIONAL_ID, "invoice_id": OPTIONAL_ID, "message_id": OPTIONAL_ID,

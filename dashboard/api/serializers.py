@@ -56,6 +56,8 @@ def message_json(message: InboundMessage, subject: str) -> dict[str, Any]:
         "id": message.id,
         "status": message.status,
         "reason": message.reason,
+        "reason_code": message.reason_code,  # the reason as data (core/reasons.py)
+        "reason_params": message.reason_params,
         "sender": message.sender,
         "recipient": message.recipient,
         "subject": subject,
@@ -74,6 +76,8 @@ def document_json(doc: Document) -> dict[str, Any]:
         "id": doc.id,
         "status": doc.status,
         "reason": doc.reason,
+        "reason_code": doc.reason_code,
+        "reason_params": doc.reason_params,
         "filename": doc.filename,
         **_fields(doc),
         "client": doc.client,

@@ -24,7 +24,7 @@ from core.tenancy import access, company
 from dashboard import listing as list_web
 from dashboard.extensions import db
 from dashboard.handoff import enqueue_rematch_invoice
-from dashboard.i18n import translate
+from dashboard.i18n import reason_text, translate
 from dashboard.viewer import current_viewer
 from dashboard.web import (
     input_value,
@@ -262,7 +262,7 @@ def duplicate(doc_id: int) -> Response:
     except ServiceError as exc:  # e.g. a document already validated: say why, stay on it
         return refused(exc, url_for(".document", doc_id=doc_id))
     db.session.commit()
-    flash(translate(doc.reason) if doc.reason else _("Done."), "success")
+    flash(reason_text(doc) if doc.reason else _("Done."), "success")
     if action == "discard" or doc.invoice_id is None:
         return _to_next(doc)
     return redirect(url_for("invoices.detail", invoice_id=doc.invoice_id))
