@@ -2,15 +2,16 @@
 
 A purchase debits the expense account(s) and deductible VAT and credits the supplier (401 + auxiliary);
 a sale debits the client (411 + auxiliary) and credits revenue and collected VAT; a credit note is the same
-entry reversed. One base line and one VAT line per VAT rate. Reverse charge / intra-EU purchases at 0 %
-add the autoliquidation pair (deductible VAT debited, VAT due credited, at the rate that would apply).
+entry reversed. One VAT line per VAT rate; one base line per rate, or one per invoice line when the
+e-invoice's lines (each with its rate) add up to the rate's net (``with_items``). Reverse charge / intra-EU
+purchases at 0 % add the autoliquidation pair (deductible VAT debited, VAT due credited, at the rate that would apply).
 Foreign currency: every line is converted at ``rate`` (company currency per unit of the document's) and
 keeps its amount in the document's currency; the counterparty line takes the sum so the entry balances.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
@@ -28,11 +29,58 @@ EXEMPT_CATEGORIES = frozenset({"E", "G", "O", "Z"})
 
 
 @dataclass(frozen=True)
+class Item:
+    """One invoice line of the e-invoice as the entry uses it: its name and net, signed like its part's base
+    (a discount line is negative and goes on the other side)."""
+
+    label: str
+    net: Decimal
+
+
+@dataclass(frozen=True)
 class VatPart:
     rate: Decimal
     base: Decimal
     tax: Decimal
     category: str | None = None
+    items: tuple[Item, ...] = ()  # the base split by invoice line; empty: one base line for the rate
+
+
+@dataclass(frozen=True)
+class LineFact:
+    """An e-invoice line as stored: name, net and VAT (rate and UNCL5305 category), in the document's signs."""
+
+    label: str
+    net: Decimal
+    rate: Decimal
+    category: str | None = None
+
+
+def with_items(parts: list[tuple[VatPart, Decimal]], lines: list[LineFact]) -> list[VatPart]:
+    """The parts (each with its base *as signed in the document*) split by invoice line where that is exact.
+
+    A part gets its lines when their nets add up to its base to the cent; otherwise (document-level
+    allowances or charges, rounding, a line of an unknown rate) it keeps one base line, so the entry
+    balances either way. Lines are matched on the rate, and on the category too when two rows of the
+    breakdown share a rate (0 % exempt and 0 % reverse charge)."""
+    per_rate: dict[Decimal, int] = {}
+    for part, _signed in parts:
+        per_rate[part.rate] = per_rate.get(part.rate, 0) + 1
+    result = []
+    for part, signed in parts:
+        def belongs(line: LineFact, part: VatPart = part) -> bool:
+            if as_rate(line.rate) != part.rate:
+                return False
+            return per_rate[part.rate] == 1 or (line.category or "").upper() == (part.category or "").upper()
+
+        mine = [line for line in lines if belongs(line)]
+        total = sum((cents(line.net) for line in mine), ZERO)
+        if not mine or signed == 0 or total != cents(signed):
+            result.append(part)
+            continue
+        sign = 1 if signed > 0 else -1
+        result.append(replace(part, items=tuple(Item(line.label, cents(line.net) * sign) for line in mine)))
+    return result
 
 
 @dataclass(frozen=True)
@@ -95,7 +143,11 @@ def entry_for_invoice(facts: InvoiceFacts, chart: Chart, defaults: Defaults | No
         account = base_account
         if not facts.purchase and (reverse or category in EXEMPT_CATEGORIES) and part.rate == 0:
             account = chart.sales_exempt if defaults.account is None else defaults.account
-        add(account, part.base, expense_side_debit, part.rate, label)
+        if part.items:  # one line per invoice line: its name, its net
+            for item in part.items:
+                add(account, item.net, expense_side_debit, part.rate, item.label or label)
+        else:
+            add(account, part.base, expense_side_debit, part.rate, label)
         if part.tax:
             vat = chart.vat_account(collected=not facts.purchase, rate=part.rate)
             add(vat, part.tax, expense_side_debit, part.rate, label)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.accounting import books as booksvc
 from core.accounting import rules
-from core.accounting.build import Defaults, InvoiceFacts, VatPart, entry_for_invoice
+from core.accounting.build import Defaults, InvoiceFacts, LineFact, VatPart, entry_for_invoice, with_items
 from core.accounting.charts import Chart
 from core.accounting.ledger import ZERO, Books, Line, as_rate, cents, require_valid
 from core.accounting.models import EntryStatus, FiscalYear, JournalEntry
@@ -58,6 +58,25 @@ def _snap(rate: Decimal, chart: Chart) -> Decimal | None:
     return None
 
 
+def _line_facts(details: dict[str, Any]) -> list[LineFact]:
+    """The e-invoice's lines as stored, each with its VAT rate; none when one lacks its net or rate (documents
+    read before lines kept their rate) or when only the first lines were kept: the entry then goes per rate."""
+    stored = details.get("lines") or []
+    if not isinstance(stored, list) or (details.get("lines_total") or 0) > len(stored):
+        return []
+    facts = []
+    for line in stored:
+        net = _decimal(line.get("net_amount")) if isinstance(line, dict) else None
+        rate = _decimal(line.get("vat_rate")) if isinstance(line, dict) else None
+        if net is None or rate is None:
+            return []
+        label = " ".join(str(line.get("description") or "").split())
+        category = line.get("vat_category")
+        category = category if isinstance(category, str) else None
+        facts.append(LineFact(label=label, net=net, rate=rate, category=category))
+    return facts
+
+
 def invoice_facts(invoice: Invoice, document: Document | None, chart: Chart,
                   defaults: Defaults | None = None) -> InvoiceFacts:
     """The VAT parts of an invoice: the e-invoice's breakdown, else the extracted net/tax, else one assumed rate."""
@@ -65,13 +84,15 @@ def invoice_facts(invoice: Invoice, document: Document | None, chart: Chart,
     parts: list[VatPart] = []
     assumed = False
     details = (document.extraction_details or {}) if document is not None else {}
+    signed: list[tuple[VatPart, Decimal]] = []
     for row in details.get("vat_breakdown") or []:
         rate, base, tax = _decimal(row.get("rate")), _decimal(row.get("base")), _decimal(row.get("tax"))
         if rate is None or base is None or tax is None:
-            parts = []
+            signed = []
             break
-        parts.append(VatPart(rate=rate.quantize(Decimal("0.01")), base=abs(base), tax=abs(tax),
-                             category=row.get("category")))
+        signed.append((VatPart(rate=rate.quantize(Decimal("0.01")), base=abs(base), tax=abs(tax),
+                               category=row.get("category")), base))
+    parts = with_items(signed, _line_facts(details)) if signed else []
     if not parts and invoice.net_amount is not None and invoice.tax_amount is not None and invoice.net_amount:
         computed = invoice.tax_amount * 100 / invoice.net_amount
         known = _snap(computed, chart)

@@ -430,7 +430,8 @@ def einvoice_details(einv: EInvoice) -> dict[str, Any]:
         ],
         "lines": [
             {"description": (line.description or "")[:300], "quantity": text(line.quantity),
-             "unit_price": text(line.unit_price), "net_amount": text(line.net_amount)}
+             "unit_price": text(line.unit_price), "net_amount": text(line.net_amount),
+             "vat_rate": text(line.vat_rate), "vat_category": (line.vat_category or "")[:8] or None}
             for line in einv.lines[:MAX_STORED_LINES]
         ],
         "lines_total": len(einv.lines),

@@ -181,9 +181,27 @@ def _lines(trade: etree._Element, dialect: Dialect) -> list[InvoiceLine]:
                     item, f"{dialect.line_agreement}/ram:NetPriceProductTradePrice/ram:ChargeAmount", ns
                 ),
                 net_amount=find_decimal(settlement, f"{dialect.line_summation}/ram:LineTotalAmount", ns),
+                vat_rate=_line_rate(settlement, ns),
+                vat_category=find_text(settlement, "ram:ApplicableTradeTax/ram:CategoryCode", ns),
             )
         )
     return lines
+
+
+def _line_rate(settlement: etree._Element | None, ns: Namespaces) -> Decimal | None:
+    """BT-152. ZUGFeRD 1.0 spells it ApplicablePercent; a category without a rate (O) has none: zero when
+    the line names its category, as the breakdown reads it."""
+    if settlement is None:
+        return None
+    tax = settlement.find("ram:ApplicableTradeTax", ns)
+    if tax is None:
+        return None
+    rate = find_decimal(tax, "ram:RateApplicablePercent", ns)
+    if rate is None:
+        rate = find_decimal(tax, "ram:ApplicablePercent", ns)
+    if rate is None and find_text(tax, "ram:CategoryCode", ns):
+        return Decimal("0")
+    return rate
 
 
 def _iban(settlement: etree._Element | None, ns: Namespaces) -> str | None:

@@ -27,12 +27,16 @@ class VatLine(NamedTuple):
 
 
 class InvoiceLine(NamedTuple):
-    """One invoice line (BG-25); ``unit_price`` is the net price as stated (per its base quantity)."""
+    """One invoice line (BG-25); ``unit_price`` is the net price as stated (per its base quantity).
+    ``vat_rate`` / ``vat_category`` are the line's VAT (BT-152 / BT-151, UNCL5305: S, Z, E, AE, K...): what
+    the accounting needs to put each line under its row of the VAT breakdown."""
 
     description: str | None
     quantity: Decimal | None
     unit_price: Decimal | None
     net_amount: Decimal | None
+    vat_rate: Decimal | None = None
+    vat_category: str | None = None
 
 
 @dataclass

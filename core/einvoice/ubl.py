@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 from lxml import etree
 
@@ -122,9 +123,22 @@ def _lines(root: etree._Element, credit: bool) -> list[InvoiceLine]:
             quantity=find_decimal(line, quantity_tag, NS),
             unit_price=find_decimal(line, "cac:Price/cbc:PriceAmount", NS),
             net_amount=find_decimal(line, "cbc:LineExtensionAmount", NS),
+            vat_rate=_line_rate(line),
+            vat_category=find_text(line, "cac:Item/cac:ClassifiedTaxCategory/cbc:ID", NS),
         )
         for line in root.findall(line_tag, NS)
     ]
+
+
+def _line_rate(line: etree._Element) -> Decimal | None:
+    """BT-152 (ClassifiedTaxCategory); category O has no rate: zero when the category is named."""
+    category = line.find("cac:Item/cac:ClassifiedTaxCategory", NS)
+    if category is None:
+        return None
+    rate = find_decimal(category, "cbc:Percent", NS)
+    if rate is None and find_text(category, "cbc:ID", NS):
+        return Decimal("0")
+    return rate
 
 
 def _iban(root: etree._Element) -> str | None:
