@@ -147,6 +147,9 @@ class Tenant(Base):
     iban: Mapped[str | None] = mapped_column(String(34))  # compact, upper case
     # The chart of accounts the company's accounting was seeded from: pcg (France), skr03, skr04 (Germany).
     chart: Mapped[str] = mapped_column(String(8), default="pcg", server_default="pcg")
+    # The fiscal year's closing day, "MM-DD" (core.accounting.fiscal): a fiscal year is named by the year it
+    # ends in. 31 December by default: calendar years.
+    fiscal_year_end: Mapped[str] = mapped_column(String(5), default="12-31", server_default="12-31")
     # Issue 17: every member must have a TOTP second factor to work on this company (core.tenancy.twofactor).
     require_2fa: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Approval of supplier invoices before they may be paid (core.payables.approval): "none", "one"

@@ -170,7 +170,7 @@ def test_refusals_say_what_to_fix_and_write_nothing(session, storage, tenant):
     entrysvc.update_entry(session, tid, entry.id, {"lines": unknown})
     assert "999999 is not in the chart" in " ".join(entry.issues)
     entrysvc.update_entry(session, tid, entry.id, {"lines": good})
-    with pytest.raises(ValidationFailed, match="1 entries dated 2026 are not posted yet"):
+    with pytest.raises(ValidationFailed, match=r"1 entries of the fiscal year 2026 \(2026-01-01 to 2026-12-31\)"):
         entrysvc.close_year(session, tid, 2026)
     with pytest.raises(ValidationFailed, match="four digits"):
         entrysvc.close_year(session, tid, "2026")

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.accounting.charts import JOURNALS, Chart, chart_named
-from core.accounting.ledger import AccountInfo, Books
+from core.accounting.ledger import AccountInfo, Books, FiscalCalendar
 from core.accounting.models import FiscalYear, Journal, LedgerAccount
 from core.errors import NotFound, ValidationFailed
 from core.i18n import N_
@@ -57,7 +57,9 @@ def load_books(session: Session, tenant_id: int) -> Books:
     journals = frozenset(session.scalars(select(Journal.code).where(Journal.tenant_id == tenant_id)))
     closed = frozenset(session.scalars(
         select(FiscalYear.year).where(FiscalYear.tenant_id == tenant_id, FiscalYear.closed.is_(True))))
-    return Books(accounts=accounts, journals=journals, closed_years=closed)
+    tenant = session.get(Tenant, tenant_id)
+    calendar = FiscalCalendar.of(tenant.fiscal_year_end if tenant else None)
+    return Books(accounts=accounts, journals=journals, closed_years=closed, calendar=calendar)
 
 
 def accounts(session: Session, tenant_id: int) -> list[LedgerAccount]:

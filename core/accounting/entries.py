@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.accounting import books as booksvc
+from core.accounting import fiscal as fiscalsvc
 from core.accounting import rules
 from core.accounting.build import Defaults, InvoiceFacts, LineFact, VatPart, entry_for_invoice, with_items
 from core.accounting.charts import Chart
@@ -318,7 +319,7 @@ def post_entries(session: Session, tenant_id: int, entry_ids: Sequence[int], use
             continue  # posting twice is the same posting
         entry = to_value(row)
         require_valid(entry, books)
-        year = entry.date.year
+        year = books.calendar.year_of(entry.date)  # the fiscal year: its numbering restarts at 1
         if year not in years:
             years[year] = _fiscal_year(session, tenant_id, year)
         years[year].last_number += 1
@@ -362,8 +363,8 @@ def reverse_entry(session: Session, tenant_id: int, entry_id: int, on: date | No
     return reversal
 
 
-OPEN_DRAFTS = N_("{count} entries dated {year} are not posted yet: post them (or delete their invoices) before "
-                 "closing the year.")
+OPEN_DRAFTS = N_("{count} entries of the fiscal year {year} ({start} to {end}) are not posted yet: post them (or "
+                 "delete their invoices) before closing the year.")
 BAD_YEAR = N_("A fiscal year is written with four digits, e.g. 2026.")
 
 
@@ -371,11 +372,14 @@ def close_year(session: Session, tenant_id: int, year: Any) -> FiscalYear:
     """Close a fiscal year: nothing more can be posted into it (refused while some of its entries wait)."""
     if not isinstance(year, int) or isinstance(year, bool) or not 1900 <= year <= 2999:
         raise ValidationFailed({"year": BAD_YEAR})
+    calendar = fiscalsvc.calendar_of(session, tenant_id)
+    start, end = calendar.opening(year), calendar.closing(year)
     waiting = session.scalar(select(func.count()).select_from(JournalEntry).where(
         JournalEntry.tenant_id == tenant_id, JournalEntry.status != EntryStatus.POSTED.value,
-        JournalEntry.entry_date >= date(year, 1, 1), JournalEntry.entry_date <= date(year, 12, 31))) or 0
+        JournalEntry.entry_date >= start, JournalEntry.entry_date <= end)) or 0
     if waiting:
-        raise ValidationFailed({"year": OPEN_DRAFTS.format(count=waiting, year=year)})
+        raise ValidationFailed({"year": OPEN_DRAFTS.format(count=waiting, year=year, start=start.isoformat(),
+                                                           end=end.isoformat())})
     fiscal = _fiscal_year(session, tenant_id, year)
     fiscal.closed = True
     session.flush()

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.accounting import books as booksvc
+from core.accounting import fiscal
 from core.accounting.models import EntryLine, EntryStatus, JournalEntry
 from core.banking.reconcile.csvexport import cell, safe_text
 
@@ -97,10 +98,12 @@ def _amount(value: Decimal) -> str:
 def datev_stream(session: Session, tenant_id: int, start: date, end: date,
                  now: datetime | None = None) -> Iterator[bytes]:
     chart = booksvc.chart_of(session, tenant_id)
+    calendar = fiscal.calendar_of(session, tenant_id)
+    year_start = calendar.opening(calendar.year_of(start))  # WJ-Beginn: the company's fiscal year
     now = now or datetime.now()
     skr = chart.name[-2:] if chart.name.startswith("skr") else ""
     header = ["EXTF", "700", "21", "Buchungsstapel", "13", now.strftime("%Y%m%d%H%M%S") + "000", "", "RE",
-              "invoice-inbox", "", "1001", "1", f"{start.year}0101", "4" if skr else "6",
+              "invoice-inbox", "", "1001", "1", year_start.strftime("%Y%m%d"), "4" if skr else "6",
               start.strftime("%Y%m%d"), end.strftime("%Y%m%d"), "invoice-inbox", "", "1", "0", "0", "EUR",
               "", "", "", "", skr, "", "", "", ""]
 

@@ -1,6 +1,7 @@
 """The FEC (fichier des écritures comptables, article A47 A-1 of the Livre des procédures fiscales), streamed.
 
-One file per fiscal year, named ``{SIREN}FEC{AAAAMMJJ of the closing date}.txt``: a header line with the 18
+One file per fiscal year (``core.accounting.fiscal``: the year it ends in), named
+``{SIREN}FEC{AAAAMMJJ of the closing date}.txt``: a header line with the 18
 columns in order, then one line per entry line, tab-separated, UTF-8, dates AAAAMMJJ, amounts with a comma
 and no thousands separator, entries in order of validation (their EcritureNum, given at posting: gapless).
 Only posted entries go in. Rows are read from the database in batches and written out one at a time:
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
 from core.accounting import books as booksvc
+from core.accounting.ledger import FiscalCalendar
 from core.accounting.models import EntryLine, EntryStatus, JournalEntry
 from core.errors import ValidationFailed
 from core.i18n import N_
@@ -53,8 +55,9 @@ def clean(text: str | None) -> str:
     return " ".join(text.split())
 
 
-def closing_date(year: int) -> date:
-    return date(year, 12, 31)  # calendar fiscal years
+def closing_date(year: int, calendar: FiscalCalendar | None = None) -> date:
+    """The last day of fiscal year ``year`` (the company's year end; 31 December by default)."""
+    return (calendar or FiscalCalendar()).closing(year)
 
 
 def filename(session: Session, tenant_id: int, year: int) -> str:
@@ -62,7 +65,8 @@ def filename(session: Session, tenant_id: int, year: int) -> str:
     siren = (tenant.siren or "") if tenant else ""
     if len(siren) < 9 or not siren[:9].isdigit():
         raise ValidationFailed({"siren": MISSING_SIREN})
-    return f"{siren[:9]}FEC{fec_date(closing_date(year))}.txt"
+    calendar = FiscalCalendar.of(tenant.fiscal_year_end if tenant else None)
+    return f"{siren[:9]}FEC{fec_date(closing_date(year, calendar))}.txt"
 
 
 def rows(session: Session, tenant_id: int, year: int) -> Iterator[tuple[str, ...]]:

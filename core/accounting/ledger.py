@@ -6,9 +6,10 @@ journals, closed years) and call ``problems`` / ``require_valid`` before any ent
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from core.errors import ValidationFailed
@@ -81,6 +82,59 @@ class Entry:
         return replace(self, date=on, label=label, lines=lines, flags=())
 
 
+DEFAULT_YEAR_END = "12-31"
+_YEAR_END = re.compile(r"(\d{2})-(\d{2})")
+
+BAD_YEAR_END = N_("a fiscal year end is a day of the year written MM-DD, e.g. 03-31 for 31 March")
+LEAP_DAY = N_("29 February exists only in leap years: close on 02-28 instead")
+
+
+@dataclass(frozen=True)
+class FiscalCalendar:
+    """Which fiscal year a date is in, and where a fiscal year starts and ends."""
+
+    month: int = 12
+    day: int = 31
+
+    @classmethod
+    def of(cls, year_end: str | None) -> FiscalCalendar:
+        """The calendar of a stored year end; the default for an empty or unreadable one."""
+        try:
+            month, day = parse_year_end(year_end or DEFAULT_YEAR_END)
+        except ValueError:
+            return cls()
+        return cls(month, day)
+
+    @property
+    def text(self) -> str:
+        return f"{self.month:02d}-{self.day:02d}"
+
+    def year_of(self, day: date) -> int:
+        """The fiscal year of ``day``: the calendar year its fiscal year ends in."""
+        return day.year if (day.month, day.day) <= (self.month, self.day) else day.year + 1
+
+    def closing(self, year: int) -> date:
+        return date(year, self.month, self.day)
+
+    def opening(self, year: int) -> date:
+        return self.closing(year - 1) + timedelta(days=1)
+
+
+def parse_year_end(text: str) -> tuple[int, int]:
+    """("03-31") -> (3, 31); ValueError with the reason for anything else."""
+    found = _YEAR_END.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(BAD_YEAR_END)
+    month, day = int(found.group(1)), int(found.group(2))
+    if (month, day) == (2, 29):
+        raise ValueError(LEAP_DAY)
+    try:
+        date(2001, month, day)  # a common year: every valid closing day exists every year
+    except ValueError:
+        raise ValueError(BAD_YEAR_END) from None
+    return month, day
+
+
 @dataclass(frozen=True)
 class AccountInfo:
     number: str
@@ -97,6 +151,7 @@ class Books:
     accounts: Mapping[str, AccountInfo]
     journals: frozenset[str]
     closed_years: frozenset[int] = frozenset()
+    calendar: FiscalCalendar = FiscalCalendar()  # which fiscal year an entry's date is in
 
 
 def problems(entry: Entry, books: Books) -> list[str]:
@@ -104,8 +159,9 @@ def problems(entry: Entry, books: Books) -> list[str]:
     found: list[str] = []
     if entry.journal not in books.journals:
         found.append(UNKNOWN_JOURNAL.format(journal=entry.journal))
-    if entry.date.year in books.closed_years:
-        found.append(CLOSED_PERIOD.format(year=entry.date.year, date=entry.date.isoformat()))
+    fiscal_year = books.calendar.year_of(entry.date)
+    if fiscal_year in books.closed_years:
+        found.append(CLOSED_PERIOD.format(year=fiscal_year, date=entry.date.isoformat()))
     if len(entry.lines) < 2:
         found.append(NO_LINES)
     for index, line in enumerate(entry.lines, start=1):

@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 from core import listing
 from core.accounting import books as booksvc
 from core.accounting import entries as entrysvc
-from core.accounting import exports, fec
+from core.accounting import exports, fec, fiscal
 from core.accounting import listing as entry_listing
 from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
 from core.accounting.settlements import sync_settlements
@@ -284,7 +284,8 @@ def _date_param(name: str) -> date | None:
 @operation("Accounting", "The FEC of a fiscal year (article A47 A-1 LPF), streamed",
            description="Admins only. Tab-separated UTF-8 text named `{SIREN}FEC{AAAAMMJJ}.txt` (closing date); "
                        "posted entries only, in order of validation. 422 when the company's SIREN is missing.",
-           query=(query("year", "The fiscal year (calendar year).", {"type": "integer", "minimum": 1900}),),
+           query=(query("year", "The fiscal year, named by the year it ends in (with a year end on 03-31, 2027 "
+                        "is April 2026 to March 2027).", {"type": "integer", "minimum": 1900}),),
            ok={200: {"type": "string"}}, ok_type="text/plain", errors=(400, 403, 422))
 def get_fec() -> Response:
     require_admin()
@@ -314,9 +315,9 @@ def get_export() -> Response:
         name = f"entries-{start or 'start'}-{end or 'end'}.csv"
         return streamed_attachment(lambda own: exports.csv_stream(own, tenant_id, start, end),
                                    "text/csv; charset=utf-8", name)
-    today = date.today()
-    start = start or date(today.year, 1, 1)
-    end = end or date(start.year, 12, 31)
+    calendar = fiscal.calendar_of(dbs(), tenant_id)  # by default the fiscal year under way
+    start = start or calendar.opening(calendar.year_of(date.today()))
+    end = end or calendar.closing(calendar.year_of(start))
     name = f"EXTF_Buchungsstapel_{start:%Y%m%d}_{end:%Y%m%d}.csv"
     return streamed_attachment(lambda own: exports.datev_stream(own, tenant_id, start, end),
                                "text/csv; charset=windows-1252", name)

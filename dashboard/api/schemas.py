@@ -95,7 +95,8 @@ SCHEMAS: dict[str, Schema] = {
     "Tenant": closed({"id": ID, "name": {"type": "string"}, "inbound_address": TEXT, "legal_name": TEXT,
                       "country": TEXT, "siren": TEXT, "vat_number": TEXT, "iban": TEXT,
                       "approval_mode": {"type": "string", "enum": ["none", "one", "two_above"]},
-                      "approval_threshold": MONEY}),
+                      "approval_threshold": MONEY,
+                      "fiscal_year_end": {"type": "string", "pattern": "^[0-9]{2}-[0-9]{2}$"}}),
     "Message": closed(MESSAGE),
     "DuplicateChoice": closed({
         "error": {"type": "string", "description": "Why the document waits for a choice, for a person."},

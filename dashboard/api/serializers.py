@@ -47,7 +47,7 @@ def tenant_json(tenant: Tenant, inbound_address: str | None) -> dict[str, Any]:
             # Issue 18: the company's identity (what decides a document's direction) and approval policy.
             "legal_name": tenant.legal_name, "country": tenant.country, "siren": tenant.siren,
             "vat_number": tenant.vat_number, "iban": tenant.iban, "approval_mode": tenant.approval_mode,
-            "approval_threshold": money(tenant.approval_threshold)}
+            "approval_threshold": money(tenant.approval_threshold), "fiscal_year_end": tenant.fiscal_year_end}
 
 
 def message_json(message: InboundMessage, subject: str) -> dict[str, Any]:

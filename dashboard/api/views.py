@@ -11,9 +11,10 @@ from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
 from core import listing
+from core.accounting import fiscal
 from core.documents import bulk, invoice_edits
 from core.documents import review as documents
-from core.errors import NotFound, ServiceError
+from core.errors import NotFound, ServiceError, ValidationFailed
 from core.models import (
     Direction,
     DocType,
@@ -77,23 +78,39 @@ def get_tenant() -> Response:
 @bp.put("/tenant")
 @operation("Company", "Set the company's identity and approval policy (admins only)",
            description="legal_name, country (ISO 3166 alpha-2), siren (SIREN or SIRET), vat_number and iban are "
-                       "checked with python-stdnum; approval_mode none | one | two_above with approval_threshold. "
+                       "checked with python-stdnum; approval_mode none | one | two_above with approval_threshold; "
+                       "fiscal_year_end \"MM-DD\" (e.g. \"03-31\"; null or \"\": 31 December), refused when "
+                       "a posted entry would move to another fiscal year. "
                        "Fields left out keep their value; null or \"\" clears one.",
            body={"type": "object", "additionalProperties": False, "properties": {
                **{name: {"type": ["string", "null"]} for name in company.IDENTITY_FIELDS},
                "approval_mode": {"type": "string", "enum": list(company.APPROVAL_MODES)},
-               "approval_threshold": {"type": ["string", "number", "null"]}}},
+               "approval_threshold": {"type": ["string", "number", "null"]},
+               "fiscal_year_end": {"type": ["string", "null"]}}},
            body_required=True, ok={200: ref("Tenant")}, errors=(400, 403, 415, 422))
 def put_tenant() -> Response:
     who, session = caller(), dbs()
     if who.role != Role.ADMIN:
         raise ApiError(403, "only the company's admins can change its identity")
     body = json_object()
-    allowed = {*company.IDENTITY_FIELDS, "approval_mode", "approval_threshold"}
+    allowed = {*company.IDENTITY_FIELDS, "approval_mode", "approval_threshold", "fiscal_year_end"}
     unknown = {key: "unknown field" for key in body if key not in allowed}
     if unknown:
         raise ApiError(422, "validation failed", unknown)
-    company.update_identity(session, who.tenant_id, body, session.get(User, who.user_id), ip=request.remote_addr)
+    actor = session.get(User, who.user_id)
+    errors: dict[str, str] = {}
+    try:
+        company.update_identity(session, who.tenant_id, body, actor, ip=request.remote_addr)
+    except ValidationFailed as exc:  # reported with the year end's problem, if any
+        errors |= exc.errors
+    if "fiscal_year_end" in body:
+        try:
+            fiscal.set_year_end(session, who.tenant_id, body["fiscal_year_end"], actor, ip=request.remote_addr)
+        except ValidationFailed as exc:
+            errors |= exc.errors
+    if errors:
+        session.rollback()
+        raise ValidationFailed(errors)
     session.commit()
     return get_tenant()
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 from core import listing
 from core.accounting import books as booksvc
 from core.accounting import entries as entrysvc
-from core.accounting import exports, fec
+from core.accounting import exports, fec, fiscal
 from core.accounting import listing as entry_listing
 from core.accounting.charts import JOURNALS
 from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
@@ -275,7 +275,10 @@ def update_account(ledger_account_id: int) -> Response:
 @tenant_required
 def exports_page() -> str:
     admin_required()
-    return render_template("accounting/exports.html", active_nav="accounting", year=date.today().year)
+    calendar = fiscal.calendar_of(db.session, tenant_id())
+    year = calendar.year_of(date.today())  # the fiscal year under way, as the company closes it
+    return render_template("accounting/exports.html", active_nav="accounting", year=year,
+                           start=calendar.opening(year), end=calendar.closing(year))
 
 
 @bp.get("/accounting/fec")
@@ -283,7 +286,8 @@ def exports_page() -> str:
 def fec_download() -> Response:
     admin_required()
     raw = request.args.get("year", "")
-    year = int(raw) if raw.isdigit() and len(raw) == 4 else date.today().year
+    year = int(raw) if raw.isdigit() and len(raw) == 4 else fiscal.calendar_of(db.session, tenant_id()).year_of(
+        date.today())
     try:
         name = fec.filename(db.session, tenant_id(), year)
     except ValidationFailed as exc:
@@ -322,8 +326,9 @@ def export_download() -> Response:
     admin_required()
     start, end, tid = _date_arg("from"), _date_arg("to"), tenant_id()
     if request.args.get("format") == "datev":
-        first = start or date(date.today().year, 1, 1)
-        last = end or date(first.year, 12, 31)
+        calendar = fiscal.calendar_of(db.session, tid)
+        first = start or calendar.opening(calendar.year_of(date.today()))
+        last = end or calendar.closing(calendar.year_of(first))
         name = f"EXTF_Buchungsstapel_{first:%Y%m%d}_{last:%Y%m%d}.csv"
         return streamed_attachment(lambda own: exports.datev_stream(own, tid, first, last),
                                    "text/csv; charset=windows-1252", name)

@@ -14,6 +14,7 @@ from sqlalchemy import Select
 from werkzeug.wrappers import Response
 
 from core import listing
+from core.accounting import fiscal
 from core.errors import ServiceError, ValidationFailed
 from core.models import Tenant
 from core.payables import approval, payments, runs, suppliers
@@ -49,13 +50,20 @@ def company_settings() -> str:
 @tenant_required
 def save_company() -> str | Response:
     admin_required()
-    fields = (*company.IDENTITY_FIELDS, "approval_mode", "approval_threshold")
+    fields = (*company.IDENTITY_FIELDS, "approval_mode", "approval_threshold", "fiscal_year_end")
     form = {name: request.form.get(name, "") for name in fields}
+    errors: dict[str, str] = {}  # every field's problem is shown at once
     try:
         company.update_identity(db.session, tenant_id(), form, current_user.user, ip=request.remote_addr)
     except ValidationFailed as exc:
+        errors |= exc.errors
+    try:
+        fiscal.set_year_end(db.session, tenant_id(), form["fiscal_year_end"], current_user.user, ip=request.remote_addr)
+    except ValidationFailed as exc:
+        errors |= exc.errors
+    if errors:
         db.session.rollback()
-        return render_template("payables/company.html", active_nav="settings", tenant=_tenant(), errors=exc.errors,
+        return render_template("payables/company.html", active_nav="settings", tenant=_tenant(), errors=errors,
                                form=form, modes=company.APPROVAL_MODES), 422
     db.session.commit()
     flash(_("Company identity saved."), "success")
