@@ -50,7 +50,7 @@ def _base_lines(entry: Any, chart: Any) -> list[Any]:
 @needs(EINVOICES)
 @pytest.mark.parametrize("direction", ["payable", "receivable"])
 def test_corpus_einvoices_with_lines_give_balanced_entries_line_by_line(direction: str) -> None:
-    with_lines = per_line = multi_line = flagged = 0
+    with_lines = per_line = multi_line = flagged = extras = 0
     for chart in (PCG, SKR03):
         books = _books(chart)
         for path in sorted(EINVOICES.iterdir()):
@@ -81,6 +81,10 @@ def test_corpus_einvoices_with_lines_give_balanced_entries_line_by_line(directio
                 per_line += 1
                 names = [" ".join((line.description or "").split()) or entry.label for line in einv.lines
                          if line.net_amount]
+                # Document-level allowances and charges (BG-20 / BG-21) are lines of their own.
+                names += [item.reason or ("Frais" if item.charge else "Remise")
+                          for item in einv.allowances_charges if item.amount]
+                extras += len(einv.allowances_charges)
                 assert sorted(line.label for line in bases) == sorted(name[:200] for name in names), path.name
                 if len(einv.lines) > len(facts.parts):
                     multi_line += 1  # more lines than rates: the entry says more than the per-rate one did
@@ -92,7 +96,7 @@ def test_corpus_einvoices_with_lines_give_balanced_entries_line_by_line(directio
             assert not any(part.items for part in old_facts.parts)
             assert problems(old_entry, books) == [] and _per_account(old_entry) == _per_account(entry), path.name
     assert with_lines >= 50 and flagged <= 4, (with_lines, flagged)
-    assert per_line >= 30 and multi_line >= 10, (per_line, multi_line)
+    assert per_line >= 40 and multi_line >= 10 and extras >= 20, (per_line, multi_line, extras)
 
 
 def _per_account(entry: Any) -> dict[str, Decimal]:
@@ -161,6 +165,14 @@ def test_lines_that_do_not_add_up_fall_back_to_one_line_per_rate(session, storag
         ("445660", "30.00", "0.00", "20.00"), ("604000", "40.00", "0.00", "5.50"),
         ("445660", "2.20", "0.00", "5.50")]
     assert entry.lines[3].label == "Livres"  # the 5.5 % part adds up: it keeps its line
+    # The same invoice read with its allowance (BG-20, kept since): the allowance is a line of its own.
+    allowance = {**details, "allowances_charges": [{"charge": False, "amount": "10.00", "reason": "",
+                                                    "vat_rate": "20.00", "vat_category": "S"}]}
+    entry = _validate(session, storage, tenant, "L-5", "222.20", allowance)
+    assert [(ln.account, str(ln.debit), str(ln.credit), ln.label) for ln in entry.lines[1:5]] == [
+        ("604000", "100.00", "0.00", "Ramettes A4"), ("604000", "60.00", "0.00", "Toner"),
+        ("604000", "0.00", "10.00", "Remise"), ("445660", "30.00", "0.00", "Fournitures Martin L-5")]
+    assert entry.status == EntryStatus.READY.value, entry.issues  # balanced: nothing to fix
     # Only the first lines stored (a very long invoice): per rate, whatever they add up to.
     long = {**details, "lines_total": 500}
     entry = _validate(session, storage, tenant, "L-4", "222.20", long)

@@ -60,18 +60,23 @@ def _snap(rate: Decimal, chart: Chart) -> Decimal | None:
 
 
 def _line_facts(details: dict[str, Any]) -> list[LineFact]:
-    """The e-invoice's lines as stored, each with its VAT rate; none when one lacks its net or rate (documents
-    read before lines kept their rate) or when only the first lines were kept: the entry then goes per rate."""
+    """The e-invoice's lines as stored, each with its VAT rate, then its document-level allowances (negative)
+    and charges; none when one lacks its amount or rate (documents read before lines kept their rate) or when
+    only the first lines were kept: the entry then goes per rate."""
     stored = details.get("lines") or []
-    if not isinstance(stored, list) or (details.get("lines_total") or 0) > len(stored):
+    extras = details.get("allowances_charges") or []
+    if not isinstance(stored, list) or not isinstance(extras, list) or (details.get("lines_total") or 0) > len(stored):
         return []
     facts = []
-    for line in stored:
-        net = _decimal(line.get("net_amount")) if isinstance(line, dict) else None
-        rate = _decimal(line.get("vat_rate")) if isinstance(line, dict) else None
+    for line in [*stored, *extras]:
+        if not isinstance(line, dict):
+            return []
+        net, rate = _decimal(line.get("net_amount", line.get("amount"))), _decimal(line.get("vat_rate"))
         if net is None or rate is None:
             return []
-        label = " ".join(str(line.get("description") or "").split())
+        label = " ".join(str(line.get("description", line.get("reason")) or "").split())
+        if "charge" in line:  # a document-level allowance or charge: its reason, else what it is
+            net, label = (net, label or "Frais") if line["charge"] is True else (-net, label or "Remise")
         category = line.get("vat_category")
         category = category if isinstance(category, str) else None
         facts.append(LineFact(label=label, net=net, rate=rate, category=category))

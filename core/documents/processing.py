@@ -435,6 +435,11 @@ def einvoice_details(einv: EInvoice) -> dict[str, Any]:
             for line in einv.lines[:MAX_STORED_LINES]
         ],
         "lines_total": len(einv.lines),
+        "allowances_charges": [
+            {"charge": item.charge, "amount": text(item.amount), "reason": (item.reason or "")[:300],
+             "vat_rate": text(item.vat_rate), "vat_category": (item.vat_category or "")[:8] or None}
+            for item in einv.allowances_charges[:MAX_STORED_LINES]
+        ],
         "warnings": list(einv.warnings),
     }
 

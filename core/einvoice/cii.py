@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from lxml import etree
 
-from core.einvoice.model import EInvoice, InvoiceLine, VatLine
+from core.einvoice.model import AllowanceCharge, EInvoice, InvoiceLine, VatLine
 from core.einvoice.values import (
     Namespaces,
     decimal_of,
@@ -114,6 +114,7 @@ def read_cii(root: etree._Element, dialect: Dialect, fmt: str) -> EInvoice:
         amount_due=find_decimal(summation, "ram:DuePayableAmount", ns),
         vat_breakdown=_vat_breakdown(settlement, ns),
         lines=[] if trade is None else _lines(trade, dialect),
+        allowances_charges=_allowances_charges(settlement, ns),
         iban=_iban(settlement, ns),
         payment_reference=find_text(settlement, "ram:PaymentReference", ns),
     )
@@ -186,6 +187,27 @@ def _lines(trade: etree._Element, dialect: Dialect) -> list[InvoiceLine]:
             )
         )
     return lines
+
+
+def _allowances_charges(settlement: etree._Element | None, ns: Namespaces) -> list[AllowanceCharge]:
+    """BG-20 / BG-21: the settlement's own allowances and charges (a line's sit in its line total)."""
+    found: list[AllowanceCharge] = []
+    if settlement is None:
+        return found
+    for node in settlement.findall("ram:SpecifiedTradeAllowanceCharge", ns):
+        amount = find_decimal(node, "ram:ActualAmount", ns)
+        if amount is None:
+            continue
+        tax = node.find("ram:CategoryTradeTax", ns)
+        rate = find_decimal(tax, "ram:RateApplicablePercent", ns) if tax is not None else None
+        if rate is None and tax is not None:
+            rate = find_decimal(tax, "ram:ApplicablePercent", ns)  # ZUGFeRD 1.0
+        category = find_text(tax, "ram:CategoryCode", ns)
+        found.append(AllowanceCharge(
+            charge=(find_text(node, "ram:ChargeIndicator/udt:Indicator", ns) or "").lower() == "true",
+            amount=amount, reason=find_name(node, "ram:Reason", ns),
+            vat_rate=Decimal("0") if rate is None and category else rate, vat_category=category))
+    return found
 
 
 def _line_rate(settlement: etree._Element | None, ns: Namespaces) -> Decimal | None:

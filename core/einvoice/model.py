@@ -39,6 +39,17 @@ class InvoiceLine(NamedTuple):
     vat_category: str | None = None
 
 
+class AllowanceCharge(NamedTuple):
+    """A document-level allowance (BG-20) or charge (BG-21): outside the lines, inside the VAT breakdown's
+    net (BR-CO-13: net = lines - allowances + charges)."""
+
+    charge: bool
+    amount: Decimal
+    reason: str | None
+    vat_rate: Decimal | None
+    vat_category: str | None
+
+
 @dataclass
 class EInvoice:
     """A structured invoice, read exactly: amounts are Decimals with the signs the document gives."""
@@ -61,6 +72,7 @@ class EInvoice:
     amount_due: Decimal | None  # BT-115
     vat_breakdown: list[VatLine] = field(default_factory=list)
     lines: list[InvoiceLine] = field(default_factory=list)
+    allowances_charges: list[AllowanceCharge] = field(default_factory=list)
     iban: str | None = None
     payment_reference: str | None = None
     attachment: str | None = None  # name of the file embedded in the PDF, None for a standalone XML

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from lxml import etree
 
-from core.einvoice.model import EInvoice, InvoiceLine, VatLine
+from core.einvoice.model import AllowanceCharge, EInvoice, InvoiceLine, VatLine
 from core.einvoice.values import Namespaces, decimal_of, find_decimal, find_name, find_text, or_zero, parse_date
 
 _UBL = "urn:oasis:names:specification:ubl:schema:xsd:"
@@ -46,6 +46,7 @@ def read_ubl(root: etree._Element, fmt: str) -> EInvoice:
         amount_due=find_decimal(totals, "cbc:PayableAmount", NS),
         vat_breakdown=_vat_breakdown(tax_total),
         lines=_lines(root, credit),
+        allowances_charges=_allowances_charges(root),
         iban=_iban(root),
         payment_reference=find_text(root, "cac:PaymentMeans/cbc:PaymentID", NS),
     )
@@ -128,6 +129,22 @@ def _lines(root: etree._Element, credit: bool) -> list[InvoiceLine]:
         )
         for line in root.findall(line_tag, NS)
     ]
+
+
+def _allowances_charges(root: etree._Element) -> list[AllowanceCharge]:
+    """BG-20 / BG-21: the document's own AllowanceCharge elements (a line's sit in its line amount)."""
+    found: list[AllowanceCharge] = []
+    for node in root.findall("cac:AllowanceCharge", NS):
+        amount = find_decimal(node, "cbc:Amount", NS)
+        if amount is None:
+            continue
+        rate = find_decimal(node, "cac:TaxCategory/cbc:Percent", NS)
+        category = find_text(node, "cac:TaxCategory/cbc:ID", NS)
+        found.append(AllowanceCharge(
+            charge=(find_text(node, "cbc:ChargeIndicator", NS) or "").lower() == "true", amount=amount,
+            reason=find_name(node, "cbc:AllowanceChargeReason", NS),
+            vat_rate=Decimal("0") if rate is None and category else rate, vat_category=category))
+    return found
 
 
 def _line_rate(line: etree._Element) -> Decimal | None:
