@@ -247,3 +247,36 @@ def test_dashboard_rules_form_books_and_bank_page_shows_the_journal(app, session
     assert "journal BQ1, account 512001" in bank_page and "Banque &lt;b&gt;Pop&lt;/b&gt;" in bank_page
     listing = text(web.get("/accounting?status=ready&journal=BQ1"))
     assert "CFE 2026" in listing and 'value="BQ1"' in listing
+    api = app.test_client()
+    auth = {"Authorization": f"Bearer {tenant.token}"}
+    assert api.get("/api/v1/bank-accounts", headers=auth).get_json()["items"][0] | {"csv_mapping": None} == {
+        "id": account.id, "iban": IBAN_1, "name": "Banque <b>Pop</b>", "currency": None, "balance": None,
+        "balance_date": None, "csv_mapping": None, "journal": "BQ1", "ledger_account": "512001"}
+    assert [e["journal"] for e in api.get("/api/v1/accounting/entries?status=ready&journal=bq1",
+                                          headers=auth).get_json()["items"]] == ["BQ1"]
+
+
+def test_settlement_drafts_from_before_move_to_their_bank_journal_posted_ones_stay(session, storage, tenant):
+    tid = tenant.tenant.id
+    invoice, _ = validate(session, storage, tenant, "L-1", "120.00", net="100.00", tax="20.00")
+    account = bank_account(session, tid, IBAN_1)
+    entries = []
+    for day, amount in ((10, "50.00"), (20, "70.00")):
+        tx = transaction(session, account, f"l-{day}", date(2026, 3, day), amount, "Client SA")
+        match = Match(tenant_id=tid, transaction_id=tx.id, invoice_id=invoice.id, amount=D(amount))
+        session.add(match)
+        session.flush()
+        reconciliation.accept_match(session, tid, match.id, tenant.admin.id)
+        sync_bank_entries(session, tid)
+        entries.append(entry_of(session, f"match:{match.id}"))
+    for entry in entries:  # as the settlements were drafted before one journal per bank account
+        entry.journal = "BQ"
+        entry.lines[0].account = "512000"
+    entrysvc.post_entry(session, tid, entries[0].id, tenant.admin.id, today=date(2026, 3, 21))
+    session.commit()
+    assert sync_bank_entries(session, tid) == 1
+    assert sync_bank_entries(session, tid) == 0
+    session.commit()
+    assert (entries[0].journal, lines(entries[0])[0]) == ("BQ", ("512000", "50.00", "0.00"))  # posted: as it was
+    assert (entries[1].journal, lines(entries[1])[0], entries[1].status) == (
+        "BQ1", ("512001", "70.00", "0.00"), EntryStatus.READY.value)

@@ -11,18 +11,20 @@ Each settlement goes to the journal and 512xxx account of its transaction's bank
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import String, cast, exists, func, literal, select
 from sqlalchemy.orm import Session
 
 from core.accounting import books as booksvc
 from core.accounting.bankjournals import BankBook, ensure_bank_journals
-from core.accounting.charts import Chart
+from core.accounting.charts import BANK, Chart
 from core.accounting.ledger import ZERO, Entry, Line
 from core.accounting.models import EntryLine, EntryStatus, JournalEntry
-from core.accounting.rows import aux_code, write_row
+from core.accounting.rows import aux_code, to_value, write_row
 from core.models import BankTransaction, Direction, DocType, Invoice, Match, MatchState
 
 LETTERS = 4  # fixed width, so that the greatest code is also the last one given: AAAA, AAAB, ...
@@ -47,6 +49,7 @@ def sync_settlements(session: Session, tenant_id: int) -> int:
         JournalEntry.status != EntryStatus.POSTED.value, ~still_applied)))
     for row in stale:
         session.delete(row)
+    moved = _rehome_legacy_drafts(session, tenant_id, source_of_match)
     if missing:
         banks = ensure_bank_journals(session, tenant_id, {tx.account_id for _match, _invoice, tx in missing})
         books = booksvc.load_books(session, tenant_id)
@@ -59,7 +62,31 @@ def sync_settlements(session: Session, tenant_id: int) -> int:
             write_row(row, settlement_entry(match, invoice, tx, chart, bank), books)
             session.add(row)
     session.flush()
-    return len(missing) + len(stale)
+    return len(missing) + len(stale) + moved
+
+
+def _rehome_legacy_drafts(session: Session, tenant_id: int, source_of_match: Any) -> int:
+    """Settlement drafts made when every bank movement went to BQ / 512000 move to their bank account's
+    journal and account (posted ones stay where they were posted)."""
+    legacy = session.execute(
+        select(JournalEntry, BankTransaction.account_id)
+        .join(Match, source_of_match == JournalEntry.source)
+        .join(BankTransaction, BankTransaction.id == Match.transaction_id)
+        .where(JournalEntry.tenant_id == tenant_id, JournalEntry.journal == BANK,
+               JournalEntry.source.like("match:%"), JournalEntry.status != EntryStatus.POSTED.value,
+               Match.tenant_id == tenant_id)
+    ).all()
+    if not legacy:
+        return 0
+    banks = ensure_bank_journals(session, tenant_id, {account_id for _row, account_id in legacy})
+    books = booksvc.load_books(session, tenant_id)
+    old_account = booksvc.chart_of(session, tenant_id).bank
+    for row, account_id in legacy:
+        book = banks[account_id]
+        entry = to_value(row)
+        lines = tuple(replace(ln, account=book.account) if ln.account == old_account else ln for ln in entry.lines)
+        write_row(row, replace(entry, journal=book.journal, lines=lines), books)
+    return len(legacy)
 
 
 def settlement_entry(match: Match, invoice: Invoice, tx: BankTransaction, chart: Chart, book: BankBook) -> Entry:
