@@ -245,6 +245,7 @@ def test_dashboard_rules_form_books_and_bank_page_shows_the_journal(app, session
     assert lines(entry_of(session, f"banktx:{tx.id}")) == [("635000", "35.00", "0.00"), ("512001", "0.00", "35.00")]
     bank_page = text(web.get("/bank"))
     assert "journal BQ1, account 512001" in bank_page and "Banque &lt;b&gt;Pop&lt;/b&gt;" in bank_page
+    assert "journal BQ1, account 512001" in text(web.get(f"/bank/accounts/{account.id}"))
     listing = text(web.get("/accounting?status=ready&journal=BQ1"))
     assert "CFE 2026" in listing and 'value="BQ1"' in listing
     api = app.test_client()

@@ -172,7 +172,9 @@ def account(account_id: int) -> Any:
             flash_refusal(exc)
         return redirect(url_for(".account", account_id=account_id))
     mapping = acct.csv_mapping or {}
-    return render_template("bank/account.html", account=acct, mapping=mapping, columns=MAPPING_COLUMNS)
+    journal = bank_journals(db.session, tenant_id()).get(acct.id)
+    return render_template("bank/account.html", account=acct, mapping=mapping, columns=MAPPING_COLUMNS,
+                           journal=journal)
 
 
 @bp.get("/transactions/<int:transaction_id>")
