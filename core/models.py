@@ -622,6 +622,10 @@ class MatchingRule(Base):
     min_amount: Mapped[Decimal | None] = mapped_column(Money)  # signed bounds, inclusive
     max_amount: Mapped[Decimal | None] = mapped_column(Money)
     category: Mapped[str] = mapped_column(String(100))
+    # The general-ledger account (of the tenant's chart) a categorised transaction is posted to, and the
+    # VAT rate its amount includes: with an account, core.accounting drafts the bank entry (issue 18).
+    account: Mapped[str | None] = mapped_column(String(20))
+    vat_rate: Mapped[Decimal | None] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

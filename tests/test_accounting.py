@@ -428,9 +428,9 @@ def test_partial_payments_give_settlements_and_letter_the_invoice_when_settled(s
     assert sync_settlements(session, tid) == 1
     assert sync_settlements(session, tid) == 0  # idempotent
     first = session.scalars(select(JournalEntry).where(JournalEntry.source == f"match:{matches[0].id}")).one()
-    assert first.journal == "BQ" and first.status == EntryStatus.READY.value
+    assert first.journal == "BQ1" and first.status == EntryStatus.READY.value  # the bank account's own journal
     assert [(ln.account, str(ln.debit), str(ln.credit), ln.aux) for ln in first.lines] == [
-        ("512000", "50.00", "0.00", None), ("411000", "0.00", "50.00", entry.lines[0].aux)]
+        ("512001", "50.00", "0.00", None), ("411000", "0.00", "50.00", entry.lines[0].aux)]
     entrysvc.post_entries(session, tid, [entry.id, first.id], tenant.admin.id, today=date(2026, 3, 21))
     assert all(ln.letter is None for ln in entry.lines)  # partly paid: open
     reconciliation.accept_match(session, tid, matches[1].id, tenant.admin.id)
@@ -483,7 +483,7 @@ def test_an_undone_payment_takes_its_settlement_draft_away(session, storage, ten
     assert sync_settlements(session, tid) == 1
     draft = session.scalars(select(JournalEntry).where(JournalEntry.source == f"match:{match.id}")).one()
     assert [(ln.account, str(ln.debit), str(ln.credit)) for ln in draft.lines] == [
-        ("401000", "120.00", "0.00"), ("512000", "0.00", "118.00"), ("627000", "0.00", "2.00")]
+        ("401000", "120.00", "0.00"), ("512001", "0.00", "118.00"), ("627000", "0.00", "2.00")]
     reconciliation.undo_match(session, tid, match.id, tenant.admin.id)
     assert sync_settlements(session, tid) == 1
     assert session.scalars(select(JournalEntry).where(JournalEntry.source == f"match:{match.id}")).first() is None

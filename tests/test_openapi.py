@@ -218,6 +218,11 @@ def test_real_answers_match_their_documented_schemas(
     api.call("POST", "/reconcile", "/reconcile", 200)
     rule = api.call("POST", "/matching-rules", "/matching-rules", 201,
                     json={"name": "Rent", "counterparty_pattern": "Immo", "category": "rent"})
+    booked = api.call("POST", "/matching-rules", "/matching-rules", 201,
+                      json={"text_pattern": "Loyer", "category": "rent", "account": "613200", "vat_rate": 20})
+    assert (booked["account"], booked["vat_rate"]) == ("613200", "20")
+    api.call("POST", "/matching-rules", "/matching-rules", 422, json={"category": "x", "text_pattern": "y",
+                                                                      "account": "613999"})
     api.call("GET", "/matching-rules", "/matching-rules", 200)
     api.call("DELETE", f"/matching-rules/{rule['id']}", "/matching-rules/{rule_id}", 204)
     api.call("GET", "/treasury", "/treasury", 200)

@@ -39,13 +39,17 @@ class LedgerAccount(Base):
 
 class Journal(Base):
     __tablename__ = "acc_journals"
-    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "code"), UniqueConstraint("tenant_id", "bank_account_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     code: Mapped[str] = mapped_column(String(8))
     label: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(16))  # purchases | sales | bank | misc
+    # A bank journal of one bank account (core.accounting.bankjournals) and its general-ledger account
+    # (512001, 1201...); the seeded BQ journal has neither (entries from before one journal per account).
+    bank_account_id: Mapped[int | None] = mapped_column(ForeignKey("bank_accounts.id", ondelete="SET NULL"))
+    account: Mapped[str | None] = mapped_column(String(20))
 
 
 class FiscalYear(Base):

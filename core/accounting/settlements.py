@@ -5,21 +5,26 @@ client's 411 or the supplier's 401 auxiliary account), and an invoice settled in
 Reconciliation applies matches in bulk (``core.banking.reconciliation``), so settlements are synchronised
 rather than hooked: ``sync_settlements`` drafts one entry per applied match that has none, and drops the
 draft of a match undone since (a posted one stays and is corrected by its reversal). Safe to run any time.
+Each settlement goes to the journal and 512xxx account of its transaction's bank account
+(``bankjournals``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import String, cast, exists, func, literal, select
 from sqlalchemy.orm import Session
 
 from core.accounting import books as booksvc
+from core.accounting.bankjournals import BankBook, ensure_bank_journals
 from core.accounting.charts import BANK, Chart
 from core.accounting.ledger import ZERO, Entry, Line
 from core.accounting.models import EntryLine, EntryStatus, JournalEntry
-from core.accounting.rows import aux_code, write_row
+from core.accounting.rows import aux_code, to_value, write_row
 from core.models import BankTransaction, Direction, DocType, Invoice, Match, MatchState
 
 LETTERS = 4  # fixed width, so that the greatest code is also the last one given: AAAA, AAAB, ...
@@ -44,29 +49,57 @@ def sync_settlements(session: Session, tenant_id: int) -> int:
         JournalEntry.status != EntryStatus.POSTED.value, ~still_applied)))
     for row in stale:
         session.delete(row)
+    moved = _rehome_legacy_drafts(session, tenant_id, source_of_match)
     if missing:
+        banks = ensure_bank_journals(session, tenant_id, {tx.account_id for _match, _invoice, tx in missing})
         books = booksvc.load_books(session, tenant_id)
         chart = booksvc.chart_of(session, tenant_id)
         for match, invoice, tx in missing:
+            bank = banks[tx.account_id]
             row = JournalEntry(tenant_id=tenant_id, source=f"match:{match.id}", invoice_id=invoice.id,
-                               client_id=invoice.client_id, direction=invoice.direction, journal=BANK,
+                               client_id=invoice.client_id, direction=invoice.direction, journal=bank.journal,
                                entry_date=tx.booking_date, edited=True)  # rules never rewrite a settlement
-            write_row(row, settlement_entry(match, invoice, tx, chart), books)
+            write_row(row, settlement_entry(match, invoice, tx, chart, bank), books)
             session.add(row)
     session.flush()
-    return len(missing) + len(stale)
+    return len(missing) + len(stale) + moved
 
 
-def settlement_entry(match: Match, invoice: Invoice, tx: BankTransaction, chart: Chart) -> Entry:
-    """512 against 411/401 for the amount the invoice is credited with; what was not received in cash
-    (``write_off``: fees deducted, a discount) goes to bank fees. A refund (credit note) is the other way."""
+def _rehome_legacy_drafts(session: Session, tenant_id: int, source_of_match: Any) -> int:
+    """Settlement drafts made when every bank movement went to BQ / 512000 move to their bank account's
+    journal and account (posted ones stay where they were posted)."""
+    legacy = session.execute(
+        select(JournalEntry, BankTransaction.account_id)
+        .join(Match, source_of_match == JournalEntry.source)
+        .join(BankTransaction, BankTransaction.id == Match.transaction_id)
+        .where(JournalEntry.tenant_id == tenant_id, JournalEntry.journal == BANK,
+               JournalEntry.source.like("match:%"), JournalEntry.status != EntryStatus.POSTED.value,
+               Match.tenant_id == tenant_id)
+    ).all()
+    if not legacy:
+        return 0
+    banks = ensure_bank_journals(session, tenant_id, {account_id for _row, account_id in legacy})
+    books = booksvc.load_books(session, tenant_id)
+    old_account = booksvc.chart_of(session, tenant_id).bank
+    for row, account_id in legacy:
+        book = banks[account_id]
+        entry = to_value(row)
+        lines = tuple(replace(ln, account=book.account) if ln.account == old_account else ln for ln in entry.lines)
+        write_row(row, replace(entry, journal=book.journal, lines=lines), books)
+    return len(legacy)
+
+
+def settlement_entry(match: Match, invoice: Invoice, tx: BankTransaction, chart: Chart, book: BankBook) -> Entry:
+    """512xxx against 411/401 for the amount the invoice is credited with, in the bank account's journal;
+    what was not received in cash (``write_off``: fees deducted, a discount) goes to bank fees. A refund
+    (credit note) is the other way."""
     purchase = invoice.direction == Direction.PAYABLE.value
     refund = invoice.doc_type == DocType.CREDIT_NOTE.value
     amount = abs(match.amount)
     write_off = abs(match.write_off or ZERO)
     cash = amount - write_off
     label = f"{invoice.number} {tx.counterparty or ''}".strip()[:200]
-    control, bank, fees = (chart.payable if purchase else chart.receivable), chart.bank, chart.bank_fees
+    control, bank, fees = (chart.payable if purchase else chart.receivable), book.account, chart.bank_fees
     aux, aux_label = aux_code(invoice), (invoice.client.name if invoice.client else invoice.issuer) or ""
     money_in = purchase == refund  # a client pays, or a supplier refunds
     lines = []
@@ -80,7 +113,7 @@ def settlement_entry(match: Match, invoice: Invoice, tx: BankTransaction, chart:
         lines.append(Line(account=bank, credit=cash, label=label))
         if write_off:
             lines.append(Line(account=fees, credit=write_off, label=label))
-    return Entry(journal=BANK, date=tx.booking_date, label=label, piece_ref=(invoice.number or "")[:100],
+    return Entry(journal=book.journal, date=tx.booking_date, label=label, piece_ref=(invoice.number or "")[:100],
                  lines=tuple(lines), piece_date=tx.booking_date)
 
 

@@ -8,6 +8,7 @@ undoing subtracts it again and recomputes status and ``paid_at`` from the matche
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ ZERO = Decimal("0")
 CENT = Decimal("0.01")
 MAX_SPLIT_PARTS = 50
 MAX_RULE_TEXT = 200
+RULE_ACCOUNT = re.compile(r"[0-9A-Z]{1,20}")  # an account number, as core.accounting.books accepts them
 
 
 @dataclass
@@ -498,8 +500,24 @@ def _optional_amount(value: Any, name: str, errors: dict[str, str]) -> Decimal |
         return None
 
 
+def _optional_rate(value: Any, errors: dict[str, str]) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        rate = Decimal(str(value).strip().replace(",", "."))
+        if not rate.is_finite() or not 0 <= rate <= 100:
+            raise InvalidOperation
+        return rate.quantize(CENT)
+    except (InvalidOperation, ValueError):
+        errors["vat_rate"] = N_("A VAT rate is a number between 0 and 100.")
+        return None
+
+
 def create_rule(session: Session, tenant_id: int, data: dict[str, Any], apply_to_past: bool = True) -> MatchingRule:
-    """A rule: counterparty and/or text contained (case-insensitive), signed amount range, category."""
+    """A rule: counterparty and/or text contained (case-insensitive), signed amount range, category; and
+    optionally the general-ledger account (and VAT rate) its transactions are booked to. Only the form of
+    the account is checked here: that it is in the chart and active is ``core.accounting.bankrules``'s
+    check, which the transports go through."""
     errors: dict[str, str] = {}
     text = {k: str(data.get(k) or "").strip() for k in ("name", "counterparty_pattern", "text_pattern", "category")}
     for key, value in text.items():
@@ -513,12 +531,18 @@ def create_rule(session: Session, tenant_id: int, data: dict[str, Any], apply_to
         errors["max_amount"] = N_("must not be below the minimum")
     if not (text["counterparty_pattern"] or text["text_pattern"] or low is not None or high is not None):
         errors["counterparty_pattern"] = N_("give a counterparty, a text or an amount range to recognise")
+    account = str(data.get("account") or "").strip().upper() or None
+    if account is not None and not RULE_ACCOUNT.fullmatch(account):
+        errors["account"] = N_("An account number is 1 to 20 digits or capital letters.")
+    vat_rate = _optional_rate(data.get("vat_rate"), errors)
+    if vat_rate is not None and account is None:
+        errors["vat_rate"] = N_("a VAT rate needs an account to post to")
     if errors:
         raise ValidationFailed(errors)
     rule = MatchingRule(
         tenant_id=tenant_id, name=text["name"] or text["category"], category=text["category"][:100],
         counterparty_pattern=text["counterparty_pattern"] or None, text_pattern=text["text_pattern"] or None,
-        min_amount=low, max_amount=high,
+        min_amount=low, max_amount=high, account=account, vat_rate=vat_rate,
     )  # fmt: skip
     session.add(rule)
     session.flush()

@@ -22,8 +22,8 @@ from core.accounting import books as booksvc
 from core.accounting import entries as entrysvc
 from core.accounting import exports, fec, fiscal
 from core.accounting import listing as entry_listing
+from core.accounting.bankrules import sync_bank_entries
 from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
-from core.accounting.settlements import sync_settlements
 from core.errors import NotFound
 from core.tenancy import access
 from dashboard.api.auth import api_viewer
@@ -98,7 +98,8 @@ def require_admin() -> None:
 @bp.get("/accounting/entries")
 @operation("Accounting", "Journal entries: to process, ready to post, posted",
            query=(enum_query("status", EntryStatus, "Only entries in this status."),
-                  query("journal", "Only entries of this journal (AC, VT, BQ, OD...).", {"type": "string"}),
+                  query("journal", "Only entries of this journal (AC, VT, OD, BQ1 and the other bank journals).",
+                        {"type": "string"}),
                   *filter_query(entry_listing.ENTRY_SORTS, payment_status=False,
                                 accepted=entry_listing.ENTRY_FILTERS),
                   *PAGE_QUERY),
@@ -109,7 +110,7 @@ def require_admin() -> None:
            ok={200: page_of("Entry")}, errors=(400,))
 def list_entries() -> Response:
     viewer = api_viewer()
-    if sync_settlements(dbs(), viewer.tenant_id):  # payments reconciled since: their bank entries
+    if sync_bank_entries(dbs(), viewer.tenant_id):  # payments reconciled, transactions categorised since
         dbs().commit()
     return paginated(visible_entries(viewer), entry_json)
 

@@ -11,6 +11,9 @@ from flask import Response, jsonify, request
 from sqlalchemy.orm import selectinload
 
 from core import listing
+from core.accounting import bankrules
+from core.accounting.bankjournals import bank_journals
+from core.accounting.models import Journal
 from core.banking import reconciliation
 from core.banking import transactions as bank
 from core.documents import review as documents
@@ -30,7 +33,8 @@ ACCOUNT_QUERY = query("account_id", "Only this bank account's transactions.",
                       {"type": "integer", "minimum": 1, "maximum": 2**31 - 1})
 
 
-def account_json(account: BankAccount) -> dict[str, Any]:
+def account_json(account: BankAccount, journals: dict[int, Journal] | None = None) -> dict[str, Any]:
+    journal = (journals or {}).get(account.id)
     return {
         "id": account.id,
         "iban": account.iban,
@@ -39,6 +43,8 @@ def account_json(account: BankAccount) -> dict[str, Any]:
         "balance": money(account.balance),
         "balance_date": iso(account.balance_date),
         "csv_mapping": account.csv_mapping,
+        "journal": journal.code if journal else None,
+        "ledger_account": journal.account if journal else None,
     }
 
 
@@ -89,6 +95,8 @@ def rule_json(rule: MatchingRule) -> dict[str, Any]:
         "min_amount": money(rule.min_amount),
         "max_amount": money(rule.max_amount),
         "category": rule.category,
+        "account": rule.account,
+        "vat_rate": None if rule.vat_rate is None else format(rule.vat_rate.normalize(), "f"),
     }
 
 
@@ -132,7 +140,8 @@ def upload_statement() -> tuple[Response, int]:
 @operation("Bank", "Bank accounts with their last known balance", query=PAGE_QUERY,
            ok={200: page_of("BankAccount")}, errors=(400,))
 def list_bank_accounts() -> Response:
-    return paginated(bank.accounts_query(caller().tenant_id), account_json)
+    journals = bank_journals(dbs(), caller().tenant_id)
+    return paginated(bank.accounts_query(caller().tenant_id), lambda account: account_json(account, journals))
 
 
 @bp.get("/transactions")
@@ -208,7 +217,7 @@ def categorise_transaction(transaction_id: int) -> Response:
     if category is not None and not isinstance(category, str):
         raise ApiError(400, "category must be a string or null")
     session, who = dbs(), caller()
-    tx = reconciliation.set_category(session, who.tenant_id, transaction_id, category)
+    tx = bankrules.set_category(session, who.tenant_id, transaction_id, category)
     session.commit()
     return jsonify(transaction_json(tx))
 
@@ -258,9 +267,14 @@ def list_rules() -> Response:
 
 @bp.post("/matching-rules")
 @operation("Bank", "Create a matching rule (a category for transactions it recognises)",
+           description="With `account` (a number of the company's chart, active), every transaction the rule "
+                       "recognises is also booked: a draft entry in its bank account's journal, the bank's 512xxx "
+                       "against that account, split into net and VAT when `vat_rate` (the rate the amount "
+                       "includes) is given. An unknown or deactivated account is refused (422).",
            body={"type": "object", "properties": {
                key: {"type": ["string", "number", "null"]}
-               for key in ("name", "counterparty_pattern", "text_pattern", "min_amount", "max_amount", "category")}},
+               for key in ("name", "counterparty_pattern", "text_pattern", "min_amount", "max_amount", "category",
+                           "account", "vat_rate")}},
            body_required=True, ok={201: ref("MatchingRule")}, errors=(400, 415, 422))
 def create_rule() -> tuple[Response, int]:
     body = json_object()
@@ -268,7 +282,7 @@ def create_rule() -> tuple[Response, int]:
         if isinstance(value, bool) or (value is not None and not isinstance(value, str | int | float)):
             raise ApiError(422, "validation failed", {key: "must be a string, a number or null"})
     session, who = dbs(), caller()
-    rule = reconciliation.create_rule(session, who.tenant_id, body)
+    rule = bankrules.create_rule(session, who.tenant_id, body)
     session.commit()
     return jsonify(rule_json(rule)), 201
 
@@ -287,8 +301,9 @@ def delete_rule(rule_id: int) -> tuple[str, int]:
            ok={200: ref("Treasury")})
 def get_treasury() -> Response:
     view = reconciliation.treasury(dbs(), caller().tenant_id, viewer=api_viewer())
+    journals = bank_journals(dbs(), caller().tenant_id)
     return jsonify(
-        accounts=[account_json(a) for a in view.accounts],
+        accounts=[account_json(a, journals) for a in view.accounts],
         positions=[
             {
                 "currency": p.currency, "balance": money(p.balance), "expected_in": money(p.expected_in),

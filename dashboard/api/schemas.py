@@ -159,6 +159,9 @@ SCHEMAS: dict[str, Schema] = {
     "BankAccount": closed({
         "id": ID, "iban": {"type": "string"}, "name": TEXT, "currency": TEXT, "balance": MONEY,
         "balance_date": DATE, "csv_mapping": {"type": ["object", "null"]},
+        "journal": {"type": ["string", "null"], "description": "Its bank journal (BQ1, BQ2...), given at its "
+                    "first entry."},
+        "ledger_account": {"type": ["string", "null"], "description": "Its general-ledger account (512001...)."},
     }),
     "Match": closed({
         "id": ID, "transaction_id": ID, "invoice_id": OPTIONAL_ID, "invoice_number": TEXT, "amount": MONEY,
@@ -177,6 +180,8 @@ SCHEMAS: dict[str, Schema] = {
     "MatchingRule": closed({
         "id": ID, "name": {"type": "string"}, "counterparty_pattern": TEXT, "text_pattern": TEXT,
         "min_amount": MONEY, "max_amount": MONEY, "category": TEXT,
+        "account": {"type": ["string", "null"], "description": "The account its transactions are booked to."},
+        "vat_rate": {"type": ["string", "null"], "description": "The VAT rate their amounts include (20, 5.5)."},
     }),
     "StatementImport": closed({
         "statements": {"type": "integer"}, "created": {"type": "integer"}, "duplicates": {"type": "integer"},

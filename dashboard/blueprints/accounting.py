@@ -22,9 +22,9 @@ from core.accounting import books as booksvc
 from core.accounting import entries as entrysvc
 from core.accounting import exports, fec, fiscal
 from core.accounting import listing as entry_listing
-from core.accounting.charts import JOURNALS
+from core.accounting.bankjournals import journal_choices
+from core.accounting.bankrules import sync_bank_entries
 from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
-from core.accounting.settlements import sync_settlements
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.tenancy import access
 from dashboard import listing as list_web
@@ -59,7 +59,7 @@ def _entries_filtered() -> tuple[listing.ListFilters, str, str | None, Select[An
     if status not in {s.value for s in EntryStatus}:
         status = EntryStatus.TO_PROCESS.value
     journal = request.args.get("journal") or None
-    if journal not in {code for code, _label, _kind in JOURNALS}:
+    if journal not in {code for code, _label, _kind in journal_choices(db.session, viewer.tenant_id)}:
         journal = None
     args = {k: v for k, v in request.args.items() if k not in ("status", "journal")}  # the tab, not a payment status
     current = listing.only(listing.parse_filters(args, entry_listing.ENTRY_SORTS, entry_listing.ENTRY_DEFAULT_SORT),
@@ -72,13 +72,14 @@ def _entries_filtered() -> tuple[listing.ListFilters, str, str | None, Select[An
 @tenant_required
 def index() -> str:
     viewer = current_viewer()
-    if sync_settlements(db.session, viewer.tenant_id):  # payments reconciled since: their bank entries
+    if sync_bank_entries(db.session, viewer.tenant_id):  # payments reconciled, transactions categorised since
         db.session.commit()
     current, status, journal, stmt = _entries_filtered()
     page = paginated(stmt.options(selectinload(JournalEntry.lines)))
     keep = {"status": status} | ({"journal": journal} if journal else {})
     return render_template("accounting/index.html", active_nav="accounting", page=page, status=status,
-                           journal=journal, journals=JOURNALS, statuses=list(EntryStatus), is_admin=viewer.is_admin,
+                           journal=journal, journals=journal_choices(db.session, viewer.tenant_id),
+                           statuses=list(EntryStatus), is_admin=viewer.is_admin,
                            max_bulk=entry_listing.MAX_BULK,
                            **list_web.bar_context(current, payment_status=False, export_endpoint=".export_entries",
                                                   fields=entry_listing.ENTRY_FILTERS, keep=keep))

@@ -14,6 +14,8 @@ from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from core import listing
+from core.accounting import bankrules
+from core.accounting.bankjournals import bank_journals
 from core.banking import reconciliation
 from core.banking import transactions as bank
 from core.banking.reconcile.csvexport import to_csv
@@ -91,7 +93,7 @@ def index() -> str:
                                fields=listing.TRANSACTION_FILTERS, keep={"status": status} if status else {})
     return render_template(
         "bank/index.html", page=paginated(stmt), status=status, accounts=accounts,
-        statuses=[s.value for s in TransactionStatus], **bar,
+        journals=bank_journals(db.session, tenant_id()), statuses=[s.value for s in TransactionStatus], **bar,
     )  # fmt: skip
 
 
@@ -170,7 +172,9 @@ def account(account_id: int) -> Any:
             flash_refusal(exc)
         return redirect(url_for(".account", account_id=account_id))
     mapping = acct.csv_mapping or {}
-    return render_template("bank/account.html", account=acct, mapping=mapping, columns=MAPPING_COLUMNS)
+    journal = bank_journals(db.session, tenant_id()).get(acct.id)
+    return render_template("bank/account.html", account=acct, mapping=mapping, columns=MAPPING_COLUMNS,
+                           journal=journal)
 
 
 @bp.get("/transactions/<int:transaction_id>")
@@ -237,9 +241,7 @@ def split(transaction_id: int) -> Response:
 @tenant_required
 def categorise(transaction_id: int) -> Response:
     _visible_transaction(transaction_id)
-    _attempt(
-        lambda: reconciliation.set_category(db.session, tenant_id(), transaction_id, request.form.get("category"))
-    )
+    _attempt(lambda: bankrules.set_category(db.session, tenant_id(), transaction_id, request.form.get("category")))
     return redirect(url_for(".transaction", transaction_id=transaction_id))
 
 
@@ -257,9 +259,10 @@ def reconcile() -> Response:
 @tenant_required
 def rules() -> Any:
     if request.method == "POST":
-        fields = ("name", "counterparty_pattern", "text_pattern", "min_amount", "max_amount", "category")
+        fields = ("name", "counterparty_pattern", "text_pattern", "min_amount", "max_amount", "category", "account",
+                  "vat_rate")
         try:
-            rule = reconciliation.create_rule(db.session, tenant_id(), {k: request.form.get(k, "") for k in fields})
+            rule = bankrules.create_rule(db.session, tenant_id(), {k: request.form.get(k, "") for k in fields})
             db.session.commit()
             flash(_("Rule “%(name)s” saved and applied to past transactions.", name=rule.name), "info")
         except ServiceError as exc:
@@ -267,7 +270,8 @@ def rules() -> Any:
             flash_refusal(exc)
         return redirect(url_for(".rules"))
     items = db.session.scalars(reconciliation.rules_query(tenant_id())).all()
-    return render_template("bank/rules.html", rules=items)
+    accounts = bankrules.account_choices(db.session, tenant_id())
+    return render_template("bank/rules.html", rules=items, accounts=accounts)
 
 
 @bp.post("/rules/<int:rule_id>/delete")
