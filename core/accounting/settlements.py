@@ -59,7 +59,8 @@ def sync_settlements(session: Session, tenant_id: int) -> int:
 
 def settlement_entry(match: Match, invoice: Invoice, tx: BankTransaction, chart: Chart) -> Entry:
     """512 against 411/401 for the amount the invoice is credited with; what was not received in cash
-    (``write_off``: fees deducted, a discount) goes to bank fees. A refund (credit note) is the other way."""
+    (``write_off``: fees deducted, a discount) goes to bank fees; what a supplier was paid less than its
+    invoice is a gain on payables (758 / sonstige Erträge). A refund (credit note) is the other way."""
     purchase = invoice.direction == Direction.PAYABLE.value
     refund = invoice.doc_type == DocType.CREDIT_NOTE.value
     amount = abs(match.amount)
@@ -67,6 +68,7 @@ def settlement_entry(match: Match, invoice: Invoice, tx: BankTransaction, chart:
     cash = amount - write_off
     label = f"{invoice.number} {tx.counterparty or ''}".strip()[:200]
     control, bank, fees = (chart.payable if purchase else chart.receivable), chart.bank, chart.bank_fees
+    gain = (chart.payables_gain or fees) if purchase and not refund else fees
     aux, aux_label = aux_code(invoice), (invoice.client.name if invoice.client else invoice.issuer) or ""
     money_in = purchase == refund  # a client pays, or a supplier refunds
     lines = []
@@ -79,7 +81,7 @@ def settlement_entry(match: Match, invoice: Invoice, tx: BankTransaction, chart:
         lines.append(Line(account=control, debit=amount, label=label, aux=aux, aux_label=aux_label[:200]))
         lines.append(Line(account=bank, credit=cash, label=label))
         if write_off:
-            lines.append(Line(account=fees, credit=write_off, label=label))
+            lines.append(Line(account=gain, credit=write_off, label=label))
     return Entry(journal=BANK, date=tx.booking_date, label=label, piece_ref=(invoice.number or "")[:100],
                  lines=tuple(lines), piece_date=tx.booking_date)
 
