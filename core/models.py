@@ -81,6 +81,7 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
     MEMBER = "member"
     SUPPORT = "support"
+    ACCOUNTANT = "accountant"  # a member who also keeps the books: posts, reverses, exports, edits the chart
 
 
 class MessageSource(enum.StrEnum):

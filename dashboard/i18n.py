@@ -66,9 +66,9 @@ HTTP_ERRORS = (
     N_("Service Unavailable"),
 )
 # Roles and statuses shown as stored values (|tr), and the language names of the switcher's label.
-SHOWN_VALUES = (N_("admin"), N_("member"), N_("support"), N_("suggested"), N_("applied"), N_("rejected"),
-                N_("unmatched"), N_("matched"), N_("partially_matched"), N_("categorised"), N_("ignored"),
-                N_("imported"), N_("duplicate"), N_("failed"), N_("skipped"))
+SHOWN_VALUES = (N_("admin"), N_("accountant"), N_("member"), N_("support"), N_("suggested"), N_("applied"),
+                N_("rejected"), N_("unmatched"), N_("matched"), N_("partially_matched"), N_("categorised"),
+                N_("ignored"), N_("imported"), N_("duplicate"), N_("failed"), N_("skipped"))
 
 
 def reason_text(row: object) -> str:

@@ -36,6 +36,14 @@ def admin_required() -> Viewer:
     return viewer
 
 
+def books_required() -> Viewer:
+    """Posting, reversing, exports and the chart of accounts: admins and accountants (``access.can_keep_books``)."""
+    viewer = current_viewer()
+    if not access.can_keep_books(viewer):
+        abort(403, _("Only an admin or an accountant of this company can do this."))
+    return viewer
+
+
 def today() -> date:
     """The day balances are computed for, in the display time zone; tests pin it with the
     ``INBOX_TODAY`` setting (an ISO date) instead of patching the clock."""

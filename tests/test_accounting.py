@@ -483,7 +483,7 @@ def test_an_undone_payment_takes_its_settlement_draft_away(session, storage, ten
     assert sync_settlements(session, tid) == 1
     draft = session.scalars(select(JournalEntry).where(JournalEntry.source == f"match:{match.id}")).one()
     assert [(ln.account, str(ln.debit), str(ln.credit)) for ln in draft.lines] == [
-        ("401000", "120.00", "0.00"), ("512001", "0.00", "118.00"), ("627000", "0.00", "2.00")]
+        ("401000", "120.00", "0.00"), ("512001", "0.00", "118.00"), ("758000", "0.00", "2.00")]
     reconciliation.undo_match(session, tid, match.id, tenant.admin.id)
     assert sync_settlements(session, tid) == 1
     assert session.scalars(select(JournalEntry).where(JournalEntry.source == f"match:{match.id}")).first() is None

@@ -171,7 +171,7 @@ def test_bad_invitation_links_say_why_and_create_nothing(app: Flask, session: Se
     before = count(session, Invitation)
     for email, role, reason in ((tenant.admin.email, "member", "already a member"),
                                 ("not-an-address", "member", "not an e-mail address"),
-                                ("x@acme.example", "support", "choose admin or member")):
+                                ("x@acme.example", "support", "choose admin, accountant or member")):
         invite(admin, email, role)
         assert reason in admin.get("/settings/members").get_data(as_text=True), reason
     assert count(session, Invitation) == before
@@ -213,7 +213,7 @@ def test_roles_and_removal_never_leave_a_company_without_an_admin(app: Flask, se
     post_form(admin, f"/settings/members/{me}/remove", {})
     assert "last admin" in admin.get("/settings/members").get_data(as_text=True)
     post_form(admin, f"/settings/members/{colleague.id}/role", {"role": "root"})
-    assert "choose admin or member" in admin.get("/settings/members").get_data(as_text=True)
+    assert "choose admin, accountant or member" in admin.get("/settings/members").get_data(as_text=True)
 
     post_form(admin, f"/settings/members/{colleague.id}/role", {"role": "admin"})
     session.rollback()

@@ -47,6 +47,9 @@ class Chart:
     rates: tuple[Decimal, ...] = field(default=())
     bank_fees: str = ""
     suspense: str = ""  # where an unidentified amount waits (471 / 1590)
+    # What a supplier was paid less than its invoice (a write-off of the balance) is a gain: an income
+    # account, not a credit to the bank fees expense (758 / sonstige betriebliche Erträge).
+    payables_gain: str = ""
 
     def vat_account(self, collected: bool, rate: Decimal) -> str:
         table, fallback = ((self.vat_collected, self.vat_collected_any) if collected
@@ -124,6 +127,7 @@ PCG = Chart(
     rates=(D("20"), D("10"), D("5.5"), D("2.1"), D("0")),
     bank_fees="627000",
     suspense="471000",
+    payables_gain="758000",
 )
 
 SKR03 = Chart(
@@ -139,6 +143,7 @@ SKR03 = Chart(
         _vat("1577", "Abziehbare Vorsteuer nach § 13b UStG 19 %", "19"),
         AccountSeed("1590", "Durchlaufende Posten"),
         AccountSeed("1600", "Verbindlichkeiten aus Lieferungen und Leistungen"),
+        AccountSeed("2700", "Sonstige Erträge"),
         _vat("1770", "Umsatzsteuer"),
         _vat("1771", "Umsatzsteuer 7 %", "7"),
         _vat("1776", "Umsatzsteuer 19 %", "19"),
@@ -172,6 +177,7 @@ SKR03 = Chart(
     rates=(D("19"), D("7"), D("0")),
     bank_fees="4970",
     suspense="1590",
+    payables_gain="2700",
 )
 
 SKR04 = Chart(
@@ -194,6 +200,7 @@ SKR04 = Chart(
         AccountSeed("4100", "Steuerfreie Umsätze § 4 Nr. 8 ff. UStG"),
         AccountSeed("4125", "Steuerfreie innergemeinschaftliche Lieferungen § 4 Nr. 1b UStG"),
         AccountSeed("4200", "Erlöse"),
+        AccountSeed("4830", "Sonstige betriebliche Erträge"),
         AccountSeed("5200", "Wareneingang"),
         AccountSeed("6300", "Sonstige betriebliche Aufwendungen"),
         AccountSeed("6310", "Miete"),
@@ -220,6 +227,7 @@ SKR04 = Chart(
     rates=(D("19"), D("7"), D("0")),
     bank_fees="6855",
     suspense="1370",
+    payables_gain="4830",
 )
 
 CHARTS = {chart.name: chart for chart in (PCG, SKR03, SKR04)}

@@ -91,8 +91,9 @@ def _rehome_legacy_drafts(session: Session, tenant_id: int, source_of_match: Any
 
 def settlement_entry(match: Match, invoice: Invoice, tx: BankTransaction, chart: Chart, book: BankBook) -> Entry:
     """512xxx against 411/401 for the amount the invoice is credited with, in the bank account's journal;
-    what was not received in cash (``write_off``: fees deducted, a discount) goes to bank fees. A refund
-    (credit note) is the other way."""
+    what was not received in cash (``write_off``: fees deducted, a discount) goes to bank fees; what a supplier
+    was paid less than its invoice is a gain on payables (758 / sonstige Erträge). A refund (credit note) is the
+    other way."""
     purchase = invoice.direction == Direction.PAYABLE.value
     refund = invoice.doc_type == DocType.CREDIT_NOTE.value
     amount = abs(match.amount)
@@ -100,6 +101,7 @@ def settlement_entry(match: Match, invoice: Invoice, tx: BankTransaction, chart:
     cash = amount - write_off
     label = f"{invoice.number} {tx.counterparty or ''}".strip()[:200]
     control, bank, fees = (chart.payable if purchase else chart.receivable), book.account, chart.bank_fees
+    gain = (chart.payables_gain or fees) if purchase and not refund else fees
     aux, aux_label = aux_code(invoice), (invoice.client.name if invoice.client else invoice.issuer) or ""
     money_in = purchase == refund  # a client pays, or a supplier refunds
     lines = []
@@ -112,7 +114,7 @@ def settlement_entry(match: Match, invoice: Invoice, tx: BankTransaction, chart:
         lines.append(Line(account=control, debit=amount, label=label, aux=aux, aux_label=aux_label[:200]))
         lines.append(Line(account=bank, credit=cash, label=label))
         if write_off:
-            lines.append(Line(account=fees, credit=write_off, label=label))
+            lines.append(Line(account=gain, credit=write_off, label=label))
     return Entry(journal=book.journal, date=tx.booking_date, label=label, piece_ref=(invoice.number or "")[:100],
                  lines=tuple(lines), piece_date=tx.booking_date)
 

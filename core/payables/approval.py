@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound, ServiceError
@@ -88,6 +88,25 @@ def approval_count() -> Any:
             .correlate(Invoice).scalar_subquery())
 
 
+def required_steps_sql() -> ColumnElement[int]:
+    """``required_steps`` as a SQL expression over Invoice and its Tenant (joined)."""
+    # Money is text on SQLite: compared as numbers (a float holds every amount in cents exactly enough
+    # to order two of them).
+    above = and_(Tenant.approval_mode == "two_above", Tenant.approval_threshold.is_not(None),
+                 Invoice.amount.is_not(None), cast(Invoice.amount, Float) > cast(Tenant.approval_threshold, Float))
+    return case((Tenant.approval_mode == "none", 0), (above, 2), else_=1)
+
+
+def state_clause(state: str) -> ColumnElement[bool]:
+    """``state_of`` as a WHERE clause, so a listing filtered by approval state pages in SQL."""
+    needed, done = required_steps_sql(), approval_count()
+    if state == APPROVED:
+        return done >= needed
+    if state == AWAITING:
+        return and_(done == 0, needed > 0)
+    return and_(done > 0, done < needed)
+
+
 def payables_query(viewer: Viewer, state: str | None = None) -> Select[Any]:
     """The viewer's payables, oldest due first; ``state``: one of STATES, or "paid" / "unpaid"."""
     stmt = select(Invoice).where(Invoice.tenant_id == viewer.tenant_id, Invoice.direction == Direction.PAYABLE.value)
@@ -95,8 +114,9 @@ def payables_query(viewer: Viewer, state: str | None = None) -> Select[Any]:
         stmt = stmt.where(Invoice.status == InvoiceStatus.PAID.value)
     elif state is not None:
         stmt = stmt.where(Invoice.status != InvoiceStatus.PAID.value)
-    if state in STATES:  # approval states are computed per invoice: filtered after reading (see states())
-        stmt = stmt.where(Invoice.doc_type == DocType.INVOICE.value)
+    if state in STATES:  # only invoices are approved; the state depends on the company's policy
+        stmt = (stmt.join(Tenant, Tenant.id == Invoice.tenant_id)
+                .where(Invoice.doc_type == DocType.INVOICE.value, state_clause(state)))
     return access.scope_invoices(stmt, viewer).order_by(Invoice.due_date, Invoice.id)
 
 

@@ -6,12 +6,21 @@ Amounts are integer cents (what is still owed: amount less amount paid), the End
 number (the supplier's bank shows it back to them), and each creditor IBAN is checked with schwifty. An
 invoice is in one run at most; the bank statement that carries the transfers reconciles them as it does
 receivables.
+
+A supplier's open credit notes (approved, in euros, in no run) are netted: that supplier gets one transfer
+of its invoices less its credit notes, whose EndToEndId lists (or, past 35 characters, references) the
+invoices and whose remittance text names the credit notes too. Creating the run settles the credit notes
+against those invoices (credit notes paid, the invoices credited with them, oldest due first); the
+transfer pays the rest, and the statement that carries it reconciles it as any other. When the credit
+notes cover the invoices (net <= 0) the supplier is left out of the run, each invoice with the reason,
+and nothing is settled. A credit note netted once is in that run's items: never netted twice.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -47,22 +56,14 @@ NOT_EURO = N_("a SEPA transfer is in euros; this invoice is in {currency}")
 NO_IBAN = N_("the supplier has no IBAN: add it on the supplier's page")
 INVALID_IBAN = N_("the supplier's IBAN is invalid: {reason}")
 IBAN_PENDING = N_("the supplier's IBAN changed and waits for an administrator's confirmation")
+CREDITS_COVER = N_("the supplier's open credit notes {notes} ({credit} EUR) cover its invoices in the run "
+                   "({owed} EUR): nothing to transfer")
 MAX_REASONS = 20  # invoices named when a run has nothing to pay
 NOTHING_OWED = N_("nothing is left to pay")
 NOT_PAYABLE = N_("not a supplier invoice")
 BAD_FILE = N_("the SEPA file did not validate against the pain.001.001.09 schema: {detail}")
 # The SEPA character set (EPC): what a bank accepts in identifiers; anything else is replaced.
 _SEPA_ID = re.compile(r"[^A-Za-z0-9/\-?:().,'+ ]")
-
-
-@dataclass
-class RunPlan:
-    """What a run would pay, and what was left out with the reason (by invoice id)."""
-
-    invoices: list[Invoice] = field(default_factory=list)
-    skipped: dict[int, str] = field(default_factory=dict)
-    numbers: dict[int, str] = field(default_factory=dict)  # of the skipped ones, to name them to a person
-    suppliers: dict[int, Client] = field(default_factory=dict)  # by id, loaded once for the file
 
 
 def end_to_end_id(number: str) -> str:
@@ -73,6 +74,68 @@ def end_to_end_id(number: str) -> str:
 def owed_cents(invoice: Invoice) -> int:
     owed = (invoice.amount or Decimal(0)) - (invoice.amount_paid or Decimal(0))
     return int((owed * 100).to_integral_value())
+
+
+def _euros(cents: int) -> str:
+    return format(Decimal(cents) / 100, ".2f")
+
+
+@dataclass
+class Transfer:
+    """One SEPA transaction: one invoice, or a supplier's invoices less its open credit notes (netting)."""
+
+    supplier: Client
+    invoices: list[Invoice]
+    credits: list[Invoice] = field(default_factory=list)
+
+    @property
+    def cents(self) -> int:
+        return sum(owed_cents(i) for i in self.invoices) - sum(owed_cents(c) for c in self.credits)
+
+    @property
+    def end_to_end(self) -> str:
+        """The invoice number; several: joined by "+", or the first and how many others past 35 characters."""
+        numbers = [end_to_end_id(i.number or "") for i in self.invoices]
+        joined = "+".join(numbers)
+        if len(joined) <= 35:
+            return joined
+        more = f"+{len(numbers) - 1}"
+        return numbers[0][: 35 - len(more)] + more
+
+    @property
+    def remittance(self) -> str:
+        """What the supplier reads: the invoices paid, less the credit notes deducted (sepaxml cuts at 140)."""
+        text = " + ".join(i.number or "" for i in self.invoices)
+        return text + "".join(f" - {c.number or ''}" for c in self.credits)
+
+
+@dataclass
+class RunPlan:
+    """What a run would pay, and what was left out with the reason (by invoice id)."""
+
+    invoices: list[Invoice] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)
+    numbers: dict[int, str] = field(default_factory=dict)  # of the skipped ones, to name them to a person
+    suppliers: dict[int, Client] = field(default_factory=dict)  # by id, loaded once for the file
+    credits: list[Invoice] = field(default_factory=list)  # open credit notes netted against the invoices
+
+    def transfers(self) -> list[Transfer]:
+        """One transfer per invoice, but one per supplier whose credit notes are netted."""
+        netted: dict[int, Transfer] = {}
+        for credit in self.credits:
+            supplier_id = credit.client_id or 0
+            netted.setdefault(supplier_id, Transfer(self.suppliers[supplier_id], [])).credits.append(credit)
+        result: list[Transfer] = []
+        for invoice in self.invoices:
+            supplier = self.suppliers[invoice.client_id or 0]
+            group = netted.get(supplier.id)
+            if group is None:
+                result.append(Transfer(supplier, [invoice]))
+                continue
+            if not group.invoices:
+                result.append(group)
+            group.invoices.append(invoice)
+        return result
 
 
 def _in_runs(session: Session, tenant_id: int, invoice_ids: list[int]) -> dict[int, int]:
@@ -143,7 +206,40 @@ def plan(session: Session, viewer: Viewer, due_by: date, invoice_ids: list[int] 
         elif reason is not None:
             result.skipped[invoice.id] = reason
             result.numbers[invoice.id] = invoice.number or str(invoice.id)
+    _net_credit_notes(session, viewer, tenant, result)
     return result
+
+
+def _open_credit_notes(session: Session, viewer: Viewer, tenant: Tenant, supplier_ids: set[int]) -> list[Invoice]:
+    """The suppliers' credit notes that can be netted: approved, unpaid, in euros, something left, in no run."""
+    notes = list(session.scalars(approval.payables_query(viewer, "unpaid").where(
+        Invoice.doc_type == DocType.CREDIT_NOTE.value, Invoice.client_id.in_(supplier_ids))))
+    in_run = _in_runs(session, tenant.id, [n.id for n in notes])
+    states = approval.states(session, tenant, notes)
+    return [n for n in notes if n.id not in in_run and states[n.id] == approval.APPROVED
+            and (n.currency or "EUR") == "EUR" and owed_cents(n) > 0]
+
+
+def _net_credit_notes(session: Session, viewer: Viewer, tenant: Tenant, result: RunPlan) -> None:
+    """Deduct each supplier's open credit notes from its invoices in the plan; a supplier whose credit
+    notes cover its invoices (net <= 0) leaves the plan, each invoice with the reason."""
+    if not result.invoices:
+        return
+    by_supplier: dict[int, list[Invoice]] = defaultdict(list)
+    for note in _open_credit_notes(session, viewer, tenant, {i.client_id for i in result.invoices if i.client_id}):
+        by_supplier[note.client_id or 0].append(note)
+    for supplier_id, notes in by_supplier.items():
+        invoices = [i for i in result.invoices if i.client_id == supplier_id]
+        owed, credit = sum(owed_cents(i) for i in invoices), sum(owed_cents(n) for n in notes)
+        if owed - credit > 0:
+            result.credits.extend(notes)
+            continue
+        reason = CREDITS_COVER.format(notes=", ".join(n.number or str(n.id) for n in notes), credit=_euros(credit),
+                                      owed=_euros(owed))
+        for invoice in invoices:
+            result.invoices.remove(invoice)
+            result.skipped[invoice.id] = reason
+            result.numbers[invoice.id] = invoice.number or str(invoice.id)
 
 
 def _address(supplier: Client) -> dict[str, str]:
@@ -167,24 +263,24 @@ def validate_file(xml: bytes) -> None:
         raise ValidationFailed({"file": BAD_FILE.format(detail=str(schema.error_log.last_error)[:300])})
 
 
-def sepa_xml(tenant: Tenant, execution_date: date, invoices: list[Invoice], by_id: dict[int, Client]) -> bytes:
+def sepa_xml(tenant: Tenant, execution_date: date, transfers: list[Transfer]) -> bytes:
     """The pain.001.001.09 file, validated against its XSD (ValidationFailed if it does not)."""
     config: dict[str, Any] = {"name": tenant.legal_name, "IBAN": tenant.iban, "batch": True, "currency": "EUR"}
     if tenant.country:
         config["address"] = {"country": tenant.country}
-    transfer = SepaTransfer(config, schema=SCHEMA, clean=True)
-    for invoice in invoices:
-        supplier = by_id[invoice.client_id or 0]
-        assert supplier.iban
+    sepa = SepaTransfer(config, schema=SCHEMA, clean=True)
+    for transfer in transfers:
+        supplier = transfer.supplier
+        assert supplier.iban and transfer.cents > 0
         payment: dict[str, Any] = {
-            "name": supplier.name, "IBAN": supplier.iban, "amount": owed_cents(invoice),
-            "execution_date": execution_date, "description": f"{invoice.number}",
-            "endtoend_id": end_to_end_id(invoice.number or ""),
+            "name": supplier.name, "IBAN": supplier.iban, "amount": transfer.cents,
+            "execution_date": execution_date, "description": transfer.remittance,
+            "endtoend_id": transfer.end_to_end,
         }
         if _address(supplier):
             payment["address"] = _address(supplier)
-        transfer.add_payment(payment)
-    xml = transfer.export(validate=False)
+        sepa.add_payment(payment)
+    xml = sepa.export(validate=False)
     validate_file(xml)
     return xml
 
@@ -212,22 +308,44 @@ def create_run(session: Session, viewer: Viewer, due_by: date, execution_date: d
         # what to fix. Capped: a company may have thousands of open payables.
         why = {f"invoice {chosen.numbers[k]}": v for k, v in list(chosen.skipped.items())[:MAX_REASONS]}
         raise ValidationFailed({"invoices": NOTHING_TO_PAY.format(date=due_by.isoformat())} | why)
-    xml = sepa_xml(tenant, execution_date, chosen.invoices, chosen.suppliers)
+    transfers = chosen.transfers()
+    xml = sepa_xml(tenant, execution_date, transfers)
     run = PaymentRun(tenant_id=tenant.id, due_by=due_by, execution_date=execution_date, currency="EUR",
-                     debtor_iban=tenant.iban, total_cents=sum(owed_cents(i) for i in chosen.invoices),
-                     count=len(chosen.invoices), xml=xml.decode("utf-8"), created_by=actor.email if actor else "")
+                     debtor_iban=tenant.iban, total_cents=sum(t.cents for t in transfers), count=len(transfers),
+                     xml=xml.decode("utf-8"), created_by=actor.email if actor else "")
     session.add(run)
     session.flush()
-    for invoice in chosen.invoices:
-        supplier = chosen.suppliers[invoice.client_id or 0]
+    for transfer in transfers:
+        supplier = transfer.supplier
         assert supplier.iban
-        session.add(PaymentRunItem(tenant_id=tenant.id, run_id=run.id, invoice_id=invoice.id,
-                                   supplier_name=supplier.name[:300], iban=supplier.iban,
-                                   amount_cents=owed_cents(invoice), end_to_end_id=end_to_end_id(invoice.number or "")))
+        # A credit note's item is negative: a transfer's items add up to its amount.
+        for doc, sign in [(i, 1) for i in transfer.invoices] + [(c, -1) for c in transfer.credits]:
+            session.add(PaymentRunItem(tenant_id=tenant.id, run_id=run.id, invoice_id=doc.id,
+                                       supplier_name=supplier.name[:300], iban=supplier.iban,
+                                       amount_cents=sign * owed_cents(doc), end_to_end_id=transfer.end_to_end))
+        _settle_credits(transfer, execution_date)
     audit.record(session, tenant.id, "payables.payment_run", actor=actor, target=f"payment_run:{run.id}",
-                 detail={"count": run.count, "total_cents": run.total_cents, "due_by": due_by.isoformat()}, ip=ip)
+                 detail={"count": run.count, "total_cents": run.total_cents, "due_by": due_by.isoformat(),
+                         "credit_notes": [c.number for c in chosen.credits]}, ip=ip)
     session.flush()
     return run, chosen
+
+
+def _settle_credits(transfer: Transfer, on: date) -> None:
+    """Set the transfer's credit notes off against its invoices (oldest due first): the credit notes are
+    settled, the invoices credited with them; what is left of the invoices is what the transfer pays."""
+    left = sum(((c.amount or Decimal(0)) - (c.amount_paid or Decimal(0)) for c in transfer.credits), Decimal(0))
+    for credit in transfer.credits:
+        credit.amount_paid, credit.status, credit.paid_at = credit.amount, InvoiceStatus.PAID.value, on
+    for invoice in sorted(transfer.invoices, key=lambda i: (i.due_date or on, i.id)):
+        part = min(left, (invoice.amount or Decimal(0)) - (invoice.amount_paid or Decimal(0)))
+        if part <= 0:
+            break
+        invoice.amount_paid = (invoice.amount_paid or Decimal(0)) + part
+        left -= part
+        settled = invoice.amount_paid >= (invoice.amount or Decimal(0))
+        invoice.status = InvoiceStatus.PAID.value if settled else InvoiceStatus.PARTIALLY_PAID.value
+        invoice.paid_at = on if settled else None
 
 
 def runs_query(viewer: Viewer) -> Select[Any]:

@@ -1,9 +1,10 @@
 """Who sees which validated invoices: the one access policy used by the dashboard and the API.
 
 With the tenant's *restrict access* setting on, a member sees validated invoices (and their clients,
-files and analytics) only for the clients assigned to them; admins and the operator's support staff see
-everything. Documents under review are not restricted: every member can still import and validate
-every document.
+files and analytics) only for the clients assigned to them; admins, accountants and the operator's support
+staff see everything. Who keeps the books (posts, reverses, exports, edits the chart of accounts) is
+``can_keep_books``: admins and accountants, the one rule the dashboard and the API both ask. Documents
+under review are not restricted: every member can still import and validate every document.
 
 Everything that shows an invoice goes through here (issue 14, finding 1): a validated document follows
 its invoice, a bank match follows its invoice, a bank transaction is shown only when every invoice it is
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, exists, or_, select, true
 from sqlalchemy.orm import Session
@@ -37,6 +38,21 @@ from core.models import (
     Role,
     Tenant,
 )
+
+# Who may post, reverse, export and edit the chart of accounts. An accountant is otherwise a member who is
+# never restricted to assigned clients: people, company settings and IBAN confirmations stay the admins'.
+BOOKKEEPER_ROLES = frozenset({Role.ADMIN.value, Role.ACCOUNTANT.value})
+
+
+class HasRole(Protocol):
+    @property
+    def role(self) -> str: ...
+
+
+def can_keep_books(who: HasRole) -> bool:
+    """Whether this membership (or viewer) may post and reverse entries, export the books (FEC, DATEV, CSV,
+    EBP), close a year and edit the chart of accounts."""
+    return str(who.role) in BOOKKEEPER_ROLES
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from core.tenancy.people_models import Invitation
 from core.tenancy.tokens import hash_link_token, new_link_token, plausible
 
 INVITATION_DAYS = 7
-INVITABLE_ROLES = (Role.ADMIN.value, Role.MEMBER.value)  # support is the operator's staff, never invited
+INVITABLE_ROLES = (Role.ADMIN.value, Role.ACCOUNTANT.value, Role.MEMBER.value)  # support: the operator's, never invited
 Translate = Callable[[str], str]
 
 SUBJECT = N_("You are invited to {company} on invoice-inbox")
@@ -61,7 +61,7 @@ def invitations_query(tenant_id: int) -> Select[Any]:
 
 def _check_role(role: str) -> str:
     if role not in INVITABLE_ROLES:
-        raise ValidationFailed({"role": N_("choose admin or member")})
+        raise ValidationFailed({"role": N_("choose admin, accountant or member")})
     return role
 
 

@@ -13,7 +13,7 @@ from core.i18n import N_
 from core.models import ApiToken, ClientAssignment, Membership, Role, User, utcnow
 from core.tenancy import audit
 
-ASSIGNABLE_ROLES = (Role.ADMIN.value, Role.MEMBER.value)  # support is granted by the operator only
+ASSIGNABLE_ROLES = (Role.ADMIN.value, Role.ACCOUNTANT.value, Role.MEMBER.value)  # support: the operator grants it
 # What the people actions of issue 17 mean on the admins' audit page.
 ACTION_LABELS = {
     "members.invite": N_("An admin invited someone"),
@@ -51,7 +51,7 @@ def change_role(session: Session, tenant_id: int, user_id: int, role: str, actor
                 ip: str | None = None) -> Membership:
     member = _member(session, tenant_id, user_id)  # first: another company's person is NotFound, whatever the role
     if role not in ASSIGNABLE_ROLES:
-        raise ValidationFailed({"role": N_("choose admin or member")})
+        raise ValidationFailed({"role": N_("choose admin, accountant or member")})
     if member.role == Role.SUPPORT.value:
         raise ServiceError(N_("The operator's support access is managed by the operator."))
     before = member.role

@@ -2,8 +2,8 @@
 the FEC and the DATEV / CSV exports. Thin: every rule lives in ``core.accounting``.
 
 Entries follow their counterparty's visibility (``core.tenancy.access``): a restricted member sees only
-the entries of the clients assigned to them. Posting, reversing, editing the chart and the exports are
-for admins.
+the entries of the clients assigned to them. Posting, reversing, closing a year, editing the chart and the
+exports are for those who keep the books: admins and accountants (``access.can_keep_books``).
 """
 
 from __future__ import annotations
@@ -90,9 +90,9 @@ def visible_entry(entry_id: int) -> JournalEntry:
     return row
 
 
-def require_admin() -> None:
-    if not api_viewer().is_admin:
-        raise ApiError(403, "only an admin can do this")
+def require_bookkeeper() -> None:
+    if not access.can_keep_books(api_viewer()):
+        raise ApiError(403, "only an admin or an accountant can do this")
 
 
 @bp.get("/accounting/entries")
@@ -116,7 +116,7 @@ def list_entries() -> Response:
 
 
 @bp.post("/accounting/entries/post")
-@operation("Accounting", "Post many entries at once (admins); each one's outcome reported",
+@operation("Accounting", "Post many entries at once (admins, accountants); each one's outcome reported",
            description="Each entry is posted on its own (checked, numbered, dated): one that cannot be posted is "
                        "reported with its reason and the others are still posted. An entry already posted counts as "
                        f"posted. At most {entry_listing.MAX_BULK} ids.",
@@ -125,7 +125,7 @@ def list_entries() -> Response:
                        "maxItems": entry_listing.MAX_BULK}}},
            body_required=True, ok={200: ref("PostResults")}, errors=(400, 403, 415))
 def post_entries() -> Response:
-    require_admin()
+    require_bookkeeper()
     ids = json_object().get("ids")
     if (not isinstance(ids, list) or not 0 < len(ids) <= entry_listing.MAX_BULK
             or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**31 for i in ids)):
@@ -174,14 +174,14 @@ def update_entry(entry_id: int) -> Response:
 
 @bp.post(f"/accounting/entries/<{ID}:entry_id>/post")
 @operation("Accounting", "Post an entry: checked, numbered (EcritureNum), dated (ValidDate), frozen",
-           description="Admins only. `remember` (default true) keeps the account, VAT rate and journal as the "
-                       "counterparty's defaults for its next entries.",
+           description="Admins and accountants only. `remember` (default true) keeps the account, VAT rate "
+                       "and journal as the counterparty's defaults for its next entries.",
            body={"type": "object", "additionalProperties": False,
                  "properties": {"remember": {"type": "boolean"}}},
            ok={200: ref("Entry")}, errors=(403, 409, 422))
 def post_entry(entry_id: int) -> Response:
     row = visible_entry(entry_id)
-    require_admin()
+    require_bookkeeper()
     body = json_object()
     session = dbs()
     entrysvc.post_entry(session, row.tenant_id, row.id, api_viewer().user_id,
@@ -195,7 +195,7 @@ def post_entry(entry_id: int) -> Response:
            ok={201: ref("Entry")}, errors=(403, 409))
 def reverse_entry(entry_id: int) -> tuple[Response, int]:
     row = visible_entry(entry_id)
-    require_admin()
+    require_bookkeeper()
     session = dbs()
     reversal = entrysvc.reverse_entry(session, row.tenant_id, row.id)
     session.commit()
@@ -213,13 +213,13 @@ def list_accounts() -> Response:
 
 
 @bp.post("/accounting/accounts")
-@operation("Accounting", "Add an account to the chart (admins)",
+@operation("Accounting", "Add an account to the chart (admins, accountants)",
            body={"type": "object", "required": ["number", "label"], "properties": {
                "number": {"type": "string"}, "label": {"type": "string"}, "is_vat": {"type": "boolean"},
                "vat_rate": {"type": ["string", "number", "null"]}}},
            ok={201: ref("LedgerAccount")}, errors=(403, 422))
 def add_account() -> tuple[Response, int]:
-    require_admin()
+    require_bookkeeper()
     body = json_object()
     session = dbs()
     row = booksvc.add_account(session, api_viewer().tenant_id, str(body.get("number") or ""),
@@ -230,7 +230,7 @@ def add_account() -> tuple[Response, int]:
 
 
 @bp.patch(f"/accounting/accounts/<{ID}:ledger_account_id>")
-@operation("Accounting", "Rename, deactivate or reactivate an account (admins)",
+@operation("Accounting", "Rename, deactivate or reactivate an account (admins, accountants)",
            body={"type": "object", "additionalProperties": False, "properties": {
                "label": {"type": "string"}, "active": {"type": "boolean"}}},
            ok={200: ref("LedgerAccount")}, errors=(403, 422))
@@ -239,7 +239,7 @@ def update_account(ledger_account_id: int) -> Response:
     row = session.get(LedgerAccount, ledger_account_id)
     if row is None or row.tenant_id != viewer.tenant_id:
         raise NotFound("no such account")
-    require_admin()
+    require_bookkeeper()
     body = json_object()
     active = body.get("active")
     booksvc.update_account(session, viewer.tenant_id, row.number, label=body.get("label"),
@@ -249,7 +249,7 @@ def update_account(ledger_account_id: int) -> Response:
 
 
 @bp.post("/accounting/close-year")
-@operation("Accounting", "Close a fiscal year: nothing more can be posted into it (admins)",
+@operation("Accounting", "Close a fiscal year: nothing more can be posted into it (admins, accountants)",
            description="Refused (422) while entries dated that year are not posted.",
            body={"type": "object", "required": ["year"], "additionalProperties": False,
                  "properties": {"year": {"type": "integer", "minimum": 1900, "maximum": 2999}}},
@@ -257,7 +257,7 @@ def update_account(ledger_account_id: int) -> Response:
                      "properties": {"year": {"type": "integer"}, "closed": {"type": "boolean"}}}},
            errors=(403, 422))
 def close_year() -> Response:
-    require_admin()
+    require_bookkeeper()
     session = dbs()
     fiscal = entrysvc.close_year(session, api_viewer().tenant_id, json_object().get("year"))
     session.commit()
@@ -283,13 +283,14 @@ def _date_param(name: str) -> date | None:
 
 @bp.get("/accounting/fec")
 @operation("Accounting", "The FEC of a fiscal year (article A47 A-1 LPF), streamed",
-           description="Admins only. Tab-separated UTF-8 text named `{SIREN}FEC{AAAAMMJJ}.txt` (closing date); "
-                       "posted entries only, in order of validation. 422 when the company's SIREN is missing.",
+           description="Admins and accountants only. Tab-separated UTF-8 text named `{SIREN}FEC{AAAAMMJJ}.txt` "
+                       "(closing date); posted entries only, in order of validation. 422 when the company's SIREN "
+                       "is missing.",
            query=(query("year", "The fiscal year, named by the year it ends in (with a year end on 03-31, 2027 "
                         "is April 2026 to March 2027).", {"type": "integer", "minimum": 1900}),),
            ok={200: {"type": "string"}}, ok_type="text/plain", errors=(400, 403, 422))
 def get_fec() -> Response:
-    require_admin()
+    require_bookkeeper()
     year, session, tenant_id = _year(), dbs(), api_viewer().tenant_id
     name = fec.filename(session, tenant_id, year)
     return streamed_attachment(lambda own: fec.stream(own, tenant_id, year), "text/plain; charset=utf-8", name)
@@ -297,13 +298,14 @@ def get_fec() -> Response:
 
 @bp.get("/accounting/export")
 @operation("Accounting", "Posted entries as a DATEV Buchungsstapel (EXTF 700), CSV or EBP import file, streamed",
-           description="Admins only. `format`: `datev`, `csv` or `ebp`; `from` / `to`: entry dates, inclusive.",
+           description="Admins and accountants only. `format`: `datev`, `csv` or `ebp`; `from` / `to`: entry "
+                       "dates, inclusive.",
            query=(query("format", "datev, csv or ebp.", {"type": "string", "enum": ["datev", "csv", "ebp"]}),
                   query("from", "First entry date (YYYY-MM-DD).", {"type": "string", "format": "date"}),
                   query("to", "Last entry date (YYYY-MM-DD).", {"type": "string", "format": "date"})),
            ok={200: {"type": "string"}}, ok_type="text/csv", errors=(400, 403))
 def get_export() -> Response:
-    require_admin()
+    require_bookkeeper()
     kind = request.args.get("format", "")
     if kind not in ("datev", "csv", "ebp"):
         raise ApiError(400, "format must be datev, csv or ebp")

@@ -13,7 +13,7 @@ from core.tenancy.access import Viewer
 from dashboard.api.base import bp, dbs, json_error
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-WRITER_ROLES = frozenset({Role.ADMIN, Role.MEMBER})  # support staff of the operator only read
+WRITER_ROLES = frozenset({Role.ADMIN, Role.ACCOUNTANT, Role.MEMBER})  # support staff of the operator only read
 # Served without a token: the OpenAPI document describes the API and holds no data.
 PUBLIC_ENDPOINTS = frozenset({"api.openapi_document"})
 

@@ -154,14 +154,6 @@ def list_payables() -> Response:
     tenant = session.get(Tenant, viewer.tenant_id)
     assert tenant is not None
     stmt = approval.payables_query(viewer, state).options(*INVOICE_JSON_LOAD)
-    if state in approval.STATES:  # the state depends on the policy: filtered on the page's rows
-        every = list(session.scalars(stmt))
-        states = approval.states(session, tenant, every)
-        chosen = [i for i in every if states[i.id] == state]
-        page, per_page = page_params()
-        items = chosen[(page - 1) * per_page: page * per_page]
-        return jsonify(items=[payable_json(i, states[i.id]) for i in items], page=page, per_page=per_page,
-                       total=len(chosen), pages=max(1, -(-len(chosen) // per_page)))
     page, per_page = page_params()
     result = documents.paginate(session, stmt, page, per_page)
     states = approval.states(session, tenant, list(result.items))
@@ -237,7 +229,10 @@ def list_payment_runs() -> Response:
            description="`invoice_ids` chooses the invoices (each must be approved, due by `due_by`, in euros, "
                        "unpaid, in no other run, with a confirmed supplier IBAN: 422 names each one that is "
                        "not); without it every qualifying invoice is taken and the others are listed in "
-                       "`skipped`. The file is pain.001.001.09, validated against its XSD.",
+                       "`skipped`. A supplier's open credit notes are deducted: that supplier gets one transfer "
+                       "of its invoices less its credit notes (their items have negative amounts; the run "
+                       "settles them), or, when they cover its invoices, is left out with the reason. The file "
+                       "is pain.001.001.09, validated against its XSD.",
            body={"type": "object", "required": ["due_by"], "additionalProperties": False, "properties": {
                "due_by": {"type": "string", "format": "date"},
                "execution_date": {"type": "string", "format": "date", "description": "Default: today."},

@@ -287,7 +287,7 @@ SCHEMAS: dict[str, Schema] = {
     }, "A person of the company (``id`` is the user's id)."),
     "Invitation": closed({
         "id": ID, "email": {"type": "string", "format": "email"},
-        "role": {"type": "string", "enum": ["admin", "member"]},
+        "role": {"type": "string", "enum": ["admin", "accountant", "member"]},
         "state": {"type": "string", "enum": ["pending", "accepted", "revoked", "expired"]},
         "invited_by": TEXT, "created_at": DATETIME, "expires_at": DATETIME,
         "mail": {"type": ["string", "null"], "enum": ["kept", "sent", "failed", None],

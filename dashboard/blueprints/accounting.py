@@ -2,7 +2,8 @@
 the chart of accounts; the exports (FEC, DATEV, CSV). Thin: every rule lives in ``core.accounting``.
 
 Entries follow their counterparty's visibility (a restricted member sees only their clients' entries);
-posting, reversing, editing the chart and the exports are for admins. Every form carries the CSRF token.
+posting, reversing, closing a year, editing the chart and the exports are for those who keep the books
+(admins and accountants, ``access.can_keep_books``). Every form carries the CSRF token.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dashboard import listing as list_web
 from dashboard.api.download import streamed_attachment
 from dashboard.extensions import db
 from dashboard.i18n import errors_text, translate
-from dashboard.viewer import admin_required, current_viewer
+from dashboard.viewer import books_required, current_viewer
 from dashboard.web import local_redirect, not_found_for, paginated, tenant_id, tenant_required
 
 bp = Blueprint("accounting", __name__)
@@ -79,7 +80,7 @@ def index() -> str:
     keep = {"status": status} | ({"journal": journal} if journal else {})
     return render_template("accounting/index.html", active_nav="accounting", page=page, status=status,
                            journal=journal, journals=journal_choices(db.session, viewer.tenant_id),
-                           statuses=list(EntryStatus), is_admin=viewer.is_admin,
+                           statuses=list(EntryStatus), keeps_books=access.can_keep_books(viewer),
                            max_bulk=entry_listing.MAX_BULK,
                            **list_web.bar_context(current, payment_status=False, export_endpoint=".export_entries",
                                                   fields=entry_listing.ENTRY_FILTERS, keep=keep))
@@ -97,8 +98,8 @@ def export_entries() -> Response:
 @bp.post("/accounting/entries/post")
 @tenant_required
 def bulk_post() -> Response:
-    """Post the selected entries (admins): each on its own, each refusal said with its reason."""
-    viewer = admin_required()
+    """Post the selected entries (admins and accountants): each on its own, each refusal said with its reason."""
+    viewer = books_required()
     fallback = url_for(".index", status=EntryStatus.READY.value)
     raw_ids = request.form.getlist("entry_id")
     if len(raw_ids) > entry_listing.MAX_BULK:
@@ -127,7 +128,8 @@ def entry(entry_id: int) -> str:
     accounts = [a for a in booksvc.accounts(db.session, row.tenant_id) if a.active]
     db.session.commit()  # the seed, on first use
     return render_template("accounting/entry.html", active_nav="accounting", entry=row, journals=journals,
-                           accounts=accounts, extra_rows=EXTRA_ROWS, is_admin=current_viewer().is_admin)
+                           accounts=accounts, extra_rows=EXTRA_ROWS,
+                           keeps_books=access.can_keep_books(current_viewer()))
 
 
 def _form_lines() -> list[dict[str, Any]]:
@@ -196,7 +198,7 @@ def _lines_changed(row: JournalEntry, lines: list[dict[str, Any]]) -> bool:
 @tenant_required
 def post(entry_id: int) -> Response:
     row = _entry(entry_id)
-    viewer = admin_required()
+    viewer = books_required()
     try:
         entrysvc.post_entry(db.session, row.tenant_id, row.id, viewer.user_id,
                             remember=request.form.get("remember") == "1")
@@ -213,7 +215,7 @@ def post(entry_id: int) -> Response:
 @tenant_required
 def reverse(entry_id: int) -> Response:
     row = _entry(entry_id)
-    admin_required()
+    books_required()
     try:
         reversal = entrysvc.reverse_entry(db.session, row.tenant_id, row.id)
     except ServiceError as exc:
@@ -231,13 +233,13 @@ def accounts() -> str:
     rows = booksvc.accounts(db.session, tenant_id())
     db.session.commit()
     return render_template("accounting/accounts.html", active_nav="accounting", accounts=rows,
-                           is_admin=current_viewer().is_admin)
+                           keeps_books=access.can_keep_books(current_viewer()))
 
 
 @bp.post("/accounting/accounts")
 @tenant_required
 def add_account() -> Response:
-    admin_required()
+    books_required()
     try:
         row = booksvc.add_account(db.session, tenant_id(), request.form.get("number", "")[:30],
                                   request.form.get("label", "")[:250], is_vat=request.form.get("is_vat") == "1",
@@ -257,7 +259,7 @@ def update_account(ledger_account_id: int) -> Response:
     row = db.session.get(LedgerAccount, ledger_account_id)
     if row is None or row.tenant_id != tenant_id():
         raise NotFound("no such account")
-    admin_required()
+    books_required()
     action = request.form.get("action", "")
     try:
         booksvc.update_account(db.session, row.tenant_id, row.number,
@@ -275,7 +277,7 @@ def update_account(ledger_account_id: int) -> Response:
 @bp.get("/accounting/exports")
 @tenant_required
 def exports_page() -> str:
-    admin_required()
+    books_required()
     calendar = fiscal.calendar_of(db.session, tenant_id())
     year = calendar.year_of(date.today())  # the fiscal year under way, as the company closes it
     return render_template("accounting/exports.html", active_nav="accounting", year=year,
@@ -285,7 +287,7 @@ def exports_page() -> str:
 @bp.get("/accounting/fec")
 @tenant_required
 def fec_download() -> Response:
-    admin_required()
+    books_required()
     raw = request.args.get("year", "")
     year = int(raw) if raw.isdigit() and len(raw) == 4 else fiscal.calendar_of(db.session, tenant_id()).year_of(
         date.today())
@@ -301,7 +303,7 @@ def fec_download() -> Response:
 @bp.post("/accounting/close-year")
 @tenant_required
 def close_year() -> Response:
-    admin_required()
+    books_required()
     raw = request.form.get("year", "")
     try:
         entrysvc.close_year(db.session, tenant_id(), int(raw) if raw.isdigit() and len(raw) == 4 else raw[:10])
@@ -324,7 +326,7 @@ def _date_arg(name: str) -> date | None:
 @bp.get("/accounting/export")
 @tenant_required
 def export_download() -> Response:
-    admin_required()
+    books_required()
     start, end, tid = _date_arg("from"), _date_arg("to"), tenant_id()
     if request.args.get("format") == "datev":
         calendar = fiscal.calendar_of(db.session, tid)

@@ -42,7 +42,7 @@ options:
 
 
 def _can_edit() -> bool:
-    return current_viewer().role in (Role.ADMIN.value, Role.MEMBER.value)
+    return current_viewer().role in (Role.ADMIN.value, Role.ACCOUNTANT.value, Role.MEMBER.value)
 
 
 def _form_source() -> str:
