@@ -84,6 +84,7 @@ def test_an_accountant_posts_and_exports_through_the_page_and_the_api_a_member_g
     session.expire_all()
     assert session.get(JournalEntry, by_page.id).number == 1
     assert web.get("/accounting/exports").status_code == 200
+    assert 'href="/accounting/exports"' in text(web.get("/accounting"))
     fec_file = web.get("/accounting/fec?year=2026")
     assert fec_file.status_code == 200
     assert check_fec(f"{SIREN}FEC20261231.txt", fec_file.data, date(2026, 1, 1), date(2026, 12, 31)) == []
@@ -113,6 +114,7 @@ def test_an_accountant_posts_and_exports_through_the_page_and_the_api_a_member_g
     left_url = f"/accounting/entries/{left.id}"
     page = member.get(left_url)
     assert page.status_code == 200 and f'action="{left_url}/post"' not in text(page)
+    assert 'href="/accounting/exports"' not in text(page) + text(member.get("/accounting"))  # no link to a 403
     assert post(member, f"{left_url}/post", {"remember": "1"}, page=left_url).status_code == 403
     assert member.get("/accounting/fec?year=2026").status_code == 403
     assert member.get("/accounting/export?format=csv").status_code == 403

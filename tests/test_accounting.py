@@ -359,6 +359,9 @@ def test_dashboard_entry_edit_post_and_fec(app, session, storage, tenant):
     refused = post(web, url, form, page=url)
     assert refused.status_code == 302
     assert "posted entry cannot be changed" in text(web.get(url))
+    # The invoice's page links its entry, with its status and number.
+    invoice_page = text(web.get(f"/invoices/{saved.invoice_id}"))
+    assert f'href="/accounting/entries/{entry.id}"' in invoice_page and "No. 1" in invoice_page
     exported = web.get("/accounting/fec?year=2026")
     assert exported.status_code == 200
     assert 'filename="732829320FEC20261231.txt"' in exported.headers["Content-Disposition"]

@@ -212,6 +212,13 @@ def get_entry(session: Session, tenant_id: int, entry_id: int) -> JournalEntry:
     return row
 
 
+def entries_of_invoice(session: Session, tenant_id: int, invoice_id: int) -> list[JournalEntry]:
+    """The invoice's own entry and its settlements and reversals, oldest first (the invoice page links them)."""
+    return list(session.scalars(select(JournalEntry).where(
+        JournalEntry.tenant_id == tenant_id, JournalEntry.invoice_id == invoice_id,
+    ).order_by(JournalEntry.entry_date, JournalEntry.id)))
+
+
 # Editing --------------------------------------------------------------------------------------
 
 

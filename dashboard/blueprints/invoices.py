@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from core import listing
+from core.accounting import entries as journal
 from core.documents import assignment, invoice_edits
 from core.documents import review as docs
 from core.errors import NotFound, ServiceError, ValidationFailed
@@ -106,6 +107,7 @@ def _render_detail(invoice: Invoice, form: dict[str, str] | None = None, errors:
         errors=errors or {},
         client_names=receivables.client_names(db.session, viewer),
         trail=invoice_edits.edit_trail(db.session, tenant_id(), invoice.id),
+        entries=journal.entries_of_invoice(db.session, tenant_id(), invoice.id),
     )
 
 
