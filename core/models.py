@@ -151,6 +151,9 @@ class Tenant(Base):
     # The fiscal year's closing day, "MM-DD" (core.accounting.fiscal): a fiscal year is named by the year it
     # ends in. 31 December by default: calendar years.
     fiscal_year_end: Mapped[str] = mapped_column(String(5), default="12-31", server_default="12-31")
+    # DATEV's Beraternummer and Mandantennummer: the header of a Buchungsstapel names the ledger it goes to.
+    datev_consultant_number: Mapped[str | None] = mapped_column(String(7))
+    datev_client_number: Mapped[str | None] = mapped_column(String(5))
     # Issue 17: every member must have a TOTP second factor to work on this company (core.tenancy.twofactor).
     require_2fa: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Approval of supplier invoices before they may be paid (core.payables.approval): "none", "one"

@@ -71,6 +71,7 @@ def test_an_accountant_posts_and_exports_through_the_page_and_the_api_a_member_g
 ) -> None:
     tid = tenant.tenant.id
     session.get(Tenant, tid).siren = SIREN
+    session.get(Tenant, tid).datev_consultant_number, session.get(Tenant, tid).datev_client_number = "29098", "55003"
     session.commit()
     by_page, by_api, left = (ready_entry(session, storage, tenant, n) for n in ("A-1", "A-2", "A-3"))
     books_token = add_user(session, tenant, ACCOUNTANT, Role.ACCOUNTANT)

@@ -366,9 +366,21 @@ def test_dashboard_entry_edit_post_and_fec(app, session, storage, tenant):
     assert exported.status_code == 200
     assert 'filename="732829320FEC20261231.txt"' in exported.headers["Content-Disposition"]
     assert check_fec("732829320FEC20261231.txt", exported.data, date(2026, 1, 1), date(2026, 12, 31)) == []
-    datev = web.get("/accounting/export?format=datev&from=2026-01-01&to=2026-12-31")
-    assert datev.data.startswith(b'"EXTF";700;21;"Buchungsstapel";13;')
-    assert b"120,00" not in datev.data.splitlines()[2] and b"100,00;H" in datev.data
+    # DATEV: refused until the company's Beraternummer and Mandantennummer are set, then in its header.
+    datev_url = "/accounting/export?format=datev&from=2026-01-01&to=2026-12-31"
+    refused_datev = web.get(datev_url)
+    assert refused_datev.status_code == 302 and "Beraternummer" in text(web.get(refused_datev.location))
+    assert post(web, "/settings/company", {"datev_consultant_number": "1000", "datev_client_number": "0"},
+                page="/settings/company").status_code == 422
+    company_form = {"datev_consultant_number": "29098", "datev_client_number": "55003", "siren": "732829320",
+                    "approval_mode": "none"}
+    assert post(web, "/settings/company", company_form, page="/settings/company").status_code == 302
+    datev = web.get(datev_url)
+    header, columns, *rows = datev.data.decode("cp1252").split("\r\n")[:-1]
+    assert header.startswith('"EXTF";700;21;"Buchungsstapel";13;') and ';29098;55003;20260101;' in header
+    assert len(columns.split(";")) == 125 and columns.split(";")[114] == "Leistungsdatum"
+    assert all(len(row.split(";")) == 125 for row in rows) and rows[0].split(";")[114] == "02032026"
+    assert "120,00" not in rows[0] and any(row.startswith("100,00;H") for row in rows)
     csv_data = web.get("/accounting/export?format=csv").data.decode("utf-8-sig").splitlines()
     assert csv_data[0].startswith("entry_id,entry_number,journal") and len(csv_data) == 4
     ebp = web.get("/accounting/export?format=ebp").data.decode("cp850").splitlines()

@@ -143,6 +143,7 @@ def test_api_and_settings_page_set_the_year_end_and_the_exports_follow_it(app, s
     assert f'name="from" value="{calendar.opening(year).isoformat()}"' in exports
     assert f'name="to" value="{calendar.closing(year).isoformat()}"' in exports
     session.get(Tenant, tid).siren = SIREN
+    session.get(Tenant, tid).datev_consultant_number, session.get(Tenant, tid).datev_client_number = "29098", "55003"
     session.commit()
     download = web.get(f"/accounting/fec?year={year}")
     assert f'filename="{SIREN}FEC{year}0930.txt"' in download.headers["Content-Disposition"]

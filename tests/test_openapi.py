@@ -272,6 +272,9 @@ def test_real_answers_match_their_documented_schemas(
     session.get(Tenant, tid).siren = "732829320"
     session.commit()
     assert b"JournalCode\tJournalLib" in api.call("GET", f"/accounting/fec?year={year}", "/accounting/fec", 200)
+    api.call("GET", "/accounting/export?format=datev", "/accounting/export", 422)  # no Beraternummer yet
+    api.call("PUT", "/tenant", "/tenant", 200,
+             json={"datev_consultant_number": "29098", "datev_client_number": "55003"})
     assert api.call("GET", "/accounting/export?format=datev", "/accounting/export", 200).startswith(b'"EXTF";700')
     api.call("GET", "/accounting/export?format=csv&from=2000-01-01", "/accounting/export", 200)
     api.call("GET", "/accounting/export?format=ebp", "/accounting/export", 200)

@@ -1,9 +1,10 @@
 """DATEV and CSV exports of posted entries, streamed (rows read in batches, written one at a time).
 
-- DATEV: the Buchungsstapel of DATEV's EXTF format 700 (header line, column line, one row per booking
-  line against the entry's counterparty, ``;``, Windows-1252, decimal comma, Belegdatum DDMM). Best effort:
-  the columns after Buchungstext are left out, Beraternummer / Mandantennummer are placeholders (1001 / 1)
-  to be set in DATEV at import, and VAT is booked on its own accounts without BU-Schlüssel.
+- DATEV: the Buchungsstapel of DATEV's EXTF format 700, version 13 (header line, the 125 columns' line, one
+  row of 125 fields per booking line against the entry's counterparty, ``;``, Windows-1252, decimal comma,
+  Belegdatum DDMM), for the Beraternummer and Mandantennummer set in Settings → Company (refused without
+  them). Best effort: VAT is booked on its own accounts without BU-Schlüssel, and of the columns after
+  Buchungstext only Leistungsdatum (the piece's date) is filled; Festschreibung is left to the adviser (0).
 - CSV: one row per entry line with the documented ``CSV_COLUMNS`` (UTF-8 with a BOM, ``,``, dot decimals,
   ISO dates; formula-like cells neutralised).
 """
@@ -24,14 +25,37 @@ from core.accounting import books as booksvc
 from core.accounting import fiscal
 from core.accounting.models import EntryLine, EntryStatus, JournalEntry
 from core.banking.reconcile.csvexport import cell, safe_text
+from core.errors import ValidationFailed
+from core.i18n import N_
+from core.models import Tenant
 
 BATCH = 2000
 CSV_COLUMNS = ("entry_id", "entry_number", "journal", "entry_date", "valid_date", "piece_ref", "piece_date",
                "entry_label", "account", "account_label", "aux", "aux_label", "line_label", "debit", "credit",
                "vat_rate", "amount_currency", "currency", "letter", "letter_date")
-DATEV_COLUMNS = ("Umsatz (ohne Soll/Haben-Kz)", "Soll/Haben-Kennzeichen", "WKZ Umsatz", "Kurs", "Basis-Umsatz",
-                 "WKZ Basis-Umsatz", "Konto", "Gegenkonto (ohne BU-Schlüssel)", "BU-Schlüssel", "Belegdatum",
-                 "Belegfeld 1", "Belegfeld 2", "Skonto", "Buchungstext")
+# The Buchungsstapel's 125 columns of format version 13, in order (DATEV reads them by position).
+DATEV_COLUMNS = (
+    "Umsatz (ohne Soll/Haben-Kz)", "Soll/Haben-Kennzeichen", "WKZ Umsatz", "Kurs", "Basis-Umsatz",
+    "WKZ Basis-Umsatz", "Konto", "Gegenkonto (ohne BU-Schlüssel)", "BU-Schlüssel", "Belegdatum", "Belegfeld 1",
+    "Belegfeld 2", "Skonto", "Buchungstext", "Postensperre", "Diverse Adressnummer", "Geschäftspartnerbank",
+    "Sachverhalt", "Zinssperre", "Beleglink",
+    *(f"Beleginfo - {kind} {n}" for n in range(1, 9) for kind in ("Art", "Inhalt")),
+    "KOST1 - Kostenstelle", "KOST2 - Kostenstelle", "Kost-Menge", "EU-Land u. UStID (Bestimmung)",
+    "EU-Steuersatz (Bestimmung)", "Abw. Versteuerungsart", "Sachverhalt L+L", "Funktionsergänzung L+L",
+    "BU 49 Hauptfunktionstyp", "BU 49 Hauptfunktionsnummer", "BU 49 Funktionsergänzung",
+    *(f"Zusatzinformation - {kind} {n}" for n in range(1, 21) for kind in ("Art", "Inhalt")),
+    "Stück", "Gewicht", "Zahlweise", "Forderungsart", "Veranlagungsjahr", "Zugeordnete Fälligkeit", "Skontotyp",
+    "Auftragsnummer", "Buchungstyp", "USt-Schlüssel (Anzahlungen)", "EU-Land (Anzahlungen)",
+    "Sachverhalt L+L (Anzahlungen)", "EU-Steuersatz (Anzahlungen)", "Erlöskonto (Anzahlungen)", "Herkunft-Kz",
+    "Buchungs GUID", "KOST-Datum", "SEPA-Mandatsreferenz", "Skontosperre", "Gesellschaftername",
+    "Beteiligtennummer", "Identifikationsnummer", "Zeichnernummer", "Postensperre bis",
+    "Bezeichnung SoBil-Sachverhalt", "Kennzeichen SoBil-Buchung", "Festschreibung", "Leistungsdatum",
+    "Datum Zuord. Steuerperiode", "Fälligkeit", "Generalumkehr (GU)", "Steuersatz", "Land", "Abrechnungsreferenz",
+    "BVV-Position", "EU-Land u. UStID (Ursprung)", "EU-Steuersatz (Ursprung)", "Abw. Skontokonto",
+)
+LEISTUNGSDATUM = DATEV_COLUMNS.index("Leistungsdatum")
+MISSING_DATEV = N_("A DATEV export names the ledger it goes to: enter the company's DATEV Beraternummer and "
+                   "Mandantennummer in Settings → Company first.")
 
 
 def _lines(session: Session, tenant_id: int, start: date | None, end: date | None) -> Iterator[Any]:
@@ -95,15 +119,25 @@ def _amount(value: Decimal) -> str:
     return f"{value:.2f}".replace(".", ",")
 
 
+def datev_ledger(session: Session, tenant_id: int) -> tuple[str, str]:
+    """The company's Beraternummer and Mandantennummer; ValidationFailed when either is not set (a file
+    with made-up numbers would be imported into someone else's ledger, or refused by DATEV)."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None or not tenant.datev_consultant_number or not tenant.datev_client_number:
+        raise ValidationFailed({"datev": MISSING_DATEV})
+    return tenant.datev_consultant_number, tenant.datev_client_number
+
+
 def datev_stream(session: Session, tenant_id: int, start: date, end: date,
                  now: datetime | None = None) -> Iterator[bytes]:
+    consultant, client = datev_ledger(session, tenant_id)
     chart = booksvc.chart_of(session, tenant_id)
     calendar = fiscal.calendar_of(session, tenant_id)
     year_start = calendar.opening(calendar.year_of(start))  # WJ-Beginn: the company's fiscal year
     now = now or datetime.now()
     skr = chart.name[-2:] if chart.name.startswith("skr") else ""
     header = ["EXTF", "700", "21", "Buchungsstapel", "13", now.strftime("%Y%m%d%H%M%S") + "000", "", "RE",
-              "invoice-inbox", "", "1001", "1", year_start.strftime("%Y%m%d"), "4" if skr else "6",
+              "invoice-inbox", "", consultant, client, year_start.strftime("%Y%m%d"), "4" if skr else "6",
               start.strftime("%Y%m%d"), end.strftime("%Y%m%d"), "invoice-inbox", "", "1", "0", "0", "EUR",
               "", "", "", "", skr, "", "", "", ""]
 
@@ -118,7 +152,7 @@ def datev_stream(session: Session, tenant_id: int, start: date, end: date,
         current: int | None = None
         against = ""
         for row in _lines(session, tenant_id, start, end):
-            (entry_id, _number, _journal, entry_date, _valid, piece_ref, _pdate, entry_label, account, _alabel,
+            (entry_id, _number, _journal, entry_date, _valid, piece_ref, piece_date, entry_label, account, _alabel,
              aux, _auxl, line_label, debit, credit, _rate, amount_currency, currency, _let, _letd, _pos) = row
             if entry_id != current:
                 current, against = entry_id, datev_account(aux) or account
@@ -132,6 +166,8 @@ def datev_stream(session: Session, tenant_id: int, start: date, end: date,
                 values[0] = _amount(abs(amount_currency))
                 values[3] = _amount_rate(amount, amount_currency)
                 values[4], values[5] = _amount(amount), "EUR"
+            values += [""] * (len(DATEV_COLUMNS) - len(values))
+            values[LEISTUNGSDATUM] = (piece_date or entry_date).strftime("%d%m%Y")
             yield ";".join(values) + "\r\n"
 
     return _chunks(lines(), "cp1252", "replace")

@@ -29,7 +29,8 @@ from core.models import Direction, Tenant, User
 from core.names import normalize_name
 from core.tenancy import audit
 
-IDENTITY_FIELDS = ("legal_name", "country", "siren", "vat_number", "iban")
+IDENTITY_FIELDS = ("legal_name", "country", "siren", "vat_number", "iban", "datev_consultant_number",
+                   "datev_client_number")
 APPROVAL_MODES = ("none", "one", "two_above")
 LEGAL_NAME_MAX = 200
 
@@ -43,6 +44,11 @@ BAD_MODE = N_("must be none, one or two_above")
 THRESHOLD_NEEDED = N_("a second approval needs an amount above which it is asked (e.g. 5000)")
 BAD_THRESHOLD = N_("must be a positive amount (e.g. 5000.00)")
 NAME_TOO_LONG = N_("at most 200 characters")
+BAD_CONSULTANT = N_("a DATEV Beraternummer is a number from 1001 to 9999999")
+BAD_CLIENT = N_("a DATEV Mandantennummer is a number from 1 to 99999")
+# DATEV's bounds for the Buchungsstapel header's fields 11 and 12.
+DATEV_NUMBERS = {"datev_consultant_number": (1001, 9_999_999, BAD_CONSULTANT),
+                 "datev_client_number": (1, 99_999, BAD_CLIENT)}
 
 # Why a document's direction is what it is, shown on the review page (field_info["direction"]["note"]).
 ISSUED_BY_US = N_("issued by your company ({evidence}): a sale")
@@ -97,6 +103,11 @@ def _clean_one(name: str, text: str) -> str:
             return std_siren.validate(digits) if len(digits) == 9 else std_siret.validate(digits)
         except StdnumError as exc:
             raise ValueError(BAD_SIREN) from exc
+    if name in DATEV_NUMBERS:
+        low, high, message = DATEV_NUMBERS[name]
+        if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+            raise ValueError(message)
+        return str(int(text))
     if name == "vat_number":
         try:
             return std_vat.validate(text.upper())

@@ -299,11 +299,12 @@ def get_fec() -> Response:
 @bp.get("/accounting/export")
 @operation("Accounting", "Posted entries as a DATEV Buchungsstapel (EXTF 700), CSV or EBP import file, streamed",
            description="Admins and accountants only. `format`: `datev`, `csv` or `ebp`; `from` / `to`: entry "
-                       "dates, inclusive.",
+                       "dates, inclusive. DATEV: 422 until the company's datev_consultant_number and "
+                       "datev_client_number are set (`PUT /api/v1/tenant`).",
            query=(query("format", "datev, csv or ebp.", {"type": "string", "enum": ["datev", "csv", "ebp"]}),
                   query("from", "First entry date (YYYY-MM-DD).", {"type": "string", "format": "date"}),
                   query("to", "Last entry date (YYYY-MM-DD).", {"type": "string", "format": "date"})),
-           ok={200: {"type": "string"}}, ok_type="text/csv", errors=(400, 403))
+           ok={200: {"type": "string"}}, ok_type="text/csv", errors=(400, 403, 422))
 def get_export() -> Response:
     require_bookkeeper()
     kind = request.args.get("format", "")
@@ -318,6 +319,7 @@ def get_export() -> Response:
         name = f"entries-{start or 'start'}-{end or 'end'}.csv"
         return streamed_attachment(lambda own: exports.csv_stream(own, tenant_id, start, end),
                                    "text/csv; charset=utf-8", name)
+    exports.datev_ledger(dbs(), tenant_id)  # 422 without the Beraternummer and Mandantennummer
     calendar = fiscal.calendar_of(dbs(), tenant_id)  # by default the fiscal year under way
     start = start or calendar.opening(calendar.year_of(date.today()))
     end = end or calendar.closing(calendar.year_of(start))

@@ -96,7 +96,9 @@ SCHEMAS: dict[str, Schema] = {
                       "country": TEXT, "siren": TEXT, "vat_number": TEXT, "iban": TEXT,
                       "approval_mode": {"type": "string", "enum": ["none", "one", "two_above"]},
                       "approval_threshold": MONEY,
-                      "fiscal_year_end": {"type": "string", "pattern": "^[0-9]{2}-[0-9]{2}$"}}),
+                      "fiscal_year_end": {"type": "string", "pattern": "^[0-9]{2}-[0-9]{2}$"},
+                      "datev_consultant_number": {"type": ["string", "null"], "pattern": "^[0-9]{4,7}$"},
+                      "datev_client_number": {"type": ["string", "null"], "pattern": "^[0-9]{1,5}$"}}),
     "Message": closed(MESSAGE),
     "DuplicateChoice": closed({
         "error": {"type": "string", "description": "Why the document waits for a choice, for a person."},

@@ -47,7 +47,9 @@ def tenant_json(tenant: Tenant, inbound_address: str | None) -> dict[str, Any]:
             # Issue 18: the company's identity (what decides a document's direction) and approval policy.
             "legal_name": tenant.legal_name, "country": tenant.country, "siren": tenant.siren,
             "vat_number": tenant.vat_number, "iban": tenant.iban, "approval_mode": tenant.approval_mode,
-            "approval_threshold": money(tenant.approval_threshold), "fiscal_year_end": tenant.fiscal_year_end}
+            "approval_threshold": money(tenant.approval_threshold), "fiscal_year_end": tenant.fiscal_year_end,
+            "datev_consultant_number": tenant.datev_consultant_number,
+            "datev_client_number": tenant.datev_client_number}
 
 
 def message_json(message: InboundMessage, subject: str) -> dict[str, Any]:

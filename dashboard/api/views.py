@@ -80,7 +80,9 @@ def get_tenant() -> Response:
            description="legal_name, country (ISO 3166 alpha-2), siren (SIREN or SIRET), vat_number and iban are "
                        "checked with python-stdnum; approval_mode none | one | two_above with approval_threshold; "
                        "fiscal_year_end \"MM-DD\" (e.g. \"03-31\"; null or \"\": 31 December), refused when "
-                       "a posted entry would move to another fiscal year. "
+                       "a posted entry would move to another fiscal year; datev_consultant_number "
+                       "(Beraternummer, 1001-9999999) and datev_client_number (Mandantennummer, 1-99999), which "
+                       "a DATEV export needs. "
                        "Fields left out keep their value; null or \"\" clears one.",
            body={"type": "object", "additionalProperties": False, "properties": {
                **{name: {"type": ["string", "null"]} for name in company.IDENTITY_FIELDS},

@@ -329,6 +329,11 @@ def export_download() -> Response:
     books_required()
     start, end, tid = _date_arg("from"), _date_arg("to"), tenant_id()
     if request.args.get("format") == "datev":
+        try:
+            exports.datev_ledger(db.session, tid)
+        except ValidationFailed as exc:
+            flash(errors_text(exc.errors), "error")
+            return redirect(url_for(".exports_page"))
         calendar = fiscal.calendar_of(db.session, tid)
         first = start or calendar.opening(calendar.year_of(date.today()))
         last = end or calendar.closing(calendar.year_of(first))
