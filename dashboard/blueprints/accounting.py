@@ -7,6 +7,7 @@ posting, reversing, editing the chart and the exports are for admins. Every form
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -191,21 +192,32 @@ def _lines_changed(row: JournalEntry, lines: list[dict[str, Any]]) -> bool:
     return stored != typed
 
 
+def _saved(change: Callable[[], str], back: str) -> Response:
+    """Run ``change`` (a service call that returns what to tell the person) in the request's transaction:
+    commit and say it, or roll back and show why; either way back to the page at ``back``."""
+    try:
+        done = change()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(errors_text(exc.errors), "error")
+    else:
+        db.session.commit()
+        flash(done, "success")
+    return redirect(back)
+
+
 @bp.post("/accounting/entries/<int:entry_id>/post")
 @tenant_required
 def post(entry_id: int) -> Response:
     row = _entry(entry_id)
     viewer = admin_required()
-    try:
+
+    def post_it() -> str:
         entrysvc.post_entry(db.session, row.tenant_id, row.id, viewer.user_id,
                             remember=request.form.get("remember") == "1")
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".entry", entry_id=entry_id))
-    db.session.commit()
-    flash(_("Entry posted."), "success")
-    return redirect(url_for(".entry", entry_id=entry_id))
+        return _("Entry posted.")
+
+    return _saved(post_it, url_for(".entry", entry_id=entry_id))
 
 
 @bp.post("/accounting/entries/<int:entry_id>/reverse")
@@ -237,17 +249,14 @@ def accounts() -> str:
 @tenant_required
 def add_account() -> Response:
     admin_required()
-    try:
+
+    def add() -> str:
         row = booksvc.add_account(db.session, tenant_id(), request.form.get("number", "")[:30],
                                   request.form.get("label", "")[:250], is_vat=request.form.get("is_vat") == "1",
                                   vat_rate=request.form.get("vat_rate", "")[:10])
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".accounts"))
-    db.session.commit()
-    flash(_("Account %(number)s added.", number=row.number), "success")
-    return redirect(url_for(".accounts"))
+        return _("Account %(number)s added.", number=row.number)
+
+    return _saved(add, url_for(".accounts"))
 
 
 @bp.post("/accounting/accounts/<int:ledger_account_id>")
@@ -258,17 +267,14 @@ def update_account(ledger_account_id: int) -> Response:
         raise NotFound("no such account")
     admin_required()
     action = request.form.get("action", "")
-    try:
+
+    def update() -> str:
         booksvc.update_account(db.session, row.tenant_id, row.number,
                                label=request.form.get("label") if action == "rename" else None,
                                active={"deactivate": False, "activate": True}.get(action))
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".accounts"))
-    db.session.commit()
-    flash(_("Account %(number)s saved.", number=row.number), "success")
-    return redirect(url_for(".accounts"))
+        return _("Account %(number)s saved.", number=row.number)
+
+    return _saved(update, url_for(".accounts"))
 
 
 @bp.get("/accounting/exports")
@@ -298,15 +304,12 @@ def fec_download() -> Response:
 def close_year() -> Response:
     admin_required()
     raw = request.form.get("year", "")
-    try:
+
+    def close() -> str:
         entrysvc.close_year(db.session, tenant_id(), int(raw) if raw.isdigit() and len(raw) == 4 else raw[:10])
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".exports_page"))
-    db.session.commit()
-    flash(_("Fiscal year %(year)s closed.", year=raw), "success")
-    return redirect(url_for(".exports_page"))
+        return _("Fiscal year %(year)s closed.", year=raw)
+
+    return _saved(close, url_for(".exports_page"))
 
 
 def _date_arg(name: str) -> date | None:
