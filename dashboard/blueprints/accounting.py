@@ -141,6 +141,26 @@ def _form_lines() -> list[dict[str, Any]]:
     return lines
 
 
+def _saved(change: Callable[[], str], back: str) -> Response:
+    """Run ``change`` (a service call that returns what to tell the person) in the request's transaction:
+    commit and say it, or roll back and show why; either way back to the page at ``back``. NotFound goes
+    on to the 404 page."""
+    try:
+        done = change()
+    except NotFound:
+        raise
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(errors_text(exc.errors), "error")
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(translate(str(exc)), "error")
+    else:
+        db.session.commit()
+        flash(done, "success")
+    return redirect(back)
+
+
 @bp.post("/accounting/entries/<int:entry_id>")
 @tenant_required
 def save(entry_id: int) -> Response:
@@ -156,19 +176,12 @@ def save(entry_id: int) -> Response:
     lines = _form_lines()
     if _lines_changed(row, lines):
         data["lines"] = lines
-    try:
+
+    def update() -> str:
         entrysvc.update_entry(db.session, row.tenant_id, row.id, data)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".entry", entry_id=entry_id))
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(translate(str(exc)), "error")
-        return redirect(url_for(".entry", entry_id=entry_id))
-    db.session.commit()
-    flash(_("Entry saved."), "success")
-    return redirect(url_for(".entry", entry_id=entry_id))
+        return _("Entry saved.")
+
+    return _saved(update, url_for(".entry", entry_id=entry_id))
 
 
 def _lines_changed(row: JournalEntry, lines: list[dict[str, Any]]) -> bool:
@@ -190,20 +203,6 @@ def _lines_changed(row: JournalEntry, lines: list[dict[str, Any]]) -> bool:
     stored = [key([ln.account, ln.label, ln.debit, ln.credit, ln.vat_rate, ln.aux, ln.aux_label]) for ln in row.lines]
     typed = [key([line[name] for name in LINE_FIELDS]) for line in lines]
     return stored != typed
-
-
-def _saved(change: Callable[[], str], back: str) -> Response:
-    """Run ``change`` (a service call that returns what to tell the person) in the request's transaction:
-    commit and say it, or roll back and show why; either way back to the page at ``back``."""
-    try:
-        done = change()
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-    else:
-        db.session.commit()
-        flash(done, "success")
-    return redirect(back)
 
 
 @bp.post("/accounting/entries/<int:entry_id>/post")
