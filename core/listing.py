@@ -207,6 +207,19 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def where_day_in_range(stmt: Select[Any], column: Any, filters: ListFilters, *, timestamp: bool = False) -> Select[Any]:
+    """``stmt`` kept to the rows whose day is within the filters' date range, both ends included: ``column``
+    is a date, or with ``timestamp`` a moment (its day counted in UTC)."""
+    if filters.date_from:
+        stmt = stmt.where(column >= (_day_start(filters.date_from) if timestamp else filters.date_from))
+    if filters.date_to:
+        if timestamp:
+            stmt = stmt.where(column < _day_start(filters.date_to + timedelta(days=1)))
+        else:
+            stmt = stmt.where(column <= filters.date_to)
+    return stmt
+
+
 def order_by_sort(stmt: Select[Any], sort: str, columns: Mapping[str, Any], tiebreak: Any) -> Select[Any]:
     key = sort.lstrip("-")
     column = columns[key]
@@ -269,10 +282,7 @@ def invoice_list(viewer: Viewer, doc_type: str | None, filters: ListFilters, tod
         stmt = stmt.where(Invoice.status != InvoiceStatus.PAID.value, Invoice.due_date < today)
     elif filters.status:
         stmt = stmt.where(Invoice.status == filters.status)
-    if filters.date_from:
-        stmt = stmt.where(Invoice.issue_date >= filters.date_from)
-    if filters.date_to:
-        stmt = stmt.where(Invoice.issue_date <= filters.date_to)
+    stmt = where_day_in_range(stmt, Invoice.issue_date, filters)
     amount = money_column(Invoice.amount, dialect)
     stmt = where_amount_in_range(stmt, amount, filters, dialect)
     if filters.currency:
@@ -322,10 +332,7 @@ def document_list(viewer: Viewer, statuses: tuple[str, ...], filters: ListFilter
     stmt = access.scope_documents(stmt, viewer)
     if filters.q:
         stmt = stmt.where(_document_search(viewer, filters.q, dialect))
-    if filters.date_from:
-        stmt = stmt.where(Document.created_at >= _day_start(filters.date_from))
-    if filters.date_to:
-        stmt = stmt.where(Document.created_at < _day_start(filters.date_to + timedelta(days=1)))
+    stmt = where_day_in_range(stmt, Document.created_at, filters, timestamp=True)
     amount = money_column(Document.amount, dialect)
     stmt = where_amount_in_range(stmt, amount, filters, dialect)
     if filters.currency:
@@ -368,10 +375,7 @@ def message_list(viewer: Viewer, filters: ListFilters, dialect: str) -> Select[A
         if viewer.sees_codes:
             terms.append(_contains(InboundMessage.subject, pattern))
         stmt = stmt.where(or_(*terms))
-    if filters.date_from:
-        stmt = stmt.where(InboundMessage.received_at >= _day_start(filters.date_from))
-    if filters.date_to:
-        stmt = stmt.where(InboundMessage.received_at < _day_start(filters.date_to + timedelta(days=1)))
+    stmt = where_day_in_range(stmt, InboundMessage.received_at, filters, timestamp=True)
     if filters.source:
         stmt = stmt.where(InboundMessage.source == filters.source)
     unsupported = (filters.status, filters.amount_min, filters.amount_max, filters.currency, filters.validated_by)
@@ -425,10 +429,7 @@ def transaction_list(viewer: Viewer, status: str | None, filters: ListFilters, d
         if typed is not None:  # a payment is searched by what was paid, whatever its sign
             terms += [amount == money_value(typed, dialect), amount == money_value(-typed, dialect)]
         stmt = stmt.where(or_(*terms))
-    if filters.date_from:
-        stmt = stmt.where(BankTransaction.booking_date >= filters.date_from)
-    if filters.date_to:
-        stmt = stmt.where(BankTransaction.booking_date <= filters.date_to)
+    stmt = where_day_in_range(stmt, BankTransaction.booking_date, filters)
     stmt = where_amount_in_range(stmt, amount, filters, dialect)
     if filters.currency:
         stmt = stmt.where(BankTransaction.currency == filters.currency)

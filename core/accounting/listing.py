@@ -28,6 +28,7 @@ from core.listing import (
     order_by_sort,
     parse_amount,
     where_amount_in_range,
+    where_day_in_range,
 )
 from core.models import Client
 from core.tenancy import access
@@ -84,10 +85,7 @@ def entry_list(viewer: Viewer, status: str | None, journal: str | None, filters:
     stmt = scope_entries(stmt, viewer)
     if filters.q:
         stmt = stmt.where(_search(viewer, filters.q, dialect))
-    if filters.date_from:
-        stmt = stmt.where(JournalEntry.entry_date >= filters.date_from)
-    if filters.date_to:
-        stmt = stmt.where(JournalEntry.entry_date <= filters.date_to)
+    stmt = where_day_in_range(stmt, JournalEntry.entry_date, filters)
     total = money_column(JournalEntry.total, dialect)
     stmt = where_amount_in_range(stmt, total, filters, dialect)
     columns: dict[str, Any] = {
