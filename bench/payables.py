@@ -11,41 +11,30 @@ every payable approved), ``--suppliers`` suppliers with valid IBANs and ``--invo
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
-import tempfile
 import time
-from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flask_migrate import upgrade  # noqa: E402
 from schwifty import IBAN  # noqa: E402
 
-from core.config import Settings  # noqa: E402
-from core.db import make_engine, make_session_factory  # noqa: E402
-from core.models import Client, Invoice, StoredFile  # noqa: E402
+from bench._synthetic import bench_tenant, bench_viewer, commit_filled, migrated_database, open_session  # noqa: E402
+from core.models import Client, Invoice  # noqa: E402
 from core.payables import runs, suppliers  # noqa: E402
-from core.tenancy import accounts, company  # noqa: E402
-from core.tenancy.access import viewer_for  # noqa: E402
-from dashboard.app import MIGRATIONS_DIR, create_app  # noqa: E402
+from core.tenancy import company  # noqa: E402
 
 TODAY = date(2026, 12, 4)
 
 
 def fill(url: str, supplier_count: int, invoices: int, run: int) -> tuple[int, int]:
-    session = make_session_factory(make_engine(url))()
-    tenant, _address = accounts.create_tenant(session, "Bench")
-    user = accounts.create_user(session, "bench@example.test", "bench password 123", tenant, "admin")
+    session = open_session(url)
+    tenant, user, stored = bench_tenant(session)
     company.update_identity(session, tenant.id, {"legal_name": "Bench SAS", "country": "FR",
                                                  "iban": "FR7630006000011234567890189"})
-    stored = StoredFile(tenant_id=tenant.id, sha256="0" * 64, size=1, content_type="application/pdf",
-                        storage_key="none")
-    session.add(stored)
     rows = [Client(tenant_id=tenant.id, name=f"Fournisseur {i}", normalized_name=f"fournisseur {i}", role="supplier",
                    iban=IBAN.generate("DE", bank_code="37040044", account_code=str(1000 + i)).compact,
                    town="Berlin", country="DE") for i in range(supplier_count)]
@@ -59,11 +48,7 @@ def fill(url: str, supplier_count: int, invoices: int, run: int) -> tuple[int, i
                             issue_date=due - timedelta(days=30), due_date=due))
         if i % 1000 == 999:
             session.flush()
-    session.commit()
-    if session.get_bind().dialect.name == "postgresql" and not os.environ.get("BENCH_NO_ANALYZE"):
-        # What autovacuum does some time after a bulk load (BENCH_NO_ANALYZE=1 measures before it).
-        session.connection().exec_driver_sql("ANALYZE")
-        session.commit()
+    commit_filled(session)
     ids = (tenant.id, user.id)
     session.close()
     return ids
@@ -76,15 +61,11 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=20_000)
     parser.add_argument("--run", type=int, default=1000)
     args = parser.parse_args()
-    url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    app = create_app(replace(Settings.from_env(), database_url=url))
-    with app.app_context():
-        upgrade(directory=str(MIGRATIONS_DIR), revision="heads")
+    url = migrated_database(args.database_url)
     started = time.perf_counter()
     tenant_id, user_id = fill(url, args.suppliers, args.invoices, args.run)
     print(f"filled in {time.perf_counter() - started:.1f} s")
-    session = make_session_factory(make_engine(url))()
-    viewer = viewer_for(session, tenant_id, user_id)
+    session, viewer = bench_viewer(url, tenant_id, user_id)
     results: list[tuple[str, float, str]] = []
 
     started = time.perf_counter()

@@ -10,41 +10,27 @@ prints the median time of each read over ``--rounds`` runs as a markdown table.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
-from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flask_migrate import upgrade  # noqa: E402
-
-from core.config import Settings  # noqa: E402
-from core.db import make_engine, make_session_factory  # noqa: E402
-from core.models import CashMovement, Client, Invoice, StoredFile  # noqa: E402
-from core.receivables import analytics
-from core.receivables import invoices as receivables
-from core.tenancy import accounts  # noqa: E402
-from core.tenancy.access import viewer_for  # noqa: E402
-from dashboard.app import MIGRATIONS_DIR, create_app  # noqa: E402
+from bench._synthetic import bench_tenant, bench_viewer, commit_filled, migrated_database, open_session  # noqa: E402
+from core.models import CashMovement, Client, Invoice  # noqa: E402
+from core.receivables import analytics  # noqa: E402
+from core.receivables import invoices as receivables  # noqa: E402
 
 TODAY = date(2026, 11, 24)
 
 
 def fill(url: str, clients: int, invoices: int) -> tuple[int, int]:
-    session = make_session_factory(make_engine(url))()
-    tenant, _address = accounts.create_tenant(session, "Bench")
-    user = accounts.create_user(session, "bench@example.test", "bench password 123", tenant, "admin")
-    stored = StoredFile(tenant_id=tenant.id, sha256="0" * 64, size=1, content_type="application/pdf",
-                        storage_key="none")
-    session.add(stored)
-    session.flush()
+    session = open_session(url)
+    tenant, user, stored = bench_tenant(session)
     client_rows = [Client(tenant_id=tenant.id, name=f"Client {i}", normalized_name=f"client {i}")
                    for i in range(clients)]
     session.add_all(client_rows)
@@ -69,11 +55,7 @@ def fill(url: str, clients: int, invoices: int) -> tuple[int, int]:
     session.add_all(CashMovement(tenant_id=tenant.id, invoice_id=inv.id, direction="in", kind="expected",
                                  expected_date=inv.due_date, amount=inv.amount, currency="EUR")
                     for inv in session.query(Invoice).filter(Invoice.tenant_id == tenant.id))
-    session.commit()
-    if session.get_bind().dialect.name == "postgresql" and not os.environ.get("BENCH_NO_ANALYZE"):
-        # What autovacuum does some time after a bulk load (BENCH_NO_ANALYZE=1 measures before it).
-        session.connection().exec_driver_sql("ANALYZE")
-        session.commit()
+    commit_filled(session)
     ids = (tenant.id, user.id)
     session.close()
     return ids
@@ -95,17 +77,12 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    settings = replace(Settings.from_env(), database_url=url)
-    app = create_app(settings)
-    with app.app_context():
-        upgrade(directory=str(MIGRATIONS_DIR), revision="heads")
+    url = migrated_database(args.database_url)
     started = time.perf_counter()
     tenant_id, user_id = fill(url, args.clients, args.invoices)
     # Through the ORM, so this includes keeping the receivables summaries up to date at every flush.
     print(f"filled in {time.perf_counter() - started:.1f} s")
-    session = make_session_factory(make_engine(url))()
-    viewer = viewer_for(session, tenant_id, user_id)
+    session, viewer = bench_viewer(url, tenant_id, user_id)
     some_client = session.query(Client.id).filter(Client.tenant_id == tenant_id).first()[0]
     rows = [
         ("clients list, page 1 by amount due", lambda: receivables.client_balances(

@@ -184,20 +184,43 @@ def _contains(column: Any, pattern: str) -> ColumnElement[bool]:
     return contains(column, pattern)
 
 
-def _money(column: Any, dialect: str) -> Any:
+def money_column(column: Any, dialect: str) -> Any:
     """Amounts are text on SQLite (``core.models.Money``): compared and sorted as numbers there."""
     return cast(column, Float) if dialect == "sqlite" else column
 
 
-def _money_value(value: Decimal, dialect: str) -> Any:
+def money_value(value: Decimal, dialect: str) -> Any:
+    """``value`` as it compares with a :func:`money_column`."""
     return float(value) if dialect == "sqlite" else value
+
+
+def where_amount_in_range(stmt: Select[Any], amount: Any, filters: ListFilters, dialect: str) -> Select[Any]:
+    """``stmt`` kept to the rows whose ``amount`` (a :func:`money_column`) is within the filters' range."""
+    if filters.amount_min is not None:
+        stmt = stmt.where(amount >= money_value(filters.amount_min, dialect))
+    if filters.amount_max is not None:
+        stmt = stmt.where(amount <= money_value(filters.amount_max, dialect))
+    return stmt
 
 
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _order(stmt: Select[Any], sort: str, columns: Mapping[str, Any], tiebreak: Any) -> Select[Any]:
+def where_day_in_range(stmt: Select[Any], column: Any, filters: ListFilters, *, timestamp: bool = False) -> Select[Any]:
+    """``stmt`` kept to the rows whose day is within the filters' date range, both ends included: ``column``
+    is a date, or with ``timestamp`` a moment (its day counted in UTC)."""
+    if filters.date_from:
+        stmt = stmt.where(column >= (_day_start(filters.date_from) if timestamp else filters.date_from))
+    if filters.date_to:
+        if timestamp:
+            stmt = stmt.where(column < _day_start(filters.date_to + timedelta(days=1)))
+        else:
+            stmt = stmt.where(column <= filters.date_to)
+    return stmt
+
+
+def order_by_sort(stmt: Select[Any], sort: str, columns: Mapping[str, Any], tiebreak: Any) -> Select[Any]:
     key = sort.lstrip("-")
     column = columns[key]
     # Plain ASC/DESC (each database's own place for NULLs): an index on the column can then serve the order.
@@ -233,7 +256,7 @@ def _invoice_search(viewer: Viewer, q: str, dialect: str) -> ColumnElement[bool]
     ]
     amount = parse_amount(q)
     if amount is not None:
-        branches.append(ids(_money(found.amount, dialect) == _money_value(amount, dialect)))
+        branches.append(ids(money_column(found.amount, dialect) == money_value(amount, dialect)))
     return Invoice.id.in_(union(*branches))
 
 
@@ -259,15 +282,9 @@ def invoice_list(viewer: Viewer, doc_type: str | None, filters: ListFilters, tod
         stmt = stmt.where(Invoice.status != InvoiceStatus.PAID.value, Invoice.due_date < today)
     elif filters.status:
         stmt = stmt.where(Invoice.status == filters.status)
-    if filters.date_from:
-        stmt = stmt.where(Invoice.issue_date >= filters.date_from)
-    if filters.date_to:
-        stmt = stmt.where(Invoice.issue_date <= filters.date_to)
-    amount = _money(Invoice.amount, dialect)
-    if filters.amount_min is not None:
-        stmt = stmt.where(amount >= _money_value(filters.amount_min, dialect))
-    if filters.amount_max is not None:
-        stmt = stmt.where(amount <= _money_value(filters.amount_max, dialect))
+    stmt = where_day_in_range(stmt, Invoice.issue_date, filters)
+    amount = money_column(Invoice.amount, dialect)
+    stmt = where_amount_in_range(stmt, amount, filters, dialect)
     if filters.currency:
         stmt = stmt.where(Invoice.currency == filters.currency)
     if filters.source:
@@ -282,7 +299,7 @@ def invoice_list(viewer: Viewer, doc_type: str | None, filters: ListFilters, tod
     if sort.lstrip("-") == "client":
         stmt = stmt.outerjoin(Client, Client.id == Invoice.client_id)
         columns["client"] = Client.normalized_name
-    return _order(stmt, sort, columns, Invoice.id)
+    return order_by_sort(stmt, sort, columns, Invoice.id)
 
 
 # Documents under review ----------------------------------------------------------------------
@@ -303,7 +320,7 @@ def _document_search(viewer: Viewer, q: str, dialect: str) -> ColumnElement[bool
     ]
     amount = parse_amount(q)
     if amount is not None:
-        terms.append(_money(Document.amount, dialect) == _money_value(amount, dialect))
+        terms.append(money_column(Document.amount, dialect) == money_value(amount, dialect))
     return or_(*terms)
 
 
@@ -315,15 +332,9 @@ def document_list(viewer: Viewer, statuses: tuple[str, ...], filters: ListFilter
     stmt = access.scope_documents(stmt, viewer)
     if filters.q:
         stmt = stmt.where(_document_search(viewer, filters.q, dialect))
-    if filters.date_from:
-        stmt = stmt.where(Document.created_at >= _day_start(filters.date_from))
-    if filters.date_to:
-        stmt = stmt.where(Document.created_at < _day_start(filters.date_to + timedelta(days=1)))
-    amount = _money(Document.amount, dialect)
-    if filters.amount_min is not None:
-        stmt = stmt.where(amount >= _money_value(filters.amount_min, dialect))
-    if filters.amount_max is not None:
-        stmt = stmt.where(amount <= _money_value(filters.amount_max, dialect))
+    stmt = where_day_in_range(stmt, Document.created_at, filters, timestamp=True)
+    amount = money_column(Document.amount, dialect)
+    stmt = where_amount_in_range(stmt, amount, filters, dialect)
     if filters.currency:
         stmt = stmt.where(Document.currency == filters.currency)
     if filters.source:
@@ -334,7 +345,7 @@ def document_list(viewer: Viewer, statuses: tuple[str, ...], filters: ListFilter
         stmt = stmt.where(false())
     columns: dict[str, Any] = {"received": Document.created_at, "number": Document.number,
                                "client": Document.client, "amount": amount, "filename": Document.filename}
-    return _order(stmt, filters.sort or DOCUMENT_DEFAULT_SORT, columns, Document.id)
+    return order_by_sort(stmt, filters.sort or DOCUMENT_DEFAULT_SORT, columns, Document.id)
 
 
 def for_documents(filters: ListFilters) -> ListFilters:
@@ -364,10 +375,7 @@ def message_list(viewer: Viewer, filters: ListFilters, dialect: str) -> Select[A
         if viewer.sees_codes:
             terms.append(_contains(InboundMessage.subject, pattern))
         stmt = stmt.where(or_(*terms))
-    if filters.date_from:
-        stmt = stmt.where(InboundMessage.received_at >= _day_start(filters.date_from))
-    if filters.date_to:
-        stmt = stmt.where(InboundMessage.received_at < _day_start(filters.date_to + timedelta(days=1)))
+    stmt = where_day_in_range(stmt, InboundMessage.received_at, filters, timestamp=True)
     if filters.source:
         stmt = stmt.where(InboundMessage.source == filters.source)
     unsupported = (filters.status, filters.amount_min, filters.amount_max, filters.currency, filters.validated_by)
@@ -375,7 +383,7 @@ def message_list(viewer: Viewer, filters: ListFilters, dialect: str) -> Select[A
         stmt = stmt.where(false())
     columns = {"received": InboundMessage.received_at, "sender": InboundMessage.sender,
                "status": InboundMessage.status}
-    return _order(stmt, filters.sort or MESSAGE_DEFAULT_SORT, columns, InboundMessage.id)
+    return order_by_sort(stmt, filters.sort or MESSAGE_DEFAULT_SORT, columns, InboundMessage.id)
 
 
 def only(filters: ListFilters, accepted: tuple[str, ...]) -> ListFilters:
@@ -412,28 +420,22 @@ def transaction_list(viewer: Viewer, status: str | None, filters: ListFilters, d
     if status:
         stmt = stmt.where(BankTransaction.status == TransactionStatus(status).value)
     stmt = access.scope_transactions(stmt, viewer)
-    amount = _money(BankTransaction.amount, dialect)
+    amount = money_column(BankTransaction.amount, dialect)
     if filters.q:
         pattern = like_pattern(filters.q)
         terms = [_contains(BankTransaction.counterparty, pattern), _contains(BankTransaction.remittance, pattern),
                  _contains(BankTransaction.reference, pattern), _contains(BankTransaction.iban, pattern)]
         typed = parse_amount(filters.q)
         if typed is not None:  # a payment is searched by what was paid, whatever its sign
-            terms += [amount == _money_value(typed, dialect), amount == _money_value(-typed, dialect)]
+            terms += [amount == money_value(typed, dialect), amount == money_value(-typed, dialect)]
         stmt = stmt.where(or_(*terms))
-    if filters.date_from:
-        stmt = stmt.where(BankTransaction.booking_date >= filters.date_from)
-    if filters.date_to:
-        stmt = stmt.where(BankTransaction.booking_date <= filters.date_to)
-    if filters.amount_min is not None:
-        stmt = stmt.where(amount >= _money_value(filters.amount_min, dialect))
-    if filters.amount_max is not None:
-        stmt = stmt.where(amount <= _money_value(filters.amount_max, dialect))
+    stmt = where_day_in_range(stmt, BankTransaction.booking_date, filters)
+    stmt = where_amount_in_range(stmt, amount, filters, dialect)
     if filters.currency:
         stmt = stmt.where(BankTransaction.currency == filters.currency)
     columns = {"booking_date": BankTransaction.booking_date, "amount": amount,
                "counterparty": BankTransaction.counterparty, "status": BankTransaction.status}
-    return _order(stmt, filters.sort or TRANSACTION_DEFAULT_SORT, columns, BankTransaction.id)
+    return order_by_sort(stmt, filters.sort or TRANSACTION_DEFAULT_SORT, columns, BankTransaction.id)
 
 
 TRANSACTION_CSV_HEADER = ("id", "account", "booking_date", "value_date", "amount", "currency", "counterparty",

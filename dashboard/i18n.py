@@ -33,6 +33,7 @@ from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel, get_locale, get_translations, refresh
 from flask_login import current_user
 
+from core import reasons
 from core.i18n import N_
 
 log = logging.getLogger(__name__)
@@ -84,13 +85,17 @@ def reason_text(row: object) -> str:
     code = getattr(row, "reason_code", None)
     if code:
         params = getattr(row, "reason_params", None) or {}
-        found = gettext(code)
-        if found != code or params:
+        if gettext(code) != code or params:
             try:
-                return found.format(**params) if params else found
+                return reasons.render(code, params, gettext)
             except (KeyError, IndexError, ValueError):  # a translation whose placeholders do not match
                 log.warning("reason %r: translation does not fit its parameters", code)
     return translate(text)
+
+
+def shown_reason(row: object) -> str | None:
+    """A message's or document's reason as a client reads it: in the request's language, None when none."""
+    return reason_text(row) if getattr(row, "reason", None) else None
 
 
 def translate(value: object) -> str:

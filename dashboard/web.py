@@ -38,9 +38,10 @@ from flask_login import current_user, login_required, logout_user
 from sqlalchemy import Select, func, select
 from werkzeug.exceptions import HTTPException
 
-from core.documents.review import MAX_PER_PAGE, Page, paginate, review_queue_query
+from core.documents.review import review_queue_query
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.models import Membership, Role, StoredFile, Tenant
+from core.paging import MAX_PER_PAGE, Page, paginate
 from core.tenancy import accounts, twofactor
 from dashboard import i18n
 from dashboard.extensions import db

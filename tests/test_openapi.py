@@ -19,6 +19,7 @@ from werkzeug.test import TestResponse
 
 from core.documents import review as documents
 from core.files.storage import FileStorage
+from core.mail.unpack import EMPTY_ARCHIVE_NOTE, LEFT_OUT_REASON
 from core.models import (
     Document,
     DocumentSource,
@@ -29,6 +30,7 @@ from core.models import (
     Role,
     Tenant,
 )
+from core.reasons import reason, set_reason
 from dashboard.api.openapi import api_routes
 from tests.bankhelpers import csv_row, make_invoice, statement_csv
 from tests.conftest import TenantFixture
@@ -306,7 +308,15 @@ def test_real_answers_match_their_documented_schemas(
     api.call("POST", f"/documents/{again.id}/duplicate", "/documents/{document_id}/duplicate", 200,
              json={"action": "discard"})
     failed = add_document(session, storage, tid, filename="c.pdf", number="FA-2026-0300", status=DocumentStatus.FAILED)
-    api.call("GET", "/failed", "/failed", 200)
+    # A composed reason (a template whose parameter is a list of reasons): the code and its nested values.
+    set_reason(failed, reason(LEFT_OUT_REASON, notes=[reason(EMPTY_ARCHIVE_NOTE, archive="a.zip"), "as written"]))
+    set_reason(session.get(InboundMessage, upload["id"]), reason(EMPTY_ARCHIVE_NOTE, archive="b.zip"))
+    session.commit()
+    dead = {item["id"]: item for item in api.call("GET", "/failed", "/failed", 200)["items"]}
+    assert (dead[failed.id]["reason_code"], dead[failed.id]["reason"]) == (LEFT_OUT_REASON, failed.reason)
+    assert dead[failed.id]["reason_params"]["notes"][1] == {"code": "as written", "params": {}}
+    progress = api.call("GET", f"/messages/{upload['id']}", "/messages/{message_id}", 200)
+    assert (progress["reason_code"], progress["reason_params"]) == (EMPTY_ARCHIVE_NOTE, {"archive": "b.zip"})
     api.call("POST", "/failed/retry", "/failed/retry", 202)
     session.rollback()  # forget what this session read: the retry changed the rows through the app
     failed.status = DocumentStatus.FAILED.value

@@ -13,14 +13,23 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, cast, select, union
+from sqlalchemy import ColumnElement, Select, select, union
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from core.accounting import entries as entrysvc
 from core.accounting.models import EntryLine, EntryStatus, JournalEntry
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
-from core.listing import MAX_EXPORT_ROWS, ListFilters, parse_amount
+from core.listing import (
+    MAX_EXPORT_ROWS,
+    ListFilters,
+    money_column,
+    money_value,
+    order_by_sort,
+    parse_amount,
+    where_amount_in_range,
+    where_day_in_range,
+)
 from core.models import Client
 from core.tenancy import access
 from core.tenancy.access import Viewer
@@ -31,15 +40,6 @@ ENTRY_DEFAULT_SORT = "-entry_date"
 ENTRY_FILTERS = ("date_from", "date_to", "amount_min", "amount_max")
 MAX_BULK = 200  # entries posted by one request: each is checked, numbered and may learn a rule
 NOT_VISIBLE = N_("No such entry.")
-
-
-def _amount(column: Any, dialect: str) -> Any:
-    """Amounts are text on SQLite (``core.models.Money``): compared and sorted as numbers there."""
-    return cast(column, Float) if dialect == "sqlite" else column
-
-
-def _value(amount: Any, dialect: str) -> Any:
-    return float(amount) if dialect == "sqlite" else amount
 
 
 def scope_entries(stmt: Select[Any], viewer: Viewer) -> Select[Any]:
@@ -67,7 +67,7 @@ def _search(viewer: Viewer, q: str, dialect: str) -> ColumnElement[bool]:
     ]
     typed = parse_amount(q)
     if typed is not None:
-        branches.append(ids(_amount(found.total, dialect) == _value(abs(typed), dialect)))
+        branches.append(ids(money_column(found.total, dialect) == money_value(abs(typed), dialect)))
         if typed == typed.to_integral_value() and 0 < typed < 10**9:
             branches.append(ids(found.number == int(typed)))
     return JournalEntry.id.in_(union(*branches))
@@ -85,25 +85,15 @@ def entry_list(viewer: Viewer, status: str | None, journal: str | None, filters:
     stmt = scope_entries(stmt, viewer)
     if filters.q:
         stmt = stmt.where(_search(viewer, filters.q, dialect))
-    if filters.date_from:
-        stmt = stmt.where(JournalEntry.entry_date >= filters.date_from)
-    if filters.date_to:
-        stmt = stmt.where(JournalEntry.entry_date <= filters.date_to)
-    total = _amount(JournalEntry.total, dialect)
-    if filters.amount_min is not None:
-        stmt = stmt.where(total >= _value(filters.amount_min, dialect))
-    if filters.amount_max is not None:
-        stmt = stmt.where(total <= _value(filters.amount_max, dialect))
+    stmt = where_day_in_range(stmt, JournalEntry.entry_date, filters)
+    total = money_column(JournalEntry.total, dialect)
+    stmt = where_amount_in_range(stmt, total, filters, dialect)
     columns: dict[str, Any] = {
         "entry_date": JournalEntry.entry_date, "journal": JournalEntry.journal, "number": JournalEntry.number,
         "label": JournalEntry.label, "piece_ref": JournalEntry.piece_ref, "amount": total,
         "status": JournalEntry.status,
     }
-    sort = filters.sort or ENTRY_DEFAULT_SORT
-    column = columns[sort.lstrip("-")]
-    if sort.startswith("-"):
-        return stmt.order_by(column.desc(), JournalEntry.id.desc())
-    return stmt.order_by(column.asc(), JournalEntry.id.asc())
+    return order_by_sort(stmt, filters.sort or ENTRY_DEFAULT_SORT, columns, JournalEntry.id)
 
 
 ENTRY_CSV_HEADER = ("id", "status", "journal", "fiscal_year", "number", "entry_date", "piece_ref", "piece_date",

@@ -42,6 +42,7 @@ from core.models import (
     TransactionStatus,
     User,
 )
+from core.reasons import Reason, reason
 
 logger = logging.getLogger(__name__)
 _CHUNK = 500
@@ -342,7 +343,7 @@ def import_statement(
     try:
         statements = parse_statement(data, filename, csv_mapping)
     except StatementError as exc:
-        message = N_("The file could not be read as a bank statement: {reason}").format(reason=exc.reason)
+        message = reason(N_("The file could not be read as a bank statement: {reason}"), reason=exc.reason)
         raise UnreadableStatement(message, needs_csv_mapping=isinstance(exc, UnknownCsvLayout)) from exc
 
     result = ImportResult(statements=len(statements))
@@ -410,6 +411,12 @@ UNVERIFIED_REASON = N_(
     "unverified: not from an authenticated sender declared for your bank (Settings → Sender authentication), "
     "so its payments are only suggested, never applied automatically"
 )
+# What an email's bank statements gave, the message's reason (core/reasons.py); {notes}: a list of reasons.
+STATEMENTS_REASON = N_("{found} bank statement(s): {created} new transaction(s), {duplicates} already imported, "
+                       "{applied} matched automatically, {suggested} suggestion(s)")
+STATEMENTS_NOTES_REASON = N_("{found} bank statement(s): {created} new transaction(s), {duplicates} already "
+                             "imported, {applied} matched automatically, {suggested} suggestion(s); {notes}")
+STATEMENT_FAILED_NOTE = N_("{file}: {error} (upload it on the Bank page)")
 
 
 def bank_senders(session: Session, tenant_id: int) -> list[str]:
@@ -474,20 +481,19 @@ class MailStatements:
     applied: int = 0
     suggested: int = 0
     verified: bool = False
-    errors: list[str] = field(default_factory=list)
+    errors: list[Reason] = field(default_factory=list)
 
     @property
-    def reason(self) -> str | None:
+    def reason(self) -> Reason | None:
         """A line for the message's reason (None when the email held no statement)."""
         if not self.found:
             return None
-        text = (
-            f"{self.found} bank statement(s): {self.created} new transaction(s), {self.duplicates} already "
-            f"imported, {self.applied} matched automatically, {self.suggested} suggestion(s)"
-        )
-        if not self.verified:
-            text += "; " + UNVERIFIED_REASON
-        return text + ("; " + "; ".join(self.errors) if self.errors else "")
+        counts = {"found": self.found, "created": self.created, "duplicates": self.duplicates,
+                  "applied": self.applied, "suggested": self.suggested}
+        notes = ([] if self.verified else [Reason(UNVERIFIED_REASON)]) + self.errors
+        if notes:
+            return reason(STATEMENTS_NOTES_REASON, **counts, notes=notes)
+        return reason(STATEMENTS_REASON, **counts)
 
 
 def _mail_parts(raw: bytes | ReceivedEmail) -> list[tuple[str, bytes]]:
@@ -529,7 +535,8 @@ def import_mail_statements(session: Session, tenant_id: int, raw: bytes | Receiv
             imported = import_statement(session, tenant_id, data, filename, verified=verified)
         except ServiceError as exc:
             savepoint.rollback()
-            result.errors.append(f"{filename or 'statement'}: {exc} (upload it on the Bank page)")
+            why = exc.args[0] if exc.args and isinstance(exc.args[0], Reason) else str(exc)
+            result.errors.append(reason(STATEMENT_FAILED_NOTE, file=filename or "statement", error=why))
             continue
         savepoint.commit()
         result.created += imported.created

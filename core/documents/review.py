@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from core.documents.duplicates import (
@@ -33,12 +32,11 @@ from core.models import (
     utcnow,
 )
 from core.names import folded
+from core.paging import MAX_PER_PAGE, Page, paginate  # noqa: F401  (still reached as documents.paginate)
 from core.reasons import reason, set_reason
 from core.tenancy import access
 from core.tenancy.access import Viewer
 
-T = TypeVar("T")
-MAX_PER_PAGE = 200
 LINKED_REASON = N_("File linked to invoice {number}.")
 REPLACED_REASON = N_("File of invoice {number} replaced.")  # on documents replaced before the basis was said
 # A restricted member typing the number of an invoice they cannot see: said without its id, link or
@@ -52,26 +50,6 @@ FROZEN_NUMBER = N_(
     "The number of a validated invoice cannot be changed. To change it, delete the invoice and import "
     "the file again."
 )
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: Sequence[T]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
-def paginate(session: Session, stmt: Select[Any], page: int = 1, per_page: int = 50) -> Page[Any]:
-    page = max(1, int(page))
-    per_page = min(MAX_PER_PAGE, max(1, int(per_page)))
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    items = session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).all()
-    return Page(items=items, page=page, per_page=per_page, total=total)
 
 
 # Queries (always scoped to a tenant) ---------------------------------------------------------
@@ -100,8 +78,6 @@ def next_pending(session: Session, tenant_id: int, after_id: int | None = None) 
     if after_id is not None:
         stmt = stmt.where(Document.id != after_id)
     return session.scalars(stmt.order_by(Document.created_at, Document.id)).first()
-
-
 
 
 def review_queue_query(tenant_id: int) -> Select[Any]:

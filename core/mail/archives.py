@@ -12,6 +12,9 @@ import logging
 import zipfile
 from dataclasses import dataclass, field
 
+from core.i18n import N_
+from core.reasons import Reason, reason
+
 logger = logging.getLogger(__name__)
 
 MAX_MEMBERS = 50  # files taken from one archive (nested ones included)
@@ -19,6 +22,15 @@ MAX_TOTAL_UNCOMPRESSED = 50 * 1024 * 1024
 MAX_RATIO = 100  # uncompressed / compressed; PDFs and photos compress far less than this
 MAX_NESTING = 1  # a zip inside the attached zip is opened; one inside that is not
 ZIP_TYPES = frozenset(("application/zip", "application/x-zip-compressed", "application/x-zip"))
+
+# Notes on what was left out of an archive: parts of the message's reason (core/reasons.py), translated.
+ARCHIVE_UNREADABLE = N_("the archive {archive} could not be opened ({error})")
+ARCHIVE_FIRST_FILES = N_("only the first {count} files of {archive} were taken")
+ARCHIVE_ENCRYPTED = N_("{archive} is password-protected")
+ARCHIVE_BOMB = N_("{archive} looks like a zip bomb (a file expands {ratio} times); it was not unpacked")
+ARCHIVE_TOO_LARGE = N_("{archive} expands beyond {size} MB; the rest was not unpacked")
+ARCHIVE_NESTED = N_("archives nested deeper than {levels} levels in {archive} were not opened")
+ARCHIVE_MEMBER_UNREADABLE = N_("a file in {archive} could not be read ({error})")
 
 
 def is_zip(data: bytes) -> bool:
@@ -28,9 +40,9 @@ def is_zip(data: bytes) -> bool:
 @dataclass
 class Expanded:
     files: list[tuple[str, bytes]] = field(default_factory=list)  # (member name, bytes)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Reason] = field(default_factory=list)
 
-    def note(self, text: str) -> None:
+    def note(self, text: Reason) -> None:
         if text not in self.notes:
             self.notes.append(text)
 
@@ -48,25 +60,23 @@ def _expand(data: bytes, name: str, depth: int, out: Expanded, budget: list[int]
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
     except Exception as exc:
-        out.note(f"the archive {name} could not be opened ({type(exc).__name__})")
+        out.note(reason(ARCHIVE_UNREADABLE, archive=name, error=type(exc).__name__))
         return
     with archive:
         for info in members:
             if info.is_dir():
                 continue
             if len(out.files) >= MAX_MEMBERS:
-                out.note(f"only the first {MAX_MEMBERS} files of {name} were taken")
+                out.note(reason(ARCHIVE_FIRST_FILES, count=MAX_MEMBERS, archive=name))
                 return
             if info.flag_bits & 0x1:
-                out.note(f"{name} is password-protected")
+                out.note(reason(ARCHIVE_ENCRYPTED, archive=name))
                 continue
             if info.file_size > MAX_RATIO * max(info.compress_size, 1) and info.file_size > 1024 * 1024:
-                out.note(f"{name} looks like a zip bomb (a file expands {info.file_size // max(info.compress_size, 1)}"
-                         " times); it was not unpacked")
+                out.note(reason(ARCHIVE_BOMB, archive=name, ratio=info.file_size // max(info.compress_size, 1)))
                 return
             if info.file_size > budget[0]:
-                out.note(f"{name} expands beyond {MAX_TOTAL_UNCOMPRESSED // (1024 * 1024)} MB; the rest was not "
-                         "unpacked")
+                out.note(reason(ARCHIVE_TOO_LARGE, archive=name, size=MAX_TOTAL_UNCOMPRESSED // (1024 * 1024)))
                 return
             content = _read_bounded(archive, info, budget[0], out, name)
             if content is None:
@@ -74,7 +84,7 @@ def _expand(data: bytes, name: str, depth: int, out: Expanded, budget: list[int]
             budget[0] -= len(content)
             if is_zip(content):
                 if depth >= MAX_NESTING:
-                    out.note(f"archives nested deeper than {MAX_NESTING + 1} levels in {name} were not opened")
+                    out.note(reason(ARCHIVE_NESTED, levels=MAX_NESTING + 1, archive=name))
                     continue
                 _expand(content, info.filename, depth + 1, out, budget)
                 continue
@@ -90,9 +100,9 @@ def _read_bounded(
             content = member.read(limit + 1)
     except Exception as exc:  # bad CRC, unsupported compression, truncated
         logger.info("zip member skipped: %s", type(exc).__name__)
-        out.note(f"a file in {name} could not be read ({type(exc).__name__})")
+        out.note(reason(ARCHIVE_MEMBER_UNREADABLE, archive=name, error=type(exc).__name__))
         return b""
     if len(content) > limit:
-        out.note(f"{name} expands beyond {MAX_TOTAL_UNCOMPRESSED // (1024 * 1024)} MB; the rest was not unpacked")
+        out.note(reason(ARCHIVE_TOO_LARGE, archive=name, size=MAX_TOTAL_UNCOMPRESSED // (1024 * 1024)))
         return None
     return content

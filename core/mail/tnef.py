@@ -9,12 +9,21 @@ from __future__ import annotations
 import logging
 import struct
 
+from core.i18n import N_
+from core.reasons import Reason, reason
+
 logger = logging.getLogger(__name__)
 
 TNEF_SIGNATURE = b"\x78\x9f\x3e\x22"
 MAX_TNEF_BYTES = 30 * 1024 * 1024
 MAX_OBJECTS = 2000
 MAX_FILES = 50
+
+# Notes on what was left out of a winmail.dat: parts of the message's reason (core/reasons.py), translated.
+TNEF_TOO_LARGE = N_("the winmail.dat file is larger than {size} MB and was not unpacked")
+TNEF_TOO_MANY_PARTS = N_("the winmail.dat file has too many parts and was not unpacked")
+TNEF_UNREADABLE = N_("the winmail.dat (Outlook) file could not be read ({error})")
+TNEF_FIRST_FILES = N_("only the first {count} files of winmail.dat were taken")
 
 
 def is_tnef(data: bytes) -> bool:
@@ -32,12 +41,12 @@ def _object_count(data: bytes) -> int:
     return count
 
 
-def expand_tnef(data: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:
+def expand_tnef(data: bytes) -> tuple[list[tuple[str, bytes]], list[Reason]]:
     """([(file name, bytes)], notes); never raises."""
     if len(data) > MAX_TNEF_BYTES:
-        return [], [f"the winmail.dat file is larger than {MAX_TNEF_BYTES // (1024 * 1024)} MB and was not unpacked"]
+        return [], [reason(TNEF_TOO_LARGE, size=MAX_TNEF_BYTES // (1024 * 1024))]
     if _object_count(data) > MAX_OBJECTS:
-        return [], ["the winmail.dat file has too many parts and was not unpacked"]
+        return [], [reason(TNEF_TOO_MANY_PARTS)]
     try:
         from tnefparse import TNEF
 
@@ -54,7 +63,7 @@ def expand_tnef(data: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:
             files.append((name if isinstance(name, str) else "", content))
     except Exception as exc:  # truncated or corrupt: say so, keep the rest of the email
         logger.info("winmail.dat unreadable: %s", type(exc).__name__)
-        return [], [f"the winmail.dat (Outlook) file could not be read ({type(exc).__name__})"]
+        return [], [reason(TNEF_UNREADABLE, error=type(exc).__name__)]
     if len(parsed.attachments) > MAX_FILES:
-        return files, [f"only the first {MAX_FILES} files of winmail.dat were taken"]
+        return files, [reason(TNEF_FIRST_FILES, count=MAX_FILES)]
     return files, []

@@ -25,6 +25,7 @@ from core.mail import parsed
 from core.mail.archives import ZIP_TYPES, expand_zip, is_zip
 from core.mail.images import is_document_image
 from core.mail.tnef import expand_tnef, is_tnef
+from core.reasons import Reason, reason
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,13 @@ MAX_XML_BYTES = 5 * 1024 * 1024  # an e-invoice XML is a few hundred KB at most
 
 NO_ATTACHMENT_REASON = N_("No PDF or image attachment found in this email")
 ONLY_LOGOS_REASON = N_("Only small images (logos, signatures, icons) were found in this email; no invoice to import")
+# The same with the notes on what was not taken ({notes}: a list of reasons, core/reasons.py).
+NO_ATTACHMENT_NOTES_REASON = N_("No PDF or image attachment found in this email ({notes})")
+LEFT_OUT_REASON = N_("Some files were left out: {notes}.")
+UNREADABLE_EMAIL_REASON = N_("The email could not be read ({error}).")
+FIRST_PARTS_NOTE = N_("only the first {count} parts of this email were examined")
+TOO_LARGE_NOTE = N_("files beyond {size} MB in total were not imported")
+EMPTY_ARCHIVE_NOTE = N_("the archive {archive} holds no PDF, image or e-invoice")
 
 PDF = "application/pdf"
 XML = "application/xml"  # a structured e-invoice (CII / UBL) sent as its own file
@@ -91,15 +99,15 @@ def unpack(raw: bytes | parsed.ReceivedEmail, *, max_parts: int = MAX_PARTS,
         message = email.message  # the bank statement import read the same tree just before
     except Exception as exc:  # the parser is lenient; this is the last line of defence
         logger.warning("unparseable message: %s", type(exc).__name__)
-        return Unpacked([], f"The email could not be read ({type(exc).__name__}).")
+        return Unpacked([], reason(UNREADABLE_EMAIL_REASON, error=type(exc).__name__))
 
     attachments: list[Attachment] = []
-    notes: list[str] = []
+    notes: list[Reason] = []
     logos = 0
     total = 0
     for index, part in enumerate(_walk(message)):
         if index >= max_parts:
-            notes.append(f"only the first {max_parts} parts of this email were examined")
+            notes.append(reason(FIRST_PARTS_NOTE, count=max_parts))
             break
         try:
             taken = _take(part, index, len(attachments) + 1)
@@ -110,7 +118,7 @@ def unpack(raw: bytes | parsed.ReceivedEmail, *, max_parts: int = MAX_PARTS,
         notes.extend(note for note in taken.notes if note not in notes)
         for found in taken.attachments:
             if total + len(found.data) > max_total_bytes:
-                note = f"files beyond {max_total_bytes / (1024 * 1024):g} MB in total were not imported"
+                note = reason(TOO_LARGE_NOTE, size=f"{max_total_bytes / (1024 * 1024):g}")
                 if note not in notes:
                     notes.append(note)
                 continue
@@ -118,10 +126,10 @@ def unpack(raw: bytes | parsed.ReceivedEmail, *, max_parts: int = MAX_PARTS,
             attachments.append(found)
 
     if not attachments:
-        base = ONLY_LOGOS_REASON if logos and not notes else NO_ATTACHMENT_REASON
-        reason = base + (f" ({'; '.join(notes)})" if notes else "")
-        return Unpacked([], reason)
-    return Unpacked(attachments, ("Some files were left out: " + "; ".join(notes) + ".") if notes else None)
+        if notes:
+            return Unpacked([], reason(NO_ATTACHMENT_NOTES_REASON, notes=notes))
+        return Unpacked([], ONLY_LOGOS_REASON if logos else NO_ATTACHMENT_REASON)
+    return Unpacked(attachments, reason(LEFT_OUT_REASON, notes=notes) if notes else None)
 
 
 # Walking -------------------------------------------------------------------------------------
@@ -179,7 +187,7 @@ def _decoded_forward(part: Message) -> bytes:
 @dataclass
 class _Taken:
     attachments: list[Attachment] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Reason] = field(default_factory=list)
     logos: int = 0
 
 
@@ -200,7 +208,7 @@ def _take(part: Message, index: int, ordinal: int) -> _Taken:
         taken.notes.extend(expanded.notes)
         _add_members(taken, expanded.files, index, ordinal)
         if not taken.attachments and not expanded.notes:
-            taken.notes.append(f"the archive {archive_name} holds no PDF, image or e-invoice")
+            taken.notes.append(reason(EMPTY_ARCHIVE_NOTE, archive=archive_name))
         return taken
     if is_tnef(data):  # winmail.dat, whatever its declared type
         files, notes = expand_tnef(data)

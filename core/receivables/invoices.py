@@ -38,6 +38,7 @@ from core.models import (
     User,
 )
 from core.models_summaries import ClientSummary, ReceivableDay
+from core.paging import Page, bounds
 from core.receivables import summaries
 from core.tenancy import access, audit
 from core.tenancy.access import Viewer
@@ -91,18 +92,6 @@ class ClientBalance:
     open_invoices: int
     available_credit: Decimal
     average_delay_days: float | None  # mean of (paid_at - due_date) over paid invoices; < 0 is early
-
-
-@dataclass(frozen=True)
-class RowPage:
-    items: list[ClientBalance]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
 
 
 def not_yet_due(viewer: Viewer, currency: str, today: date, clients: Any = None) -> Any:
@@ -183,11 +172,11 @@ def client_balances(
     page: int = 1,
     per_page: int = 50,
     search: str = "",
-) -> RowPage:
+) -> Page[ClientBalance]:
     """One row per client the viewer may see (whose name holds ``search``, when given), with its balance
     in ``currency``; paginated, sorted."""
     sort = sort if sort in SORTS else "-amount_due"
-    page, per_page = max(1, page), min(200, max(1, per_page))
+    page, per_page = bounds(page, per_page)
     base = _clients_with_summary(viewer, currency, search)
 
     def ordered(key: Any, cols: Any) -> list[Any]:
@@ -209,7 +198,7 @@ def client_balances(
     if search:
         counted = counted.where(contains(Client.name, like_pattern(search)))
     total = session.scalar(access.scope_clients(counted, viewer)) or 0
-    return RowPage(items=[_row(r) for r in session.execute(stmt)], page=page, per_page=per_page, total=total)
+    return Page(items=[_row(r) for r in session.execute(stmt)], page=page, per_page=per_page, total=total)
 
 
 def client_balance(session: Session, viewer: Viewer, client_id: int, *, currency: str, today: date) -> ClientBalance:

@@ -275,8 +275,8 @@ def require_admin(viewer: Viewer) -> None:
         raise ServiceError(N_("only an admin can do this"))
 
 
-def assign_client(session: Session, viewer: Viewer, user_id: int, client_id: int) -> ClientAssignment:
-    """Give a member access to a client (idempotent)."""
+def _check_member_and_client(session: Session, viewer: Viewer, user_id: int, client_id: int) -> None:
+    """An admin acting on a member and a client of their own tenant; NotFound for anyone else's."""
     require_admin(viewer)
     member = session.scalars(
         select(Membership).where(Membership.tenant_id == viewer.tenant_id, Membership.user_id == user_id)
@@ -284,13 +284,17 @@ def assign_client(session: Session, viewer: Viewer, user_id: int, client_id: int
     client = session.get(Client, client_id)
     if member is None or client is None or client.tenant_id != viewer.tenant_id:
         raise NotFound("no such member or client")
-    found = session.scalars(
-        select(ClientAssignment).where(
-            ClientAssignment.tenant_id == viewer.tenant_id,
-            ClientAssignment.user_id == user_id,
-            ClientAssignment.client_id == client_id,
-        )
-    ).first()
+
+
+def _assignment(viewer: Viewer, user_id: int, client_id: int) -> Select[tuple[ClientAssignment]]:
+    return select(ClientAssignment).where(ClientAssignment.tenant_id == viewer.tenant_id,
+                                          ClientAssignment.user_id == user_id, ClientAssignment.client_id == client_id)
+
+
+def assign_client(session: Session, viewer: Viewer, user_id: int, client_id: int) -> ClientAssignment:
+    """Give a member access to a client (idempotent)."""
+    _check_member_and_client(session, viewer, user_id, client_id)
+    found = session.scalars(_assignment(viewer, user_id, client_id)).first()
     if found is None:
         found = ClientAssignment(tenant_id=viewer.tenant_id, user_id=user_id, client_id=client_id)
         session.add(found)
@@ -299,20 +303,8 @@ def assign_client(session: Session, viewer: Viewer, user_id: int, client_id: int
 
 
 def unassign_client(session: Session, viewer: Viewer, user_id: int, client_id: int) -> None:
-    require_admin(viewer)
-    member = session.scalars(
-        select(Membership).where(Membership.tenant_id == viewer.tenant_id, Membership.user_id == user_id)
-    ).first()
-    client = session.get(Client, client_id)
-    if member is None or client is None or client.tenant_id != viewer.tenant_id:
-        raise NotFound("no such member or client")
-    for row in session.scalars(
-        select(ClientAssignment).where(
-            ClientAssignment.tenant_id == viewer.tenant_id,
-            ClientAssignment.user_id == user_id,
-            ClientAssignment.client_id == client_id,
-        )
-    ):
+    _check_member_and_client(session, viewer, user_id, client_id)
+    for row in session.scalars(_assignment(viewer, user_id, client_id)):
         session.delete(row)
     session.flush()
 

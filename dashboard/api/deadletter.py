@@ -9,13 +9,14 @@ from core.tenancy import access
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import bp, dbs
 from dashboard.api.spec import items_of, operation, ref
+from dashboard.i18n import shown_reason
 
 
 def _json(item: deadletter.DeadLetter) -> dict[str, object]:
     label = access.shown_subject(api_viewer(), item.label)  # a message's label is its subject
     return {"kind": item.kind, "id": item.id, "message_id": item.message_id, "label": label,
-            "reason": item.reason, "failed_at": item.failed_at.isoformat(),
-            "attempts": item.attempts}
+            "reason": shown_reason(item), "reason_code": item.reason_code, "reason_params": item.reason_params,
+            "failed_at": item.failed_at.isoformat(), "attempts": item.attempts}
 
 
 @bp.get("/failed")

@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import request
 
-from core.documents.review import MAX_PER_PAGE
 from core.fields import FIELDS
+from core.paging import MAX_PER_PAGE
 from dashboard.api.base import ApiError
 
 DEFAULT_PER_PAGE = 50

@@ -53,15 +53,24 @@ FIELDS: dict[str, Schema] = {
     "currency": TEXT, "issue_date": DATE, "due_date": DATE,
 }
 
-# Reasons as data (core/reasons.py): ``reason`` stays the English sentence; the code and its values let a
-# client show it in its own language. Both null on rows written before codes were stored.
+# Reasons as data (core/reasons.py): ``reason`` is the sentence in the request's language (Accept-Language;
+# English by default); the code and its values let a client show it in its own. Code and values are null
+# on rows written before codes were stored.
+REASON: Schema = {"type": ["string", "null"],
+                  "description": "Why it stopped, in the request's language (Accept-Language), English by default."}
 REASON_CODE: Schema = {"type": ["string", "null"],
                        "description": "The reason's catalogue template (gettext msgid), placeholders as {name}."}
-REASON_PARAMS: Schema = {"type": ["object", "null"], "additionalProperties": {"type": "string"},
-                         "description": "The values of the template's {name} placeholders."}
+NESTED_REASON: Schema = {"type": "object", "required": ["code"], "properties": {
+    "code": {"type": "string"}, "params": {"type": ["object", "null"]}}}
+REASON_PARAMS: Schema = {
+    "type": ["object", "null"],
+    "additionalProperties": {"oneOf": [{"type": "string"}, NESTED_REASON, {"type": "array", "items": NESTED_REASON}]},
+    "description": "The values of the template's {name} placeholders: text, or a reason of its own "
+                   "({code, params}), or a list of them (shown joined by \"; \").",
+}
 
 MESSAGE: dict[str, Schema] = {
-    "id": ID, "status": one_of(MessageStatus), "reason": TEXT, "reason_code": REASON_CODE,
+    "id": ID, "status": one_of(MessageStatus), "reason": REASON, "reason_code": REASON_CODE,
     "reason_params": REASON_PARAMS, "sender": TEXT, "recipient": TEXT,
     "subject": TEXT, "received_at": DATETIME, "source": one_of(MessageSource),
     "to_retiring_address": {"type": "boolean"}, "documents": IDS,
@@ -128,7 +137,7 @@ SCHEMAS: dict[str, Schema] = {
             "id": ID, "number": TEXT, "type": {"type": "string"}})},
     }, "A stored file and the invoices it may belong to (by the number in its name or text)."),
     "Document": closed({
-        "id": ID, "status": one_of(DocumentStatus), "reason": TEXT, "reason_code": REASON_CODE,
+        "id": ID, "status": one_of(DocumentStatus), "reason": REASON, "reason_code": REASON_CODE,
         "reason_params": REASON_PARAMS, "filename": {"type": "string"}, **FIELDS,
         "client": TEXT, "direction": one_of(Direction), "extraction_source": TEXT,
         "field_info": {"type": "object", "description": "Per field: where its value was read, how sure."},
@@ -252,7 +261,8 @@ SCHEMAS: dict[str, Schema] = {
        "and the provider's last refusal to renew it (cleared by the next success)."),
     "DeadLetter": closed({
         "kind": {"type": "string", "enum": ["message", "document"]}, "id": ID, "message_id": OPTIONAL_ID,
-        "label": TEXT, "reason": TEXT, "failed_at": DATETIME, "attempts": {"type": ["integer", "null"]},
+        "label": TEXT, "reason": REASON, "reason_code": REASON_CODE, "reason_params": REASON_PARAMS,
+        "failed_at": DATETIME, "attempts": {"type": ["integer", "null"]},
     }),
     "Retried": closed({"messages": IDS, "documents": IDS, "queued": {"type": ["integer", "boolean"]}}),
     "SourceGroups": {"type": "object", "required": ["id", "filename", "page_count", "groups", "boundaries"],

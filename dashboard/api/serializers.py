@@ -13,6 +13,7 @@ from core.models import Document, InboundMessage, Invoice, InvoiceFields, Match,
 from core.tenancy import access
 from dashboard.api.auth import api_viewer
 from dashboard.api.base import dbs
+from dashboard.i18n import shown_reason
 
 CENT = Decimal("0.01")
 
@@ -57,7 +58,7 @@ def message_json(message: InboundMessage, subject: str) -> dict[str, Any]:
     return {
         "id": message.id,
         "status": message.status,
-        "reason": message.reason,
+        "reason": shown_reason(message),  # in the request's language (Accept-Language), English by default
         "reason_code": message.reason_code,  # the reason as data (core/reasons.py)
         "reason_params": message.reason_params,
         "sender": message.sender,
@@ -77,7 +78,7 @@ def document_json(doc: Document) -> dict[str, Any]:
     return {
         "id": doc.id,
         "status": doc.status,
-        "reason": doc.reason,
+        "reason": shown_reason(doc),  # in the request's language (Accept-Language), English by default
         "reason_code": doc.reason_code,
         "reason_params": doc.reason_params,
         "filename": doc.filename,

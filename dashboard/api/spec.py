@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from core.documents.review import MAX_PER_PAGE
+from core.paging import MAX_PER_PAGE
 from dashboard.api.params import DEFAULT_PER_PAGE
 
 View = TypeVar("View", bound=Callable[..., Any])

@@ -8,6 +8,7 @@ posting, reversing, closing a year, editing the chart and the exports are for th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -143,6 +144,26 @@ def _form_lines() -> list[dict[str, Any]]:
     return lines
 
 
+def _saved(change: Callable[[], str], back: str) -> Response:
+    """Run ``change`` (a service call that returns what to tell the person) in the request's transaction:
+    commit and say it, or roll back and show why; either way back to the page at ``back``. NotFound goes
+    on to the 404 page."""
+    try:
+        done = change()
+    except NotFound:
+        raise
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(errors_text(exc.errors), "error")
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(translate(str(exc)), "error")
+    else:
+        db.session.commit()
+        flash(done, "success")
+    return redirect(back)
+
+
 @bp.post("/accounting/entries/<int:entry_id>")
 @tenant_required
 def save(entry_id: int) -> Response:
@@ -158,19 +179,12 @@ def save(entry_id: int) -> Response:
     lines = _form_lines()
     if _lines_changed(row, lines):
         data["lines"] = lines
-    try:
+
+    def update() -> str:
         entrysvc.update_entry(db.session, row.tenant_id, row.id, data)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".entry", entry_id=entry_id))
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(translate(str(exc)), "error")
-        return redirect(url_for(".entry", entry_id=entry_id))
-    db.session.commit()
-    flash(_("Entry saved."), "success")
-    return redirect(url_for(".entry", entry_id=entry_id))
+        return _("Entry saved.")
+
+    return _saved(update, url_for(".entry", entry_id=entry_id))
 
 
 def _lines_changed(row: JournalEntry, lines: list[dict[str, Any]]) -> bool:
@@ -199,16 +213,13 @@ def _lines_changed(row: JournalEntry, lines: list[dict[str, Any]]) -> bool:
 def post(entry_id: int) -> Response:
     row = _entry(entry_id)
     viewer = books_required()
-    try:
+
+    def post_it() -> str:
         entrysvc.post_entry(db.session, row.tenant_id, row.id, viewer.user_id,
                             remember=request.form.get("remember") == "1")
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".entry", entry_id=entry_id))
-    db.session.commit()
-    flash(_("Entry posted."), "success")
-    return redirect(url_for(".entry", entry_id=entry_id))
+        return _("Entry posted.")
+
+    return _saved(post_it, url_for(".entry", entry_id=entry_id))
 
 
 @bp.post("/accounting/entries/<int:entry_id>/reverse")
@@ -240,17 +251,14 @@ def accounts() -> str:
 @tenant_required
 def add_account() -> Response:
     books_required()
-    try:
+
+    def add() -> str:
         row = booksvc.add_account(db.session, tenant_id(), request.form.get("number", "")[:30],
                                   request.form.get("label", "")[:250], is_vat=request.form.get("is_vat") == "1",
                                   vat_rate=request.form.get("vat_rate", "")[:10])
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".accounts"))
-    db.session.commit()
-    flash(_("Account %(number)s added.", number=row.number), "success")
-    return redirect(url_for(".accounts"))
+        return _("Account %(number)s added.", number=row.number)
+
+    return _saved(add, url_for(".accounts"))
 
 
 @bp.post("/accounting/accounts/<int:ledger_account_id>")
@@ -261,17 +269,14 @@ def update_account(ledger_account_id: int) -> Response:
         raise NotFound("no such account")
     books_required()
     action = request.form.get("action", "")
-    try:
+
+    def update() -> str:
         booksvc.update_account(db.session, row.tenant_id, row.number,
                                label=request.form.get("label") if action == "rename" else None,
                                active={"deactivate": False, "activate": True}.get(action))
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".accounts"))
-    db.session.commit()
-    flash(_("Account %(number)s saved.", number=row.number), "success")
-    return redirect(url_for(".accounts"))
+        return _("Account %(number)s saved.", number=row.number)
+
+    return _saved(update, url_for(".accounts"))
 
 
 @bp.get("/accounting/exports")
@@ -305,15 +310,12 @@ def fec_download() -> Response:
 def close_year() -> Response:
     books_required()
     raw = request.form.get("year", "")
-    try:
+
+    def close() -> str:
         entrysvc.close_year(db.session, tenant_id(), int(raw) if raw.isdigit() and len(raw) == 4 else raw[:10])
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(errors_text(exc.errors), "error")
-        return redirect(url_for(".exports_page"))
-    db.session.commit()
-    flash(_("Fiscal year %(year)s closed.", year=raw), "success")
-    return redirect(url_for(".exports_page"))
+        return _("Fiscal year %(year)s closed.", year=raw)
+
+    return _saved(close, url_for(".exports_page"))
 
 
 def _date_arg(name: str) -> date | None:

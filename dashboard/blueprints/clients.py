@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import Blueprint, Response, render_template, request
 from sqlalchemy.orm import selectinload
 
 from core import listing
-from core.documents.review import paginate as _paginate
 from core.listing import TOO_LONG
 from core.models import DocType, Document, Invoice
+from core.paging import paginate as _paginate
 from core.receivables import invoices as receivables
 from core.textsearch import MAX_SEARCH_CHARS
 from dashboard import listing as list_web
@@ -33,33 +35,44 @@ def _search() -> tuple[str, str]:
     return search, ""
 
 
+@dataclass(frozen=True)
+class _ListArgs:
+    """What the list and its CSV export read from the query string, the same way."""
+
+    currency: str
+    currencies: list[str]
+    sort: str
+    search: str
+    too_long: str
+
+
+def _list_args() -> _ListArgs:
+    currency, currencies = receivables.pick_currency(db.session, current_viewer(), request.args.get("currency"))
+    sort = request.args.get("sort", "-amount_due")
+    search, too_long = _search()
+    return _ListArgs(currency, currencies, sort if sort in receivables.SORTS else "-amount_due", search, too_long)
+
+
 @bp.get("/clients")
 @tenant_required
 def index() -> str:
-    viewer = current_viewer()
-    currency, currencies = receivables.pick_currency(db.session, viewer, request.args.get("currency"))
-    sort = request.args.get("sort", "-amount_due")
-    search, too_long = _search()
+    args = _list_args()
     page = receivables.client_balances(
-        db.session, viewer, currency=currency, today=today(), sort=sort, page=page_arg(), per_page=PER_PAGE,
-        search=search,
+        db.session, current_viewer(), currency=args.currency, today=today(), sort=args.sort, page=page_arg(),
+        per_page=PER_PAGE, search=args.search,
     )
-    return render_template("clients.html", active_nav="clients", page=page, currency=currency,
-                           currencies=currencies, sort=sort if sort in receivables.SORTS else "-amount_due",
-                           q=search, max_search=MAX_SEARCH_CHARS, too_long=too_long)
+    return render_template("clients.html", active_nav="clients", page=page, currency=args.currency,
+                           currencies=args.currencies, sort=args.sort, q=args.search, max_search=MAX_SEARCH_CHARS,
+                           too_long=args.too_long)
 
 
 @bp.get("/clients/export.csv")
 @tenant_required
 def export() -> Response:
     """Every client the list shows (same currency, search and order), not only the current page."""
-    viewer = current_viewer()
-    currency, _currencies = receivables.pick_currency(db.session, viewer, request.args.get("currency"))
-    sort = request.args.get("sort", "-amount_due")
-    search, _too_long = _search()
+    args = _list_args()
     return list_web.csv_download("clients", listing.CLIENT_CSV_HEADER, listing.client_rows(
-        db.session, viewer, currency=currency, today=today(), sort=sort if sort in receivables.SORTS else "-amount_due",
-        search=search))
+        db.session, current_viewer(), currency=args.currency, today=today(), sort=args.sort, search=args.search))
 
 
 @bp.get("/clients/<int:client_id>")

@@ -54,21 +54,23 @@ def _list(doc_type: DocType) -> str:
                            **list_web.bar_context(current, payment_status=True, export_endpoint=export))
 
 
+def _export(doc_type: DocType, name: str) -> Response:
+    """Every invoice (or credit note) the list shows with these filters, in its order (not only the page)."""
+    _current, stmt = _filtered(doc_type)
+    rows = listing.invoice_rows(db.session, current_viewer(), stmt)
+    return list_web.csv_download(name, listing.INVOICE_CSV_HEADER, rows)
+
+
 @bp.get("/invoices/export.csv")
 @tenant_required
 def export() -> Response:
-    """Every invoice the list shows with these filters, in its order (not only the current page)."""
-    _current, stmt = _filtered(DocType.INVOICE)
-    return list_web.csv_download("invoices", listing.INVOICE_CSV_HEADER,
-                                 listing.invoice_rows(db.session, current_viewer(), stmt))
+    return _export(DocType.INVOICE, "invoices")
 
 
 @bp.get("/credit-notes/export.csv")
 @tenant_required
 def export_credit_notes() -> Response:
-    _current, stmt = _filtered(DocType.CREDIT_NOTE)
-    return list_web.csv_download("credit-notes", listing.INVOICE_CSV_HEADER,
-                                 listing.invoice_rows(db.session, current_viewer(), stmt))
+    return _export(DocType.CREDIT_NOTE, "credit-notes")
 
 
 @bp.get("/invoices")
