@@ -1,11 +1,13 @@
 """Dashboard response times on a large tenant: 100,000 invoices, 5,000 clients, on PostgreSQL.
 
     .venv/bin/python bench/dashboard.py [postgresql://postgres@127.0.0.1:5432/test] [--requests 50]
+        [--only suppliers,search] [--payables 100000]
 
 Creates a fresh database next to the one named (``<name>_bench_dashboard``), migrates it, seeds it with
 bulk inserts, runs gunicorn (2 workers) on a free port with ``INBOX_COUNT_QUERIES=1``, logs in with
-``requests`` and times each page and its API twin (p50/p95 over N requests). It then compares the SQL
-statements per request (``X-Query-Count``) between a tenant showing 10 rows and the big one showing 50:
+``requests`` and times each page and its API twin (p50/p95 over N requests). The large tenant also buys: 2,000 suppliers
+("Société 00042 Fournitures") and ``--payables`` supplier invoices, for the suppliers list. It then compares
+the SQL statements per request (``X-Query-Count``) between a tenant showing 10 rows and the big one showing 50:
 they must be equal (no query per row). The database is dropped at the end.
 """
 
@@ -68,6 +70,13 @@ PAGES = [  # (name, HTML path, API twin); {client} is a client of the tenant
      "/api/v1/invoices?date_from=2025-01-01&date_to=2025-03-31&sort=client"),
     ("pending: text search", "/pending?q=chantier+0042", "/api/v1/documents?status=pending&q=chantier+0042"),
     ("export CSV: client search", "/invoices/export.csv?q=client+00042", "/api/v1/invoices?q=client+00042"),
+    # Issue 17: the suppliers list at 100,000 supplier invoices ({pnumber}: one of them).
+    ("suppliers", "/suppliers", "/api/v1/suppliers"),
+    ("suppliers: by name, page 20", "/suppliers?sort=name&page=20", "/api/v1/suppliers?sort=name&page=20"),
+    ("suppliers: search name", "/suppliers?q=societe+00042", "/api/v1/suppliers?q=societe+00042"),
+    ("suppliers: search number", "/suppliers?q={pnumber}", "/api/v1/suppliers?q={pnumber}"),
+    ("suppliers: search most", "/suppliers?q=fournitures", "/api/v1/suppliers?q=fournitures"),
+    ("suppliers: no match", "/suppliers?q=zzqx", "/api/v1/suppliers?q=zzqx"),
 ]
 
 
@@ -122,8 +131,41 @@ def _insert_invoices(conn: Any, rows: list[dict[str, Any]]) -> None:
         for invoice_id, row in zip(ids, rows, strict=True) if row["doc_type"] == "invoice"])
 
 
+def seed_payables(conn: Any, tid: int, file_id: int, count: int, supplier_count: int, rng: random.Random) -> None:
+    """``supplier_count`` suppliers and ``count`` supplier invoices issued over 1,060 days, paid as a company
+    pays: those due before 2026-10-01 are paid but 3 % (late or disputed), the later ones open (≈ 11 % open)."""
+    now = utcnow()
+    conn.execute(insert(Client.__table__), [
+        {"tenant_id": tid, "role": "supplier", "name": f"Société {i:05d} Fournitures",
+         "normalized_name": f"societe {i:05d} fournitures", "created_at": now} for i in range(supplier_count)])
+    supplier_ids = [row[0] for row in conn.execute(
+        text("SELECT id FROM clients WHERE tenant_id = :t AND role = 'supplier'"), {"t": tid})]
+    names = dict(conn.execute(text("SELECT id, name FROM clients WHERE tenant_id = :t AND role = 'supplier'"),
+                              {"t": tid}).all())
+    rows = []
+    for i in range(count):
+        net = Decimal(rng.randrange(1_000, 2_000_000)) / 100
+        amount = (net * Decimal("1.2")).quantize(Decimal("0.01"))
+        issued = date(2024, 1, 1) + timedelta(days=rng.randrange(0, 1060))
+        paid = issued + timedelta(days=30) < date(2026, 10, 1) and rng.random() >= 0.03
+        supplier = rng.choice(supplier_ids)
+        number = f"ACH-{i:07d}"
+        rows.append({
+            "tenant_id": tid, "direction": "payable", "number_key": number_key(number), "number": number,
+            "client_id": supplier, "status": "paid" if paid else "open", "amount_paid": amount if paid else 0,
+            "paid_at": issued + timedelta(days=rng.randrange(10, 60)) if paid else None, "file_id": file_id,
+            "created_at": now, "doc_type": "invoice", "issuer": names[supplier], "title": None, "amount": amount,
+            "net_amount": net, "tax_amount": amount - net, "currency": "EUR", "issue_date": issued,
+            "due_date": issued + timedelta(days=30)})
+        if len(rows) == 10_000:
+            conn.execute(insert(Invoice.__table__), rows)
+            rows = []
+    if rows:
+        conn.execute(insert(Invoice.__table__), rows)
+
+
 def seed_tenant(session: Any, name: str, email: str, invoices: int, clients: int,
-                messages: int) -> int:
+                messages: int, payables: int = 0, supplier_count: int = 0) -> int:
     """A tenant with an admin, ``clients`` clients, ``invoices`` invoices (10 % credit notes), messages."""
     tenant, _address = accounts.create_tenant(session, name)
     accounts.create_user(session, email, PASSWORD, tenant, Role.ADMIN)
@@ -164,6 +206,8 @@ def seed_tenant(session: Any, name: str, email: str, invoices: int, clients: int
             rows = []
     if rows:
         _insert_invoices(conn, rows)
+    if payables:
+        seed_payables(conn, tid, file_id, payables, supplier_count, rng)
     message_rows = [{
         "tenant_id": tid, "source": "smtp", "recipient": "x@in.bench.test", "sender": f"sender{i}@example.com",
         "subject": f"Facture {i}", "raw_key": f"bench/raw/{i}", "raw_sha256": f"{i:064d}", "raw_size": 1000,
@@ -184,14 +228,15 @@ def seed_tenant(session: Any, name: str, email: str, invoices: int, clients: int
     return tid
 
 
-def seed(url: str, settings: Settings) -> dict[str, Any]:
+def seed(url: str, settings: Settings, payables: int = 100_000) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
     engine = create_engine(normalize_database_url(url))
     started = time.perf_counter()
     with Session(engine) as session:
-        big = seed_tenant(session, "Grande Entreprise SA", "admin@big.bench", 100_000, 5_000, 2_000)
-        small = seed_tenant(session, "Petite SARL", "admin@small.bench", 10, 10, 10)
+        big = seed_tenant(session, "Grande Entreprise SA", "admin@big.bench", 100_000, 5_000, 2_000,
+                          payables, 2_000)
+        small = seed_tenant(session, "Petite SARL", "admin@small.bench", 10, 10, 10, 10, 10)
         conn = session.connection()
         # The client with the most open invoices on each side: with none, the page would skip its eager
         # loads (no rows to load for) and the statement counts would differ for that reason alone.
@@ -204,6 +249,10 @@ def seed(url: str, settings: Settings) -> dict[str, Any]:
                       "OFFSET (SELECT count(*) / 2 FROM invoices WHERE tenant_id = :t) LIMIT 1")
         big_number, big_amount = conn.execute(sample, {"t": big}).one()
         small_number, small_amount = conn.execute(sample, {"t": small}).one()
+        purchase = text("SELECT number FROM invoices WHERE tenant_id = :t AND direction = 'payable' ORDER BY id "
+                        "OFFSET (SELECT count(*) / 2 FROM invoices WHERE tenant_id = :t AND direction = 'payable') "
+                        "LIMIT 1")
+        big_pnumber, small_pnumber = (conn.execute(purchase, {"t": t}).scalar_one() for t in (big, small))
         # Bulk inserts bypass the summaries' flush listener: rebuild them, as the migration does for
         # existing data (the time it takes is the migration's backfill time for such a tenant).
         rebuilt = time.perf_counter()
@@ -215,7 +264,8 @@ def seed(url: str, settings: Settings) -> dict[str, Any]:
     engine.dispose()
     print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
     return {"big": big, "small": small, "big_client": big_client, "small_client": small_client,
-            "big_number": big_number, "small_number": small_number,
+            "big_number": big_number, "small_number": small_number, "big_pnumber": big_pnumber,
+            "small_pnumber": small_pnumber,
             "big_amount": f"{big_amount:.2f}".replace(".", ","),
             "small_amount": f"{small_amount:.2f}".replace(".", ",")}
 
@@ -267,6 +317,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("database_url", nargs="?", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--only", default="", help="comma-separated page labels' beginnings: time only those")
+    parser.add_argument("--payables", type=int, default=100_000, help="supplier invoices of the large tenant")
     parser.add_argument("--keep", action="store_true", help="keep the database (for EXPLAIN) instead of dropping it")
     args = parser.parse_args()
     name = f"{make_url(args.database_url).database}_bench_dashboard"
@@ -276,7 +328,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             settings = settings_for(url, Path(tmp))
             migrate(settings)
-            ids = seed(url, settings)
+            ids = seed(url, settings, args.payables)
             port = free_port()
             env = dict(os.environ, DATABASE_URL=url, VAR_DIR=tmp, STORAGE_DIR=str(settings.storage_dir),
                        SECRET_KEY="bench-secret-key", INBOUND_DOMAIN="in.bench.test", INBOX_COUNT_QUERIES="1",
@@ -295,16 +347,19 @@ def main() -> None:
             big_token, small_token = api_token(url, "admin@big.bench"), api_token(url, "admin@small.bench")
             print(f"\nload: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min)")
             print(f"{'page':<28} {'p50 ms':>8} {'p95 ms':>8} {'SQL (10 rows)':>14} {'SQL (50 rows)':>14}")
+            only = tuple(x.strip() for x in args.only.split(",") if x.strip())
             for label, html, api in PAGES:
+                if only and not label.startswith(only):
+                    continue
                 for kind, path in (("", html), (" (API)", api)):
                     token_big = {"Authorization": f"Bearer {big_token}"} if kind else None
                     token_small = {"Authorization": f"Bearer {small_token}"} if kind else None
                     big_path = path.format(client=ids["big_client"], number=ids["big_number"],
-                                           amount=ids["big_amount"])
+                                           amount=ids["big_amount"], pnumber=ids["big_pnumber"])
                     sep = "&" if "?" in big_path else "?"
                     big_path = big_path + (f"{sep}per_page=50" if kind else "")
                     small_path = path.format(client=ids["small_client"], number=ids["small_number"],
-                                             amount=ids["small_amount"])
+                                             amount=ids["small_amount"], pnumber=ids["small_pnumber"])
                     try:
                         times, q_big = timed(big, base + big_path, args.requests, token_big)
                         _, q_small = timed(small, base + small_path, 1, token_small)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from core.config import normalize_database_url
+from core.textsearch import FOLD_FUNCTION, fold
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -45,6 +46,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # The search's accent and case fold (core.textsearch); PostgreSQL has it as a function of the schema.
+    dbapi_connection.create_function(FOLD_FUNCTION, 1, fold, deterministic=True)
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:

@@ -6,13 +6,13 @@ malformed date, a too long search...): the dashboard shows those reasons and ign
 answers 400. ``invoice_list`` / ``document_list`` build the statements the page, its API twin and its CSV
 export share, so the export is exactly what the list shows.
 
-Search: the text is lowered and matched as a substring (``LIKE '%...%'`` with its wildcards escaped) on the
-number, the counterparty (a receivable's client, a payable's issuer), the title, and the text the document
-was read from; a text that reads as an amount also matches that amount. On PostgreSQL the ``lower(...)``
-expressions have trigram GIN indexes (migration ``list_search_trgm``) and each searched thing is its own
-branch of a UNION, so a substring search reads index entries, not every invoice; SQLite scans (its lower()
-folds ASCII only). A search matching most of the book (say, a word of every document) stays slow: it
-counts and sorts all it matches.
+Search: the text is folded (case and accents, ``core.textsearch``: "ecole" finds "École") and matched as a
+substring (``LIKE '%...%'`` with its wildcards escaped) on the number, the counterparty (a receivable's
+client, a payable's issuer), the title, and the text the document was read from; a text that reads as an
+amount also matches that amount. On PostgreSQL the ``inbox_fold(...)`` expressions have trigram GIN indexes
+(migrations ``list_search_trgm``, ``search_fold``) and each searched thing is its own branch of a UNION, so a
+substring search reads index entries, not every invoice; SQLite scans. A search matching most of the book
+(say, a word of every document) stays slow: it counts and sorts all it matches.
 """
 
 from __future__ import annotations

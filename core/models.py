@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -405,6 +406,11 @@ class Invoice(InvoiceFields, Base):
         Index("ix_invoices_document", "document_id"),
         # The lists' default order (newest issued first) and their issue-date range filter.
         Index("ix_invoices_tenant_issue", "tenant_id", "issue_date", "id"),
+        # The suppliers list (core/payables/suppliers.py): its currencies, and what is due (unpaid payables).
+        Index("ix_invoices_tenant_direction_currency", "tenant_id", "direction", "currency"),
+        Index("ix_invoices_unpaid_payables", "tenant_id", "currency", "client_id",
+              postgresql_where=text("direction = 'payable' AND status <> 'paid'"),
+              sqlite_where=text("direction = 'payable' AND status <> 'paid'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -10,8 +10,8 @@ import core.outbound.models  # noqa: F401  (issue 17: the outbox)
 import core.payables.models  # noqa: F401  (issue 18: approvals, IBAN changes, payment runs)
 import core.tenancy.people_models  # noqa: F401  (issue 17: invitations, resets, second factors)
 
-# PostgreSQL-only trigram indexes on expressions (migration list_search_trgm, core/listing.py): SQLite has
-# no pg_trgm, so the models cannot declare them; autogenerate and the schema test leave them alone.
+# PostgreSQL-only trigram indexes on expressions (migrations list_search_trgm, search_fold; core/textsearch.py):
+# SQLite has no pg_trgm, so the models cannot declare them; autogenerate and the schema test leave them alone.
 PG_ONLY_INDEX_SUFFIX = "_trgm"
 
 

@@ -1,14 +1,17 @@
 """A small, strict local OAuth2 authorization server: the tests' provider and ``inbox start``'s.
 
-It plays Google's or Microsoft's part in "Connect Gmail": ``/authorize`` (the consent page, answered at
-once as the test chooses: allow, deny, an error, or the mail scope unticked), ``/token`` (authorization
-code with PKCE S256 verified, refresh tokens, optionally rotated), and ``/introspect`` (RFC 7662), which
-Dovecot's ``oauth2`` passdb asks about every XOAUTH2 login. Every request is recorded for the asserts.
+It plays Google's or Microsoft's part in "Connect Gmail" / "Connect Microsoft 365": ``/authorize`` (the
+consent page, answered at once as the test chooses: allow, deny, an error, or the mail scope unticked),
+``/token`` (authorization code with PKCE S256 verified, refresh tokens, optionally rotated), and
+``/introspect`` (RFC 7662), which Dovecot's ``oauth2`` passdb asks about every XOAUTH2 login. Every request
+is recorded for the asserts.
 
 Why it is not under tests/: ``inbox start`` (dashboard/devstack.py, the embedded demo only) runs one on a
-free loopback port when no Google app is configured, so that a newcomer can try "Connect Gmail" without
-registering one (``start_for_demo``). Production never starts it: nothing but devstack imports it, and its
-tokens open no real mailbox. State is in memory: the tokens it issued are forgotten when it stops.
+free loopback port for each of Google and Microsoft that has no app configured, so that a newcomer can try
+both "Connect" buttons without registering an app (``start_for_demo``); their mailboxes point at a
+placeholder IMAP host whose state says that no server is behind it. Production never starts it: nothing
+but devstack imports it, and its tokens open no real mailbox. State is in memory: the tokens it issued are
+forgotten when it stops.
 """
 
 from __future__ import annotations
@@ -237,19 +240,35 @@ class OAuthTestServer:
         return [form for name, form in self.requests if name == what]
 
 
-def start_for_demo() -> OAuthTestServer:
-    """The provider behind "Connect Gmail" in ``inbox start``: a consent page to click, the typed address
-    as the account, on a free loopback port (its URL in ``.url``)."""
-    server = OAuthTestServer(account="demo.mailbox@gmail.localhost", account_from_hint=True)
+# The IMAP host of the mailboxes the demo's providers connect: a name under ".invalid", which never resolves
+# (RFC 6761), so the poller says plainly that no server is behind it (core.inbound.mailboxes.is_placeholder)
+# instead of failing on imap.gmail.com, which the demo has no access to (no network, no real account).
+DEMO_IMAP_HOST = "imap.demo-provider.invalid"
+# Per provider: who consents when no address is typed, the claim naming it, the mail scope.
+DEMO_PROVIDERS = {
+    "google": ("demo.mailbox@gmail.localhost", "email", "https://mail.google.com/"),
+    "microsoft": ("demo.mailbox@outlook.localhost", "preferred_username",
+                  "https://outlook.office.com/IMAP.AccessAsUser.All"),
+}
+
+
+def start_for_demo(provider: str = "google") -> OAuthTestServer:
+    """The provider behind "Connect Gmail" (or "Connect Microsoft 365") in ``inbox start``: a consent page
+    to click, the typed address as the account, on a free loopback port (its URL in ``.url``)."""
+    account, claim, scope = DEMO_PROVIDERS[provider]
+    server = OAuthTestServer(account=account, account_claim=claim, mail_scope=scope, account_from_hint=True)
     server.behaviour.consent_page = True
     return server.start()
 
 
-def demo_environment(server: OAuthTestServer) -> dict[str, str]:
-    """The OAUTH_GOOGLE_* settings that point the started processes' "Connect Gmail" at ``server``."""
+def demo_environment(server: OAuthTestServer, provider: str = "google") -> dict[str, str]:
+    """The OAUTH_<PROVIDER>_* settings that point the started processes' "Connect" button at ``server``,
+    and its mailboxes at the placeholder IMAP host."""
+    prefix = f"OAUTH_{provider.upper()}_"
     return {
-        "OAUTH_GOOGLE_CLIENT_ID": CLIENT_ID,
-        "OAUTH_GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-        "OAUTH_GOOGLE_AUTHORIZE_URL": f"{server.url}/authorize",
-        "OAUTH_GOOGLE_TOKEN_URL": f"{server.url}/token",
+        f"{prefix}CLIENT_ID": CLIENT_ID,
+        f"{prefix}CLIENT_SECRET": CLIENT_SECRET,
+        f"{prefix}AUTHORIZE_URL": f"{server.url}/authorize",
+        f"{prefix}TOKEN_URL": f"{server.url}/token",
+        f"{prefix}IMAP_HOST": DEMO_IMAP_HOST,
     }

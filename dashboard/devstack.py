@@ -88,17 +88,21 @@ def ensure_demo(settings: Settings) -> dict[str, str]:
     return demo
 
 
-def start_local_oauth(settings: Settings, env: dict[str, str]) -> OAuthTestServer | None:
-    """No Google app configured: "Connect Gmail" leads to a local provider (dashboard/devoauth.py) served by
-    this supervisor, so that the whole connection can be tried without registering an app at Google; ``env``
-    (the started processes') gets its OAUTH_GOOGLE_* settings. A configured app is left alone (None)."""
-    if settings.oauth_google.configured:
-        return None
+def start_local_oauth(settings: Settings, env: dict[str, str]) -> dict[str, OAuthTestServer]:
+    """No Google (or Microsoft) app configured: "Connect Gmail" ("Connect Microsoft 365") leads to a local
+    provider (dashboard/devoauth.py) served by this supervisor, so that the whole connection can be tried
+    without registering an app; ``env`` (the started processes') gets its OAUTH_<PROVIDER>_* settings. A
+    configured app is left alone. Returns the providers started, by name."""
     from dashboard.devoauth import demo_environment, start_for_demo
 
-    provider = start_for_demo()
-    env.update(demo_environment(provider))
-    return provider
+    started: dict[str, OAuthTestServer] = {}
+    for name in ("google", "microsoft"):
+        app = settings.oauth_app(name)
+        if app is None or app.configured:
+            continue
+        started[name] = start_for_demo(name)
+        env.update(demo_environment(started[name], name))
+    return started
 
 
 def run_stack(settings: Settings) -> None:
@@ -107,7 +111,7 @@ def run_stack(settings: Settings) -> None:
                SECRET_KEY=settings.secret_key, DATABASE_URL=settings.database_url)
     # The demo lets visitors create their own account and company (issue 17); SIGNUP_ENABLED=0 turns it off.
     env.setdefault("SIGNUP_ENABLED", "1")
-    provider = start_local_oauth(settings, env)
+    providers = start_local_oauth(settings, env)
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     if settings.redis_is_embedded and (proc := start_embedded_redis(settings)) is not None:
         children.append(("redis", proc))
@@ -128,8 +132,11 @@ def run_stack(settings: Settings) -> None:
     signup = "on" if env["SIGNUP_ENABLED"].lower() in ("1", "true", "yes", "on") else "off"
     outgoing = ("through MAIL_RELAY_URL" if env.get("MAIL_RELAY_URL")
                 else "kept in the outbox (Settings → Members → Outbox; password resets: inbox outbox)")
-    connect = (f"Connect Gmail leads to a local test provider at {provider.url} (tokens for the address you "
-               "type; no mail is read from it)" if provider else "Connect Gmail uses OAUTH_GOOGLE_CLIENT_ID's app")
+    connect = "; ".join(
+        f"Connect {label} leads to a local test provider at {providers[name].url} (tokens for the address you "
+        "type; no IMAP server behind it, no mail is read)" if name in providers
+        else f"Connect {label} uses OAUTH_{name.upper()}_CLIENT_ID's app"
+        for name, label in (("google", "Gmail"), ("microsoft", "Microsoft 365")))
     click.echo(
         f"""
 invoice-inbox is running.
@@ -149,7 +156,7 @@ Press Ctrl-C to stop.
     try:
         _supervise(children)
     finally:
-        if provider is not None:
+        for provider in providers.values():
             provider.close()
 
 

@@ -184,6 +184,8 @@ def public_reason(exc: BaseException) -> str:
         return str(exc)[: svc.MAX_ERROR_LENGTH]  # ours, with the provider's token endpoint answer
     if isinstance(exc, svc.TargetRefused):
         return svc.TARGET_REFUSED
+    if isinstance(exc, svc.NoServer):
+        return svc.NO_SERVER
     if isinstance(exc, LoginError):
         return N_("The server refused the login (authentication failed): check the user name and the password "
                   "or token.")
@@ -240,6 +242,8 @@ def ssl_context() -> ssl.SSLContext:
 
 def connect(spec: MailboxSpec, timeout: float, tokens: AccessTokenCache | None = None) -> IMAPClient:
     """A logged-in client; raises on any failure (the caller records it and backs off)."""
+    if svc.is_placeholder(spec.host):  # the demo provider's mailbox: no DNS lookup, a plain reason
+        raise svc.NoServer(svc.NO_SERVER)
     if spec.security == "plain" and not svc.is_loopback(spec.host):
         raise ValueError("unencrypted IMAP is only allowed to a loopback server")
     if spec.tenant_id is not None:  # a tenant's choice of host: only allowed addresses (the operator's: any)

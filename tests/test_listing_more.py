@@ -207,3 +207,20 @@ def test_clients_export_is_the_list_searched_and_sorted(app: Flask, session: Ses
     # A too long search is ignored, as on the page: every client, most due first.
     ignored = csv_rows(web.get("/clients/export.csv?q=" + "x" * 101))
     assert [r["name"] for r in ignored] == ["Gamma SAS", "Beta SARL", "Alpha SA"]
+
+
+def test_suppliers_list_is_paginated_with_its_filters(app: Flask, session: Session, tenant: TenantFixture) -> None:
+    for i in range(55):  # PER_PAGE + 5, none with invoices: sorted by name
+        suppliers.find_or_create_supplier(session, tenant.tenant.id, f"Fournisseur {i:02d}")
+    suppliers.find_or_create_supplier(session, tenant.tenant.id, "Autre SARL")
+    session.commit()
+    web = app.test_client()
+    assert login(web, tenant.admin.email).status_code == 302
+    first = web.get("/suppliers?q=fournisseur&sort=name")
+    body = first.get_data(as_text=True)
+    assert "Fournisseur 49" in body and "Fournisseur 50" not in body and "Autre SARL" not in body
+    assert "Page 1 of 2 · 55 in all" in page_text(first)
+    assert 'href="/suppliers?q=fournisseur&amp;sort=name&amp;page=2" rel="next"' in body  # the filters kept
+    second = web.get("/suppliers?q=fournisseur&sort=name&page=2")
+    assert "Fournisseur 54" in page_text(second) and "Fournisseur 49" not in page_text(second)
+    assert 'rel="prev"' in second.get_data(as_text=True) and 'rel="next"' not in second.get_data(as_text=True)

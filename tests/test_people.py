@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.errors import ServiceError
 from core.files.storage import FileStorage
 from core.models import (
     ApiToken,
@@ -46,6 +47,7 @@ from core.outbound.models import OutboxMessage
 from core.tenancy import accounts
 from core.tenancy.people_models import Invitation, PasswordReset, SecondFactor
 from dashboard.app import create_app
+from dashboard.cli import cli
 from tests.bankhelpers import make_invoice
 from tests.conftest import PASSWORD, TenantFixture
 from tests.services import free_port
@@ -477,6 +479,44 @@ def test_requiring_two_factor_needs_it_on_the_admins_own_account(app: Flask, ses
     post_form(admin, "/settings/members/require-2fa", {"required": "1"})
     assert "your own account first" in admin.get("/settings/members").get_data(as_text=True)
     assert not required(session, tenant.tenant.id)
+
+
+def test_a_company_requiring_two_factor_requires_it_of_api_tokens(app: Flask, session: Session,
+                                                                   tenant: TenantFixture) -> None:
+    member_user = accounts.create_user(session, "member@acme.example", PASSWORD, tenant.tenant, Role.MEMBER)
+    member_token = accounts.create_token(session, member_user, tenant.tenant)  # before the requirement
+    session.commit()
+    api = app.test_client()
+
+    def status(token: str) -> tuple[int, str]:
+        answer = api.get("/api/v1/tenant", headers={"Authorization": f"Bearer {token}"})
+        return answer.status_code, (answer.get_json() or {}).get("error", "")
+
+    assert status(member_token)[0] == 200
+    admin = logged_in(app, tenant.admin.email)
+    turn_on_2fa(admin)
+    post_form(admin, "/settings/members/require-2fa", {"required": "1"})
+    session.rollback()
+    assert required(session, tenant.tenant.id)
+    # The member's token stops, saying why; the admin's (who has it on) works.
+    code, reason = status(member_token)
+    assert code == 403 and reason == accounts.TOKEN_OWNER_NEEDS_2FA
+    assert status(tenant.token)[0] == 200
+    # Nobody without it gets a new token: domain, command line, page (sent to set it up first).
+    with pytest.raises(ServiceError, match="turn it on for your account"):
+        accounts.create_token(session, member_user, tenant.tenant)
+    session.rollback()
+    refused = app.test_cli_runner().invoke(cli, ["token", "create", "member@acme.example"])
+    assert refused.exit_code != 0 and "two-factor" in refused.output
+    member = logged_in(app, "member@acme.example")
+    page = member.post("/settings/tokens", data={"label": "x", "csrf_token": csrf_token(member.get("/account/2fa"))})
+    assert page.status_code == 302 and page.headers["Location"].endswith("/account/2fa")
+    assert session.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.user_id == member_user.id)) == 1
+    # Once the member turns it on, the old token works again and a new one can be made.
+    turn_on_2fa(member)
+    assert status(member_token)[0] == 200
+    made = app.test_cli_runner().invoke(cli, ["token", "create", "member@acme.example"])
+    assert made.exit_code == 0 and status(made.output.strip().splitlines()[-1])[0] == 200
 
 
 # Companies ----------------------------------------------------------------------------------------

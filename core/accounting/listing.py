@@ -3,7 +3,8 @@ and the bulk "post entries" action, always inside the viewer's scope (an entry f
 visibility: a restricted member sees only their clients' entries, never one without a counterparty).
 
 An entry's amount is its stored ``total`` (the sum of its debits, written with its lines), indexed with
-the tenant; on PostgreSQL the searched texts have trigram indexes (migration ``acc_entries_search``).
+the tenant; the texts are searched accents and case folded (``core.textsearch``), and on PostgreSQL have
+trigram indexes on that fold (migrations ``acc_entries_search``, ``search_fold``).
 """
 
 from __future__ import annotations

@@ -59,10 +59,22 @@ TARGET_REFUSED = N_(
     "mailbox may not use; ask your operator if it must be allowed."
 )
 UNRESOLVED = N_("The host name could not be resolved.")
+NO_SERVER = N_("Demo provider: there is no IMAP server behind this mailbox, so nothing is imported from it.")
 
 
 class TargetRefused(ServiceError):
     """The host resolves to an address a tenant's mailbox may not connect to."""
+
+
+class NoServer(ServiceError):
+    """The host is a placeholder: nothing to connect to."""
+
+
+def is_placeholder(host: str) -> bool:
+    """A name under ``.invalid`` never resolves (RFC 6761): the host of the demo providers' mailboxes
+    (started by ``inbox start``), which the poller does not try to reach; their state says why."""
+    name = host.strip().lower().rstrip(".")
+    return name == "invalid" or name.endswith(".invalid")
 
 
 def allowed_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -17,8 +17,8 @@ from typing import Any
 
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
-from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Float, Select, case, cast, func, literal, or_, select, union
+from sqlalchemy.orm import Session, aliased
 
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
@@ -238,17 +238,18 @@ class SupplierBalance:
 
 
 def _balances(viewer: Viewer, currency: str, today: date) -> Select[Any]:
-    """One row per supplier: id, name, IBAN, due, overdue, open count, paid count, pending IBAN changes,
-    sort name. The payables are aggregated per supplier first, then joined (one pass over them)."""
-    unpaid = and_(Invoice.doc_type == DocType.INVOICE.value, Invoice.status != InvoiceStatus.PAID.value)
+    """One row per supplier: id, name, IBAN, due, overdue, open count, (unused, 0), pending IBAN changes,
+    sort name. The unpaid payables are aggregated per supplier first, then joined: only they make what is
+    due, and the partial index ``ix_invoices_unpaid_payables`` holds just them, so the list reads the
+    open book, not the years of paid invoices (the average delay is read for the page's rows only)."""
     owed = func.coalesce(Invoice.amount, 0) - func.coalesce(Invoice.amount_paid, 0)
-    paid = and_(Invoice.doc_type == DocType.INVOICE.value, Invoice.paid_at.is_not(None), Invoice.due_date.is_not(None))
     per_supplier = (
-        select(Invoice.client_id.label("supplier_id"), func.sum(case((unpaid, owed), else_=0)).label("due"),
-               func.sum(case((and_(unpaid, Invoice.due_date < today), owed), else_=0)).label("overdue"),
-               func.count(case((unpaid, Invoice.id))).label("open"), func.count(case((paid, Invoice.id))).label("paid"))
+        select(Invoice.client_id.label("supplier_id"), func.sum(owed).label("due"),
+               func.sum(case((Invoice.due_date < today, owed), else_=0)).label("overdue"),
+               func.count(Invoice.id).label("open"))
         .where(Invoice.tenant_id == viewer.tenant_id, Invoice.direction == Direction.PAYABLE.value,
-               Invoice.currency == currency, Invoice.client_id.is_not(None))
+               Invoice.status != InvoiceStatus.PAID.value, Invoice.currency == currency,
+               Invoice.doc_type == DocType.INVOICE.value, Invoice.client_id.is_not(None))
         .group_by(Invoice.client_id).subquery("per_supplier")
     )
     pending = (
@@ -259,7 +260,7 @@ def _balances(viewer: Viewer, currency: str, today: date) -> Select[Any]:
     stmt = (
         select(Client.id, Client.name, Client.iban, func.coalesce(per_supplier.c.due, 0).label("due"),
                func.coalesce(per_supplier.c.overdue, 0), func.coalesce(per_supplier.c.open, 0),
-               func.coalesce(per_supplier.c.paid, 0), func.coalesce(pending.c.n, 0), Client.normalized_name)
+               literal(0), func.coalesce(pending.c.n, 0), Client.normalized_name)
         .select_from(Client)
         .outerjoin(per_supplier, per_supplier.c.supplier_id == Client.id)
         .outerjoin(pending, pending.c.supplier_id == Client.id)
@@ -288,19 +289,28 @@ def _number(value: Decimal, dialect: str) -> Any:
 
 def _search(viewer: Viewer, q: str, dialect: str, due: Any) -> ColumnElement[bool]:
     """The supplier's name, IBAN or VAT id; the number or title of one of its payables; a text that reads
-    as an amount also matches what is due to it or one of its invoices' amounts."""
+    as an amount also matches what is due to it or one of its invoices' amounts. ``Client.id IN (a UNION
+    of one id query per searched thing)``: each branch can use its own index (the trigram ones on the
+    folded name, number and title), where one OR over them folded every supplier's name on each request."""
     pattern = like_pattern(q)
-    payables = select(Invoice.client_id).where(
-        Invoice.tenant_id == viewer.tenant_id, Invoice.direction == Direction.PAYABLE.value,
-        or_(contains(Invoice.number, pattern), contains(Invoice.title, pattern)))
-    terms: list[ColumnElement[bool]] = [contains(Client.name, pattern), contains(Client.iban, pattern),
-                                        contains(Client.vat_id, pattern), Client.id.in_(payables)]
+    own = aliased(Client)
+
+    def suppliers_where(*where: ColumnElement[bool]) -> Select[Any]:
+        return select(own.id).where(own.tenant_id == viewer.tenant_id, own.role == SUPPLIER, *where)
+
+    def payables_where(*where: ColumnElement[bool]) -> Select[Any]:
+        return select(Invoice.client_id).where(Invoice.tenant_id == viewer.tenant_id, Invoice.client_id.is_not(None),
+                                               Invoice.direction == Direction.PAYABLE.value, *where)
+
+    branches = [suppliers_where(contains(own.name, pattern)), suppliers_where(contains(own.iban, pattern)),
+                suppliers_where(contains(own.vat_id, pattern)), payables_where(contains(Invoice.number, pattern)),
+                payables_where(contains(Invoice.title, pattern))]
     typed = parse_amount(q)
     if typed is not None:
         amount = cast(Invoice.amount, Float) if dialect == "sqlite" else Invoice.amount
-        terms.append(Client.id.in_(select(Invoice.client_id).where(
-            Invoice.tenant_id == viewer.tenant_id, Invoice.direction == Direction.PAYABLE.value,
-            amount == _number(typed, dialect))))
+        branches.append(payables_where(amount == _number(typed, dialect)))
+    terms: list[ColumnElement[bool]] = [Client.id.in_(union(*branches))]
+    if typed is not None:
         terms.append(due == _number(typed, dialect))
     return or_(*terms)
 
@@ -382,11 +392,23 @@ def _balance(row: Any, currency: str, delays: dict[int, float]) -> SupplierBalan
     )
 
 
+MAX_CURRENCIES = 50
+
+
 def supplier_currencies(session: Session, tenant_id: int) -> list[str]:
-    rows = session.scalars(select(Invoice.currency).where(
-        Invoice.tenant_id == tenant_id, Invoice.direction == Direction.PAYABLE.value,
-        Invoice.currency.is_not(None)).distinct())
-    return sorted(c for c in rows if c) or ["EUR"]
+    """The currencies of the tenant's payables, sorted. Read as "the smallest one after the last found",
+    one index probe each (``ix_invoices_tenant_direction_currency``), where a DISTINCT read every payable
+    (40 ms at 100,000 supplier invoices, on every page of the list)."""
+    found: list[str] = []
+    base = select(func.min(Invoice.currency)).where(
+        Invoice.tenant_id == tenant_id, Invoice.direction == Direction.PAYABLE.value, Invoice.currency.is_not(None),
+        Invoice.currency != "")
+    while len(found) < MAX_CURRENCIES:
+        following = session.scalar(base.where(Invoice.currency > found[-1]) if found else base)
+        if following is None:
+            break
+        found.append(following)
+    return found or ["EUR"]
 
 
 def supplier_invoices(session: Session, viewer: Viewer, supplier_id: int, limit: int = 200) -> list[Invoice]:

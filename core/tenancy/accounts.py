@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
 from core.models import ApiToken, InboundAddress, Membership, Role, Tenant, User, utcnow
+from core.tenancy import twofactor
 
 _hasher = PasswordHasher()
 # New addresses: "inbox-" and 13 characters of lower-case base32 (RFC 4648 alphabet), 65 random bits, so
@@ -208,11 +209,26 @@ def membership(session: Session, user_id: int, tenant_id: int) -> Membership | N
 # API tokens ----------------------------------------------------------------------------------
 
 
+# A company that requires two-factor authentication requires it of API tokens' owners too: a token is a
+# password that never asks for a code, so it must not be the way around the company's rule.
+TOKEN_NEEDS_2FA = N_("The company requires two-factor authentication: turn it on for your account before "
+                     "creating an API token.")
+TOKEN_OWNER_NEEDS_2FA = N_("the company requires two-factor authentication: the token's owner must enable it")
+
+
 @dataclass(frozen=True)
 class TokenIdentity:
     user: User
     tenant: Tenant
     role: Role
+    refused: str | None = None  # why a valid token may not be used now (TOKEN_OWNER_NEEDS_2FA)
+
+
+def lacks_required_2fa(session: Session, user_id: int, tenant_id: int) -> bool:
+    """Whether the tenant requires two-factor authentication and the user has not turned it on (read from
+    the database: an admin may have just required it)."""
+    required = session.scalar(select(Tenant.require_2fa).where(Tenant.id == tenant_id))
+    return bool(required) and not twofactor.enabled(session, user_id)
 
 
 def _token_hash(token: str) -> str:
@@ -245,6 +261,8 @@ def create_token(
         tenant = user.memberships[0].tenant
     elif membership(session, user.id, tenant.id) is None:
         raise ServiceError(f"{user.email} is not a member of {tenant.name}")
+    if lacks_required_2fa(session, user.id, tenant.id):
+        raise ServiceError(TOKEN_NEEDS_2FA)
     expires_at = None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)
     token = "ii_" + secrets.token_urlsafe(32)
     session.add(ApiToken(user_id=user.id, tenant_id=tenant.id, token_hash=_token_hash(token), prefix=token[:8],
@@ -264,13 +282,17 @@ def token_state(row: ApiToken, now: datetime | None = None) -> str:
 
 def identify_token(session: Session, token: str) -> TokenIdentity | None:
     """Who a bearer token is: None when unknown, revoked, expired, or its user left the token's tenant
-    (a token is valid in its own tenant only, whatever the user's other memberships)."""
+    (a token is valid in its own tenant only, whatever the user's other memberships). A token whose owner
+    lacks the two-factor authentication the tenant requires is identified with ``refused`` set (and not
+    marked used): the caller says why instead of "invalid"; it works again once the owner turns it on."""
     row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).first()
     if row is None or token_state(row) != "active" or not row.user.is_active:
         return None
     member = membership(session, row.user_id, row.tenant_id)
     if member is None:
         return None
+    if lacks_required_2fa(session, row.user_id, row.tenant_id):
+        return TokenIdentity(user=row.user, tenant=row.tenant, role=Role(member.role), refused=TOKEN_OWNER_NEEDS_2FA)
     row.last_used_at = utcnow()
     return TokenIdentity(user=row.user, tenant=row.tenant, role=Role(member.role))
 

@@ -62,6 +62,8 @@ def authenticate() -> Response | None:
     identity = accounts.identify_token(session, token)
     if identity is None:
         return unauthorized("the token is invalid or revoked", invalid_token=True)
+    if identity.refused:  # a known token its owner may not use in this company now: say why
+        return json_error(403, identity.refused)
     g.api_caller = Caller(identity.tenant.id, identity.user.id, identity.role)
     # Commit last_used_at now, so that it is kept even when the request itself fails.
     session.commit()

@@ -17,6 +17,7 @@ from core import listing
 from core.accounting import fiscal
 from core.errors import ServiceError, ValidationFailed
 from core.models import Tenant
+from core.paging import Page
 from core.payables import approval, payments, runs, suppliers
 from core.tenancy import company
 from dashboard import listing as list_web
@@ -92,10 +93,12 @@ def _suppliers_filtered() -> tuple[listing.ListFilters, str, list[str], Select[A
 def supplier_list() -> str:
     viewer = current_viewer()
     current, currency, currencies, _stmt = _suppliers_filtered()
+    number = page_arg()
     rows, total = suppliers.supplier_balances(db.session, viewer, currency=currency, today=today(),
-                                              sort=current.sort, page=page_arg(), per_page=PER_PAGE,
+                                              sort=current.sort, page=number, per_page=PER_PAGE,
                                               filters=current)
-    return render_template("payables/suppliers.html", active_nav="suppliers", rows=rows, total=total,
+    page = Page(items=rows, page=number, per_page=PER_PAGE, total=total)  # for the pages' links
+    return render_template("payables/suppliers.html", active_nav="suppliers", rows=rows, total=total, page=page,
                            currency=currency, currencies=currencies, sort=current.sort,
                            **list_web.bar_context(current, payment_status=False, export_endpoint=".export_suppliers",
                                                   fields=suppliers.SUPPLIER_FILTERS, keep={"currency": currency}))

@@ -11,10 +11,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from core.errors import ValidationFailed
+from core.errors import ServiceError, ValidationFailed
 from core.tenancy import accounts, audit
 from dashboard.extensions import db
-from dashboard.i18n import errors_text
+from dashboard.i18n import errors_text, translate
 from dashboard.viewer import current_viewer
 from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
 
@@ -51,6 +51,10 @@ def create() -> str | Response:
     except ValidationFailed as exc:
         db.session.rollback()
         flash(errors_text(exc.errors), "error")
+        return redirect(url_for(".index"))
+    except ServiceError as exc:  # the company requires two-factor authentication and this person has none
+        db.session.rollback()
+        flash(translate(str(exc)), "error")
         return redirect(url_for(".index"))
     audit.record(db.session, tenant_id(), "token.create", actor=current_user.user, ip=request.remote_addr,
                  detail={"prefix": value[:8], "expires_in_days": days})
