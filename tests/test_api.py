@@ -233,6 +233,8 @@ def test_tenant(api, tenant):
         # Issue 18: the company's identity and approval policy, empty until set (PUT /tenant).
         "legal_name": None, "country": None, "siren": None, "vat_number": None, "iban": None,
         "approval_mode": "none", "approval_threshold": None,
+        # Calendar fiscal years by default; DATEV's numbers empty until set.
+        "fiscal_year_end": "12-31", "datev_consultant_number": None, "datev_client_number": None,
     }
 
 
