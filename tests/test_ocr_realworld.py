@@ -13,6 +13,7 @@ import re
 from datetime import date
 from decimal import Decimal
 
+import pillow_heif  # noqa: F401 - a declared dependency (pyproject): its absence fails, never skips
 import pytest
 from PIL import Image
 from reportlab.lib.utils import ImageReader
@@ -117,7 +118,6 @@ def test_tiff_with_an_oversized_frame_is_refused():
 
 
 def test_heic_photo_is_read():
-    pytest.importorskip("pillow_heif")
     data = encoded(page(), "HEIF", quality=90)
     assert data[4:12] == b"ftypheic"
     found = extract_image(data)
@@ -125,14 +125,12 @@ def test_heic_photo_is_read():
 
 
 def test_heic_attachment_is_taken_from_an_email():
-    pytest.importorskip("pillow_heif")
     from core.mail.unpack import classify
 
     assert classify(encoded(page(), "HEIF", quality=90), "application/octet-stream", "IMG_0042.HEIC") == "image/heic"
 
 
 def test_damaged_heic_is_refused_with_a_reason():
-    pytest.importorskip("pillow_heif")
     data = encoded(page(), "HEIF", quality=90)
     with pytest.raises(ImageRefused) as caught:
         extract_image(data[: len(data) // 3])
@@ -268,7 +266,6 @@ def pipeline(session, storage, tenant, data: bytes, content_type: str, filename:
 
 
 def test_heic_photo_through_the_pipeline(session, storage, tenant):
-    pytest.importorskip("pillow_heif")
     from core.models import DocumentStatus
 
     doc = pipeline(session, storage, tenant, encoded(page(), "HEIF", quality=90), "image/heic", "IMG_0042.HEIC")
@@ -284,7 +281,6 @@ def test_heic_photo_through_the_pipeline(session, storage, tenant):
                      append_images=[Image.new("1", (7200, 7200))]), "image/tiff", "too many pixels"),
 ])
 def test_refused_images_end_failed_with_a_reason(session, storage, tenant, make, content_type, detail):
-    pytest.importorskip("pillow_heif")
     from core.models import DocumentStatus
 
     doc = pipeline(session, storage, tenant, make(), content_type, "scan")
