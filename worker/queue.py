@@ -209,11 +209,8 @@ def enqueue_ingest_many(queue: Queue, message_ids: list[int]) -> None:
     (a reused id, a race with the sweep) takes ``enqueue_ingest``'s path, which decides what to do with it.
     """
     ids = list(dict.fromkeys(message_ids))
-    with queue.connection.pipeline(transaction=False) as pipe:
-        for message_id in ids:
-            pipe.exists(Job.key_for(ingest_job_id(message_id)))
-        exists = pipe.execute()
-    new = [message_id for message_id, found in zip(ids, exists, strict=True) if not found]
+    present = existing_jobs(queue.connection, [ingest_job_id(message_id) for message_id in ids])
+    new = [message_id for message_id in ids if ingest_job_id(message_id) not in present]
     if new:
         # The bulk queue's jobs go to their companies' shards: one enqueue_many per queue, one transaction.
         targets = queue.route(INGEST_JOB, new) if isinstance(queue, BulkQueue) else dict.fromkeys(new, queue)
@@ -232,8 +229,8 @@ def enqueue_ingest_many(queue: Queue, message_ids: list[int]) -> None:
                     pipeline=pipe,
                 )
             pipe.execute()
-    for message_id, found in zip(ids, exists, strict=True):
-        if found:
+    for message_id in ids:
+        if ingest_job_id(message_id) in present:
             enqueue_ingest(queue, message_id)
 
 

@@ -339,11 +339,11 @@ def _finish_text(session: Session, doc: Document, found: extraction.PdfExtractio
     # The issuer's profile, learned from earlier validations, reads the fields first (issue 13, item 8).
     profile = issuer_profiles.read_with_profile(session, doc, found.text, result)
     fields, field_info, ids = text_fields(found)
-    tenant = session.get(Tenant, doc.tenant_id)
-    ours = (tenant.iban or "").upper() if tenant is not None else ""
+    tenant = _tenant_of(session, doc)
+    ours = (tenant.iban or "").upper()
     parties = company.Parties(seller_name=fields.get("issuer"), buyer_name=fields.get("client"),
                               payee_iban=ours if ours and ours in ids.ibans else None)
-    decision = _prefill_counterparty(session, doc, parties, fields, field_info, ids.vat_ids)
+    decision = _prefill_counterparty(session, doc, tenant, parties, fields, field_info, ids.vat_ids)
     finish_extraction(session, doc, fields, field_info, result.source)
     _record_direction(doc, decision)
     details: dict[str, Any] = {"reader": "ocr" if found.ocr else "text", "pages": found.pages}
@@ -359,12 +359,17 @@ def _finish_text(session: Session, doc: Document, found: extraction.PdfExtractio
     logger.info("document %s: %s, %d field(s) found, %s", doc.id, result.source, len(result.fields), doc.status)
 
 
-def _prefill_counterparty(session: Session, doc: Document, parties: company.Parties, fields: dict[str, Any],
-                          field_info: dict[str, Any], vat_ids: list[str]) -> company.DirectionDecision:
-    """Decide sale or purchase from the company's identity (issue 18), then match the counterparty among
-    the tenant's clients (a sale, or undecided) or suppliers (a purchase)."""
+def _tenant_of(session: Session, doc: Document) -> Tenant:
     tenant = session.get(Tenant, doc.tenant_id)
     assert tenant is not None
+    return tenant
+
+
+def _prefill_counterparty(session: Session, doc: Document, tenant: Tenant, parties: company.Parties,
+                          fields: dict[str, Any], field_info: dict[str, Any],
+                          vat_ids: list[str]) -> company.DirectionDecision:
+    """Decide sale or purchase from the company's identity (issue 18), then match the counterparty among
+    the tenant's clients (a sale, or undecided) or suppliers (a purchase)."""
     decision = company.decide_direction(tenant, parties)
     doc.direction = decision.direction or Direction.RECEIVABLE.value  # undecided: the reviewer's pick replaces it
     if decision.direction == Direction.PAYABLE.value:
@@ -399,7 +404,7 @@ def _finish_einvoice(session: Session, doc: Document, einv: EInvoice, pdf: bytes
     parties = company.Parties(seller_name=einv.seller_name, buyer_name=einv.buyer_name, seller_vat=einv.seller_vat_id,
                               buyer_vat=einv.buyer_vat_id, payee_iban=einv.iban)
     vat_ids = [v for v in (einv.buyer_vat_id, einv.seller_vat_id) if v]
-    decision = _prefill_counterparty(session, doc, parties, fields, field_info, vat_ids)
+    decision = _prefill_counterparty(session, doc, _tenant_of(session, doc), parties, fields, field_info, vat_ids)
     finish_extraction(session, doc, fields, field_info, einv.source)
     _record_direction(doc, decision)
     doc.extraction_details = einvoice_details(einv)

@@ -485,18 +485,8 @@ def _named_by_domain(doc: _Doc, text: str, client: str | None) -> tuple[str, flo
         if read is not None and not (client and fold(read[0]) == fold(client)):
             return read[0].strip(_EDGE_NOISE), 0.55
     return None
-    cells: dict[str, str] = {}
-    for line in doc.lines:
-        for cell in line:
-            if "." in cell.text or "@" in cell.text or (cell.line, cell.index) in doc.claimed:
-                continue  # the domain itself, a sentence
-            cells.setdefault(re.sub(r"[^a-z0-9]", "", cell.folded), cell.text)
-    for key in sorted(counts, key=lambda k: -counts[k]):
-        name = cells.get(key)
-        read = _read_text(name, name_like=True) if name else None
-        if read is not None and not (client and fold(read[0]) == fold(client)):
-            return read[0].strip(_EDGE_NOISE), 0.55
-    return None
+
+
 _EDGE_NOISE = " .,:;*-_'\"`|~"
 
 

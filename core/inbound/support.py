@@ -22,6 +22,7 @@ from core.i18n import N_
 from core.inbound.intake import messages_query
 from core.models import InboundAddress, InboundMessage, Membership, Role, Tenant, User
 from core.tenancy import accounts, audit
+from core.textsearch import like_pattern
 
 MAX_SEARCH_RESULTS = 20
 MAX_QUERY_CHARS = 200
@@ -60,7 +61,7 @@ def search_tenants(session: Session, user_id: int, query: str, domain: str) -> l
     if query:
         local = accounts.parse_recipient(query if "@" in query else f"{query}@{domain}", domain)
         by_address = select(InboundAddress.tenant_id).where(InboundAddress.local_part == (local or ""))
-        pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = like_pattern(query.lower())  # case folded only (accents are not, unlike core.listing)
         stmt = stmt.where(or_(func.lower(Tenant.name).like(pattern, escape="\\"), Tenant.id.in_(by_address)))
     return list(session.scalars(stmt.options(selectinload(Tenant.addresses)).limit(MAX_SEARCH_RESULTS)))
 
