@@ -81,13 +81,7 @@ def visible_entries(viewer: access.Viewer) -> Select[Any]:
 
 
 def visible_entry(entry_id: int) -> JournalEntry:
-    viewer = api_viewer()
-    row = entrysvc.get_entry(dbs(), viewer.tenant_id, entry_id)
-    if viewer.restricted:  # an entry follows its counterparty's visibility
-        visible = access.visible_client_ids(dbs(), viewer)
-        if row.client_id is None or (visible is not None and row.client_id not in visible):
-            raise NotFound("no such entry")
-    return row
+    return entry_listing.visible_entry(dbs(), api_viewer(), entry_id)
 
 
 def require_bookkeeper() -> None:

@@ -44,13 +44,7 @@ MAX_FORM_LINES = 200
 
 
 def _entry(entry_id: int) -> JournalEntry:
-    viewer = current_viewer()
-    row = entrysvc.get_entry(db.session, viewer.tenant_id, entry_id)
-    if viewer.restricted:  # an entry follows its counterparty's visibility
-        visible = access.visible_client_ids(db.session, viewer)
-        if row.client_id is None or (visible is not None and row.client_id not in visible):
-            raise NotFound("no such entry")
-    return row
+    return entry_listing.visible_entry(db.session, current_viewer(), entry_id)
 
 
 def _entries_filtered() -> tuple[listing.ListFilters, str, str | None, Select[Any]]:
