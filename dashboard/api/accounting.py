@@ -24,7 +24,6 @@ from core.accounting import exports, fec, fiscal
 from core.accounting import listing as entry_listing
 from core.accounting.bankrules import sync_bank_entries
 from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
-from core.errors import NotFound
 from core.tenancy import access
 from dashboard.api.auth import api_viewer
 from dashboard.api.base import ApiError, bp, dbs
@@ -230,9 +229,7 @@ def add_account() -> tuple[Response, int]:
            ok={200: ref("LedgerAccount")}, errors=(403, 422))
 def update_account(ledger_account_id: int) -> Response:
     session, viewer = dbs(), api_viewer()
-    row = session.get(LedgerAccount, ledger_account_id)
-    if row is None or row.tenant_id != viewer.tenant_id:
-        raise NotFound("no such account")
+    row = booksvc.account_by_id(session, viewer.tenant_id, ledger_account_id)
     require_bookkeeper()
     body = json_object()
     active = body.get("active")
