@@ -17,7 +17,7 @@ from typing import Any
 
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
-from sqlalchemy import ColumnElement, Select, case, func, literal, or_, select, union
+from sqlalchemy import ColumnElement, Select, case, func, or_, select, union
 from sqlalchemy.orm import Session, aliased
 
 from core.errors import NotFound, ServiceError, ValidationFailed
@@ -246,10 +246,10 @@ class SupplierBalance:
 
 
 def _balances(viewer: Viewer, currency: str, today: date) -> Select[Any]:
-    """One row per supplier: id, name, IBAN, due, overdue, open count, (unused, 0), pending IBAN changes,
-    sort name. The unpaid payables are aggregated per supplier first, then joined: only they make what is
-    due, and the partial index ``ix_invoices_unpaid_payables`` holds just them, so the list reads the
-    open book, not the years of paid invoices (the average delay is read for the page's rows only)."""
+    """One row per supplier: id, name, IBAN, due, overdue, open count, pending IBAN changes, sort name.
+    The unpaid payables are aggregated per supplier first, then joined: only they make what is due, and the
+    partial index ``ix_invoices_unpaid_payables`` holds just them, so the list reads the open book, not the
+    years of paid invoices (the average delay is read for the page's rows only)."""
     owed = func.coalesce(Invoice.amount, 0) - func.coalesce(Invoice.amount_paid, 0)
     per_supplier = (
         select(Invoice.client_id.label("supplier_id"), func.sum(owed).label("due"),
@@ -268,7 +268,7 @@ def _balances(viewer: Viewer, currency: str, today: date) -> Select[Any]:
     stmt = (
         select(Client.id, Client.name, Client.iban, func.coalesce(per_supplier.c.due, 0).label("due"),
                func.coalesce(per_supplier.c.overdue, 0), func.coalesce(per_supplier.c.open, 0),
-               literal(0), func.coalesce(pending.c.n, 0), Client.normalized_name)
+               func.coalesce(pending.c.n, 0), Client.normalized_name)
         .select_from(Client)
         .outerjoin(per_supplier, per_supplier.c.supplier_id == Client.id)
         .outerjoin(pending, pending.c.supplier_id == Client.id)
@@ -334,7 +334,7 @@ def supplier_list(viewer: Viewer, *, currency: str, today: date, filters: ListFi
         stmt = stmt.where(Client.id.in_(where_day_in_range(issued, Invoice.issue_date, filters)))
     stmt = where_amount_in_range(stmt, due, filters, dialect)
     sort = filters.sort if filters.sort in SORTS else "-amount_due"
-    key = {"name": cols[8], "amount_due": cols[3], "overdue": cols[4], "open_invoices": cols[5]}[sort.lstrip("-")]
+    key = {"name": cols[7], "amount_due": cols[3], "overdue": cols[4], "open_invoices": cols[5]}[sort.lstrip("-")]
     order = key.desc() if sort.startswith("-") else key.asc()
     return stmt.order_by(order, Client.normalized_name, Client.id)
 
@@ -385,7 +385,7 @@ def _balance(row: Any, currency: str, delays: dict[int, float]) -> SupplierBalan
     return SupplierBalance(
         supplier_id=row[0], name=row[1], iban=row[2], currency=currency,
         amount_due=Decimal(str(row[3] or 0)).quantize(cents), overdue=Decimal(str(row[4] or 0)).quantize(cents),
-        open_invoices=int(row[5] or 0), average_delay_days=delays.get(row[0]), iban_change_pending=bool(row[7]),
+        open_invoices=int(row[5] or 0), average_delay_days=delays.get(row[0]), iban_change_pending=bool(row[6]),
     )
 
 
