@@ -30,8 +30,8 @@ from core.accounting.ledger import Entry, Line, as_rate, cents, problems
 from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
 from core.accounting.rows import write_row
 from core.accounting.settlements import sync_settlements
-from core.banking import reconciliation
-from core.errors import NotFound, ServiceError, ValidationFailed
+from core.banking import reconciliation, transactions
+from core.errors import ServiceError, ValidationFailed
 from core.i18n import N_
 from core.models import BankTransaction, MatchingRule, TransactionStatus
 
@@ -113,9 +113,7 @@ def create_rule(session: Session, tenant_id: int, data: dict[str, Any], apply_to
 def set_category(session: Session, tenant_id: int, transaction_id: int, category: str | None) -> BankTransaction:
     """``reconciliation.set_category`` for a person: a new category (or none) takes the transaction's draft
     bank entry away; refused while its entry is posted and not reversed."""
-    tx = session.get(BankTransaction, transaction_id)
-    if tx is None or tx.tenant_id != tenant_id:
-        raise NotFound("no such transaction")
+    tx = transactions.get_transaction(session, tenant_id, transaction_id)
     new = (category or "").strip()[:100] or None
     row = session.scalars(select(JournalEntry).where(JournalEntry.tenant_id == tenant_id,
                                                      JournalEntry.source == source_of(tx.id))).first()

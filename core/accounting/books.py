@@ -81,6 +81,14 @@ def get_account(session: Session, tenant_id: int, number: str) -> LedgerAccount:
     return account
 
 
+def account_by_id(session: Session, tenant_id: int, account_id: int) -> LedgerAccount:
+    """The tenant's account with this row id (the pages and the API address accounts by it)."""
+    account = session.get(LedgerAccount, account_id)
+    if account is None or account.tenant_id != tenant_id:
+        raise NotFound("no such account")
+    return account
+
+
 def _label(value: object) -> str:
     label = " ".join(str(value or "").split())
     if not label or len(label) > 200:

@@ -10,7 +10,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -194,15 +194,6 @@ def redraft(session: Session, row: JournalEntry) -> None:
 
 
 # Reading --------------------------------------------------------------------------------------
-
-
-def entries_query(tenant_id: int, status: str | None = None, journal: str | None = None) -> Select[Any]:
-    stmt = select(JournalEntry).where(JournalEntry.tenant_id == tenant_id)
-    if status:
-        stmt = stmt.where(JournalEntry.status == EntryStatus(status).value)
-    if journal:
-        stmt = stmt.where(JournalEntry.journal == journal)
-    return stmt.order_by(JournalEntry.entry_date.desc(), JournalEntry.id.desc())
 
 
 def get_entry(session: Session, tenant_id: int, entry_id: int) -> JournalEntry:

@@ -277,8 +277,9 @@ def sepa_xml(tenant: Tenant, execution_date: date, transfers: list[Transfer]) ->
             "execution_date": execution_date, "description": transfer.remittance,
             "endtoend_id": transfer.end_to_end,
         }
-        if _address(supplier):
-            payment["address"] = _address(supplier)
+        address = _address(supplier)
+        if address:
+            payment["address"] = address
         sepa.add_payment(payment)
     xml = sepa.export(validate=False)
     validate_file(xml)

@@ -17,12 +17,20 @@ from typing import Any
 
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
-from sqlalchemy import ColumnElement, Float, Select, case, cast, func, literal, or_, select, union
+from sqlalchemy import ColumnElement, Select, case, func, or_, select, union
 from sqlalchemy.orm import Session, aliased
 
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.i18n import N_
-from core.listing import MAX_EXPORT_ROWS, ListFilters, parse_amount
+from core.listing import (
+    MAX_EXPORT_ROWS,
+    ListFilters,
+    money_column,
+    money_value,
+    parse_amount,
+    where_amount_in_range,
+    where_day_in_range,
+)
 from core.models import (
     Client,
     CounterpartyRole,
@@ -238,10 +246,10 @@ class SupplierBalance:
 
 
 def _balances(viewer: Viewer, currency: str, today: date) -> Select[Any]:
-    """One row per supplier: id, name, IBAN, due, overdue, open count, (unused, 0), pending IBAN changes,
-    sort name. The unpaid payables are aggregated per supplier first, then joined: only they make what is
-    due, and the partial index ``ix_invoices_unpaid_payables`` holds just them, so the list reads the
-    open book, not the years of paid invoices (the average delay is read for the page's rows only)."""
+    """One row per supplier: id, name, IBAN, due, overdue, open count, pending IBAN changes, sort name.
+    The unpaid payables are aggregated per supplier first, then joined: only they make what is due, and the
+    partial index ``ix_invoices_unpaid_payables`` holds just them, so the list reads the open book, not the
+    years of paid invoices (the average delay is read for the page's rows only)."""
     owed = func.coalesce(Invoice.amount, 0) - func.coalesce(Invoice.amount_paid, 0)
     per_supplier = (
         select(Invoice.client_id.label("supplier_id"), func.sum(owed).label("due"),
@@ -260,7 +268,7 @@ def _balances(viewer: Viewer, currency: str, today: date) -> Select[Any]:
     stmt = (
         select(Client.id, Client.name, Client.iban, func.coalesce(per_supplier.c.due, 0).label("due"),
                func.coalesce(per_supplier.c.overdue, 0), func.coalesce(per_supplier.c.open, 0),
-               literal(0), func.coalesce(pending.c.n, 0), Client.normalized_name)
+               func.coalesce(pending.c.n, 0), Client.normalized_name)
         .select_from(Client)
         .outerjoin(per_supplier, per_supplier.c.supplier_id == Client.id)
         .outerjoin(pending, pending.c.supplier_id == Client.id)
@@ -283,10 +291,6 @@ def _delays(session: Session, tenant_id: int, supplier_ids: list[int], currency:
     return {k: round(total / count, 1) for k, (total, count) in sums.items()}
 
 
-def _number(value: Decimal, dialect: str) -> Any:
-    return float(value) if dialect == "sqlite" else value  # amounts are text on SQLite: compared as numbers
-
-
 def _search(viewer: Viewer, q: str, dialect: str, due: Any) -> ColumnElement[bool]:
     """The supplier's name, IBAN or VAT id; the number or title of one of its payables; a text that reads
     as an amount also matches what is due to it or one of its invoices' amounts. ``Client.id IN (a UNION
@@ -307,11 +311,11 @@ def _search(viewer: Viewer, q: str, dialect: str, due: Any) -> ColumnElement[boo
                 payables_where(contains(Invoice.title, pattern))]
     typed = parse_amount(q)
     if typed is not None:
-        amount = cast(Invoice.amount, Float) if dialect == "sqlite" else Invoice.amount
-        branches.append(payables_where(amount == _number(typed, dialect)))
+        amount = money_column(Invoice.amount, dialect)
+        branches.append(payables_where(amount == money_value(typed, dialect)))
     terms: list[ColumnElement[bool]] = [Client.id.in_(union(*branches))]
     if typed is not None:
-        terms.append(due == _number(typed, dialect))
+        terms.append(due == money_value(typed, dialect))
     return or_(*terms)
 
 
@@ -321,23 +325,16 @@ def supplier_list(viewer: Viewer, *, currency: str, today: date, filters: ListFi
     payable issued in the range; the amount range is on what is due to them."""
     stmt = _balances(viewer, currency, today)
     cols = stmt.selected_columns
-    due = cast(cols[3], Float) if dialect == "sqlite" else cols[3]  # Money binds text: compare as numbers
+    due = money_column(cols[3], dialect)
     if filters.q:
         stmt = stmt.where(_search(viewer, filters.q, dialect, due))
     if filters.date_from or filters.date_to:
         issued = select(Invoice.client_id).where(Invoice.tenant_id == viewer.tenant_id,
                                                  Invoice.direction == Direction.PAYABLE.value)
-        if filters.date_from:
-            issued = issued.where(Invoice.issue_date >= filters.date_from)
-        if filters.date_to:
-            issued = issued.where(Invoice.issue_date <= filters.date_to)
-        stmt = stmt.where(Client.id.in_(issued))
-    if filters.amount_min is not None:
-        stmt = stmt.where(due >= _number(filters.amount_min, dialect))
-    if filters.amount_max is not None:
-        stmt = stmt.where(due <= _number(filters.amount_max, dialect))
+        stmt = stmt.where(Client.id.in_(where_day_in_range(issued, Invoice.issue_date, filters)))
+    stmt = where_amount_in_range(stmt, due, filters, dialect)
     sort = filters.sort if filters.sort in SORTS else "-amount_due"
-    key = {"name": cols[8], "amount_due": cols[3], "overdue": cols[4], "open_invoices": cols[5]}[sort.lstrip("-")]
+    key = {"name": cols[7], "amount_due": cols[3], "overdue": cols[4], "open_invoices": cols[5]}[sort.lstrip("-")]
     order = key.desc() if sort.startswith("-") else key.asc()
     return stmt.order_by(order, Client.normalized_name, Client.id)
 
@@ -388,7 +385,7 @@ def _balance(row: Any, currency: str, delays: dict[int, float]) -> SupplierBalan
     return SupplierBalance(
         supplier_id=row[0], name=row[1], iban=row[2], currency=currency,
         amount_due=Decimal(str(row[3] or 0)).quantize(cents), overdue=Decimal(str(row[4] or 0)).quantize(cents),
-        open_invoices=int(row[5] or 0), average_delay_days=delays.get(row[0]), iban_change_pending=bool(row[7]),
+        open_invoices=int(row[5] or 0), average_delay_days=delays.get(row[0]), iban_change_pending=bool(row[6]),
     )
 
 

@@ -24,7 +24,6 @@ from core.accounting import exports, fec, fiscal
 from core.accounting import listing as entry_listing
 from core.accounting.bankrules import sync_bank_entries
 from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
-from core.errors import NotFound
 from core.tenancy import access
 from dashboard.api.auth import api_viewer
 from dashboard.api.base import ApiError, bp, dbs
@@ -81,13 +80,7 @@ def visible_entries(viewer: access.Viewer) -> Select[Any]:
 
 
 def visible_entry(entry_id: int) -> JournalEntry:
-    viewer = api_viewer()
-    row = entrysvc.get_entry(dbs(), viewer.tenant_id, entry_id)
-    if viewer.restricted:  # an entry follows its counterparty's visibility
-        visible = access.visible_client_ids(dbs(), viewer)
-        if row.client_id is None or (visible is not None and row.client_id not in visible):
-            raise NotFound("no such entry")
-    return row
+    return entry_listing.visible_entry(dbs(), api_viewer(), entry_id)
 
 
 def require_bookkeeper() -> None:
@@ -236,9 +229,7 @@ def add_account() -> tuple[Response, int]:
            ok={200: ref("LedgerAccount")}, errors=(403, 422))
 def update_account(ledger_account_id: int) -> Response:
     session, viewer = dbs(), api_viewer()
-    row = session.get(LedgerAccount, ledger_account_id)
-    if row is None or row.tenant_id != viewer.tenant_id:
-        raise NotFound("no such account")
+    row = booksvc.account_by_id(session, viewer.tenant_id, ledger_account_id)
     require_bookkeeper()
     body = json_object()
     active = body.get("active")

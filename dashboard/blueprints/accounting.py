@@ -26,7 +26,7 @@ from core.accounting import exports, fec, fiscal
 from core.accounting import listing as entry_listing
 from core.accounting.bankjournals import journal_choices
 from core.accounting.bankrules import sync_bank_entries
-from core.accounting.models import EntryStatus, JournalEntry, LedgerAccount
+from core.accounting.models import EntryStatus, JournalEntry
 from core.errors import NotFound, ServiceError, ValidationFailed
 from core.tenancy import access
 from dashboard import listing as list_web
@@ -44,13 +44,7 @@ MAX_FORM_LINES = 200
 
 
 def _entry(entry_id: int) -> JournalEntry:
-    viewer = current_viewer()
-    row = entrysvc.get_entry(db.session, viewer.tenant_id, entry_id)
-    if viewer.restricted:  # an entry follows its counterparty's visibility
-        visible = access.visible_client_ids(db.session, viewer)
-        if row.client_id is None or (visible is not None and row.client_id not in visible):
-            raise NotFound("no such entry")
-    return row
+    return entry_listing.visible_entry(db.session, current_viewer(), entry_id)
 
 
 def _entries_filtered() -> tuple[listing.ListFilters, str, str | None, Select[Any]]:
@@ -264,9 +258,7 @@ def add_account() -> Response:
 @bp.post("/accounting/accounts/<int:ledger_account_id>")
 @tenant_required
 def update_account(ledger_account_id: int) -> Response:
-    row = db.session.get(LedgerAccount, ledger_account_id)
-    if row is None or row.tenant_id != tenant_id():
-        raise NotFound("no such account")
+    row = booksvc.account_by_id(db.session, tenant_id(), ledger_account_id)
     books_required()
     action = request.form.get("action", "")
 
