@@ -331,8 +331,9 @@ def _refused(exc: ServiceError) -> Any:
 
 
 def not_found_for(bp: Blueprint) -> None:
-    """A service's ``NotFound`` (e.g. another tenant's object) becomes the usual 404 page in ``bp``."""
-    bp.register_error_handler(NotFound, lambda _exc: _error_page(werkzeug.exceptions.NotFound()))
+    """A service's ``NotFound`` becomes the usual 404 page in ``bp``. Redundant: ``init_web`` registers the
+    same handler for the whole app; the last callers (accounting, payables) can drop it, then this goes."""
+    bp.register_error_handler(NotFound, _not_found)
 
 
 def init_web(app: Flask) -> None:
