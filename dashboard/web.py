@@ -90,7 +90,7 @@ def select_tenant(tenant_id: int) -> None:
     session[TENANT_KEY] = tenant_id
 
 
-def _current_membership() -> Membership | None:
+def current_membership() -> Membership | None:
     """The membership for the tenant in the session, falling back to the user's first one."""
     user = current_user.user
     wanted = session.get(TENANT_KEY)
@@ -105,15 +105,12 @@ def _current_membership() -> Membership | None:
     return None
 
 
-current_membership = _current_membership  # the account pages show the current company in their header
-
-
 def tenant_required(view: Callable[P, R]) -> Callable[P, R | Any]:
     """Login required, and ``g.tenant`` / ``g.membership`` set to a tenant the user belongs to."""
 
     @wraps(view)
     def wrapped(*args: P.args, **kwargs: P.kwargs) -> R | Any:
-        member = _current_membership()
+        member = current_membership()
         if member is None:
             logout_user()
             session.pop(TENANT_KEY, None)
