@@ -180,10 +180,6 @@ def parse_filters(args: Mapping[str, str], sorts: tuple[str, ...], default_sort:
     return ListFilters(**values, errors=errors)
 
 
-def _contains(column: Any, pattern: str) -> ColumnElement[bool]:
-    return contains(column, pattern)
-
-
 def money_column(column: Any, dialect: str) -> Any:
     """Amounts are text on SQLite (``core.models.Money``): compared and sorted as numbers there."""
     return cast(column, Float) if dialect == "sqlite" else column
@@ -241,16 +237,16 @@ def _invoice_search(viewer: Viewer, q: str, dialect: str) -> ColumnElement[bool]
     def ids(*where: ColumnElement[bool]) -> Select[Any]:
         return select(found.id).where(found.tenant_id == viewer.tenant_id, *where)
 
-    clients = select(Client.id).where(Client.tenant_id == viewer.tenant_id, _contains(Client.name, pattern))
+    clients = select(Client.id).where(Client.tenant_id == viewer.tenant_id, contains(Client.name, pattern))
     readings = select(DocumentReading.document_id).where(
-        DocumentReading.tenant_id == viewer.tenant_id, _contains(DocumentReading.text, pattern)
+        DocumentReading.tenant_id == viewer.tenant_id, contains(DocumentReading.text, pattern)
     )
     branches = [
-        ids(_contains(found.number, pattern)),
-        ids(_contains(found.title, pattern)),
+        ids(contains(found.number, pattern)),
+        ids(contains(found.title, pattern)),
         # The counterparty: the client of a receivable, the issuer of a payable (a receivable's issuer is the
         # company itself: matching it would return every invoice).
-        ids(found.direction == Direction.PAYABLE.value, _contains(found.issuer, pattern)),
+        ids(found.direction == Direction.PAYABLE.value, contains(found.issuer, pattern)),
         ids(found.client_id.in_(clients)),
         ids(found.document_id.in_(readings)),
     ]
@@ -308,14 +304,14 @@ def invoice_list(viewer: Viewer, doc_type: str | None, filters: ListFilters, tod
 def _document_search(viewer: Viewer, q: str, dialect: str) -> ColumnElement[bool]:
     pattern = like_pattern(q)
     readings = select(DocumentReading.document_id).where(
-        DocumentReading.tenant_id == viewer.tenant_id, _contains(DocumentReading.text, pattern)
+        DocumentReading.tenant_id == viewer.tenant_id, contains(DocumentReading.text, pattern)
     )
     terms: list[ColumnElement[bool]] = [
-        _contains(Document.number, pattern),
-        _contains(Document.client, pattern),
-        _contains(Document.issuer, pattern),
-        _contains(Document.title, pattern),
-        _contains(Document.filename, pattern),
+        contains(Document.number, pattern),
+        contains(Document.client, pattern),
+        contains(Document.issuer, pattern),
+        contains(Document.title, pattern),
+        contains(Document.filename, pattern),
         Document.id.in_(readings),
     ]
     amount = parse_amount(q)
@@ -370,10 +366,10 @@ def message_list(viewer: Viewer, filters: ListFilters, dialect: str) -> Select[A
     if filters.q:
         pattern = like_pattern(filters.q)
         files = select(Document.message_id).where(Document.tenant_id == viewer.tenant_id,
-                                                  _contains(Document.filename, pattern), access.document_clause(viewer))
-        terms = [_contains(InboundMessage.sender, pattern), InboundMessage.id.in_(files)]
+                                                  contains(Document.filename, pattern), access.document_clause(viewer))
+        terms = [contains(InboundMessage.sender, pattern), InboundMessage.id.in_(files)]
         if viewer.sees_codes:
-            terms.append(_contains(InboundMessage.subject, pattern))
+            terms.append(contains(InboundMessage.subject, pattern))
         stmt = stmt.where(or_(*terms))
     stmt = where_day_in_range(stmt, InboundMessage.received_at, filters, timestamp=True)
     if filters.source:
@@ -423,8 +419,8 @@ def transaction_list(viewer: Viewer, status: str | None, filters: ListFilters, d
     amount = money_column(BankTransaction.amount, dialect)
     if filters.q:
         pattern = like_pattern(filters.q)
-        terms = [_contains(BankTransaction.counterparty, pattern), _contains(BankTransaction.remittance, pattern),
-                 _contains(BankTransaction.reference, pattern), _contains(BankTransaction.iban, pattern)]
+        terms = [contains(BankTransaction.counterparty, pattern), contains(BankTransaction.remittance, pattern),
+                 contains(BankTransaction.reference, pattern), contains(BankTransaction.iban, pattern)]
         typed = parse_amount(filters.q)
         if typed is not None:  # a payment is searched by what was paid, whatever its sign
             terms += [amount == money_value(typed, dialect), amount == money_value(-typed, dialect)]

@@ -90,7 +90,7 @@ def select_tenant(tenant_id: int) -> None:
     session[TENANT_KEY] = tenant_id
 
 
-def _current_membership() -> Membership | None:
+def current_membership() -> Membership | None:
     """The membership for the tenant in the session, falling back to the user's first one."""
     user = current_user.user
     wanted = session.get(TENANT_KEY)
@@ -105,15 +105,12 @@ def _current_membership() -> Membership | None:
     return None
 
 
-current_membership = _current_membership  # the account pages show the current company in their header
-
-
 def tenant_required(view: Callable[P, R]) -> Callable[P, R | Any]:
     """Login required, and ``g.tenant`` / ``g.membership`` set to a tenant the user belongs to."""
 
     @wraps(view)
     def wrapped(*args: P.args, **kwargs: P.kwargs) -> R | Any:
-        member = _current_membership()
+        member = current_membership()
         if member is None:
             logout_user()
             session.pop(TENANT_KEY, None)
@@ -331,8 +328,9 @@ def _refused(exc: ServiceError) -> Any:
 
 
 def not_found_for(bp: Blueprint) -> None:
-    """A service's ``NotFound`` (e.g. another tenant's object) becomes the usual 404 page in ``bp``."""
-    bp.register_error_handler(NotFound, lambda _exc: _error_page(werkzeug.exceptions.NotFound()))
+    """A service's ``NotFound`` becomes the usual 404 page in ``bp``. Redundant: ``init_web`` registers the
+    same handler for the whole app; the last callers (accounting, payables) can drop it, then this goes."""
+    bp.register_error_handler(NotFound, _not_found)
 
 
 def init_web(app: Flask) -> None:

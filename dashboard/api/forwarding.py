@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from core.documents import review as docs
 from core.errors import NotFound
 from core.inbound import forwarding as fwd
 from core.inbound import support
 from core.models import Role, Tenant, User
+from core.paging import paginate
 from dashboard.api.auth import caller
 from dashboard.api.base import ApiError, bp, dbs
 from dashboard.api.params import page_params
@@ -50,7 +50,7 @@ def list_forwarding_codes() -> Response:
         raise ApiError(403, "only the company's admins and its support staff can read forwarding codes")
     session = dbs()
     page, per_page = page_params()
-    result = docs.paginate(session, fwd.codes_query(tenant.id), page, per_page)
+    result = paginate(session, fwd.codes_query(tenant.id), page, per_page)
     if role == Role.SUPPORT:
         user = session.get(User, caller().user_id)
         assert user is not None  # the token was just checked against an active user

@@ -27,6 +27,7 @@ from core.models import (
     Tenant,
     User,
 )
+from core.paging import paginate
 from core.tenancy import access, accounts, company
 from dashboard.api.auth import api_viewer, caller
 from dashboard.api.base import ApiError, bp, dbs
@@ -53,7 +54,7 @@ VALIDATION_BODY = {"type": "object", "additionalProperties": False,
 
 def paginated(stmt: Select[Any], serialize: Callable[[Any], dict[str, Any]]) -> Response:
     page, per_page = page_params()
-    result = documents.paginate(dbs(), stmt, page, per_page)
+    result = paginate(dbs(), stmt, page, per_page)
     return jsonify(
         items=[serialize(item) for item in result.items],
         page=result.page,

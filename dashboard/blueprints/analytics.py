@@ -8,10 +8,9 @@ from core.receivables import analytics
 from core.receivables import invoices as receivables
 from dashboard.extensions import db
 from dashboard.viewer import current_viewer, today
-from dashboard.web import format_date, not_found_for, tenant_required
+from dashboard.web import format_date, tenant_required
 
 bp = Blueprint("analytics", __name__)
-not_found_for(bp)
 
 
 @bp.get("/analytics")

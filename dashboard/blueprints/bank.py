@@ -27,12 +27,11 @@ from dashboard.api.download import attachment
 from dashboard.extensions import db
 from dashboard.i18n import N_
 from dashboard.viewer import current_viewer
-from dashboard.web import flash_refusal, not_found_for, paginated, tenant_id, tenant_required
+from dashboard.web import flash_refusal, paginated, tenant_id, tenant_required
 
 T = TypeVar("T")
 
 bp = Blueprint("bank", __name__, url_prefix="/bank")
-not_found_for(bp)
 
 MAX_UPLOAD = 50 * 1024 * 1024
 SPLIT_ROWS = 5

@@ -16,10 +16,9 @@ from core.textsearch import MAX_SEARCH_CHARS
 from dashboard import listing as list_web
 from dashboard.extensions import db
 from dashboard.viewer import current_viewer, today
-from dashboard.web import PER_PAGE, not_found_for, page_arg, tenant_id, tenant_required
+from dashboard.web import PER_PAGE, page_arg, tenant_id, tenant_required
 
 bp = Blueprint("clients", __name__)
-not_found_for(bp)
 
 
 def _int_arg(name: str) -> int:

@@ -11,10 +11,9 @@ from core.inbound import deadletter
 from dashboard.extensions import db
 from dashboard.handoff import enqueue_retried
 from dashboard.i18n import errors_text
-from dashboard.web import not_found_for, tenant_id, tenant_required
+from dashboard.web import tenant_id, tenant_required
 
 bp = Blueprint("deadletter", __name__)
-not_found_for(bp)
 
 
 @bp.get("/imports/failed")

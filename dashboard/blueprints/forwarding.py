@@ -16,10 +16,9 @@ from core.models import Role
 from core.tenancy import accounts
 from dashboard.context import settings as app_settings
 from dashboard.extensions import db
-from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
+from dashboard.web import paginated, tenant_id, tenant_required
 
 bp = Blueprint("forwarding", __name__)
-not_found_for(bp)
 
 # The bounce Microsoft 365 sends when external forwarding is blocked (shown so that people recognise it).
 M365_BOUNCE = (

@@ -23,12 +23,11 @@ from dashboard.extensions import db
 from dashboard.handoff import accept_upload, enqueue_message, enqueue_reading, request_files
 from dashboard.i18n import translate
 from dashboard.viewer import current_viewer
-from dashboard.web import not_found_for, paginated, refused, tenant_id, tenant_required
+from dashboard.web import paginated, refused, tenant_id, tenant_required
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("imports", __name__)
-not_found_for(bp)
 
 ID = "int(min=1, max=2147483647)"
 MAX_STATUS_IDS = 200

@@ -33,10 +33,9 @@ from dashboard.extensions import db
 from dashboard.handoff import uploaded_files
 from dashboard.i18n import translate
 from dashboard.viewer import current_viewer, today
-from dashboard.web import input_value, not_found_for, paginated, refused, send_stored_file, tenant_id, tenant_required
+from dashboard.web import input_value, paginated, refused, send_stored_file, tenant_id, tenant_required
 
 bp = Blueprint("invoices", __name__)
-not_found_for(bp)
 
 
 def _filtered(doc_type: DocType) -> tuple[listing.ListFilters, Select[Any]]:

@@ -29,10 +29,9 @@ from core.tenancy import audit
 from dashboard.context import settings as app_settings
 from dashboard.extensions import db
 from dashboard.i18n import N_, translate
-from dashboard.web import CONTENT_SECURITY_POLICY, not_found_for, tenant_id, tenant_required
+from dashboard.web import CONTENT_SECURITY_POLICY, tenant_id, tenant_required
 
 bp = Blueprint("mailbox_oauth", __name__)
-not_found_for(bp)
 
 SESSION_KEY = "mailbox_oauth"
 FLOW_TTL = 600  # seconds between "Connect" and the provider's answer

@@ -20,10 +20,9 @@ from dashboard.blueprints.mailbox_oauth import form_action_policy
 from dashboard.context import settings as app_settings
 from dashboard.extensions import db
 from dashboard.i18n import N_
-from dashboard.web import not_found_for, tenant_id, tenant_required
+from dashboard.web import tenant_id, tenant_required
 
 bp = Blueprint("mailboxes", __name__)
-not_found_for(bp)
 
 # Labels translated where shown (|tr in the templates).
 SECURITY_LABELS = {

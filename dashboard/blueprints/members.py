@@ -19,10 +19,9 @@ from core.tenancy.people_models import SecondFactor
 from dashboard.extensions import db
 from dashboard.i18n import translate
 from dashboard.viewer import admin_required
-from dashboard.web import not_found_for, tenant_id, tenant_required
+from dashboard.web import tenant_id, tenant_required
 
 bp = Blueprint("members", __name__)
-not_found_for(bp)
 
 MAX_CLIENTS_IN_PICKER = 1000
 

@@ -16,10 +16,9 @@ from dashboard.extensions import db
 from dashboard.i18n import N_, errors_text, translate
 from dashboard.outbound import link_to, mail_config, translated
 from dashboard.viewer import admin_required
-from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
+from dashboard.web import paginated, tenant_id, tenant_required
 
 bp = Blueprint("people", __name__)
-not_found_for(bp)
 # The outbox's states, shown through the |tr filter.
 SHOWN_STATES = (N_("kept"), N_("sent"))
 

@@ -29,7 +29,6 @@ from dashboard.viewer import current_viewer
 from dashboard.web import (
     input_value,
     local_redirect,
-    not_found_for,
     paginated,
     refused,
     send_stored_file,
@@ -38,7 +37,6 @@ from dashboard.web import (
 )
 
 bp = Blueprint("review", __name__)
-not_found_for(bp)
 
 EDITABLE = (DocumentStatus.PENDING.value, DocumentStatus.FAILED.value)
 

@@ -12,10 +12,9 @@ from core.errors import ValidationFailed
 from core.inbound import senderauth as svc
 from dashboard.extensions import db
 from dashboard.viewer import admin_required
-from dashboard.web import not_found_for, tenant_id, tenant_required
+from dashboard.web import tenant_id, tenant_required
 
 bp = Blueprint("senderauth", __name__)
-not_found_for(bp)
 
 
 def _page(error: str | None = None, bank_error: str | None = None, bank_text: str | None = None) -> str:

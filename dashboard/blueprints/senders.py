@@ -17,10 +17,9 @@ from core.inbound import senders as svc
 from dashboard.extensions import db
 from dashboard.handoff import enqueue_message
 from dashboard.viewer import admin_required
-from dashboard.web import not_found_for, paginated, refused, tenant_id, tenant_required
+from dashboard.web import paginated, refused, tenant_id, tenant_required
 
 bp = Blueprint("senders", __name__)
-not_found_for(bp)
 
 
 @bp.get("/settings/senders")

@@ -19,10 +19,9 @@ from dashboard.context import storage
 from dashboard.extensions import db
 from dashboard.i18n import errors_text
 from dashboard.viewer import admin_required
-from dashboard.web import not_found_for, tenant_id, tenant_required
+from dashboard.web import tenant_id, tenant_required
 
 bp = Blueprint("settings", __name__)
-not_found_for(bp)
 
 
 @bp.get("/settings")

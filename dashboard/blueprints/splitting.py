@@ -24,12 +24,11 @@ from dashboard.context import storage
 from dashboard.extensions import db
 from dashboard.handoff import queue_reading
 from dashboard.i18n import errors_text, translate
-from dashboard.web import not_found_for, tenant_id, tenant_required
+from dashboard.web import tenant_id, tenant_required
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("splitting", __name__)
-not_found_for(bp)
 
 ID = "int(min=1, max=2147483647)"
 PAGE = "int(min=0, max=100000)"

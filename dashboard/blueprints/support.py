@@ -24,10 +24,9 @@ from core.models import ForwardingConfirmation, InboundMessage, Role, Tenant
 from core.tenancy import accounts, audit, members
 from dashboard.context import settings as app_settings
 from dashboard.extensions import db
-from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
+from dashboard.web import paginated, tenant_id, tenant_required
 
 bp = Blueprint("support", __name__)
-not_found_for(bp)
 
 # Routes ids are bounded so that a huge number never reaches the database driver.
 ID = "int(min=1, max=2147483647)"

@@ -21,10 +21,9 @@ from core.models import Role
 from dashboard.context import storage
 from dashboard.extensions import db
 from dashboard.viewer import current_viewer
-from dashboard.web import not_found_for, tenant_id, tenant_required
+from dashboard.web import tenant_id, tenant_required
 
 bp = Blueprint("templates_editor", __name__)
-not_found_for(bp)
 
 BLANK = """issuer: Issuer name
 keywords:

@@ -16,10 +16,9 @@ from core.tenancy import accounts, audit
 from dashboard.extensions import db
 from dashboard.i18n import errors_text, translate
 from dashboard.viewer import current_viewer
-from dashboard.web import not_found_for, paginated, tenant_id, tenant_required
+from dashboard.web import paginated, tenant_id, tenant_required
 
 bp = Blueprint("tokens", __name__)
-not_found_for(bp)
 
 
 def _owner_filter() -> int | None:
