@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import werkzeug.exceptions
 from flask import (
-    Blueprint,
     Flask,
     Response,
     abort,
@@ -325,12 +324,6 @@ def _refused(exc: ServiceError) -> Any:
     db.session.rollback()
     flash_refusal(exc)
     return redirect(came_from())
-
-
-def not_found_for(bp: Blueprint) -> None:
-    """A service's ``NotFound`` becomes the usual 404 page in ``bp``. Redundant: ``init_web`` registers the
-    same handler for the whole app; the last callers (accounting, payables) can drop it, then this goes."""
-    bp.register_error_handler(NotFound, _not_found)
 
 
 def init_web(app: Flask) -> None:

@@ -32,7 +32,6 @@ from core.models import (
     utcnow,
 )
 from core.names import folded
-from core.paging import MAX_PER_PAGE, Page, paginate  # noqa: F401  (still reached as documents.paginate)
 from core.reasons import reason, set_reason
 from core.tenancy import access
 from core.tenancy.access import Viewer

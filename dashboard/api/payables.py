@@ -11,8 +11,8 @@ from typing import Any
 from flask import Response, jsonify, request
 from sqlalchemy.orm import selectinload
 
-from core.documents import review as documents
 from core.models import Client, Invoice, Tenant, User
+from core.paging import paginate
 from core.payables import approval, payments, runs, suppliers
 from core.payables.models import PaymentRun
 from dashboard.api.analytics import CURRENCY_QUERY
@@ -155,7 +155,7 @@ def list_payables() -> Response:
     assert tenant is not None
     stmt = approval.payables_query(viewer, state).options(*INVOICE_JSON_LOAD)
     page, per_page = page_params()
-    result = documents.paginate(session, stmt, page, per_page)
+    result = paginate(session, stmt, page, per_page)
     states = approval.states(session, tenant, list(result.items))
     return jsonify(items=[payable_json(i, states[i.id]) for i in result.items], page=result.page,
                    per_page=result.per_page, total=result.total, pages=result.pages)
@@ -218,7 +218,7 @@ def _euros(cents: int) -> Any:
 def list_payment_runs() -> Response:
     session, viewer = dbs(), api_viewer()
     page, per_page = page_params()
-    result = documents.paginate(session, runs.runs_query(viewer).options(selectinload(PaymentRun.items)),
+    result = paginate(session, runs.runs_query(viewer).options(selectinload(PaymentRun.items)),
                                 page, per_page)
     return jsonify(items=[run_json(r) for r in result.items], page=result.page, per_page=result.per_page,
                    total=result.total, pages=result.pages)

@@ -34,10 +34,9 @@ from dashboard.api.download import streamed_attachment
 from dashboard.extensions import db
 from dashboard.i18n import errors_text, translate
 from dashboard.viewer import books_required, current_viewer
-from dashboard.web import local_redirect, not_found_for, paginated, tenant_id, tenant_required
+from dashboard.web import local_redirect, paginated, tenant_id, tenant_required
 
 bp = Blueprint("accounting", __name__)
-not_found_for(bp)
 EXTRA_ROWS = 2  # empty line rows offered on the edit form
 LINE_FIELDS = ("account", "label", "debit", "credit", "vat_rate", "aux", "aux_label")
 MAX_FORM_LINES = 200

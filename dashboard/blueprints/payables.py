@@ -25,10 +25,9 @@ from dashboard.api.download import attachment
 from dashboard.extensions import db
 from dashboard.i18n import errors_text, translate
 from dashboard.viewer import admin_required, current_viewer, today
-from dashboard.web import PER_PAGE, not_found_for, page_arg, paginated, tenant_id, tenant_required
+from dashboard.web import PER_PAGE, page_arg, paginated, tenant_id, tenant_required
 
 bp = Blueprint("payables", __name__)
-not_found_for(bp)
 
 
 def _tenant() -> Tenant:
